@@ -1,0 +1,94 @@
+import Admin
+import ArgumentParser
+import Collector
+import Consent
+import Foundation
+import Geo
+import Hummingbird
+import Logging
+import Privacy
+import Retention
+import ServiceLifecycle
+import Store
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the collector and its endpoints.")
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Address to listen on (env CANDOR_HOST).")
+    var host: String = env("CANDOR_HOST") ?? "127.0.0.1"
+
+    @Option(help: "Port to listen on (env CANDOR_PORT).")
+    var port: Int = env("CANDOR_PORT").flatMap(Int.init) ?? 8080
+
+    @Option(name: .customLong("geoip-city"), help: "MaxMind City or Country .mmdb (env CANDOR_GEOIP_CITY).")
+    var geoipCityFlag: String?
+
+    @Option(name: .customLong("geoip-asn"), help: "MaxMind ASN .mmdb (env CANDOR_GEOIP_ASN).")
+    var geoipASNFlag: String?
+
+    var geoipCity: String? { geoipCityFlag ?? env("CANDOR_GEOIP_CITY") }
+    var geoipASN: String? { geoipASNFlag ?? env("CANDOR_GEOIP_ASN") }
+
+    @Option(name: .customLong("trusted-proxy"),
+            help: "CIDR whose X-Forwarded-For is believed; repeatable (env CANDOR_TRUSTED_PROXIES, comma-separated).")
+    var trustedProxies: [String] = env("CANDOR_TRUSTED_PROXIES")?.split(separator: ",").map(String.init) ?? []
+
+    @Option(name: .customLong("rate-site"), help: "Sustained events/s per site (burst 5×).")
+    var rateSite: Double = env("CANDOR_RATE_SITE").flatMap(Double.init) ?? 2000
+
+    @Option(name: .customLong("rate-client"), help: "Sustained events/s per client address (burst 10×).")
+    var rateClient: Double = env("CANDOR_RATE_CLIENT").flatMap(Double.init) ?? 20
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "candor")
+        let proxies = try trustedProxies.map { text in
+            guard let cidr = CIDR(text.trimmingCharacters(in: .whitespaces)) else {
+                throw UsageError(description: "--trusted-proxy \(text) is not a CIDR range")
+            }
+            return cidr
+        }
+        try data.ensureDirectory()
+        let database = try AppDatabase(path: data.databasePath)
+        let policies = try PolicyBook(directory: data.policies)
+        let geo: any GeoLookup
+        if geoipCity != nil || geoipASN != nil {
+            geo = try MaxMindGeo(cityPath: geoipCity, asnPath: geoipASN)
+        } else {
+            geo = NoGeo()
+        }
+        let salts = try SaltKeeper(database: database)
+        let collector = Collector(
+            database: database, policies: policies, geo: geo, salts: salts,
+            subjects: try SubjectHasher(database: database),
+            limiter: RateLimiter(limits: .init(perSite: (rateSite, rateSite * 5), perClient: (rateClient, rateClient * 10))),
+            addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger)
+        let rotation = SaltRotationService(keeper: salts, logger: logger)
+        try rotation.tick()
+
+        logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
+        logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
+        if geoipCity == nil {
+            logger.notice("no GeoIP database configured: country, region and city are stored as unknown (use --geoip-city)")
+        }
+        logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
+
+        let app = Application(
+            router: buildRouter(collector: collector),
+            configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
+            services: [WriterService(writer: collector.writer), rotation],
+            onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
+            logger: logger)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,98 @@
+import Admin
+import ArgumentParser
+import Consent
+import Foundation
+import Privacy
+import Store
+
+struct Sites: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage client sites.", subcommands: [Add.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a site; prints its id.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Display name.") var name: String
+        @Option(help: "Domain the site's pages are served from (subdomains included); repeatable.")
+        var domain: [String]
+        @Option(help: "Policy name (a file in the policies directory).") var policy: String = "default"
+
+        func run() throws {
+            try data.ensureDirectory()
+            let database = try AppDatabase(path: data.databasePath)
+            let site = try addSite(database: database, policies: try PolicyBook(directory: data.policies),
+                                   name: name, domains: domain, policy: policy)
+            print(site.id)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sites.")
+        @OptionGroup var data: DataOptions
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            for site in try database.sites() {
+                print([site.id, site.name, site.domains.joined(separator: ","), site.policy].joined(separator: "\t"))
+            }
+        }
+    }
+}
+
+/// Validates and registers a site.
+func addSite(database: AppDatabase, policies: PolicyBook, name: String, domains: [String], policy: String) throws -> Site {
+    guard policies[policy] != nil else {
+        throw UsageError(description: "no policy named \(policy) (have: \(policies.policies.keys.sorted().joined(separator: ", ")))")
+    }
+    let cleaned = try domains.map { raw -> String in
+        var d = raw.lowercased().trimmingCharacters(in: .whitespaces)
+        for prefix in ["https://", "http://"] where d.hasPrefix(prefix) { d = String(d.dropFirst(prefix.count)) }
+        if let slash = d.firstIndex(of: "/") { d = String(d[..<slash]) }
+        guard !d.isEmpty, d.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else {
+            throw UsageError(description: "\(raw) is not a domain name")
+        }
+        return d
+    }
+    guard !cleaned.isEmpty else { throw UsageError(description: "give at least one --domain") }
+    let site = Site(id: Bootstrap.newSiteID(), name: name, domains: cleaned, policy: policy, createdAt: Date())
+    try database.addSite(site)
+    return site
+}
+
+struct Initialize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the database, the owner account (password printed once) and a demo site.")
+    @OptionGroup var data: DataOptions
+    @Option(help: "E-mail of the owner account.") var email: String = "admin@localhost"
+    @Option(help: "Domain of the demo site.") var demoDomain: String = "localhost"
+
+    func run() throws {
+        try data.ensureDirectory()
+        let database = try AppDatabase(path: data.databasePath)
+        if let password = try Bootstrap.ensureOwner(database: database, email: email) {
+            print("Admin login: \(email) / \(password)   (shown once; only its argon2id hash is stored)")
+        } else {
+            print("Admin login: existing account(s) kept; the password was shown when it was created.")
+        }
+        let demo = try database.sites().first(where: { $0.name == "Demo site" })
+            ?? addSite(database: database, policies: try PolicyBook(directory: data.policies),
+                       name: "Demo site", domains: [demoDomain, "127.0.0.1"], policy: "default")
+        print("Demo site id: \(demo.id) (domains: \(demo.domains.joined(separator: ", ")))")
+    }
+}
+
+struct RotateSalt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-salt",
+        abstract: "Create today's salt and destroy expired ones now (the server also does this on schedule).")
+    @OptionGroup var data: DataOptions
+
+    func run() throws {
+        let database = try AppDatabase(path: data.databasePath)
+        let keeper = try SaltKeeper(database: database)
+        try keeper.rotate(now: Date())
+        let destroyed = try keeper.destroyExpired(now: Date())
+        print("salt days kept: \(try database.saltDays().map(String.init).joined(separator: ",")); destroyed: \(destroyed.map(String.init).joined(separator: ","))")
+    }
+}

@@ -1,0 +1,62 @@
+public import Consent
+public import Foundation
+public import Geo
+public import Logging
+public import Privacy
+public import Store
+import Synchronization
+
+/// Everything ingestion needs, wired once at start-up and shared by all requests.
+public final class Collector: Sendable {
+    public let database: AppDatabase
+    public let policies: PolicyBook
+    public let pipeline: Pipeline
+    public let writer: EventWriter
+    public let metrics: CollectorMetrics
+    public let addresses: ClientAddressResolver
+    public let logger: Logger
+    /// Wall clock, injectable for tests.
+    public let now: @Sendable () -> Date
+
+    private struct SiteCache {
+        var sites: [String: Site] = [:]
+        var loadedAt: Date = .distantPast
+    }
+    private let siteCache = Mutex(SiteCache())
+    /// Unknown site ids reload the site list at most this often (so `candor sites add` is seen
+    /// by a running server without letting unknown ids hammer the database).
+    private let siteReloadInterval: TimeInterval = 2
+
+    public init(database: AppDatabase, policies: PolicyBook, geo: any GeoLookup, salts: SaltKeeper,
+                subjects: SubjectHasher, limiter: RateLimiter, addresses: ClientAddressResolver,
+                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.database = database
+        self.policies = policies
+        self.metrics = CollectorMetrics()
+        self.pipeline = Pipeline(deps: .init(geo: geo, salts: salts, subjects: subjects, limiter: limiter))
+        self.writer = EventWriter(database: database, metrics: metrics, logger: logger)
+        self.addresses = addresses
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The site and its policy, or nil if the id is unknown.
+    public func site(_ id: String) -> (Site, Policy)? {
+        let now = now()
+        let cached = siteCache.withLock { cache -> Site? in
+            if let s = cache.sites[id] { return s }
+            return nil
+        }
+        var site = cached
+        if site == nil {
+            let due = siteCache.withLock { c in now.timeIntervalSince(c.loadedAt) >= siteReloadInterval }
+            if due, let all = try? database.sites() {
+                let map = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                siteCache.withLock { $0.sites = map; $0.loadedAt = now }
+                site = map[id]
+            }
+        }
+        guard let site else { return nil }
+        return (site, policies[site.policy] ?? .default)
+    }
+}

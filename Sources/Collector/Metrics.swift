@@ -1,0 +1,123 @@
+import Synchronization
+
+/// Why an event was not stored. Counted per reason in /metrics and returned to the sender.
+public enum DropReason: String, Sendable, CaseIterable {
+    case bot
+    case rateLimited = "rate_limited"
+    case consentDenied = "consent_denied"
+    case consentMissing = "consent_missing"
+    case optOutSignal = "opt_out_signal"
+    case duplicate
+    case originNotAllowed = "origin_not_allowed"
+    /// The day's salt could not be created or stored; nothing unsalted is ever stored instead.
+    case saltUnavailable = "salt_unavailable"
+}
+
+/// A counter or gauge that many threads update.
+public final class Counter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    public init() {}
+    public func add(_ n: Int = 1) { atomic.add(n, ordering: .relaxed) }
+    public var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+/// A fixed-bucket histogram with lock-free observation.
+public final class Histogram: Sendable {
+    public let bounds: [Double]
+    private let counts: [Counter]
+    private let total = Counter()
+    /// Sum in microunits, to stay integral.
+    private let sumMicro = Counter()
+
+    public init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = (0...bounds.count).map { _ in Counter() }
+    }
+
+    public func observe(_ value: Double) {
+        var i = 0
+        while i < bounds.count && value > bounds[i] { i += 1 }
+        counts[i].add()
+        total.add()
+        sumMicro.add(Int(value * 1_000_000))
+    }
+
+    public var count: Int { total.value }
+
+    /// Upper bound of the bucket holding quantile `q` (an estimate good to one bucket).
+    public func quantile(_ q: Double) -> Double? {
+        let n = count
+        guard n > 0 else { return nil }
+        let target = Int((Double(n) * q).rounded(.up))
+        var seen = 0
+        for (i, c) in counts.enumerated() {
+            seen += c.value
+            if seen >= target { return i < bounds.count ? bounds[i] : bounds.last.map { $0 * 2 } }
+        }
+        return bounds.last
+    }
+
+    func render(_ name: String, help: String, into out: inout String) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative = 0
+        for (i, bound) in bounds.enumerated() {
+            cumulative += counts[i].value
+            out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        cumulative += counts[bounds.count].value
+        out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+        out += "\(name)_sum \(Double(sumMicro.value) / 1_000_000)\n"
+        out += "\(name)_count \(cumulative)\n"
+    }
+}
+
+/// Pipeline and writer metrics, rendered in the Prometheus text format at /metrics.
+public final class CollectorMetrics: Sendable {
+    public let received = Counter()
+    public let accepted = Counter()
+    private let dropped: [Counter] = DropReason.allCases.map { _ in Counter() }
+    private let rejected = Mutex<[String: Int]>([:])
+    public let queueDepth = Counter()
+    public let writeErrors = Counter()
+    public let batchSize = Histogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+    public let commitSeconds = Histogram(bounds: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+
+    public init() {}
+
+    public func drop(_ reason: DropReason, count: Int = 1) {
+        dropped[DropReason.allCases.firstIndex(of: reason)!].add(count)
+    }
+
+    public func droppedCount(_ reason: DropReason) -> Int {
+        dropped[DropReason.allCases.firstIndex(of: reason)!].value
+    }
+
+    /// A request refused before its events were looked at (400, 404, 413, 415, 429, 503).
+    public func reject(status: Int) {
+        rejected.withLock { $0[String(status), default: 0] += 1 }
+    }
+
+    public func render(extra: String = "") -> String {
+        var out = ""
+        out += "# HELP candor_events_received_total Events parsed from accepted requests.\n# TYPE candor_events_received_total counter\n"
+        out += "candor_events_received_total \(received.value)\n"
+        out += "# HELP candor_events_accepted_total Events committed to the database.\n# TYPE candor_events_accepted_total counter\n"
+        out += "candor_events_accepted_total \(accepted.value)\n"
+        out += "# HELP candor_events_dropped_total Events not stored, by reason.\n# TYPE candor_events_dropped_total counter\n"
+        for (i, reason) in DropReason.allCases.enumerated() {
+            out += "candor_events_dropped_total{reason=\"\(reason.rawValue)\"} \(dropped[i].value)\n"
+        }
+        out += "# HELP candor_requests_rejected_total Requests refused whole, by HTTP status.\n# TYPE candor_requests_rejected_total counter\n"
+        for (status, n) in rejected.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            out += "candor_requests_rejected_total{status=\"\(status)\"} \(n)\n"
+        }
+        out += "# HELP candor_writer_queue_depth Events waiting for the writer.\n# TYPE candor_writer_queue_depth gauge\n"
+        out += "candor_writer_queue_depth \(queueDepth.value)\n"
+        out += "# HELP candor_writer_errors_total Batches that failed to commit.\n# TYPE candor_writer_errors_total counter\n"
+        out += "candor_writer_errors_total \(writeErrors.value)\n"
+        batchSize.render("candor_writer_batch_size", help: "Events per committed transaction.", into: &out)
+        commitSeconds.render("candor_writer_commit_seconds", help: "Time to write and commit one batch.", into: &out)
+        out += extra
+        return out
+    }
+}

@@ -1,0 +1,75 @@
+public import Foundation
+import Logging
+public import Hummingbird
+import NIOCore
+import Store
+import Geo
+import Privacy
+
+/// GET /health (JSON) and GET /metrics (Prometheus text).
+public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
+    let collector: Collector
+    let startedAt: Date
+
+    public init(collector: Collector, startedAt: Date = Date()) {
+        self.collector = collector
+        self.startedAt = startedAt
+    }
+
+    public func add(to router: Router<Context>) {
+        router.get("/health") { _, _ in self.health() }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render())))
+        }
+    }
+
+    func health() -> Response {
+        let dbOK = (try? collector.database.eventCount(site: "")) != nil
+        let geo = collector.pipeline.deps.geo.status
+        let m = collector.metrics
+        let p50 = m.commitSeconds.quantile(0.5).map { JSONText.number($0 * 1000) } ?? "null"
+        let p99 = m.commitSeconds.quantile(0.99).map { JSONText.number($0 * 1000) } ?? "null"
+        let saltDays = collector.pipeline.deps.salts.daysInMemory.map(String.init).joined(separator: ",")
+        let body = """
+            {"status":\(JSONText.quoted(dbOK ? "ok" : "degraded")),"database":\(JSONText.quoted(dbOK ? "ok" : "unreachable")),\
+            "uptime_s":\(Int(Date().timeIntervalSince(startedAt))),\
+            "geo":{"city":\(JSONText.quoted(geo.city)),"asn":\(JSONText.quoted(geo.asn)),\
+            "built":\(geo.buildEpoch.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null")},\
+            "queue_depth":\(m.queueDepth.value),"accepted":\(m.accepted.value),\
+            "commit_ms":{"p50_le":\(p50),"p99_le":\(p99)},"salt_days":[\(saltDays)],\
+            "pipeline":[\(Pipeline.stepNames.map(JSONText.quoted).joined(separator: ","))]}
+            """
+        return Response(status: dbOK ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// The router of the appliance's public endpoints.
+public func buildRouter(collector: Collector) -> Router<CandorRequestContext> {
+    let router = Router(context: CandorRequestContext.self)
+    router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
+    CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
+    ObservabilityRoutes<CandorRequestContext>(collector: collector).add(to: router)
+    return router
+}
+
+/// Turns any error that escapes a handler into a logged JSON 500 (or the error's own status),
+/// so no failure is silent and no answer is an empty body.
+struct ErrorLoggingMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            if error.status == .notFound { return jsonError(404, "no such endpoint") }
+            if error.status == .methodNotAllowed { return jsonError(405, "method not allowed") }
+            logger.notice("request failed", metadata: ["status": "\(error.status.code)", "path": "\(request.uri.path)"])
+            return jsonError(error.status.code, error.status.reasonPhrase)
+        } catch {
+            logger.error("unhandled error", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return jsonError(500, "internal error")
+        }
+    }
+}

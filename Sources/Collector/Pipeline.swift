@@ -1,0 +1,243 @@
+public import Consent
+public import Foundation
+public import Geo
+public import Privacy
+public import Store
+
+/// Facts about the request that carried the events. The IP address and user agent live only
+/// here, in memory, for the duration of the request: no step copies them into a row, a log
+/// line or an error message.
+public struct RequestFacts: Sendable {
+    public var ip: String?
+    public var userAgent: String
+    /// Sec-Purpose / Purpose / X-Purpose / X-Moz, when the browser sends one.
+    public var purpose: String?
+    public var signals: PrivacySignals
+    public var now: Date
+
+    public init(ip: String?, userAgent: String, purpose: String? = nil, signals: PrivacySignals = .init(), now: Date) {
+        self.ip = ip; self.userAgent = userAgent; self.purpose = purpose; self.signals = signals; self.now = now
+    }
+}
+
+/// The result of running a request's events through the pipeline.
+public struct PipelineResult: Sendable {
+    public var rows: [EventRow] = []
+    public var drops: [DropReason: Int] = [:]
+    /// Set when the rate-limit step refused the request; retry after this many seconds.
+    public var retryAfter: Int?
+}
+
+/// The ingestion pipeline: an ordered list of named steps. Each step reads and enriches one
+/// event or drops it with a typed reason (counted in /metrics). Work that depends only on the
+/// request (bot check, rate limit, geo, visitor hash, user agent) is done once per request.
+public struct Pipeline: Sendable {
+    public struct Dependencies: Sendable {
+        public var geo: any GeoLookup
+        public var salts: SaltKeeper
+        public var subjects: SubjectHasher
+        public var limiter: RateLimiter
+        /// Per-process random key for the rate limiter's client hash (never stored).
+        public var limiterKey: SecretBytes
+
+        public init(geo: any GeoLookup, salts: SaltKeeper, subjects: SubjectHasher, limiter: RateLimiter) {
+            self.geo = geo; self.salts = salts; self.subjects = subjects; self.limiter = limiter
+            self.limiterKey = SecretBytes(random: 32)
+        }
+    }
+
+    /// Per-request scratch: lazily computed, shared by the request's events.
+    final class Scope {
+        let site: Site
+        let policy: Policy
+        let facts: RequestFacts
+        let deps: Dependencies
+        let eventCount: Int
+        lazy var isBot: Bool = BotFilter.isBot(userAgent: facts.userAgent, purpose: facts.purpose)
+        lazy var retryAfter: Int? = {
+            let ip = facts.ip ?? ""
+            let client = deps.limiterKey.withBytes { key in
+                Array(ip.utf8).withUnsafeBytes { Sodium.keyedHash64(key: key, message: $0) }
+            }
+            return deps.limiter.admit(site: site.id, client: client, count: eventCount,
+                                      now: facts.now.timeIntervalSince1970)
+        }()
+        lazy var geo: GeoResult = facts.ip.map { deps.geo.lookup($0) } ?? .unknown
+        lazy var hashes: (current: Int64, previous: Int64?)? = try? deps.salts.visitorHashes(
+            site: site.id, ip: facts.ip ?? "", userAgent: facts.userAgent, now: facts.now)
+        lazy var userAgent = ReducedUserAgent(facts.userAgent)
+
+        init(site: Site, policy: Policy, facts: RequestFacts, deps: Dependencies, eventCount: Int) {
+            self.site = site; self.policy = policy; self.facts = facts; self.deps = deps; self.eventCount = eventCount
+        }
+    }
+
+    /// One event on its way through the steps.
+    struct Working {
+        var incoming: IncomingEvent
+        var decision: ConsentDecision = .anonymous
+        var row: EventRow
+    }
+
+    struct Step: Sendable {
+        let name: String
+        let run: @Sendable (inout Working, Scope) -> DropReason?
+    }
+
+    /// The steps, in order (DESIGN.md, "Data flow").
+    static let steps: [Step] = [
+        Step(name: "bot") { _, scope in scope.isBot ? .bot : nil },
+        Step(name: "rate_limit") { _, scope in scope.retryAfter != nil ? .rateLimited : nil },
+        Step(name: "consent") { w, scope in
+            w.decision = ConsentDecider.decide(policy: scope.policy, state: w.incoming.consent, signals: scope.facts.signals)
+            switch w.decision {
+            case .drop(let cause):
+                switch cause {
+                case .consentDenied: return .consentDenied
+                case .consentMissing: return .consentMissing
+                case .optOutSignal: return .optOutSignal
+                }
+            case .anonymous:
+                w.row.decision = .anonymous
+            case .identified:
+                w.row.decision = .identified
+            }
+            return nil
+        },
+        Step(name: "geo") { w, scope in
+            let level = ConsentDecider.geoLevel(policy: scope.policy, decision: w.decision)
+            let precision = GeoResult.Precision(rawValue: GeoLevel.allCases.firstIndex(of: level)!) ?? .none
+            let g = scope.geo.coarsened(to: precision, keepASN: scope.policy.keepASN)
+            w.row.country = g.country; w.row.region = g.region; w.row.city = g.city
+            w.row.asn = g.asn; w.row.asnOrg = g.asnOrg
+            return nil
+        },
+        Step(name: "visitor_hash") { w, scope in
+            // A failure to persist a new salt must not store an unsalted identifier: no hash, no row.
+            guard let hashes = scope.hashes else { return .saltUnavailable }
+            w.row.visitor = hashes.current
+            w.row.previousVisitor = hashes.previous
+            if case .identified = w.decision, let subject = w.incoming.subject {
+                w.row.subject = scope.deps.subjects.hash(subject)
+            }
+            return nil
+        },
+        Step(name: "user_agent") { w, scope in
+            let ua = scope.userAgent
+            w.row.browser = ua.browser; w.row.browserVersion = ua.browserVersion; w.row.os = ua.os; w.row.device = ua.device
+            w.row.screen = Classifier.screenBucket(w.incoming.screen)
+            return nil
+        },
+        Step(name: "attribution") { w, scope in
+            let page = LightURL(w.incoming.url)
+            let keepClickID = w.decision == .identified(marketing: true)
+            let a = Classifier.attribution(page: page, referrer: w.incoming.referrer, siteDomains: scope.site.domains,
+                                           keepClickID: keepClickID)
+            w.row.sourceType = a.sourceType.rawValue
+            w.row.referrerHost = a.referrerHost; w.row.referrerPath = a.referrerPath
+            w.row.utmSource = a.utmSource; w.row.utmMedium = a.utmMedium; w.row.utmCampaign = a.utmCampaign
+            w.row.utmTerm = a.utmTerm; w.row.utmContent = a.utmContent
+            w.row.clickIDKind = a.clickIDKind; w.row.clickID = a.clickID
+            return nil
+        },
+        Step(name: "minimize") { w, scope in
+            let page = LightURL(w.incoming.url)
+            var path = Minimize.path(page?.path ?? "/")
+            let kept = (page?.query ?? []).filter { scope.policy.queryAllowlist.contains($0.0) }
+            if !kept.isEmpty {
+                path += "?" + kept.map { "\($0.0)=\(Minimize.value(String($0.1.prefix(100))))" }.joined(separator: "&")
+            }
+            w.row.path = path
+            w.row.props = PropsEncoder.encode(w.incoming.props)
+            if w.incoming.value != nil {
+                w.row.value = w.incoming.value
+                w.row.currency = w.incoming.currency
+            }
+            w.row.engagedMs = w.incoming.engagedMs.map(Int64.init)
+            w.row.scroll = w.incoming.scroll.map(Int64.init)
+            return nil
+        },
+    ]
+
+    /// Names of the steps in order (documentation, /health).
+    public static var stepNames: [String] { steps.map(\.name) }
+
+    public let deps: Dependencies
+
+    public init(deps: Dependencies) { self.deps = deps }
+
+    public func run(_ events: [IncomingEvent], site: Site, policy: Policy, facts: RequestFacts) -> PipelineResult {
+        let scope = Scope(site: site, policy: policy, facts: facts, deps: deps, eventCount: events.count)
+        var result = PipelineResult()
+        result.rows.reserveCapacity(events.count)
+        let ms = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
+        events: for incoming in events {
+            var w = Working(incoming: incoming,
+                            row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: ms, name: incoming.name,
+                                          path: "/", decision: .anonymous, visitor: 0, sourceType: "direct"))
+            for step in Self.steps {
+                if let reason = step.run(&w, scope) {
+                    result.drops[reason, default: 0] += 1
+                    continue events
+                }
+            }
+            result.rows.append(w.row)
+        }
+        result.retryAfter = scope.retryAfter == nil ? nil : scope.retryAfter
+        if result.drops[.rateLimited] == nil { result.retryAfter = nil }
+        return result
+    }
+}
+
+/// Encodes props as a compact JSON object, with values minimized.
+enum PropsEncoder {
+    static func encode(_ props: [(String, PropValue)]) -> String? {
+        guard !props.isEmpty else { return nil }
+        var out = "{"
+        for (i, (key, value)) in props.enumerated() {
+            if i > 0 { out += "," }
+            out += JSONText.quoted(key) + ":"
+            switch value {
+            case .string(let s): out += JSONText.quoted(Minimize.value(s))
+            case .number(let d): out += JSONText.number(d)
+            case .bool(let b): out += b ? "true" : "false"
+            }
+        }
+        return out + "}"
+    }
+}
+
+/// JSON text output helpers.
+public enum JSONText {
+    public static func quoted(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c" // safe to embed in HTML
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            case "\u{2028}": out += "\\u2028"
+            case "\u{2029}": out += "\\u2029"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    public static func number(_ d: Double) -> String {
+        if d.rounded() == d && abs(d) < 1e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+}

@@ -1,0 +1,82 @@
+/// A user agent reduced to what is stored: browser family + major version, OS family, device class.
+/// The full string is never kept.
+struct ReducedUserAgent: Equatable, Sendable {
+    var browser: String
+    var browserVersion: String?
+    var os: String
+    var device: String
+
+    init(browser: String, browserVersion: String?, os: String, device: String) {
+        self.browser = browser; self.browserVersion = browserVersion; self.os = os; self.device = device
+    }
+
+    init(_ ua: String) {
+        // Order matters: many browsers claim to be Chrome and Safari.
+        let rules: [(token: String, name: String)] = [
+            ("Edg/", "Edge"), ("EdgA/", "Edge"), ("EdgiOS/", "Edge"), ("OPR/", "Opera"), ("OPiOS/", "Opera"),
+            ("SamsungBrowser/", "Samsung Internet"), ("YaBrowser/", "Yandex Browser"), ("Vivaldi/", "Vivaldi"),
+            ("UCBrowser/", "UC Browser"), ("DuckDuckGo/", "DuckDuckGo"), ("Brave/", "Brave"),
+            ("FxiOS/", "Firefox"), ("Firefox/", "Firefox"), ("CriOS/", "Chrome"), ("Chromium/", "Chromium"),
+            ("Chrome/", "Chrome"),
+        ]
+        var browser = "Other"
+        var version: String?
+        for rule in rules {
+            if let v = Self.version(after: rule.token, in: ua) {
+                browser = rule.name; version = v; break
+            }
+        }
+        if browser == "Other" {
+            if ua.contains("Safari/"), let v = Self.version(after: "Version/", in: ua) {
+                browser = "Safari"; version = v
+            } else if let v = Self.version(after: "MSIE ", in: ua) {
+                browser = "Internet Explorer"; version = v
+            } else if ua.contains("Trident/"), let v = Self.version(after: "rv:", in: ua) {
+                browser = "Internet Explorer"; version = v
+            }
+        }
+        let os: String
+        if ua.contains("Windows") { os = "Windows" }
+        else if ua.contains("iPhone") || ua.contains("iPad") || ua.contains("iPod") { os = "iOS" }
+        else if ua.contains("Android") { os = "Android" }
+        else if ua.contains("CrOS") { os = "ChromeOS" }
+        else if ua.contains("Mac OS X") || ua.contains("Macintosh") { os = "macOS" }
+        else if ua.contains("Linux") || ua.contains("X11") { os = "Linux" }
+        else { os = "Other" }
+        let device: String
+        if ua.contains("iPad") || ua.contains("Tablet") || (os == "Android" && !ua.contains("Mobile")) { device = "tablet" }
+        else if ua.contains("Mobi") || ua.contains("iPhone") || ua.contains("iPod") { device = "mobile" }
+        else { device = "desktop" }
+        self.init(browser: browser, browserVersion: version, os: os, device: device)
+    }
+
+    /// The major version following `token`.
+    static func version(after token: String, in ua: String) -> String? {
+        guard let r = ua.firstRange(of: token) else { return nil }
+        let digits = ua[r.upperBound...].prefix { $0.isASCII && $0.isNumber }
+        return digits.isEmpty ? nil : String(digits.prefix(6))
+    }
+}
+
+/// Bot and non-human traffic detection from the user agent and request headers.
+enum BotFilter {
+    static let patterns = [
+        "bot", "crawl", "spider", "slurp", "headless", "phantomjs", "selenium", "puppeteer", "playwright",
+        "lighthouse", "pagespeed", "gtmetrix", "pingdom", "uptime", "monitor", "curl/", "wget/", "python-requests",
+        "python-urllib", "aiohttp", "httpx", "go-http-client", "java/", "okhttp", "libwww", "node-fetch", "axios/",
+        "scrapy", "facebookexternalhit", "preview", "whatsapp", "embedly", "feedfetcher", "ahrefs", "semrush",
+        "mj12", "dataprovider", "bytespider", "petalbot", "yandex.com/bots", "applebot", "chrome-lighthouse",
+    ]
+
+    /// True if the request looks automated or speculative (prefetch/prerender).
+    static func isBot(userAgent: String, purpose: String?) -> Bool {
+        if let purpose {
+            let p = purpose.lowercased()
+            if p.contains("prefetch") || p.contains("prerender") || p.contains("preview") { return true }
+        }
+        if userAgent.utf8.count < 12 { return true }
+        let ua = userAgent.lowercased()
+        if !ua.hasPrefix("mozilla/") && !ua.hasPrefix("opera/") { return true }
+        return patterns.contains { ua.contains($0) }
+    }
+}

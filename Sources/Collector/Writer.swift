@@ -1,0 +1,139 @@
+import Foundation
+public import Logging
+public import Store
+import Synchronization
+
+/// Group-commit writer: the only code that writes events to SQLite.
+///
+/// Request handlers hand it their minimized rows and wait. A dedicated thread takes everything
+/// queued, writes it in one transaction, commits, and only then resumes the waiting handlers, so
+/// a 202 is sent only for committed events. While one transaction commits, the next batch
+/// accumulates, which is what makes throughput grow with load.
+public final class EventWriter: Sendable {
+    public struct WriteError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private struct Pending {
+        var rows: [EventRow]
+        var continuation: CheckedContinuation<[InsertOutcome], any Error>
+    }
+    private struct State {
+        var queue: [Pending] = []
+        var queuedRows = 0
+        var stopping = false
+    }
+
+    private let database: AppDatabase
+    private let metrics: CollectorMetrics
+    private let logger: Logger
+    private let maxBatchRows: Int
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+    private let finished = Atomic<Bool>(false)
+
+    public init(database: AppDatabase, metrics: CollectorMetrics, logger: Logger, maxBatchRows: Int = 2000) {
+        self.database = database
+        self.metrics = metrics
+        self.logger = logger
+        self.maxBatchRows = maxBatchRows
+        let thread = Thread { [self] in self.run() }
+        thread.name = "candor-writer"
+        thread.start()
+    }
+
+    /// Queues rows and returns their outcomes once the transaction holding them committed.
+    public func write(_ rows: [EventRow]) async throws -> [InsertOutcome] {
+        if rows.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let accepted = state.withLock { s -> Bool in
+                if s.stopping { return false }
+                s.queue.append(Pending(rows: rows, continuation: continuation))
+                s.queuedRows += rows.count
+                return true
+            }
+            guard accepted else {
+                continuation.resume(throwing: WriteError(description: "the writer is shutting down"))
+                return
+            }
+            metrics.queueDepth.add(rows.count)
+            wake()
+        }
+    }
+
+    /// Stops accepting, drains what is queued, and returns when the thread has finished.
+    public func shutdown() async {
+        state.withLock { $0.stopping = true }
+        wake()
+        while !finished.load(ordering: .acquiring) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func wake() {
+        condition.lock()
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func take() -> [Pending]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let (batch, stop) = state.withLock { s -> ([Pending], Bool) in
+                guard !s.queue.isEmpty else { return ([], s.stopping) }
+                var taken: [Pending] = []
+                var rows = 0
+                while let first = s.queue.first, taken.isEmpty || rows + first.rows.count <= maxBatchRows {
+                    taken.append(s.queue.removeFirst())
+                    rows += first.rows.count
+                }
+                s.queuedRows -= rows
+                return (taken, false)
+            }
+            if !batch.isEmpty { return batch }
+            if stop { return nil }
+            condition.wait()
+        }
+    }
+
+    private func run() {
+        while let batch = take() {
+            let rows = batch.flatMap(\.rows)
+            metrics.queueDepth.add(-rows.count)
+            let started = ContinuousClock.now
+            do {
+                let outcomes = try database.insertEvents(rows)
+                let elapsed = ContinuousClock.now - started
+                metrics.commitSeconds.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+                metrics.batchSize.observe(Double(rows.count))
+                var offset = 0
+                for pending in batch {
+                    let n = pending.rows.count
+                    pending.continuation.resume(returning: Array(outcomes[offset..<offset + n]))
+                    offset += n
+                }
+            } catch {
+                metrics.writeErrors.add()
+                logger.error("batch failed to commit; nothing of it was stored", metadata: ["events": "\(rows.count)", "error": "\(error)"])
+                for pending in batch {
+                    pending.continuation.resume(throwing: WriteError(description: "storage unavailable; nothing was stored, retry later"))
+                }
+            }
+        }
+        finished.store(true, ordering: .releasing)
+    }
+}
+
+public import ServiceLifecycle
+
+/// Runs until graceful shutdown, then drains the writer. List it before the HTTP server in a
+/// ServiceGroup so it stops after the server has stopped taking requests.
+public struct WriterService: Service {
+    let writer: EventWriter
+    public init(writer: EventWriter) { self.writer = writer }
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await writer.shutdown()
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import TOMLKit
+
+/// How precise stored geography may be.
+public enum GeoLevel: String, Sendable, Comparable, CaseIterable {
+    case none, country, region, city
+    private var rank: Int { Self.allCases.firstIndex(of: self)! }
+    public static func < (a: Self, b: Self) -> Bool { a.rank < b.rank }
+}
+
+/// Consent modes (DESIGN.md).
+public enum ConsentMode: String, Sendable, CaseIterable {
+    /// Nothing identified before consent; anonymous counting only if the policy allows it.
+    case optIn = "opt-in"
+    /// Identified unless the visitor objects (denies, DNT, GPC).
+    case optOut = "opt-out"
+    /// Never identified, no device storage.
+    case cookieless
+}
+
+/// Data classes with their own retention.
+public enum DataClass: String, Sendable, CaseIterable {
+    case events, sessions, rollups, consentRecords = "consent_records", conversions, leads
+    case deletionRequests = "deletion_requests", auditLog = "audit_log"
+}
+
+/// A named policy, read from `policies/NAME.toml`. Sites reference one by name.
+public struct Policy: Sendable, Equatable {
+    public var name: String
+    public var version: Int
+    public var mode: ConsentMode
+    /// Count visitors anonymously (daily hash only) when they are not identified.
+    public var anonymousCounting: Bool
+    public var honorDNT: Bool
+    public var honorGPC: Bool
+    public var anonymousGeo: GeoLevel
+    public var identifiedGeo: GeoLevel
+    /// Keep the ASN number and organisation (a network, not a person) when geo is at least country.
+    public var keepASN: Bool
+    /// Query-string keys kept in stored paths besides UTM and click-id kinds.
+    public var queryAllowlist: [String]
+    /// Form fields whose values may be kept under marketing consent.
+    public var formFieldAllowlist: [String]
+    /// Days per data class; nil means keep.
+    public var retentionDays: [DataClass: Int]
+    /// Dashboard k-anonymity threshold.
+    public var kThreshold: Int
+
+    public static let `default` = Policy(
+        name: "default", version: 1, mode: .optIn, anonymousCounting: true, honorDNT: true, honorGPC: true,
+        anonymousGeo: .country, identifiedGeo: .city, keepASN: true, queryAllowlist: [], formFieldAllowlist: [],
+        retentionDays: [.events: 180, .sessions: 180, .rollups: 760, .consentRecords: 1095, .conversions: 760,
+                        .leads: 365, .deletionRequests: 1095],
+        kThreshold: 5)
+
+    public init(name: String, version: Int, mode: ConsentMode, anonymousCounting: Bool, honorDNT: Bool,
+                honorGPC: Bool, anonymousGeo: GeoLevel, identifiedGeo: GeoLevel, keepASN: Bool,
+                queryAllowlist: [String], formFieldAllowlist: [String], retentionDays: [DataClass: Int],
+                kThreshold: Int) {
+        self.name = name; self.version = version; self.mode = mode; self.anonymousCounting = anonymousCounting
+        self.honorDNT = honorDNT; self.honorGPC = honorGPC; self.anonymousGeo = anonymousGeo
+        self.identifiedGeo = identifiedGeo; self.keepASN = keepASN; self.queryAllowlist = queryAllowlist
+        self.formFieldAllowlist = formFieldAllowlist; self.retentionDays = retentionDays; self.kThreshold = kThreshold
+    }
+}
+
+public struct PolicyError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ file: String, _ message: String) { description = "\(file): \(message)" }
+}
+
+extension Policy {
+    /// Parses a policy file. Unknown keys are errors (a typo must not silently weaken a policy).
+    public init(toml text: String, name: String) throws {
+        let file = "\(name).toml"
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch { throw PolicyError(file, "not valid TOML: \(error)") }
+        var p = Policy.default
+        p.name = name
+        try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "dashboard"], file, "")
+        if let v = table["version"] { p.version = try Self.int(v, file, "version") }
+        if let consent = table["consent"]?.table {
+            try Self.checkKeys(consent, allowed: ["mode", "anonymous_counting", "honor_dnt", "honor_gpc"], file, "consent.")
+            if let m = consent["mode"] {
+                let s = try Self.string(m, file, "consent.mode")
+                guard let mode = ConsentMode(rawValue: s) else {
+                    throw PolicyError(file, "consent.mode must be opt-in, opt-out or cookieless, not \(s)")
+                }
+                p.mode = mode
+            }
+            if let v = consent["anonymous_counting"] { p.anonymousCounting = try Self.bool(v, file, "consent.anonymous_counting") }
+            if let v = consent["honor_dnt"] { p.honorDNT = try Self.bool(v, file, "consent.honor_dnt") }
+            if let v = consent["honor_gpc"] { p.honorGPC = try Self.bool(v, file, "consent.honor_gpc") }
+        }
+        if let geo = table["geo"]?.table {
+            try Self.checkKeys(geo, allowed: ["anonymous", "identified", "keep_asn"], file, "geo.")
+            if let v = geo["anonymous"] { p.anonymousGeo = try Self.level(v, file, "geo.anonymous") }
+            if let v = geo["identified"] { p.identifiedGeo = try Self.level(v, file, "geo.identified") }
+            if let v = geo["keep_asn"] { p.keepASN = try Self.bool(v, file, "geo.keep_asn") }
+        }
+        if let collect = table["collect"]?.table {
+            try Self.checkKeys(collect, allowed: ["query_allowlist", "form_field_allowlist"], file, "collect.")
+            if let v = collect["query_allowlist"] { p.queryAllowlist = try Self.strings(v, file, "collect.query_allowlist") }
+            if let v = collect["form_field_allowlist"] { p.formFieldAllowlist = try Self.strings(v, file, "collect.form_field_allowlist") }
+        }
+        if let retention = table["retention"]?.table {
+            try Self.checkKeys(retention, allowed: Set(DataClass.allCases.map(\.rawValue)), file, "retention.")
+            for c in DataClass.allCases {
+                guard let v = retention[c.rawValue] else { continue }
+                let days = try Self.int(v, file, "retention.\(c.rawValue)")
+                guard days >= 0 else { throw PolicyError(file, "retention.\(c.rawValue) must be ≥ 0 (0 = keep)") }
+                p.retentionDays[c] = days == 0 ? nil : days
+            }
+        }
+        if let dash = table["dashboard"]?.table {
+            try Self.checkKeys(dash, allowed: ["k_threshold"], file, "dashboard.")
+            if let v = dash["k_threshold"] {
+                p.kThreshold = try Self.int(v, file, "dashboard.k_threshold")
+                guard p.kThreshold >= 1 else { throw PolicyError(file, "dashboard.k_threshold must be ≥ 1") }
+            }
+        }
+        if p.mode == .cookieless && p.identifiedGeo > p.anonymousGeo {
+            // Cookieless never identifies; the identified level is unused but must not mislead.
+            p.identifiedGeo = p.anonymousGeo
+        }
+        self = p
+    }
+
+    private static func checkKeys(_ t: TOMLTable, allowed: Set<String>, _ file: String, _ prefix: String) throws {
+        for key in t.keys where !allowed.contains(key) {
+            throw PolicyError(file, "unknown key \(prefix)\(key)")
+        }
+    }
+    private static func string(_ v: any TOMLValueConvertible, _ file: String, _ key: String) throws -> String {
+        guard let s = v.string else { throw PolicyError(file, "\(key) must be a string") }
+        return s
+    }
+    private static func bool(_ v: any TOMLValueConvertible, _ file: String, _ key: String) throws -> Bool {
+        guard let b = v.bool else { throw PolicyError(file, "\(key) must be true or false") }
+        return b
+    }
+    private static func int(_ v: any TOMLValueConvertible, _ file: String, _ key: String) throws -> Int {
+        guard let i = v.int else { throw PolicyError(file, "\(key) must be an integer") }
+        return i
+    }
+    private static func strings(_ v: any TOMLValueConvertible, _ file: String, _ key: String) throws -> [String] {
+        guard let a = v.array else { throw PolicyError(file, "\(key) must be an array of strings") }
+        return try a.map { try string($0, file, key) }
+    }
+    private static func level(_ v: any TOMLValueConvertible, _ file: String, _ key: String) throws -> GeoLevel {
+        let s = try string(v, file, key)
+        guard let l = GeoLevel(rawValue: s) else { throw PolicyError(file, "\(key) must be none, country, region or city") }
+        return l
+    }
+}
+
+/// The policies of an install, loaded from a directory of `NAME.toml` files.
+public struct PolicyBook: Sendable {
+    public private(set) var policies: [String: Policy]
+
+    public init(policies: [Policy]) {
+        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Loads every `*.toml` in `directory`. A missing directory yields just the built-in default.
+    public init(directory: String) throws {
+        var found: [Policy] = []
+        let fm = FileManager.default
+        if let names = try? fm.contentsOfDirectory(atPath: directory) {
+            for file in names.sorted() where file.hasSuffix(".toml") {
+                let name = String(file.dropLast(5))
+                let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+                found.append(try Policy(toml: text, name: name))
+            }
+        }
+        if !found.contains(where: { $0.name == "default" }) { found.append(.default) }
+        self.init(policies: found)
+    }
+
+    public subscript(name: String) -> Policy? { policies[name] }
+}

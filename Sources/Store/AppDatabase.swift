@@ -1,0 +1,54 @@
+public import Foundation
+import GRDB
+
+/// The one owner of Candor's SQLite file. Only this module imports GRDB.
+///
+/// Writes are named by intent. Ingestion writes go through ``insertEvents(_:)``, which the
+/// collector's writer calls from its single writer thread, one transaction per batch.
+public final class AppDatabase: Sendable {
+    let writer: any DatabaseWriter
+    /// Path of the database file, or nil for an in-memory database.
+    public let path: String?
+
+    /// Opens (creating if needed) the database file at `path` in WAL mode and migrates it.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            // Deleted content (destroyed salts, erased subjects) is overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        config.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: path, configuration: config)
+        self.writer = pool
+        self.path = path
+        try Self.migrator.migrate(pool)
+    }
+
+    /// An in-memory database for unit tests.
+    public init() throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        let queue = try DatabaseQueue(configuration: config)
+        self.writer = queue
+        self.path = nil
+        try Self.migrator.migrate(queue)
+    }
+
+    /// `PRAGMA integrity_check`; returns "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
+    }
+
+    /// Checkpoints the WAL into the main file and truncates the WAL to zero bytes, so that
+    /// page images of deleted rows do not linger in it.
+    public func checkpointAndTruncateWAL() throws {
+        guard writer is DatabasePool else { return }
+        try writer.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import GRDB
+
+extension AppDatabase {
+    /// Migrations are never edited once shipped; add a new one instead.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-core") { db in
+            try db.execute(sql: """
+                CREATE TABLE sites (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 4 AND 64),
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+                    domains TEXT NOT NULL,
+                    policy TEXT NOT NULL DEFAULT 'default',
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE salts (
+                    day INTEGER PRIMARY KEY NOT NULL,
+                    salt BLOB NOT NULL CHECK (length(salt) = 32)
+                );
+                CREATE TABLE secrets (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value BLOB NOT NULL
+                );
+                CREATE TABLE users (
+                    id INTEGER PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                    password_hash TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('owner','admin','manager','viewer')),
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE sessions (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    visitor INTEGER NOT NULL,
+                    subject INTEGER,
+                    decision TEXT NOT NULL CHECK (decision IN ('anonymous','identified')),
+                    started_at INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    entry_path TEXT,
+                    exit_path TEXT,
+                    pageviews INTEGER NOT NULL DEFAULT 0,
+                    interactions INTEGER NOT NULL DEFAULT 0,
+                    engaged_ms INTEGER NOT NULL DEFAULT 0,
+                    duration_ms INTEGER NOT NULL DEFAULT 0,
+                    bounce INTEGER NOT NULL DEFAULT 1 CHECK (bounce IN (0,1)),
+                    source_type TEXT,
+                    referrer_host TEXT,
+                    utm_source TEXT,
+                    utm_medium TEXT,
+                    utm_campaign TEXT,
+                    country TEXT,
+                    browser TEXT,
+                    os TEXT,
+                    device TEXT,
+                    CHECK (decision = 'identified' OR subject IS NULL)
+                );
+                CREATE INDEX sessions_by_visitor ON sessions(site_id, visitor, last_seen);
+                CREATE INDEX sessions_by_time ON sessions(site_id, started_at);
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    client_id TEXT,
+                    ts INTEGER NOT NULL,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                    path TEXT NOT NULL,
+                    decision TEXT NOT NULL CHECK (decision IN ('anonymous','identified')),
+                    visitor INTEGER NOT NULL,
+                    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+                    subject INTEGER,
+                    country TEXT, region TEXT, city TEXT, asn INTEGER, asn_org TEXT,
+                    browser TEXT, browser_version TEXT, os TEXT, device TEXT, screen TEXT,
+                    source_type TEXT NOT NULL,
+                    referrer_host TEXT, referrer_path TEXT,
+                    utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT,
+                    click_id_kind TEXT, click_id TEXT,
+                    props TEXT,
+                    value REAL, currency TEXT CHECK (currency IS NULL OR length(currency) = 3),
+                    engaged_ms INTEGER, scroll INTEGER CHECK (scroll IS NULL OR scroll BETWEEN 0 AND 100),
+                    CHECK (decision = 'identified' OR (subject IS NULL AND click_id IS NULL))
+                );
+                CREATE UNIQUE INDEX events_client_id ON events(site_id, client_id) WHERE client_id IS NOT NULL;
+                CREATE INDEX events_by_time ON events(site_id, ts);
+                CREATE INDEX events_by_subject ON events(subject) WHERE subject IS NOT NULL;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,56 @@
+public import Foundation
+import GRDB
+
+public enum Role: String, Sendable, CaseIterable {
+    case owner, admin, manager, viewer
+}
+
+public struct User: Sendable, Equatable {
+    public var id: Int64?
+    public var email: String
+    public var passwordHash: String
+    public var role: Role
+    public var createdAt: Date
+
+    public init(id: Int64? = nil, email: String, passwordHash: String, role: Role, createdAt: Date) {
+        self.id = id
+        self.email = email
+        self.passwordHash = passwordHash
+        self.role = role
+        self.createdAt = createdAt
+    }
+}
+
+extension User {
+    init(row: Row) {
+        id = row["id"]
+        email = row["email"]
+        passwordHash = row["password_hash"]
+        role = Role(rawValue: row["role"]) ?? .viewer
+        createdAt = Date(timeIntervalSince1970: Double(row["created_at"] as Int64) / 1000)
+    }
+}
+
+extension AppDatabase {
+    @discardableResult
+    public func addUser(_ user: User) throws -> User {
+        try writer.write { db in
+            var user = user
+            try db.execute(sql: "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [user.email, user.passwordHash, user.role.rawValue,
+                                       Int64(user.createdAt.timeIntervalSince1970 * 1000)])
+            user.id = db.lastInsertedRowID
+            return user
+        }
+    }
+
+    public func user(email: String) throws -> User? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(User.init(row:))
+        }
+    }
+
+    public func userCount() throws -> Int {
+        try writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM users") ?? 0 }
+    }
+}
