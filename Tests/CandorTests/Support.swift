@@ -1,0 +1,102 @@
+import Collector
+import Consent
+import Foundation
+import Geo
+import Logging
+import Privacy
+import Store
+import Synchronization
+
+/// A wall clock tests move by hand.
+final class TestClock: Sendable {
+    private let current: Mutex<Date>
+    init(_ start: Date) { current = Mutex(start) }
+    var now: Date { current.withLock { $0 } }
+    func set(_ date: Date) { current.withLock { $0 = date } }
+    func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+    var closure: @Sendable () -> Date { { self.now } }
+}
+
+/// 2026-03-10 12:00:00 UTC
+let noon = Date(timeIntervalSince1970: 1_773_144_000)
+
+let chromeUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+/// A temporary directory removed at deinit.
+final class TempDir: @unchecked Sendable {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "candor-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+}
+
+enum Fixtures {
+    static var directory: String {
+        Bundle.module.resourcePath! + "/Fixtures"
+    }
+    static var cityDB: String { directory + "/candor-city-test.mmdb" }
+    static var asnDB: String { directory + "/candor-asn-test.mmdb" }
+    /// MaxMind's own test databases, present only beside the project's clone in this workplace.
+    static var sharedGeoIP: String? {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/testdata/geoip").path
+        return FileManager.default.fileExists(atPath: root) ? root : nil
+    }
+}
+
+/// A collector over its own database (a file, so bytes can be scanned), with a seeded site.
+struct TestCollector {
+    let dir = TempDir()
+    let database: AppDatabase
+    let clock: TestClock
+    let collector: Collector
+    let salts: SaltKeeper
+    let site: Site
+
+    init(policy: Policy = .default, geo: any GeoLookup = NoGeo(), limits: RateLimiter.Limits = .init(perSite: (1e6, 1e6), perClient: (1e6, 1e6)),
+         trusted: [CIDR] = [], start: Date = noon, domains: [String] = ["example.com"]) throws {
+        clock = TestClock(start)
+        database = try AppDatabase(path: dir.file("candor.sqlite"))
+        site = Site(id: "site-\(UUID().uuidString.prefix(8).lowercased())", name: "Test", domains: domains,
+                    policy: policy.name, createdAt: start)
+        try database.addSite(site)
+        salts = try SaltKeeper(database: database)
+        collector = Collector(database: database, policies: PolicyBook(policies: [policy, .default]), geo: geo,
+                              salts: salts, subjects: try SubjectHasher(database: database),
+                              limiter: RateLimiter(limits: limits), addresses: ClientAddressResolver(trustedProxies: trusted),
+                              logger: Logger(label: "test"), now: clock.closure)
+    }
+
+    /// Runs events through the pipeline and the writer, as a request would.
+    @discardableResult
+    func ingest(_ events: [IncomingEvent], ip: String = "81.2.69.142", ua: String = chromeUA,
+                signals: PrivacySignals = .init()) async throws -> PipelineResult {
+        let (site, policy) = collector.site(site.id)!
+        let result = collector.pipeline.run(events, site: site, policy: policy,
+                                            facts: RequestFacts(ip: ip, userAgent: ua, signals: signals, now: clock.now))
+        _ = try await collector.writer.write(result.rows)
+        return result
+    }
+}
+
+/// Counts occurrences of `needle` in the file at `path` (0 if the file does not exist).
+func occurrences(of needle: [UInt8], inFile path: String) -> Int {
+    guard let data = FileManager.default.contents(atPath: path), !needle.isEmpty else { return 0 }
+    let bytes = [UInt8](data)
+    guard bytes.count >= needle.count else { return 0 }
+    var count = 0
+    var i = 0
+    let first = needle[0]
+    while i <= bytes.count - needle.count {
+        if bytes[i] == first && Array(bytes[i..<i + needle.count]) == needle { count += 1 }
+        i += 1
+    }
+    return count
+}
+
+func occurrences(of needle: String, inFile path: String) -> Int {
+    occurrences(of: Array(needle.utf8), inFile: path)
+}
