@@ -30,6 +30,7 @@ $city->insert_network('81.2.69.142/31', place('GB', 'ENG', 'England', 'London'))
 $city->insert_network('89.160.20.112/28', place('SE', 'E', "\x{d6}sterg\x{f6}tland County", "Link\x{f6}ping"));
 $city->insert_network('216.160.83.56/29', place('US', 'WA', 'Washington', 'Milton'));
 $city->insert_network('2001:218::/32', place('JP'));
+$city->insert_network('175.16.199.0/24', place('CN', '22', 'Jilin Sheng', 'Changchun'));
 open my $fh, '>:raw', "$dir/candor-city-test.mmdb" or die $!;
 $city->write_tree($fh);
 close $fh;

@@ -1,0 +1,206 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Store
+import Synchronization
+import Testing
+
+/// The real `candor` binary, started as a user would, on its own data directory and port.
+final class ServerProcess: @unchecked Sendable {
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["CANDOR_BIN"] { return b }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/candor").path
+    }
+
+    let data: String
+    let port: Int
+    let logPath: String
+    private var process: Process?
+
+    init(data: String, logPath: String) {
+        self.data = data
+        self.logPath = logPath
+        self.port = Int.random(in: 20_000..<40_000)
+    }
+
+    /// Runs a CLI command to completion and returns its standard output.
+    static func run(_ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CLIError(status: p.terminationStatus) }
+        return String(decoding: data, as: UTF8.self)
+    }
+    struct CLIError: Error { let status: Int32 }
+
+    func start(_ extra: [String] = []) async throws {
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = ["serve", "--data", data, "--port", String(port), "--policies", data + "/no-policies"] + extra
+        p.standardOutput = log
+        p.standardError = log
+        try p.run()
+        process = p
+        for _ in 0..<200 {
+            if (try? await get("/health"))?.status == .ok { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CLIError(status: -1)
+    }
+
+    func get(_ path: String) async throws -> TestClient.Response {
+        try await TestClient.withClient(host: "127.0.0.1", port: port) { try await $0.get(path) }
+    }
+
+    func terminate() {
+        guard let p = process else { return }
+        p.terminate()
+        p.waitUntilExit()
+        process = nil
+    }
+
+    func kill9() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    deinit { kill9() }
+}
+
+@Suite(.serialized) struct ProcessTests {
+    static let marker = "CandorUAMarker-7f3a9c"
+    static let ips = ["81.2.69.142", "89.160.20.112", "216.160.83.56", "2001:218::1", "2600:7000::1", "175.16.199.0"]
+
+    func post(_ client: TestClient, _ body: String, ip: String, ua: String, extra: HTTPFields = [:]) async throws -> TestClient.Response {
+        var headers: HTTPFields = [.contentType: "text/plain", .userAgent: ua, .init("X-Forwarded-For")!: ip]
+        headers.append(contentsOf: extra)
+        return try await client.post("/api/event", headers: headers, body: ByteBuffer(string: body))
+    }
+
+    /// Posts events from distinctive addresses with a distinctive user-agent marker through the
+    /// real server (trusted proxy, GeoIP, debug logging), then scans the SQLite file, its WAL and
+    /// shm, and the server log: the addresses and the marker must appear nowhere.
+    @Test func rawAddressesAndUserAgentsNeverReachDiskOrLogs() async throws {
+        let dir = TempDir()
+        let site = try ServerProcess.run(["sites", "add", "--data", dir.path, "--name", "Privacy", "--domain", "example.com",
+                                          "--policies", dir.path + "/no-policies"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = ServerProcess(data: dir.path, logPath: dir.file("server.log"))
+        try await server.start(["--trusted-proxy", "127.0.0.1/32", "--geoip-city", Fixtures.cityDB, "--geoip-asn", Fixtures.asnDB,
+                                "--log-level", "trace", "--rate-client", "3"])
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \(Self.marker) Chrome/131.0 Safari/537.36"
+        let accepted = try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+            var accepted = 0
+            var n = 0
+            for ip in Self.ips {
+                for consent in ["\"unset\"", "\"denied\"", "{\"analytics\":true,\"marketing\":true}"] {
+                    n += 1
+                    let body = #"{"site":"\#(site)","url":"https://example.com/p\#(n)?gclid=g\#(n)","id":"ev\#(n)","consent":\#(consent),"subject":"subj-0123456789abcdef\#(n)","referrer":"https://news.ycombinator.com/item"}"#
+                    let r = try await post(client, body, ip: ip, ua: ua)
+                    if r.status == .accepted { accepted += 1 }
+                    #expect(r.status == .accepted || r.status == .tooManyRequests)
+                }
+                // Refused requests must not leak either: malformed, unknown site, bot, rate limited, DNT.
+                _ = try await post(client, "{broken", ip: ip, ua: ua)
+                _ = try await post(client, #"{"site":"nosuchsite","url":"https://example.com/"}"#, ip: ip, ua: ua)
+                _ = try await post(client, #"{"site":"\#(site)","url":"https://example.com/"}"#, ip: ip, ua: "Googlebot \(Self.marker)")
+                let dnt = try await post(client, #"{"site":"\#(site)","url":"https://example.com/dnt"}"#, ip: ip, ua: ua, extra: [.init("DNT")!: "1"])
+                if dnt.body.map({ String(buffer: $0) })?.hasPrefix(#"{"accepted":1"#) == true { accepted += 1 }
+            }
+            _ = try await client.get("/p.gif?site=\(site)&url=https%3A%2F%2Fexample.com%2Fimg")
+            return accepted
+        }
+        #expect(accepted >= Self.ips.count * 3)
+        let files = ["candor.sqlite", "candor.sqlite-wal", "candor.sqlite-shm", "server.log"].map(dir.file)
+        func scan(_ when: String) {
+            for file in files {
+                for ip in Self.ips {
+                    #expect(occurrences(of: ip, inFile: file) == 0, "\(ip) found in \(file) (\(when))")
+                    #expect(occurrences(of: ipBytes(ip), inFile: file) == 0 || ip.contains("."), "binary \(ip) in \(file) (\(when))")
+                }
+                #expect(occurrences(of: Self.marker, inFile: file) == 0, "user-agent marker found in \(file) (\(when))")
+            }
+        }
+        scan("while running")
+        server.terminate()
+        scan("after shutdown")
+        // The test is not vacuous: events with geo were stored and the log was written.
+        let db = try AppDatabase(path: dir.file("candor.sqlite"))
+        let rows = try db.events(site: site)
+        #expect(rows.count == accepted)
+        #expect(Set(rows.compactMap(\.country)).isSuperset(of: ["GB", "SE", "US", "JP", "CN"]))
+        #expect(rows.contains { $0.asn == 6939 })
+        #expect(rows.allSatisfy { $0.decision == .identified || $0.subject == nil })
+        #expect((try? String(contentsOfFile: dir.file("server.log"), encoding: .utf8))?.contains("request refused") == true)
+    }
+
+    /// Load from concurrent clients, kill -9, restart: every event answered 202 is stored.
+    @Test func acknowledgedEventsSurviveKillNine() async throws {
+        let dir = TempDir()
+        let site = try ServerProcess.run(["sites", "add", "--data", dir.path, "--name", "Crash", "--domain", "example.com",
+                                          "--policies", dir.path + "/no-policies"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = ServerProcess(data: dir.path, logPath: dir.file("server.log"))
+        try await server.start(["--rate-client", "1000000", "--rate-site", "1000000"])
+        let acknowledged = Acknowledged()
+        let port = server.port
+        let deadline = ContinuousClock.now + .seconds(3)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    try? await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+                        var sequence = 0
+                        while true {
+                            let ids = (0..<5).map { i in "w\(worker)-\(sequence)-\(i)" }
+                            sequence += 1
+                            let body = "{\"events\":[" + ids.map { #"{"site":"\#(site)","url":"https://example.com/x","id":"\#($0)"}"# }.joined(separator: ",") + "]}"
+                            let r = try await client.post("/api/event", headers: [.contentType: "text/plain", .userAgent: chromeUA],
+                                                          body: ByteBuffer(string: body))
+                            if r.status == .accepted { acknowledged.add(ids) }
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                server.kill9()
+            }
+            try await group.waitForAll()
+        }
+        let acked = acknowledged.all
+        #expect(acked.count > 100, "the load produced acknowledged events")
+        try await server.start()
+        #expect(try await server.get("/health").status == .ok)
+        server.terminate()
+        let db = try AppDatabase(path: dir.file("candor.sqlite"))
+        #expect(try db.integrityCheck() == "ok")
+        let stored = try db.clientIDs(site: site)
+        #expect(acked.subtracting(stored).isEmpty, "\(acked.subtracting(stored).count) acknowledged events lost")
+        print("crash test: \(acked.count) events acknowledged before kill -9, \(stored.count) stored")
+    }
+}
+
+/// inet_pton bytes of an address (4 or 16).
+func ipBytes(_ text: String) -> [UInt8] {
+    var v4 = in_addr()
+    if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+    var v6 = in6_addr()
+    if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+    return []
+}
+
+final class Acknowledged: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func add(_ new: [String]) { ids.withLock { $0.formUnion(new) } }
+    var all: Set<String> { ids.withLock { $0 } }
+}
