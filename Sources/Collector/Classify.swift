@@ -92,10 +92,11 @@ enum Classifier {
     static let organicMediums: Set<String> = ["organic", "seo"]
 
     static func matches(_ host: String, _ list: [String]) -> Bool {
-        list.contains { entry in
+        let bytes = Bytes("." + host)
+        return list.contains { entry in
             if entry.hasSuffix(".") {
                 // "google." matches google.com, www.google.co.uk, …
-                return host.hasPrefix(entry) || host.contains("." + entry)
+                return bytes.contains("." + entry)
             }
             return hostMatches(host, domains: [entry])
         }

@@ -75,6 +75,8 @@ public struct Pipeline: Sendable {
     /// One event on its way through the steps.
     struct Working {
         var incoming: IncomingEvent
+        /// The page URL, parsed once.
+        var page: LightURL?
         var decision: ConsentDecision = .anonymous
         var row: EventRow
     }
@@ -129,7 +131,7 @@ public struct Pipeline: Sendable {
             return nil
         },
         Step(name: "attribution") { w, scope in
-            let page = LightURL(w.incoming.url)
+            let page = w.page
             let keepClickID = w.decision == .identified(marketing: true)
             let a = Classifier.attribution(page: page, referrer: w.incoming.referrer, siteDomains: scope.site.domains,
                                            keepClickID: keepClickID)
@@ -141,7 +143,7 @@ public struct Pipeline: Sendable {
             return nil
         },
         Step(name: "minimize") { w, scope in
-            let page = LightURL(w.incoming.url)
+            let page = w.page
             var path = Minimize.path(page?.path ?? "/")
             let kept = (page?.query ?? []).filter { scope.policy.queryAllowlist.contains($0.0) }
             if !kept.isEmpty {
@@ -172,7 +174,7 @@ public struct Pipeline: Sendable {
         result.rows.reserveCapacity(events.count)
         let ms = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
         events: for incoming in events {
-            var w = Working(incoming: incoming,
+            var w = Working(incoming: incoming, page: LightURL(incoming.url),
                             row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: ms, name: incoming.name,
                                           path: "/", decision: .anonymous, visitor: 0, sourceType: "direct"))
             for step in Self.steps {

@@ -10,7 +10,8 @@ struct ReducedUserAgent: Equatable, Sendable {
         self.browser = browser; self.browserVersion = browserVersion; self.os = os; self.device = device
     }
 
-    init(_ ua: String) {
+    init(_ uaString: String) {
+        let ua = Bytes(uaString)
         // Order matters: many browsers claim to be Chrome and Safari.
         let rules: [(token: String, name: String)] = [
             ("Edg/", "Edge"), ("EdgA/", "Edge"), ("EdgiOS/", "Edge"), ("OPR/", "Opera"), ("OPiOS/", "Opera"),
@@ -22,16 +23,16 @@ struct ReducedUserAgent: Equatable, Sendable {
         var browser = "Other"
         var version: String?
         for rule in rules {
-            if let v = Self.version(after: rule.token, in: ua) {
+            if let v = ua.digits(after: rule.token) {
                 browser = rule.name; version = v; break
             }
         }
         if browser == "Other" {
-            if ua.contains("Safari/"), let v = Self.version(after: "Version/", in: ua) {
+            if ua.contains("Safari/"), let v = ua.digits(after: "Version/") {
                 browser = "Safari"; version = v
-            } else if let v = Self.version(after: "MSIE ", in: ua) {
+            } else if let v = ua.digits(after: "MSIE ") {
                 browser = "Internet Explorer"; version = v
-            } else if ua.contains("Trident/"), let v = Self.version(after: "rv:", in: ua) {
+            } else if ua.contains("Trident/"), let v = ua.digits(after: "rv:") {
                 browser = "Internet Explorer"; version = v
             }
         }
@@ -48,13 +49,6 @@ struct ReducedUserAgent: Equatable, Sendable {
         else if ua.contains("Mobi") || ua.contains("iPhone") || ua.contains("iPod") { device = "mobile" }
         else { device = "desktop" }
         self.init(browser: browser, browserVersion: version, os: os, device: device)
-    }
-
-    /// The major version following `token`.
-    static func version(after token: String, in ua: String) -> String? {
-        guard let r = ua.firstRange(of: token) else { return nil }
-        let digits = ua[r.upperBound...].prefix { $0.isASCII && $0.isNumber }
-        return digits.isEmpty ? nil : String(digits.prefix(6))
     }
 }
 
@@ -75,7 +69,7 @@ enum BotFilter {
             if p.contains("prefetch") || p.contains("prerender") || p.contains("preview") { return true }
         }
         if userAgent.utf8.count < 12 { return true }
-        let ua = userAgent.lowercased()
+        let ua = Bytes(userAgent, lowercased: true)
         if !ua.hasPrefix("mozilla/") && !ua.hasPrefix("opera/") { return true }
         return patterns.contains { ua.contains($0) }
     }

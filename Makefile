@@ -1,0 +1,57 @@
+# Candor — the two commands: `make run` and `make test`. `make bench` for the benchmark.
+SHELL := /bin/bash
+DATA ?= ./var
+PORT ?= 8080
+HOST ?= 127.0.0.1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config
+TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin
+BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
+
+.PHONY: run test bench build release deps-run deps-test deps-bench fixtures clean
+
+# Installs the Debian packages in $(1) that are missing (apt-get update only when needed).
+define ensure_packages
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@command -v swift >/dev/null || { echo "swift (6.x) is required on PATH: https://swift.org/install"; exit 1; }
+endef
+
+deps-run:
+	$(call ensure_packages,$(RUN_PACKAGES))
+
+deps-test:
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+deps-bench:
+	$(call ensure_packages,$(BENCH_PACKAGES))
+
+release: deps-run
+	swift build -c release
+
+build: deps-run
+	swift build
+
+run: release
+	@mkdir -p $(DATA)
+	@.build/release/candor init --data $(DATA)
+	@echo "Serving on http://$(HOST):$(PORT)  (data in $(DATA)/candor.sqlite, Ctrl-C to stop)"
+	.build/release/candor serve --data $(DATA) --host $(HOST) --port $(PORT)
+
+test: deps-test
+	swift build --build-tests
+	swift test
+
+bench: deps-bench release
+	./bench/run.sh
+
+# Regenerates the GeoIP test fixtures (committed; needs libmaxmind-db-writer-perl).
+fixtures: deps-test
+	perl scripts/make-geo-fixtures.pl Tests/CandorTests/Fixtures
+
+clean:
+	rm -rf .build
