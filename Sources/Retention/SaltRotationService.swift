@@ -43,7 +43,7 @@ public struct SaltRotationService: Service {
                 let t = now()
                 let wait = keeper.nextDeadline(after: t).timeIntervalSince(t)
                 let duration = min(Duration.milliseconds(Int64(max(wait, 0.001) * 1000) + 1), maxSleep)
-                try await sleep(duration)
+                do { try await sleep(duration) } catch is CancellationError { return }
             }
         }
     }
