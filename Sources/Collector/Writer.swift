@@ -22,6 +22,9 @@ public final class EventWriter: Sendable {
         var queue: [Pending] = []
         var queuedRows = 0
         var stopping = false
+        /// The writer thread is (about to be) blocked in `condition.wait()`: only then is a
+        /// wake-up (a futex syscall) needed.
+        var writerWaiting = false
     }
 
     private let database: AppDatabase
@@ -46,18 +49,18 @@ public final class EventWriter: Sendable {
     public func write(_ rows: [EventRow]) async throws -> [InsertOutcome] {
         if rows.isEmpty { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            let accepted = state.withLock { s -> Bool in
-                if s.stopping { return false }
+            let (accepted, mustWake) = state.withLock { s -> (Bool, Bool) in
+                if s.stopping { return (false, false) }
                 s.queue.append(Pending(rows: rows, continuation: continuation))
                 s.queuedRows += rows.count
-                return true
+                return (true, s.writerWaiting)
             }
             guard accepted else {
                 continuation.resume(throwing: WriteError(description: "the writer is shutting down"))
                 return
             }
             metrics.queueDepth.add(rows.count)
-            wake()
+            if mustWake { wake() }
         }
     }
 
@@ -81,6 +84,7 @@ public final class EventWriter: Sendable {
         defer { condition.unlock() }
         while true {
             let (batch, stop) = state.withLock { s -> ([Pending], Bool) in
+                s.writerWaiting = s.queue.isEmpty && !s.stopping
                 guard !s.queue.isEmpty else { return ([], s.stopping) }
                 var taken: [Pending] = []
                 var rows = 0
