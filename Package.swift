@@ -7,6 +7,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The library modules the executable and the tests build on.
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo"]
+
 let package = Package(
     name: "Candor",
     platforms: [.macOS(.v14)],
@@ -72,8 +75,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "Candor",
-            dependencies: [
-                "Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo",
+            dependencies: candorModules + [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,8 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CandorTests",
-            dependencies: [
-                "Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo",
+            dependencies: candorModules + [
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -107,8 +107,12 @@ public struct Pipeline: Sendable {
             return nil
         },
         Step(name: "geo") { w, scope in
-            let level = ConsentDecider.geoLevel(policy: scope.policy, decision: w.decision)
-            let precision = GeoResult.Precision(rawValue: GeoLevel.allCases.firstIndex(of: level)!) ?? .none
+            let precision: GeoResult.Precision = switch ConsentDecider.geoLevel(policy: scope.policy, decision: w.decision) {
+            case .none: .none
+            case .country: .country
+            case .region: .region
+            case .city: .city
+            }
             let g = scope.geo.coarsened(to: precision, keepASN: scope.policy.keepASN)
             w.row.country = g.country; w.row.region = g.region; w.row.city = g.city
             w.row.asn = g.asn; w.row.asnOrg = g.asnOrg
@@ -185,8 +189,8 @@ public struct Pipeline: Sendable {
             }
             result.rows.append(w.row)
         }
-        result.retryAfter = scope.retryAfter == nil ? nil : scope.retryAfter
-        if result.drops[.rateLimited] == nil { result.retryAfter = nil }
+        // Only a request whose events reached the rate-limit step (and were refused there) is a 429.
+        if result.drops[.rateLimited] != nil { result.retryAfter = scope.retryAfter }
         return result
     }
 }
