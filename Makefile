@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config
-TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin
+TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
 .PHONY: run test bench build release deps-run deps-test deps-bench fixtures clean
@@ -26,6 +26,8 @@ deps-run:
 
 deps-test:
 	$(call ensure_packages,$(TEST_PACKAGES))
+	@python3 -c "import selenium, pytest" 2>/dev/null || python3 -m pip install --quiet selenium pytest \
+	  || python3 -m pip install --quiet --break-system-packages selenium pytest
 
 deps-bench:
 	$(call ensure_packages,$(BENCH_PACKAGES))
@@ -42,9 +44,11 @@ run: release
 	@echo "Serving on http://$(HOST):$(PORT)  (data in $(DATA)/candor.sqlite, Ctrl-C to stop)"
 	.build/release/candor serve --data $(DATA) --host $(HOST) --port $(PORT)
 
+# Swift Testing suites, then the headless-Chromium tests of pixel.js and the banner.
 test: deps-test
 	swift build --build-tests
 	swift test
+	python3 -m pytest -q -p no:cacheprovider Tests/browser -s
 
 bench: deps-bench release
 	./bench/run.sh

@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("rate-client"), help: "Sustained events/s per client address (burst 10×).")
     var rateClient: Double = env("CANDOR_RATE_CLIENT").flatMap(Double.init) ?? 20
 
+    @Option(name: .customLong("public"), help: "Directory of pixel.js, consent.js and the demo assets (env CANDOR_PUBLIC).")
+    var publicDir: String = env("CANDOR_PUBLIC") ?? "./Public"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -73,6 +76,14 @@ struct Serve: AsyncParsableCommand {
             subjects: try SubjectHasher(database: database),
             limiter: RateLimiter(limits: .init(perSite: (rateSite, rateSite * 5), perClient: (rateClient, rateClient * 10))),
             addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger)
+        let assets: PublicAssets?
+        do {
+            assets = try PublicAssets(directory: publicDir)
+            logger.info("client assets", metadata: ["pixel": "\(assets!.assets["pixel.js"]!.versionedPath)"])
+        } catch {
+            assets = nil
+            logger.warning("pixel.js not found: /pixel.js and /demo are not served", metadata: ["public-dir": "\(publicDir)"])
+        }
         let rotation = SaltRotationService(keeper: salts, logger: logger)
         try rotation.tick()
 
@@ -84,7 +95,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
         let app = Application(
-            router: buildRouter(collector: collector),
+            router: buildRouter(collector: collector, assets: assets),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer), rotation],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },

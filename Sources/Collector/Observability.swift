@@ -46,10 +46,12 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
 }
 
 /// The router of the appliance's public endpoints.
-public func buildRouter(collector: Collector) -> Router<CandorRequestContext> {
+public func buildRouter(collector: Collector, assets: PublicAssets? = nil) -> Router<CandorRequestContext> {
     let router = Router(context: CandorRequestContext.self)
     router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
     CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
+    ConsentRoutes<CandorRequestContext>(collector: collector, assets: assets).add(to: router)
+    assets?.add(to: router)
     ObservabilityRoutes<CandorRequestContext>(collector: collector).add(to: router)
     return router
 }

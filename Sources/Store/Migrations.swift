@@ -83,6 +83,24 @@ extension AppDatabase {
                 CREATE INDEX events_by_subject ON events(subject) WHERE subject IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v2-consent-records") { db in
+            try db.execute(sql: """
+                CREATE TABLE consent_records (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    ts INTEGER NOT NULL,
+                    banner_version TEXT NOT NULL CHECK (length(banner_version) <= 32),
+                    policy TEXT NOT NULL,
+                    policy_version INTEGER NOT NULL,
+                    analytics INTEGER NOT NULL CHECK (analytics IN (0,1)),
+                    marketing INTEGER NOT NULL CHECK (marketing IN (0,1)),
+                    subject INTEGER,
+                    CHECK (subject IS NULL OR analytics = 1)
+                );
+                CREATE INDEX consent_records_by_site ON consent_records(site_id, ts);
+                CREATE INDEX consent_records_by_subject ON consent_records(subject) WHERE subject IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

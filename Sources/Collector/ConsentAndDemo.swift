@@ -1,0 +1,145 @@
+import Consent
+import Foundation
+public import Hummingbird
+import NIOCore
+import Privacy
+import Store
+
+/// POST /api/consent (proof of consent from the banner), the self-service privacy endpoints
+/// (not built yet: 501), and the /demo client site.
+public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
+    let collector: Collector
+    let assets: PublicAssets?
+
+    public init(collector: Collector, assets: PublicAssets?) {
+        self.collector = collector
+        self.assets = assets
+    }
+
+    public func add(to router: Router<Context>) {
+        router.post("/api/consent") { request, _ in await self.record(request) }
+        router.on("/api/consent", method: .options) { request, _ in
+            CollectorRoutes<Context>(collector: collector).preflight(request)
+        }
+        for what in ["forget", "export"] {
+            router.post(RouterPath(stringLiteral: "/api/privacy/\(what)")) { request, _ in
+                withOrigin(jsonError(501, "self-service \(what) requests are not available yet on this Candor install"), request)
+            }
+        }
+        if let assets {
+            router.get("/demo") { _, _ in self.demo(page: 1, assets) }
+            router.get("/demo/second") { _, _ in self.demo(page: 2, assets) }
+            router.post("/demo/second") { _, _ in self.demo(page: 2, assets) }
+            router.get("/demo/spa-view") { _, _ in self.demo(page: 3, assets) }
+        }
+    }
+
+    func record(_ request: Request) async -> Response {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: 4096) } catch { return jsonError(413, "body larger than 4096 bytes") }
+        let doc: JSONValue
+        do {
+            doc = try body.withUnsafeReadableBytes { (b) throws(JSONError) -> JSONValue in try JSONParser.parse(b) }
+        } catch {
+            return withOrigin(jsonError(400, "\(error)"), request)
+        }
+        guard case .string(let siteID)? = doc["site"], case .bool(let analytics)? = doc["analytics"],
+              case .bool(let marketing)? = doc["marketing"] else {
+            return withOrigin(jsonError(400, "a consent record needs site, analytics and marketing"), request)
+        }
+        var banner = "custom"
+        if case .string(let b)? = doc["banner"] { banner = String(b.prefix(32)) }
+        guard let (site, policy) = collector.site(siteID) else { return withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request) }
+        if let origin = request.headers[.origin] {
+            guard let host = LightURL(origin + "/")?.host, hostMatches(host, domains: site.domains) else {
+                return withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request)
+            }
+        }
+        var subject: Int64?
+        if analytics, case .string(let s)? = doc["subject"], s.utf8.count >= 16, s.utf8.count <= 64 {
+            subject = collector.pipeline.deps.subjects.hash(s)
+        }
+        let record = ConsentRecord(siteID: site.id, timestamp: Int64(collector.now().timeIntervalSince1970 * 1000),
+                                   bannerVersion: banner, policy: policy.name, policyVersion: policy.version,
+                                   analytics: analytics, marketing: marketing, subject: subject)
+        do { try collector.database.insertConsentRecord(record) } catch {
+            return withOrigin(jsonError(503, "storage unavailable; retry later"), request)
+        }
+        return withOrigin(Response(status: .created, headers: [.contentType: "application/json"],
+                                   body: .init(byteBuffer: ByteBuffer(string: "{\"recorded\":true}"))), request)
+    }
+
+    func demo(page: Int, _ assets: PublicAssets) -> Response {
+        let site = (try? collector.database.sites())?.first(where: { $0.name == "Demo site" })
+        guard let site, let pixel = assets.assets["pixel.js"], let banner = assets.assets["consent.js"],
+              let css = assets.assets["consent.css"] else {
+            return jsonError(404, "no demo site: run candor init")
+        }
+        let id = HTML.escape(site.id)
+        let demoCSS = assets.assets["demo.css"].map { "<link rel=\"stylesheet\" href=\"\($0.versionedPath)\">" } ?? ""
+        let demoJS = assets.assets["demo.js"].map { "<script src=\"\($0.versionedPath)\" defer></script>" } ?? ""
+        let other = page == 1 ? ("/demo/second", "Second page") : ("/demo", "First page")
+        let html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Candor demo — page \(page)</title>
+            <link rel="stylesheet" href="\(css.versionedPath)">\(demoCSS)
+            <script src="\(pixel.versionedPath)" data-site="\(id)" defer></script>
+            <script src="\(banner.versionedPath)" data-site="\(id)" defer></script>\(demoJS)
+            </head><body><main>
+            <h1>Candor demo site — page \(page)</h1>
+            <p>This page loads <code>pixel.js</code> and the consent banner for the demo site <code>\(id)</code>.
+            Every click below is an event; <a href="/metrics">/metrics</a> shows them arrive.</p>
+            <nav><a href="\(other.0)" id="nav-link">\(other.1)</a> · <a href="#" id="spa-link" data-spa="/demo/spa-view">SPA navigation</a></nav>
+            <ul>
+            <li><a href="/demo/files/price-list.pdf" id="download-link">Download the price list (PDF)</a></li>
+            <li><a href="https://example.org/partner" id="outbound-link">Visit our partner</a></li>
+            <li><a href="tel:+442079460958" id="call-link">Call us</a></li>
+            <li><button type="button" id="cta" data-candor-event="cta_click" data-candor-prop-position="hero">Sign up now</button></li>
+            <li><button type="button" id="buy" data-candor-event="conversion" data-candor-prop-value="49" data-candor-prop-currency="EUR" data-candor-prop-type="sale">Buy (conversion, 49 EUR)</button></li>
+            </ul>
+            <form id="contact" name="contact" action="/demo/second" method="post">
+            <label>E-mail <input type="email" name="email" autocomplete="off"></label>
+            <label>Message <textarea name="message"></textarea></label>
+            <label>Password <input type="password" name="password"></label>
+            <button type="submit">Send</button>
+            </form>
+            <div class="spacer" aria-hidden="true"></div>
+            <p id="bottom">Bottom of the page.</p>
+            </main></body></html>
+            """
+        return Response(status: .ok, headers: [
+            .contentType: "text/html; charset=utf-8",
+            .contentSecurityPolicy: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            .init("X-Content-Type-Options")!: "nosniff",
+            .init("Referrer-Policy")!: "strict-origin-when-cross-origin",
+        ], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+}
+
+func withOrigin(_ response: Response, _ request: Request) -> Response {
+    guard let origin = request.headers[.origin] else { return response }
+    var r = response
+    r.headers[.accessControlAllowOrigin] = origin
+    r.headers[.vary] = "Origin"
+    return r
+}
+
+/// Escaping for text and attribute values in HTML.
+public enum HTML {
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+}

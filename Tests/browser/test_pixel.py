@@ -1,0 +1,292 @@
+"""Real headless-Chromium tests of pixel.js and the consent banner against the real server.
+
+Run by `make test` (after the Swift tests): Debian's chromium + chromium-driver, selenium from PyPI.
+Each test starts `candor serve` on its own data directory and checks the SQLite rows it stored.
+"""
+import gzip
+import http.server
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("CANDOR_BIN", os.path.join(ROOT, ".build", "debug", "candor"))
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    def __init__(self, tmp_path):
+        self.data = str(tmp_path / "data")
+        self.port = free_port()
+        out = subprocess.run([BIN, "init", "--data", self.data, "--policies", os.path.join(ROOT, "policies")],
+                             check=True, capture_output=True, text=True).stdout
+        self.site = [l.split(": ")[1].split(" ")[0] for l in out.splitlines() if l.startswith("Demo site id")][0]
+        self.log = open(tmp_path / "server.log", "w")
+        self.proc = subprocess.Popen([BIN, "serve", "--data", self.data, "--port", str(self.port),
+                                      "--policies", os.path.join(ROOT, "policies"), "--public", os.path.join(ROOT, "Public")],
+                                     stdout=self.log, stderr=self.log)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def rows(self, sql, *args):
+        db = sqlite3.connect(os.path.join(self.data, "candor.sqlite"))
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def events(self):
+        return self.rows("SELECT name, path, decision, subject, props, engaged_ms, scroll FROM events ORDER BY id")
+
+    def wait_for(self, predicate, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rows = self.events()
+            if predicate(rows):
+                return rows
+            time.sleep(0.2)
+        raise AssertionError(f"condition not met; events: {self.events()}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path)
+    yield s
+    s.stop()
+
+
+def browser(dnt=False, gpc=False):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--user-agent={UA}", "--window-size=1280,900"]:
+        opts.add_argument(a)
+    if dnt:
+        opts.add_experimental_option("prefs", {"enable_do_not_track": True})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    if gpc:
+        # As a browser with GPC on: the navigator property for the pixel, the Sec-GPC header for the server.
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                               {"source": "Object.defineProperty(navigator,'globalPrivacyControl',{get:()=>true})"})
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Sec-GPC": "1"}})
+    return driver
+
+
+def storage(driver):
+    return driver.execute_script("return [document.cookie, Object.keys(localStorage), Object.keys(sessionStorage)]")
+
+
+def pixel_gzip_size():
+    with open(os.path.join(ROOT, "Public", "pixel.js"), "rb") as f:
+        raw = f.read()
+    # The server strips comment lines and indentation; measure what it serves.
+    served = b"\n".join(l.lstrip() for l in raw.split(b"\n") if l.strip() and not l.lstrip().startswith(b"// ")) + b"\n"
+    return len(gzip.compress(served, 9))
+
+
+def test_pixel_size_budget():
+    size = pixel_gzip_size()
+    print(f"\npixel.js served size: {size} bytes gzip (target 2500, limit 4096)")
+    assert size <= 4096
+
+
+def test_opt_in_without_choice_is_anonymous_and_stores_nothing_on_the_device(server):
+    d = browser()
+    try:
+        d.get(server.url + "/demo")
+        rows = server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
+        assert all(x[2] == "anonymous" and x[3] is None for x in rows)
+        assert d.find_element(By.CSS_SELECTOR, ".candor-banner").is_displayed()
+        assert storage(d) == ["", [], []]
+    finally:
+        d.quit()
+
+
+def test_accept_identifies_across_pages_reject_does_not_and_withdraw_clears(server):
+    d = browser()
+    try:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        d.find_element(By.ID, "nav-link").click()
+        d.find_element(By.ID, "cta").click()
+        rows = server.wait_for(lambda r: any(x[0] == "cta_click" for x in r))
+        identified = [x for x in rows if x[2] == "identified"]
+        assert {x[1] for x in identified} >= {"/demo/second"}
+        assert len({x[3] for x in identified}) == 1 and identified[0][3] is not None
+        assert "candor_subject" in storage(d)[1]
+        assert server.rows("SELECT analytics, marketing, subject IS NOT NULL FROM consent_records") == [(1, 1, 1)]
+        # Withdraw: reopen from the persistent link and reject.
+        d.find_element(By.CSS_SELECTOR, ".candor-settings").click()
+        d.find_element(By.CSS_SELECTOR, "[data-choice=reject]").click()
+        d.find_element(By.ID, "cta").click()
+        rows = server.wait_for(lambda r: sum(1 for x in r if x[0] == "cta_click") == 2)
+        assert [x for x in rows if x[0] == "cta_click"][-1][2] == "anonymous"
+        assert "candor_subject" not in storage(d)[1]
+        assert storage(d)[0] == ""
+    finally:
+        d.quit()
+    d = browser()
+    try:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=reject]").click()
+        d.find_element(By.ID, "nav-link").click()
+        server.wait_for(lambda r: sum(1 for x in r if x[1] == "/demo/second") >= 2)
+        later = [x for x in server.events() if x[1] == "/demo/second"][-1]
+        assert later[2] == "anonymous" and later[3] is None
+    finally:
+        d.quit()
+
+
+@pytest.mark.parametrize("signal", ["dnt", "gpc"])
+def test_dnt_and_gpc_are_never_identified(server, signal):
+    d = browser(dnt=signal == "dnt", gpc=signal == "gpc")
+    try:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        d.find_element(By.ID, "nav-link").click()
+        d.find_element(By.ID, "cta").click()
+        rows = server.wait_for(lambda r: any(x[0] == "cta_click" for x in r))
+        assert rows and all(x[2] == "anonymous" and x[3] is None for x in rows)
+        assert "candor_subject" not in storage(d)[1]
+    finally:
+        d.quit()
+
+
+def test_spa_scroll_engagement_clicks_and_forms(server):
+    d = browser()
+    try:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=reject]").click()
+        # Keep the demo page in place: bubble-phase listeners cancel navigation after the pixel saw the event.
+        d.execute_script("document.addEventListener('click', e => { if (!e.target.closest('[data-spa],#nav-link,#contact')) e.preventDefault() });"
+                         "document.addEventListener('submit', e => e.preventDefault());")
+        for el in ["download-link", "outbound-link", "call-link", "cta"]:
+            d.find_element(By.ID, el).click()
+        d.find_element(By.NAME, "email").send_keys("someone@example.com")
+        d.find_element(By.NAME, "password").send_keys("hunter2")
+        d.find_element(By.CSS_SELECTOR, "#contact button").click()
+        d.find_element(By.ID, "spa-link").click()
+        d.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        time.sleep(1.5)
+        d.get(server.url + "/demo/second")  # pagehide: engagement via sendBeacon
+        rows = server.wait_for(lambda r: any(x[0] == "engagement" and (x[6] or 0) >= 90 for x in r))
+        names = [x[0] for x in rows]
+        for n in ["download", "outbound", "call", "cta_click", "form_submit"]:
+            assert n in names, n
+        assert any(x[0] == "pageview" and x[1] == "/demo/spa-view" for x in rows)
+        form = [json.loads(x[4]) for x in rows if x[0] == "form_submit"][0]
+        assert form["form"] == "contact" and "email" in form["fields"]
+        dump = json.dumps(rows)
+        assert "someone@example.com" not in dump and "hunter2" not in dump
+        eng = [x for x in rows if x[0] == "engagement" and (x[6] or 0) >= 90][0]
+        assert eng[5] >= 1000
+    finally:
+        d.quit()
+
+
+def test_offline_events_queue_and_arrive_exactly_once(server):
+    d = browser()
+    try:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
+        d.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
+        d.execute_script("window.dispatchEvent(new Event('offline'))")
+        for _ in range(3):
+            d.find_element(By.ID, "cta").click()
+        time.sleep(2.5)
+        assert not any(x[0] == "cta_click" for x in server.events())
+        d.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+        d.execute_script("window.dispatchEvent(new Event('online'))")
+        rows = server.wait_for(lambda r: sum(1 for x in r if x[0] == "cta_click") >= 3)
+        time.sleep(2)
+        assert sum(1 for x in server.events() if x[0] == "cta_click") == 3
+    finally:
+        d.quit()
+
+
+def test_banner_keyboard_only(server):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    d = browser()
+    try:
+        d.set_window_size(320, 640)
+        d.get(server.url + "/demo")
+        banner = d.find_element(By.CSS_SELECTOR, ".candor-banner")
+        assert banner.get_attribute("role") == "dialog" and banner.get_attribute("aria-modal") == "true"
+        d.save_screenshot(os.path.join(ARTIFACTS, "banner-320px.png"))
+        active = lambda: d.switch_to.active_element.get_attribute("data-choice")
+        assert active() == "accept"
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        assert active() == "reject"
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        assert active() == "customize"
+        d.switch_to.active_element.send_keys(Keys.TAB)  # focus trap wraps to the first button
+        assert active() == "accept"
+        d.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+        assert active() == "customize"
+        d.switch_to.active_element.send_keys(Keys.ENTER)  # open the categories
+        assert d.switch_to.active_element.get_attribute("name") == "analytics"
+        d.switch_to.active_element.send_keys(Keys.SPACE)  # tick analytics
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        assert active() == "customize"
+        d.switch_to.active_element.send_keys(Keys.ENTER)  # save
+        assert not d.find_elements(By.CSS_SELECTOR, ".candor-banner")
+        assert server.rows("SELECT analytics, marketing FROM consent_records") == [(1, 0)]
+    finally:
+        d.quit()
+
+
+def test_unregistered_origin_is_refused_with_a_console_reason(server, tmp_path):
+    page = tmp_path / "site"
+    page.mkdir()
+    (page / "index.html").write_text(
+        f'<!doctype html><title>other</title><script src="{server.url}/pixel.js" data-site="{server.site}"></script>')
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(page), **k)
+    other = http.server.ThreadingHTTPServer(("127.0.0.2", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    d = browser()
+    try:
+        d.get(f"http://127.0.0.2:{other.server_address[1]}/index.html")
+        deadline = time.time() + 10
+        logs = []
+        while time.time() < deadline and not any("not registered" in l["message"] for l in logs):
+            logs += d.get_log("browser")
+            time.sleep(0.3)
+        assert any("not registered for site" in l["message"] for l in logs), logs
+        assert server.events() == []
+    finally:
+        d.quit()
+        other.shutdown()
