@@ -118,15 +118,23 @@
     if (/^https?:$/.test(u.protocol) && u.hostname != location.hostname) track('outbound', { to: u.hostname });
   }
 
-  // Form submissions: the form's id or name and its field NAMES; never values.
+  // Form submissions: the form's id or name and its field NAMES. Values only for fields listed in
+  // data-form-values, only under marketing consent (the server applies the policy's allowlist too);
+  // password and card fields are never reported at all.
+  var allowed = ((me && me.getAttribute('data-form-values')) || '').split(',');
   function submit(ev) {
-    var f = ev.target, names = [];
+    var f = ev.target, names = [], p = {};
     if (!f || !f.elements) return;
     for (var i = 0; i < f.elements.length; i++) {
       var el = f.elements[i], t = (el.type || '').toLowerCase(), nm = el.name || el.id;
-      if (nm && t != 'submit' && t != 'button' && names.indexOf(nm) < 0) names.push(nm);
+      if (!nm || t == 'submit' || t == 'button' || t == 'password' || /^cc-/.test(el.autocomplete || '') ||
+          /pass|card|cvc|cvv|iban|ssn/i.test(nm) || names.indexOf(nm) >= 0) continue;
+      names.push(nm);
+      if (consent && consent.marketing && stored() && allowed.indexOf(nm) >= 0 && el.value) p['field.' + nm] = String(el.value).slice(0, 256);
     }
-    track('form_submit', { form: f.id || f.getAttribute('name') || 'form', fields: names.join(',').slice(0, 256) });
+    p.form = f.id || f.getAttribute('name') || 'form';
+    p.fields = names.join(',').slice(0, 256);
+    track('form_submit', p);
   }
 
   var api_ = {

@@ -154,7 +154,13 @@ public struct Pipeline: Sendable {
                 path += "?" + kept.map { "\($0.0)=\(Minimize.value(String($0.1.prefix(100))))" }.joined(separator: "&")
             }
             w.row.path = path
-            w.row.props = PropsEncoder.encode(w.incoming.props)
+            // Form values ("field.NAME" props) survive only under marketing consent and the policy's allowlist.
+            let marketing = w.decision == .identified(marketing: true)
+            let props = w.incoming.props.filter { key, _ in
+                guard key.hasPrefix("field.") else { return true }
+                return marketing && scope.policy.formFieldAllowlist.contains(String(key.dropFirst(6)))
+            }
+            w.row.props = PropsEncoder.encode(props)
             if w.incoming.value != nil {
                 w.row.value = w.incoming.value
                 w.row.currency = w.incoming.currency

@@ -122,3 +122,23 @@ import Testing
         }
     }
 }
+
+@Suite struct FormValueTests {
+    @Test func formValuesNeedMarketingConsentAndThePolicyAllowlist() async throws {
+        var policy = Policy.default
+        policy.name = "forms"
+        policy.formFieldAllowlist = ["plan"]
+        let t = try TestCollector(policy: policy)
+        let props: [(String, PropValue)] = [("form", .string("signup")), ("fields", .string("plan,email")),
+                                            ("field.plan", .string("pro")), ("field.email", .string("a@example.com"))]
+        for (id, consent) in [("m", ConsentState.granted(analytics: true, marketing: true)),
+                              ("a", .granted(analytics: true, marketing: false)), ("u", .unset)] {
+            try await t.ingest([IncomingEvent(site: t.site.id, name: "form_submit", url: "https://example.com/", id: id,
+                                              props: props, consent: consent)])
+        }
+        let byID = Dictionary(uniqueKeysWithValues: try t.database.events(site: t.site.id).map { ($0.clientID!, $0.props ?? "") })
+        #expect(byID["m"] == #"{"form":"signup","fields":"plan,email","field.plan":"pro"}"#)
+        #expect(byID["a"] == #"{"form":"signup","fields":"plan,email"}"#)
+        #expect(byID["u"] == #"{"form":"signup","fields":"plan,email"}"#)
+    }
+}
