@@ -43,18 +43,12 @@ public final class Collector: Sendable {
     /// The site and its policy, or nil if the id is unknown.
     public func site(_ id: String) -> (Site, Policy)? {
         let now = now()
-        let cached = siteCache.withLock { cache -> Site? in
-            if let s = cache.sites[id] { return s }
-            return nil
-        }
-        var site = cached
-        if site == nil {
-            let due = siteCache.withLock { c in now.timeIntervalSince(c.loadedAt) >= siteReloadInterval }
-            if due, let all = try? database.sites() {
-                let map = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-                siteCache.withLock { $0.sites = map; $0.loadedAt = now }
-                site = map[id]
-            }
+        var site = siteCache.withLock { $0.sites[id] }
+        if site == nil, siteCache.withLock({ now.timeIntervalSince($0.loadedAt) >= siteReloadInterval }),
+           let all = try? database.sites() {
+            let map = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            siteCache.withLock { $0.sites = map; $0.loadedAt = now }
+            site = map[id]
         }
         guard let site else { return nil }
         return (site, policies[site.policy] ?? .default)

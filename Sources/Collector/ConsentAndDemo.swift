@@ -41,7 +41,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         do {
             doc = try body.withUnsafeReadableBytes { (b) throws(JSONError) -> JSONValue in try JSONParser.parse(b) }
         } catch {
-            return withOrigin(jsonError(400, "\(error)"), request)
+            return withOrigin(jsonError(400, error.description), request)
         }
         guard case .string(let siteID)? = doc["site"], case .bool(let analytics)? = doc["analytics"],
               case .bool(let marketing)? = doc["marketing"] else {
@@ -51,7 +51,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         if case .string(let b)? = doc["banner"] { banner = String(b.prefix(32)) }
         guard let (site, policy) = collector.site(siteID) else { return withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request) }
         if let origin = request.headers[.origin] {
-            guard let host = LightURL(origin + "/")?.host, hostMatches(host, domains: site.domains) else {
+            guard originAllowed(origin, for: site) else {
                 return withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request)
             }
         }
@@ -115,14 +115,6 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             .init("Referrer-Policy")!: "strict-origin-when-cross-origin",
         ], body: .init(byteBuffer: ByteBuffer(string: html)))
     }
-}
-
-func withOrigin(_ response: Response, _ request: Request) -> Response {
-    guard let origin = request.headers[.origin] else { return response }
-    var r = response
-    r.headers[.accessControlAllowOrigin] = origin
-    r.headers[.vary] = "Origin"
-    return r
 }
 
 /// Escaping for text and attribute values in HTML.

@@ -32,7 +32,7 @@ enum JSONValue: Equatable, Sendable {
     }
 }
 
-struct JSONError: Error, Equatable {
+struct JSONError: Error, Equatable, CustomStringConvertible {
     let offset: Int
     let reason: String
     var description: String { "invalid JSON at byte \(offset): \(reason)" }

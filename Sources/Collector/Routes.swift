@@ -135,13 +135,10 @@ extension CollectorRoutes {
             return reject(404, "unknown site \(siteID)", request)
         }
         if let origin = request.headers[.origin] {
-            guard let host = LightURL(origin + "/")?.host, hostMatches(host, domains: site.domains) else {
+            guard originAllowed(origin, for: site) else {
                 collector.metrics.drop(.originNotAllowed, count: events.count)
-                var response = reject(403, "origin \(origin.prefix(200)) is not registered for site \(siteID); add its domain with candor sites", request)
                 // Readable by the page so the pixel can show the reason in the console.
-                response.headers[.accessControlAllowOrigin] = origin
-                response.headers[.vary] = "Origin"
-                return response
+                return withOrigin(reject(403, "origin \(origin.prefix(200)) is not registered for site \(siteID); add its domain with candor sites", request), request)
             }
         }
         let facts = RequestFacts(
@@ -156,7 +153,7 @@ extension CollectorRoutes {
         if let retryAfter = result.retryAfter {
             var response = reject(429, "rate limited; retry after \(retryAfter) s", request)
             response.headers[.retryAfter] = String(retryAfter)
-            return withCORS(response, request)
+            return withOrigin(response, request)
         }
         var drops = result.drops
         var accepted = 0
@@ -171,19 +168,11 @@ extension CollectorRoutes {
         } catch {
             var response = reject(503, "\(error)", request)
             response.headers[.retryAfter] = "5"
-            return withCORS(response, request)
+            return withOrigin(response, request)
         }
         collector.metrics.accepted.add(accepted)
         if let d = drops[.duplicate] { collector.metrics.drop(.duplicate, count: d) }
-        return withCORS(respond(accepted, drops), request)
-    }
-
-    func withCORS(_ response: Response, _ request: Request) -> Response {
-        guard let origin = request.headers[.origin] else { return response }
-        var response = response
-        response.headers[.accessControlAllowOrigin] = origin
-        response.headers[.vary] = "Origin"
-        return response
+        return withOrigin(respond(accepted, drops), request)
     }
 
     /// A JSON error answer. Logged with the status and reason only: no address, no user agent, no body.
@@ -192,6 +181,21 @@ extension CollectorRoutes {
         collector.logger.debug("request refused", metadata: ["status": "\(status)", "reason": "\(reason)", "path": "\(request.uri.path)"])
         return jsonError(status, reason)
     }
+}
+
+/// Whether a browser `Origin` is one of the site's domains or a subdomain of one.
+func originAllowed(_ origin: String, for site: Site) -> Bool {
+    guard let host = LightURL(origin + "/")?.host else { return false }
+    return hostMatches(host, domains: site.domains)
+}
+
+/// The answer readable by the calling page (CORS), when the request came from one.
+func withOrigin(_ response: Response, _ request: Request) -> Response {
+    guard let origin = request.headers[.origin] else { return response }
+    var r = response
+    r.headers[.accessControlAllowOrigin] = origin
+    r.headers[.vary] = "Origin"
+    return r
 }
 
 /// `{"error": reason}` with the given status.
