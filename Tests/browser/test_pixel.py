@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from selenium import webdriver
@@ -84,7 +85,17 @@ def server(tmp_path):
     s.stop()
 
 
-def browser(dnt=False, gpc=False):
+@contextmanager
+def chromium(dnt=False, gpc=False):
+    """A headless Chromium session, always closed."""
+    d = new_browser(dnt, gpc)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def new_browser(dnt=False, gpc=False):
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--user-agent={UA}", "--window-size=1280,900"]:
@@ -121,20 +132,16 @@ def test_pixel_size_budget():
 
 
 def test_opt_in_without_choice_is_anonymous_and_stores_nothing_on_the_device(server):
-    d = browser()
-    try:
+    with chromium() as d:
         d.get(server.url + "/demo")
         rows = server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
         assert all(x[2] == "anonymous" and x[3] is None for x in rows)
         assert d.find_element(By.CSS_SELECTOR, ".candor-banner").is_displayed()
         assert storage(d) == ["", [], []]
-    finally:
-        d.quit()
 
 
 def test_accept_identifies_across_pages_reject_does_not_and_withdraw_clears(server):
-    d = browser()
-    try:
+    with chromium() as d:
         d.get(server.url + "/demo")
         d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
         d.find_element(By.ID, "nav-link").click()
@@ -153,24 +160,18 @@ def test_accept_identifies_across_pages_reject_does_not_and_withdraw_clears(serv
         assert [x for x in rows if x[0] == "cta_click"][-1][2] == "anonymous"
         assert "candor_subject" not in storage(d)[1]
         assert storage(d)[0] == ""
-    finally:
-        d.quit()
-    d = browser()
-    try:
+    with chromium() as d:
         d.get(server.url + "/demo")
         d.find_element(By.CSS_SELECTOR, "[data-choice=reject]").click()
         d.find_element(By.ID, "nav-link").click()
         server.wait_for(lambda r: sum(1 for x in r if x[1] == "/demo/second") >= 2)
         later = [x for x in server.events() if x[1] == "/demo/second"][-1]
         assert later[2] == "anonymous" and later[3] is None
-    finally:
-        d.quit()
 
 
 @pytest.mark.parametrize("signal", ["dnt", "gpc"])
 def test_dnt_and_gpc_are_never_identified(server, signal):
-    d = browser(dnt=signal == "dnt", gpc=signal == "gpc")
-    try:
+    with chromium(dnt=signal == "dnt", gpc=signal == "gpc") as d:
         d.get(server.url + "/demo")
         d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
         d.find_element(By.ID, "nav-link").click()
@@ -178,13 +179,10 @@ def test_dnt_and_gpc_are_never_identified(server, signal):
         rows = server.wait_for(lambda r: any(x[0] == "cta_click" for x in r))
         assert rows and all(x[2] == "anonymous" and x[3] is None for x in rows)
         assert "candor_subject" not in storage(d)[1]
-    finally:
-        d.quit()
 
 
 def test_spa_scroll_engagement_clicks_and_forms(server):
-    d = browser()
-    try:
+    with chromium() as d:
         d.get(server.url + "/demo")
         d.find_element(By.CSS_SELECTOR, "[data-choice=reject]").click()
         # Keep the demo page in place: bubble-phase listeners cancel navigation after the pixel saw the event.
@@ -210,13 +208,10 @@ def test_spa_scroll_engagement_clicks_and_forms(server):
         assert "someone@example.com" not in dump and "hunter2" not in dump
         eng = [x for x in rows if x[0] == "engagement" and (x[6] or 0) >= 90][0]
         assert eng[5] >= 1000
-    finally:
-        d.quit()
 
 
 def test_offline_events_queue_and_arrive_exactly_once(server):
-    d = browser()
-    try:
+    with chromium() as d:
         d.get(server.url + "/demo")
         d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
         server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
@@ -231,14 +226,11 @@ def test_offline_events_queue_and_arrive_exactly_once(server):
         rows = server.wait_for(lambda r: sum(1 for x in r if x[0] == "cta_click") >= 3)
         time.sleep(2)
         assert sum(1 for x in server.events() if x[0] == "cta_click") == 3
-    finally:
-        d.quit()
 
 
 def test_banner_keyboard_only(server):
     os.makedirs(ARTIFACTS, exist_ok=True)
-    d = browser()
-    try:
+    with chromium() as d:
         d.set_window_size(320, 640)
         d.get(server.url + "/demo")
         banner = d.find_element(By.CSS_SELECTOR, ".candor-banner")
@@ -265,8 +257,6 @@ def test_banner_keyboard_only(server):
         d.switch_to.active_element.send_keys(Keys.ENTER)  # save
         assert not d.find_elements(By.CSS_SELECTOR, ".candor-banner")
         assert server.rows("SELECT analytics, marketing FROM consent_records") == [(1, 0)]
-    finally:
-        d.quit()
 
 
 def test_unregistered_origin_is_refused_with_a_console_reason(server, tmp_path):
@@ -277,16 +267,15 @@ def test_unregistered_origin_is_refused_with_a_console_reason(server, tmp_path):
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(page), **k)
     other = http.server.ThreadingHTTPServer(("127.0.0.2", 0), handler)
     threading.Thread(target=other.serve_forever, daemon=True).start()
-    d = browser()
     try:
-        d.get(f"http://127.0.0.2:{other.server_address[1]}/index.html")
-        deadline = time.time() + 10
-        logs = []
-        while time.time() < deadline and not any("not registered" in l["message"] for l in logs):
-            logs += d.get_log("browser")
-            time.sleep(0.3)
-        assert any("not registered for site" in l["message"] for l in logs), logs
-        assert server.events() == []
+        with chromium() as d:
+            d.get(f"http://127.0.0.2:{other.server_address[1]}/index.html")
+            deadline = time.time() + 10
+            logs = []
+            while time.time() < deadline and not any("not registered" in l["message"] for l in logs):
+                logs += d.get_log("browser")
+                time.sleep(0.3)
+            assert any("not registered for site" in l["message"] for l in logs), logs
+            assert server.events() == []
     finally:
-        d.quit()
         other.shutdown()
