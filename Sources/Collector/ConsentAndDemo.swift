@@ -56,7 +56,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             }
         }
         var subject: Int64?
-        if analytics, case .string(let s)? = doc["subject"], s.utf8.count >= 16, s.utf8.count <= 64 {
+        if analytics, case .string(let s)? = doc["subject"], Wire.isValidSubject(s) {
             subject = collector.pipeline.deps.subjects.hash(s)
         }
         let record = ConsentRecord(siteID: site.id, timestamp: Int64(collector.now().timeIntervalSince1970 * 1000),

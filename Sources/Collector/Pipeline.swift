@@ -136,9 +136,8 @@ public struct Pipeline: Sendable {
         },
         Step(name: "attribution") { w, scope in
             let page = w.page
-            let keepClickID = w.decision == .identified(marketing: true)
             let a = Classifier.attribution(page: page, referrer: w.incoming.referrer, siteDomains: scope.site.domains,
-                                           keepClickID: keepClickID)
+                                           keepClickID: w.decision.allowsMarketing)
             w.row.sourceType = a.sourceType.rawValue
             w.row.referrerHost = a.referrerHost; w.row.referrerPath = a.referrerPath
             w.row.utmSource = a.utmSource; w.row.utmMedium = a.utmMedium; w.row.utmCampaign = a.utmCampaign
@@ -155,10 +154,9 @@ public struct Pipeline: Sendable {
             }
             w.row.path = path
             // Form values ("field.NAME" props) survive only under marketing consent and the policy's allowlist.
-            let marketing = w.decision == .identified(marketing: true)
             let props = w.incoming.props.filter { key, _ in
                 guard key.hasPrefix("field.") else { return true }
-                return marketing && scope.policy.formFieldAllowlist.contains(String(key.dropFirst(6)))
+                return w.decision.allowsMarketing && scope.policy.formFieldAllowlist.contains(String(key.dropFirst(6)))
             }
             w.row.props = PropsEncoder.encode(props)
             if w.incoming.value != nil {

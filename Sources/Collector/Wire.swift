@@ -111,7 +111,7 @@ enum Wire {
             e.id = id
         }
         if let subject = try optionalString(v, "subject", max: WireLimits.maxIDLength) {
-            guard subject.utf8.count >= 16, subject.utf8.allSatisfy(isIDByte) else {
+            guard isValidSubject(subject) else {
                 throw WireError("subject must be 16–64 letters, digits, - and _")
             }
             e.subject = subject
@@ -189,6 +189,11 @@ enum Wire {
             }
         }
         return out
+    }
+
+    /// The pixel's random subject id: 16–64 letters, digits, `-` and `_`.
+    static func isValidSubject(_ s: String) -> Bool {
+        (16...WireLimits.maxIDLength).contains(s.utf8.count) && s.utf8.allSatisfy(isIDByte)
     }
 
     static func isIDByte(_ c: UInt8) -> Bool {

@@ -36,6 +36,9 @@ public enum ConsentDecision: Sendable, Equatable {
     /// values and allowlisted form values.
     case identified(marketing: Bool)
 
+    /// Identified with marketing consent: click-id values and allowlisted form values may be kept.
+    public var allowsMarketing: Bool { self == .identified(marketing: true) }
+
     public enum DropCause: String, Sendable {
         /// The visitor denied consent (or gave it only without analytics) and the policy does not count anonymously.
         case consentDenied = "consent_denied"
