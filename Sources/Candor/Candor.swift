@@ -7,7 +7,8 @@ struct Candor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "candor",
         abstract: "Self-hosted, privacy-first, consent-aware web analytics.",
-        subcommands: [Serve.self, Initialize.self, Sites.self, RotateSalt.self])
+        subcommands: [Serve.self, Initialize.self, Sites.self, RotateSalt.self, Forget.self, Requests.self, Export.self,
+                      Purge.self, Audit.self, Keys.self, ProcessingRecord.self])
 }
 
 /// Options shared by every command that opens the data directory.

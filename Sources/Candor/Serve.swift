@@ -44,6 +44,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("public"), help: "Directory of pixel.js, consent.js and the demo assets (env CANDOR_PUBLIC).")
     var publicDir: String = env("CANDOR_PUBLIC") ?? "./Public"
 
+    @Option(name: .customLong("purge-every"), help: "Hours between retention purges (env CANDOR_PURGE_EVERY).")
+    var purgeEvery: Double = env("CANDOR_PURGE_EVERY").flatMap(Double.init) ?? 6
+
+    @Option(name: .customLong("requests-every"), help: "Minutes between runs of the deletion-request processor (env CANDOR_REQUESTS_EVERY).")
+    var requestsEvery: Double = env("CANDOR_REQUESTS_EVERY").flatMap(Double.init) ?? 5
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -84,8 +90,19 @@ struct Serve: AsyncParsableCommand {
             assets = nil
             logger.warning("pixel.js not found: /pixel.js and /demo are not served", metadata: ["public-dir": "\(publicDir)"])
         }
-        let rotation = SaltRotationService(keeper: salts, logger: logger)
+        let office = PrivacyOffice(database: database, policies: policies, subjects: try SubjectHasher(database: database))
+        try recordPolicyChanges(policies: policies, audit: office.audit)
+        let rotation = SaltRotationService(keeper: salts, logger: logger, audit: office.audit)
         try rotation.tick()
+        let purger = Purger(database: database, policies: policies)
+        let scheduler = JobScheduler(database: database, jobs: [
+            ScheduledJob(name: "deletion_requests", interval: .milliseconds(Int64(requestsEvery * 60_000))) {
+                "\(try office.processOpenRequests(actor: "scheduler").count) request(s) carried out"
+            },
+            ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
+                "\(try await purger.run(actor: "scheduler").reduce(0) { $0 + $1.rows }) row(s) deleted or cleared"
+            },
+        ], logger: logger)
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
@@ -95,11 +112,28 @@ struct Serve: AsyncParsableCommand {
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
         let app = Application(
-            router: buildRouter(collector: collector, assets: assets),
+            router: buildRouter(collector: collector, assets: assets, office: office),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
-            services: [WriterService(writer: collector.writer), rotation],
+            services: [WriterService(writer: collector.writer), rotation, scheduler],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)
         try await app.runService()
+    }
+}
+
+/// Writes a `policy_changed` audit entry for each policy whose file content differs from the
+/// last one recorded (the fingerprint is kept in the job log under `policy:NAME`).
+func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
+    for name in policies.policies.keys.sorted() {
+        let text = JSONDocument.text(policies[name]!.summary)
+        let fingerprint = Hex.encode(Array(text.utf8).withUnsafeBytes {
+            Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0, outputLength: 16)
+        })
+        let job = "policy:\(name)"
+        let known = try audit.database.jobRuns().first { $0.name == job }?.detail
+        guard known != fingerprint else { continue }
+        try audit.record(actor: "serve", action: known == nil ? "policy_loaded" : "policy_changed",
+                         detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
+        try audit.database.recordRun(job: job, at: Int64(Date().timeIntervalSince1970 * 1000), detail: fingerprint)
     }
 }

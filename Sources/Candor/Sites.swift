@@ -3,6 +3,8 @@ import ArgumentParser
 import Consent
 import Foundation
 import Privacy
+import Retention
+import Logging
 import Store
 
 struct Sites: ParsableCommand {
@@ -90,9 +92,9 @@ struct RotateSalt: ParsableCommand {
 
     func run() throws {
         let database = try AppDatabase(path: data.databasePath)
-        let keeper = try SaltKeeper(database: database)
-        try keeper.rotate(now: Date())
-        let destroyed = try keeper.destroyExpired(now: Date())
+        let service = SaltRotationService(keeper: try SaltKeeper(database: database), logger: Logger(label: "candor"),
+                                          audit: AuditLog(database: database))
+        let destroyed = try service.tick()
         print("salt days kept: \(try database.saltDays().map(String.init).joined(separator: ",")); destroyed: \(destroyed.map(String.init).joined(separator: ","))")
     }
 }

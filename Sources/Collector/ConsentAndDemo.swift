@@ -5,8 +5,7 @@ import NIOCore
 import Privacy
 import Store
 
-/// POST /api/consent (proof of consent from the banner), the self-service privacy endpoints
-/// (not built yet: 501), and the /demo client site.
+/// POST /api/consent (proof of consent from the banner) and the /demo client site.
 public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let collector: Collector
     let assets: PublicAssets?
@@ -21,11 +20,6 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.on("/api/consent", method: .options) { request, _ in
             CollectorRoutes<Context>(collector: collector).preflight(request)
         }
-        for what in ["forget", "export"] {
-            router.post(RouterPath(stringLiteral: "/api/privacy/\(what)")) { request, _ in
-                withOrigin(jsonError(501, "self-service \(what) requests are not available yet on this Candor install"), request)
-            }
-        }
         if let assets {
             router.get("/demo") { _, _ in self.demo(page: 1, assets) }
             router.get("/demo/second") { _, _ in self.demo(page: 2, assets) }
@@ -35,26 +29,16 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     }
 
     func record(_ request: Request) async -> Response {
-        let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: 4096) } catch { return jsonError(413, "body larger than 4096 bytes") }
-        let doc: JSONValue
-        do {
-            doc = try body.withUnsafeReadableBytes { (b) throws(JSONError) -> JSONValue in try JSONParser.parse(b) }
-        } catch {
-            return withOrigin(jsonError(400, error.description), request)
+        let (doc, site, policy): (JSONValue, Site, Policy)
+        switch await siteRequest(request, collector: collector) {
+        case .failure(let refusal): return refusal.response
+        case .success(let found): (doc, site, policy) = found
         }
-        guard case .string(let siteID)? = doc["site"], case .bool(let analytics)? = doc["analytics"],
-              case .bool(let marketing)? = doc["marketing"] else {
+        guard case .bool(let analytics)? = doc["analytics"], case .bool(let marketing)? = doc["marketing"] else {
             return withOrigin(jsonError(400, "a consent record needs site, analytics and marketing"), request)
         }
         var banner = "custom"
         if case .string(let b)? = doc["banner"] { banner = String(b.prefix(32)) }
-        guard let (site, policy) = collector.site(siteID) else { return withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request) }
-        if let origin = request.headers[.origin] {
-            guard originAllowed(origin, for: site) else {
-                return withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request)
-            }
-        }
         var subject: Int64?
         if analytics, case .string(let s)? = doc["subject"], Wire.isValidSubject(s) {
             subject = collector.pipeline.deps.subjects.hash(s)

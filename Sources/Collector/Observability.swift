@@ -4,23 +4,40 @@ public import Hummingbird
 import NIOCore
 import Store
 import Geo
-import Privacy
+public import Privacy
 
 /// GET /health (JSON) and GET /metrics (Prometheus text).
 public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
     let collector: Collector
+    let office: PrivacyOffice?
     let startedAt: Date
 
-    public init(collector: Collector, startedAt: Date = Date()) {
+    public init(collector: Collector, office: PrivacyOffice? = nil, startedAt: Date = Date()) {
         self.collector = collector
+        self.office = office
         self.startedAt = startedAt
+    }
+
+    /// Gauges read from the database at scrape time: open and overdue deletion requests.
+    func privacyMetrics() -> String {
+        guard let office, let counts = try? office.database.privacyRequestCounts(now: Int64(collector.now().timeIntervalSince1970 * 1000))
+        else { return "" }
+        return """
+            # HELP candor_privacy_requests_open Deletion requests received and not yet carried out.
+            # TYPE candor_privacy_requests_open gauge
+            candor_privacy_requests_open \(counts.open)
+            # HELP candor_privacy_requests_overdue Open deletion requests past their deadline.
+            # TYPE candor_privacy_requests_overdue gauge
+            candor_privacy_requests_overdue \(counts.overdue)
+
+            """
     }
 
     public func add(to router: Router<Context>) {
         router.get("/health") { _, _ in self.health() }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render())))
+                     body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render(extra: self.privacyMetrics()))))
         }
     }
 
@@ -46,13 +63,14 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
 }
 
 /// The router of the appliance's public endpoints.
-public func buildRouter(collector: Collector, assets: PublicAssets? = nil) -> Router<CandorRequestContext> {
+public func buildRouter(collector: Collector, assets: PublicAssets? = nil, office: PrivacyOffice? = nil) -> Router<CandorRequestContext> {
     let router = Router(context: CandorRequestContext.self)
     router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
     CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
     ConsentRoutes<CandorRequestContext>(collector: collector, assets: assets).add(to: router)
+    if let office { PrivacyRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router) }
     assets?.add(to: router)
-    ObservabilityRoutes<CandorRequestContext>(collector: collector).add(to: router)
+    ObservabilityRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router)
     return router
 }
 

@@ -154,9 +154,20 @@ public struct Pipeline: Sendable {
             }
             w.row.path = path
             // Form values ("field.NAME" props) survive only under marketing consent and the policy's allowlist.
-            let props = w.incoming.props.filter { key, _ in
+            var props = w.incoming.props.filter { key, _ in
                 guard key.hasPrefix("field.") else { return true }
                 return w.decision.allowsMarketing && scope.policy.formFieldAllowlist.contains(String(key.dropFirst(6)))
+            }
+            // An e-mail address is never stored in the clear: it becomes the keyed hash that links a
+            // lead to deletion and export requests (and conversions) for that address.
+            func email(_ p: (String, PropValue)) -> String? {
+                guard p.0.hasPrefix("field."), case .string(let s) = p.1 else { return nil }
+                let trimmed = s.trimmingCharacters(in: .whitespaces)
+                return Minimize.looksLikeEmail(Substring(trimmed)) ? trimmed : nil
+            }
+            if let address = props.lazy.compactMap(email).first {
+                w.row.emailHash = scope.deps.subjects.hash(address, kind: .email)
+                props.removeAll { email($0) != nil }
             }
             w.row.props = PropsEncoder.encode(props)
             if w.incoming.value != nil {

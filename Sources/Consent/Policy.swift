@@ -24,6 +24,15 @@ public enum DataClass: String, Sendable, CaseIterable {
     case deletionRequests = "deletion_requests", auditLog = "audit_log"
 }
 
+/// Identifying columns a policy may clear before their rows expire.
+public enum ColumnGroup: String, Sendable, CaseIterable {
+    /// Subject hash (events, sessions, consent records) and e-mail hash of leads.
+    case subject
+    case clickID = "click_id"
+    /// Region and city (country stays).
+    case geoDetail = "geo_detail"
+}
+
 /// A named policy, read from `policies/NAME.toml`. Sites reference one by name.
 public struct Policy: Sendable, Equatable {
     public var name: String
@@ -45,6 +54,14 @@ public struct Policy: Sendable, Equatable {
     public var retentionDays: [DataClass: Int]
     /// Dashboard k-anonymity threshold.
     public var kThreshold: Int
+    /// Days after which identifying columns are cleared while their rows stay; absent keeps
+    /// them as long as the row.
+    public var columnExpiryDays: [ColumnGroup: Int] = [.subject: 90, .clickID: 30]
+    /// Days within which a deletion request must be carried out.
+    public var deletionDeadlineDays: Int = 30
+    /// On erasure, keep the subject's consent records with the link to the subject removed
+    /// (proof of what was consented to and when), instead of deleting them.
+    public var keepConsentProof: Bool = true
 
     public static let `default` = Policy(
         name: "default", version: 1, mode: .optIn, anonymousCounting: true, honorDNT: true, honorGPC: true,
@@ -77,7 +94,7 @@ extension Policy {
         do { table = try TOMLTable(string: text) } catch { throw PolicyError(file, "not valid TOML: \(error)") }
         var p = Policy.default
         p.name = name
-        try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "dashboard"], file, "")
+        try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "expire", "privacy", "dashboard"], file, "")
         if let v = table["version"] { p.version = try Self.int(v, file, "version") }
         if let consent = table["consent"]?.table {
             try Self.checkKeys(consent, allowed: ["mode", "anonymous_counting", "honor_dnt", "honor_gpc"], file, "consent.")
@@ -111,6 +128,25 @@ extension Policy {
                 guard days >= 0 else { throw PolicyError(file, "retention.\(c.rawValue) must be ≥ 0 (0 = keep)") }
                 p.retentionDays[c] = days == 0 ? nil : days
             }
+        }
+        if let expire = table["expire"]?.table {
+            try Self.checkKeys(expire, allowed: Set(ColumnGroup.allCases.map(\.rawValue)), file, "expire.")
+            for c in ColumnGroup.allCases {
+                guard let v = expire[c.rawValue] else { continue }
+                let days = try Self.int(v, file, "expire.\(c.rawValue)")
+                guard days >= 0 else { throw PolicyError(file, "expire.\(c.rawValue) must be ≥ 0 (0 = with the row)") }
+                p.columnExpiryDays[c] = days == 0 ? nil : days
+            }
+        }
+        if let privacy = table["privacy"]?.table {
+            try Self.checkKeys(privacy, allowed: ["deletion_deadline_days", "keep_consent_proof"], file, "privacy.")
+            if let v = privacy["deletion_deadline_days"] {
+                p.deletionDeadlineDays = try Self.int(v, file, "privacy.deletion_deadline_days")
+                guard (1...90).contains(p.deletionDeadlineDays) else {
+                    throw PolicyError(file, "privacy.deletion_deadline_days must be between 1 and 90")
+                }
+            }
+            if let v = privacy["keep_consent_proof"] { p.keepConsentProof = try Self.bool(v, file, "privacy.keep_consent_proof") }
         }
         if let dash = table["dashboard"]?.table {
             try Self.checkKeys(dash, allowed: ["k_threshold"], file, "dashboard.")

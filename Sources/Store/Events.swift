@@ -20,6 +20,9 @@ public struct EventRow: Sendable, Equatable {
     /// so a session that spans midnight continues.
     public var previousVisitor: Int64?
     public var subject: Int64?
+    /// Keyed hash of an e-mail address a visitor entered in an allowlisted form field under
+    /// marketing consent (the address itself is not stored).
+    public var emailHash: Int64?
     public var country: String?
     public var region: String?
     public var city: String?
@@ -118,14 +121,14 @@ extension AppDatabase {
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,
               country, region, city, asn, asn_org, browser, browser_version, os, device, screen,
               source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term,
-              utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll)
-            VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?)
+              utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
+            VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
             """)
         let args: [(any DatabaseValueConvertible)?] = [
             e.siteID, e.clientID, e.timestamp, e.name, e.path, e.decision.rawValue, e.visitor, sessionID, e.subject,
             e.country, e.region, e.city, e.asn, e.asnOrg, e.browser, e.browserVersion, e.os, e.device, e.screen,
             e.sourceType, e.referrerHost, e.referrerPath, e.utmSource, e.utmMedium, e.utmCampaign, e.utmTerm,
-            e.utmContent, e.clickIDKind, e.clickID, e.props, e.value, e.currency, e.engagedMs, e.scroll,
+            e.utmContent, e.clickIDKind, e.clickID, e.props, e.value, e.currency, e.engagedMs, e.scroll, e.emailHash,
         ]
         try insert.execute(arguments: StatementArguments(args))
         return .stored

@@ -101,6 +101,55 @@ extension AppDatabase {
                 CREATE INDEX consent_records_by_subject ON consent_records(subject) WHERE subject IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v3-privacy-office") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_log (
+                    seq INTEGER PRIMARY KEY,
+                    ts INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    site_id TEXT,
+                    detail TEXT NOT NULL,
+                    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+                    hash BLOB NOT NULL CHECK (length(hash) = 32)
+                );
+                CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+                CREATE TABLE privacy_requests (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('subject','email','user')),
+                    subject_hash INTEGER,
+                    received_at INTEGER NOT NULL,
+                    deadline_at INTEGER NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('received','scheduled','done','rejected')),
+                    reason TEXT,
+                    filed_by TEXT NOT NULL,
+                    processed_at INTEGER,
+                    receipt TEXT,
+                    CHECK (status IN ('received','scheduled') OR subject_hash IS NULL)
+                );
+                CREATE INDEX privacy_requests_by_status ON privacy_requests(status, deadline_at);
+                CREATE INDEX privacy_requests_by_site ON privacy_requests(site_id, received_at);
+                CREATE TABLE job_runs (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    last_run_at INTEGER NOT NULL,
+                    detail TEXT
+                );
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+                    label TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    last_used_at INTEGER
+                );
+                ALTER TABLE events ADD COLUMN email_hash INTEGER;
+                CREATE INDEX events_by_email ON events(email_hash) WHERE email_hash IS NOT NULL;
+                CREATE INDEX sessions_by_subject ON sessions(subject) WHERE subject IS NOT NULL;
+                CREATE INDEX events_by_session ON events(session_id);
+                """)
+        }
         return migrator
     }
 }

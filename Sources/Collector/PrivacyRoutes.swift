@@ -1,0 +1,232 @@
+import Consent
+import Foundation
+public import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+public import Privacy
+import Store
+
+/// Data-subject endpoints.
+///
+/// Self-service, from the visitor's browser (`candor('forget')`, `candor('export')`): the pixel
+/// sends the subject id it stored, which proves possession. Officer API, with a site API key
+/// (`Authorization: Bearer ck_…`): file deletion requests, read their status and receipt, export.
+public struct PrivacyRoutes<Context: RequestContext>: Sendable {
+    let collector: Collector
+    let office: PrivacyOffice
+    /// Self-service exports per subject: 3 at once, then one a minute.
+    let exportLimiter = RateLimiter(limits: .init(perSite: (50, 200), perClient: (1.0 / 60, 3)))
+
+    public init(collector: Collector, office: PrivacyOffice) {
+        self.collector = collector
+        self.office = office
+    }
+
+    public func add(to router: Router<Context>) {
+        router.post("/api/privacy/forget") { request, _ in await self.selfService(request, export: false) }
+        router.post("/api/privacy/export") { request, _ in await self.selfService(request, export: true) }
+        for path in ["/api/privacy/forget", "/api/privacy/export"] {
+            router.on(RouterPath(stringLiteral: path), method: .options) { request, _ in
+                CollectorRoutes<CandorRequestContext>(collector: collector).preflight(request)
+            }
+        }
+        router.post("/api/v1/privacy/requests") { request, _ in await self.fileRequest(request) }
+        router.get("/api/v1/privacy/requests/:id") { request, context in
+            await self.showRequest(request, id: context.parameters.get("id") ?? "", receiptOnly: false)
+        }
+        router.get("/api/v1/privacy/requests/:id/receipt") { request, context in
+            await self.showRequest(request, id: context.parameters.get("id") ?? "", receiptOnly: true)
+        }
+        router.post("/api/v1/privacy/export") { request, _ in await self.officerExport(request) }
+    }
+
+    // MARK: Self-service
+
+    func selfService(_ request: Request, export: Bool) async -> Response {
+        let doc: JSONValue
+        let site: Site
+        switch await siteRequest(request, collector: collector) {
+        case .failure(let response): return response.response
+        case .success(let (d, s, _)): (doc, site) = (d, s)
+        }
+        guard case .string(let subject)? = doc["subject"], Wire.isValidSubject(subject) else {
+            return withOrigin(jsonError(400, "no subject id: this browser has not agreed to be recognised, so nothing is linked to it"), request)
+        }
+        do {
+            if export {
+                let key = collector.pipeline.deps.subjects.hash(subject)
+                if let retry = exportLimiter.admit(site: site.id, client: key, count: 1, now: collector.now().timeIntervalSince1970) {
+                    var r = jsonError(429, "too many exports; retry after \(retry) s")
+                    r.headers[.retryAfter] = String(retry)
+                    return withOrigin(r, request)
+                }
+                let data = try office.export(site: site.id, identifier: .subject(subject), actor: "self-service")
+                return withOrigin(download(data.json, name: "candor-export-\(site.id).json"), request)
+            }
+            let filed = try office.file(site: site.id, identifier: .subject(subject), filedBy: "self-service")
+            return withOrigin(json(.accepted, requestJSON(filed)), request)
+        } catch {
+            return withOrigin(failure(error), request)
+        }
+    }
+
+    // MARK: Officer API (site API key)
+
+    func authenticated(_ request: Request) -> Result<APIKeyRecord, Refusal> {
+        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else {
+            return .refuse(unauthorized("send a site API key as Authorization: Bearer ck_…"))
+        }
+        do {
+            guard let key = try APIKeys.authenticate(database: collector.database, token: String(auth.dropFirst(7)),
+                                                      now: collector.now()) else {
+                return .refuse(unauthorized("API key not recognised"))
+            }
+            return .success(key)
+        } catch {
+            return .refuse(jsonError(503, "storage unavailable; retry later"))
+        }
+    }
+
+    func identifier(_ doc: JSONValue) -> PrivacyOffice.Identifier? {
+        if case .string(let s)? = doc["subject"] { return .subject(s) }
+        if case .string(let s)? = doc["email"] { return .email(s) }
+        if case .string(let s)? = doc["user_id"] { return .userID(s) }
+        return nil
+    }
+
+    func officerBody(_ request: Request) async -> Result<(APIKeyRecord, PrivacyOffice.Identifier), Refusal> {
+        let key: APIKeyRecord
+        switch authenticated(request) {
+        case .failure(let r): return .failure(r)
+        case .success(let k): key = k
+        }
+        let doc: JSONValue
+        switch await readJSON(request, limit: 4096) {
+        case .failure(let r): return .failure(r)
+        case .success(let d): doc = d
+        }
+        guard let id = identifier(doc) else { return .refuse(jsonError(400, "name the subject with one of subject, email, user_id")) }
+        return .success((key, id))
+    }
+
+    func fileRequest(_ request: Request) async -> Response {
+        switch await officerBody(request) {
+        case .failure(let r): return r.response
+        case .success(let (key, id)):
+            do {
+                let filed = try office.file(site: key.siteID, identifier: id, filedBy: "api-key:\(key.id)")
+                return json(.accepted, requestJSON(filed))
+            } catch { return failure(error) }
+        }
+    }
+
+    func officerExport(_ request: Request) async -> Response {
+        switch await officerBody(request) {
+        case .failure(let r): return r.response
+        case .success(let (key, id)):
+            do {
+                let data = try office.export(site: key.siteID, identifier: id, actor: "api-key:\(key.id)")
+                return download(data.json, name: "candor-export-\(key.siteID).json")
+            } catch { return failure(error) }
+        }
+    }
+
+    func showRequest(_ request: Request, id: String, receiptOnly: Bool) async -> Response {
+        let key: APIKeyRecord
+        switch authenticated(request) {
+        case .failure(let r): return r.response
+        case .success(let k): key = k
+        }
+        // Another site's request is indistinguishable from a missing one.
+        guard let found = try? office.database.privacyRequest(id: id), found.siteID == key.siteID else {
+            return jsonError(404, "no such request")
+        }
+        if receiptOnly {
+            guard let receipt = found.receipt else { return jsonError(409, "request \(found.id) is \(found.status.rawValue); no receipt yet") }
+            return download(receipt, name: "candor-receipt-\(found.id).json")
+        }
+        return json(.ok, requestJSON(found))
+    }
+
+    // MARK: Answers
+
+    func requestJSON(_ r: PrivacyRequest) -> String {
+        var object: [String: Any] = [
+            "request": r.id, "site": r.siteID, "status": r.status.rawValue, "subject_kind": r.subjectKind.rawValue,
+            "received_at": ISO.string(r.receivedAt), "deadline_at": ISO.string(r.deadlineAt),
+            "overdue": r.isOpen && r.deadlineAt < Int64(collector.now().timeIntervalSince1970 * 1000),
+        ]
+        if let reason = r.reason { object["reason"] = reason }
+        if let p = r.processedAt { object["processed_at"] = ISO.string(p) }
+        if let receipt = r.receipt, let parsed = try? JSONSerialization.jsonObject(with: Data(receipt.utf8)) {
+            object["receipt"] = parsed
+        }
+        return JSONDocument.text(object)
+    }
+
+    func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    func download(_ text: String, name: String) -> Response {
+        var r = json(.ok, text)
+        r.headers[.contentDisposition] = "attachment; filename=\"\(name.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })\""
+        return r
+    }
+
+    func unauthorized(_ reason: String) -> Response {
+        var r = jsonError(401, reason)
+        r.headers[.wwwAuthenticate] = "Bearer"
+        return r
+    }
+
+    func failure(_ error: any Error) -> Response {
+        switch error {
+        case PrivacyOfficeError.unknownSite(let s): return jsonError(404, "unknown site \(s.prefix(64))")
+        case PrivacyOfficeError.invalidIdentifier(let why): return jsonError(400, why)
+        default:
+            collector.logger.error("privacy request failed", metadata: ["error": "\(error)"])
+            return jsonError(503, "storage unavailable; retry later")
+        }
+    }
+}
+
+/// A request refused with this answer.
+struct Refusal: Error {
+    let response: Response
+}
+
+extension Result where Failure == Refusal {
+    static func refuse(_ response: Response) -> Self { .failure(Refusal(response: response)) }
+}
+
+/// Reads a small JSON body (any media type; browsers send text/plain to avoid a preflight).
+func readJSON(_ request: Request, limit: Int) async -> Result<JSONValue, Refusal> {
+    let body: ByteBuffer
+    do { body = try await request.body.collect(upTo: limit) } catch { return .refuse(withOrigin(jsonError(413, "body larger than \(limit) bytes"), request)) }
+    do {
+        return .success(try body.withUnsafeReadableBytes { (b) throws(JSONError) -> JSONValue in try JSONParser.parse(b) })
+    } catch {
+        return .refuse(withOrigin(jsonError(400, error.description), request))
+    }
+}
+
+/// A browser request about one site: JSON body with `site`, the site known, and the Origin (when
+/// sent) one of the site's domains.
+func siteRequest(_ request: Request, collector: Collector, limit: Int = 4096) async -> Result<(JSONValue, Site, Policy), Refusal> {
+    let doc: JSONValue
+    switch await readJSON(request, limit: limit) {
+    case .failure(let r): return .failure(r)
+    case .success(let d): doc = d
+    }
+    guard case .string(let siteID)? = doc["site"] else { return .refuse(withOrigin(jsonError(400, "no site"), request)) }
+    guard let (site, policy) = collector.site(siteID) else {
+        return .refuse(withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request))
+    }
+    if let origin = request.headers[.origin], !originAllowed(origin, for: site) {
+        return .refuse(withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request))
+    }
+    return .success((doc, site, policy))
+}

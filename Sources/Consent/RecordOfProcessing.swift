@@ -1,0 +1,96 @@
+import Foundation
+
+extension Policy {
+    /// The policy's settings as a JSON-ready object (exports, receipts, record of processing).
+    public var summary: [String: Any] {
+        var retention: [String: Any] = [:]
+        for c in DataClass.allCases { retention[c.rawValue] = retentionDays[c] ?? "kept" }
+        var expiry: [String: Any] = [:]
+        for c in ColumnGroup.allCases { expiry[c.rawValue] = columnExpiryDays[c] ?? "with the row" }
+        return [
+            "name": name, "version": version, "consent_mode": mode.rawValue, "anonymous_counting": anonymousCounting,
+            "honor_dnt": honorDNT, "honor_gpc": honorGPC,
+            "geo": ["anonymous": anonymousGeo.rawValue, "identified": identifiedGeo.rawValue, "keep_asn": keepASN],
+            "retention_days": retention, "column_expiry_days": expiry,
+            "deletion_deadline_days": deletionDeadlineDays, "keep_consent_proof": keepConsentProof,
+            "k_threshold": kThreshold,
+        ]
+    }
+}
+
+/// The record of processing activities (GDPR Art. 30) generated from the active policies:
+/// what is collected at each consent level, retention per data class, processors.
+public enum RecordOfProcessing {
+    static let alwaysDropped = [
+        "IP address (used in memory for the visitor hash and the geo lookup, never stored or logged)",
+        "full user-agent string (reduced to browser family + major version, OS family, device class)",
+        "query strings other than UTM fields and allowlisted keys; e-mails, long numbers and tokens in paths",
+        "cookies: none are set by Candor",
+    ]
+
+    static func collected(_ p: Policy, identified: Bool) -> [String] {
+        let geo = identified ? p.identifiedGeo : p.anonymousGeo
+        var items = [
+            "page path (minimized), event name, custom event properties (e-mails and long numbers redacted)",
+            "referrer host and path, source type, UTM fields",
+            "browser family and major version, OS family, device class, screen width bucket",
+            "country/region/city up to: \(geo.rawValue)" + (p.keepASN && geo != .none ? "; network (ASN number and organisation)" : ""),
+            "visitor hash: keyed BLAKE2b of site, IP and user agent under a salt that is destroyed after a day",
+        ]
+        if identified {
+            items.append("subject hash: keyed hash of a random id stored in the visitor's browser (links visits across days)")
+            items.append("ad click id kinds; click id values and allowlisted form fields only under marketing consent "
+                + "(e-mail addresses as keyed hashes)")
+        } else {
+            items.append("ad click id kinds only (never the value)")
+        }
+        return items
+    }
+
+    static func levels(_ p: Policy) -> [(String, [String])] {
+        var out: [(String, [String])] = []
+        if p.anonymousCounting { out.append(("anonymous (no consent needed, or consent not given)", collected(p, identified: false))) }
+        if p.mode != .cookieless {
+            out.append(("identified (\(p.mode == .optIn ? "after the visitor agrees" : "unless the visitor objects, DNT or GPC"))",
+                        collected(p, identified: true)))
+        }
+        return out
+    }
+
+    public static func markdown(_ book: PolicyBook) -> String {
+        var md = "# Record of processing — Candor web analytics\n\n"
+        md += "Controller: the operator of this Candor install. Purpose: aggregate web analytics and conversion "
+        md += "attribution for the operator's sites. Processors: none (self-hosted; no data leaves this server). "
+        md += "Recipients: staff with dashboard access, who see breakdowns with fewer than k visitors suppressed.\n"
+        for name in book.policies.keys.sorted() {
+            let p = book.policies[name]!
+            md += "\n## Policy `\(name)` (version \(p.version), consent mode \(p.mode.rawValue))\n\n"
+            md += "Do Not Track honoured: \(p.honorDNT ? "yes" : "no"). Global Privacy Control honoured: \(p.honorGPC ? "yes" : "no").\n"
+            for (level, items) in levels(p) {
+                md += "\n### Collected when \(level)\n\n" + items.map { "- \($0)\n" }.joined()
+            }
+            md += "\n### Never stored\n\n" + alwaysDropped.map { "- \($0)\n" }.joined()
+            md += "\n### Retention\n\n| data class | kept for |\n|---|---|\n"
+            for c in DataClass.allCases { md += "| \(c.rawValue) | \(p.retentionDays[c].map { "\($0) days" } ?? "kept") |\n" }
+            md += "\n| identifying column | cleared after |\n|---|---|\n"
+            for c in ColumnGroup.allCases { md += "| \(c.rawValue) | \(p.columnExpiryDays[c].map { "\($0) days" } ?? "with the row") |\n" }
+            md += "\nDeletion requests are carried out within \(p.deletionDeadlineDays) days. "
+            md += p.keepConsentProof ? "Consent records are kept, unlinked from the subject, as proof of consent.\n"
+                                     : "Consent records linked to the subject are deleted with it.\n"
+        }
+        return md
+    }
+
+    public static func json(_ book: PolicyBook) -> [String: Any] {
+        var policies: [[String: Any]] = []
+        for name in book.policies.keys.sorted() {
+            let p = book.policies[name]!
+            var entry = p.summary
+            entry["collected"] = Dictionary(uniqueKeysWithValues: levels(p).map { ($0.0, $0.1) })
+            entry["never_stored"] = alwaysDropped
+            policies.append(entry)
+        }
+        return ["controller": "the operator of this Candor install", "processors": [String](),
+                "purpose": "aggregate web analytics and conversion attribution", "policies": policies]
+    }
+}

@@ -1,0 +1,83 @@
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+public import Store
+
+/// A job the scheduler runs every `interval`; `run` returns a short summary for the job log.
+public struct ScheduledJob: Sendable {
+    public var name: String
+    public var interval: Duration
+    public var run: @Sendable () async throws -> String
+
+    public init(name: String, interval: Duration, run: @escaping @Sendable () async throws -> String) {
+        self.name = name
+        self.interval = interval
+        self.run = run
+    }
+}
+
+/// Runs scheduled jobs (purges, deletion requests) as one ServiceLifecycle service. A job's last
+/// run is stored, so after a restart the next run is computed from it rather than starting over.
+/// The clock and the sleep are injected so tests drive days in milliseconds.
+public struct JobScheduler: Service {
+    let database: AppDatabase
+    let jobs: [ScheduledJob]
+    let logger: Logger
+    let now: @Sendable () -> Date
+    let sleep: @Sendable (Duration) async throws -> Void
+    let maxSleep: Duration
+
+    public init(database: AppDatabase, jobs: [ScheduledJob], logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+                maxSleep: Duration = .seconds(60),
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) {
+        self.database = database
+        self.jobs = jobs
+        self.logger = logger
+        self.now = now
+        self.sleep = sleep
+        self.maxSleep = maxSleep
+    }
+
+    static func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+
+    /// When `job` is next due (ms), from its stored last run; now if it never ran.
+    func nextDue(_ job: ScheduledJob, at t: Int64) throws -> Int64 {
+        guard let last = try database.lastRun(job: job.name) else { return t }
+        return last + Self.ms(job.interval)
+    }
+
+    /// Runs every job that is due. Returns the names of the jobs that ran.
+    @discardableResult
+    public func tick() async -> [String] {
+        var ran: [String] = []
+        for job in jobs {
+            let t = Int64(now().timeIntervalSince1970 * 1000)
+            do {
+                guard try nextDue(job, at: t) <= t else { continue }
+                let summary = try await job.run()
+                try database.recordRun(job: job.name, at: t, detail: summary)
+                ran.append(job.name)
+                logger.info("job ran", metadata: ["job": "\(job.name)", "summary": "\(summary)"])
+            } catch is CancellationError {
+                return ran
+            } catch {
+                logger.error("job failed", metadata: ["job": "\(job.name)", "error": "\(error)"])
+                // Retry in a minute rather than at once (or only after a whole interval).
+                try? database.recordRun(job: job.name, at: t - Self.ms(job.interval) + 60_000, detail: "failed: \(error)")
+            }
+        }
+        return ran
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await tick()
+                let t = Int64(now().timeIntervalSince1970 * 1000)
+                let next = jobs.compactMap { try? nextDue($0, at: t) }.min() ?? t + Self.ms(maxSleep)
+                let wait = min(Duration.milliseconds(max(next - t, 1)), maxSleep)
+                do { try await sleep(wait) } catch is CancellationError { return }
+            }
+        }
+    }
+}

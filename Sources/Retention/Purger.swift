@@ -1,0 +1,140 @@
+public import Consent
+public import Foundation
+import Privacy
+public import Store
+
+/// One line of a purge plan or report: what goes (or went) for one site and data class, and why.
+public struct PurgeLine: Sendable, Equatable {
+    /// Site id, or nil for install-wide classes (the audit log).
+    public var site: String?
+    /// Data class (`events`, …) or `expire:<column group>` for identifying columns cleared early.
+    public var target: String
+    /// Days of the policy rule.
+    public var days: Int
+    public var cutoff: Int64
+    /// Rows that qualify (plan) or were changed (run).
+    public var rows: Int
+    public var reason: String
+}
+
+/// Retention by data class, per each site's policy. Deletes in bounded chunks, each in its own
+/// short transaction, so the collector's writer is never blocked for long.
+public struct Purger: Sendable {
+    let database: AppDatabase
+    let policies: PolicyBook
+    let audit: AuditLog
+    let now: @Sendable () -> Date
+    /// Rows per transaction.
+    public var chunk: Int
+    /// Pause between chunks, so ingestion's commits interleave.
+    public var pause: Duration
+
+    public init(database: AppDatabase, policies: PolicyBook, now: @escaping @Sendable () -> Date = { Date() },
+                chunk: Int = 2000, pause: Duration = .milliseconds(2)) {
+        self.database = database
+        self.policies = policies
+        self.now = now
+        self.chunk = chunk
+        self.pause = pause
+        self.audit = AuditLog(database: database, now: now)
+    }
+
+    /// Which table holds each data class; classes without a table in this version hold nothing yet.
+    static func table(_ c: DataClass) -> RetainedTable? {
+        switch c {
+        case .events: .events
+        case .sessions: .sessions
+        case .consentRecords: .consentRecords
+        case .deletionRequests: .privacyRequests
+        case .auditLog: .auditLog
+        case .rollups, .conversions, .leads: nil
+        }
+    }
+
+    static func columns(_ g: ColumnGroup) -> ExpiringColumns {
+        switch g {
+        case .subject: .subject
+        case .clickID: .clickID
+        case .geoDetail: .geoDetail
+        }
+    }
+
+    struct Rule {
+        var site: String?
+        var target: String
+        var days: Int
+        var cutoff: Int64
+        var kind: Kind
+        enum Kind { case rows(RetainedTable), columns(ExpiringColumns) }
+    }
+
+    func rules() throws -> [Rule] {
+        let t = Int64(now().timeIntervalSince1970 * 1000)
+        func cutoff(_ days: Int) -> Int64 { t - Int64(days) * 86_400_000 }
+        var rules: [Rule] = []
+        for site in try database.sites() {
+            let policy = policies[site.policy] ?? .default
+            for c in DataClass.allCases where c != .auditLog {
+                guard let days = policy.retentionDays[c], let table = Self.table(c) else { continue }
+                rules.append(Rule(site: site.id, target: c.rawValue, days: days, cutoff: cutoff(days), kind: .rows(table)))
+            }
+            for g in ColumnGroup.allCases {
+                guard let days = policy.columnExpiryDays[g] else { continue }
+                rules.append(Rule(site: site.id, target: "expire:\(g.rawValue)", days: days, cutoff: cutoff(days),
+                                  kind: .columns(Self.columns(g))))
+            }
+        }
+        // The audit log is install-wide: the default policy decides.
+        if let days = (policies["default"] ?? .default).retentionDays[.auditLog] {
+            rules.append(Rule(site: nil, target: DataClass.auditLog.rawValue, days: days, cutoff: cutoff(days), kind: .rows(.auditLog)))
+        }
+        return rules
+    }
+
+    static func reason(_ r: Rule) -> String {
+        switch r.kind {
+        case .rows: "older than \(r.days) days (before \(ISO.string(r.cutoff)))"
+        case .columns(let c): "\(c.rawValue) columns of rows older than \(r.days) days (before \(ISO.string(r.cutoff)))"
+        }
+    }
+
+    /// What a purge would do now, per site and class. Reads only.
+    public func plan() throws -> [PurgeLine] {
+        try rules().map { r in
+            let n = switch r.kind {
+            case .rows(let table): try database.countOlder(table, site: r.site, cutoff: r.cutoff)
+            case .columns(let c): try database.countExpiring(c, site: r.site ?? "", cutoff: r.cutoff)
+            }
+            return PurgeLine(site: r.site, target: r.target, days: r.days, cutoff: r.cutoff, rows: n, reason: Self.reason(r))
+        }
+    }
+
+    /// Purges, chunk by chunk, and writes one audit entry with the counts.
+    @discardableResult
+    public func run(actor: String) async throws -> [PurgeLine] {
+        var lines: [PurgeLine] = []
+        for r in try rules() {
+            var total = 0
+            while true {
+                let n = switch r.kind {
+                case .rows(let table): try database.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: chunk)
+                case .columns(let c): try database.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: chunk)
+                }
+                total += n
+                if n < chunk { break }
+                try await Task.sleep(for: pause)
+            }
+            lines.append(PurgeLine(site: r.site, target: r.target, days: r.days, cutoff: r.cutoff, rows: total, reason: Self.reason(r)))
+            if case .rows(.auditLog) = r.kind, total > 0, let first = try database.auditEntries(after: 0, limit: 1).first {
+                try audit.record(actor: actor, action: "audit_pruned",
+                                 detail: ["first_seq": .int(first.seq), "anchor": .string(Hex.encode(first.prevHash)), "rows": .init(total)])
+            }
+        }
+        if lines.contains(where: { $0.rows > 0 }) { try database.checkpointAndTruncateWAL() }
+        var detail: [String: AuditValue] = [:]
+        for l in lines where l.rows > 0 { detail["\(l.site ?? "*"):\(l.target)"] = .init(l.rows) }
+        detail["total"] = .init(lines.reduce(0) { $0 + $1.rows })
+        try audit.record(actor: actor, action: "purge_ran", detail: detail)
+        return lines
+    }
+}

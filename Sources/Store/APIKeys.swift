@@ -1,0 +1,57 @@
+public import Foundation
+import GRDB
+
+/// A per-site API key as stored: the secret part only as a hash (see Privacy.APIKeys).
+public struct APIKeyRecord: Sendable, Equatable {
+    public var id: String
+    public var siteID: String
+    public var secretHash: [UInt8]
+    public var label: String
+    public var createdAt: Int64
+    public var lastUsedAt: Int64?
+
+    public init(id: String, siteID: String, secretHash: [UInt8], label: String, createdAt: Int64, lastUsedAt: Int64? = nil) {
+        self.id = id; self.siteID = siteID; self.secretHash = secretHash; self.label = label
+        self.createdAt = createdAt; self.lastUsedAt = lastUsedAt
+    }
+
+    init(row: Row) {
+        self.init(id: row["id"], siteID: row["site_id"], secretHash: [UInt8](row["secret_hash"] as Data), label: row["label"],
+                  createdAt: row["created_at"], lastUsedAt: row["last_used_at"])
+    }
+}
+
+extension AppDatabase {
+    public func insertAPIKey(_ key: APIKeyRecord) throws {
+        try writer.write { db in
+            try db.execute(sql: "INSERT INTO api_keys (id, site_id, secret_hash, label, created_at) VALUES (?,?,?,?,?)",
+                           arguments: [key.id, key.siteID, Data(key.secretHash), key.label, key.createdAt])
+        }
+    }
+
+    public func apiKey(id: String) throws -> APIKeyRecord? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]).map(APIKeyRecord.init(row:))
+        }
+    }
+
+    public func apiKeys(site: String) throws -> [APIKeyRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE site_id = ? ORDER BY created_at", arguments: [site])
+                .map(APIKeyRecord.init(row:))
+        }
+    }
+
+    public func touchAPIKey(id: String, at: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [at, id])
+        }
+    }
+
+    public func deleteAPIKey(id: String) throws -> Bool {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM api_keys WHERE id = ?", arguments: [id])
+            return db.changesCount == 1
+        }
+    }
+}

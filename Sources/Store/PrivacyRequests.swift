@@ -1,0 +1,175 @@
+public import Foundation
+import GRDB
+
+/// A data-subject deletion request (GDPR Art. 17, CCPA delete).
+public struct PrivacyRequest: Sendable, Equatable {
+    public enum Status: String, Sendable, CaseIterable { case received, scheduled, done, rejected }
+    /// What identifies the subject. Only a keyed hash of the identifier is stored.
+    public enum SubjectKind: String, Sendable, CaseIterable { case subject, email, user }
+
+    public var id: String
+    public var siteID: String
+    public var subjectKind: SubjectKind
+    /// Keyed hash of the identifier while the request is open; cleared when it is done or rejected.
+    public var subjectHash: Int64?
+    public var receivedAt: Int64
+    public var deadlineAt: Int64
+    public var status: Status
+    public var reason: String?
+    public var filedBy: String
+    public var processedAt: Int64?
+    /// Receipt JSON once done.
+    public var receipt: String?
+
+    public init(id: String, siteID: String, subjectKind: SubjectKind, subjectHash: Int64?, receivedAt: Int64,
+                deadlineAt: Int64, status: Status, reason: String? = nil, filedBy: String, processedAt: Int64? = nil,
+                receipt: String? = nil) {
+        self.id = id; self.siteID = siteID; self.subjectKind = subjectKind; self.subjectHash = subjectHash
+        self.receivedAt = receivedAt; self.deadlineAt = deadlineAt; self.status = status; self.reason = reason
+        self.filedBy = filedBy; self.processedAt = processedAt; self.receipt = receipt
+    }
+
+    public var isOpen: Bool { status == .received || status == .scheduled }
+
+    init(row: Row) {
+        self.init(id: row["id"], siteID: row["site_id"], subjectKind: SubjectKind(rawValue: row["subject_kind"]) ?? .subject,
+                  subjectHash: row["subject_hash"], receivedAt: row["received_at"], deadlineAt: row["deadline_at"],
+                  status: Status(rawValue: row["status"]) ?? .received, reason: row["reason"], filedBy: row["filed_by"],
+                  processedAt: row["processed_at"], receipt: row["receipt"])
+    }
+}
+
+extension AppDatabase {
+    public func insertPrivacyRequest(_ r: PrivacyRequest) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO privacy_requests (id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason, filed_by)
+                VALUES (?,?,?,?,?,?,?,?,?)
+                """, arguments: [r.id, r.siteID, r.subjectKind.rawValue, r.subjectHash, r.receivedAt, r.deadlineAt,
+                                 r.status.rawValue, r.reason, r.filedBy])
+        }
+    }
+
+    public func privacyRequest(id: String) throws -> PrivacyRequest? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM privacy_requests WHERE id = ?", arguments: [id]).map(PrivacyRequest.init(row:))
+        }
+    }
+
+    /// Requests, newest first, optionally of one site and/or only the open ones.
+    public func privacyRequests(site: String? = nil, openOnly: Bool = false, limit: Int = 500) throws -> [PrivacyRequest] {
+        try writer.read { db in
+            var sql = "SELECT * FROM privacy_requests WHERE 1"
+            var args: [any DatabaseValueConvertible] = []
+            if let site { sql += " AND site_id = ?"; args.append(site) }
+            if openOnly { sql += " AND status IN ('received','scheduled')" }
+            sql += " ORDER BY received_at DESC, id LIMIT ?"
+            args.append(limit)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(PrivacyRequest.init(row:))
+        }
+    }
+
+    /// Open requests, oldest deadline first.
+    public func openPrivacyRequests() throws -> [PrivacyRequest] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM privacy_requests WHERE status IN ('received','scheduled') ORDER BY deadline_at, id
+                """).map(PrivacyRequest.init(row:))
+        }
+    }
+
+    /// (open, overdue) request counts at `now` (ms).
+    public func privacyRequestCounts(now: Int64) throws -> (open: Int, overdue: Int) {
+        try writer.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT count(*), coalesce(sum(deadline_at < ?), 0) FROM privacy_requests WHERE status IN ('received','scheduled')
+                """, arguments: [now])
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
+    }
+
+    public func markPrivacyRequestScheduled(id: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE privacy_requests SET status = 'scheduled' WHERE id = ? AND status = 'received'",
+                           arguments: [id])
+        }
+    }
+
+    /// Closes a request as rejected, forgetting the identifier's hash.
+    public func rejectPrivacyRequest(id: String, reason: String, at: Int64) throws -> Bool {
+        try writer.write { db in
+            try db.execute(sql: """
+                UPDATE privacy_requests SET status = 'rejected', reason = ?, processed_at = ?, subject_hash = NULL
+                WHERE id = ? AND status IN ('received','scheduled')
+                """, arguments: [reason, at, id])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Rows of one site whose visitor-identity link matches a subject. A journey is the set of
+    /// sessions holding the subject (or an event holding it); every event of those sessions goes
+    /// with it, including the ones recorded before consent was given.
+    static func subjectScope(kind: PrivacyRequest.SubjectKind) -> (events: String, sessions: String)? {
+        switch kind {
+        case .subject:
+            return ("""
+                SELECT id FROM events WHERE site_id = :site AND (subject = :h OR session_id IN
+                  (SELECT id FROM sessions WHERE site_id = :site AND subject = :h))
+                """, "SELECT id FROM sessions WHERE site_id = :site AND subject = :h")
+        case .email:
+            return ("""
+                SELECT id FROM events WHERE site_id = :site AND (email_hash = :h OR session_id IN
+                  (SELECT session_id FROM events WHERE site_id = :site AND email_hash = :h AND session_id IS NOT NULL))
+                """, "SELECT DISTINCT session_id FROM events WHERE site_id = :site AND email_hash = :h AND session_id IS NOT NULL")
+        case .user:
+            // No table of this version holds user ids; conversions from webhooks will.
+            return nil
+        }
+    }
+
+    /// Deletes everything linked to the subject in one transaction and closes the request with
+    /// `receipt(counts)` as its receipt. Consent records linked to the subject are deleted, or
+    /// kept with the link removed when `keepConsentProof` is set. Returns the counts per table.
+    public func erase(request: PrivacyRequest, keepConsentProof: Bool, at: Int64,
+                      receipt: ([String: Int]) -> String) throws -> [String: Int] {
+        guard let h = request.subjectHash else { throw StoreError("request \(request.id) holds no subject hash") }
+        let counts = try writer.write { db -> [String: Int] in
+            var counts: [String: Int] = ["events": 0, "sessions": 0, "consent_records": 0, "consent_records_unlinked": 0]
+            let args: StatementArguments = ["site": request.siteID, "h": h]
+            if let scope = Self.subjectScope(kind: request.subjectKind) {
+                // Sessions first collected by id, because deleting events would lose the email link.
+                let sessionIDs = try Int64.fetchAll(db, sql: scope.sessions, arguments: args)
+                try db.execute(sql: "DELETE FROM events WHERE id IN (\(scope.events))", arguments: args)
+                counts["events"] = db.changesCount
+                for chunk in stride(from: 0, to: sessionIDs.count, by: 500) {
+                    let ids = sessionIDs[chunk..<min(chunk + 500, sessionIDs.count)]
+                    try db.execute(sql: "DELETE FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                                   arguments: StatementArguments(Array(ids)))
+                    counts["sessions", default: 0] += db.changesCount
+                }
+            }
+            if request.subjectKind == .subject {
+                if keepConsentProof {
+                    try db.execute(sql: "UPDATE consent_records SET subject = NULL WHERE site_id = :site AND subject = :h", arguments: args)
+                    counts["consent_records_unlinked"] = db.changesCount
+                } else {
+                    try db.execute(sql: "DELETE FROM consent_records WHERE site_id = :site AND subject = :h", arguments: args)
+                    counts["consent_records"] = db.changesCount
+                }
+            }
+            try db.execute(sql: """
+                UPDATE privacy_requests SET status = 'done', processed_at = ?, subject_hash = NULL, receipt = ? WHERE id = ?
+                """, arguments: [at, receipt(counts), request.id])
+            return counts
+        }
+        // Page images of the deleted rows live on in the WAL until it is checkpointed and truncated.
+        try checkpointAndTruncateWAL()
+        return counts
+    }
+}
+
+/// A storage-level failure with a reason.
+public struct StoreError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

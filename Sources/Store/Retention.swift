@@ -1,0 +1,139 @@
+public import Foundation
+import GRDB
+
+/// Tables that retention deletes from, each aged by one time column (milliseconds since 1970).
+public enum RetainedTable: String, Sendable, CaseIterable {
+    case events, sessions
+    case consentRecords = "consent_records"
+    /// Closed deletion requests (their receipts); open ones are never aged out.
+    case privacyRequests = "privacy_requests"
+    /// Install-wide, not per site (see ``AppDatabase/pruneAudit(before:)``).
+    case auditLog = "audit_log"
+
+    var timeColumn: String {
+        switch self {
+        case .events, .consentRecords, .auditLog: "ts"
+        case .sessions: "started_at"
+        case .privacyRequests: "processed_at"
+        }
+    }
+
+    var extraCondition: String {
+        self == .privacyRequests ? " AND status IN ('done','rejected')" : ""
+    }
+}
+
+/// Identifying columns that a policy may clear before the rows themselves expire.
+public enum ExpiringColumns: String, Sendable, CaseIterable {
+    /// The keyed subject hash (events, sessions, consent records) and the e-mail hash of leads.
+    case subject
+    /// Ad-platform click ids kept under marketing consent.
+    case clickID = "click_id"
+    /// Region and city (country stays).
+    case geoDetail = "geo_detail"
+
+    /// (table, time column, SET clause, WHERE clause for rows still holding the columns).
+    var targets: [(table: String, time: String, set: String, holding: String)] {
+        switch self {
+        case .subject:
+            [("events", "ts", "subject = NULL, email_hash = NULL", "(subject IS NOT NULL OR email_hash IS NOT NULL)"),
+             ("sessions", "started_at", "subject = NULL", "subject IS NOT NULL"),
+             ("consent_records", "ts", "subject = NULL", "subject IS NOT NULL")]
+        case .clickID:
+            [("events", "ts", "click_id = NULL", "click_id IS NOT NULL")]
+        case .geoDetail:
+            [("events", "ts", "region = NULL, city = NULL", "(region IS NOT NULL OR city IS NOT NULL)")]
+        }
+    }
+}
+
+extension AppDatabase {
+    /// Rows of `site` in `table` older than `cutoff` (ms).
+    public func countOlder(_ table: RetainedTable, site: String?, cutoff: Int64) throws -> Int {
+        try writer.read { db in
+            let (sql, args) = Self.olderClause(table, site: site, cutoff: cutoff)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.rawValue) WHERE \(sql)", arguments: args) ?? 0
+        }
+    }
+
+    /// Time of the oldest row of `site` in `table`, or nil when it is empty.
+    public func oldest(_ table: RetainedTable, site: String?) throws -> Int64? {
+        try writer.read { db in
+            let scope = site == nil ? "\(table.timeColumn) IS NOT NULL" : "site_id = ? AND \(table.timeColumn) IS NOT NULL"
+            return try Int64.fetchOne(db, sql: "SELECT min(\(table.timeColumn)) FROM \(table.rawValue) WHERE \(scope)\(table.extraCondition)",
+                                      arguments: site.map { [$0] } ?? [])
+        }
+    }
+
+    /// Deletes at most `limit` of the oldest rows older than `cutoff` in one short transaction and
+    /// returns how many went. Callers loop until it returns less than `limit`, so ingestion's
+    /// writer gets the write lock between chunks.
+    public func deleteOlderChunk(_ table: RetainedTable, site: String?, cutoff: Int64, limit: Int) throws -> Int {
+        try writer.write { db in
+            let (sql, args) = Self.olderClause(table, site: site, cutoff: cutoff)
+            let key = table == .privacyRequests ? "rowid" : (table == .auditLog ? "seq" : "id")
+            try db.execute(sql: """
+                DELETE FROM \(table.rawValue) WHERE \(key) IN
+                  (SELECT \(key) FROM \(table.rawValue) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
+                """, arguments: args)
+            return db.changesCount
+        }
+    }
+
+    /// Rows older than `cutoff` that still hold the columns.
+    public func countExpiring(_ columns: ExpiringColumns, site: String, cutoff: Int64) throws -> Int {
+        try writer.read { db in
+            try columns.targets.reduce(0) { sum, t in
+                sum + (try Int.fetchOne(db, sql: "SELECT count(*) FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding)",
+                                        arguments: [site, cutoff]) ?? 0)
+            }
+        }
+    }
+
+    /// Clears the columns in at most `limit` rows per table; returns how many rows changed.
+    public func expireColumnsChunk(_ columns: ExpiringColumns, site: String, cutoff: Int64, limit: Int) throws -> Int {
+        try writer.write { db in
+            var changed = 0
+            for t in columns.targets {
+                try db.execute(sql: """
+                    UPDATE \(t.table) SET \(t.set) WHERE id IN
+                      (SELECT id FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding) LIMIT \(limit))
+                    """, arguments: [site, cutoff])
+                changed += db.changesCount
+            }
+            return changed
+        }
+    }
+
+    private static func olderClause(_ table: RetainedTable, site: String?, cutoff: Int64) -> (String, StatementArguments) {
+        if let site {
+            return ("site_id = ? AND \(table.timeColumn) < ?\(table.extraCondition)", [site, cutoff])
+        }
+        return ("\(table.timeColumn) < ?\(table.extraCondition)", [cutoff])
+    }
+
+    // MARK: Scheduled jobs
+
+    /// When the job last completed (ms), or nil if never.
+    public func lastRun(job: String) throws -> Int64? {
+        try writer.read { db in try Int64.fetchOne(db, sql: "SELECT last_run_at FROM job_runs WHERE name = ?", arguments: [job]) }
+    }
+
+    public func recordRun(job: String, at: Int64, detail: String?) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO job_runs (name, last_run_at, detail) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail
+                """, arguments: [job, at, detail])
+        }
+    }
+
+    /// Every job's last run (ms) and detail.
+    public func jobRuns() throws -> [(name: String, lastRunAt: Int64, detail: String?)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, last_run_at, detail FROM job_runs ORDER BY name").map {
+                ($0["name"], $0["last_run_at"], $0["detail"])
+            }
+        }
+    }
+}
