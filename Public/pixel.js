@@ -160,13 +160,22 @@
         subject = null;
         if (was || consent) wipe();
       }
+      // Events of this page still unsent were recorded before the banner reported the stored
+      // choice (the pageview fires first): they go out under the choice, not as "unset".
+      queue.forEach(function (e) { if (e.consent == 'unset') { e.consent = consentField(); if (subject) e.subject = subject; } });
     },
     forget: function () { return selfService('forget'); },
     export: function () { return selfService('export'); },
   };
+  // Resolves with the server's JSON (the export, or the filed request); rejects with its reason.
+  // A filed deletion also ends recognition on this device.
   function selfService(what) {
     return fetch(origin + '/api/privacy/' + what, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ site: site, subject: subject }) })
-      .then(function (r) { return r.json(); });
+      .then(function (r) { return r.json().then(function (j) {
+        if (!r.ok) throw new Error(j.error);
+        if (what == 'forget') { subject = consent = null; wipe(); }
+        return j;
+      }); });
   }
 
   w.candor = function (cmd) { var f = api_[cmd]; return f && f.apply(null, [].slice.call(arguments, 1)); };

@@ -88,6 +88,12 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             <label>Password <input type="password" name="password"></label>
             <button type="submit">Send</button>
             </form>
+            <section id="your-data"><h2>Your data</h2>
+            <p>After accepting the banner, this browser holds a random subject id. With it you can download
+            everything this site's Candor holds on you, or ask for it to be erased.</p>
+            <button type="button" id="export-data">Download my data</button>
+            <button type="button" id="forget-me">Forget me</button>
+            <p id="privacy-result" role="status"></p></section>
             <div class="spacer" aria-hidden="true"></div>
             <p id="bottom">Bottom of the page.</p>
             </main></body></html>

@@ -39,7 +39,7 @@ final class ServerProcess: @unchecked Sendable {
         guard p.terminationStatus == 0 else { throw CLIError(status: p.terminationStatus) }
         return String(decoding: data, as: UTF8.self)
     }
-    struct CLIError: Error { let status: Int32 }
+    struct CLIError: Error, Equatable { let status: Int32 }
 
     func start(_ extra: [String] = []) async throws {
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
@@ -191,6 +191,51 @@ final class ServerProcess: @unchecked Sendable {
         let stored = try db.clientIDs(site: site)
         #expect(acked.subtracting(stored).isEmpty, "\(acked.subtracting(stored).count) acknowledged events lost")
         print("crash test: \(acked.count) events acknowledged before kill -9, \(stored.count) stored")
+    }
+
+    /// The privacy officer's command line, end to end on a real data directory.
+    @Test func privacyOfficeCommandLine() throws {
+        let dir = TempDir()
+        let data = ["--data", dir.path, "--policies", dir.path + "/no-policies"]
+        let initOut = try ServerProcess.run(["init"] + data)
+        let site = try #require(initOut.split(separator: "\n").first { $0.hasPrefix("Demo site id: ") }?
+            .dropFirst("Demo site id: ".count).split(separator: " ").first.map(String.init))
+
+        let key = try ServerProcess.run(["keys", "add", "--site", site, "--label", "dpo"] + data)
+        #expect(key.hasPrefix("ck_"))
+        #expect(try ServerProcess.run(["keys", "list", "--site", site] + data).contains("\tdpo\t"))
+
+        let forget = try ServerProcess.run(["forget", "--site", site, "--email", "someone@example.org", "--now"] + data)
+        #expect(forget.contains("\treceived\tdeadline "))
+        #expect(forget.contains(#""subject_kind":"email""#) && forget.contains(#""filed_by":"cli""#))
+        #expect(try ServerProcess.run(["requests", "list", "--site", site] + data).contains("\temail\tdone\t"))
+        #expect(throws: ServerProcess.CLIError.self) {
+            try ServerProcess.run(["forget", "--site", site, "--email", "a@b.example", "--subject", "x"] + data)
+        }
+
+        let plan = try ServerProcess.run(["purge", "--dry-run"] + data)
+        #expect(plan.contains("\(site)\tevents\t0\tolder than 180 days"))
+        #expect(plan.contains("*\t") == false)   // the default policy keeps the audit log
+        #expect(try ServerProcess.run(["purge"] + data).contains("deleted or cleared 0 row(s)"))
+
+        let out = dir.path + "/export"
+        #expect(try ServerProcess.run(["export", "--site", site, "--subject", "abcdefabcdefabcdef", "--format", "csv", "--out", out] + data)
+            .contains("events.csv"))
+        #expect(FileManager.default.fileExists(atPath: out + "/consent_records.csv"))
+        #expect(try ServerProcess.run(["record-of-processing"] + data).contains("# Record of processing"))
+
+        let verified = try ServerProcess.run(["audit", "verify"] + data)
+        #expect(verified.hasPrefix("ok: "))
+        let actions = try ServerProcess.run(["audit", "list"] + data)
+        for action in ["request_received", "request_done", "purge_ran", "export_made"] { #expect(actions.contains("\t\(action)\t")) }
+
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [dir.path + "/candor.sqlite", "DROP TRIGGER audit_log_append_only; UPDATE audit_log SET actor = 'someone else' WHERE seq = 2"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(sqlite.terminationStatus == 0)
+        #expect(throws: ServerProcess.CLIError(status: 1)) { try ServerProcess.run(["audit", "verify"] + data) }
     }
 }
 

@@ -274,3 +274,34 @@ def test_unregistered_origin_is_refused_with_a_console_reason(server, tmp_path):
             assert server.events() == []
     finally:
         other.shutdown()
+
+
+def test_visitor_downloads_own_data_then_is_forgotten(server):
+    with chromium() as d:
+        d.get(server.url + "/demo")
+        d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        d.find_element(By.ID, "nav-link").click()
+        server.wait_for(lambda r: any(x[:3] == ("pageview", "/demo/second", "identified") for x in r))
+        d.find_element(By.ID, "export-data").click()
+        result = lambda: d.find_element(By.ID, "privacy-result").text
+        deadline = time.time() + 10
+        while time.time() < deadline and not result().startswith("Export:"):
+            time.sleep(0.2)
+        assert result().startswith("Export: ") and "1 consent records" in result(), result()
+        assert int(result().split()[1]) >= 1
+        d.find_element(By.ID, "forget-me").click()
+        deadline = time.time() + 10
+        while time.time() < deadline and "dsr_" not in result():
+            time.sleep(0.2)
+        assert "Deletion request dsr_" in result(), result()
+        # The device no longer holds the subject id.
+        assert "candor_subject" not in storage(d)[1]
+    assert server.rows("SELECT status, filed_by FROM privacy_requests") == [("received", "self-service")]
+    # The officer runs the queue now instead of waiting for the scheduler.
+    out = subprocess.run([BIN, "requests", "run", "--data", server.data, "--policies", os.path.join(ROOT, "policies")],
+                         check=True, capture_output=True, text=True).stdout
+    assert "1 request(s) carried out" in out
+    assert server.rows("SELECT count(*) FROM events WHERE decision = 'identified'") == [(0,)]
+    assert server.rows("SELECT status, subject_hash FROM privacy_requests") == [("done", None)]
+    verify = subprocess.run([BIN, "audit", "verify", "--data", server.data], capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stdout.startswith("ok: "), verify.stdout
