@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo", "JSONOutput"]
 
 let package = Package(
     name: "Candor",
@@ -30,18 +30,22 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .target(
+            name: "JSONOutput",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Store",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Privacy",
-            dependencies: ["CSodium", "Store", "Consent", .product(name: "CSV", package: "CSV.swift")],
+            dependencies: ["CSodium", "Store", "Consent", "JSONOutput", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Consent",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["JSONOutput", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -52,7 +56,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "Store", "Privacy", "Consent", "Geo",
+                "Store", "Privacy", "Consent", "Geo", "JSONOutput",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Consent
 import Foundation
+import JSONOutput
 import Privacy
 import Retention
 import Store
@@ -241,6 +242,6 @@ struct ProcessingRecord: ParsableCommand {
 
     func run() throws {
         let book = try PolicyBook(directory: data.policies)
-        print(format == "json" ? JSONDocument.text(RecordOfProcessing.json(book)) : RecordOfProcessing.markdown(book))
+        print(format == "json" ? RecordOfProcessing.json(book).text : RecordOfProcessing.markdown(book))
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Collector
 import Consent
 import Foundation
+import JSONOutput
 import Geo
 import Hummingbird
 import Logging
@@ -44,7 +45,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("public"), help: "Directory of pixel.js, consent.js and the demo assets (env CANDOR_PUBLIC).")
     var publicDir: String = env("CANDOR_PUBLIC") ?? "./Public"
 
-    @Option(name: .customLong("purge-every"), help: "Hours between retention purges (env CANDOR_PURGE_EVERY).")
+    @Option(name: .customLong("purge-every"), help: "Hours between retention purges; 0 disables them (run candor purge yourself) (env CANDOR_PURGE_EVERY).")
     var purgeEvery: Double = env("CANDOR_PURGE_EVERY").flatMap(Double.init) ?? 6
 
     @Option(name: .customLong("requests-every"), help: "Minutes between runs of the deletion-request processor (env CANDOR_REQUESTS_EVERY).")
@@ -95,14 +96,19 @@ struct Serve: AsyncParsableCommand {
         let rotation = SaltRotationService(keeper: salts, logger: logger, audit: office.audit)
         try rotation.tick()
         let purger = Purger(database: database, policies: policies)
-        let scheduler = JobScheduler(database: database, jobs: [
-            ScheduledJob(name: "deletion_requests", interval: .milliseconds(Int64(requestsEvery * 60_000))) {
+        var jobs = [
+            ScheduledJob(name: "deletion_requests", interval: .milliseconds(Int64(max(requestsEvery, 0.1) * 60_000))) {
                 "\(try office.processOpenRequests(actor: "scheduler").count) request(s) carried out"
             },
-            ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
+        ]
+        if purgeEvery > 0 {
+            jobs.append(ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
                 "\(try await purger.run(actor: "scheduler").reduce(0) { $0 + $1.rows }) row(s) deleted or cleared"
-            },
-        ], logger: logger)
+            })
+        } else {
+            logger.notice("scheduled purges are off (--purge-every 0): run candor purge yourself")
+        }
+        let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
@@ -125,7 +131,7 @@ struct Serve: AsyncParsableCommand {
 /// last one recorded (the fingerprint is kept in the job log under `policy:NAME`).
 func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
     for name in policies.policies.keys.sorted() {
-        let text = JSONDocument.text(policies[name]!.summary)
+        let text = policies[name]!.summary.text
         let fingerprint = Hex.encode(Array(text.utf8).withUnsafeBytes {
             Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0, outputLength: 16)
         })

@@ -1,4 +1,5 @@
 public import Foundation
+import JSONOutput
 import Logging
 public import Hummingbird
 import NIOCore

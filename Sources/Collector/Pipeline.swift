@@ -3,6 +3,7 @@ public import Foundation
 public import Geo
 public import Privacy
 public import Store
+import JSONOutput
 
 /// Facts about the request that carried the events. The IP address and user agent live only
 /// here, in memory, for the duration of the request: no step copies them into a row, a log
@@ -228,37 +229,3 @@ enum PropsEncoder {
     }
 }
 
-/// JSON text output helpers.
-public enum JSONText {
-    public static func quoted(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c" // safe to embed in HTML
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    public static func number(_ d: Double) -> String {
-        if d.rounded() == d && abs(d) < 1e15 { return String(Int64(d)) }
-        return "\(d)"
-    }
-}

@@ -2,6 +2,7 @@ import Consent
 import Foundation
 public import Hummingbird
 import HTTPTypes
+import JSONOutput
 import Logging
 import NIOCore
 public import Privacy
@@ -152,17 +153,16 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
     // MARK: Answers
 
     func requestJSON(_ r: PrivacyRequest) -> String {
-        var object: [String: Any] = [
-            "request": r.id, "site": r.siteID, "status": r.status.rawValue, "subject_kind": r.subjectKind.rawValue,
-            "received_at": ISO.string(r.receivedAt), "deadline_at": ISO.string(r.deadlineAt),
-            "overdue": r.isOpen && r.deadlineAt < Int64(collector.now().timeIntervalSince1970 * 1000),
+        var members: [(String, JSON)] = [
+            ("request", .string(r.id)), ("site", .string(r.siteID)), ("status", .string(r.status.rawValue)),
+            ("subject_kind", .string(r.subjectKind.rawValue)),
+            ("received_at", .string(ISO.string(r.receivedAt))), ("deadline_at", .string(ISO.string(r.deadlineAt))),
+            ("overdue", .bool(r.isOpen && r.deadlineAt < Int64(collector.now().timeIntervalSince1970 * 1000))),
         ]
-        if let reason = r.reason { object["reason"] = reason }
-        if let p = r.processedAt { object["processed_at"] = ISO.string(p) }
-        if let receipt = r.receipt, let parsed = try? JSONSerialization.jsonObject(with: Data(receipt.utf8)) {
-            object["receipt"] = parsed
-        }
-        return JSONDocument.text(object)
+        if let reason = r.reason { members.append(("reason", .string(reason))) }
+        if let p = r.processedAt { members.append(("processed_at", .string(ISO.string(p)))) }
+        if let receipt = r.receipt { members.append(("receipt", .raw(receipt))) }
+        return JSON.object(members).text
     }
 
     func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -1,5 +1,6 @@
 import Consent
 import Foundation
+import JSONOutput
 public import Hummingbird
 import HTTPTypes
 import Logging

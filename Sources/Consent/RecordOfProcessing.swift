@@ -1,20 +1,23 @@
-import Foundation
+public import JSONOutput
 
 extension Policy {
-    /// The policy's settings as a JSON-ready object (exports, receipts, record of processing).
-    public var summary: [String: Any] {
-        var retention: [String: Any] = [:]
-        for c in DataClass.allCases { retention[c.rawValue] = retentionDays[c] ?? "kept" }
-        var expiry: [String: Any] = [:]
-        for c in ColumnGroup.allCases { expiry[c.rawValue] = columnExpiryDays[c] ?? "with the row" }
-        return [
-            "name": name, "version": version, "consent_mode": mode.rawValue, "anonymous_counting": anonymousCounting,
-            "honor_dnt": honorDNT, "honor_gpc": honorGPC,
-            "geo": ["anonymous": anonymousGeo.rawValue, "identified": identifiedGeo.rawValue, "keep_asn": keepASN],
-            "retention_days": retention, "column_expiry_days": expiry,
-            "deletion_deadline_days": deletionDeadlineDays, "keep_consent_proof": keepConsentProof,
-            "k_threshold": kThreshold,
-        ]
+    /// The policy's settings as JSON (exports, receipts, record of processing).
+    public var summary: JSON {
+        let geo: JSON = .object([("anonymous", .string(anonymousGeo.rawValue)), ("identified", .string(identifiedGeo.rawValue)),
+                                 ("keep_asn", .bool(keepASN))])
+        let retention: [(String, JSON)] = DataClass.allCases.map { c in (c.rawValue, retentionDays[c].map { JSON($0) } ?? .string("kept")) }
+        let expiry: [(String, JSON)] = ColumnGroup.allCases.map { c in (c.rawValue, columnExpiryDays[c].map { JSON($0) } ?? .string("with the row")) }
+        var members: [(String, JSON)] = [("name", .string(name)), ("version", JSON(version)), ("consent_mode", .string(mode.rawValue))]
+        members.append(("anonymous_counting", .bool(anonymousCounting)))
+        members.append(("honor_dnt", .bool(honorDNT)))
+        members.append(("honor_gpc", .bool(honorGPC)))
+        members.append(("geo", geo))
+        members.append(("retention_days", .object(retention)))
+        members.append(("column_expiry_days", .object(expiry)))
+        members.append(("deletion_deadline_days", JSON(deletionDeadlineDays)))
+        members.append(("keep_consent_proof", .bool(keepConsentProof)))
+        members.append(("k_threshold", JSON(kThreshold)))
+        return .object(members)
     }
 }
 
@@ -81,16 +84,15 @@ public enum RecordOfProcessing {
         return md
     }
 
-    public static func json(_ book: PolicyBook) -> [String: Any] {
-        var policies: [[String: Any]] = []
-        for name in book.policies.keys.sorted() {
+    public static func json(_ book: PolicyBook) -> JSON {
+        let policies: [JSON] = book.policies.keys.sorted().map { name in
             let p = book.policies[name]!
-            var entry = p.summary
-            entry["collected"] = Dictionary(uniqueKeysWithValues: levels(p).map { ($0.0, $0.1) })
-            entry["never_stored"] = alwaysDropped
-            policies.append(entry)
+            guard case .object(var entry) = p.summary else { return p.summary }
+            entry.append(("collected", .object(levels(p).map { ($0.0, .array($0.1.map(JSON.string))) })))
+            entry.append(("never_stored", .array(alwaysDropped.map(JSON.string))))
+            return .object(entry)
         }
-        return ["controller": "the operator of this Candor install", "processors": [String](),
-                "purpose": "aggregate web analytics and conversion attribution", "policies": policies]
+        return ["controller": "the operator of this Candor install", "processors": [],
+                "purpose": "aggregate web analytics and conversion attribution", "policies": .array(policies)]
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import JSONOutput
 public import Store
 
 /// The tamper-evident audit log of privacy-relevant actions.
@@ -101,14 +102,12 @@ public enum AuditValue: Sendable, Equatable, ExpressibleByStringLiteral, Express
 
     /// Compact JSON object text with sorted keys.
     public static func json(_ detail: [String: AuditValue]) -> String {
-        var object: [String: Any] = [:]
-        for (k, v) in detail {
-            switch v {
-            case .string(let s): object[k] = s
-            case .int(let i): object[k] = i
+        JSON.object(detail.sorted { $0.key < $1.key }.map { key, value in
+            switch value {
+            case .string(let s): (key, .string(s))
+            case .int(let i): (key, .int(i))
             }
-        }
-        return JSONDocument.text(object)
+        }).text
     }
 }
 

@@ -1,5 +1,6 @@
 public import Consent
 public import Foundation
+import JSONOutput
 public import Store
 
 /// Data-subject requests: deletion (GDPR Art. 17 / CCPA delete) with deadlines and receipts,
@@ -118,25 +119,25 @@ public final class PrivacyOffice: Sendable {
     }
 
     static func receipt(_ r: PrivacyRequest, counts: [String: Int], completed: Int64, policy: Policy) -> String {
-        let object: [String: Any] = [
+        let receipt: JSON = [
             "receipt_version": 1,
-            "request": r.id,
-            "site": r.siteID,
-            "subject_kind": r.subjectKind.rawValue,
-            "filed_by": r.filedBy,
-            "received_at": ISO.string(r.receivedAt),
-            "deadline_at": ISO.string(r.deadlineAt),
-            "completed_at": ISO.string(completed),
-            "on_time": completed <= r.deadlineAt,
-            "deleted": ["events": counts["events"] ?? 0, "sessions": counts["sessions"] ?? 0,
-                        "consent_records": counts["consent_records"] ?? 0],
-            "consent_records_kept_unlinked": counts["consent_records_unlinked"] ?? 0,
-            "policy": ["name": policy.name, "version": policy.version, "keep_consent_proof": policy.keepConsentProof],
-            "note": r.subjectKind == .user
+            "request": .string(r.id),
+            "site": .string(r.siteID),
+            "subject_kind": .string(r.subjectKind.rawValue),
+            "filed_by": .string(r.filedBy),
+            "received_at": .string(ISO.string(r.receivedAt)),
+            "deadline_at": .string(ISO.string(r.deadlineAt)),
+            "completed_at": .string(ISO.string(completed)),
+            "on_time": .bool(completed <= r.deadlineAt),
+            "deleted": ["events": JSON(counts["events"] ?? 0), "sessions": JSON(counts["sessions"] ?? 0),
+                        "consent_records": JSON(counts["consent_records"] ?? 0)],
+            "consent_records_kept_unlinked": JSON(counts["consent_records_unlinked"] ?? 0),
+            "policy": ["name": .string(policy.name), "version": JSON(policy.version), "keep_consent_proof": .bool(policy.keepConsentProof)],
+            "note": .string(r.subjectKind == .user
                 ? "No table of this Candor version holds user ids; nothing was linked to this identifier."
-                : "Deleted rows were overwritten in the database file (secure_delete) and the write-ahead log was truncated.",
+                : "Deleted rows were overwritten in the database file (secure_delete) and the write-ahead log was truncated."),
         ]
-        return JSONDocument.text(object)
+        return receipt.text
     }
 
     // MARK: Access / portability
@@ -179,40 +180,32 @@ public struct SubjectExport: Sendable {
 
     /// The export as one JSON document.
     public var json: String {
-        var object: [String: Any] = [
-            "export_version": 1,
-            "site": ["id": site.id, "name": site.name, "domains": site.domains],
-            "subject_kind": kind.rawValue,
-            "generated_at": ISO.string(generatedAt),
-            "policy": policy.summary,
-            "explanation": "Everything this Candor install holds that is linked to you on this site: the events and "
+        var members: [(String, JSON)] = [
+            ("export_version", 1),
+            ("site", ["id": .string(site.id), "name": .string(site.name), "domains": .array(site.domains.map(JSON.string))]),
+            ("subject_kind", .string(kind.rawValue)),
+            ("generated_at", .string(ISO.string(generatedAt))),
+            ("policy", policy.summary),
+            ("explanation", .string("Everything this Candor install holds that is linked to you on this site: the events and "
                 + "visits recorded while you had agreed to be recognised, and your consent history. "
-                + "Visitor and subject hashes are left out; they are keyed hashes that mean nothing outside this install.",
+                + "Visitor and subject hashes are left out; they are keyed hashes that mean nothing outside this install.")),
         ]
         for t in tables {
             let key = t.name == "consent_records" ? "consent_history" : t.name
-            object[key] = t.rows.map { row in
-                Dictionary(uniqueKeysWithValues: zip(t.columns, row.map(JSONDocument.value)))
-            }
+            members.append((key, .array(t.rows.map { row in .object(Array(zip(t.columns, row.map(\.json)))) })))
         }
-        return JSONDocument.text(object)
+        return JSON.object(members).text
     }
 }
 
-/// JSON text from Foundation objects, keys sorted.
-public enum JSONDocument {
-    public static func text(_ object: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func value(_ cell: Cell) -> Any {
-        switch cell {
-        case .null: NSNull()
-        case .integer(let i): i
-        case .real(let d): d
-        case .text(let s): s
-        case .blob(let b): b.base64EncodedString()
+extension Cell {
+    var json: JSON {
+        switch self {
+        case .null: .null
+        case .integer(let i): .int(i)
+        case .real(let d): .double(d)
+        case .text(let s): .string(s)
+        case .blob(let b): .string(b.base64EncodedString())
         }
     }
 }
@@ -220,8 +213,6 @@ public enum JSONDocument {
 /// ISO 8601 UTC timestamps from milliseconds.
 public enum ISO {
     public static func string(_ ms: Int64) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// A data-subject deletion request (GDPR Art. 17, CCPA delete).
@@ -111,16 +111,18 @@ extension AppDatabase {
     /// with it, including the ones recorded before consent was given.
     static func subjectScope(kind: PrivacyRequest.SubjectKind) -> (events: String, sessions: String)? {
         switch kind {
+        // UNION, not OR: each branch uses its own index (an OR here scans the site's events).
         case .subject:
             return ("""
-                SELECT id FROM events WHERE site_id = :site AND (subject = :h OR session_id IN
-                  (SELECT id FROM sessions WHERE site_id = :site AND subject = :h))
-                """, "SELECT id FROM sessions WHERE site_id = :site AND subject = :h")
+                SELECT id FROM events WHERE subject = :h AND site_id = :site
+                UNION SELECT id FROM events WHERE session_id IN (SELECT id FROM sessions WHERE subject = :h AND site_id = :site)
+                """, "SELECT id FROM sessions WHERE subject = :h AND site_id = :site")
         case .email:
             return ("""
-                SELECT id FROM events WHERE site_id = :site AND (email_hash = :h OR session_id IN
-                  (SELECT session_id FROM events WHERE site_id = :site AND email_hash = :h AND session_id IS NOT NULL))
-                """, "SELECT DISTINCT session_id FROM events WHERE site_id = :site AND email_hash = :h AND session_id IS NOT NULL")
+                SELECT id FROM events WHERE email_hash = :h AND site_id = :site
+                UNION SELECT id FROM events WHERE session_id IN
+                  (SELECT session_id FROM events WHERE email_hash = :h AND site_id = :site AND session_id IS NOT NULL)
+                """, "SELECT DISTINCT session_id FROM events WHERE email_hash = :h AND site_id = :site AND session_id IS NOT NULL")
         case .user:
             // No table of this version holds user ids; conversions from webhooks will.
             return nil

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// Tables that retention deletes from, each aged by one time column (milliseconds since 1970).

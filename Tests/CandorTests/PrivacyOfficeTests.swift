@@ -109,7 +109,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         let filed = try office.file(site: t.site.id, identifier: .email("LEAD@example.org"), filedBy: "test")
         _ = try office.processOpenRequests(actor: "test")
         let receipt = try #require(try t.database.privacyRequest(id: filed.id)?.receipt)
-        #expect(receipt.contains(#""deleted":{"consent_records":0,"events":3,"sessions":1}"#))
+        #expect(receipt.contains(#""deleted":{"events":3,"sessions":1,"consent_records":0}"#))
         #expect(try t.database.eventCount() == 2)
     }
 

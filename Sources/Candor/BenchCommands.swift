@@ -1,0 +1,68 @@
+import ArgumentParser
+import Consent
+import Foundation
+import Privacy
+import Store
+
+/// Helpers for `make bench` (hidden from help): a synthetic 10M-event site, timed exports.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self])
+
+    static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
+
+    struct Seed: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a site and load synthetic events; prints the site id.")
+        @OptionGroup var data: DataOptions
+        @Option var events = 10_000_000
+        @Option var days = 30
+        @Option var subjects = 20_000
+        @Option var policy = "default"
+
+        func run() throws {
+            try data.ensureDirectory()
+            let database = try AppDatabase(path: data.databasePath)
+            let site = try addSite(database: database, policies: try PolicyBook(directory: data.policies),
+                                   name: "Bench \(events)", domains: ["bench.example"], policy: policy)
+            let hasher = try SubjectHasher(database: database)
+            let load = SyntheticLoad(site: site.id, events: events, days: days, end: Int64(Date().timeIntervalSince1970 * 1000),
+                                     subjectHashes: (0..<subjects).map { hasher.hash(Bench.subjectID($0)) })
+            let started = Date()
+            try database.load(load) { done in
+                if done % 1_000_000 < 100_000 {
+                    FileHandle.standardError.write(Data("  \(done) events, \(Int(Date().timeIntervalSince(started))) s\n".utf8))
+                }
+            }
+            try database.checkpointAndTruncateWAL()
+            FileHandle.standardError.write(Data("loaded \(events) events in \(Int(Date().timeIntervalSince(started))) s\n".utf8))
+            print(site.id)
+        }
+    }
+
+    struct ExportTiming: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Time subject exports (JSON) of random seeded subjects.")
+        @OptionGroup var data: DataOptions
+        @Option var site: String
+        @Option var subjects = 20_000
+        @Option var samples = 300
+
+        func run() throws {
+            let o = try Office(data)
+            print("plan: \(try o.database.subjectExportPlan(site: site))")
+            var ms: [Double] = []
+            var rows = 0
+            for _ in 0..<samples {
+                let id = Bench.subjectID(Int.random(in: 0..<subjects))
+                let t = DispatchTime.now().uptimeNanoseconds
+                let export = try o.office.export(site: site, identifier: .subject(id), actor: "bench")
+                let json = export.json
+                ms.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
+                rows += export.tables.reduce(0) { $0 + $1.rows.count } + (json.isEmpty ? 1 : 0)
+            }
+            ms.sort()
+            let q = { (p: Double) in ms[min(ms.count - 1, Int(Double(ms.count) * p))] }
+            print(String(format: "RESULT export_p50_ms=%.2f export_p99_ms=%.2f export_max_ms=%.2f rows_per_export=%d",
+                         q(0.5), q(0.99), ms.last ?? 0, rows / max(samples, 1)))
+        }
+    }
+}
