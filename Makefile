@@ -50,8 +50,10 @@ test: deps-test
 	swift test
 	python3 -m pytest -q -p no:cacheprovider Tests/browser -s
 
+# Collector vs nginx, then the privacy office on a 10M-event database (BENCH_EVENTS to change).
 bench: deps-bench release
 	./bench/run.sh
+	./bench/privacy.sh
 
 # Regenerates the GeoIP test fixtures (committed; needs libmaxmind-db-writer-perl).
 fixtures: deps-test

@@ -6,6 +6,7 @@ import Foundation
 import JSONOutput
 import Geo
 import Hummingbird
+import Integrations
 import Logging
 import Privacy
 import Retention
@@ -118,7 +119,8 @@ struct Serve: AsyncParsableCommand {
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
         let app = Application(
-            router: buildRouter(collector: collector, assets: assets, office: office),
+            router: buildRouter(collector: collector, assets: assets, office: office,
+                               attributor: Attributor(database: database, subjects: try SubjectHasher(database: database))),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer), rotation, scheduler],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },

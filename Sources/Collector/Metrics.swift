@@ -77,6 +77,7 @@ public final class CollectorMetrics: Sendable {
     public let accepted = Counter()
     private let dropped: [Counter] = DropReason.allCases.map { _ in Counter() }
     private let rejected = Mutex<[String: Int]>([:])
+    private let webhooks = Mutex<[String: Int]>([:])
     public let queueDepth = Counter()
     public let writeErrors = Counter()
     public let batchSize = Histogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
@@ -90,6 +91,16 @@ public final class CollectorMetrics: Sendable {
 
     public func droppedCount(_ reason: DropReason) -> Int {
         dropped[DropReason.allCases.firstIndex(of: reason)!].value
+    }
+
+    /// A webhook delivery by provider and outcome (stored, duplicate, ignored, bad_signature,
+    /// stale, malformed, unknown_site, not_configured, error).
+    public func webhook(provider: String, outcome: String) {
+        webhooks.withLock { $0["\(provider)\u{0}\(outcome)", default: 0] += 1 }
+    }
+
+    public func webhookCount(provider: String, outcome: String) -> Int {
+        webhooks.withLock { $0["\(provider)\u{0}\(outcome)"] ?? 0 }
     }
 
     /// A request refused before its events were looked at (400, 404, 413, 415, 429, 503).
@@ -117,6 +128,11 @@ public final class CollectorMetrics: Sendable {
         out += "candor_writer_errors_total \(writeErrors.value)\n"
         batchSize.render("candor_writer_batch_size", help: "Events per committed transaction.", into: &out)
         commitSeconds.render("candor_writer_commit_seconds", help: "Time to write and commit one batch.", into: &out)
+        out += "# HELP candor_webhooks_total Webhook deliveries by provider and outcome.\n# TYPE candor_webhooks_total counter\n"
+        for (key, n) in webhooks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{0}")
+            out += "candor_webhooks_total{provider=\"\(parts[0])\",outcome=\"\(parts[1])\"} \(n)\n"
+        }
         out += extra
         return out
     }

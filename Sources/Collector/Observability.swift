@@ -6,6 +6,7 @@ import NIOCore
 import Store
 import Geo
 public import Privacy
+public import Integrations
 
 /// GET /health (JSON) and GET /metrics (Prometheus text).
 public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
@@ -64,12 +65,14 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
 }
 
 /// The router of the appliance's public endpoints.
-public func buildRouter(collector: Collector, assets: PublicAssets? = nil, office: PrivacyOffice? = nil) -> Router<CandorRequestContext> {
+public func buildRouter(collector: Collector, assets: PublicAssets? = nil, office: PrivacyOffice? = nil,
+                        attributor: Attributor? = nil) -> Router<CandorRequestContext> {
     let router = Router(context: CandorRequestContext.self)
     router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
     CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
     ConsentRoutes<CandorRequestContext>(collector: collector, assets: assets).add(to: router)
     if let office { PrivacyRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router) }
+    if let attributor { HookRoutes<CandorRequestContext>(collector: collector, attributor: attributor).add(to: router) }
     assets?.add(to: router)
     ObservabilityRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router)
     return router

@@ -74,20 +74,7 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
 
     // MARK: Officer API (site API key)
 
-    func authenticated(_ request: Request) -> Result<APIKeyRecord, Refusal> {
-        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else {
-            return .refuse(unauthorized("send a site API key as Authorization: Bearer ck_…"))
-        }
-        do {
-            guard let key = try APIKeys.authenticate(database: collector.database, token: String(auth.dropFirst(7)),
-                                                      now: collector.now()) else {
-                return .refuse(unauthorized("API key not recognised"))
-            }
-            return .success(key)
-        } catch {
-            return .refuse(jsonError(503, "storage unavailable; retry later"))
-        }
-    }
+    func authenticated(_ request: Request) -> Result<APIKeyRecord, Refusal> { apiKey(request, collector) }
 
     func identifier(_ doc: JSONValue) -> PrivacyOffice.Identifier? {
         if case .string(let s)? = doc["subject"] { return .subject(s) }
@@ -176,12 +163,6 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
         return r
     }
 
-    func unauthorized(_ reason: String) -> Response {
-        var r = jsonError(401, reason)
-        r.headers[.wwwAuthenticate] = "Bearer"
-        return r
-    }
-
     func failure(_ error: any Error) -> Response {
         switch error {
         case PrivacyOfficeError.unknownSite(let s): return jsonError(404, "unknown site \(s.prefix(64))")
@@ -191,6 +172,27 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
             return jsonError(503, "storage unavailable; retry later")
         }
     }
+}
+
+/// The site API key a request presents as `Authorization: Bearer ck_…`.
+func apiKey(_ request: Request, _ collector: Collector) -> Result<APIKeyRecord, Refusal> {
+    guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else {
+        return .refuse(unauthorized("send a site API key as Authorization: Bearer ck_…"))
+    }
+    do {
+        guard let key = try APIKeys.authenticate(database: collector.database, token: String(auth.dropFirst(7)), now: collector.now()) else {
+            return .refuse(unauthorized("API key not recognised"))
+        }
+        return .success(key)
+    } catch {
+        return .refuse(jsonError(503, "storage unavailable; retry later"))
+    }
+}
+
+func unauthorized(_ reason: String) -> Response {
+    var r = jsonError(401, reason)
+    r.headers[.wwwAuthenticate] = "Bearer"
+    return r
 }
 
 /// A request refused with this answer.

@@ -103,7 +103,8 @@ public final class PrivacyOffice: Sendable {
         }
         try audit.record(actor: actor, action: "request_done", site: request.siteID,
                          detail: ["request": .string(request.id), "events": .init(counts["events"] ?? 0),
-                                  "sessions": .init(counts["sessions"] ?? 0), "consent_records": .init(counts["consent_records"] ?? 0),
+                                  "sessions": .init(counts["sessions"] ?? 0), "conversions": .init(counts["conversions"] ?? 0),
+                                  "consent_records": .init(counts["consent_records"] ?? 0),
                                   "consent_records_unlinked": .init(counts["consent_records_unlinked"] ?? 0),
                                   "on_time": .int(completed <= request.deadlineAt ? 1 : 0)])
         return try database.privacyRequest(id: request.id) ?? request
@@ -130,12 +131,10 @@ public final class PrivacyOffice: Sendable {
             "completed_at": .string(ISO.string(completed)),
             "on_time": .bool(completed <= r.deadlineAt),
             "deleted": ["events": JSON(counts["events"] ?? 0), "sessions": JSON(counts["sessions"] ?? 0),
-                        "consent_records": JSON(counts["consent_records"] ?? 0)],
+                        "conversions": JSON(counts["conversions"] ?? 0), "consent_records": JSON(counts["consent_records"] ?? 0)],
             "consent_records_kept_unlinked": JSON(counts["consent_records_unlinked"] ?? 0),
             "policy": ["name": .string(policy.name), "version": JSON(policy.version), "keep_consent_proof": .bool(policy.keepConsentProof)],
-            "note": .string(r.subjectKind == .user
-                ? "No table of this Candor version holds user ids; nothing was linked to this identifier."
-                : "Deleted rows were overwritten in the database file (secure_delete) and the write-ahead log was truncated."),
+            "note": "Deleted rows were overwritten in the database file (secure_delete) and the write-ahead log was truncated.",
         ]
         return receipt.text
     }

@@ -48,6 +48,17 @@ public enum Sodium {
         return Int64(bitPattern: UInt64(littleEndian: out))
     }
 
+    /// HMAC-SHA-256 (crypto_auth_hmacsha256 with a key of any length).
+    public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        initialize()
+        var state = crypto_auth_hmacsha256_state()
+        var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        _ = crypto_auth_hmacsha256_init(&state, key, key.count)
+        _ = crypto_auth_hmacsha256_update(&state, message, UInt64(message.count))
+        _ = crypto_auth_hmacsha256_final(&state, &out)
+        return out
+    }
+
     /// Overwrites memory with zeros in a way the compiler may not elide.
     public static func memzero(_ buffer: UnsafeMutableRawBufferPointer) {
         guard let base = buffer.baseAddress else { return }

@@ -24,13 +24,16 @@ public struct Purger: Sendable {
     let policies: PolicyBook
     let audit: AuditLog
     let now: @Sendable () -> Date
-    /// Rows per transaction.
+    /// Rows per transaction to start with; adapted so one transaction holds the write lock for
+    /// about `chunkBudget`.
     public var chunk: Int
-    /// Pause between chunks, so ingestion's commits interleave.
+    public var chunkBudget: Duration = .milliseconds(4)
+    /// Least pause between chunks; the pause is at least twice as long as the last chunk took,
+    /// so ingestion's commits get the write lock at least two thirds of the time.
     public var pause: Duration
 
     public init(database: AppDatabase, policies: PolicyBook, now: @escaping @Sendable () -> Date = { Date() },
-                chunk: Int = 2000, pause: Duration = .milliseconds(2)) {
+                chunk: Int = 1000, pause: Duration = .milliseconds(2)) {
         self.database = database
         self.policies = policies
         self.now = now
@@ -47,7 +50,9 @@ public struct Purger: Sendable {
         case .consentRecords: .consentRecords
         case .deletionRequests: .privacyRequests
         case .auditLog: .auditLog
-        case .rollups, .conversions, .leads: nil
+        case .conversions: .conversions
+        case .leads: .leads
+        case .rollups: nil
         }
     }
 
@@ -115,14 +120,19 @@ public struct Purger: Sendable {
         var lines: [PurgeLine] = []
         for r in try rules() {
             var total = 0
+            var size = chunk
+            let clock = ContinuousClock()
             while true {
+                let started = clock.now
                 let n = switch r.kind {
-                case .rows(let table): try database.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: chunk)
-                case .columns(let c): try database.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: chunk)
+                case .rows(let table): try database.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: size)
+                case .columns(let c): try database.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: size)
                 }
+                let took = clock.now - started
                 total += n
-                if n < chunk { break }
-                try await Task.sleep(for: pause)
+                if n < size { break }
+                if took > chunkBudget { size = max(1, size / 2) } else if took < chunkBudget / 2 { size = min(20_000, size * 2) }
+                try await Task.sleep(for: max(pause, took * 2))
             }
             lines.append(PurgeLine(site: r.site, target: r.target, days: r.days, cutoff: r.cutoff, rows: total, reason: Self.reason(r)))
             if case .rows(.auditLog) = r.kind, total > 0, let first = try database.auditEntries(after: 0, limit: 1).first {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// A per-site API key as stored: the secret part only as a hash (see Privacy.APIKeys).

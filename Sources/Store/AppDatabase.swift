@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// The one owner of Candor's SQLite file. Only this module imports GRDB.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// One entry of the append-only audit log. `hash` seals this entry together with `prevHash`,

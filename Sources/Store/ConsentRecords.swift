@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// Proof of consent: what a visitor chose, when, under which banner and policy version.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// A minimized event, ready to store. Every field here has already passed the pipeline's

@@ -150,6 +150,52 @@ extension AppDatabase {
                 CREATE INDEX events_by_session ON events(session_id);
                 """)
         }
+        migrator.registerMigration("v4-conversions") { db in
+            try db.execute(sql: """
+                CREATE TABLE webhook_sources (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    provider TEXT NOT NULL CHECK (provider IN ('stripe','shopify','typeform','jotform','callrail','generic')),
+                    secret TEXT NOT NULL CHECK (length(secret) BETWEEN 16 AND 200),
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, provider)
+                );
+                CREATE TABLE conversions (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    provider TEXT NOT NULL,
+                    external_id TEXT NOT NULL CHECK (length(external_id) BETWEEN 1 AND 200),
+                    kind TEXT NOT NULL CHECK (kind IN ('sale','refund','lead','call')),
+                    ts INTEGER NOT NULL,
+                    value REAL NOT NULL DEFAULT 0,
+                    currency TEXT CHECK (currency IS NULL OR length(currency) = 3),
+                    refers_to TEXT,
+                    subject INTEGER, email_hash INTEGER, user_hash INTEGER,
+                    attributed_via TEXT NOT NULL DEFAULT 'none' CHECK (attributed_via IN ('subject','email','user','payload','none')),
+                    first_source_type TEXT, first_referrer_host TEXT, first_utm_source TEXT, first_utm_medium TEXT, first_utm_campaign TEXT,
+                    first_ts INTEGER,
+                    last_source_type TEXT, last_referrer_host TEXT, last_utm_source TEXT, last_utm_medium TEXT, last_utm_campaign TEXT,
+                    last_ts INTEGER,
+                    detail TEXT,
+                    UNIQUE (site_id, provider, external_id)
+                );
+                CREATE INDEX conversions_by_time ON conversions(site_id, ts);
+                CREATE INDEX conversions_by_subject ON conversions(subject) WHERE subject IS NOT NULL;
+                CREATE INDEX conversions_by_email ON conversions(email_hash) WHERE email_hash IS NOT NULL;
+                CREATE INDEX conversions_by_user ON conversions(user_hash) WHERE user_hash IS NOT NULL;
+                CREATE TABLE client_terms (
+                    site_id TEXT PRIMARY KEY NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    lookback_days INTEGER NOT NULL DEFAULT 30 CHECK (lookback_days BETWEEN 1 AND 365),
+                    credit TEXT NOT NULL DEFAULT 'last' CHECK (credit IN ('first','last','either')),
+                    percent REAL NOT NULL DEFAULT 0 CHECK (percent BETWEEN 0 AND 100),
+                    per_lead REAL NOT NULL DEFAULT 0 CHECK (per_lead >= 0),
+                    per_call REAL NOT NULL DEFAULT 0 CHECK (per_call >= 0),
+                    monthly_minimum REAL NOT NULL DEFAULT 0 CHECK (monthly_minimum >= 0),
+                    currency TEXT NOT NULL DEFAULT 'USD' CHECK (length(currency) = 3),
+                    our_sources TEXT NOT NULL DEFAULT '',
+                    updated_at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

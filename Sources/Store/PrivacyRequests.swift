@@ -124,8 +124,17 @@ extension AppDatabase {
                   (SELECT session_id FROM events WHERE email_hash = :h AND site_id = :site AND session_id IS NOT NULL)
                 """, "SELECT DISTINCT session_id FROM events WHERE email_hash = :h AND site_id = :site AND session_id IS NOT NULL")
         case .user:
-            // No table of this version holds user ids; conversions from webhooks will.
+            // User ids arrive only with webhook conversions; they link no visit by themselves.
             return nil
+        }
+    }
+
+    /// The conversions column holding each kind of identifier's hash.
+    static func conversionColumn(_ kind: PrivacyRequest.SubjectKind) -> String {
+        switch kind {
+        case .subject: "subject"
+        case .email: "email_hash"
+        case .user: "user_hash"
         }
     }
 
@@ -136,7 +145,7 @@ extension AppDatabase {
                       receipt: ([String: Int]) -> String) throws -> [String: Int] {
         guard let h = request.subjectHash else { throw StoreError("request \(request.id) holds no subject hash") }
         let counts = try writer.write { db -> [String: Int] in
-            var counts: [String: Int] = ["events": 0, "sessions": 0, "consent_records": 0, "consent_records_unlinked": 0]
+            var counts: [String: Int] = ["events": 0, "sessions": 0, "conversions": 0, "consent_records": 0, "consent_records_unlinked": 0]
             let args: StatementArguments = ["site": request.siteID, "h": h]
             if let scope = Self.subjectScope(kind: request.subjectKind) {
                 // Sessions first collected by id, because deleting events would lose the email link.
@@ -150,6 +159,9 @@ extension AppDatabase {
                     counts["sessions", default: 0] += db.changesCount
                 }
             }
+            try db.execute(sql: "DELETE FROM conversions WHERE \(Self.conversionColumn(request.subjectKind)) = :h AND site_id = :site",
+                           arguments: args)
+            counts["conversions"] = db.changesCount
             if request.subjectKind == .subject {
                 if keepConsentProof {
                     try db.execute(sql: "UPDATE consent_records SET subject = NULL WHERE site_id = :site AND subject = :h", arguments: args)

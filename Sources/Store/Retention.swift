@@ -7,19 +7,35 @@ public enum RetainedTable: String, Sendable, CaseIterable {
     case consentRecords = "consent_records"
     /// Closed deletion requests (their receipts); open ones are never aged out.
     case privacyRequests = "privacy_requests"
-    /// Install-wide, not per site (see ``AppDatabase/pruneAudit(before:)``).
+    /// Install-wide, not per site; pruning leaves an anchor entry (see Retention.Purger).
     case auditLog = "audit_log"
+    /// Sales and refunds from webhooks.
+    case conversions
+    /// Leads and calls from webhooks (same table as conversions).
+    case leads
+
+    var tableName: String {
+        switch self {
+        case .conversions, .leads: "conversions"
+        default: rawValue
+        }
+    }
 
     var timeColumn: String {
         switch self {
-        case .events, .consentRecords, .auditLog: "ts"
+        case .events, .consentRecords, .auditLog, .conversions, .leads: "ts"
         case .sessions: "started_at"
         case .privacyRequests: "processed_at"
         }
     }
 
     var extraCondition: String {
-        self == .privacyRequests ? " AND status IN ('done','rejected')" : ""
+        switch self {
+        case .privacyRequests: " AND status IN ('done','rejected')"
+        case .conversions: " AND kind IN ('sale','refund')"
+        case .leads: " AND kind IN ('lead','call')"
+        default: ""
+        }
     }
 }
 
@@ -38,7 +54,9 @@ public enum ExpiringColumns: String, Sendable, CaseIterable {
         case .subject:
             [("events", "ts", "subject = NULL, email_hash = NULL", "(subject IS NOT NULL OR email_hash IS NOT NULL)"),
              ("sessions", "started_at", "subject = NULL", "subject IS NOT NULL"),
-             ("consent_records", "ts", "subject = NULL", "subject IS NOT NULL")]
+             ("consent_records", "ts", "subject = NULL", "subject IS NOT NULL"),
+             ("conversions", "ts", "subject = NULL, email_hash = NULL, user_hash = NULL",
+              "(subject IS NOT NULL OR email_hash IS NOT NULL OR user_hash IS NOT NULL)")]
         case .clickID:
             [("events", "ts", "click_id = NULL", "click_id IS NOT NULL")]
         case .geoDetail:
@@ -52,7 +70,7 @@ extension AppDatabase {
     public func countOlder(_ table: RetainedTable, site: String?, cutoff: Int64) throws -> Int {
         try writer.read { db in
             let (sql, args) = Self.olderClause(table, site: site, cutoff: cutoff)
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.rawValue) WHERE \(sql)", arguments: args) ?? 0
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.tableName) WHERE \(sql)", arguments: args) ?? 0
         }
     }
 
@@ -60,8 +78,16 @@ extension AppDatabase {
     public func oldest(_ table: RetainedTable, site: String?) throws -> Int64? {
         try writer.read { db in
             let scope = site == nil ? "\(table.timeColumn) IS NOT NULL" : "site_id = ? AND \(table.timeColumn) IS NOT NULL"
-            return try Int64.fetchOne(db, sql: "SELECT min(\(table.timeColumn)) FROM \(table.rawValue) WHERE \(scope)\(table.extraCondition)",
+            return try Int64.fetchOne(db, sql: "SELECT min(\(table.timeColumn)) FROM \(table.tableName) WHERE \(scope)\(table.extraCondition)",
                                       arguments: site.map { [$0] } ?? [])
+        }
+    }
+
+    /// Time of the newest row of `site` in `table`, or nil when it is empty.
+    public func newest(_ table: RetainedTable, site: String) throws -> Int64? {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT max(\(table.timeColumn)) FROM \(table.tableName) WHERE site_id = ?\(table.extraCondition)",
+                               arguments: [site])
         }
     }
 
@@ -73,8 +99,8 @@ extension AppDatabase {
             let (sql, args) = Self.olderClause(table, site: site, cutoff: cutoff)
             let key = table == .privacyRequests ? "rowid" : (table == .auditLog ? "seq" : "id")
             try db.execute(sql: """
-                DELETE FROM \(table.rawValue) WHERE \(key) IN
-                  (SELECT \(key) FROM \(table.rawValue) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
+                DELETE FROM \(table.tableName) WHERE \(key) IN
+                  (SELECT \(key) FROM \(table.tableName) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
                 """, arguments: args)
             return db.changesCount
         }

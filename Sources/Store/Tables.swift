@@ -54,7 +54,7 @@ public struct ResultTable: Sendable, Equatable {
 }
 
 extension AppDatabase {
-    /// Everything of one site linked to a subject: events, sessions and consent records, for an
+    /// Everything of one site linked to a subject: events, sessions, conversions and consent records, for an
     /// access / portability export. Hash columns (visitor, subject, email_hash) are left out:
     /// they mean nothing to the subject and would only help correlate exports.
     public func subjectRecords(site: String, kind: PrivacyRequest.SubjectKind, hash: Int64) throws -> [ResultTable] {
@@ -81,6 +81,12 @@ extension AppDatabase {
                 tables.append(ResultTable(name: "events", columns: [], rows: []))
                 tables.append(ResultTable(name: "sessions", columns: [], rows: []))
             }
+            tables.append(try .fetch(db, name: "conversions", sql: """
+                SELECT id, provider, external_id, kind, ts, value, currency, refers_to, attributed_via,
+                  first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
+                  last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, detail
+                FROM conversions WHERE \(Self.conversionColumn(kind)) = :h AND site_id = :site ORDER BY ts, id
+                """, arguments: args))
             let consent = kind == .subject ? "site_id = :site AND subject = :h" : "site_id = :site AND :h IS NULL"
             tables.append(try .fetch(db, name: "consent_records", sql: """
                 SELECT id, ts, banner_version, policy, policy_version, analytics, marketing FROM consent_records

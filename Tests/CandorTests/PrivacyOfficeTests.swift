@@ -79,7 +79,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         // The receipt's counts are the rows that went: 3 events (one from before consent), 1 session, 1 consent record unlinked.
         let receipt = try #require(try JSONSerialization.jsonObject(with: Data(done.receipt!.utf8)) as? [String: Any])
         let deleted = try #require(receipt["deleted"] as? [String: Int])
-        #expect(deleted == ["events": 3, "sessions": 1, "consent_records": 0])
+        #expect(deleted == ["events": 3, "sessions": 1, "conversions": 0, "consent_records": 0])
         #expect(receipt["consent_records_kept_unlinked"] as? Int == 1)
         #expect(receipt["on_time"] as? Bool == true)
         #expect(try t.database.eventCount() == 2)
@@ -109,8 +109,28 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         let filed = try office.file(site: t.site.id, identifier: .email("LEAD@example.org"), filedBy: "test")
         _ = try office.processOpenRequests(actor: "test")
         let receipt = try #require(try t.database.privacyRequest(id: filed.id)?.receipt)
-        #expect(receipt.contains(#""deleted":{"events":3,"sessions":1,"consent_records":0}"#))
+        #expect(receipt.contains(#""deleted":{"events":3,"sessions":1,"conversions":0,"consent_records":0}"#))
         #expect(try t.database.eventCount() == 2)
+    }
+
+    @Test func conversionsFromWebhooksAreErasedAndExportedByEveryKindOfIdentifier() async throws {
+        let t = try TestCollector()
+        let office = try t.office
+        let hasher = try SubjectHasher(database: t.database)
+        for (id, subject, email, user) in [("c1", subjectA, nil, nil), ("c2", nil, "buyer@example.org", nil), ("c3", nil, nil, "u-42"),
+                                           ("c4", subjectB, nil, nil)] as [(String, String?, String?, String?)] {
+            try t.database.insertConversion(ConversionRow(
+                siteID: t.site.id, provider: "generic", externalID: id, kind: .sale, timestamp: 1, value: 10, currency: "USD",
+                subject: subject.map { hasher.hash($0) }, emailHash: email.map { hasher.hash($0, kind: .email) },
+                userHash: user.map { hasher.hash($0, kind: .userID) }))
+        }
+        #expect(try office.export(site: t.site.id, identifier: .userID("u-42"), actor: "t").table("conversions")?.rows.count == 1)
+        for identifier in [PrivacyOffice.Identifier.subject(subjectA), .email("Buyer@example.org"), .userID("u-42")] {
+            let filed = try office.file(site: t.site.id, identifier: identifier, filedBy: "test")
+            let done = try office.process(filed, actor: "test")
+            #expect(done.receipt?.contains(#""conversions":1"#) == true, "\(identifier)")
+        }
+        #expect(try t.database.conversions(site: t.site.id).map(\.externalID) == ["c4"])
     }
 
     @Test func requestsHaveDeadlinesAndCanBeRejectedAndOverdueOnesAreCounted() async throws {

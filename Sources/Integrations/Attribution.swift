@@ -1,0 +1,85 @@
+public import Foundation
+import JSONOutput
+public import Privacy
+public import Store
+
+/// Turns a webhook event into a stored conversion linked, where consent allows, to the visitor's
+/// journey: the visits (sessions) of an identified subject within the site's lookback window.
+///
+/// Link, in order: the pixel's subject id passed through checkout or form; the keyed hash of the
+/// e-mail address matching a lead the pixel captured under consent; else the payload's own UTM
+/// fields; else unattributed. Anonymous visits carry no subject, so they never link across days.
+public struct Attributor: Sendable {
+    let database: AppDatabase
+    let subjects: SubjectHasher
+
+    public init(database: AppDatabase, subjects: SubjectHasher) {
+        self.database = database
+        self.subjects = subjects
+    }
+
+    /// First touch: the earliest visit in the window. Last touch: the latest visit that did not
+    /// come direct (a return by bookmark does not take the credit), else the latest visit.
+    static func touches(_ journey: [Touch]) -> (first: Touch, last: Touch)? {
+        guard let first = journey.first, let latest = journey.last else { return nil }
+        return (first, journey.last { $0.sourceType != "direct" } ?? latest)
+    }
+
+    /// Source type of a touch known only from its UTM medium.
+    static func sourceType(medium: String?) -> String {
+        switch medium?.lowercased() {
+        case "cpc", "ppc", "paid", "paidsearch", "paid_search", "cpm", "display": "paid"
+        case "email", "newsletter": "email"
+        case "social", "social-media", "social_media": "social"
+        case "organic": "organic"
+        default: "referral"
+        }
+    }
+
+    public func conversion(_ e: WebhookEvent, site: String, provider: Provider, receivedAt: Date) throws -> ConversionRow {
+        let ts = Int64((e.timestamp ?? receivedAt).timeIntervalSince1970 * 1000)
+        let terms = try database.clientTerms(site: site)
+        var row = ConversionRow(siteID: site, provider: provider.rawValue, externalID: e.externalID, kind: e.kind, timestamp: ts,
+                                value: e.value, currency: e.currency, refersTo: e.refersTo)
+        row.subject = e.subjectID.map { subjects.hash($0, kind: .subject) }
+        row.emailHash = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
+            .map { subjects.hash($0, kind: .email) }
+        row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }
+        row.detail = e.detail.isEmpty ? nil : JSON.object(e.detail.map { ($0.0, .string($0.1)) }).text
+
+        if e.kind == .refund, let original = try e.refersTo.flatMap({ try database.conversion(site: site, provider: provider.rawValue, externalID: $0) }) {
+            // A refund takes the attribution of the sale it reverses, so it reduces the same source's revenue.
+            row.attributedVia = original.attributedVia
+            row.firstTouch = original.firstTouch
+            row.lastTouch = original.lastTouch
+            row.currency = row.currency ?? original.currency
+            if e.detail.contains(where: { $0 == ("cumulative", "true") }) {
+                let earlier = try database.conversions(site: site).filter { $0.kind == .refund && $0.refersTo == e.refersTo }
+                row.value = min(0, e.value - earlier.reduce(0) { $0 + $1.value })
+            }
+            return row
+        }
+        let window = (ts - Int64(terms.lookbackDays) * 86_400_000, ts)
+        var linked: (String, [Touch])?
+        if let subject = row.subject {
+            let journey = try database.journey(site: site, subject: subject, from: window.0, to: window.1)
+            if !journey.isEmpty { linked = ("subject", journey) }
+        }
+        if linked == nil, let email = row.emailHash, let subject = try database.subject(site: site, emailHash: email) {
+            let journey = try database.journey(site: site, subject: subject, from: window.0, to: window.1)
+            if !journey.isEmpty { linked = ("email", journey) }
+        }
+        if let (via, journey) = linked, let t = Self.touches(journey) {
+            row.attributedVia = via
+            row.firstTouch = t.first
+            row.lastTouch = t.last
+        } else if e.utmSource != nil || e.utmMedium != nil || e.utmCampaign != nil {
+            let touch = Touch(sourceType: Self.sourceType(medium: e.utmMedium), utmSource: e.utmSource, utmMedium: e.utmMedium,
+                              utmCampaign: e.utmCampaign)
+            row.attributedVia = "payload"
+            row.firstTouch = touch
+            row.lastTouch = touch
+        }
+        return row
+    }
+}
