@@ -164,6 +164,9 @@
       // choice (the pageview fires first): they go out under the choice, not as "unset".
       queue.forEach(function (e) { if (e.consent == 'unset') { e.consent = consentField(); if (subject) e.subject = subject; } });
     },
+    // The subject id (after analytics consent, else null): pass it through checkouts and forms
+    // (Stripe client_reference_id, a Shopify cart attribute, a hidden form field) to attribute conversions.
+    subject: function () { return subject; },
     forget: function () { return selfService('forget'); },
     export: function () { return selfService('export'); },
   };

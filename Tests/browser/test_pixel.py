@@ -305,3 +305,27 @@ def test_visitor_downloads_own_data_then_is_forgotten(server):
     assert server.rows("SELECT status, subject_hash FROM privacy_requests") == [("done", None)]
     verify = subprocess.run([BIN, "audit", "verify", "--data", server.data], capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stdout.startswith("ok: "), verify.stdout
+
+
+def test_webhook_conversion_is_attributed_to_the_consented_visit(server):
+    import hashlib
+    import hmac
+    secret = "browser-test-secret-0123456789"
+    subprocess.run([BIN, "hooks", "set", "--data", server.data, "--policies", os.path.join(ROOT, "policies"),
+                    "--site", server.site, "--provider", "generic", "--secret", secret], check=True, capture_output=True)
+    with chromium() as d:
+        d.get(server.url + "/demo?utm_source=newsletter&utm_medium=email&utm_campaign=launch")
+        assert d.execute_script("return candor('subject')") is None  # nothing before consent
+        d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        subject = d.execute_script("return candor('subject')")
+        assert subject and subject == d.execute_script("return JSON.parse(localStorage.getItem('candor_subject'))")
+        server.wait_for(lambda r: any(x[2] == "identified" for x in r))
+    body = json.dumps({"type": "sale", "id": "order-1", "value": 49, "currency": "EUR", "subject": subject}).encode()
+    t = str(int(time.time()))
+    sig = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"{server.url}/hooks/generic/{server.site}", data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-Candor-Timestamp": t, "X-Candor-Signature": "sha256=" + sig})
+    with urllib.request.urlopen(req) as r:
+        assert json.loads(r.read())["attributed_via"] == "subject"
+    assert server.rows("SELECT kind, value, attributed_via, last_source_type, last_utm_campaign FROM conversions") == [
+        ("sale", 49.0, "subject", "email", "launch")]
