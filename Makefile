@@ -42,6 +42,7 @@ run: release
 	@mkdir -p $(DATA)
 	@.build/release/candor init --data $(DATA)
 	@echo "Serving on http://$(HOST):$(PORT)  (data in $(DATA)/candor.sqlite, Ctrl-C to stop)"
+	@echo "Dashboard: http://$(HOST):$(PORT)/  (sign in with the admin login above)  Demo page: http://$(HOST):$(PORT)/demo"
 	.build/release/candor serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 # Swift Testing suites, then the headless-Chromium tests of pixel.js and the banner.

@@ -52,6 +52,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("requests-every"), help: "Minutes between runs of the deletion-request processor (env CANDOR_REQUESTS_EVERY).")
     var requestsEvery: Double = env("CANDOR_REQUESTS_EVERY").flatMap(Double.init) ?? 5
 
+    @Flag(name: .customLong("secure-cookies"), help: "Mark dashboard cookies Secure (behind TLS) (env CANDOR_SECURE_COOKIES=1).")
+    var secureCookiesFlag = false
+    var secureCookies: Bool { secureCookiesFlag || env("CANDOR_SECURE_COOKIES") == "1" }
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -118,9 +122,17 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
+        let router = buildRouter(collector: collector, assets: assets, office: office,
+                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database)))
+        do {
+            let pages = try await Pages(directory: publicDir + "/templates")
+            DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: Authenticator(database: database),
+                                                  office: office, pages: pages, secureCookies: secureCookies).add(to: router)
+        } catch {
+            logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])
+        }
         let app = Application(
-            router: buildRouter(collector: collector, assets: assets, office: office,
-                               attributor: Attributor(database: database, subjects: try SubjectHasher(database: database))),
+            router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer), rotation, scheduler],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },

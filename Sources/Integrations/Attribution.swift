@@ -54,8 +54,8 @@ public struct Attributor: Sendable {
             row.lastTouch = original.lastTouch
             row.currency = row.currency ?? original.currency
             if e.detail.contains(where: { $0 == ("cumulative", "true") }) {
-                let earlier = try database.conversions(site: site).filter { $0.kind == .refund && $0.refersTo == e.refersTo }
-                row.value = min(0, e.value - earlier.reduce(0) { $0 + $1.value })
+                let earlier = try database.refundedTotal(site: site, provider: provider.rawValue, refersTo: original.externalID)
+                row.value = min(0, e.value - earlier)
             }
             return row
         }

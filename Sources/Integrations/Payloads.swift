@@ -236,9 +236,17 @@ extension Webhooks {
             }
             return fields
         }
+        return FormFields.urlencoded(body)
+    }
+}
+
+/// application/x-www-form-urlencoded fields (webhooks, dashboard forms). A repeated name keeps its last value.
+public enum FormFields {
+    public static func urlencoded(_ body: [UInt8]) -> [String: String] {
         var fields: [String: String] = [:]
         for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                .map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
             if kv.count == 2 { fields[kv[0]] = kv[1] }
         }
         return fields

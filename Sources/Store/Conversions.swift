@@ -157,6 +157,16 @@ extension AppDatabase {
         }
     }
 
+    /// Sum of the refunds already stored against a sale.
+    public func refundedTotal(site: String, provider: String, refersTo: String) throws -> Double {
+        try writer.read { db in
+            try Double.fetchOne(db, sql: """
+                SELECT coalesce(sum(value), 0) FROM conversions
+                WHERE site_id = ? AND provider = ? AND refers_to = ? AND kind = 'refund'
+                """, arguments: [site, provider, refersTo]) ?? 0
+        }
+    }
+
     /// The visits of an identified subject that started in `[from, to]`, oldest first.
     public func journey(site: String, subject: Int64, from: Int64, to: Int64) throws -> [Touch] {
         try writer.read { db in

@@ -196,6 +196,22 @@ extension AppDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("v5-dashboard") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_sites (
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    PRIMARY KEY (user_id, site_id)
+                );
+                CREATE TABLE web_sessions (
+                    token_hash BLOB PRIMARY KEY NOT NULL CHECK (length(token_hash) = 32),
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    csrf TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
