@@ -190,6 +190,10 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         let t = Int64(now().timeIntervalSince1970 * 1000)
         let today = t - t % 86_400_000
         let key = request.uri.queryParameters.get("range") ?? "30d"
+        if key == "custom", let f = request.uri.queryParameters.get("from").flatMap(Self.day), let t2 = request.uri.queryParameters.get("to").flatMap(Self.day),
+           f <= t2, t2 - f <= 366 * 86_400_000 {
+            return Range(key: key, from: f, to: t2 + 86_400_000, label: "\(ISO.day(f)) – \(ISO.day(t2))")
+        }
         switch key {
         case "today": return Range(key: key, from: today, to: t + 1, label: "Today")
         case "7d": return Range(key: key, from: t - 7 * 86_400_000, to: t + 1, label: "Last 7 days")
@@ -199,6 +203,12 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             return Range(key: key, from: start, to: t + 1, label: "This month")
         default: return Range(key: "30d", from: t - 30 * 86_400_000, to: t + 1, label: "Last 30 days")
         }
+    }
+
+    /// Midnight UTC (ms) of a YYYY-MM-DD date.
+    static func day(_ text: String) -> Int64? {
+        guard let d = try? Date(text + "T00:00:00Z", strategy: .iso8601) else { return nil }
+        return Int64(d.timeIntervalSince1970 * 1000)
     }
 
     static var ranges: [(String, String)] { [("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("month", "This month")] }
@@ -228,45 +238,134 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         return html("overview", c)
     }
 
-    static var siteDimensions: [Store.Dimension] { [.page, .source, .referrer, .utmCampaign, .country, .browser, .device, .event] }
+    static var siteDimensions: [Store.Dimension] {
+        [.page, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent, .country, .region, .city, .asnOrg,
+         .browser, .os, .device, .screen, .event]
+    }
+
+    /// `f.<dimension>=value` query parameters.
+    func filters(_ request: Request) -> Filters {
+        Filters(Store.Dimension.allCases.compactMap { d in
+            request.uri.queryParameters.get("f.\(d.rawValue)").map { (d, String($0.prefix(500))) }
+        })
+    }
+
+    /// A query string for this view with `change` applied (nil value removes the key).
+    static func query(_ request: Request, _ change: [String: String?]) -> String {
+        var items: [(String, String)] = []
+        for (k, v) in request.uri.queryParameters where change[String(k)] == nil {
+            items.append((String(k), String(v)))
+        }
+        for (k, v) in change { if let v = v { items.append((k, v)) } }
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        func enc(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: allowed) ?? "" }
+        return "?" + items.sorted { $0.0 < $1.0 }.map { "\(enc($0.0))=\(enc($0.1))" }.joined(separator: "&")
+    }
+
+    static func delta(_ now: Double, _ before: Double) -> String {
+        guard before != 0 else { return now == 0 ? "±0 %" : "new" }
+        let p = Int(((now - before) / before * 100).rounded())
+        return p > 0 ? "+\(p) %" : p == 0 ? "±0 %" : "−\(-p) %"
+    }
 
     func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
         let r = range(request)
+        let f = filters(request)
         let policy = policies[site.policy] ?? .default
-        let s = try database.summary(site: id, from: r.from, to: r.to)
+        let s = try database.summary(site: id, from: r.from, to: r.to, filters: f)
+        let compare = request.uri.queryParameters.get("compare") == "1"
+        let previous = compare ? try database.summary(site: id, from: 2 * r.from - r.to, to: r.from, filters: f) : nil
         var c = base(v, title: site.name)
         c["site"] = ["id": site.id, "name": site.name]
         c["range"] = r.label
         c["rangeKey"] = r.key
-        c["ranges"] = Self.ranges.map { ["key": $0.0, "label": $0.1, "current": $0.0 == r.key] }
-        c["summary"] = [
-            ["label": "Visitors", "value": String(s.visitors)], ["label": "Visits", "value": String(s.visits)],
-            ["label": "Pageviews", "value": String(s.pageviews)],
-            ["label": "Views per visit", "value": String(format: "%.1f", s.viewsPerVisit)],
-            ["label": "Bounce rate", "value": String(format: "%.0f %%", s.bounceRate * 100)],
-            ["label": "Visit duration", "value": "\(s.averageDurationMs / 1000) s"],
-            ["label": "Conversions", "value": String(s.conversions)], ["label": "Revenue", "value": String(format: "%.2f", s.revenue)],
+        c["query"] = Self.query(request, [:])
+        c["ranges"] = Self.ranges.map { ["key": $0.0, "label": $0.1, "current": $0.0 == r.key,
+                                         "href": Self.query(request, ["range": $0.0, "from": nil, "to": nil])] }
+        c["compareHref"] = Self.query(request, ["compare": compare ? nil : "1"])
+        c["compareLabel"] = compare ? "Stop comparing" : "Compare to the previous period"
+        c["filters"] = f.terms.map { ["label": $0.0.label, "value": $0.1, "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
+        c["hasFilters"] = !f.isEmpty
+        c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
+        c["conversionsUnfiltered"] = !f.isEmpty && !f.appliesToConversions
+        let cards: [(String, Double, String)] = [
+            ("Visitors", Double(s.visitors), String(s.visitors)), ("Visits", Double(s.visits), String(s.visits)),
+            ("Pageviews", Double(s.pageviews), String(s.pageviews)),
+            ("Views per visit", s.viewsPerVisit, String(format: "%.1f", s.viewsPerVisit)),
+            ("Bounce rate", s.bounceRate, String(format: "%.0f %%", s.bounceRate * 100)),
+            ("Visit duration", Double(s.averageDurationMs), "\(s.averageDurationMs / 1000) s"),
+            ("Conversions", Double(s.conversions), String(s.conversions)), ("Revenue", s.revenue, String(format: "%.2f", s.revenue)),
         ]
+        let before: [Double] = previous.map { p in
+            [Double(p.visitors), Double(p.visits), Double(p.pageviews), p.viewsPerVisit, p.bounceRate, Double(p.averageDurationMs),
+             Double(p.conversions), p.revenue]
+        } ?? []
+        c["summary"] = cards.enumerated().map { i, card -> [String: Any] in
+            var m: [String: Any] = ["label": card.0, "value": card.2]
+            if !before.isEmpty { m["delta"] = Self.delta(card.1, before[i]) }
+            return m
+        }
         c["empty"] = s.pageviews == 0 && s.visits == 0
         c["suppressed"] = v.suppressesSmallGroups
         c["k"] = policy.kThreshold
-        c["tables"] = try Self.siteDimensions.map { d -> [String: Any] in
-            let folded = KAnonymity.fold(try database.breakdown(site: id, from: r.from, to: r.to, dimension: d), k: policy.kThreshold,
-                                         suppress: v.suppressesSmallGroups)
-            return ["label": d.label, "dimension": d.rawValue, "folded": folded.folded, "hasFolded": folded.folded > 0,
-                    "empty": folded.rows.isEmpty,
+        c["chart"] = try chart(id, r, f)
+        func table(_ label: String, _ key: String, _ rows: [BreakdownRow], filterable: Store.Dimension?) -> [String: Any] {
+            let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
+            return ["label": label, "dimension": key, "folded": folded.folded, "hasFolded": folded.folded > 0,
+                    "empty": folded.rows.isEmpty, "exportable": filterable != nil,
                     "rows": folded.rows.prefix(10).map { row -> [String: Any] in
                         var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors, "pageviews": row.pageviews]
-                        // Only http(s) referrers become links.
-                        if d == .referrer, let host = row.value, host != KAnonymity.otherLabel,
+                        if let d = filterable, let value = row.value, value != KAnonymity.otherLabel {
+                            cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])
+                        }
+                        // Only plain host names become links, always https.
+                        if filterable == .referrer, let host = row.value, host != KAnonymity.otherLabel,
                            host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
                             cell["href"] = "https://" + host
                         }
                         return cell
                     }]
         }
+        var tables: [[String: Any]] = []
+        for d in Self.siteDimensions {
+            tables.append(table(d.label, d.rawValue, try database.breakdown(site: id, from: r.from, to: r.to, dimension: d, filters: f),
+                                filterable: d))
+            if d == .page {
+                for sd in SessionDimension.allCases {
+                    tables.append(table(sd.label, sd.rawValue,
+                                        try database.sessionBreakdown(site: id, from: r.from, to: r.to, dimension: sd, filters: f),
+                                        filterable: nil))
+                }
+            }
+        }
+        c["tables"] = tables
+        // Engagement per page: only pages that reach k pageviews are shown to roles that get folded figures.
+        c["engagement"] = try database.pageEngagement(site: id, from: r.from, to: r.to, filters: f)
+            .filter { !v.suppressesSmallGroups || $0.pageviews >= policy.kThreshold }.prefix(15).map {
+                ["path": $0.path, "pageviews": $0.pageviews, "engaged": "\($0.averageEngagedMs / 1000) s", "scroll": "\($0.averageScroll) %"]
+            }
         return html("site", c)
+    }
+
+    /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
+    /// each bar's `<title>` holds its values (shown on hover, read by screen readers).
+    func chart(_ site: String, _ r: Range, _ f: Filters) throws -> [String: Any] {
+        let hourly = r.to - r.from <= 2 * 86_400_000
+        let points = try database.series(site: site, from: r.from, to: r.to, bucketMs: hourly ? 3_600_000 : 86_400_000, filters: f)
+        let top = max(1, points.map(\.visitors).max() ?? 1)
+        let width = 600.0, height = 120.0
+        let w = width / Double(max(points.count, 1))
+        return ["width": Int(width), "height": Int(height) + 20, "max": top,
+                "bars": points.enumerated().map { i, p -> [String: Any] in
+                    let h = max(p.visitors > 0 ? 1 : 0, height * Double(p.visitors) / Double(top))
+                    let when = hourly ? ISO.string(p.start) : ISO.day(p.start)
+                    return ["x": String(format: "%.1f", Double(i) * w), "y": String(format: "%.1f", height - h),
+                            "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h),
+                            "title": "\(when): \(p.visitors) visitors, \(p.pageviews) pageviews"]
+                },
+                "first": points.first.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? "",
+                "last": points.last.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? ""]
     }
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
@@ -274,8 +373,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         guard let d = Store.Dimension(rawValue: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
         let r = range(request)
         let policy = policies[site.policy] ?? .default
-        let folded = KAnonymity.fold(try database.breakdown(site: id, from: r.from, to: r.to, dimension: d), k: policy.kThreshold,
-                                     suppress: v.suppressesSmallGroups)
+        let folded = KAnonymity.fold(try database.breakdown(site: id, from: r.from, to: r.to, dimension: d, filters: filters(request)),
+                                     k: policy.kThreshold, suppress: v.suppressesSmallGroups)
         let name = "\(site.id)-\(d.rawValue)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
             let body = JSON.object([("site", .string(site.id)), ("dimension", .string(d.rawValue)), ("range", .string(r.key)),

@@ -33,7 +33,8 @@ public struct BreakdownRow: Sendable, Equatable {
 /// Dimensions a breakdown may group events by (the column names are fixed here, never taken from a request).
 public enum Dimension: String, Sendable, CaseIterable {
     case page = "path", source = "source_type", referrer = "referrer_host", utmSource = "utm_source", utmMedium = "utm_medium"
-    case utmCampaign = "utm_campaign", country, region, city, asnOrg = "asn_org", browser, os, device, screen, event = "name"
+    case utmCampaign = "utm_campaign", utmTerm = "utm_term", utmContent = "utm_content", country, region, city
+    case asnOrg = "asn_org", browser, os, device, screen, event = "name"
 
     public var label: String {
         switch self {
@@ -43,17 +44,69 @@ public enum Dimension: String, Sendable, CaseIterable {
         case .utmSource: "UTM source"
         case .utmMedium: "UTM medium"
         case .utmCampaign: "UTM campaign"
+        case .utmTerm: "UTM term"
+        case .utmContent: "UTM content"
         case .country: "Countries"
         case .region: "Regions"
         case .city: "Cities"
-        case .asnOrg: "Networks"
+        case .asnOrg: "Networks (ASN)"
         case .browser: "Browsers"
         case .os: "Operating systems"
         case .device: "Devices"
-        case .screen: "Screens"
+        case .screen: "Screen sizes"
         case .event: "Events"
         }
     }
+
+    /// The matching column of conversions' last touch, for filters that can apply to conversions.
+    var conversionColumn: String? {
+        switch self {
+        case .source: "last_source_type"
+        case .referrer: "last_referrer_host"
+        case .utmSource: "last_utm_source"
+        case .utmMedium: "last_utm_medium"
+        case .utmCampaign: "last_utm_campaign"
+        default: nil
+        }
+    }
+}
+
+/// Breakdowns read from sessions rather than events.
+public enum SessionDimension: String, Sendable, CaseIterable {
+    case entry = "entry_path", exit = "exit_path"
+    public var label: String { self == .entry ? "Entry pages" : "Exit pages" }
+}
+
+/// Filters (dimension = value) that narrow every figure of a dashboard view.
+public struct Filters: Sendable, Equatable {
+    public var terms: [(Dimension, String)]
+
+    public init(_ terms: [(Dimension, String)] = []) { self.terms = terms }
+
+    public static func == (a: Self, b: Self) -> Bool { a.terms.map { "\($0.0.rawValue)=\($0.1)" } == b.terms.map { "\($0.0.rawValue)=\($0.1)" } }
+
+    public var isEmpty: Bool { terms.isEmpty }
+    /// Whether conversions can be filtered the same way (source and UTM filters only).
+    public var appliesToConversions: Bool { terms.allSatisfy { $0.0.conversionColumn != nil } }
+
+    var eventSQL: String { terms.map { " AND \($0.0.rawValue) IS ?" }.joined() }
+    var values: [(any DatabaseValueConvertible)?] { terms.map { $0.1 } }
+    var conversionSQL: String { terms.compactMap { $0.0.conversionColumn.map { " AND \($0) IS ?" } }.joined() }
+}
+
+/// One bucket of a time series.
+public struct SeriesPoint: Sendable, Equatable {
+    public var start: Int64
+    public var visitors: Int
+    public var pageviews: Int
+}
+
+/// Engagement of a page: pageviews, average engaged time and scroll depth (from the events sent when leaving it).
+public struct PageEngagement: Sendable, Equatable {
+    public var path: String
+    public var pageviews: Int
+    public var averageEngagedMs: Int64
+    public var averageScroll: Int
 }
 
 extension AppDatabase {
@@ -112,40 +165,97 @@ extension AppDatabase {
 
     // MARK: Statistics
 
-    public func summary(site: String, from: Int64, to: Int64) throws -> SiteSummary {
+    public func summary(site: String, from: Int64, to: Int64, filters: Filters = Filters()) throws -> SiteSummary {
         try writer.read { db in
+            let base: [(any DatabaseValueConvertible)?] = [site, from, to]
+            let fargs = StatementArguments(base + filters.values)
             let e = try Row.fetchOne(db, sql: """
                 SELECT coalesce(sum(v), 0), coalesce(sum(p), 0) FROM (
                   SELECT count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY ts / 86400000)
-                """, arguments: [site, from, to])
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY ts / 86400000)
+                """, arguments: fargs)
+            let sessionScope = filters.isEmpty ? "" : """
+                 AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL))
+                """
             let s = try Row.fetchOne(db, sql: """
                 SELECT count(*), coalesce(sum(bounce), 0), coalesce(sum(duration_ms), 0) FROM sessions
-                WHERE site_id = ? AND started_at >= ? AND started_at < ?
-                """, arguments: [site, from, to])
+                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(sessionScope)
+                """, arguments: filters.isEmpty ? StatementArguments(base) : StatementArguments(base + base + filters.values))
+            let conversionArgs = StatementArguments(base + (filters.appliesToConversions ? filters.values : []))
+            let conversionSQL = filters.appliesToConversions ? filters.conversionSQL : ""
             let c = try Row.fetchOne(db, sql: """
-                SELECT count(*), coalesce(sum(CASE WHEN kind IN ('sale','refund') THEN value ELSE 0 END), 0) FROM conversions
-                WHERE site_id = ? AND ts >= ? AND ts < ? AND kind != 'refund'
-                """, arguments: [site, from, to])
-            let refunds = try Double.fetchOne(db, sql: """
-                SELECT coalesce(sum(value), 0) FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ? AND kind = 'refund'
-                """, arguments: [site, from, to]) ?? 0
+                SELECT coalesce(sum(kind != 'refund'), 0), coalesce(sum(CASE WHEN kind IN ('sale','refund') THEN value ELSE 0 END), 0)
+                FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ?\(conversionSQL)
+                """, arguments: conversionArgs)
             let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
             return SiteSummary(visitors: e?[0] ?? 0, visits: s?[0] ?? 0, pageviews: e?[1] ?? 0, bounces: s?[1] ?? 0,
-                               durationMs: s?[2] ?? 0, conversions: c?[0] ?? 0, revenue: (c?[1] ?? 0) + refunds, lastEvent: last)
+                               durationMs: s?[2] ?? 0, conversions: c?[0] ?? 0, revenue: c?[1] ?? 0, lastEvent: last)
         }
     }
 
-    /// Rows of a breakdown, most visitors first (at most `limit`, plus nothing folded: the caller folds).
-    public func breakdown(site: String, from: Int64, to: Int64, dimension: Dimension, limit: Int = 1000) throws -> [BreakdownRow] {
+    /// Rows of a breakdown, most visitors first.
+    public func breakdown(site: String, from: Int64, to: Int64, dimension: Dimension, filters: Filters = Filters(),
+                          limit: Int = 1000) throws -> [BreakdownRow] {
         try writer.read { db in
             let column = dimension.rawValue
+            let args: [(any DatabaseValueConvertible)?] = [site, from, to]
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(v), sum(p) FROM (
                   SELECT \(column) AS value, count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY \(column), ts / 86400000)
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY \(column), ts / 86400000)
                 GROUP BY value ORDER BY sum(v) DESC, sum(p) DESC, value LIMIT ?
-                """, arguments: [site, from, to, limit]).map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
+                """, arguments: StatementArguments(args + filters.values + [limit])).map {
+                BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2])
+            }
+        }
+    }
+
+    /// Entry or exit pages: visitors and visits of the sessions that started in the range.
+    public func sessionBreakdown(site: String, from: Int64, to: Int64, dimension: SessionDimension, filters: Filters = Filters(),
+                                 limit: Int = 1000) throws -> [BreakdownRow] {
+        try writer.read { db in
+            let base: [(any DatabaseValueConvertible)?] = [site, from, to]
+            let scope = filters.isEmpty ? "" : " AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL))"
+            let args = filters.isEmpty ? base : base + base + filters.values
+            return try Row.fetchAll(db, sql: """
+                SELECT \(dimension.rawValue), count(DISTINCT visitor), count(*) FROM sessions
+                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope)
+                GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
+                """, arguments: StatementArguments(args + [limit])).map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
+        }
+    }
+
+    /// Visitors and pageviews per bucket of `bucketMs` (UTC-aligned), empty buckets included.
+    public func series(site: String, from: Int64, to: Int64, bucketMs: Int64, filters: Filters = Filters()) throws -> [SeriesPoint] {
+        let counts = try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT ts / ? AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
+                WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY b
+                """, arguments: StatementArguments(([bucketMs, site, from, to] as [(any DatabaseValueConvertible)?]) + filters.values))
+                .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }
+        }
+        var points: [SeriesPoint] = []
+        var b = from / bucketMs
+        while b * bucketMs < to && points.count < 2000 {
+            let (v, p) = counts[b] ?? (0, 0)
+            points.append(SeriesPoint(start: b * bucketMs, visitors: v, pageviews: p))
+            b += 1
+        }
+        return points
+    }
+
+    /// Pageviews per path with the average engaged time and scroll depth of the engagement events.
+    public func pageEngagement(site: String, from: Int64, to: Int64, filters: Filters = Filters(), limit: Int = 50) throws -> [PageEngagement] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT path, sum(name = 'pageview'), coalesce(avg(CASE WHEN name = 'engagement' THEN engaged_ms END), 0),
+                  coalesce(avg(CASE WHEN name = 'engagement' THEN scroll END), 0)
+                FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL)
+                GROUP BY path ORDER BY 2 DESC, path LIMIT ?
+                """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + filters.values + [limit])).map {
+                PageEngagement(path: $0[0], pageviews: $0[1], averageEngagedMs: Int64(($0[2] as Double).rounded()),
+                               averageScroll: Int(($0[3] as Double).rounded()))
+            }
         }
     }
 }

@@ -147,6 +147,33 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func filtersNarrowEveryFigureAndExportAndTheChartAndComparisonShow() async throws {
+        let f = try await DashboardFixture()
+        for i in 0..<3 {
+            try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/from-search", referrer: "https://www.google.com/")],
+                                 ip: "81.2.69.\(30 + i)")
+        }
+        for i in 0..<4 {
+            try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/typed")], ip: "81.2.69.\(40 + i)")
+        }
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let id = f.t.site.id
+            let all = try await client.page("/sites/\(id)?range=today", owner).1
+            #expect(all.contains("<span>Visitors</span><strong>7</strong>"))
+            #expect(all.contains("<title>") && all.contains(": 7 visitors, 7 pageviews</title>"))
+            let organic = try await client.page("/sites/\(id)?range=today&f.source_type=organic", owner).1
+            #expect(organic.contains("<span>Visitors</span><strong>3</strong>"))
+            #expect(organic.contains("<span>Visits</span><strong>3</strong>"))
+            #expect(organic.contains("/from-search") && !organic.contains(">/typed<"))
+            #expect(organic.contains("Sources = organic"))
+            let csv = try await client.page("/sites/\(id)/export?range=today&f.source_type=organic&dimension=path", owner).1
+            #expect(csv == "path,visitors,pageviews\r\n/from-search,3,3\r\n")
+            let compared = try await client.page("/sites/\(id)?range=today&compare=1", owner).1
+            #expect(compared.contains("<em>new</em>"))   // nothing the day before
+        }
+    }
+
     @Test func hostileVisitorStringsAreEscapedAndOnlyHttpReferrersBecomeLinks() async throws {
         let f = try await DashboardFixture()
         for i in 0..<5 {
@@ -160,7 +187,7 @@ extension TestClientProtocol {
             let (status, html, headers) = try await client.page("/sites/\(f.t.site.id)", owner)
             #expect(status == .ok)
             #expect(headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
-            #expect(!html.contains("<script>alert") && !html.contains("<img src=x") && !html.contains("<svg"))
+            #expect(!html.contains("<script>alert") && !html.contains("<img src=x") && !html.contains("<svg onload"))
             #expect(html.contains("&lt;img src=x onerror=alert(1)&gt;") || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(!html.contains("javascript:"))
             #expect(!html.contains("<script"))   // no script at all, inline or not, on dashboard pages
