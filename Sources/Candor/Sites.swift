@@ -46,14 +46,10 @@ func addSite(database: AppDatabase, policies: PolicyBook, name: String, domains:
     guard policies[policy] != nil else {
         throw UsageError(description: "no policy named \(policy) (have: \(policies.policies.keys.sorted().joined(separator: ", ")))")
     }
-    let cleaned = try domains.map { raw -> String in
-        var d = raw.lowercased().trimmingCharacters(in: .whitespaces)
-        for prefix in ["https://", "http://"] where d.hasPrefix(prefix) { d = String(d.dropFirst(prefix.count)) }
-        if let slash = d.firstIndex(of: "/") { d = String(d[..<slash]) }
-        guard !d.isEmpty, d.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else {
-            throw UsageError(description: "\(raw) is not a domain name")
-        }
-        return d
+    let cleaned: [String]
+    switch Bootstrap.domains(domains) {
+    case .success(let d): cleaned = d
+    case .failure(let problem): throw UsageError(description: problem.description)
     }
     guard !cleaned.isEmpty else { throw UsageError(description: "give at least one --domain") }
     let site = Site(id: Bootstrap.newSiteID(), name: name, domains: cleaned, policy: policy, createdAt: Date())

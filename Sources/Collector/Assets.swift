@@ -26,7 +26,8 @@ public struct PublicAssets: Sendable {
         var found: [String: Asset] = [:]
         for (name, type) in [("pixel.js", "text/javascript; charset=utf-8"), ("consent.js", "text/javascript; charset=utf-8"),
                              ("consent.css", "text/css; charset=utf-8"), ("demo.css", "text/css; charset=utf-8"),
-                             ("demo.js", "text/javascript; charset=utf-8"), ("admin.css", "text/css; charset=utf-8")] {
+                             ("demo.js", "text/javascript; charset=utf-8"), ("admin.css", "text/css; charset=utf-8"),
+                             ("admin.js", "text/javascript; charset=utf-8")] {
             let path = directory + "/" + name
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             var text = String(decoding: data, as: UTF8.self)

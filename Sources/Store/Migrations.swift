@@ -212,6 +212,25 @@ extension AppDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("v6-goals") { db in
+            try db.execute(sql: """
+                CREATE TABLE goals (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+                    kind TEXT NOT NULL CHECK (kind IN ('page','event','conversion')),
+                    match TEXT NOT NULL CHECK (length(match) BETWEEN 1 AND 200)
+                );
+                CREATE TABLE funnels (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+                    steps TEXT NOT NULL
+                );
+                DROP INDEX events_by_session;
+                CREATE INDEX events_by_session ON events(session_id, ts);
+                """)
+        }
         return migrator
     }
 }

@@ -50,4 +50,11 @@ extension AppDatabase {
             try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE id = ?", arguments: [id]).map(Site.init(row:))
         }
     }
+
+    public func updateSite(id: String, name: String, domains: [String], policy: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE sites SET name = ?, domains = ?, policy = ? WHERE id = ?",
+                           arguments: [name, domains.joined(separator: " "), policy, id])
+        }
+    }
 }

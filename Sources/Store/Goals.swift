@@ -1,0 +1,173 @@
+import Foundation
+import GRDB
+
+/// A goal: a page (path, `*` at the end matches a prefix), a custom event name, or a webhook
+/// conversion kind (sale, lead, call).
+public struct Goal: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case page, event, conversion }
+    public var id: Int64?
+    public var siteID: String
+    public var name: String
+    public var kind: Kind
+    public var match: String
+
+    public init(id: Int64? = nil, siteID: String, name: String, kind: Kind, match: String) {
+        self.id = id; self.siteID = siteID; self.name = name; self.kind = kind; self.match = match
+    }
+}
+
+/// An ordered list of goals; a visit completes step n if it reached steps 1…n in order.
+public struct Funnel: Sendable, Equatable {
+    public var id: Int64?
+    public var siteID: String
+    public var name: String
+    public var steps: [Int64]
+
+    public init(id: Int64? = nil, siteID: String, name: String, steps: [Int64]) {
+        self.id = id; self.siteID = siteID; self.name = name; self.steps = steps
+    }
+}
+
+/// How a goal did over a range.
+public struct GoalResult: Sendable, Equatable {
+    public var goal: Goal
+    /// Distinct daily visitors who completed it (identified subjects for conversion goals).
+    public var visitors: Int
+    public var completions: Int
+}
+
+/// Visits reaching each step of a funnel.
+public struct FunnelResult: Sendable, Equatable {
+    public var funnel: Funnel
+    public var steps: [(goal: Goal, visits: Int)]
+
+    public static func == (a: Self, b: Self) -> Bool { a.funnel == b.funnel && a.steps.map(\.visits) == b.steps.map(\.visits) }
+}
+
+extension AppDatabase {
+    @discardableResult
+    public func addGoal(_ g: Goal) throws -> Goal {
+        try writer.write { db in
+            try db.execute(sql: "INSERT INTO goals (site_id, name, kind, match) VALUES (?,?,?,?)", arguments: [g.siteID, g.name, g.kind.rawValue, g.match])
+            var g = g
+            g.id = db.lastInsertedRowID
+            return g
+        }
+    }
+
+    public func goals(site: String) throws -> [Goal] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM goals WHERE site_id = ? ORDER BY id", arguments: [site]).map {
+                Goal(id: $0["id"], siteID: $0["site_id"], name: $0["name"], kind: Goal.Kind(rawValue: $0["kind"]) ?? .page, match: $0["match"])
+            }
+        }
+    }
+
+    public func deleteGoal(site: String, id: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM goals WHERE site_id = ? AND id = ?", arguments: [site, id])
+            // Funnels that used the goal lose that step.
+            for row in try Row.fetchAll(db, sql: "SELECT id, steps FROM funnels WHERE site_id = ?", arguments: [site]) {
+                let steps = (row["steps"] as String).split(separator: ",").compactMap { Int64($0) }.filter { $0 != id }
+                try db.execute(sql: "UPDATE funnels SET steps = ? WHERE id = ?", arguments: [steps.map(String.init).joined(separator: ","), row["id"] as Int64])
+            }
+        }
+    }
+
+    @discardableResult
+    public func addFunnel(_ f: Funnel) throws -> Funnel {
+        try writer.write { db in
+            try db.execute(sql: "INSERT INTO funnels (site_id, name, steps) VALUES (?,?,?)",
+                           arguments: [f.siteID, f.name, f.steps.map(String.init).joined(separator: ",")])
+            var f = f
+            f.id = db.lastInsertedRowID
+            return f
+        }
+    }
+
+    public func funnels(site: String) throws -> [Funnel] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM funnels WHERE site_id = ? ORDER BY id", arguments: [site]).map {
+                Funnel(id: $0["id"], siteID: $0["site_id"], name: $0["name"],
+                       steps: ($0["steps"] as String).split(separator: ",").compactMap { Int64($0) })
+            }
+        }
+    }
+
+    public func deleteFunnel(site: String, id: Int64) throws {
+        try writer.write { db in try db.execute(sql: "DELETE FROM funnels WHERE site_id = ? AND id = ?", arguments: [site, id]) }
+    }
+
+    static func goalWhere(_ g: Goal) -> (String, [(any DatabaseValueConvertible)?]) {
+        switch g.kind {
+        case .page where g.match.hasSuffix("*"):
+            let prefix = String(g.match.dropLast())
+            return ("name = 'pageview' AND substr(path, 1, ?) = ?", [prefix.count, prefix])
+        case .page: return ("name = 'pageview' AND path = ?", [g.match])
+        case .event: return ("name = ?", [g.match])
+        case .conversion: return ("kind = ?", [g.match])
+        }
+    }
+
+    public func goalResults(site: String, from: Int64, to: Int64, filters: Filters = Filters()) throws -> [GoalResult] {
+        let goals = try goals(site: site)
+        return try writer.read { db in
+            try goals.map { g in
+                let (cond, args) = Self.goalWhere(g)
+                let base: [(any DatabaseValueConvertible)?] = [site, from, to]
+                if g.kind == .conversion {
+                    let conversionSQL = filters.appliesToConversions ? filters.conversionSQL : ""
+                    let row = try Row.fetchOne(db, sql: """
+                        SELECT count(DISTINCT subject), count(*) FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(conversionSQL)
+                        """, arguments: StatementArguments(base + args + (filters.appliesToConversions ? filters.values : [])))
+                    return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
+                }
+                let row = try Row.fetchOne(db, sql: """
+                    SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
+                      SELECT count(DISTINCT visitor) AS v, count(*) AS n FROM events
+                      WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(filters.eventSQL) GROUP BY ts / 86400000)
+                    """, arguments: StatementArguments(base + args + filters.values))
+                return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
+            }
+        }
+    }
+
+    /// Visits (sessions started in the range) that reached each step in order. A conversion step
+    /// counts for identified visits whose subject converted after the previous step.
+    public func funnelResult(_ funnel: Funnel, from: Int64, to: Int64) throws -> FunnelResult {
+        let byID = Dictionary(uniqueKeysWithValues: try goals(site: funnel.siteID).compactMap { g in g.id.map { ($0, g) } })
+        let steps = funnel.steps.compactMap { byID[$0] }
+        guard !steps.isEmpty else { return FunnelResult(funnel: funnel, steps: []) }
+        return try writer.read { db in
+            // Per step: for each session, the times at which it reached the step.
+            var times: [[Int64: [Int64]]] = []
+            for g in steps {
+                let (cond, args) = Self.goalWhere(g)
+                var perSession: [Int64: [Int64]] = [:]
+                let sql = g.kind == .conversion ? """
+                    SELECT s.id, c.ts FROM conversions c JOIN sessions s ON s.subject = c.subject AND s.site_id = c.site_id
+                    WHERE c.site_id = ? AND s.started_at >= ? AND s.started_at < ? AND c.\(cond) AND c.ts >= s.started_at
+                    """ : """
+                    SELECT e.session_id, e.ts FROM events e JOIN sessions s ON s.id = e.session_id
+                    WHERE e.site_id = ? AND s.started_at >= ? AND s.started_at < ? AND e.\(cond)
+                    """
+                let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(([funnel.siteID, from, to] as [(any DatabaseValueConvertible)?]) + args))
+                while let row = try cursor.next() {
+                    perSession[row[0], default: []].append(row[1])
+                }
+                times.append(perSession)
+            }
+            var reached = [Int](repeating: 0, count: steps.count)
+            for (session, firstTimes) in times[0] {
+                var at = firstTimes.min()!
+                reached[0] += 1
+                for i in 1..<steps.count {
+                    guard let next = times[i][session]?.filter({ $0 >= at }).min() else { break }
+                    at = next
+                    reached[i] += 1
+                }
+            }
+            return FunnelResult(funnel: funnel, steps: zip(steps, reached).map { ($0, $1) })
+        }
+    }
+}
