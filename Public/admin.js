@@ -10,3 +10,35 @@ document.addEventListener('click', function (e) {
     e.target.textContent = 'Selected: press Ctrl+C';
   });
 });
+
+/* Live events: Server-Sent Events, rendered with textContent only (visitor strings are hostile). */
+(function () {
+  var body = document.getElementById('live-events');
+  if (!body || !window.EventSource) return;
+  var paused = false, status = document.getElementById('live-status'), filter = document.getElementById('live-filter');
+  var source = new EventSource(body.getAttribute('data-src'));
+  function visible(row) {
+    var q = filter.value.toLowerCase();
+    row.hidden = !!q && row.textContent.toLowerCase().indexOf(q) < 0;
+  }
+  source.onopen = function () { status.textContent = 'Live'; };
+  source.onerror = function () { status.textContent = 'Reconnecting…'; };
+  source.onmessage = function (m) {
+    if (paused) return;
+    var e = JSON.parse(m.data), row = document.createElement('tr');
+    [e.ts.slice(11, 19), e.name, e.path, e.referrer || e.source, e.country || '', e.device || ''].forEach(function (v) {
+      var td = document.createElement('td');
+      td.textContent = v;
+      row.appendChild(td);
+    });
+    visible(row);
+    body.insertBefore(row, body.firstChild);
+    while (body.children.length > 200) body.removeChild(body.lastChild);
+  };
+  document.getElementById('live-pause').addEventListener('click', function (ev) {
+    paused = !paused;
+    ev.target.textContent = paused ? 'Resume' : 'Pause';
+    status.textContent = paused ? 'Paused' : 'Live';
+  });
+  filter.addEventListener('input', function () { Array.prototype.forEach.call(body.children, visible); });
+})();

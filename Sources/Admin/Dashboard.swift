@@ -1,6 +1,7 @@
 public import Consent
 public import Foundation
 public import Hummingbird
+import HTTPTypes
 import Integrations
 import JSONOutput
 import Logging
@@ -29,6 +30,32 @@ public enum KAnonymity {
         kept.append(BreakdownRow(value: otherLabel, visitors: small.reduce(0) { $0 + $1.visitors },
                                  pageviews: small.reduce(0) { $0 + $1.pageviews }))
         return FoldedBreakdown(rows: kept, folded: small.count)
+    }
+}
+
+/// What the pipeline-health page shows, read from the running collector when the page is asked for.
+public struct PipelineHealth: Sendable {
+    /// Cumulative counters sampled once a minute, oldest first.
+    public struct Sample: Sendable {
+        public var at: Date
+        public var received: Int
+        public var accepted: Int
+        public var dropped: [String: Int]
+        public var rejected: Int
+        public var errors: Int
+        public init(at: Date, received: Int, accepted: Int, dropped: [String: Int], rejected: Int, errors: Int) {
+            self.at = at; self.received = received; self.accepted = accepted; self.dropped = dropped; self.rejected = rejected; self.errors = errors
+        }
+    }
+    public var samples: [Sample]
+    public var queueDepth: Int
+    public var commitP50Ms: Double?
+    public var commitP99Ms: Double?
+    /// Label and state of each GeoIP database.
+    public var geo: [(String, String)]
+
+    public init(samples: [Sample], queueDepth: Int, commitP50Ms: Double?, commitP99Ms: Double?, geo: [(String, String)]) {
+        self.samples = samples; self.queueDepth = queueDepth; self.commitP50Ms = commitP50Ms; self.commitP99Ms = commitP99Ms; self.geo = geo
     }
 }
 
@@ -65,12 +92,16 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let pages: Pages
     let now: @Sendable () -> Date
     let secureCookies: Bool
+    let health: @Sendable () -> PipelineHealth?
+    /// How long one live-events stream lasts before the browser reconnects.
+    let liveDuration: Duration
     let clientKey = Sodium.randomBytes(32)
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
-                secureCookies: Bool = false, now: @escaping @Sendable () -> Date = { Date() }) {
+                secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
+                liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() }) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
-        self.secureCookies = secureCookies; self.now = now
+        self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
     }
 
     public static var csp: String {
@@ -107,6 +138,13 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                 try await self.changeSettings(request, v, context.parameters.get("site") ?? "", context.parameters.get("action") ?? "")
             }
         }
+        router.get("/sites/:site/realtime") { request, context in
+            try await self.withViewer(request) { v in try self.realtime(v, context.parameters.get("site") ?? "") }
+        }
+        router.get("/sites/:site/live") { request, context in
+            try await self.withViewer(request) { v in try self.live(request, v, context.parameters.get("site") ?? "") }
+        }
+        router.get("/health/pipeline") { request, _ in try await self.withViewer(request) { v in try self.pipelineHealth(v) } }
         router.get("/account") { request, _ in try await self.withViewer(request) { v in self.account(v, message: nil) } }
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
     }
@@ -198,6 +236,89 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         default:
             return notFound()
         }
+    }
+
+    // MARK: Real time
+
+    /// The live stream shows single events, so only owners and admins (who see unfolded figures) get it.
+    func mayWatchLive(_ v: Viewer) -> Bool { v.isStaffAdmin }
+
+    func realtime(_ v: Viewer, _ id: String) throws -> Response {
+        guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+        let t = Int64(now().timeIntervalSince1970 * 1000)
+        let policy = policies[site.policy] ?? .default
+        var c = base(v, title: "Real time — \(site.name)")
+        c["site"] = ["id": site.id, "name": site.name]
+        let five = try database.activeVisitors(site: id, since: t - 5 * 60_000)
+        let thirty = try database.activeVisitors(site: id, since: t - 30 * 60_000)
+        func shown(_ n: Int) -> String { v.suppressesSmallGroups && n > 0 && n < policy.kThreshold ? "< \(policy.kThreshold)" : String(n) }
+        c["five"] = shown(five)
+        c["thirty"] = shown(thirty)
+        let pages = KAnonymity.fold(try database.breakdown(site: id, from: t - 30 * 60_000, to: t + 1, dimension: .page),
+                                    k: policy.kThreshold, suppress: v.suppressesSmallGroups)
+        c["pages"] = pages.rows.prefix(10).map { ["value": $0.value ?? "(none)", "visitors": $0.visitors] }
+        c["live"] = mayWatchLive(v)
+        return html("realtime", c)
+    }
+
+    /// Server-Sent Events: the site's new events as JSON, polled from the database every second,
+    /// for `liveDuration` (30 minutes; the browser then reconnects with Last-Event-ID).
+    func live(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
+        guard v.may(see: id), mayWatchLive(v), try database.site(id: id) != nil else { return notFound() }
+        let database = self.database
+        let resume = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
+        let ends = ContinuousClock.now + liveDuration
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store",
+                                               .init("X-Accel-Buffering")!: "no"],
+                        body: ResponseBody { writer in
+            var last = resume
+            try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+            while ContinuousClock.now < ends {
+                let events = try database.liveEvents(site: id, after: last, limit: last == nil ? 20 : 200)
+                var text = ""
+                for e in events {
+                    let data = JSON.object([("ts", .string(ISO.string(e.timestamp))), ("name", .string(e.name)), ("path", .string(e.path)),
+                                            ("source", .string(e.sourceType)), ("referrer", JSON(e.referrerHost)),
+                                            ("country", JSON(e.country)), ("device", JSON(e.device))]).text
+                    text += "id: \(e.id)\ndata: \(data)\n\n"
+                    last = e.id
+                }
+                if last == nil { last = 0 }
+                // A comment line keeps proxies from closing an idle stream.
+                try await writer.write(ByteBuffer(string: text.isEmpty ? ": idle\n\n" : text))
+                try await Task.sleep(for: .seconds(1))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: Pipeline health (owner, admin)
+
+    func pipelineHealth(_ v: Viewer) throws -> Response {
+        guard v.isStaffAdmin else { return notFound() }
+        var c = base(v, title: "Pipeline health")
+        let h = health()
+        let samples = h?.samples ?? []
+        let reasons = Set(samples.flatMap { $0.dropped.keys }).sorted()
+        var minutes: [[String: Any]] = []
+        for (a, b) in zip(samples, samples.dropFirst()) {
+            let dropped = reasons.map { (b.dropped[$0] ?? 0) - (a.dropped[$0] ?? 0) }
+            minutes.append(["at": ISO.string(Int64(b.at.timeIntervalSince1970 * 1000)), "received": b.received - a.received,
+                            "accepted": b.accepted - a.accepted, "dropped": dropped.map { ["n": $0] },
+                            "rejected": b.rejected - a.rejected, "errors": b.errors - a.errors])
+        }
+        c["reasons"] = reasons.map { ["name": $0] }
+        c["minutes"] = Array(minutes.reversed())
+        c["hasMinutes"] = !minutes.isEmpty
+        c["queueDepth"] = h?.queueDepth ?? 0
+        c["p50"] = h?.commitP50Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
+        c["p99"] = h?.commitP99Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
+        c["geo"] = (h?.geo ?? []).map { ["label": $0.0, "value": $0.1] }
+        let runs = Dictionary(uniqueKeysWithValues: try database.jobRuns().map { ($0.name, $0) })
+        c["jobs"] = [("Salt rotation", "salt_rotation"), ("Retention purge", "purge"), ("Deletion requests", "deletion_requests")].map { label, name in
+            ["label": label, "at": runs[name].map { ISO.string($0.lastRunAt) } ?? "never", "detail": runs[name]?.detail ?? ""]
+        }
+        return html("health", c)
     }
 
     // MARK: Account

@@ -127,14 +127,15 @@ struct Serve: AsyncParsableCommand {
         do {
             let pages = try await Pages(directory: publicDir + "/templates")
             DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: Authenticator(database: database),
-                                                  office: office, pages: pages, secureCookies: secureCookies).add(to: router)
+                                                  office: office, pages: pages, secureCookies: secureCookies,
+                                                  health: { pipelineHealth(collector) }).add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])
         }
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
-            services: [WriterService(writer: collector.writer), rotation, scheduler],
+            services: [WriterService(writer: collector.writer), rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)
         try await app.runService()
@@ -156,4 +157,19 @@ func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
                          detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
         try audit.database.recordRun(job: job, at: Int64(Date().timeIntervalSince1970 * 1000), detail: fingerprint)
     }
+}
+
+/// The running collector's figures for the dashboard's pipeline-health page.
+func pipelineHealth(_ collector: Collector) -> PipelineHealth {
+    let m = collector.metrics
+    let geo = collector.pipeline.deps.geo.status
+    return PipelineHealth(
+        samples: m.samples.map {
+            .init(at: $0.at, received: $0.received, accepted: $0.accepted, dropped: $0.dropped, rejected: $0.rejected,
+                  errors: $0.writeErrors + $0.webhookFailures)
+        },
+        queueDepth: m.queueDepth.value, commitP50Ms: m.commitSeconds.quantile(0.5).map { $0 * 1000 },
+        commitP99Ms: m.commitSeconds.quantile(0.99).map { $0 * 1000 },
+        geo: [("City database", geo.city), ("ASN database", geo.asn),
+              ("Built", geo.buildEpoch.map { "\($0.formatted(.iso8601)) (\(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? "unknown")])
 }

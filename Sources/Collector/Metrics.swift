@@ -1,3 +1,5 @@
+public import Foundation
+public import ServiceLifecycle
 import Synchronization
 
 /// Why an event was not stored. Counted per reason in /metrics and returned to the sender.
@@ -108,6 +110,24 @@ public final class CollectorMetrics: Sendable {
         rejected.withLock { $0[String(status), default: 0] += 1 }
     }
 
+    private let history = Mutex<[MetricsSample]>([])
+
+    /// Records the counters now; the pipeline-health page shows the differences per minute (last 60).
+    public func sample(at date: Date) {
+        let snapshot = MetricsSample(
+            at: date, received: received.value, accepted: accepted.value,
+            dropped: Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, droppedCount($0)) }),
+            rejected: rejected.withLock { $0.values.reduce(0, +) }, writeErrors: writeErrors.value,
+            webhookFailures: webhooks.withLock { $0.filter { !$0.key.hasSuffix("\u{0}stored") && !$0.key.hasSuffix("\u{0}duplicate")
+                && !$0.key.hasSuffix("\u{0}ignored") }.values.reduce(0, +) })
+        history.withLock { h in
+            h.append(snapshot)
+            if h.count > 61 { h.removeFirst(h.count - 61) }
+        }
+    }
+
+    public var samples: [MetricsSample] { history.withLock { $0 } }
+
     public func render(extra: String = "") -> String {
         var out = ""
         out += "# HELP candor_events_received_total Events parsed from accepted requests.\n# TYPE candor_events_received_total counter\n"
@@ -135,5 +155,38 @@ public final class CollectorMetrics: Sendable {
         }
         out += extra
         return out
+    }
+}
+
+/// Cumulative counters at one moment.
+public struct MetricsSample: Sendable, Equatable {
+    public let at: Date
+    public let received: Int
+    public let accepted: Int
+    public let dropped: [String: Int]
+    /// Requests refused whole (4xx/5xx).
+    public let rejected: Int
+    public let writeErrors: Int
+    /// Webhook deliveries that were refused or failed.
+    public let webhookFailures: Int
+}
+
+/// Samples the collector's counters every minute for the pipeline-health page.
+public struct MetricsSampler: Service {
+    let metrics: CollectorMetrics
+    let now: @Sendable () -> Date
+
+    public init(metrics: CollectorMetrics, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.metrics = metrics
+        self.now = now
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                metrics.sample(at: now())
+                do { try await Task.sleep(for: .seconds(60)) } catch is CancellationError { return }
+            }
+        }
     }
 }

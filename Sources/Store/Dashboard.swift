@@ -259,3 +259,46 @@ extension AppDatabase {
         }
     }
 }
+
+/// One event as the live view shows it (no hashes, no identifiers).
+public struct LiveEvent: Sendable, Equatable {
+    public var id: Int64
+    public var timestamp: Int64
+    public var name: String
+    public var path: String
+    public var sourceType: String
+    public var referrerHost: String?
+    public var country: String?
+    public var device: String?
+}
+
+extension AppDatabase {
+    /// Distinct visitors (current daily hashes) seen since `since` (ms).
+    public func activeVisitors(site: String, since: Int64) throws -> Int {
+        try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(DISTINCT visitor) FROM events WHERE site_id = ? AND ts >= ?", arguments: [site, since]) ?? 0
+        }
+    }
+
+    /// Events of a site with a row id above `after`, oldest first; `after: nil` gives the latest `limit`.
+    public func liveEvents(site: String, after: Int64?, limit: Int = 50) throws -> [LiveEvent] {
+        try writer.read { db in
+            let rows: [Row]
+            if let after {
+                rows = try Row.fetchAll(db, sql: """
+                    SELECT id, ts, name, path, source_type, referrer_host, country, device FROM events
+                    WHERE site_id = ? AND id > ? ORDER BY id LIMIT ?
+                    """, arguments: [site, after, limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: """
+                    SELECT * FROM (SELECT id, ts, name, path, source_type, referrer_host, country, device FROM events
+                    WHERE site_id = ? ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY id
+                    """, arguments: [site, limit])
+            }
+            return rows.map {
+                LiveEvent(id: $0["id"], timestamp: $0["ts"], name: $0["name"], path: $0["path"], sourceType: $0["source_type"],
+                          referrerHost: $0["referrer_host"], country: $0["country"], device: $0["device"])
+            }
+        }
+    }
+}

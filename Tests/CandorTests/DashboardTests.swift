@@ -35,9 +35,15 @@ struct DashboardFixture {
     var app: some ApplicationProtocol {
         get throws {
             let router = buildRouter(collector: t.collector)
+            let collector = t.collector
             DashboardRoutes<CandorRequestContext>(database: t.database, policies: t.collector.policies,
                                                   auth: Authenticator(database: t.database, now: t.clock.closure), office: try t.office,
-                                                  pages: pages, now: t.clock.closure).add(to: router)
+                                                  pages: pages, health: {
+                                                      PipelineHealth(samples: collector.metrics.samples.map {
+                                                          .init(at: $0.at, received: $0.received, accepted: $0.accepted, dropped: $0.dropped,
+                                                                rejected: $0.rejected, errors: $0.writeErrors)
+                                                      }, queueDepth: 0, commitP50Ms: 1, commitP99Ms: 2, geo: [("City database", "none")])
+                                                  }, liveDuration: .milliseconds(300), now: t.clock.closure).add(to: router)
             return Application(router: router)
         }
     }
@@ -256,6 +262,42 @@ extension TestClientProtocol {
         #expect(try f.t.database.recentAuditEntries(limit: 5).map(\.action).contains("site_changed"))
     }
 
+    @Test func realTimeCountsAndALiveStreamForAdminsOnly() async throws {
+        let f = try await DashboardFixture()
+        try await f.t.ingest([IncomingEvent(site: f.t.site.id, name: "<b>bold</b>", url: "https://example.com/now")], ip: "81.2.69.70")
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let id = f.t.site.id
+            let page = try await client.page("/sites/\(id)/realtime", owner).1
+            #expect(page.contains("<span>Visitors, last 5 minutes</span><strong>1</strong>") && page.contains("id=\"live-events\""))
+            let viewed = try await client.page("/sites/\(id)/realtime", viewer).1
+            #expect(viewed.contains("<strong>&lt; 5</strong>") && !viewed.contains("live-events") && !viewed.contains("/now"))
+            #expect(try await client.page("/sites/\(id)/live", viewer).0 == .notFound)
+            let (status, stream, headers) = try await client.page("/sites/\(id)/live", owner)
+            #expect(status == .ok && headers[.contentType] == "text/event-stream")
+            #expect(stream.hasPrefix("retry: 3000\n\nid: "))
+            #expect(stream.contains(#""name":"\u003cb\u003ebold\u003c/b\u003e","path":"/now""#))
+        }
+    }
+
+    @Test func pipelineHealthShowsPerMinuteFiguresToAdmins() async throws {
+        let f = try await DashboardFixture()
+        f.t.collector.metrics.sample(at: noon)
+        f.t.collector.metrics.received.add(12)
+        f.t.collector.metrics.accepted.add(10)
+        f.t.collector.metrics.drop(.bot, count: 2)
+        f.t.collector.metrics.sample(at: noon.addingTimeInterval(60))
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let page = try await client.page("/health/pipeline", owner).1
+            #expect(page.contains("<td>2026-03-10T12:01:00Z</td><td>12</td><td>10</td>"))
+            #expect(page.contains("<th>Dropped: bot</th>"))
+            #expect(try await client.page("/health/pipeline", viewer).0 == .notFound)
+        }
+    }
+
     @Test func passwordChangeNeedsTheCurrentPasswordAndEndsSessions() async throws {
         let f = try await DashboardFixture()
         try await f.app.test(.router) { client in
@@ -308,12 +350,12 @@ extension TestClientProtocol {
             _ = try await client.page("/login", nil)
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             for uri in ["/", "/?q=nothing-matches", "/sites/\(f.t.site.id)", "/privacy", "/clients", "/sites/nope",
-                        "/sites/\(f.t.site.id)/settings", "/account"] {
+                        "/sites/\(f.t.site.id)/settings", "/account", "/sites/\(f.t.site.id)/realtime", "/health/pipeline"] {
                 _ = try await client.page(uri, owner)
             }
         }
         #expect(Set(f.pages.names).isSubset(of: f.pages.renderedNames), "never rendered: \(Set(f.pages.names).subtracting(f.pages.renderedNames))")
-        #expect(f.pages.names.count == 10)
+        #expect(f.pages.names.count == 12)
     }
 
     func t_office_request(_ f: DashboardFixture) throws -> PrivacyRequest {
