@@ -42,6 +42,8 @@ class Server:
         out = subprocess.run([BIN, "init", "--data", self.data, "--policies", os.path.join(ROOT, "policies")],
                              check=True, capture_output=True, text=True).stdout
         self.site = [l.split(": ")[1].split(" ")[0] for l in out.splitlines() if l.startswith("Demo site id")][0]
+        login = [l for l in out.splitlines() if l.startswith("Admin login: ")][0].split(": ", 1)[1].split()
+        self.admin = (login[0], login[2])
         self.log = open(tmp_path / "server.log", "w")
         self.proc = subprocess.Popen([BIN, "serve", "--data", self.data, "--port", str(self.port),
                                       "--policies", os.path.join(ROOT, "policies"), "--public", os.path.join(ROOT, "Public")],
@@ -87,17 +89,19 @@ def server(tmp_path):
 
 
 @contextmanager
-def chromium(dnt=False, gpc=False):
+def chromium(dnt=False, gpc=False, downloads=None):
     """A headless Chromium session, always closed."""
-    d = new_browser(dnt, gpc)
+    d = new_browser(dnt, gpc, downloads)
     try:
         yield d
     finally:
         d.quit()
 
 
-def new_browser(dnt=False, gpc=False):
+def new_browser(dnt=False, gpc=False, downloads=None):
     opts = webdriver.ChromeOptions()
+    if downloads:
+        opts.add_experimental_option("prefs", {"download.default_directory": downloads, "download.prompt_for_download": False})
     opts.binary_location = "/usr/bin/chromium"
     for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--user-agent={UA}", "--window-size=1280,900"]:
         opts.add_argument(a)

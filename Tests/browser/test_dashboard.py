@@ -1,0 +1,143 @@
+"""Headless-Chromium tests of the staff dashboard against the real server: sign-in, filters, CSV
+download, the live event stream, and a battery of XSS payloads rendered as every role."""
+import csv
+import io
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+from selenium.webdriver.common.by import By
+
+from test_pixel import BIN, ROOT, UA, chromium, server  # noqa: F401  (server is a fixture)
+
+POLICIES = os.path.join(ROOT, "policies")
+
+
+def post_events(srv, events, ua=UA):
+    body = json.dumps({"events": events}).encode()
+    req = urllib.request.Request(f"{srv.url}/api/event", data=body, method="POST",
+                                 headers={"Content-Type": "text/plain", "User-Agent": ua})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def sign_in(d, srv, email, password):
+    d.get(srv.url + "/login")
+    d.find_element(By.NAME, "email").send_keys(email)
+    d.find_element(By.NAME, "password").send_keys(password)
+    d.find_element(By.CSS_SELECTOR, "form.login button").click()
+    deadline = time.time() + 10
+    while time.time() < deadline and d.current_url.endswith("/login") and "role=\"alert\"" not in d.page_source:
+        time.sleep(0.1)
+    assert not d.current_url.endswith("/login"), d.page_source[:800]
+
+
+def add_user(srv, role, *sites):
+    out = subprocess.run([BIN, "users", "add", "--data", srv.data, "--policies", POLICIES, "--email", f"{role}@example.org",
+                          "--role", role] + [a for s in sites for a in ("--site", s)], check=True, capture_output=True, text=True).stdout
+    return out.split(" / ")[1].split()[0]
+
+
+def test_sign_in_filter_and_download_csv(server, tmp_path):
+    for i, path in enumerate(["/pricing", "/pricing", "/blog", "/pricing", "/blog", "/about"]):
+        post_events(server, [{"site": server.site, "url": f"http://localhost{path}",
+                              "referrer": "https://www.google.com/" if i % 2 else ""}], ua=f"{UA} v{i}")
+    downloads = str(tmp_path / "downloads")
+    os.makedirs(downloads)
+    with chromium(downloads=downloads) as d:
+        d.get(server.url + "/")
+        assert d.current_url.endswith("/login")
+        sign_in(d, server, *server.admin)
+        assert "Demo site" in d.page_source
+        d.find_element(By.LINK_TEXT, "Demo site").click()
+        d.find_element(By.LINK_TEXT, "Today").click()
+        assert "<strong>6</strong>" in d.page_source  # visitors
+        d.find_element(By.LINK_TEXT, "/pricing").click()  # a row is a filter
+        assert "f.path=%2Fpricing" in d.current_url
+        chip = d.find_element(By.CSS_SELECTOR, ".chip").text
+        assert "Pages = /pricing" in chip
+        cards = {c.find_element(By.TAG_NAME, "span").text: c.find_element(By.TAG_NAME, "strong").text
+                 for c in d.find_elements(By.CSS_SELECTOR, ".card")}
+        assert cards["Visitors"] == "3" and cards["Pageviews"] == "3", cards
+        # The Sources table's CSV export under the same filter.
+        section = [s for s in d.find_elements(By.CSS_SELECTOR, "section.breakdown") if s.find_element(By.TAG_NAME, "h2").text == "Sources"][0]
+        section.find_element(By.LINK_TEXT, "CSV").click()
+        deadline = time.time() + 10
+        files = []
+        while time.time() < deadline and not [f for f in files if f.endswith(".csv")]:
+            files = os.listdir(downloads)
+            time.sleep(0.2)
+        name = [f for f in files if f.endswith(".csv")][0]
+        rows = list(csv.reader(open(os.path.join(downloads, name), newline="")))
+        assert rows[0] == ["source_type", "visitors", "pageviews"]
+        assert sorted(rows[1:]) == [["direct", "1", "1"], ["organic", "2", "2"]], rows
+
+
+def test_live_stream_shows_new_events_and_pauses(server):
+    with chromium() as d:
+        sign_in(d, server, *server.admin)
+        d.get(f"{server.url}/sites/{server.site}/realtime")
+        status = d.find_element(By.ID, "live-status")
+        deadline = time.time() + 10
+        while time.time() < deadline and status.text != "Live":
+            time.sleep(0.2)
+        assert status.text == "Live"
+        post_events(server, [{"site": server.site, "name": "<img src=x onerror=alert(1)>", "url": "http://localhost/live-one"}])
+        deadline = time.time() + 10
+        body = d.find_element(By.ID, "live-events")
+        while time.time() < deadline and "/live-one" not in body.text:
+            time.sleep(0.2)
+        assert "/live-one" in body.text and "<img src=x onerror=alert(1)>" in body.text  # shown as text, not markup
+        assert not d.find_elements(By.CSS_SELECTOR, "#live-events img")
+        d.find_element(By.ID, "live-filter").send_keys("nothing-matches")
+        assert all(not r.is_displayed() for r in body.find_elements(By.TAG_NAME, "tr"))
+        d.find_element(By.ID, "live-filter").clear()
+        d.find_element(By.ID, "live-pause").click()
+        assert status.text == "Paused"
+        post_events(server, [{"site": server.site, "url": "http://localhost/while-paused"}])
+        time.sleep(2.5)
+        assert "/while-paused" not in body.text
+
+
+PAYLOADS = [
+    "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "javascript:alert(1)", "'><svg onload=alert(1)>",
+    "=HYPERLINK(\"http://evil\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "{{constructor.constructor('alert(1)')()}}",
+]
+
+
+def test_xss_battery_as_every_role(server):
+    # Six distinct visitors (user agents) per payload, so rows pass k = 5 for every role.
+    for n, p in enumerate(PAYLOADS):
+        from urllib.parse import quote
+        for v in range(6):
+            answer = post_events(server, [{"site": server.site, "name": p[:60], "url": f"http://localhost/x/{quote(p, safe='')}?utm_campaign={quote(p)}&utm_source={quote(p)}",
+                                  "referrer": f"https://{quote(p, safe='')}.example/", "props": {"p": p}}], ua=f"{UA} p{n} v{v}")
+            assert answer["accepted"] == 1, (p, answer)
+    passwords = {"owner": server.admin, "manager": ("manager@example.org", add_user(server, "manager", server.site)),
+                 "viewer": ("viewer@example.org", add_user(server, "viewer", server.site))}
+    pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today", f"/sites/{server.site}/realtime",
+             f"/sites/{server.site}/settings", "/privacy", "/clients", "/health/pipeline", "/account"]
+    for role, (email, password) in passwords.items():
+        with chromium() as d:
+            d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
+                "window.__xss = 0; window.alert = function () { window.__xss++; }; window.confirm = window.prompt = window.alert;"})
+            sign_in(d, server, email, password)
+            for page in pages:
+                d.get(server.url + page)
+                time.sleep(0.3)
+                assert d.execute_script("return window.__xss") == 0, f"{role} {page}"
+                assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg[onload], main script:not([src])"), f"{role} {page}"
+                for a in d.find_elements(By.CSS_SELECTOR, "main a[href]"):
+                    assert not a.get_attribute("href").lower().startswith("javascript:"), f"{role} {page}"
+            errors = [l["message"] for l in d.get_log("browser") if "Refused to execute" in l["message"]]
+            assert errors == [], f"{role}: {errors}"
+            # CSV exports: no cell can start a formula.
+            cookie = d.get_cookie("candor_session")["value"]
+            for dim in ["path", "utm_campaign", "utm_source", "referrer_host", "name"]:
+                req = urllib.request.Request(f"{server.url}/sites/{server.site}/export?range=today&dimension={dim}",
+                                             headers={"Cookie": f"candor_session={cookie}"})
+                with urllib.request.urlopen(req) as r:
+                    cells = [c for row in csv.reader(io.StringIO(r.read().decode())) for c in row]
+                assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], f"{role} {dim}: {cells}"
