@@ -9,7 +9,7 @@ RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config
 TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
-.PHONY: run test bench build release deps-run deps-test deps-bench fixtures clean
+.PHONY: run test bench bench-dashboard build release deps-run deps-test deps-bench fixtures clean
 
 # Installs the Debian packages in $(1) that are missing (apt-get update only when needed).
 define ensure_packages
@@ -55,6 +55,10 @@ test: deps-test
 bench: deps-bench release
 	./bench/run.sh
 	./bench/privacy.sh
+
+# 10M events over 30 days, rollups, the site view's query timings (BENCH_EVENTS to change).
+bench-dashboard: deps-bench release
+	./bench/dashboard.sh
 
 # Regenerates the GeoIP test fixtures (committed; needs libmaxmind-db-writer-perl).
 fixtures: deps-test

@@ -380,7 +380,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         var members: [(String, JSON)] = [("site", .string(id)), ("from", .string(ISO.string(r.from))), ("to", .string(ISO.string(r.to)))]
         if let name = params.get("dimension") {
             guard let d = Store.Dimension(rawValue: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
-            let folded = KAnonymity.fold(try database.breakdown(site: id, from: r.from, to: r.to, dimension: d, filters: filters),
+            let folded = KAnonymity.fold(try figures(id, r, filters).breakdown(d),
                                          k: policy.kThreshold, suppress: true)
             members.append(("dimension", .string(d.rawValue)))
             members.append(("folded", JSON(folded.folded)))
@@ -388,7 +388,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                 .object([("value", JSON($0.value)), ("visitors", JSON($0.visitors)), ("pageviews", JSON($0.pageviews))])
             })))
         } else {
-            let s = try database.summary(site: id, from: r.from, to: r.to, filters: filters)
+            let s = try figures(id, r, filters).summary()
             members.append(("results", .object([
                 ("visitors", JSON(s.visitors)), ("visits", JSON(s.visits)), ("pageviews", JSON(s.pageviews)),
                 ("views_per_visit", .double((s.viewsPerVisit * 100).rounded() / 100)),
@@ -484,6 +484,12 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         var from: Int64
         var to: Int64
         var label: String
+        /// Whole UTC days (every range but "today", which is shown by the hour).
+        var wholeDays: Bool { key != "today" }
+    }
+
+    func figures(_ site: String, _ r: Range, _ f: Filters = Filters()) -> Figures {
+        Figures(database: database, site: site, from: r.from, to: r.to, filters: f, wholeDays: r.wholeDays)
     }
 
     func range(_ request: Request) -> Range {
@@ -496,12 +502,12 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         switch key {
         case "today": return Range(key: key, from: today, to: t + 1, label: "Today")
-        case "7d": return Range(key: key, from: t - 7 * 86_400_000, to: t + 1, label: "Last 7 days")
-        case "90d": return Range(key: key, from: t - 90 * 86_400_000, to: t + 1, label: "Last 90 days")
+        case "7d": return Range(key: key, from: today - 6 * 86_400_000, to: t + 1, label: "Last 7 days")
+        case "90d": return Range(key: key, from: today - 89 * 86_400_000, to: t + 1, label: "Last 90 days")
         case "month":
             let start = Commission.bounds(month: Commission.month(of: now()))?.0 ?? today
             return Range(key: key, from: start, to: t + 1, label: "This month")
-        default: return Range(key: "30d", from: t - 30 * 86_400_000, to: t + 1, label: "Last 30 days")
+        default: return Range(key: "30d", from: today - 29 * 86_400_000, to: t + 1, label: "Last 30 days")
         }
     }
 
@@ -522,7 +528,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         var rows: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
-            let s = try database.summary(site: site.id, from: r.from, to: r.to)
+            let s = try figures(site.id, r).summary()
             let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "), "visitors": s.visitors,
                          "pageviews": s.pageviews, "conversions": s.conversions, "revenue": String(format: "%.2f", s.revenue),
@@ -573,9 +579,10 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         let r = range(request)
         let f = filters(request)
         let policy = policies[site.policy] ?? .default
-        let s = try database.summary(site: id, from: r.from, to: r.to, filters: f)
+        let figures = figures(id, r, f)
+        let s = try figures.summary()
         let compare = request.uri.queryParameters.get("compare") == "1"
-        let previous = compare ? try database.summary(site: id, from: 2 * r.from - r.to, to: r.from, filters: f) : nil
+        let previous = compare ? try figures.previous().summary() : nil
         var c = base(v, title: site.name)
         c["site"] = ["id": site.id, "name": site.name]
         c["range"] = r.label
@@ -609,7 +616,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         c["empty"] = s.pageviews == 0 && s.visits == 0
         c["suppressed"] = v.suppressesSmallGroups
         c["k"] = policy.kThreshold
-        c["chart"] = try chart(id, r, f)
+        c["chart"] = try chart(figures, r)
         func table(_ label: String, _ key: String, _ rows: [BreakdownRow], filterable: Store.Dimension?) -> [String: Any] {
             let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
             return ["label": label, "dimension": key, "folded": folded.folded, "hasFolded": folded.folded > 0,
@@ -629,12 +636,12 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         var tables: [[String: Any]] = []
         for d in Self.siteDimensions {
-            tables.append(table(d.label, d.rawValue, try database.breakdown(site: id, from: r.from, to: r.to, dimension: d, filters: f),
+            tables.append(table(d.label, d.rawValue, try figures.breakdown(d),
                                 filterable: d))
             if d == .page {
                 for sd in SessionDimension.allCases {
                     tables.append(table(sd.label, sd.rawValue,
-                                        try database.sessionBreakdown(site: id, from: r.from, to: r.to, dimension: sd, filters: f),
+                                        try figures.sessionBreakdown(sd),
                                         filterable: nil))
                 }
             }
@@ -662,7 +669,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             }]
         }
         // Engagement per page: only pages that reach k pageviews are shown to roles that get folded figures.
-        c["engagement"] = try database.pageEngagement(site: id, from: r.from, to: r.to, filters: f)
+        c["engagement"] = try figures.engagement()
             .filter { !v.suppressesSmallGroups || $0.pageviews >= policy.kThreshold }.prefix(15).map {
                 ["path": $0.path, "pageviews": $0.pageviews, "engaged": "\($0.averageEngagedMs / 1000) s", "scroll": "\($0.averageScroll) %"]
             }
@@ -671,9 +678,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
     /// each bar's `<title>` holds its values (shown on hover, read by screen readers).
-    func chart(_ site: String, _ r: Range, _ f: Filters) throws -> [String: Any] {
+    func chart(_ figures: Figures, _ r: Range) throws -> [String: Any] {
         let hourly = r.to - r.from <= 2 * 86_400_000
-        let points = try database.series(site: site, from: r.from, to: r.to, bucketMs: hourly ? 3_600_000 : 86_400_000, filters: f)
+        let points = try figures.series(hourly: hourly)
         let top = max(1, points.map(\.visitors).max() ?? 1)
         let width = 600.0, height = 120.0
         let w = width / Double(max(points.count, 1))
@@ -694,7 +701,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         guard let d = Store.Dimension(rawValue: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
         let r = range(request)
         let policy = policies[site.policy] ?? .default
-        let folded = KAnonymity.fold(try database.breakdown(site: id, from: r.from, to: r.to, dimension: d, filters: filters(request)),
+        let folded = KAnonymity.fold(try figures(id, r, filters(request)).breakdown(d),
                                      k: policy.kThreshold, suppress: v.suppressesSmallGroups)
         let name = "\(site.id)-\(d.rawValue)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {

@@ -1,13 +1,15 @@
 import ArgumentParser
 import Consent
 import Foundation
+import Admin
 import Privacy
+import Retention
 import Store
 
 /// Helpers for `make bench` (hidden from help): a synthetic 10M-event site, timed exports.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self])
+        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self])
 
     static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
 
@@ -63,6 +65,31 @@ struct Bench: ParsableCommand {
             let q = { (p: Double) in ms[min(ms.count - 1, Int(Double(ms.count) * p))] }
             print(String(format: "RESULT export_p50_ms=%.2f export_p99_ms=%.2f export_max_ms=%.2f rows_per_export=%d",
                          q(0.5), q(0.99), ms.last ?? 0, rows / max(samples, 1)))
+        }
+    }
+
+    struct DashboardQueries: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "dashboard", abstract: "Build the rollups, then time the site view's queries.")
+        @OptionGroup var data: DataOptions
+        @Option var site: String
+        @Option var samples = 20
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            let started = Date()
+            var runs = 0
+            while !(try database.daysWithoutRollup(site: site, limit: 1)).isEmpty {
+                try RollupJob.run(database: database, now: Date(), backfillPerRun: 31)
+                runs += 1
+            }
+            let build = Date().timeIntervalSince(started)
+            let t0 = Date()
+            try RollupJob.run(database: database, now: Date())
+            let refresh = Date().timeIntervalSince(t0)
+            let (overview, filtered) = try DashboardTiming.run(database: database, site: site, now: Date(), samples: samples, country: "DE")
+            let q = { (a: [Double], p: Double) in a[min(a.count - 1, Int(Double(a.count) * p))] }
+            print(String(format: "RESULT rollup_build_s=%.1f rollup_refresh_today_s=%.2f overview_p50_ms=%.1f overview_p99_ms=%.1f filtered_p50_ms=%.1f filtered_p99_ms=%.1f",
+                         build, refresh, q(overview, 0.5), q(overview, 0.99), q(filtered, 0.5), q(filtered, 0.99)))
         }
     }
 }

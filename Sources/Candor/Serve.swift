@@ -106,6 +106,7 @@ struct Serve: AsyncParsableCommand {
                 "\(try office.processOpenRequests(actor: "scheduler").count) request(s) carried out"
             },
         ]
+        jobs.append(ScheduledJob(name: "rollups", interval: .seconds(60)) { try RollupJob.run(database: database, now: Date()) })
         if purgeEvery > 0 {
             jobs.append(ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
                 "\(try await purger.run(actor: "scheduler").reduce(0) { $0 + $1.rows }) row(s) deleted or cleared"

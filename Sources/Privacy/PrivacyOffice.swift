@@ -98,9 +98,12 @@ public final class PrivacyOffice: Sendable {
         let (_, policy) = try policy(site: request.siteID)
         try database.markPrivacyRequestScheduled(id: request.id)
         let completed = nowMs
+        let days = try database.subjectEventDays(request: request)
         let counts = try database.erase(request: request, keepConsentProof: policy.keepConsentProof, at: completed) { counts in
             Self.receipt(request, counts: counts, completed: completed, policy: policy)
         }
+        // Rollups of the days that held the subject's events are recomputed without them.
+        for day in days { try database.refreshRollup(site: request.siteID, day: day, now: completed) }
         try audit.record(actor: actor, action: "request_done", site: request.siteID,
                          detail: ["request": .string(request.id), "events": .init(counts["events"] ?? 0),
                                   "sessions": .init(counts["sessions"] ?? 0), "conversions": .init(counts["conversions"] ?? 0),

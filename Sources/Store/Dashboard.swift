@@ -107,6 +107,10 @@ public struct PageEngagement: Sendable, Equatable {
     public var pageviews: Int
     public var averageEngagedMs: Int64
     public var averageScroll: Int
+
+    public init(path: String, pageviews: Int, averageEngagedMs: Int64, averageScroll: Int) {
+        self.path = path; self.pageviews = pageviews; self.averageEngagedMs = averageEngagedMs; self.averageScroll = averageScroll
+    }
 }
 
 extension AppDatabase {
@@ -181,16 +185,32 @@ extension AppDatabase {
                 SELECT count(*), coalesce(sum(bounce), 0), coalesce(sum(duration_ms), 0) FROM sessions
                 WHERE site_id = ? AND started_at >= ? AND started_at < ?\(sessionScope)
                 """, arguments: filters.isEmpty ? StatementArguments(base) : StatementArguments(base + base + filters.values))
-            let conversionArgs = StatementArguments(base + (filters.appliesToConversions ? filters.values : []))
-            let conversionSQL = filters.appliesToConversions ? filters.conversionSQL : ""
-            let c = try Row.fetchOne(db, sql: """
-                SELECT coalesce(sum(kind != 'refund'), 0), coalesce(sum(CASE WHEN kind IN ('sale','refund') THEN value ELSE 0 END), 0)
-                FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ?\(conversionSQL)
-                """, arguments: conversionArgs)
+            let c = try Self.conversionTotals(db, site: site, from: from, to: to, filters: filters)
             let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
             return SiteSummary(visitors: e?[0] ?? 0, visits: s?[0] ?? 0, pageviews: e?[1] ?? 0, bounces: s?[1] ?? 0,
-                               durationMs: s?[2] ?? 0, conversions: c?[0] ?? 0, revenue: c?[1] ?? 0, lastEvent: last)
+                               durationMs: s?[2] ?? 0, conversions: c.count, revenue: c.revenue, lastEvent: last)
         }
+    }
+
+    /// The same summary over whole UTC days from the rollups (no filters), conversions read directly.
+    public func rollupSiteSummary(site: String, fromDay: Int64, toDay: Int64) throws -> SiteSummary {
+        let r = try rollupSummary(site: site, fromDay: fromDay, toDay: toDay)
+        return try writer.read { db in
+            let c = try Self.conversionTotals(db, site: site, from: fromDay * Self.dayMs, to: (toDay + 1) * Self.dayMs, filters: Filters())
+            let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
+            return SiteSummary(visitors: r.visitors, visits: r.visits, pageviews: r.pageviews, bounces: r.bounces, durationMs: r.durationMs,
+                               conversions: c.count, revenue: c.revenue, lastEvent: last)
+        }
+    }
+
+    /// Conversions (sales, leads, calls; refunds not counted) and revenue net of refunds.
+    static func conversionTotals(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters) throws -> (count: Int, revenue: Double) {
+        let base: [(any DatabaseValueConvertible)?] = [site, from, to]
+        let c = try Row.fetchOne(db, sql: """
+            SELECT coalesce(sum(kind != 'refund'), 0), coalesce(sum(CASE WHEN kind IN ('sale','refund') THEN value ELSE 0 END), 0)
+            FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.appliesToConversions ? filters.conversionSQL : "")
+            """, arguments: StatementArguments(base + (filters.appliesToConversions ? filters.values : [])))
+        return (c?[0] ?? 0, c?[1] ?? 0)
     }
 
     /// Rows of a breakdown, most visitors first.

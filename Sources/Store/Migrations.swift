@@ -231,6 +231,27 @@ extension AppDatabase {
                 CREATE INDEX events_by_session ON events(session_id, ts);
                 """)
         }
+        migrator.registerMigration("v7-rollups") { db in
+            try db.execute(sql: """
+                CREATE TABLE rollup_days (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    visitors INTEGER NOT NULL, pageviews INTEGER NOT NULL,
+                    visits INTEGER NOT NULL, bounces INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+                    refreshed_at INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, day)
+                ) WITHOUT ROWID;
+                CREATE TABLE rollup_values (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    dimension TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    visitors INTEGER NOT NULL,
+                    pageviews INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, dimension, day, value)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -138,6 +138,15 @@ extension AppDatabase {
         }
     }
 
+    /// UTC days (ms / 86 400 000) holding events linked to the request's subject (their rollups change with an erasure).
+    public func subjectEventDays(request: PrivacyRequest) throws -> [Int64] {
+        guard let h = request.subjectHash, let scope = Self.subjectScope(kind: request.subjectKind) else { return [] }
+        return try writer.read { db in
+            try Int64.fetchAll(db, sql: "SELECT DISTINCT ts / 86400000 FROM events WHERE id IN (\(scope.events))",
+                               arguments: ["site": request.siteID, "h": h])
+        }
+    }
+
     /// Deletes everything linked to the subject in one transaction and closes the request with
     /// `receipt(counts)` as its receipt. Consent records linked to the subject are deleted, or
     /// kept with the link removed when `keepConsentProof` is set. Returns the counts per table.

@@ -1,4 +1,4 @@
-import Admin
+@testable import Admin
 import Collector
 import Consent
 import Foundation
@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Privacy
+import Retention
 import Store
 import Testing
 
@@ -31,6 +32,9 @@ struct DashboardFixture {
         try t.database.setUserSites(user: viewer.id!, sites: [t.site.id])
         pages = try await Pages(directory: templatesDirectory)
     }
+
+    /// What the scheduler's rollup job does every minute.
+    func rollUp() throws { try RollupJob.run(database: t.database, now: t.clock.now) }
 
     var app: some ApplicationProtocol {
         get throws {
@@ -135,6 +139,7 @@ extension TestClientProtocol {
             try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/popular")], ip: "81.2.69.\(10 + i)")
         }
         try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/rare-page")], ip: "81.2.69.99")
+        try f.rollUp()
         try await f.app.test(.router) { client in
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
@@ -298,6 +303,41 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func rollupsGiveTheSameFiguresAsRawEventsAndFollowErasure() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        // Three days of visits: some consented, engagement events, entry/exit paths.
+        for d in 0..<3 {
+            for i in 0..<(4 + d) {
+                try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/p\(i % 3)", referrer: i % 2 == 0 ? "https://www.google.com/" : nil,
+                                                    consent: .granted(analytics: true, marketing: false), subject: i == 0 ? subjectA : subjectB),
+                                      IncomingEvent(site: id, name: "engagement", url: "https://example.com/p\(i % 3)", engagedMs: 1000 * (i + 1),
+                                                    scroll: 10 * i)],
+                                     ip: "81.2.69.\(100 + i)")
+            }
+            f.t.clock.advance(day)
+        }
+        try f.rollUp()
+        let t = Int64(f.t.clock.now.timeIntervalSince1970 * 1000)
+        let from = (t / 86_400_000 - 3) * 86_400_000
+        let raw = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: false)
+        let rolled = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: true)
+        #expect(rolled.rollups && !raw.rollups)
+        #expect(try raw.summary() == rolled.summary())
+        #expect(try raw.summary().visitors == 15)
+        for d in [Store.Dimension.page, .source, .referrer, .browser, .event] {
+            #expect(try raw.breakdown(d) == rolled.breakdown(d), "\(d)")
+        }
+        #expect(try raw.sessionBreakdown(.entry) == rolled.sessionBreakdown(.entry))
+        #expect(try raw.engagement() == rolled.engagement())
+        #expect(try raw.series(hourly: false).map(\.visitors) == rolled.series(hourly: false).map(\.visitors))
+        // An erasure recomputes the rollups of the days that held the subject's events.
+        let request = try f.t.office.file(site: id, identifier: .subject(subjectA), filedBy: "test")
+        _ = try f.t.office.process(request, actor: "test")
+        #expect(try rolled.summary().visitors == 12)
+        #expect(try raw.summary() == rolled.summary())
+    }
+
     @Test func passwordChangeNeedsTheCurrentPasswordAndEndsSessions() async throws {
         let f = try await DashboardFixture()
         try await f.app.test(.router) { client in
@@ -324,6 +364,7 @@ extension TestClientProtocol {
                 url: "https://example.com/p?utm_campaign=%3Cscript%3Ealert(1)%3C%2Fscript%3E&utm_source=%22%3E%3Csvg%20onload%3Dalert(2)%3E",
                 referrer: "https://evil.example\"onmouseover=alert(3)/x")], ip: "81.2.69.\(20 + i)")
         }
+        try f.rollUp()
         try await f.app.test(.router) { client in
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             let (status, html, headers) = try await client.page("/sites/\(f.t.site.id)", owner)

@@ -1,0 +1,96 @@
+public import Foundation
+public import Store
+
+/// The figures of one site over a range, read from the daily rollups when the view allows it
+/// (no filters, a range of whole UTC days), from the raw events otherwise. Both give the same
+/// numbers for the same days; the rollups are at most a minute behind.
+struct Figures {
+    let database: AppDatabase
+    let site: String
+    let from: Int64
+    let to: Int64
+    let filters: Filters
+    /// Whole-day ranges without filters use the rollups.
+    let rollups: Bool
+
+    static let day: Int64 = 86_400_000
+
+    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
+        self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
+        rollups = wholeDays && filters.isEmpty && from % Self.day == 0
+    }
+
+    var fromDay: Int64 { from / Self.day }
+    var toDay: Int64 { (to - 1) / Self.day }
+
+    func summary() throws -> SiteSummary {
+        rollups ? try database.rollupSiteSummary(site: site, fromDay: fromDay, toDay: toDay)
+            : try database.summary(site: site, from: from, to: to, filters: filters)
+    }
+
+    /// The same view over the period of the same length just before.
+    func previous() -> Figures {
+        Figures(database: database, site: site, from: 2 * from - to, to: from, filters: filters, wholeDays: rollups)
+    }
+
+    func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
+        rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue)
+            : try database.breakdown(site: site, from: from, to: to, dimension: d, filters: filters)
+    }
+
+    func sessionBreakdown(_ d: SessionDimension) throws -> [BreakdownRow] {
+        rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d == .entry ? RollupKey.entry : RollupKey.exit)
+            : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters)
+    }
+
+    func series(hourly: Bool) throws -> [SeriesPoint] {
+        rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
+            : try database.series(site: site, from: from, to: to, bucketMs: hourly ? 3_600_000 : Self.day, filters: filters)
+    }
+
+    func engagement(limit: Int = 50) throws -> [PageEngagement] {
+        guard rollups else { return try database.pageEngagement(site: site, from: from, to: to, filters: filters, limit: limit) }
+        let views = try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: Store.Dimension.page.rawValue)
+        let engaged = Dictionary(uniqueKeysWithValues: try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay,
+                                                                                   key: RollupKey.engagedMs).map { ($0.value ?? "", $0) })
+        let scroll = Dictionary(uniqueKeysWithValues: try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay,
+                                                                                  key: RollupKey.scroll).map { ($0.value ?? "", $0) })
+        func average(_ r: BreakdownRow?) -> Double { r.map { $0.visitors == 0 ? 0 : Double($0.pageviews) / Double($0.visitors) } ?? 0 }
+        return views.sorted { ($0.pageviews, $1.value ?? "") > ($1.pageviews, $0.value ?? "") }.prefix(limit).map { v in
+            let path = v.value ?? ""
+            return PageEngagement(path: path, pageviews: v.pageviews, averageEngagedMs: Int64(average(engaged[path]).rounded()),
+                                  averageScroll: Int(average(scroll[path]).rounded()))
+        }
+    }
+}
+
+/// Timings of the site view's queries (`make bench-dashboard`).
+public enum DashboardTiming {
+    /// Milliseconds per run of: the 30-day overview (summary, every breakdown, entry/exit pages,
+    /// engagement, the daily chart) and a filtered breakdown (pages where country = `country`).
+    public static func run(database: AppDatabase, site: String, now: Date, samples: Int, country: String) throws -> (overview: [Double], filtered: [Double]) {
+        let t = Int64(now.timeIntervalSince1970 * 1000)
+        let from = (t / Figures.day - 29) * Figures.day
+        var overview: [Double] = [], filtered: [Double] = []
+        func time(_ body: () throws -> Void) rethrows -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        for _ in 0..<samples {
+            overview.append(try time {
+                let f = Figures(database: database, site: site, from: from, to: t + 1, filters: Filters(), wholeDays: true)
+                _ = try f.summary()
+                for d in Dimension.allCases { _ = try f.breakdown(d) }
+                for d in SessionDimension.allCases { _ = try f.sessionBreakdown(d) }
+                _ = try f.engagement()
+                _ = try f.series(hourly: false)
+            })
+            filtered.append(try time {
+                let f = Figures(database: database, site: site, from: from, to: t + 1, filters: Filters([(.country, country)]), wholeDays: true)
+                _ = try f.breakdown(.page)
+            })
+        }
+        return (overview.sorted(), filtered.sorted())
+    }
+}

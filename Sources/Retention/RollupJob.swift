@@ -1,0 +1,24 @@
+public import Foundation
+public import Store
+
+/// Keeps the daily rollups fresh: today's every run (the scheduler runs it every minute, so the
+/// dashboard is at most a minute behind), yesterday's during the first two hours of a day (late
+/// events, the salt overlap), and days that have events but no rollup yet, a few per run.
+public enum RollupJob {
+    @discardableResult
+    public static func run(database: AppDatabase, now: Date, backfillPerRun: Int = 7) throws -> String {
+        let ms = Int64(now.timeIntervalSince1970 * 1000)
+        let today = ms / 86_400_000
+        var refreshed = 0
+        for site in try database.sites() {
+            var days: Set<Int64> = [today]
+            if ms - today * 86_400_000 < 2 * 3_600_000 { days.insert(today - 1) }
+            days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
+            for day in days.sorted() {
+                try database.refreshRollup(site: site.id, day: day, now: ms)
+                refreshed += 1
+            }
+        }
+        return "\(refreshed) site-day(s) rolled up"
+    }
+}
