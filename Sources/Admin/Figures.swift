@@ -15,9 +15,14 @@ struct Figures {
 
     static let day: Int64 = 86_400_000
 
+    /// Whole-day ranges with a single filter that is rolled up in pairs use those for breakdowns.
+    let pairRollups: Bool
+
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         rollups = wholeDays && filters.isEmpty && from % Self.day == 0
+        pairRollups = wholeDays && from % Self.day == 0 && filters.terms.count == 1
+            && AppDatabase.pairFilters.contains(filters.terms[0].0)
     }
 
     var fromDay: Int64 { from / Self.day }
@@ -34,8 +39,11 @@ struct Figures {
     }
 
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
-        rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue)
-            : try database.breakdown(site: site, from: from, to: to, dimension: d, filters: filters)
+        if rollups { return try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue) }
+        if pairRollups, let rows = try database.rollupFilteredBreakdown(site: site, fromDay: fromDay, toDay: toDay, filter: filters.terms[0], dimension: d) {
+            return rows
+        }
+        return try database.breakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 
     func sessionBreakdown(_ d: SessionDimension) throws -> [BreakdownRow] {

@@ -252,6 +252,18 @@ extension AppDatabase {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v8-rollup-pairs") { db in
+            try db.execute(sql: """
+                CREATE TABLE rollup_pairs (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    fdim TEXT NOT NULL, fval TEXT NOT NULL,
+                    dim TEXT NOT NULL, value TEXT NOT NULL,
+                    visitors INTEGER NOT NULL, pageviews INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, fdim, fval, dim, day, value)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

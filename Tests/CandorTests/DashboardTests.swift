@@ -331,6 +331,14 @@ extension TestClientProtocol {
         #expect(try raw.sessionBreakdown(.entry) == rolled.sessionBreakdown(.entry))
         #expect(try raw.engagement() == rolled.engagement())
         #expect(try raw.series(hourly: false).map(\.visitors) == rolled.series(hourly: false).map(\.visitors))
+        let organic = Filters([(.source, "organic")])
+        let rawFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: false)
+        let pairFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: true)
+        #expect(pairFiltered.pairRollups && !pairFiltered.rollups)
+        for d in [Store.Dimension.page, .browser, .event, .country] {
+            #expect(try rawFiltered.breakdown(d) == pairFiltered.breakdown(d), "\(d)")
+        }
+        #expect(try pairFiltered.breakdown(.page).map(\.visitors).reduce(0, +) == 8)
         // An erasure recomputes the rollups of the days that held the subject's events.
         let request = try f.t.office.file(site: id, identifier: .subject(subjectA), filedBy: "test")
         _ = try f.t.office.process(request, actor: "test")
