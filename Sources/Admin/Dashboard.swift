@@ -121,6 +121,14 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         router.get("/privacy") { request, _ in try await self.withViewer(request) { v in try self.privacyCenter(v, message: nil) } }
         router.post("/privacy/run") { request, _ in try await self.withViewer(request) { v in try await self.runRequests(request, v) } }
+        router.post("/privacy/file") { request, _ in try await self.withViewer(request) { v in try await self.fileRequest(request, v) } }
+        router.post("/privacy/export") { request, _ in try await self.withViewer(request) { v in try await self.officerExport(request, v) } }
+        router.get("/privacy/requests/:id/receipt") { request, context in
+            try await self.withViewer(request) { v in try self.receipt(v, context.parameters.get("id") ?? "") }
+        }
+        router.get("/clients/:site") { request, context in
+            try await self.withViewer(request) { v in try self.clientDetail(request, v, context.parameters.get("site") ?? "") }
+        }
         router.get("/privacy/record.md") { request, _ in
             try await self.withViewer(request) { v in
                 guard v.isStaffAdmin else { return self.notFound() }
@@ -530,10 +538,16 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
             let s = try figures(site.id, r).summary()
             let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
+            // Sparkline: visitors per day over the last 30 days, from the rollups.
+            let today = t / 86_400_000
+            let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today).map(\.visitors)
+            let top = Double(max(series.max() ?? 1, 1))
+            let spark = series.enumerated().map { String(format: "%.1f,%.1f", Double($0.offset) * 100 / 29, 19 - Double($0.element) / top * 18) }
+                .joined(separator: " ")
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "), "visitors": s.visitors,
                          "pageviews": s.pageviews, "conversions": s.conversions, "revenue": String(format: "%.2f", s.revenue),
                          "last": s.lastEvent.map { ISO.string($0) } ?? "never", "status": status,
-                         "statusClass": status == "active" ? "ok" : "warn"])
+                         "statusClass": status == "active" ? "ok" : "warn", "spark": spark])
         }
         var c = base(v, title: "Sites")
         c["sites"] = rows
@@ -647,6 +661,13 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             }
         }
         c["tables"] = tables
+        // Filtering by a custom event shows its properties.
+        if let event = f.terms.first(where: { $0.0 == .event })?.1, event != "pageview" {
+            let folded = KAnonymity.fold(try database.propertyBreakdown(site: id, from: r.from, to: r.to, event: event, filters: f),
+                                         k: policy.kThreshold, suppress: v.suppressesSmallGroups)
+            c["properties"] = ["event": event, "folded": folded.folded, "hasFolded": folded.folded > 0, "empty": folded.rows.isEmpty,
+                               "rows": folded.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors, "events": $0.pageviews] }]
+        }
         c["mayConfigure"] = mayConfigure(v, id)
         let goalResults = try database.goalResults(site: id, from: r.from, to: r.to, filters: f)
         c["goals"] = goalResults.map { g -> [String: Any] in
@@ -732,8 +753,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         c["done"] = try database.privacyRequests(limit: 20).filter { !$0.isOpen }.map { r -> [String: Any] in
             ["id": r.id, "site": r.siteID, "status": r.status.rawValue, "processed": r.processedAt.map { ISO.string($0) } ?? "",
-             "reason": r.reason ?? ""]
+             "reason": r.reason ?? "", "hasReceipt": r.receipt != nil]
         }
+        c["sites"] = try database.sites().filter { v.may(see: $0.id) }.map { ["id": $0.id, "name": $0.name] }
         var retention: [[String: Any]] = []
         for site in try database.sites() {
             let policy = policies[site.policy] ?? .default
@@ -758,6 +780,90 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             ["seq": $0.seq, "at": ISO.string($0.timestamp), "actor": $0.actor, "action": $0.action, "site": $0.siteID ?? "", "detail": $0.detail]
         }
         return html("privacy", c)
+    }
+
+    /// The identifier a privacy-center form names (kind + value).
+    func identifier(_ f: [String: String]) -> PrivacyOffice.Identifier? {
+        let value = (f["value"] ?? "").trimmingCharacters(in: .whitespaces)
+        guard !value.isEmpty else { return nil }
+        switch f["kind"] {
+        case "subject": return .subject(value)
+        case "email": return .email(value)
+        case "user": return .userID(value)
+        default: return nil
+        }
+    }
+
+    func fileRequest(_ request: Request, _ v: Viewer) async throws -> Response {
+        guard v.isStaffAdmin else { return notFound() }
+        let f = try await form(request)
+        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let site = f["site"], v.may(see: site), let id = identifier(f) else {
+            return try privacyCenter(v, message: "Choose a site, the kind of identifier and its value.")
+        }
+        do {
+            let filed = try office.file(site: site, identifier: id, filedBy: "user:\(v.user.email)")
+            return try privacyCenter(v, message: "Request \(filed.id) received; deadline \(ISO.string(filed.deadlineAt)).")
+        } catch let error as PrivacyOfficeError {
+            return try privacyCenter(v, message: "Not filed: \(error.description).")
+        }
+    }
+
+    func officerExport(_ request: Request, _ v: Viewer) async throws -> Response {
+        guard v.isStaffAdmin else { return notFound() }
+        let f = try await form(request)
+        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let site = f["site"], v.may(see: site), let id = identifier(f) else {
+            return try privacyCenter(v, message: "Choose a site, the kind of identifier and its value.")
+        }
+        do {
+            let export = try office.export(site: site, identifier: id, actor: "user:\(v.user.email)")
+            if f["format"] == "csv", let name = f["table"], let table = export.table(name) {
+                return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .cacheControl: "no-store",
+                                                        .contentDisposition: "attachment; filename=\"subject-\(site)-\(name).csv\""],
+                                body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(table))))
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store",
+                                                    .contentDisposition: "attachment; filename=\"subject-\(site).json\""],
+                            body: .init(byteBuffer: ByteBuffer(string: export.json)))
+        } catch let error as PrivacyOfficeError {
+            return try privacyCenter(v, message: "No export: \(error.description).")
+        }
+    }
+
+    func receipt(_ v: Viewer, _ id: String) throws -> Response {
+        guard v.isStaffAdmin, let r = try database.privacyRequest(id: id), v.may(see: r.siteID), let receipt = r.receipt else { return notFound() }
+        return Response(status: .ok, headers: [.contentType: "application/json",
+                                               .contentDisposition: "attachment; filename=\"receipt-\(r.id).json\""],
+                        body: .init(byteBuffer: ByteBuffer(string: receipt)))
+    }
+
+    func clientDetail(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
+        guard v.user.role != .viewer, v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+        let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now())
+        guard let r = try Commission.report(database: database, site: site, month: month) else { return notFound() }
+        if request.uri.queryParameters.get("format") == "csv" {
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+                                                    .contentDisposition: "attachment; filename=\"commission-\(site.id)-\(month).csv\""],
+                            body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(r.table))))
+        }
+        var c = base(v, title: "\(site.name) — \(month)")
+        func money(_ d: Double) -> String { String(format: "%.2f %@", d, r.terms.currency) }
+        c["site"] = ["id": site.id, "name": site.name]
+        c["month"] = month
+        c["figures"] = [["label": "Sales", "value": String(r.sales)], ["label": "Revenue", "value": money(r.totalRevenue)],
+                        ["label": "Attributed revenue", "value": money(r.attributedRevenue)],
+                        ["label": "Our leads / calls", "value": "\(r.ourLeads) / \(r.ourCalls)"],
+                        ["label": "Unattributed", "value": String(r.unattributed)], ["label": "Commission", "value": money(r.commission)]]
+        c["terms"] = "\(r.terms.percent) % of attributed revenue, \(money(r.terms.perLead)) per lead, \(money(r.terms.perCall)) per call, minimum \(money(r.terms.monthlyMinimum)); credit: \(r.terms.credit.rawValue) touch; our sources: \(r.terms.ourSources.isEmpty ? "every attributed conversion" : r.terms.ourSources.joined(separator: ", "))"
+        c["lines"] = r.lines.map { line, counted -> [String: Any] in
+            func touch(_ t: Touch?) -> String { t.map { [$0.sourceType, $0.utmSource, $0.utmCampaign].compactMap { $0 }.joined(separator: " / ") } ?? "–" }
+            return ["time": ISO.string(line.timestamp), "provider": line.provider, "kind": line.kind.rawValue,
+                    "value": String(format: "%.2f %@", line.value, line.currency ?? ""), "via": line.attributedVia,
+                    "first": touch(line.firstTouch), "last": touch(line.lastTouch), "counted": counted ? "yes" : "no"]
+        }
+        c["empty"] = r.lines.isEmpty
+        return html("client", c)
     }
 
     func runRequests(_ request: Request, _ v: Viewer) async throws -> Response {

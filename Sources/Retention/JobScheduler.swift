@@ -57,7 +57,9 @@ public struct JobScheduler: Service {
                 let summary = try await job.run()
                 try database.recordRun(job: job.name, at: t, detail: summary)
                 ran.append(job.name)
-                logger.info("job ran", metadata: ["job": "\(job.name)", "summary": "\(summary)"])
+                // Jobs that run every minute would flood the log at info level.
+                logger.log(level: job.interval < .seconds(300) ? .debug : .info, "job ran",
+                           metadata: ["job": "\(job.name)", "summary": "\(summary)"])
             } catch is CancellationError {
                 return ran
             } catch {

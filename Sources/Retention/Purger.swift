@@ -70,7 +70,7 @@ public struct Purger: Sendable {
         var days: Int
         var cutoff: Int64
         var kind: Kind
-        enum Kind { case rows(RetainedTable), columns(ExpiringColumns) }
+        enum Kind { case rows(RetainedTable), columns(ExpiringColumns), rollupDays }
     }
 
     func rules() throws -> [Rule] {
@@ -79,6 +79,9 @@ public struct Purger: Sendable {
         var rules: [Rule] = []
         for site in try database.sites() {
             let policy = policies[site.policy] ?? .default
+            if let days = policy.retentionDays[.rollups] {
+                rules.append(Rule(site: site.id, target: DataClass.rollups.rawValue, days: days, cutoff: cutoff(days), kind: .rollupDays))
+            }
             for c in DataClass.allCases where c != .auditLog {
                 guard let days = policy.retentionDays[c], let table = Self.table(c) else { continue }
                 rules.append(Rule(site: site.id, target: c.rawValue, days: days, cutoff: cutoff(days), kind: .rows(table)))
@@ -100,6 +103,7 @@ public struct Purger: Sendable {
         switch r.kind {
         case .rows: "older than \(r.days) days (before \(ISO.string(r.cutoff)))"
         case .columns(let c): "\(c.rawValue) columns of rows older than \(r.days) days (before \(ISO.string(r.cutoff)))"
+        case .rollupDays: "rolled-up days older than \(r.days) days (before \(ISO.string(r.cutoff)))"
         }
     }
 
@@ -109,6 +113,7 @@ public struct Purger: Sendable {
             let n = switch r.kind {
             case .rows(let table): try database.countOlder(table, site: r.site, cutoff: r.cutoff)
             case .columns(let c): try database.countExpiring(c, site: r.site ?? "", cutoff: r.cutoff)
+            case .rollupDays: try database.countRollupDaysOlder(site: r.site ?? "", cutoff: r.cutoff)
             }
             return PurgeLine(site: r.site, target: r.target, days: r.days, cutoff: r.cutoff, rows: n, reason: Self.reason(r))
         }
@@ -127,9 +132,11 @@ public struct Purger: Sendable {
                 let n = switch r.kind {
                 case .rows(let table): try database.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: size)
                 case .columns(let c): try database.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: size)
+                case .rollupDays: try database.deleteOldestRollupDay(site: r.site ?? "", cutoff: r.cutoff) ? 1 : 0
                 }
                 let took = clock.now - started
                 total += n
+                if case .rollupDays = r.kind { if n == 0 { break } else { try await Task.sleep(for: pause); continue } }
                 if n < size { break }
                 if took > chunkBudget { size = max(1, size / 2) } else if took < chunkBudget / 2 { size = min(20_000, size * 2) }
                 try await Task.sleep(for: max(pause, took * 2))

@@ -264,6 +264,23 @@ extension AppDatabase {
         return points
     }
 
+    /// Custom-event properties of `event`: each `key = value` with its distinct daily visitors and events.
+    public func propertyBreakdown(site: String, from: Int64, to: Int64, event: String, filters: Filters = Filters(),
+                                  limit: Int = 1000) throws -> [BreakdownRow] {
+        try writer.read { db in
+            let eventFilters = filters.eventSQL.replacingOccurrences(of: " AND ", with: " AND e.")
+            return try Row.fetchAll(db, sql: """
+                SELECT k || ' = ' || v, sum(n), sum(c) FROM (
+                  SELECT j.key AS k, CAST(j.value AS TEXT) AS v, count(DISTINCT e.visitor) AS n, count(*) AS c
+                  FROM events e, json_each(e.props) j
+                  WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.name = ? AND e.props IS NOT NULL\(eventFilters)
+                  GROUP BY j.key, CAST(j.value AS TEXT), e.ts / 86400000)
+                GROUP BY k, v ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
+                """, arguments: StatementArguments(([site, from, to, event] as [(any DatabaseValueConvertible)?]) + filters.values + [limit]))
+                .map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
+        }
+    }
+
     /// Pageviews per path with the average engaged time and scroll depth of the engagement events.
     public func pageEngagement(site: String, from: Int64, to: Int64, filters: Filters = Filters(), limit: Int = 50) throws -> [PageEngagement] {
         try writer.read { db in

@@ -293,6 +293,21 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try office.export(site: t.site.id, identifier: .subject(subjectB), actor: "t").table("events")!.rows.count == 2)
     }
 
+    @Test func rollupsOlderThanTheirRetentionArePurged() async throws {
+        let t = try TestCollector(policy: policyWith { $0.retentionDays = [.rollups: 30]; $0.columnExpiryDays = [:] })
+        try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/old")], ip: "81.2.69.1")
+        try RollupJob.run(database: t.database, now: t.clock.now)
+        t.clock.advance(40 * day)
+        try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/new")], ip: "81.2.69.1")
+        try RollupJob.run(database: t.database, now: t.clock.now)
+        let purger = Purger(database: t.database, policies: t.collector.policies, now: t.clock.closure)
+        #expect(try purger.plan().first { $0.target == "rollups" }?.rows == 1)
+        try await purger.run(actor: "test")
+        let days = Int64(t.clock.now.timeIntervalSince1970 * 1000) / 86_400_000
+        #expect(try t.database.rollupBreakdown(site: t.site.id, fromDay: days - 60, toDay: days, key: "path").map(\.value) == ["/new"])
+        #expect(try t.database.eventCount() == 2)   // events have their own retention
+    }
+
     @Test func theSchedulerRunsDueJobsAndRemembersAcrossRestarts() async throws {
         let t = try TestCollector()
         let runs = Counter()
