@@ -35,7 +35,9 @@ struct Figures {
 
     /// The same view over the period of the same length just before.
     func previous() -> Figures {
-        Figures(database: database, site: site, from: 2 * from - to, to: from, filters: filters, wholeDays: rollups)
+        // Whole-day views compare with the same number of whole days before them.
+        let start = rollups || pairRollups ? from - (toDay - fromDay + 1) * Self.day : 2 * from - to
+        return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: rollups || pairRollups)
     }
 
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {

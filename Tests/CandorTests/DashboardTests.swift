@@ -182,6 +182,9 @@ extension TestClientProtocol {
             #expect(csv == "path,visitors,pageviews\r\n/from-search,3,3\r\n")
             let compared = try await client.page("/sites/\(id)?range=today&compare=1", owner).1
             #expect(compared.contains("<em>new</em>"))   // nothing the day before
+            try f.rollUp()
+            let monthly = try await client.page("/sites/\(id)?range=30d&compare=1", owner).1
+            #expect(monthly.contains("<span>Visitors</span><strong>7</strong><em>new</em>"))
         }
     }
 
