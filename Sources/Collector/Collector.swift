@@ -26,6 +26,7 @@ public final class Collector: Sendable {
     /// Unknown site ids reload the site list at most this often (so `candor sites add` is seen
     /// by a running server without letting unknown ids hammer the database).
     private let siteReloadInterval: TimeInterval = 2
+    private let siteRefreshInterval: TimeInterval = 30
 
     public init(database: AppDatabase, policies: PolicyBook, geo: any GeoLookup, salts: SaltKeeper,
                 subjects: SubjectHasher, limiter: RateLimiter, addresses: ClientAddressResolver,
@@ -44,8 +45,10 @@ public final class Collector: Sendable {
     public func site(_ id: String) -> (Site, Policy)? {
         let now = now()
         var site = siteCache.withLock { $0.sites[id] }
-        if site == nil, siteCache.withLock({ now.timeIntervalSince($0.loadedAt) >= siteReloadInterval }),
-           let all = try? database.sites() {
+        // Unknown ids reload after `siteReloadInterval`; known ones every `siteRefreshInterval`, so
+        // domain and policy changes made in the dashboard reach the collector.
+        let age = siteCache.withLock { now.timeIntervalSince($0.loadedAt) }
+        if (site == nil && age >= siteReloadInterval) || age >= siteRefreshInterval, let all = try? database.sites() {
             let map = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             siteCache.withLock { $0.sites = map; $0.loadedAt = now }
             site = map[id]

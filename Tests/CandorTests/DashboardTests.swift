@@ -422,6 +422,15 @@ extension TestClientProtocol {
         #expect(try raw.summary() == rolled.summary())
     }
 
+    @Test func siteChangesReachTheRunningCollectorWithin30Seconds() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        #expect(f.t.collector.site(id)?.0.domains == ["example.com"])
+        try f.t.database.updateSite(id: id, name: "Renamed", domains: ["other.example"], policy: "default")
+        f.t.clock.advance(31)
+        #expect(f.t.collector.site(id)?.0.domains == ["other.example"])
+    }
+
     @Test func passwordChangeNeedsTheCurrentPasswordAndEndsSessions() async throws {
         let f = try await DashboardFixture()
         try await f.app.test(.router) { client in
