@@ -53,9 +53,13 @@ public struct PipelineHealth: Sendable {
     public var commitP99Ms: Double?
     /// Label and state of each GeoIP database.
     public var geo: [(String, String)]
+    /// Webhook deliveries since start by provider and outcome (stored, duplicate, ignored, bad_signature, stale, …).
+    public var webhooks: [(provider: String, outcome: String, count: Int)]
 
-    public init(samples: [Sample], queueDepth: Int, commitP50Ms: Double?, commitP99Ms: Double?, geo: [(String, String)]) {
+    public init(samples: [Sample], queueDepth: Int, commitP50Ms: Double?, commitP99Ms: Double?, geo: [(String, String)],
+                webhooks: [(provider: String, outcome: String, count: Int)] = []) {
         self.samples = samples; self.queueDepth = queueDepth; self.commitP50Ms = commitP50Ms; self.commitP99Ms = commitP99Ms; self.geo = geo
+        self.webhooks = webhooks
     }
 }
 
@@ -322,6 +326,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         c["p50"] = h?.commitP50Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
         c["p99"] = h?.commitP99Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
         c["geo"] = (h?.geo ?? []).map { ["label": $0.0, "value": $0.1] }
+        c["webhooks"] = (h?.webhooks ?? []).map { ["provider": $0.provider, "outcome": $0.outcome, "count": $0.count,
+                                                     "bad": !["stored", "duplicate", "ignored"].contains($0.outcome)] }
         let runs = Dictionary(uniqueKeysWithValues: try database.jobRuns().map { ($0.name, $0) })
         c["jobs"] = [("Salt rotation", "salt_rotation"), ("Retention purge", "purge"), ("Deletion requests", "deletion_requests")].map { label, name in
             ["label": label, "at": runs[name].map { ISO.string($0.lastRunAt) } ?? "never", "detail": runs[name]?.detail ?? ""]
@@ -550,6 +556,10 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                          "statusClass": status == "active" ? "ok" : "warn", "spark": spark])
         }
         var c = base(v, title: "Sites")
+        if v.isStaffAdmin {
+            let overdue = try database.privacyRequestCounts(now: t).overdue
+            if overdue > 0 { c["overdue"] = overdue }
+        }
         c["sites"] = rows
         c["empty"] = rows.isEmpty
         c["q"] = q

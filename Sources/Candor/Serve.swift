@@ -172,5 +172,6 @@ func pipelineHealth(_ collector: Collector) -> PipelineHealth {
         queueDepth: m.queueDepth.value, commitP50Ms: m.commitSeconds.quantile(0.5).map { $0 * 1000 },
         commitP99Ms: m.commitSeconds.quantile(0.99).map { $0 * 1000 },
         geo: [("City database", geo.city), ("ASN database", geo.asn),
-              ("Built", geo.buildEpoch.map { "\($0.formatted(.iso8601)) (\(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? "unknown")])
+              ("Built", geo.buildEpoch.map { "\($0.formatted(.iso8601)) (\(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? "unknown")],
+        webhooks: m.webhookCounts)
 }

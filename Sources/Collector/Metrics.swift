@@ -101,6 +101,14 @@ public final class CollectorMetrics: Sendable {
         webhooks.withLock { $0["\(provider)\u{0}\(outcome)", default: 0] += 1 }
     }
 
+    /// Every (provider, outcome, count) seen since start.
+    public var webhookCounts: [(provider: String, outcome: String, count: Int)] {
+        webhooks.withLock { $0 }.sorted { $0.key < $1.key }.map { key, n in
+            let parts = key.split(separator: "\u{0}")
+            return (String(parts[0]), String(parts[1]), n)
+        }
+    }
+
     public func webhookCount(provider: String, outcome: String) -> Int {
         webhooks.withLock { $0["\(provider)\u{0}\(outcome)"] ?? 0 }
     }

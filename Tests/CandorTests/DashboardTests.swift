@@ -46,7 +46,8 @@ struct DashboardFixture {
                                                       PipelineHealth(samples: collector.metrics.samples.map {
                                                           .init(at: $0.at, received: $0.received, accepted: $0.accepted, dropped: $0.dropped,
                                                                 rejected: $0.rejected, errors: $0.writeErrors)
-                                                      }, queueDepth: 0, commitP50Ms: 1, commitP99Ms: 2, geo: [("City database", "none")])
+                                                      }, queueDepth: 0, commitP50Ms: 1, commitP99Ms: 2, geo: [("City database", "none")],
+                                                         webhooks: collector.metrics.webhookCounts)
                                                   }, liveDuration: .milliseconds(300), now: t.clock.closure).add(to: router)
             return Application(router: router)
         }
@@ -369,12 +370,18 @@ extension TestClientProtocol {
         f.t.collector.metrics.accepted.add(10)
         f.t.collector.metrics.drop(.bot, count: 2)
         f.t.collector.metrics.sample(at: noon.addingTimeInterval(60))
+        f.t.collector.metrics.webhook(provider: "stripe", outcome: "bad_signature")
+        _ = try f.t.office.file(site: f.t.site.id, identifier: .subject(subjectA), filedBy: "test")
+        f.t.clock.advance(31 * day)
         try await f.app.test(.router) { client in
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let page = try await client.page("/health/pipeline", owner).1
             #expect(page.contains("<td>2026-03-10T12:01:00Z</td><td>12</td><td>10</td>"))
             #expect(page.contains("<th>Dropped: bot</th>"))
+            #expect(page.contains("<tr class=\"overdue\"><td>stripe</td><td>bad_signature</td><td>1</td></tr>"))
+            #expect(try await client.page("/", owner).1.contains("1 deletion request(s) past their deadline"))
+            #expect(!(try await client.page("/", viewer).1.contains("past their deadline")))
             #expect(try await client.page("/health/pipeline", viewer).0 == .notFound)
         }
     }
