@@ -142,6 +142,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         router.get("/clients") { request, _ in try await self.withViewer(request) { v in try self.clients(request, v) } }
         router.get("/api/v1/sites/:site/stats") { request, context in try self.statsAPI(request, context.parameters.get("site") ?? "") }
+        router.post("/sites") { request, _ in try await self.withViewer(request) { v in try await self.addSite(request, v) } }
+        router.get("/export/overview") { request, _ in try await self.withViewer(request) { v in try self.exportOverview(request, v) } }
         router.get("/sites/:site/settings") { request, context in
             try await self.withViewer(request) { v in try self.settings(request, v, context.parameters.get("site") ?? "", message: nil) }
         }
@@ -159,6 +161,54 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.get("/health/pipeline") { request, _ in try await self.withViewer(request) { v in try self.pipelineHealth(v) } }
         router.get("/account") { request, _ in try await self.withViewer(request) { v in self.account(v, message: nil) } }
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
+    }
+
+    // MARK: Adding a site (owner, admin)
+
+    func addSite(_ request: Request, _ v: Viewer) async throws -> Response {
+        guard v.isStaffAdmin else { return notFound() }
+        let f = try await form(request)
+        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)
+        let policy = f["policy"] ?? "default"
+        var problem: String?
+        var domains: [String] = []
+        switch Bootstrap.domains((f["domains"] ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)) {
+        case .success(let d): domains = d
+        case .failure(let p): problem = p.description
+        }
+        if !(1...200).contains(name.count) { problem = "The name must be 1–200 characters." }
+        if policies[policy] == nil { problem = "Choose one of the policies." }
+        if let problem {
+            var r = try overview(request, v, message: problem)
+            r.status = .badRequest
+            return r
+        }
+        let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now())
+        try database.addSite(site)
+        try office.audit.record(actor: "user:\(v.user.email)", action: "site_added", site: site.id,
+                                detail: ["domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])
+        return Response(status: .seeOther, headers: [.location: "/sites/\(site.id)/settings"])
+    }
+
+    func exportOverview(_ request: Request, _ v: Viewer) throws -> Response {
+        let r = range(request)
+        var rows: [[Cell]] = []
+        for site in try database.sites() where v.may(see: site.id) {
+            let s = try figures(site.id, r).summary()
+            rows.append([.text(site.id), .text(site.name), .integer(Int64(s.visitors)), .integer(Int64(s.pageviews)),
+                         .integer(Int64(s.conversions)), .real((s.revenue * 100).rounded() / 100),
+                         s.lastEvent.map { .text(ISO.string($0)) } ?? .null])
+        }
+        let table = ResultTable(name: "overview-\(r.key)", columns: ["site", "name", "visitors", "pageviews", "conversions", "revenue", "last_event"],
+                                rows: rows)
+        if request.uri.queryParameters.get("format") == "json" {
+            let body = JSON.array(rows.map { row in .object(zip(table.columns, row).map { ($0, $1.json) }) })
+            return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"overview-\(r.key).json\""],
+                            body: .init(byteBuffer: ByteBuffer(string: body.text)))
+        }
+        return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"overview-\(r.key).csv\""],
+                        body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(table))))
     }
 
     // MARK: Site settings (owner, admin, or a manager of the site)
@@ -535,7 +585,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     // MARK: Pages
 
-    func overview(_ request: Request, _ v: Viewer) throws -> Response {
+    func overview(_ request: Request, _ v: Viewer, message: String? = nil) throws -> Response {
         let r = range(request)
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
@@ -556,6 +606,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                          "statusClass": status == "active" ? "ok" : "warn", "spark": spark])
         }
         var c = base(v, title: "Sites")
+        if let message { c["message"] = message }
+        c["policies"] = policies.policies.keys.sorted().map { ["name": $0] }
+        c["rangeKey"] = r.key
         if v.isStaffAdmin {
             let overdue = try database.privacyRequestCounts(now: t).overdue
             if overdue > 0 { c["overdue"] = overdue }
@@ -644,7 +697,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         func table(_ label: String, _ key: String, _ rows: [BreakdownRow], filterable: Store.Dimension?) -> [String: Any] {
             let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
             return ["label": label, "dimension": key, "folded": folded.folded, "hasFolded": folded.folded > 0,
-                    "empty": folded.rows.isEmpty, "exportable": filterable != nil,
+                    "empty": folded.rows.isEmpty, "events": filterable != nil,
                     "rows": folded.rows.prefix(10).map { row -> [String: Any] in
                         var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors, "pageviews": row.pageviews]
                         if let d = filterable, let value = row.value, value != KAnonymity.otherLabel {
@@ -729,21 +782,30 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
-        guard let d = Store.Dimension(rawValue: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
+        let key = request.uri.queryParameters.get("dimension") ?? ""
         let r = range(request)
+        let figures = figures(id, r, filters(request))
+        let rows: [BreakdownRow]
+        // Event breakdowns, or entry/exit pages (sessions; the second column counts visits).
+        if let d = Store.Dimension(rawValue: key) {
+            rows = try figures.breakdown(d)
+        } else if let d = SessionDimension(rawValue: key) {
+            rows = try figures.sessionBreakdown(d)
+        } else {
+            return notFound()
+        }
         let policy = policies[site.policy] ?? .default
-        let folded = KAnonymity.fold(try figures(id, r, filters(request)).breakdown(d),
-                                     k: policy.kThreshold, suppress: v.suppressesSmallGroups)
-        let name = "\(site.id)-\(d.rawValue)-\(r.key)"
+        let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
+        let name = "\(site.id)-\(key)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
-            let body = JSON.object([("site", .string(site.id)), ("dimension", .string(d.rawValue)), ("range", .string(r.key)),
+            let body = JSON.object([("site", .string(site.id)), ("dimension", .string(key)), ("range", .string(r.key)),
                                     ("folded", JSON(folded.folded)),
                                     ("rows", .array(folded.rows.map { .object([("value", JSON($0.value)), ("visitors", JSON($0.visitors)),
                                                                                ("pageviews", JSON($0.pageviews))]) }))])
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(name).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
         }
-        let table = ResultTable(name: name, columns: [d.rawValue, "visitors", "pageviews"], rows: folded.rows.map {
+        let table = ResultTable(name: name, columns: [key, "visitors", "pageviews"], rows: folded.rows.map {
             [$0.value.map(Cell.text) ?? .null, .integer(Int64($0.visitors)), .integer(Int64($0.pageviews))]
         })
         return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\""],

@@ -1,6 +1,6 @@
 public import Consent
 public import Foundation
-import JSONOutput
+public import JSONOutput
 public import Store
 
 /// Data-subject requests: deletion (GDPR Art. 17 / CCPA delete) with deadlines and receipts,
@@ -201,7 +201,8 @@ public struct SubjectExport: Sendable {
 }
 
 extension Cell {
-    var json: JSON {
+    /// The cell as a JSON value (blobs as base64).
+    public var json: JSON {
         switch self {
         case .null: .null
         case .integer(let i): .int(i)

@@ -429,6 +429,33 @@ extension TestClientProtocol {
         #expect(try raw.summary() == rolled.summary())
     }
 
+    @Test func adminsAddSitesAndEveryTableExports() async throws {
+        let f = try await DashboardFixture()
+        for i in 0..<5 { try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/in")], ip: "81.2.69.\(10 + i)") }
+        try f.rollUp()
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let csrf = try await client.csrf(owner)
+            func add(_ body: String, _ cookie: String) async throws -> TestResponse {
+                try await client.execute(uri: "/sites", method: .post, headers: [.contentType: "application/x-www-form-urlencoded", .cookie: cookie],
+                                         body: ByteBuffer(string: body))
+            }
+            #expect(try await add("csrf=\(csrf)&name=Shop&domains=shop.example&policy=default", viewer).status == .notFound)
+            #expect(try await add("csrf=\(csrf)&name=Shop&domains=%3Cb%3E&policy=default", owner).status == .badRequest)
+            let added = try await add("csrf=\(csrf)&name=Shop&domains=https%3A%2F%2Fshop.example%2F&policy=default", owner)
+            #expect(added.status == .seeOther && added.headers[.location]?.hasSuffix("/settings") == true)
+            #expect(try f.t.database.sites().contains { $0.name == "Shop" && $0.domains == ["shop.example"] })
+            let overview = try await client.page("/export/overview", owner).1
+            #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,last_event\r\n") && overview.contains(",Shop,0,0,0,0.0,"))
+            #expect(try await client.page("/export/overview?format=json", viewer).1.contains(#""visitors":5"#))
+            #expect(!(try await client.page("/export/overview", viewer).1.contains("Shop")))
+            let entry = try await client.page("/sites/\(f.t.site.id)/export?dimension=entry_path", owner).1
+            #expect(entry == "entry_path,visitors,pageviews\r\n/in,5,5\r\n")
+        }
+        #expect(try f.t.database.recentAuditEntries(limit: 1).first?.action == "site_added")
+    }
+
     @Test func siteChangesReachTheRunningCollectorWithin30Seconds() async throws {
         let f = try await DashboardFixture()
         let id = f.t.site.id
