@@ -4,12 +4,9 @@ import Hummingbird
 import HTTPTypes
 import Integrations
 import JSONOutput
-import Logging
-import Mustache
 import NIOCore
 import Privacy
 import Store
-import Synchronization
 
 /// The privacy center, pipeline health and the clients (commission) pages.
 extension DashboardRoutes {

@@ -4,12 +4,9 @@ import Hummingbird
 import HTTPTypes
 import Integrations
 import JSONOutput
-import Logging
-import Mustache
 import NIOCore
 import Privacy
 import Store
-import Synchronization
 
 /// Site settings (goals, funnels, snippet, API keys) and the account page.
 extension DashboardRoutes {

@@ -4,12 +4,9 @@ import Hummingbird
 import HTTPTypes
 import Integrations
 import JSONOutput
-import Logging
-import Mustache
 import NIOCore
 import Privacy
 import Store
-import Synchronization
 
 /// The overview, a site's figures and exports, adding sites, real time and the stats API.
 extension DashboardRoutes {
