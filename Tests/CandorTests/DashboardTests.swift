@@ -107,6 +107,9 @@ extension TestClientProtocol {
             #expect(try await client.execute(uri: "/logout", method: .post, headers: form, body: ByteBuffer()).status == .forbidden)
             let token = try await client.csrf(cookie)
             #expect(token.count == 32)
+            let huge = try await client.execute(uri: "/privacy/run", method: .post, headers: form,
+                                                body: ByteBuffer(string: "csrf=\(token)&x=" + String(repeating: "a", count: 20_000)))
+            #expect(huge.status == .contentTooLarge)
             let run = try await client.execute(uri: "/privacy/run", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)"))
             #expect(run.status == .ok && String(buffer: run.body).contains("0 request(s) carried out."))
             let out = try await client.execute(uri: "/logout", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)"))
