@@ -47,16 +47,17 @@ public struct Attributor: Sendable {
         row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }
         row.detail = e.detail.isEmpty ? nil : JSON.object(e.detail.map { ($0.0, .string($0.1)) }).text
 
+        // A cumulative refund amount (Stripe's amount_refunded) counts only what was not refunded before,
+        // whether or not the sale itself reached Candor.
+        if e.kind == .refund, let refersTo = e.refersTo, e.detail.contains(where: { $0 == ("cumulative", "true") }) {
+            row.value = min(0, e.value - (try database.refundedTotal(site: site, provider: provider.rawValue, refersTo: refersTo)))
+        }
         if e.kind == .refund, let original = try e.refersTo.flatMap({ try database.conversion(site: site, provider: provider.rawValue, externalID: $0) }) {
             // A refund takes the attribution of the sale it reverses, so it reduces the same source's revenue.
             row.attributedVia = original.attributedVia
             row.firstTouch = original.firstTouch
             row.lastTouch = original.lastTouch
             row.currency = row.currency ?? original.currency
-            if e.detail.contains(where: { $0 == ("cumulative", "true") }) {
-                let earlier = try database.refundedTotal(site: site, provider: provider.rawValue, refersTo: original.externalID)
-                row.value = min(0, e.value - earlier)
-            }
             return row
         }
         let window = (ts - Int64(terms.lookbackDays) * 86_400_000, ts)

@@ -349,10 +349,22 @@ struct HookFixture {
                 #expect(r.status == .ok)
             }
         }
-        let rows = try f.t.database.conversions(site: f.t.site.id)
+        // Refunds of a payment Candor never saw are still counted once each, not cumulatively.
+        let orphan1 = #"{"id":"evt_o1","type":"charge.refunded","data":{"object":{"id":"ch_x","payment_intent":"pi_x","amount_refunded":1000,"currency":"usd"}}}"#
+        let orphan2 = #"{"id":"evt_o2","type":"charge.refunded","data":{"object":{"id":"ch_x","payment_intent":"pi_x","amount_refunded":2500,"currency":"usd"}}}"#
+        try await f.app.test(.router) { client in
+            for body in [orphan1, orphan2] {
+                let r = try await client.execute(uri: "/hooks/stripe/\(f.t.site.id)", method: .post, headers: f.signed(.stripe, body),
+                                                 body: ByteBuffer(string: body))
+                #expect(r.status == .ok)
+            }
+        }
+        #expect(try f.t.database.conversions(site: f.t.site.id).filter { $0.refersTo == "pi_x" }.map(\.value) == [-10, -15])
+        let rows = try f.t.database.conversions(site: f.t.site.id).filter { $0.refersTo != "pi_x" }
         #expect(rows.map(\.value) == [200, -50, -30])
         #expect(rows.allSatisfy { $0.attributedVia == "subject" && $0.lastTouch?.sourceType == "paid" })
         let report = try #require(try Commission.report(database: f.t.database, site: f.t.site, month: Commission.month(of: f.t.clock.now)))
-        #expect(report.attributedRevenue == 120 && report.commission == 12)
+        #expect(report.attributedRevenue == 120 && report.commission == 12)   // the unattributed orphan refunds do not count
+        #expect(report.totalRevenue == 95)
     }
 }
