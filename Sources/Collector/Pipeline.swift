@@ -40,6 +40,7 @@ public struct Pipeline: Sendable {
         public var limiter: RateLimiter
         /// Per-process random key for the rate limiter's client hash (never stored).
         public var limiterKey: SecretBytes
+        let userAgents = UserAgentCache()
 
         public init(geo: any GeoLookup, salts: SaltKeeper, subjects: SubjectHasher, limiter: RateLimiter) {
             self.geo = geo; self.salts = salts; self.subjects = subjects; self.limiter = limiter
@@ -54,7 +55,8 @@ public struct Pipeline: Sendable {
         let facts: RequestFacts
         let deps: Dependencies
         let eventCount: Int
-        lazy var isBot: Bool = BotFilter.isBot(userAgent: facts.userAgent, purpose: facts.purpose)
+        lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
+        lazy var isBot: Bool = BotFilter.isSpeculative(purpose: facts.purpose) || agent.bot
         lazy var retryAfter: Int? = {
             let ip = facts.ip ?? ""
             let client = deps.limiterKey.withBytes { key in
@@ -66,7 +68,7 @@ public struct Pipeline: Sendable {
         lazy var geo: GeoResult = facts.ip.map { deps.geo.lookup($0) } ?? .unknown
         lazy var hashes: (current: Int64, previous: Int64?)? = try? deps.salts.visitorHashes(
             site: site.id, ip: facts.ip ?? "", userAgent: facts.userAgent, now: facts.now)
-        lazy var userAgent = ReducedUserAgent(facts.userAgent)
+        lazy var userAgent: ReducedUserAgent = agent.reduced
 
         init(site: Site, policy: Policy, facts: RequestFacts, deps: Dependencies, eventCount: Int) {
             self.site = site; self.policy = policy; self.facts = facts; self.deps = deps; self.eventCount = eventCount

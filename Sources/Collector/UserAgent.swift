@@ -1,3 +1,6 @@
+import Privacy
+import Synchronization
+
 /// A user agent reduced to what is stored: browser family + major version, OS family, device class.
 /// The full string is never kept.
 struct ReducedUserAgent: Equatable, Sendable {
@@ -64,13 +67,45 @@ enum BotFilter {
 
     /// True if the request looks automated or speculative (prefetch/prerender).
     static func isBot(userAgent: String, purpose: String?) -> Bool {
-        if let purpose {
-            let p = purpose.lowercased()
-            if p.contains("prefetch") || p.contains("prerender") || p.contains("preview") { return true }
-        }
+        isSpeculative(purpose: purpose) || isBot(userAgent: userAgent)
+    }
+
+    static func isSpeculative(purpose: String?) -> Bool {
+        guard let purpose else { return false }
+        let p = purpose.lowercased()
+        return p.contains("prefetch") || p.contains("prerender") || p.contains("preview")
+    }
+
+    static func isBot(userAgent: String) -> Bool {
         if userAgent.utf8.count < 12 { return true }
         let ua = Bytes(userAgent, lowercased: true)
         if !ua.hasPrefix("mozilla/") && !ua.hasPrefix("opera/") { return true }
         return patterns.contains { ua.contains($0) }
+    }
+}
+
+/// What the pipeline derives from a user agent (bot or not, the reduced form), remembered per
+/// user agent: the same few strings arrive again and again. Entries are keyed by a keyed hash
+/// under a per-process random key, so the strings themselves are not kept past their request.
+final class UserAgentCache: Sendable {
+    struct Entry: Sendable { let bot: Bool; let reduced: ReducedUserAgent }
+    private let key = SecretBytes(random: 32)
+    private let entries = Mutex<[Int64: Entry]>([:])
+    let capacity: Int
+
+    init(capacity: Int = 4096) { self.capacity = capacity }
+
+    /// Entries held (tests).
+    var count: Int { entries.withLock { $0.count } }
+
+    func lookup(_ userAgent: String) -> Entry {
+        let id = key.withBytes { k in Array(userAgent.utf8).withUnsafeBytes { Sodium.keyedHash64(key: k, message: $0) } }
+        if let hit = entries.withLock({ $0[id] }) { return hit }
+        let entry = Entry(bot: BotFilter.isBot(userAgent: userAgent), reduced: ReducedUserAgent(userAgent))
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e[id] = entry
+        }
+        return entry
     }
 }

@@ -112,3 +112,21 @@ import Testing
         #expect(CIDR("nonsense") == nil)
     }
 }
+
+@Suite struct UserAgentCacheTests {
+    @Test func cachedAnswersEqualFreshOnesAndTheCacheStaysBounded() {
+        let cache = UserAgentCache(capacity: 2)
+        let agents = [chromeUA, "Googlebot/2.1 (+http://www.google.com/bot.html)",
+                      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+                      "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36"]
+        for _ in 0..<3 {
+            for ua in agents {
+                let entry = cache.lookup(ua)
+                #expect(entry.bot == BotFilter.isBot(userAgent: ua, purpose: nil))
+                #expect(entry.reduced == ReducedUserAgent(ua))
+            }
+        }
+        #expect(cache.lookup(agents[1]).bot && !cache.lookup(agents[0]).bot)
+        #expect(cache.count <= 2)
+    }
+}
