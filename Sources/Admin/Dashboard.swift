@@ -186,9 +186,16 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         return FormFields.urlencoded(Array(body.readableBytesView))
     }
 
-    func csrfOK(_ form: [String: String], _ v: Viewer) -> Bool {
-        Sodium.equal(Array((form["csrf"] ?? "").utf8), Array(v.csrf.utf8))
+    /// The form of a POST whose CSRF token matches the session's, or nil (answer with ``invalidForm()``).
+    func postedForm(_ request: Request, _ v: Viewer) async throws -> [String: String]? {
+        let f = try await form(request)
+        return Sodium.equal(Array((f["csrf"] ?? "").utf8), Array(v.csrf.utf8)) ? f : nil
     }
+
+    func invalidForm() -> Response { html("notfound", ["title": "Invalid form"], status: .forbidden) }
+
+    /// A Set-Cookie value that ends the dashboard session in the browser.
+    static var endSessionCookie: String { "candor_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0" }
 
     func html(_ name: String, _ context: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [
@@ -238,10 +245,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     }
 
     func logout(_ request: Request, _ v: Viewer) async throws -> Response {
-        guard csrfOK(try await form(request), v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard try await postedForm(request, v) != nil else { return invalidForm() }
         if let token = token(request) { try auth.logout(token: token) }
-        return Response(status: .seeOther, headers: [.location: "/login",
-                                                     .setCookie: "candor_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"])
+        return Response(status: .seeOther, headers: [.location: "/login", .setCookie: Self.endSessionCookie])
     }
 
     // MARK: Ranges

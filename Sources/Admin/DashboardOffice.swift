@@ -95,40 +95,44 @@ extension DashboardRoutes {
         }
     }
 
-    func fileRequest(_ request: Request, _ v: Viewer) async throws -> Response {
+    /// A privacy-center form naming a site the user may see and a subject: checked once for both
+    /// filing a request and exporting, then handed to `body`.
+    func withSubjectForm(_ request: Request, _ v: Viewer,
+                         _ body: ([String: String], String, PrivacyOffice.Identifier) throws -> Response) async throws -> Response {
         guard v.isStaffAdmin else { return notFound() }
-        let f = try await form(request)
-        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let f = try await postedForm(request, v) else { return invalidForm() }
         guard let site = f["site"], v.may(see: site), let id = identifier(f) else {
             return try privacyCenter(v, message: "Choose a site, the kind of identifier and its value.")
         }
-        do {
-            let filed = try office.file(site: site, identifier: id, filedBy: "user:\(v.user.email)")
-            return try privacyCenter(v, message: "Request \(filed.id) received; deadline \(ISO.string(filed.deadlineAt)).")
-        } catch let error as PrivacyOfficeError {
-            return try privacyCenter(v, message: "Not filed: \(error.description).")
+        return try body(f, site, id)
+    }
+
+    func fileRequest(_ request: Request, _ v: Viewer) async throws -> Response {
+        try await withSubjectForm(request, v) { _, site, id in
+            do {
+                let filed = try office.file(site: site, identifier: id, filedBy: "user:\(v.user.email)")
+                return try privacyCenter(v, message: "Request \(filed.id) received; deadline \(ISO.string(filed.deadlineAt)).")
+            } catch let error as PrivacyOfficeError {
+                return try privacyCenter(v, message: "Not filed: \(error.description).")
+            }
         }
     }
 
     func officerExport(_ request: Request, _ v: Viewer) async throws -> Response {
-        guard v.isStaffAdmin else { return notFound() }
-        let f = try await form(request)
-        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
-        guard let site = f["site"], v.may(see: site), let id = identifier(f) else {
-            return try privacyCenter(v, message: "Choose a site, the kind of identifier and its value.")
-        }
-        do {
-            let export = try office.export(site: site, identifier: id, actor: "user:\(v.user.email)")
-            if f["format"] == "csv", let name = f["table"], let table = export.table(name) {
-                return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .cacheControl: "no-store",
-                                                        .contentDisposition: "attachment; filename=\"subject-\(site)-\(name).csv\""],
-                                body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(table))))
+        try await withSubjectForm(request, v) { f, site, id in
+            do {
+                let export = try office.export(site: site, identifier: id, actor: "user:\(v.user.email)")
+                if f["format"] == "csv", let name = f["table"], let table = export.table(name) {
+                    return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .cacheControl: "no-store",
+                                                            .contentDisposition: "attachment; filename=\"subject-\(site)-\(name).csv\""],
+                                    body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(table))))
+                }
+                return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store",
+                                                        .contentDisposition: "attachment; filename=\"subject-\(site).json\""],
+                                body: .init(byteBuffer: ByteBuffer(string: export.json)))
+            } catch let error as PrivacyOfficeError {
+                return try privacyCenter(v, message: "No export: \(error.description).")
             }
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store",
-                                                    .contentDisposition: "attachment; filename=\"subject-\(site).json\""],
-                            body: .init(byteBuffer: ByteBuffer(string: export.json)))
-        } catch let error as PrivacyOfficeError {
-            return try privacyCenter(v, message: "No export: \(error.description).")
         }
     }
 
@@ -169,7 +173,7 @@ extension DashboardRoutes {
 
     func runRequests(_ request: Request, _ v: Viewer) async throws -> Response {
         guard v.isStaffAdmin else { return notFound() }
-        guard csrfOK(try await form(request), v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard try await postedForm(request, v) != nil else { return invalidForm() }
         let done = try office.processOpenRequests(actor: "user:\(v.user.email)")
         return try privacyCenter(v, message: "\(done.count) request(s) carried out.")
     }

@@ -45,8 +45,7 @@ extension DashboardRoutes {
 
     func changeSettings(_ request: Request, _ v: Viewer, _ id: String, _ action: String) async throws -> Response {
         guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
-        let f = try await form(request)
-        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let f = try await postedForm(request, v) else { return invalidForm() }
         func refuse(_ why: String) throws -> Response { try settings(request, v, id, message: why, status: .badRequest) }
         let actor = "user:\(v.user.email)"
         switch action {
@@ -108,8 +107,7 @@ extension DashboardRoutes {
     }
 
     func changePassword(_ request: Request, _ v: Viewer) async throws -> Response {
-        let f = try await form(request)
-        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let f = try await postedForm(request, v) else { return invalidForm() }
         guard PasswordHasher.verify(f["current"] ?? "", hash: v.user.passwordHash) else {
             return account(v, message: "The current password is wrong.", status: .badRequest)
         }
@@ -119,6 +117,6 @@ extension DashboardRoutes {
         try database.setPasswordHash(user: v.user.id!, hash: PasswordHasher.hash(new))
         try office.audit.record(actor: "user:\(v.user.email)", action: "password_changed")
         // Every session of the account ended with the change; sign in again.
-        return Response(status: .seeOther, headers: [.location: "/login", .setCookie: "candor_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"])
+        return Response(status: .seeOther, headers: [.location: "/login", .setCookie: Self.endSessionCookie])
     }
 }

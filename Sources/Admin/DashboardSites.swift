@@ -14,8 +14,7 @@ extension DashboardRoutes {
 
     func addSite(_ request: Request, _ v: Viewer) async throws -> Response {
         guard v.isStaffAdmin else { return notFound() }
-        let f = try await form(request)
-        guard csrfOK(f, v) else { return html("notfound", ["title": "Invalid form"], status: .forbidden) }
+        guard let f = try await postedForm(request, v) else { return invalidForm() }
         let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)
         let policy = f["policy"] ?? "default"
         var problem: String?
