@@ -39,7 +39,7 @@ public final class Authenticator: Sendable {
     }
 
     static func tokenHash(_ token: String) -> [UInt8] {
-        Array(token.utf8).withUnsafeBytes { Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0) }
+        Sodium.hash(Array(token.utf8))
     }
 
     /// `clientKey` identifies the caller for throttling (a hash of the address, never the address itself).

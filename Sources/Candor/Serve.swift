@@ -148,9 +148,7 @@ struct Serve: AsyncParsableCommand {
 func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
     for name in policies.policies.keys.sorted() {
         let text = policies[name]!.summary.text
-        let fingerprint = Hex.encode(Array(text.utf8).withUnsafeBytes {
-            Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0, outputLength: 16)
-        })
+        let fingerprint = Hex.encode(Sodium.hash(Array(text.utf8), outputLength: 16))
         let job = "policy:\(name)"
         let known = try audit.database.jobRuns().first { $0.name == job }?.detail
         guard known != fingerprint else { continue }

@@ -34,11 +34,8 @@ public struct PublicAssets: Sendable {
             if name.hasSuffix(".js") { text = Self.strip(text) }
             let body = Array(text.utf8)
             // Unkeyed BLAKE2b of the served bytes names the version.
-            let hash = body.withUnsafeBytes {
-                Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0, outputLength: 16)
-            }
-            found[name] = Asset(name: name, body: body, contentType: type,
-                                version: hash.prefix(5).map { String(format: "%02x", $0) }.joined())
+            let hash = Sodium.hash(body, outputLength: 16)
+            found[name] = Asset(name: name, body: body, contentType: type, version: Hex.encode(Array(hash.prefix(5))))
         }
         guard found["pixel.js"] != nil else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: directory + "/pixel.js"])

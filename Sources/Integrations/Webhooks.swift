@@ -132,7 +132,7 @@ public enum Webhooks {
               HMAC<H>.isValidAuthenticationCode(mac, authenticating: body, using: key) else { throw .badSignature }
     }
 
-    /// Signature header values for a body, as each provider computes them (tests, `candor hooks test`).
+    /// Signature header values for a body, as each provider computes them (used by the tests).
     public static func sign(_ provider: Provider, body: [UInt8], secret: String, timestamp: Int) -> [(String, String)] {
         let key = SymmetricKey(data: Array(secret.utf8))
         func b64<H: HashFunction>(_: H.Type, _ m: [UInt8]) -> String { Data(HMAC<H>.authenticationCode(for: m, using: key)).base64EncodedString() }

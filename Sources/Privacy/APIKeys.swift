@@ -24,6 +24,6 @@ public enum APIKeys {
     }
 
     static func hash(_ secret: String) -> [UInt8] {
-        Array(secret.utf8).withUnsafeBytes { Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0) }
+        Sodium.hash(Array(secret.utf8))
     }
 }

@@ -33,7 +33,7 @@ public struct AuditLog: Sendable {
         int(e.seq); int(e.timestamp); str(e.actor); str(e.action)
         if let site = e.siteID { m.append(1); str(site) } else { m.append(0) }
         str(e.detail)
-        return m.withUnsafeBytes { Sodium.keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0) }
+        return Sodium.hash(m)
     }
 
     /// Recomputes the chain from the first stored entry.

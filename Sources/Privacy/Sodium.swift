@@ -35,6 +35,12 @@ public enum Sodium {
         return out
     }
 
+    /// Unkeyed BLAKE2b (crypto_generichash) of `message`, `outputLength` bytes: content digests,
+    /// the audit chain, stored hashes of high-entropy tokens.
+    public static func hash(_ message: [UInt8], outputLength: Int = 32) -> [UInt8] {
+        message.withUnsafeBytes { keyedHash(key: UnsafeRawBufferPointer(start: nil, count: 0), message: $0, outputLength: outputLength) }
+    }
+
     /// Keyed BLAKE2b truncated to 8 bytes, read as a little-endian signed integer (fits SQLite INTEGER).
     public static func keyedHash64(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Int64 {
         initialize()
