@@ -143,14 +143,15 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Writes a `policy_changed` audit entry for each policy whose file content differs from the
-/// last one recorded (the fingerprint is kept in the job log under `policy:NAME`).
+/// Writes a `policy_changed` audit entry for each policy whose settings differ from the last ones
+/// recorded (a fingerprint of the parsed settings, kept in the job log under `policy:NAME`).
 func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
+    let recorded = Dictionary(try audit.database.jobRuns().map { ($0.name, $0.detail) }, uniquingKeysWith: { a, _ in a })
     for name in policies.policies.keys.sorted() {
         let text = policies[name]!.summary.text
         let fingerprint = Hex.encode(Sodium.hash(Array(text.utf8), outputLength: 16))
         let job = "policy:\(name)"
-        let known = try audit.database.jobRuns().first { $0.name == job }?.detail
+        let known = recorded[job] ?? nil
         guard known != fingerprint else { continue }
         try audit.record(actor: "serve", action: known == nil ? "policy_loaded" : "policy_changed",
                          detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
