@@ -1,5 +1,8 @@
 import ArgumentParser
+import Collector
 import Consent
+import Geo
+import Logging
 import Foundation
 import Admin
 import Privacy
@@ -9,7 +12,7 @@ import Store
 /// Helpers for `make bench` (hidden from help): a synthetic 10M-event site, timed exports.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self])
+        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self, PipelineStages.self])
 
     static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
 
@@ -90,6 +93,31 @@ struct Bench: ParsableCommand {
             let q = { (a: [Double], p: Double) in a[min(a.count - 1, Int(Double(a.count) * p))] }
             print(String(format: "RESULT rollup_build_s=%.1f rollup_refresh_today_s=%.2f overview_p50_ms=%.1f overview_p99_ms=%.1f filtered_p50_ms=%.1f filtered_p99_ms=%.1f",
                          build, refresh, q(overview, 0.5), q(overview, 0.99), q(filtered, 0.5), q(filtered, 0.99)))
+        }
+    }
+
+    struct PipelineStages: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pipeline", abstract: "Time parsing, the pipeline steps and the writer per event, without HTTP.")
+        @OptionGroup var data: DataOptions
+        @Option var events = 200_000
+        @Option var batch = 8
+        @Option(name: .customLong("geoip-city")) var geoipCity: String?
+        @Option(name: .customLong("geoip-asn")) var geoipASN: String?
+
+        func run() throws {
+            try data.ensureDirectory()
+            let database = try AppDatabase(path: data.databasePath)
+            let policies = try PolicyBook(directory: data.policies)
+            let site = try addSite(database: database, policies: policies, name: "Pipeline bench", domains: ["example.com"], policy: "default")
+            let geo: any GeoLookup = (geoipCity != nil || geoipASN != nil) ? try MaxMindGeo(cityPath: geoipCity, asnPath: geoipASN) : NoGeo()
+            let collector = Collector(
+                database: database, policies: policies, geo: geo, salts: try SaltKeeper(database: database),
+                subjects: try SubjectHasher(database: database),
+                limiter: RateLimiter(limits: .init(perSite: (1e9, 1e9), perClient: (1e9, 1e9))),
+                addresses: ClientAddressResolver(trustedProxies: []), logger: Logger(label: "bench"))
+            let r = try PipelineTiming.run(collector: collector, site: site.id, count: events, batch: batch)
+            print(String(format: "RESULT parse_ns=%.0f pipeline_ns=%.0f write_ns=%.0f stored=%d", r.parseNs, r.pipelineNs, r.writeNs, r.stored))
         }
     }
 }
