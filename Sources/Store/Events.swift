@@ -113,49 +113,53 @@ extension AppDatabase {
 
     private static func insert(_ e: EventRow, _ db: Database) throws -> InsertOutcome {
         if let clientID = e.clientID {
-            let dup = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
-            if try Int.fetchOne(dup, arguments: [e.siteID, clientID]) != nil { return .duplicate }
+            var dup = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
+            dup.bind(e.siteID); dup.bind(clientID)
+            if try dup.fetchOne({ _ in true }) != nil { return .duplicate }
         }
         let sessionID = try session(for: e, db)
-        let insert = try db.cachedStatement(sql: """
+        var insert = try RawStatement(db, """
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,
               country, region, city, asn, asn_org, browser, browser_version, os, device, screen,
               source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term,
               utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
             VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
             """)
-        let args: [(any DatabaseValueConvertible)?] = [
-            e.siteID, e.clientID, e.timestamp, e.name, e.path, e.decision.rawValue, e.visitor, sessionID, e.subject,
-            e.country, e.region, e.city, e.asn, e.asnOrg, e.browser, e.browserVersion, e.os, e.device, e.screen,
-            e.sourceType, e.referrerHost, e.referrerPath, e.utmSource, e.utmMedium, e.utmCampaign, e.utmTerm,
-            e.utmContent, e.clickIDKind, e.clickID, e.props, e.value, e.currency, e.engagedMs, e.scroll, e.emailHash,
-        ]
-        try insert.execute(arguments: StatementArguments(args))
+        insert.bind(e.siteID); insert.bind(e.clientID); insert.bind(e.timestamp); insert.bind(e.name); insert.bind(e.path)
+        insert.bind(e.decision.rawValue); insert.bind(e.visitor); insert.bind(sessionID); insert.bind(e.subject)
+        insert.bind(e.country); insert.bind(e.region); insert.bind(e.city); insert.bind(e.asn); insert.bind(e.asnOrg)
+        insert.bind(e.browser); insert.bind(e.browserVersion); insert.bind(e.os); insert.bind(e.device); insert.bind(e.screen)
+        insert.bind(e.sourceType); insert.bind(e.referrerHost); insert.bind(e.referrerPath); insert.bind(e.utmSource)
+        insert.bind(e.utmMedium); insert.bind(e.utmCampaign); insert.bind(e.utmTerm); insert.bind(e.utmContent)
+        insert.bind(e.clickIDKind); insert.bind(e.clickID); insert.bind(e.props); insert.bind(e.value); insert.bind(e.currency)
+        insert.bind(e.engagedMs); insert.bind(e.scroll); insert.bind(e.emailHash)
+        try insert.run()
         return .stored
     }
 
     /// Finds the visitor's open session (continuing one started under yesterday's salt during
     /// the overlap window) and updates it, or opens a new one. Returns the session id.
     private static func session(for e: EventRow, _ db: Database) throws -> Int64 {
-        let find = try db.cachedStatement(sql: """
-            SELECT id, pageviews, interactions FROM sessions
-            WHERE site_id = ? AND visitor = ? AND last_seen >= ?
-            ORDER BY last_seen DESC LIMIT 1
-            """)
         let since = e.timestamp - sessionGapMilliseconds
-        var open = try Row.fetchOne(find, arguments: [e.siteID, e.visitor, since])
-        if open == nil, let previous = e.previousVisitor {
-            open = try Row.fetchOne(find, arguments: [e.siteID, previous, since])
+        func findOpen(_ visitor: Int64) throws -> (id: Int64, pageviews: Int64, interactions: Int64)? {
+            var find = try RawStatement(db, """
+                SELECT id, pageviews, interactions FROM sessions
+                WHERE site_id = ? AND visitor = ? AND last_seen >= ?
+                ORDER BY last_seen DESC LIMIT 1
+                """)
+            find.bind(e.siteID); find.bind(visitor); find.bind(since)
+            return try find.fetchOne { ($0.int64(0), $0.int64(1), $0.int64(2)) }
         }
+        var open = try findOpen(e.visitor)
+        if open == nil, let previous = e.previousVisitor { open = try findOpen(previous) }
         let pageview: Int64 = e.isPageview ? 1 : 0
         let interaction: Int64 = e.isInteraction ? 1 : 0
         let engaged = max(0, e.engagedMs ?? 0)
         if let open {
-            let id: Int64 = open[0]
-            let pageviews: Int64 = open[1] + pageview
-            let interactions: Int64 = open[2] + interaction
+            let pageviews = open.pageviews + pageview
+            let interactions = open.interactions + interaction
             let bounce = pageviews <= 1 && interactions == 0
-            let update = try db.cachedStatement(sql: """
+            var update = try RawStatement(db, """
                 UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
                   exit_path = CASE WHEN ? THEN ? ELSE exit_path END,
                   pageviews = ?, interactions = ?, engaged_ms = engaged_ms + ?, bounce = ?,
@@ -163,23 +167,24 @@ extension AppDatabase {
                   decision = CASE WHEN ? IS NOT NULL THEN 'identified' ELSE decision END
                 WHERE id = ?
                 """)
-            try update.execute(arguments: [
-                e.timestamp, e.timestamp, e.isPageview, e.path, pageviews, interactions, engaged, bounce,
-                e.subject, e.subject, id,
-            ])
-            return id
+            update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.path)
+            update.bind(pageviews); update.bind(interactions); update.bind(engaged); update.bind(Int64(bounce ? 1 : 0))
+            update.bind(e.subject); update.bind(e.subject); update.bind(open.id)
+            try update.run()
+            return open.id
         }
-        let create = try db.cachedStatement(sql: """
+        var create = try RawStatement(db, """
             INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
               pageviews, interactions, engaged_ms, duration_ms, bounce, source_type, referrer_host,
               utm_source, utm_medium, utm_campaign, country, browser, os, device)
             VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?,?,?, ?,?,?,?,?,?,?)
             """)
-        try create.execute(arguments: [
-            e.siteID, e.visitor, e.subject, e.decision.rawValue, e.timestamp, e.timestamp, e.path, e.path,
-            pageview, interaction, engaged, interaction == 0, e.sourceType, e.referrerHost,
-            e.utmSource, e.utmMedium, e.utmCampaign, e.country, e.browser, e.os, e.device,
-        ])
+        create.bind(e.siteID); create.bind(e.visitor); create.bind(e.subject); create.bind(e.decision.rawValue)
+        create.bind(e.timestamp); create.bind(e.timestamp); create.bind(e.path); create.bind(e.path)
+        create.bind(pageview); create.bind(interaction); create.bind(engaged); create.bind(Int64(interaction == 0 ? 1 : 0))
+        create.bind(e.sourceType); create.bind(e.referrerHost); create.bind(e.utmSource); create.bind(e.utmMedium)
+        create.bind(e.utmCampaign); create.bind(e.country); create.bind(e.browser); create.bind(e.os); create.bind(e.device)
+        try create.run()
         return db.lastInsertedRowID
     }
 }
