@@ -6,35 +6,40 @@ struct LightURL {
     var path: Substring
     var query: [(String, String)]
 
-    /// Parses an absolute http(s) URL; nil for anything else.
+    /// Parses an absolute http(s) URL; nil for anything else. Works on UTF-8 bytes: every
+    /// delimiter is ASCII, so the byte positions found are valid string indices.
     init?(_ text: String) {
-        var rest = Substring(text)
-        if rest.hasPrefix("https://") { rest = rest.dropFirst(8) } else if rest.hasPrefix("http://") { rest = rest.dropFirst(7) } else { return nil }
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let u = text.utf8
+        let start: String.Index
+        if u.starts(with: "https://".utf8) { start = u.index(u.startIndex, offsetBy: 8) }
+        else if u.starts(with: "http://".utf8) { start = u.index(u.startIndex, offsetBy: 7) }
+        else { return nil }
+        let end = u[start...].firstIndex(of: UInt8(ascii: "#")) ?? u.endIndex
+        let rest = u[start..<end]
+        let authorityEnd = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) ?? rest.endIndex
         var authority = rest[..<authorityEnd]
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[authority.index(after: at)...] }
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return nil }
             authority = authority[...close]
-        } else if let colon = authority.firstIndex(of: ":") {
+        } else if let colon = authority.firstIndex(of: UInt8(ascii: ":")) {
             authority = authority[..<colon]
         }
         guard !authority.isEmpty else { return nil }
-        host = authority.lowercased()
-        if host.hasSuffix(".") { host.removeLast() }
+        if authority.last == UInt8(ascii: ".") { authority = authority.dropLast() }
+        host = asciiLowercased(Substring(authority))
         let afterAuthority = rest[authorityEnd...]
-        if let q = afterAuthority.firstIndex(of: "?") {
-            path = afterAuthority[..<q]
-            query = afterAuthority[afterAuthority.index(after: q)...].split(separator: "&").compactMap { pair in
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        if let q = afterAuthority.firstIndex(of: UInt8(ascii: "?")) {
+            path = Substring(afterAuthority[..<q])
+            query = afterAuthority[afterAuthority.index(after: q)...].split(separator: UInt8(ascii: "&")).compactMap { pair in
+                let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
                 guard let k = kv.first, !k.isEmpty else { return nil }
-                let key = String(Minimize.percentDecoded(k)).lowercased()
-                let value = kv.count > 1 ? String(Minimize.percentDecoded(kv[1])) : ""
+                let key = asciiLowercased(Minimize.percentDecoded(Substring(k)))
+                let value = kv.count > 1 ? String(Minimize.percentDecoded(Substring(kv[1]))) : ""
                 return (key, value)
             }
         } else {
-            path = afterAuthority
+            path = Substring(afterAuthority)
             query = []
         }
         if path.isEmpty { path = "/" }
@@ -47,8 +52,26 @@ struct LightURL {
 
 /// Is `host` one of `domains` or a subdomain of one?
 func hostMatches(_ host: String, domains: [String]) -> Bool {
-    domains.contains { d in host == d || (host.hasSuffix(d) && host.utf8.count > d.utf8.count
-        && host.utf8[host.utf8.index(host.utf8.endIndex, offsetBy: -d.utf8.count - 1)] == UInt8(ascii: ".")) }
+    domains.contains { hostMatches(host, domain: $0) }
+}
+
+/// Is `host` the `domain` or a subdomain of it? (Byte comparison: both are lowercased ASCII or IDN text.)
+func hostMatches(_ host: String, domain: String) -> Bool {
+    let h = host.utf8, d = domain.utf8
+    guard h.count >= d.count else { return false }
+    guard h.reversed().starts(with: d.reversed()) else { return false }
+    return h.count == d.count || h[h.index(h.endIndex, offsetBy: -d.count - 1)] == UInt8(ascii: ".")
+}
+
+/// `s` lowercased; ASCII-only text (nearly every host and query key) without Unicode case mapping.
+func asciiLowercased(_ s: Substring) -> String {
+    var needsWork = false
+    for c in s.utf8 {
+        if c >= 0x80 { return s.lowercased() }
+        if c >= 65 && c <= 90 { needsWork = true }
+    }
+    guard needsWork else { return String(s) }
+    return String(decoding: s.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
 }
 
 /// Traffic source classification: direct, organic, paid, social, email, referral.
@@ -92,13 +115,18 @@ enum Classifier {
     static let organicMediums: Set<String> = ["organic", "seo"]
 
     static func matches(_ host: String, _ list: [String]) -> Bool {
-        let bytes = Bytes("." + host)
-        return list.contains { entry in
-            if entry.hasSuffix(".") {
-                // "google." matches google.com, www.google.co.uk, …
-                return bytes.contains("." + entry)
+        list.contains { entry in
+            if entry.utf8.last == UInt8(ascii: ".") {
+                // "google." matches google.com, www.google.co.uk, …: the entry starts a label of the host.
+                let h = host.utf8
+                var i = h.startIndex
+                while i < h.endIndex {
+                    if (i == h.startIndex || h[h.index(before: i)] == UInt8(ascii: ".")) && h[i...].starts(with: entry.utf8) { return true }
+                    i = h.index(after: i)
+                }
+                return false
             }
-            return hostMatches(host, domains: [entry])
+            return hostMatches(host, domain: entry)
         }
     }
 
@@ -153,7 +181,7 @@ enum Classifier {
 
     static func bounded(_ s: String?) -> String? {
         guard let s, !s.isEmpty else { return nil }
-        return Minimize.value(String(s.prefix(200)))
+        return Minimize.value(s.utf8.count <= 200 ? s : String(s.prefix(200)))
     }
 
     /// Screen width to a bucket.

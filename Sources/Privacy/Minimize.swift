@@ -8,44 +8,50 @@ public enum Minimize {
     public static func path(_ raw: Substring) -> String {
         if raw.isEmpty { return "/" }
         var out = ""
-        out.reserveCapacity(raw.utf8.count)
+        out.reserveCapacity(raw.utf8.count + 1)
+        if raw.utf8.first != UInt8(ascii: "/") { out.append("/") }
         var first = true
-        for segment in raw.split(separator: "/", omittingEmptySubsequences: false) {
+        // Split on "/" bytes: indices of ASCII bytes are valid string indices.
+        for segment in raw.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if !first { out.append("/") }
             first = false
-            out.append(redactSegment(segment))
+            out.append(contentsOf: redactSegment(Substring(segment)))
         }
-        if !out.hasPrefix("/") { out = "/" + out }
         if out.utf8.count > maxPathLength { out = String(out.utf8.prefix(maxPathLength)) ?? String(out.prefix(maxPathLength)) }
         return out
     }
 
-    static func redactSegment(_ segment: Substring) -> String {
+    static func redactSegment(_ segment: Substring) -> Substring {
         if segment.isEmpty { return "" }
         let decoded = percentDecoded(segment)
         if looksLikeEmail(decoded) { return ":email" }
         if isUUID(decoded) || isTokenLike(decoded) { return ":token" }
-        return redactDigitRuns(String(segment), minimum: 6, replacement: ":num")
+        return redactDigitRuns(segment, minimum: 6, replacement: ":num")
     }
 
     /// Redacts a free-text value (custom event property): e-mails → `[email]`, 9+ digit runs → `[num]`.
     public static func value(_ raw: String) -> String {
-        var words: [String] = []
-        for word in raw.split(separator: " ", omittingEmptySubsequences: false) {
-            words.append(looksLikeEmail(Substring(word)) ? "[email]" : redactDigitRuns(String(word), minimum: 9, replacement: "[num]"))
+        // Without an "@" no word is an e-mail address, and digit runs never span a space.
+        guard raw.utf8.contains(UInt8(ascii: "@")) else { return String(redactDigitRuns(Substring(raw), minimum: 9, replacement: "[num]")) }
+        var words: [Substring] = []
+        for word in raw.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false) {
+            let word = Substring(word)
+            words.append(looksLikeEmail(word) ? "[email]" : redactDigitRuns(word, minimum: 9, replacement: "[num]"))
         }
         return words.joined(separator: " ")
     }
 
     public static func looksLikeEmail(_ s: Substring) -> Bool {
-        guard let at = s.firstIndex(of: "@") else { return false }
-        let local = s[..<at], domain = s[s.index(after: at)...]
-        return !local.isEmpty && domain.contains(".") && !domain.hasSuffix(".") && !domain.contains("@")
+        let u = s.utf8
+        guard let at = u.firstIndex(of: UInt8(ascii: "@")) else { return false }
+        let domain = u[u.index(after: at)...]
+        return at != u.startIndex && domain.contains(UInt8(ascii: ".")) && domain.last != UInt8(ascii: ".")
+            && !domain.contains(UInt8(ascii: "@"))
     }
 
     static func isUUID(_ s: Substring) -> Bool {
+        guard s.utf8.count == 36 else { return false }
         let u = Array(s.utf8)
-        guard u.count == 36 else { return false }
         for (i, c) in u.enumerated() {
             if i == 8 || i == 13 || i == 18 || i == 23 { if c != UInt8(ascii: "-") { return false } }
             else if !isHex(c) { return false }
@@ -80,18 +86,31 @@ public enum Minimize {
         return check()
     }
 
-    static func redactDigitRuns(_ s: String, minimum: Int, replacement: String) -> String {
-        var out = ""
-        var digits = ""
-        func flush() {
-            out += digits.count >= minimum ? replacement : digits
-            digits = ""
+    /// Replaces every run of at least `minimum` ASCII digits; returns `s` itself when there is none.
+    static func redactDigitRuns(_ s: Substring, minimum: Int, replacement: String) -> Substring {
+        var run = 0
+        var found = false
+        for c in s.utf8 {
+            if c >= 48 && c <= 57 {
+                run += 1
+                if run >= minimum { found = true; break }
+            } else {
+                run = 0
+            }
         }
-        for ch in s {
-            if ch.isASCII && ch.isNumber { digits.append(ch) } else { flush(); out.append(ch) }
+        guard found else { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        var digits = 0
+        func flush() {
+            if digits >= minimum { out.removeLast(digits); out.append(contentsOf: replacement.utf8) }
+            digits = 0
+        }
+        for c in s.utf8 {
+            if c >= 48 && c <= 57 { digits += 1; out.append(c) } else { flush(); out.append(c) }
         }
         flush()
-        return out
+        return Substring(String(decoding: out, as: UTF8.self))
     }
 
     static func isHex(_ c: UInt8) -> Bool {
