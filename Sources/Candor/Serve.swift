@@ -135,6 +135,8 @@ struct Serve: AsyncParsableCommand {
         }
         let app = Application(
             router: router,
+            // POST /api/event is served by its own handler on the event loop; the rest by the router.
+            server: .http1(configuration: .init(additionalChannelHandlers: [EventIngestHandler(collector: collector)])),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer), rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },

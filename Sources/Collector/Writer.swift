@@ -14,9 +14,12 @@ public final class EventWriter: Sendable {
         public let description: String
     }
 
+    /// Called on the writer thread once the rows' transaction committed (or failed).
+    public typealias Completion = @Sendable (Result<[InsertOutcome], any Error>) -> Void
+
     private struct Pending {
         var rows: [EventRow]
-        var continuation: CheckedContinuation<[InsertOutcome], any Error>
+        var completion: Completion
     }
     private struct State {
         var queue: [Pending] = []
@@ -49,19 +52,25 @@ public final class EventWriter: Sendable {
     public func write(_ rows: [EventRow]) async throws -> [InsertOutcome] {
         if rows.isEmpty { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            let (accepted, mustWake) = state.withLock { s -> (Bool, Bool) in
-                if s.stopping { return (false, false) }
-                s.queue.append(Pending(rows: rows, continuation: continuation))
-                s.queuedRows += rows.count
-                return (true, s.writerWaiting)
-            }
-            guard accepted else {
-                continuation.resume(throwing: WriteError(description: "the writer is shutting down"))
-                return
-            }
-            metrics.queueDepth.add(rows.count)
-            if mustWake { wake() }
+            enqueue(rows) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues rows; `completion` runs on the writer thread after the commit. For callers that
+    /// must not suspend (the event-loop handler hops back to its loop from the completion).
+    public func enqueue(_ rows: [EventRow], completion: @escaping Completion) {
+        let (accepted, mustWake) = state.withLock { s -> (Bool, Bool) in
+            if s.stopping { return (false, false) }
+            s.queue.append(Pending(rows: rows, completion: completion))
+            s.queuedRows += rows.count
+            return (true, s.writerWaiting)
+        }
+        guard accepted else {
+            completion(.failure(WriteError(description: "the writer is shutting down")))
+            return
+        }
+        metrics.queueDepth.add(rows.count)
+        if mustWake { wake() }
     }
 
     /// Stops accepting, drains what is queued, and returns when the thread has finished.
@@ -114,14 +123,14 @@ public final class EventWriter: Sendable {
                 var offset = 0
                 for pending in batch {
                     let n = pending.rows.count
-                    pending.continuation.resume(returning: Array(outcomes[offset..<offset + n]))
+                    pending.completion(.success(Array(outcomes[offset..<offset + n])))
                     offset += n
                 }
             } catch {
                 metrics.writeErrors.add()
                 logger.error("batch failed to commit; nothing of it was stored", metadata: ["events": "\(rows.count)", "error": "\(error)"])
                 for pending in batch {
-                    pending.continuation.resume(throwing: WriteError(description: "storage unavailable; nothing was stored, retry later"))
+                    pending.completion(.failure(WriteError(description: "storage unavailable; nothing was stored, retry later")))
                 }
             }
         }

@@ -10,15 +10,22 @@ import Testing
 @Suite struct CollectorHTTPTests {
     static let json: HTTPFields = [.contentType: "text/plain;charset=UTF-8", .userAgent: chromeUA]
 
-    func app(_ t: TestCollector) -> some ApplicationProtocol {
-        Application(router: buildRouter(collector: t.collector))
+    /// The server as `candor serve` builds it (`POST /api/event` answered by the event-loop
+    /// handler) tested live, or the router alone (its `/api/event` route shares the same steps).
+    func app(_ t: TestCollector, _ transport: Transport) -> some ApplicationProtocol {
+        Application(router: buildRouter(collector: t.collector),
+                    server: .http1(configuration: .init(additionalChannelHandlers: transport == .handler ? [EventIngestHandler(collector: t.collector)] : [])))
     }
+
+    enum Transport: String, CaseIterable, Sendable { case handler, router }
+
+    func setup(_ transport: Transport) -> TestingSetup { transport == .handler ? .live : .router }
 
     func body(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
 
-    @Test func acceptedEventsAreCommittedBeforeTheAnswer() async throws {
+    @Test(arguments: Transport.allCases) func acceptedEventsAreCommittedBeforeTheAnswer(_ transport: Transport) async throws {
         let t = try TestCollector()
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let r = try await client.execute(uri: "/api/event", method: .post, headers: Self.json, body: body(
                 #"{"events":[{"site":"\#(t.site.id)","url":"https://example.com/a","id":"x1"},{"site":"\#(t.site.id)","url":"https://example.com/b","id":"x2"}]}"#))
             #expect(r.status == .accepted)
@@ -32,9 +39,9 @@ import Testing
         #expect(try t.database.eventCount() == 2)
     }
 
-    @Test func badRequestsGetAJSONReasonAndStoreNothing() async throws {
+    @Test(arguments: Transport.allCases) func badRequestsGetAJSONReasonAndStoreNothing(_ transport: Transport) async throws {
         let t = try TestCollector()
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             func expectError(_ status: HTTPResponse.Status, headers: HTTPFields = Self.json, _ b: String, method: HTTPRequest.Method = .post,
                              uri: String = "/api/event", sourceLocation: SourceLocation = #_sourceLocation) async throws {
                 let r = try await client.execute(uri: uri, method: method, headers: headers, body: body(b))
@@ -55,9 +62,9 @@ import Testing
         #expect(try t.database.sessions(site: t.site.id).isEmpty)
     }
 
-    @Test func rateLimitedRequestsGet429WithRetryAfter() async throws {
+    @Test(arguments: Transport.allCases) func rateLimitedRequestsGet429WithRetryAfter(_ transport: Transport) async throws {
         let t = try TestCollector(limits: .init(perSite: (1000, 1000), perClient: (1, 3)))
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let e = #"{"site":"\#(t.site.id)","url":"https://example.com/"}"#
             for _ in 0..<3 {
                 #expect(try await client.execute(uri: "/api/event", method: .post, headers: Self.json, body: body(e)).status == .accepted)
@@ -71,9 +78,9 @@ import Testing
         #expect(t.collector.metrics.droppedCount(.rateLimited) == 1)
     }
 
-    @Test func botsArePassedOverAndCounted() async throws {
+    @Test(arguments: Transport.allCases) func botsArePassedOverAndCounted(_ transport: Transport) async throws {
         let t = try TestCollector()
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let r = try await client.execute(uri: "/api/event", method: .post,
                                              headers: [.contentType: "text/plain", .userAgent: "Googlebot/2.1 (+http://www.google.com/bot.html)"],
                                              body: body(#"{"site":"\#(t.site.id)","url":"https://example.com/"}"#))
@@ -84,9 +91,9 @@ import Testing
         }
     }
 
-    @Test func corsAllowsOnlyTheSitesDomains() async throws {
+    @Test(arguments: Transport.allCases) func corsAllowsOnlyTheSitesDomains(_ transport: Transport) async throws {
         let t = try TestCollector(domains: ["example.com"])
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let e = body(#"{"site":"\#(t.site.id)","url":"https://shop.example.com/"}"#)
             var h = Self.json
             h[.origin] = "https://shop.example.com"
@@ -105,9 +112,9 @@ import Testing
         #expect(try t.database.eventCount() == 1)
     }
 
-    @Test func noScriptPixelIsAFortyThreeByteGIF() async throws {
+    @Test(arguments: Transport.allCases) func noScriptPixelIsAFortyThreeByteGIF(_ transport: Transport) async throws {
         let t = try TestCollector()
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let r = try await client.execute(uri: "/p.gif?site=\(t.site.id)&url=https%3A%2F%2Fexample.com%2Fnojs%3Futm_source%3Dx",
                                              method: .get, headers: [.userAgent: chromeUA])
             #expect(r.status == .ok)
@@ -119,9 +126,9 @@ import Testing
         #expect(events.first?.utmSource == "x")
     }
 
-    @Test func healthReportsStateAndGeo() async throws {
+    @Test(arguments: Transport.allCases) func healthReportsStateAndGeo(_ transport: Transport) async throws {
         let t = try TestCollector()
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             let r = try await client.execute(uri: "/health", method: .get)
             #expect(r.status == .ok)
             let text = String(buffer: r.body)
@@ -131,7 +138,7 @@ import Testing
     }
 
     /// Thousands of malformed, oversized and deeply nested bodies: only 4xx, nothing stored, still serving.
-    @Test func malformedBodiesOnlyEverGet4xx() async throws {
+    @Test(arguments: Transport.allCases) func malformedBodiesOnlyEverGet4xx(_ transport: Transport) async throws {
         let t = try TestCollector()
         let valid = Array(#"{"events":[{"site":"\#(t.site.id)","url":"https://example.com/p","props":{"a":"b"},"consent":{"analytics":true}}]}"#.utf8)
         var rng = SystemRandomNumberGenerator()
@@ -152,7 +159,7 @@ import Testing
             bodies.append(b)
         }
         let allBodies = bodies
-        try await app(t).test(.router) { client in
+        try await app(t, transport).test(setup(transport)) { client in
             var statuses: [Int: Int] = [:]
             for b in allBodies {
                 let r = try await client.execute(uri: "/api/event", method: .post, headers: Self.json, body: ByteBuffer(bytes: b))
@@ -169,5 +176,78 @@ import Testing
             #expect(health.status == .ok)
         }
         #expect(try t.database.integrityCheck() == "ok")
+    }
+
+    /// The event-loop handler on a raw connection: pipelined requests (events and router routes
+    /// mixed) are answered in order, `Connection: close` closes the connection, an oversized body is
+    /// refused before it is read.
+    @Test func handlerKeepsOrderAndClosesWhenAsked() async throws {
+        let t = try TestCollector()
+        @Sendable func post(_ body: String, type: String = "text/plain", extra: String = "") -> String {
+            "POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: \(type)\r\nUser-Agent: \(chromeUA)\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let event: @Sendable (String) -> String = { id in #"{"site":"\#(t.site.id)","url":"https://example.com/raw","id":"\#(id)"}"# }
+        try await app(t, .handler).test(.live) { client in
+            let port = try #require(client.port)
+            let pipelined = post(event("p1")) + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post("{broken")
+                + post("<a/>", type: "application/xml") + post(event("p2"))
+            let first = try RawHTTP.exchange(port: port, pipelined, responses: 5)
+            #expect(first.statuses == [202, 200, 400, 415, 202])
+            #expect(!first.closed)
+            let closing = try RawHTTP.exchange(port: port, post(event("p3"), extra: "Connection: close\r\n"), responses: 1, untilClosed: true)
+            #expect(closing.statuses == [202])
+            #expect(closing.text.lowercased().contains("connection: close"))
+            #expect(closing.closed)
+            let huge = "POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(WireLimits.maxBodyBytes + 1)\r\n\r\n{"
+            let refused = try RawHTTP.exchange(port: port, huge, responses: 1)
+            #expect(refused.statuses == [413])
+        }
+        #expect(try t.database.clientIDs(site: t.site.id) == ["p1", "p2", "p3"])
+    }
+}
+
+/// A plain TCP client for what HTTP client libraries do not send: pipelined requests, raw headers.
+enum RawHTTP {
+    struct Exchange {
+        var text: String
+        var closed: Bool
+        /// Status codes of the responses, in order.
+        var statuses: [Int] {
+            text.components(separatedBy: "HTTP/1.1 ").dropFirst().compactMap { Int($0.prefix(3)) }
+        }
+    }
+
+    /// Sends `request` on a new connection and reads until `responses` answers arrived (and, with
+    /// `untilClosed`, until the server closed the connection), or 5 s passed.
+    static func exchange(port: Int, _ request: String, responses: Int, untilClosed: Bool = false) throws -> Exchange {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw POSIXError(.EPIPE) }
+            sent += n
+        }
+        var exchange = Exchange(text: "", closed: false)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { exchange.closed = true; break }
+            if n < 0 { break }
+            exchange.text += String(decoding: buffer[..<n], as: UTF8.self)
+            if !untilClosed && exchange.statuses.count >= responses { break }
+        }
+        return exchange
     }
 }

@@ -1,0 +1,180 @@
+import Consent
+import Foundation
+public import HTTPTypes
+import JSONOutput
+import Logging
+public import NIOCore
+import Store
+
+/// An HTTP answer in transport-neutral form: the Hummingbird routes and the event-loop
+/// handler (``EventIngestHandler``) both send these.
+public struct IngestAnswer: Sendable {
+    public var status: HTTPResponse.Status
+    public var headers: HTTPFields
+    public var body: ByteBuffer
+
+    /// `{"error": reason}` with the given status.
+    static func error(_ status: Int, _ reason: String) -> IngestAnswer {
+        IngestAnswer(status: .init(code: status), headers: [.contentType: "application/json"],
+                     body: ByteBuffer(string: "{\"error\":\(JSONText.quoted(reason))}"))
+    }
+
+    /// The answer readable by the calling page (CORS), when the request came from one.
+    func readable(by origin: String?) -> IngestAnswer {
+        guard let origin else { return self }
+        var a = self
+        a.headers[.accessControlAllowOrigin] = origin
+        a.headers[.vary] = "Origin"
+        return a
+    }
+}
+
+/// What ingestion decided before the writer: answer at once, or commit rows and then answer.
+enum IngestStep {
+    case answer(IngestAnswer)
+    case commit(PendingIngest)
+}
+
+/// Rows waiting for their transaction, and what the answer needs once it committed.
+struct PendingIngest: Sendable {
+    enum Reply: Sendable { case json, gif }
+    var rows: [EventRow]
+    var drops: [DropReason: Int]
+    var origin: String?
+    var reply: Reply
+}
+
+extension HTTPField.Name {
+    static let secGPC = Self("Sec-GPC")!
+    static let dnt = Self("DNT")!
+    static let secPurpose = Self("Sec-Purpose")!
+    static let purpose = Self("Purpose")!
+    static let xPurpose = Self("X-Purpose")!
+    static let xMoz = Self("X-Moz")!
+    static let xForwardedFor = Self("X-Forwarded-For")!
+}
+
+/// The ingestion steps around the pipeline, shared by both transports: wire checks, site and
+/// origin, the pipeline, and the answer after the commit. Nothing here logs an address, a user
+/// agent or a body.
+extension Collector {
+    /// Media type and declared length of a `POST /api/event`, checked before the body is read.
+    func checkEventHead(_ headers: HTTPFields, path: String) -> IngestAnswer? {
+        let mediaType = headers[.contentType].map { $0.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased() }
+        guard mediaType == "text/plain" || mediaType == "application/json" else {
+            return rejection(415, "send the body as text/plain or application/json", path: path)
+        }
+        if let length = headers[.contentLength].flatMap({ Int($0) }), length > WireLimits.maxBodyBytes {
+            return tooLarge(path: path)
+        }
+        return nil
+    }
+
+    func tooLarge(path: String) -> IngestAnswer {
+        rejection(413, "body larger than \(WireLimits.maxBodyBytes) bytes", path: path)
+    }
+
+    /// A `POST /api/event` body: parse, then the pipeline.
+    func admitEvents(body: ByteBuffer, headers: HTTPFields, peer: SocketAddress?, path: String) -> IngestStep {
+        let events: [IncomingEvent]
+        do {
+            events = try body.withUnsafeReadableBytes { (bytes) throws(WireError) -> [IncomingEvent] in
+                try Wire.parseBatch(bytes)
+            }
+        } catch {
+            return .answer(rejection(400, error.description, path: path))
+        }
+        let siteID = events[0].site
+        guard events.allSatisfy({ $0.site == siteID }) else {
+            return .answer(rejection(400, "all events of a request must name the same site", path: path))
+        }
+        return admit(events, siteID: siteID, headers: headers, peer: peer, reply: .json, path: path)
+    }
+
+    /// Validation, site and origin checks, then the pipeline; rows to commit, or the answer.
+    func admit(_ events: [IncomingEvent], siteID: String, headers: HTTPFields, peer: SocketAddress?,
+               reply: PendingIngest.Reply, path: String) -> IngestStep {
+        metrics.received.add(events.count)
+        let origin = headers[.origin]
+        guard let (site, policy) = self.site(siteID) else {
+            return .answer(rejection(404, "unknown site \(siteID)", path: path))
+        }
+        if let origin {
+            guard originAllowed(origin, for: site) else {
+                metrics.drop(.originNotAllowed, count: events.count)
+                // Readable by the page so the pixel can show the reason in the console.
+                return .answer(rejection(403, "origin \(origin.prefix(200)) is not registered for site \(siteID); add its domain with candor sites",
+                                         path: path).readable(by: origin))
+            }
+        }
+        let facts = RequestFacts(
+            ip: addresses.resolve(peer: peer?.ipAddress, forwardedFor: headers[.xForwardedFor]),
+            userAgent: headers[.userAgent] ?? "",
+            purpose: headers[.secPurpose] ?? headers[.purpose] ?? headers[.xPurpose] ?? headers[.xMoz],
+            signals: .init(doNotTrack: headers[.dnt] == "1", globalPrivacyControl: headers[.secGPC] == "1"),
+            now: now())
+        let result = pipeline.run(events, site: site, policy: policy, facts: facts)
+        for (reason, n) in result.drops { metrics.drop(reason, count: n) }
+        if let retryAfter = result.retryAfter {
+            var answer = rejection(429, "rate limited; retry after \(retryAfter) s", path: path)
+            answer.headers[.retryAfter] = String(retryAfter)
+            return .answer(answer.readable(by: origin))
+        }
+        let pending = PendingIngest(rows: result.rows, drops: result.drops, origin: origin, reply: reply)
+        if pending.rows.isEmpty { return .answer(finish(pending, outcomes: .success([]), path: path)) }
+        return .commit(pending)
+    }
+
+    /// The answer once the writer reported on the rows.
+    func finish(_ pending: PendingIngest, outcomes: Result<[InsertOutcome], any Error>, path: String) -> IngestAnswer {
+        var drops = pending.drops
+        var accepted = 0
+        switch outcomes {
+        case .success(let outcomes):
+            for outcome in outcomes {
+                switch outcome {
+                case .stored: accepted += 1
+                case .duplicate: drops[.duplicate, default: 0] += 1
+                }
+            }
+        case .failure(let error):
+            var answer = rejection(503, "\(error)", path: path)
+            answer.headers[.retryAfter] = "5"
+            return answer.readable(by: pending.origin)
+        }
+        metrics.accepted.add(accepted)
+        if let d = drops[.duplicate] { metrics.drop(.duplicate, count: d) }
+        switch pending.reply {
+        case .json:
+            var out = "{\"accepted\":\(accepted),\"dropped\":{"
+            out += drops.sorted(by: { $0.key.rawValue < $1.key.rawValue })
+                .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",")
+            out += "}}"
+            return IngestAnswer(status: .accepted, headers: [.contentType: "application/json"], body: ByteBuffer(string: out))
+                .readable(by: pending.origin)
+        case .gif:
+            return IngestAnswer(status: .ok, headers: [.contentType: "image/gif", .cacheControl: "no-store, max-age=0"],
+                                body: ByteBuffer(bytes: transparentGIF)).readable(by: pending.origin)
+        }
+    }
+
+    /// A JSON error answer, counted. Logged with the status and reason only: no address, no user
+    /// agent, no body.
+    func rejection(_ status: Int, _ reason: String, path: String) -> IngestAnswer {
+        metrics.reject(status: status)
+        logger.debug("request refused", metadata: ["status": "\(status)", "reason": "\(reason)", "path": "\(path)"])
+        return .error(status, reason)
+    }
+}
+
+let transparentGIF: [UInt8] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xFF, 0xFF, 0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+]
+
+/// Whether a browser `Origin` is one of the site's domains or a subdomain of one.
+func originAllowed(_ origin: String, for site: Site) -> Bool {
+    guard let host = LightURL(origin + "/")?.host else { return false }
+    return hostMatches(host, domains: site.domains)
+}
