@@ -60,14 +60,26 @@ extension HTTPField.Name {
 extension Collector {
     /// Media type and declared length of a `POST /api/event`, checked before the body is read.
     func checkEventHead(_ headers: HTTPFields, path: String) -> IngestAnswer? {
-        let mediaType = headers[.contentType].map { $0.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased() }
-        guard mediaType == "text/plain" || mediaType == "application/json" else {
+        guard let type = headers[.contentType], Self.isEventMediaType(type) else {
             return rejection(415, "send the body as text/plain or application/json", path: path)
         }
         if let length = headers[.contentLength].flatMap({ Int($0) }), length > WireLimits.maxBodyBytes {
             return tooLarge(path: path)
         }
         return nil
+    }
+
+    /// `text/plain` or `application/json`, any case, with or without parameters.
+    static func isEventMediaType(_ value: String) -> Bool {
+        let u = value.utf8
+        let end = u.firstIndex(of: UInt8(ascii: ";")) ?? u.endIndex
+        var type = u[..<end]
+        while type.first == UInt8(ascii: " ") || type.first == UInt8(ascii: "\t") { type = type.dropFirst() }
+        while type.last == UInt8(ascii: " ") || type.last == UInt8(ascii: "\t") { type = type.dropLast() }
+        func equalsIgnoringCase(_ expected: String) -> Bool {
+            type.count == expected.utf8.count && zip(type, expected.utf8).allSatisfy { a, b in (a >= 65 && a <= 90 ? a + 32 : a) == b }
+        }
+        return equalsIgnoringCase("text/plain") || equalsIgnoringCase("application/json")
     }
 
     func tooLarge(path: String) -> IngestAnswer {
@@ -147,8 +159,12 @@ extension Collector {
         switch pending.reply {
         case .json:
             var out = "{\"accepted\":\(accepted),\"dropped\":{"
-            out += drops.sorted(by: { $0.key.rawValue < $1.key.rawValue })
-                .map { "\"\($0.key.rawValue)\":\($0.value)" }.joined(separator: ",")
+            var first = true
+            for (reason, n) in drops.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                if !first { out += "," }
+                first = false
+                out += "\"\(reason.rawValue)\":\(n)"
+            }
             out += "}}"
             return IngestAnswer(status: .accepted, headers: [.contentType: "application/json"], body: ByteBuffer(string: out))
                 .readable(by: pending.origin)

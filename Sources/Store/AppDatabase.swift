@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The one owner of Candor's SQLite file. Only this module imports GRDB.
 ///
@@ -9,6 +10,8 @@ public final class AppDatabase: Sendable {
     let writer: any DatabaseWriter
     /// Path of the database file, or nil for an in-memory database.
     public let path: String?
+    /// Open session per recently seen visitor: the ingestion writer's shortcut (see `insertEvents`).
+    let sessionHints = Mutex<[SessionKey: Int64]>([:])
 
     /// Opens (creating if needed) the database file at `path` in WAL mode and migrates it.
     public init(path: String) throws {

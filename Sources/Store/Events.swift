@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// A minimized event, ready to store. Every field here has already passed the pipeline's
 /// consent decision and minimization: nothing in it identifies a device or a person except
@@ -101,91 +102,151 @@ extension AppDatabase {
     /// Stores a batch in one transaction and keeps sessions current. Either the whole batch
     /// commits or nothing does.
     public func insertEvents(_ batch: [EventRow]) throws -> [InsertOutcome] {
-        try writer.write { db in
-            var outcomes: [InsertOutcome] = []
-            outcomes.reserveCapacity(batch.count)
-            for event in batch {
-                outcomes.append(try Self.insert(event, db))
+        do {
+            return try writer.write { db in
+                var statements = try IngestStatements(db)
+                var outcomes: [InsertOutcome] = []
+                outcomes.reserveCapacity(batch.count)
+                for event in batch {
+                    outcomes.append(try insert(event, &statements))
+                }
+                return outcomes
             }
-            return outcomes
+        } catch {
+            // Sessions opened in the rolled-back transaction do not exist.
+            sessionHints.withLock { $0.removeAll() }
+            throw error
         }
     }
 
-    private static func insert(_ e: EventRow, _ db: Database) throws -> InsertOutcome {
+    private func insert(_ e: EventRow, _ st: inout IngestStatements) throws -> InsertOutcome {
         if let clientID = e.clientID {
-            var dup = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
-            dup.bind(e.siteID); dup.bind(clientID)
-            if try dup.fetchOne({ _ in true }) != nil { return .duplicate }
+            st.duplicate.start()
+            st.duplicate.bind(e.siteID); st.duplicate.bind(clientID)
+            if try st.duplicate.fetchOne({ _ in true }) != nil { return .duplicate }
         }
-        let sessionID = try session(for: e, db)
-        var insert = try RawStatement(db, """
+        let sessionID = try session(for: e, &st)
+        st.insert.start()
+        st.insert.bind(e.siteID); st.insert.bind(e.clientID); st.insert.bind(e.timestamp); st.insert.bind(e.name); st.insert.bind(e.path)
+        st.insert.bind(e.decision.rawValue); st.insert.bind(e.visitor); st.insert.bind(sessionID); st.insert.bind(e.subject)
+        st.insert.bind(e.country); st.insert.bind(e.region); st.insert.bind(e.city); st.insert.bind(e.asn); st.insert.bind(e.asnOrg)
+        st.insert.bind(e.browser); st.insert.bind(e.browserVersion); st.insert.bind(e.os); st.insert.bind(e.device); st.insert.bind(e.screen)
+        st.insert.bind(e.sourceType); st.insert.bind(e.referrerHost); st.insert.bind(e.referrerPath); st.insert.bind(e.utmSource)
+        st.insert.bind(e.utmMedium); st.insert.bind(e.utmCampaign); st.insert.bind(e.utmTerm); st.insert.bind(e.utmContent)
+        st.insert.bind(e.clickIDKind); st.insert.bind(e.clickID); st.insert.bind(e.props); st.insert.bind(e.value); st.insert.bind(e.currency)
+        st.insert.bind(e.engagedMs); st.insert.bind(e.scroll); st.insert.bind(e.emailHash)
+        try st.insert.run()
+        return .stored
+    }
+
+    /// Continues the visitor's open session (one started under yesterday's salt during the
+    /// overlap window included) or opens a new one; returns the session id.
+    ///
+    /// The session last seen for the visitor is remembered (``sessionHints``) and updated
+    /// directly. A hint is only a guess: the update also requires the same site, the same visitor
+    /// and a session still open, so a stale hint (session erased, purged, rolled back or its id
+    /// reused) changes nothing and the lookup runs as without one.
+    private func session(for e: EventRow, _ st: inout IngestStatements) throws -> Int64 {
+        let since = e.timestamp - sessionGapMilliseconds
+        let key = SessionKey(site: e.siteID, visitor: e.visitor)
+        if let hint = sessionHints.withLock({ $0[key] }), try update(hint, with: e, since: since, &st) {
+            return hint
+        }
+        func findOpen(_ visitor: Int64) throws -> Int64? {
+            st.find.start()
+            st.find.bind(e.siteID); st.find.bind(visitor); st.find.bind(since)
+            return try st.find.fetchOne { $0.int64(0) }
+        }
+        var id = try findOpen(e.visitor)
+        if id == nil, let previous = e.previousVisitor { id = try findOpen(previous) }
+        if let id, try update(id, with: e, since: since, &st) {
+            remember(key, id)
+            return id
+        }
+        let pageview: Int64 = e.isPageview ? 1 : 0
+        let interaction: Int64 = e.isInteraction ? 1 : 0
+        st.create.start()
+        st.create.bind(e.siteID); st.create.bind(e.visitor); st.create.bind(e.subject); st.create.bind(e.decision.rawValue)
+        st.create.bind(e.timestamp); st.create.bind(e.timestamp); st.create.bind(e.path); st.create.bind(e.path)
+        st.create.bind(pageview); st.create.bind(interaction); st.create.bind(max(0, e.engagedMs ?? 0)); st.create.bind(Int64(interaction == 0 ? 1 : 0))
+        st.create.bind(e.sourceType); st.create.bind(e.referrerHost); st.create.bind(e.utmSource); st.create.bind(e.utmMedium)
+        st.create.bind(e.utmCampaign); st.create.bind(e.country); st.create.bind(e.browser); st.create.bind(e.os); st.create.bind(e.device)
+        try st.create.run()
+        let created = st.create.lastInsertedRowID
+        remember(key, created)
+        return created
+    }
+
+    /// Adds the event to session `id` if it is this visitor's and still open; false otherwise.
+    private func update(_ id: Int64, with e: EventRow, since: Int64, _ st: inout IngestStatements) throws -> Bool {
+        let pageview: Int64 = e.isPageview ? 1 : 0
+        let interaction: Int64 = e.isInteraction ? 1 : 0
+        // Without a subject the statement leaves subject (an indexed column) out of its SET.
+        let subject = e.subject != nil
+        if subject { st.updateWithSubject.start() } else { st.update.start() }
+        func bind(_ v: Int64?) { if subject { st.updateWithSubject.bind(v) } else { st.update.bind(v) } }
+        func bind(_ v: String?) { if subject { st.updateWithSubject.bind(v) } else { st.update.bind(v) } }
+        bind(e.timestamp); bind(e.timestamp); bind(pageview); bind(e.path)
+        bind(pageview); bind(interaction); bind(max(0, e.engagedMs ?? 0)); bind(pageview); bind(interaction)
+        if subject { bind(e.subject) }
+        bind(id); bind(e.siteID); bind(since); bind(e.visitor); bind(e.previousVisitor ?? e.visitor)
+        return try (subject ? st.updateWithSubject.runCountingChanges() : st.update.runCountingChanges()) == 1
+    }
+
+    private func remember(_ key: SessionKey, _ id: Int64) {
+        sessionHints.withLock { hints in
+            if hints.count >= sessionHintCapacity { hints.removeAll(keepingCapacity: true) }
+            hints[key] = id
+        }
+    }
+}
+
+/// A visitor of a site, for ``AppDatabase/sessionHints``.
+struct SessionKey: Hashable {
+    let site: String
+    let visitor: Int64
+}
+
+/// Visitors whose session id is remembered at most (then the hints start over).
+let sessionHintCapacity = 50_000
+
+/// The writer's statements, taken from the statement cache once per transaction.
+struct IngestStatements {
+    var duplicate: RawStatement
+    var find: RawStatement
+    var update: RawStatement
+    var updateWithSubject: RawStatement
+    var create: RawStatement
+    var insert: RawStatement
+
+    init(_ db: Database) throws {
+        duplicate = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
+        find = try RawStatement(db, """
+            SELECT id FROM sessions WHERE site_id = ? AND visitor = ? AND last_seen >= ?
+            ORDER BY last_seen DESC LIMIT 1
+            """)
+        let update = { (subject: String) in """
+            UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
+              exit_path = CASE WHEN ? THEN ? ELSE exit_path END,
+              pageviews = pageviews + ?, interactions = interactions + ?, engaged_ms = engaged_ms + ?,
+              bounce = (pageviews + ? <= 1 AND interactions + ? = 0)\(subject)
+            WHERE id = ? AND site_id = ? AND last_seen >= ? AND visitor IN (?, ?)
+            """ }
+        self.update = try RawStatement(db, update(""))
+        updateWithSubject = try RawStatement(db, update(", subject = coalesce(subject, ?), decision = 'identified'"))
+        create = try RawStatement(db, """
+            INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
+              pageviews, interactions, engaged_ms, duration_ms, bounce, source_type, referrer_host,
+              utm_source, utm_medium, utm_campaign, country, browser, os, device)
+            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?,?,?, ?,?,?,?,?,?,?)
+            """)
+        insert = try RawStatement(db, """
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,
               country, region, city, asn, asn_org, browser, browser_version, os, device, screen,
               source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term,
               utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
             VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
             """)
-        insert.bind(e.siteID); insert.bind(e.clientID); insert.bind(e.timestamp); insert.bind(e.name); insert.bind(e.path)
-        insert.bind(e.decision.rawValue); insert.bind(e.visitor); insert.bind(sessionID); insert.bind(e.subject)
-        insert.bind(e.country); insert.bind(e.region); insert.bind(e.city); insert.bind(e.asn); insert.bind(e.asnOrg)
-        insert.bind(e.browser); insert.bind(e.browserVersion); insert.bind(e.os); insert.bind(e.device); insert.bind(e.screen)
-        insert.bind(e.sourceType); insert.bind(e.referrerHost); insert.bind(e.referrerPath); insert.bind(e.utmSource)
-        insert.bind(e.utmMedium); insert.bind(e.utmCampaign); insert.bind(e.utmTerm); insert.bind(e.utmContent)
-        insert.bind(e.clickIDKind); insert.bind(e.clickID); insert.bind(e.props); insert.bind(e.value); insert.bind(e.currency)
-        insert.bind(e.engagedMs); insert.bind(e.scroll); insert.bind(e.emailHash)
-        try insert.run()
-        return .stored
-    }
-
-    /// Finds the visitor's open session (continuing one started under yesterday's salt during
-    /// the overlap window) and updates it, or opens a new one. Returns the session id.
-    private static func session(for e: EventRow, _ db: Database) throws -> Int64 {
-        let since = e.timestamp - sessionGapMilliseconds
-        func findOpen(_ visitor: Int64) throws -> (id: Int64, pageviews: Int64, interactions: Int64)? {
-            var find = try RawStatement(db, """
-                SELECT id, pageviews, interactions FROM sessions
-                WHERE site_id = ? AND visitor = ? AND last_seen >= ?
-                ORDER BY last_seen DESC LIMIT 1
-                """)
-            find.bind(e.siteID); find.bind(visitor); find.bind(since)
-            return try find.fetchOne { ($0.int64(0), $0.int64(1), $0.int64(2)) }
-        }
-        var open = try findOpen(e.visitor)
-        if open == nil, let previous = e.previousVisitor { open = try findOpen(previous) }
-        let pageview: Int64 = e.isPageview ? 1 : 0
-        let interaction: Int64 = e.isInteraction ? 1 : 0
-        let engaged = max(0, e.engagedMs ?? 0)
-        if let open {
-            let pageviews = open.pageviews + pageview
-            let interactions = open.interactions + interaction
-            let bounce = pageviews <= 1 && interactions == 0
-            var update = try RawStatement(db, """
-                UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
-                  exit_path = CASE WHEN ? THEN ? ELSE exit_path END,
-                  pageviews = ?, interactions = ?, engaged_ms = engaged_ms + ?, bounce = ?,
-                  subject = coalesce(subject, ?),
-                  decision = CASE WHEN ? IS NOT NULL THEN 'identified' ELSE decision END
-                WHERE id = ?
-                """)
-            update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.path)
-            update.bind(pageviews); update.bind(interactions); update.bind(engaged); update.bind(Int64(bounce ? 1 : 0))
-            update.bind(e.subject); update.bind(e.subject); update.bind(open.id)
-            try update.run()
-            return open.id
-        }
-        var create = try RawStatement(db, """
-            INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
-              pageviews, interactions, engaged_ms, duration_ms, bounce, source_type, referrer_host,
-              utm_source, utm_medium, utm_campaign, country, browser, os, device)
-            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?,?,?, ?,?,?,?,?,?,?)
-            """)
-        create.bind(e.siteID); create.bind(e.visitor); create.bind(e.subject); create.bind(e.decision.rawValue)
-        create.bind(e.timestamp); create.bind(e.timestamp); create.bind(e.path); create.bind(e.path)
-        create.bind(pageview); create.bind(interaction); create.bind(engaged); create.bind(Int64(interaction == 0 ? 1 : 0))
-        create.bind(e.sourceType); create.bind(e.referrerHost); create.bind(e.utmSource); create.bind(e.utmMedium)
-        create.bind(e.utmCampaign); create.bind(e.country); create.bind(e.browser); create.bind(e.os); create.bind(e.device)
-        try create.run()
-        return db.lastInsertedRowID
     }
 }
 

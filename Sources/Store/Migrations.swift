@@ -264,6 +264,14 @@ extension AppDatabase {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v9-session-lookup") { db in
+            // Every event moves its session's last_seen: keeping it out of the lookup index
+            // saves an index update per event (a visitor hash has few sessions a day).
+            try db.execute(sql: """
+                CREATE INDEX sessions_by_site_visitor ON sessions(site_id, visitor);
+                DROP INDEX sessions_by_visitor;
+                """)
+        }
         return migrator
     }
 }

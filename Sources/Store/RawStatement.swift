@@ -6,7 +6,7 @@ import GRDBSQLite
 /// GRDB's `StatementArguments` box every value in an existential and allocate per call; at
 /// thousands of events per second that cost more than SQLite itself. The statement still comes
 /// from (and is finalized by) GRDB's statement cache; it is reset after every use, so GRDB
-/// finds it idle. Parameters are bound in order, one `bind` call per `?`.
+/// finds it idle. Each use: ``start()``, one `bind` call per `?` in order, then run or fetch.
 struct RawStatement {
     private let db: Database
     private let handle: OpaquePointer
@@ -16,6 +16,12 @@ struct RawStatement {
         self.db = db
         handle = try db.cachedStatement(sql: sql).sqliteStatement
         sqlite3_reset(handle)
+    }
+
+    /// Readies the statement for a new set of parameters.
+    mutating func start() {
+        sqlite3_reset(handle)
+        index = 0
     }
 
     mutating func bind(_ value: String?) {
@@ -60,6 +66,15 @@ struct RawStatement {
         guard code == SQLITE_DONE else { throw failure(code) }
         sqlite3_reset(handle)
     }
+
+    /// Runs an INSERT, UPDATE or DELETE and returns the number of rows it changed.
+    mutating func runCountingChanges() throws -> Int {
+        try run()
+        return Int(sqlite3_changes(db.sqliteConnection))
+    }
+
+    /// Rowid of the last row inserted on the connection.
+    var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(db.sqliteConnection) }
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 

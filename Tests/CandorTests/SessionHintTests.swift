@@ -1,0 +1,52 @@
+import Foundation
+import GRDB
+@testable import Store
+import Testing
+
+/// The writer remembers each visitor's open session and updates it without a lookup; a
+/// remembered id must never continue a session that is gone, closed or someone else's.
+@Suite struct SessionHintTests {
+    func row(_ id: String, visitor: Int64, at ms: Int64, path: String = "/") -> EventRow {
+        EventRow(siteID: "site1", clientID: id, timestamp: ms, name: "pageview", path: path, decision: .anonymous,
+                 visitor: visitor, sourceType: "direct")
+    }
+
+    func database() throws -> AppDatabase {
+        let db = try AppDatabase()
+        try db.writer.write { try $0.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at) VALUES ('site1', 'S', '[]', 'default', 0)") }
+        return db
+    }
+
+    @Test func aRememberedSessionThatWasDeletedAndItsIdReusedIsNotContinued() throws {
+        let db = try database()
+        let visitorA: Int64 = 111, visitorB: Int64 = 222
+        _ = try db.insertEvents([row("a1", visitor: visitorA, at: 1_000)])
+        let first = try #require(db.sessions(site: "site1").first)
+        // An erasure removes A's session; B's new session then gets the same rowid.
+        try db.writer.write { try $0.execute(sql: "DELETE FROM events; DELETE FROM sessions") }
+        _ = try db.insertEvents([row("b1", visitor: visitorB, at: 2_000)])
+        let b = try #require(db.sessions(site: "site1").first)
+        #expect(b.id == first.id, "the scenario needs the id reused")
+        _ = try db.insertEvents([row("a2", visitor: visitorA, at: 3_000, path: "/again")])
+        let sessions = try db.sessions(site: "site1")
+        #expect(sessions.count == 2)
+        #expect(sessions.first { $0.visitor == visitorB }?.pageviews == 1)
+        let a = try #require(sessions.first { $0.visitor == visitorA })
+        #expect(a.entryPath == "/again")
+        #expect(try db.events(site: "site1").first { $0.clientID == "a2" }?.sessionID == a.id)
+    }
+
+    @Test func aRolledBackBatchLeavesNoUsableHint() throws {
+        let db = try database()
+        // The second row violates a constraint (an unknown site), so the whole batch rolls back.
+        var bad = row("x2", visitor: 333, at: 1_000)
+        bad.siteID = "nosuchsite"
+        #expect(throws: (any Error).self) { try db.insertEvents([row("x1", visitor: 333, at: 1_000), bad]) }
+        #expect(try db.sessions(site: "site1").isEmpty)
+        _ = try db.insertEvents([row("y1", visitor: 444, at: 2_000)])
+        _ = try db.insertEvents([row("x3", visitor: 333, at: 3_000)])
+        let sessions = try db.sessions(site: "site1")
+        #expect(sessions.count == 2)
+        #expect(sessions.allSatisfy { $0.pageviews == 1 })
+    }
+}
