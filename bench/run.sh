@@ -45,7 +45,11 @@ field() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }
 
 echo "== warm-up"; BENCH_SITE=$SITE wrk -t2 -c"$CONNS" -d3s -s bench/events.lua "http://127.0.0.1:$CANDOR_PORT/api/event" >/dev/null
 echo "== nginx return 204 (max)";  N=$(run_wrk "http://127.0.0.1:$NGINX_PORT/api/event" 0); echo "$N"
-echo "== candor POST /api/event (max)"; C=$(run_wrk "http://127.0.0.1:$CANDOR_PORT/api/event" 0); echo "$C"
+cpu_ticks() { awk '{print $14 + $15}' /proc/$CANDOR_PID/stat; }
+echo "== candor POST /api/event (max)"
+T0=$(cpu_ticks); C=$(run_wrk "http://127.0.0.1:$CANDOR_PORT/api/event" 0); T1=$(cpu_ticks); echo "$C"
+# Candor's own CPU time (user + system) per request of the max run, in microseconds.
+CPU_US=$(awk -v t="$((T1 - T0))" -v hz="$(getconf CLK_TCK)" -v n="$(echo "$C" | tr ' ' '\n' | grep '^requests=' | cut -d= -f2)" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
 MAX=$(field "$C" rps)
 # Half the max rate: each connection waits so that CONNS connections together send MAX/2 per second.
 DELAY=$(awk -v c="$CONNS" -v m="$MAX" 'BEGIN { printf "%d", c * 1000 / (m / 2) }')
@@ -56,4 +60,4 @@ STORED=$(sqlite3 "$WORK/data/candor.sqlite" "select count(*) from events")
 echo "== events stored: $STORED; candor peak RSS: ${RSS} MB"
 curl -s "http://127.0.0.1:$CANDOR_PORT/metrics" | grep -E '^candor_writer_batch_size_(sum|count)|^candor_events_dropped_total' | grep -v ' 0$' || true
 RATIO=$(awk -v c="$MAX" -v n="$(field "$N" rps)" 'BEGIN { printf "%.2f", c / n }')
-echo "ratio_vs_nginx=$RATIO events_per_s=$MAX p50_ms=$(field "$C" p50_ms) p99_ms=$(field "$C" p99_ms) half_rate_rps=$(field "$H" rps) half_rate_p99_ms=$(field "$H" p99_ms) rss_mb=$RSS nginx_rps=$(field "$N" rps)"
+echo "ratio_vs_nginx=$RATIO events_per_s=$MAX p50_ms=$(field "$C" p50_ms) p99_ms=$(field "$C" p99_ms) half_rate_rps=$(field "$H" rps) half_rate_p99_ms=$(field "$H" p99_ms) rss_mb=$RSS cpu_us_per_event=$CPU_US nginx_rps=$(field "$N" rps)"

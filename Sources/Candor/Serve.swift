@@ -138,7 +138,9 @@ struct Serve: AsyncParsableCommand {
             // POST /api/event is served by its own handler on the event loop; the rest by the router.
             server: .http1(configuration: .init(additionalChannelHandlers: [EventIngestHandler(collector: collector)])),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
-            services: [WriterService(writer: collector.writer), rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
+            services: [WriterService(writer: collector.writer),
+                       CheckpointService(checkpointer: try WALCheckpointer(database: database), logger: logger),
+                       rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)
         try await app.runService()

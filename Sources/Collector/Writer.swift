@@ -150,3 +150,41 @@ public struct WriterService: Service {
         await writer.shutdown()
     }
 }
+
+/// Runs passive WAL checkpoints on their own thread (see ``WALCheckpointer``): every 10 ms while
+/// the WAL is growing, so the writer's own checkpoint (every 1000 pages) finds next to nothing
+/// left to copy, and every 200 ms while nothing is written.
+public struct CheckpointService: Service {
+    let checkpointer: WALCheckpointer
+    let logger: Logger
+    let busyInterval: Duration
+    let idleInterval: Duration
+
+    public init(checkpointer: WALCheckpointer, logger: Logger,
+                busyInterval: Duration = .milliseconds(10), idleInterval: Duration = .milliseconds(200)) {
+        self.checkpointer = checkpointer; self.logger = logger
+        self.busyInterval = busyInterval; self.idleInterval = idleInterval
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var lastFrames = 0
+            var interval = idleInterval
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch is CancellationError { return }
+                // A checkpoint writes and syncs the database file: not on the cooperative threads.
+                let result = await withCheckedContinuation { continuation in
+                    DispatchQueue.global(qos: .utility).async { continuation.resume(returning: Result { try checkpointer.run() }) }
+                }
+                switch result {
+                case .success(let frames):
+                    interval = frames != lastFrames ? busyInterval : idleInterval
+                    lastFrames = frames
+                case .failure(let error):
+                    interval = idleInterval
+                    logger.error("WAL checkpoint failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
