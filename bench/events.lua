@@ -1,6 +1,7 @@
 -- wrk script: realistic, varied single-event POSTs to /api/event.
--- Pre-builds 2000 requests (paths, referrers, UTM, consent, user agents, client addresses via
--- X-Forwarded-For from a trusted proxy) and cycles through them; every event has a fresh id.
+-- Each request is built from rotating paths, referrers, UTM tags, consent states, user agents and
+-- client addresses (X-Forwarded-For from a trusted proxy); every event has a fresh random UUID as its id, as
+-- pixel.js sends (crypto.randomUUID), so the idempotency index sees random keys.
 local site = os.getenv("BENCH_SITE")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local paths = {"/", "/pricing", "/blog/how-we-count", "/docs/install", "/signup", "/blog/2024/05/launch", "/about", "/contact"}
@@ -35,7 +36,9 @@ end
 function request()
   counter = counter + 1
   local i = counter
-  local id = string.format("b%d-%d-%d", tid or 0, os.time(), i)
+  local id = string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x", math.random(0, 65535), math.random(0, 65535),
+    math.random(0, 65535), math.random(0, 4095), math.random(32768, 49151), math.random(0, 65535), math.random(0, 65535),
+    math.random(0, 65535))
   local name = (i % 10 == 0) and "signup" or "pageview"
   local body = string.format('{"site":"%s","name":"%s","url":"https://example.com%s%s","referrer":"%s","id":"%s","consent":%s,"screen":%d%s}',
     site, name, paths[i % #paths + 1], utm[i % #utm + 1], refs[i % #refs + 1], id, consents[i % #consents + 1],

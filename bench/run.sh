@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
-BIN=.build/release/candor
+BIN=${CANDOR_BIN:-.build/release/candor}
 WORK=$(mktemp -d /tmp/candor-bench.XXXXXX)
 CANDOR_PORT=18080
 NGINX_PORT=18081

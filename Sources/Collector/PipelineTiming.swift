@@ -32,7 +32,7 @@ public enum PipelineTiming {
             let name = i % 10 == 0 ? "signup" : "pageview"
             let extra = name == "signup" ? ",\"props\":{\"plan\":\"pro\"},\"value\":49,\"currency\":\"USD\"" : ""
             let body = "{\"site\":\"\(site)\",\"name\":\"\(name)\",\"url\":\"https://example.com\(paths[i % paths.count])\(utm[i % utm.count])\","
-                + "\"referrer\":\"\(refs[i % refs.count])\",\"id\":\"t\(i)\",\"consent\":\(consents[i % consents.count]),"
+                + "\"referrer\":\"\(refs[i % refs.count])\",\"id\":\"\(UUID().uuidString.lowercased())\",\"consent\":\(consents[i % consents.count]),"
                 + "\"screen\":\([390, 820, 1280, 1920][i % 4])\(extra)}"
             let ip = ips[i % ips.count]
             return (Array(body.utf8), uas[i % uas.count], ip.hasSuffix(".") ? ip + String(i % 250 + 1) : ip)
