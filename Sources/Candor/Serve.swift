@@ -8,6 +8,7 @@ import Geo
 import Hummingbird
 import Integrations
 import Logging
+import NIOCore
 import Privacy
 import Retention
 import ServiceLifecycle
@@ -56,10 +57,16 @@ struct Serve: AsyncParsableCommand {
     var secureCookiesFlag = false
     var secureCookies: Bool { secureCookiesFlag || env("CANDOR_SECURE_COOKIES") == "1" }
 
+    @Option(name: .customLong("event-loops"),
+            help: "NIO event loops; default one per core but one, which the event writer's thread keeps busy (env CANDOR_EVENT_LOOPS).")
+    var eventLoops: Int = env("CANDOR_EVENT_LOOPS").flatMap(Int.init) ?? max(1, System.coreCount - 1)
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
     func run() async throws {
+        // Before anything uses NIO's shared event loop group.
+        NIOSingletons.groupLoopCountSuggestion = max(1, eventLoops)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
