@@ -21,12 +21,17 @@ public struct IngestAnswer: Sendable {
 
     /// The answer readable by the calling page (CORS), when the request came from one.
     func readable(by origin: String?) -> IngestAnswer {
-        guard let origin else { return self }
         var a = self
-        a.headers[.accessControlAllowOrigin] = origin
-        a.headers[.vary] = "Origin"
+        allowOrigin(origin, in: &a.headers)
         return a
     }
+}
+
+/// Makes an answer readable by the page at `origin` (CORS), if the request came from a page.
+func allowOrigin(_ origin: String?, in headers: inout HTTPFields) {
+    guard let origin else { return }
+    headers[.accessControlAllowOrigin] = origin
+    headers[.vary] = "Origin"
 }
 
 /// What ingestion decided before the writer: answer at once, or commit rows and then answer.

@@ -101,10 +101,8 @@ extension Response {
 
 /// The answer readable by the calling page (CORS), when the request came from one.
 func withOrigin(_ response: Response, _ request: Request) -> Response {
-    guard let origin = request.headers[.origin] else { return response }
     var r = response
-    r.headers[.accessControlAllowOrigin] = origin
-    r.headers[.vary] = "Origin"
+    allowOrigin(request.headers[.origin], in: &r.headers)
     return r
 }
 
