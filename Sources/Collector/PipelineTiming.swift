@@ -68,7 +68,7 @@ public enum PipelineTiming {
             start = end
         }
         let t3 = clock.now
-        let ns = { (d: Duration) in Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9 }
+        let ns = { (d: Duration) in d.inSeconds * 1e9 }
         return Result(parseNs: ns(t1 - t0) / Double(count), pipelineNs: ns(t2 - t1) / Double(count),
                       writeNs: ns(t3 - t2) / Double(max(rows.count, 1)), stored: stored)
     }

@@ -25,8 +25,8 @@ public struct CollectorRoutes<Context: RemoteAddressRequestContext>: Sendable {
     public init(collector: Collector) { self.collector = collector }
 
     public func add(to router: Router<Context>) {
-        router.post("/api/event") { request, context in await self.event(request, context) }
-        router.on("/api/event", method: .options) { request, _ in self.preflight(request) }
+        router.post(RouterPath(EventIngestHandler.path)) { request, context in await self.event(request, context) }
+        router.on(RouterPath(EventIngestHandler.path), method: .options) { request, _ in self.preflight(request) }
         router.get("/p.gif") { request, context in await self.pixel(request, context) }
     }
 

@@ -118,7 +118,7 @@ public final class EventWriter: Sendable {
             do {
                 let outcomes = try database.insertEvents(rows)
                 let elapsed = ContinuousClock.now - started
-                metrics.commitSeconds.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+                metrics.commitSeconds.observe(elapsed.inSeconds)
                 metrics.batchSize.observe(Double(rows.count))
                 var offset = 0
                 for pending in batch {
@@ -149,6 +149,11 @@ public struct WriterService: Service {
         try? await gracefulShutdown()
         await writer.shutdown()
     }
+}
+
+extension Duration {
+    /// The duration in (fractional) seconds.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// Runs passive WAL checkpoints on their own thread (see ``WALCheckpointer``): every 10 ms while

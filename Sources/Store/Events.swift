@@ -182,15 +182,13 @@ extension AppDatabase {
         let pageview: Int64 = e.isPageview ? 1 : 0
         let interaction: Int64 = e.isInteraction ? 1 : 0
         // Without a subject the statement leaves subject (an indexed column) out of its SET.
-        let subject = e.subject != nil
-        if subject { st.updateWithSubject.start() } else { st.update.start() }
-        func bind(_ v: Int64?) { if subject { st.updateWithSubject.bind(v) } else { st.update.bind(v) } }
-        func bind(_ v: String?) { if subject { st.updateWithSubject.bind(v) } else { st.update.bind(v) } }
-        bind(e.timestamp); bind(e.timestamp); bind(pageview); bind(e.path)
-        bind(pageview); bind(interaction); bind(max(0, e.engagedMs ?? 0)); bind(pageview); bind(interaction)
-        if subject { bind(e.subject) }
-        bind(id); bind(e.siteID); bind(since); bind(e.visitor); bind(e.previousVisitor ?? e.visitor)
-        return try (subject ? st.updateWithSubject.runCountingChanges() : st.update.runCountingChanges()) == 1
+        var update = e.subject != nil ? st.updateWithSubject : st.update
+        update.start()
+        update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.path)
+        update.bind(pageview); update.bind(interaction); update.bind(max(0, e.engagedMs ?? 0)); update.bind(pageview); update.bind(interaction)
+        if let subject = e.subject { update.bind(subject) }
+        update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.visitor); update.bind(e.previousVisitor ?? e.visitor)
+        return try update.runCountingChanges() == 1
     }
 
     private func remember(_ key: SessionKey, _ id: Int64) {
