@@ -140,13 +140,16 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])
         }
+        // The background service checkpoints from here on, not the commits (see CheckpointService).
+        let checkpoints = CheckpointService(checkpointer: try WALCheckpointer(database: database), writer: collector.writer, logger: logger)
+        try database.handOverCheckpoints()
         let app = Application(
             router: router,
             // POST /api/event is served by its own handler on the event loop; the rest by the router.
             server: .http1(configuration: .init(additionalChannelHandlers: [EventIngestHandler(collector: collector)])),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer),
-                       CheckpointService(checkpointer: try WALCheckpointer(database: database), logger: logger),
+                       checkpoints,
                        rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)

@@ -84,6 +84,8 @@ public final class CollectorMetrics: Sendable {
     public let writeErrors = Counter()
     public let batchSize = Histogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
     public let commitSeconds = Histogram(bounds: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+    /// Checkpoints the writer finished between transactions (see ``EventWriter/requestCheckpoint()``).
+    public let writerCheckpointSeconds = Histogram(bounds: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
 
     public init() {}
 
@@ -156,6 +158,8 @@ public final class CollectorMetrics: Sendable {
         out += "candor_writer_errors_total \(writeErrors.value)\n"
         batchSize.render("candor_writer_batch_size", help: "Events per committed transaction.", into: &out)
         commitSeconds.render("candor_writer_commit_seconds", help: "Time to write and commit one batch.", into: &out)
+        writerCheckpointSeconds.render("candor_writer_checkpoint_seconds",
+                                       help: "Checkpoints the writer finished between batches so that the WAL starts over.", into: &out)
         out += "# HELP candor_webhooks_total Webhook deliveries by provider and outcome.\n# TYPE candor_webhooks_total counter\n"
         for (key, n) in webhooks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "\u{0}")

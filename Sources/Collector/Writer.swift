@@ -37,6 +37,7 @@ public final class EventWriter: Sendable {
     private let state = Mutex(State())
     private let condition = NSCondition()
     private let finished = Atomic<Bool>(false)
+    private let checkpointWanted = Atomic<Bool>(false)
 
     public init(database: AppDatabase, metrics: CollectorMetrics, logger: Logger, maxBatchRows: Int = 2000) {
         self.database = database
@@ -71,6 +72,13 @@ public final class EventWriter: Sendable {
         }
         metrics.queueDepth.add(rows.count)
         if mustWake { wake() }
+    }
+
+    /// Asks the writer to finish a checkpoint after its current batch (see
+    /// ``AppDatabase/finishCheckpoint()``): the background checkpointer calls this when the WAL
+    /// has grown long, right after it copied most of it.
+    public func requestCheckpoint() {
+        checkpointWanted.store(true, ordering: .relaxed)
     }
 
     /// Stops accepting, drains what is queued, and returns when the thread has finished.
@@ -110,6 +118,16 @@ public final class EventWriter: Sendable {
         }
     }
 
+    private func finishCheckpoint() {
+        let started = ContinuousClock.now
+        do {
+            try database.finishCheckpoint()
+            metrics.writerCheckpointSeconds.observe((ContinuousClock.now - started).inSeconds)
+        } catch {
+            logger.error("WAL checkpoint failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func run() {
         while let batch = take() {
             let rows = batch.flatMap(\.rows)
@@ -133,6 +151,7 @@ public final class EventWriter: Sendable {
                     pending.completion(.failure(WriteError(description: "storage unavailable; nothing was stored, retry later")))
                 }
             }
+            if checkpointWanted.exchange(false, ordering: .relaxed) { finishCheckpoint() }
         }
         finished.store(true, ordering: .releasing)
     }
@@ -156,19 +175,26 @@ extension Duration {
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-/// Runs passive WAL checkpoints on their own thread (see ``WALCheckpointer``): every 10 ms while
-/// the WAL is growing, so the writer's own checkpoint (every 1000 pages) finds next to nothing
-/// left to copy, and every 200 ms while nothing is written.
+/// Keeps the WAL short without a checkpoint inside any commit (``AppDatabase/handOverCheckpoints()``).
+///
+/// Passive checkpoints run on their own connection and thread (``WALCheckpointer``): every
+/// 10 ms while the WAL grows, every 200 ms while nothing is written; they copy pages and sync
+/// the file while the writer goes on. They cannot start the WAL over, since the writer keeps
+/// appending: once the WAL holds `restartFrames` frames, the service asks the writer to finish
+/// a checkpoint between two batches, right after a passive one, when little is left to copy.
 public struct CheckpointService: Service {
     let checkpointer: WALCheckpointer
+    let writer: EventWriter
     let logger: Logger
     let busyInterval: Duration
     let idleInterval: Duration
+    let restartFrames: Int
 
-    public init(checkpointer: WALCheckpointer, logger: Logger,
-                busyInterval: Duration = .milliseconds(10), idleInterval: Duration = .milliseconds(200)) {
-        self.checkpointer = checkpointer; self.logger = logger
-        self.busyInterval = busyInterval; self.idleInterval = idleInterval
+    public init(checkpointer: WALCheckpointer, writer: EventWriter, logger: Logger,
+                busyInterval: Duration = .milliseconds(10), idleInterval: Duration = .milliseconds(200),
+                restartFrames: Int = 8000) {
+        self.checkpointer = checkpointer; self.writer = writer; self.logger = logger
+        self.busyInterval = busyInterval; self.idleInterval = idleInterval; self.restartFrames = restartFrames
     }
 
     public func run() async throws {
@@ -183,6 +209,7 @@ public struct CheckpointService: Service {
                 }
                 switch result {
                 case .success(let frames):
+                    if frames >= restartFrames { writer.requestCheckpoint() }
                     interval = frames != lastFrames ? busyInterval : idleInterval
                     lastFrames = frames
                 case .failure(let error):

@@ -1,12 +1,10 @@
 import GRDB
 
-/// Copies committed WAL pages into the database file from a connection of its own, so that the
-/// checkpoint SQLite runs in the committing connection (the ingestion writer, every 1000 WAL
-/// pages) finds little left to copy and sync.
+/// Copies committed WAL pages into the database file from a connection of its own, so that
+/// the ingestion writer does not copy and sync them inside a commit.
 ///
 /// A passive checkpoint never blocks the writer or readers. It cannot start the WAL over
-/// itself (the writer keeps appending while it runs); the writer's own checkpoint does that,
-/// quickly, since only the pages of the last moments are left.
+/// itself (the writer keeps appending while it runs): see ``AppDatabase/finishCheckpoint()``.
 public final class WALCheckpointer: Sendable {
     private let connection: DatabaseQueue
 
@@ -22,6 +20,31 @@ public final class WALCheckpointer: Sendable {
     @discardableResult
     public func run() throws -> Int {
         try connection.writeWithoutTransaction { db in
+            do {
+                return try db.checkpoint(.passive).walFrameCount
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                return -1
+            }
+        }
+    }
+}
+
+extension AppDatabase {
+    /// Stops the writer connection's own checkpoints (SQLite runs one inside the commit that
+    /// takes the WAL past 1000 pages: a copy and two syncs while every waiting event waits).
+    /// Call only when something else checkpoints: a ``WALCheckpointer`` in the background, and
+    /// ``finishCheckpoint()`` between transactions so that the WAL starts over.
+    public func handOverCheckpoints() throws {
+        try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+    }
+
+    /// A passive checkpoint on the writer connection, between transactions: it copies what the
+    /// background checkpoints have not copied yet (little, right after one), and since no commit
+    /// can come in between, the next transaction starts the WAL from its beginning. Returns the
+    /// frames that were in the WAL.
+    @discardableResult
+    public func finishCheckpoint() throws -> Int {
+        try writer.writeWithoutTransaction { db in
             do {
                 return try db.checkpoint(.passive).walFrameCount
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {

@@ -1,5 +1,7 @@
+import Collector
 import Foundation
 import GRDB
+import Logging
 @testable import Store
 import Testing
 
@@ -72,5 +74,43 @@ import Testing
                                           decision: .anonymous, visitor: 1, sourceType: "direct")])
         #expect(try db.eventCount(site: "site1") == 2001)
         #expect(try db.integrityCheck() == "ok")
+    }
+
+    func rows(_ n: Int, from start: Int) -> [EventRow] {
+        (start..<start + n).map { i in
+            EventRow(siteID: "site1", clientID: "c\(i)", timestamp: Int64(i), name: "pageview", path: "/p\(i % 40)",
+                     decision: .anonymous, visitor: Int64(i % 300), sourceType: "direct")
+        }
+    }
+
+    /// Once checkpoints are handed over, no commit checkpoints (SQLite's default would start the
+    /// WAL over after ~1000 pages); the writer's finishing checkpoint, asked for between batches,
+    /// is what starts it over.
+    @Test func handedOverCheckpointsLeaveTheWALToTheBackgroundUntilTheWriterFinishesOne() async throws {
+        let dir = TempDir()
+        let db = try AppDatabase(path: dir.file("h.sqlite"))
+        try await db.writer.write { try $0.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at) VALUES ('site1', 'S', '[]', 'default', 0)") }
+        try db.handOverCheckpoints()
+        let checkpointer = try WALCheckpointer(database: db)
+        var written = 0
+        for _ in 0..<80 {
+            _ = try db.insertEvents(rows(250, from: written))
+            written += 250
+        }
+        let grown = try checkpointer.run()
+        // SQLite's own checkpoints would have left at most ~1000 frames plus one batch.
+        #expect(grown > 2000, "no commit started the WAL over (\(grown) frames)")
+
+        let metrics = CollectorMetrics()
+        let writer = EventWriter(database: db, metrics: metrics, logger: Logger(label: "test"))
+        writer.requestCheckpoint()
+        _ = try await writer.write(rows(10, from: written))
+        _ = try await writer.write(rows(10, from: written + 10))
+        #expect(metrics.writerCheckpointSeconds.count == 1, "the writer finished one checkpoint between the batches")
+        let restarted = try checkpointer.run()
+        #expect(restarted >= 0 && restarted < 200, "the next batch started the WAL over (\(restarted) frames)")
+        #expect(try db.eventCount(site: "site1") == written + 20)
+        #expect(try db.integrityCheck() == "ok")
+        await writer.shutdown()
     }
 }
