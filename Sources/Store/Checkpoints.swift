@@ -19,13 +19,7 @@ public final class WALCheckpointer: Sendable {
     /// truncation) makes it copy nothing this time.
     @discardableResult
     public func run() throws -> Int {
-        try connection.writeWithoutTransaction { db in
-            do {
-                return try db.checkpoint(.passive).walFrameCount
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-                return -1
-            }
-        }
+        try connection.writeWithoutTransaction(passiveCheckpoint)
     }
 }
 
@@ -41,15 +35,19 @@ extension AppDatabase {
     /// A passive checkpoint on the writer connection, between transactions: it copies what the
     /// background checkpoints have not copied yet (little, right after one), and since no commit
     /// can come in between, the next transaction starts the WAL from its beginning. Returns the
-    /// frames that were in the WAL.
+    /// frames that were in the WAL, or -1 when another checkpoint was in progress.
     @discardableResult
     public func finishCheckpoint() throws -> Int {
-        try writer.writeWithoutTransaction { db in
-            do {
-                return try db.checkpoint(.passive).walFrameCount
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-                return -1
-            }
-        }
+        try writer.writeWithoutTransaction(passiveCheckpoint)
+    }
+}
+
+/// A passive checkpoint on `db`'s connection; the frames in the WAL, or -1 when another
+/// checkpoint was in progress.
+private func passiveCheckpoint(_ db: Database) throws -> Int {
+    do {
+        return try db.checkpoint(.passive).walFrameCount
+    } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+        return -1
     }
 }
