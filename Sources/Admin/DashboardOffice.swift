@@ -174,8 +174,8 @@ extension DashboardRoutes {
     func runRequests(_ request: Request, _ v: Viewer) async throws -> Response {
         guard v.isStaffAdmin else { return notFound() }
         guard try await postedForm(request, v) != nil else { return invalidForm() }
-        let done = try office.processOpenRequests(actor: "user:\(v.user.email)")
-        return try privacyCenter(v, message: "\(done.count) request(s) carried out.")
+        let report = await office.processOpenRequests(actor: "user:\(v.user.email)")
+        return try privacyCenter(v, message: report.summary + ".")
     }
 
     func clients(_ request: Request, _ v: Viewer) throws -> Response {

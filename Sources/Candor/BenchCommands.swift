@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
 
     static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
 
-    struct Seed: ParsableCommand {
+    struct Seed: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a site and load synthetic events; prints the site id.")
         @OptionGroup var data: DataOptions
         @Option var events = 10_000_000
@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
         @Option var subjects = 20_000
         @Option var policy = "default"
 
-        func run() throws {
+        func run() async throws {
             try data.ensureDirectory()
             let database = try AppDatabase(path: data.databasePath)
             let site = try addSite(database: database, policies: try PolicyBook(directory: data.policies),
@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
                     FileHandle.standardError.write(Data("  \(done) events, \(Int(Date().timeIntervalSince(started))) s\n".utf8))
                 }
             }
-            try database.checkpointAndTruncateWAL()
+            _ = try await database.truncateWAL()
             FileHandle.standardError.write(Data("loaded \(events) events in \(Int(Date().timeIntervalSince(started))) s\n".utf8))
             print(site.id)
         }

@@ -38,7 +38,7 @@ struct SubjectOptions: ParsableArguments {
     }
 }
 
-struct Forget: ParsableCommand {
+struct Forget: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "File a deletion request (GDPR Art. 17 / CCPA). The scheduler carries it out; --now does it at once.")
     @OptionGroup var data: DataOptions
@@ -46,13 +46,18 @@ struct Forget: ParsableCommand {
     @OptionGroup var who: SubjectOptions
     @Flag(help: "Carry the request out now and print its receipt.") var now = false
 
-    func run() throws {
+    func run() async throws {
         let o = try Office(data)
         let filed = try o.office.file(site: site, identifier: try who.identifier, filedBy: "cli")
         print("\(filed.id)\treceived\tdeadline \(ISO.string(filed.deadlineAt))")
         if now {
-            let done = try o.office.process(filed, actor: "cli")
-            print(done.receipt ?? "")
+            let after = try await o.office.process(filed, actor: "cli")
+            guard after.status == .done, let receipt = after.receipt else {
+                print("\(after.id)\t\(after.status.rawValue)\trows deleted; the write-ahead log could not be truncated yet, "
+                      + "so the request is not done: candor requests run (or the server) retries it")
+                throw ExitCode(3)
+            }
+            print(receipt)
         }
     }
 }
@@ -79,14 +84,18 @@ struct Requests: ParsableCommand {
         }
     }
 
-    struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Carry out every open request now.")
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Carry out every open request now; exit 3 when some are left waiting or failed (they are retried).")
         @OptionGroup var data: DataOptions
 
-        func run() throws {
-            let done = try Office(data).office.processOpenRequests(actor: "cli")
-            for r in done { print("\(r.id)\t\(r.status.rawValue)") }
-            print("\(done.count) request(s) carried out")
+        func run() async throws {
+            let report = await (try Office(data)).office.processOpenRequests(actor: "cli")
+            for r in report.done { print("\(r.id)\tdone") }
+            for r in report.erasing { print("\(r.id)\terasing") }
+            for f in report.failed { print("\(f.id)\tfailed\t\(f.reason)") }
+            print(report.summary)
+            if !report.erasing.isEmpty || !report.failed.isEmpty || !report.problems.isEmpty { throw ExitCode(3) }
         }
     }
 
@@ -153,12 +162,22 @@ struct Purge: AsyncParsableCommand {
     func run() async throws {
         let o = try Office(data)
         let purger = Purger(database: o.database, policies: o.policies)
-        let lines = dryRun ? try purger.plan() : try await purger.run(actor: "cli")
+        let outcome = dryRun ? nil : try await purger.run(actor: "cli")
+        let lines = try outcome?.lines ?? purger.plan()
         print(["site", "class", "rows", "reason"].joined(separator: "\t"))
         for l in lines {
             print([l.site ?? "*", l.target, String(l.rows), l.reason].joined(separator: "\t"))
         }
         print("\(dryRun ? "would delete or clear" : "deleted or cleared") \(lines.reduce(0) { $0 + $1.rows }) row(s)")
+        if let outcome {
+            if let t = outcome.truncation {
+                print("write-ahead log truncated at \(ISO.string(t.at)); purge_ran recorded")
+            } else {
+                print("the write-ahead log could not be truncated yet (\(outcome.problems.joined(separator: "; "))); "
+                      + "purge_ran is recorded once it is (the server retries every minute; or run candor purge again)")
+                throw ExitCode(3)
+            }
+        }
     }
 }
 

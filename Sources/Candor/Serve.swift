@@ -105,18 +105,28 @@ struct Serve: AsyncParsableCommand {
         }
         let office = PrivacyOffice(database: database, policies: policies, subjects: try SubjectHasher(database: database))
         try recordPolicyChanges(policies: policies, audit: office.audit)
-        let rotation = SaltRotationService(keeper: salts, logger: logger, audit: office.audit)
-        try rotation.tick()
-        let purger = Purger(database: database, policies: policies)
+        let rotation = SaltRotationService(keeper: salts, logger: logger, scrubber: office.scrubber)
+        let purger = Purger(database: database, policies: policies, scrubber: office.scrubber)
         var jobs = [
             ScheduledJob(name: "deletion_requests", interval: .milliseconds(Int64(max(requestsEvery, 0.1) * 60_000))) {
-                "\(try office.processOpenRequests(actor: "scheduler").count) request(s) carried out"
+                let report = await office.processOpenRequests(actor: "scheduler")
+                if !report.failed.isEmpty || !report.problems.isEmpty { throw JobIncomplete(summary: report.summary) }
+                return report.summary
+            },
+            // Deletions whose WAL truncation failed (a long read, another process's checkpoint) are retried every minute.
+            ScheduledJob(name: "scrub", interval: .seconds(60)) {
+                let report = await office.scrubber.run(actor: "scheduler")
+                if !report.problems.isEmpty { throw JobIncomplete(summary: report.summary) }
+                return report.summary
             },
         ]
         jobs.append(ScheduledJob(name: "rollups", interval: .seconds(60)) { try RollupJob.run(database: database, now: Date()) })
         if purgeEvery > 0 {
             jobs.append(ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
-                "\(try await purger.run(actor: "scheduler").reduce(0) { $0 + $1.rows }) row(s) deleted or cleared"
+                let outcome = try await purger.run(actor: "scheduler")
+                let summary = "\(outcome.lines.reduce(0) { $0 + $1.rows }) row(s) deleted or cleared"
+                if !outcome.problems.isEmpty { throw JobIncomplete(summary: summary + "; " + outcome.problems.joined(separator: "; ")) }
+                return summary
             })
         } else {
             logger.notice("scheduled purges are off (--purge-every 0): run candor purge yourself")
@@ -143,6 +153,7 @@ struct Serve: AsyncParsableCommand {
         // The background service checkpoints from here on, not the commits (see CheckpointService).
         let checkpoints = CheckpointService(checkpointer: try WALCheckpointer(database: database), writer: collector.writer, logger: logger)
         try database.handOverCheckpoints()
+        _ = try await rotation.tick()
         let app = Application(
             router: router,
             // POST /api/event is served by its own handler on the event loop; the rest by the router.
@@ -167,9 +178,11 @@ func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
         let job = "policy:\(name)"
         let known = recorded[job] ?? nil
         guard known != fingerprint else { continue }
-        try audit.record(actor: "serve", action: known == nil ? "policy_loaded" : "policy_changed",
-                         detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
-        try audit.database.recordRun(job: job, at: Int64(Date().timeIntervalSince1970 * 1000), detail: fingerprint)
+        try audit.database.transaction { tx in
+            try audit.record(in: tx, actor: "serve", action: known == nil ? "policy_loaded" : "policy_changed",
+                             detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
+            try tx.recordRun(job: job, at: Int64(Date().timeIntervalSince1970 * 1000), detail: fingerprint)
+        }
     }
 }
 

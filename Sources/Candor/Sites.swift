@@ -80,17 +80,24 @@ struct Initialize: ParsableCommand {
     }
 }
 
-struct RotateSalt: ParsableCommand {
+struct RotateSalt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-salt",
         abstract: "Create today's salt and destroy expired ones now (the server also does this on schedule).")
     @OptionGroup var data: DataOptions
 
-    func run() throws {
+    func run() async throws {
         let database = try AppDatabase(path: data.databasePath)
         let service = SaltRotationService(keeper: try SaltKeeper(database: database), logger: Logger(label: "candor"),
-                                          audit: AuditLog(database: database))
-        let destroyed = try service.tick()
-        print("salt days kept: \(try database.saltDays().map(String.init).joined(separator: ",")); destroyed: \(destroyed.map(String.init).joined(separator: ","))")
+                                          scrubber: Scrubber(database: database, policies: try PolicyBook(directory: data.policies)))
+        let pass = try await service.tick()
+        print("salt days kept: \(try database.saltDays().map(String.init).joined(separator: ",")); "
+              + "destroyed: \(pass.destroyed.map(String.init).joined(separator: ","))")
+        let waiting = try database.pendingSaltDestructions()
+        if !waiting.isEmpty {
+            print("deleted, destruction not verified yet (WAL not truncated: \(pass.problems.joined(separator: "; "))): "
+                  + waiting.map(String.init).joined(separator: ","))
+            throw ExitCode(3)
+        }
     }
 }

@@ -18,11 +18,21 @@ public struct AuditLog: Sendable {
         self.now = now
     }
 
-    /// Appends an entry. `detail` values are strings or integers; never put a visitor identifier here.
+    /// Appends an entry in a transaction of its own: for actions that change nothing else (an
+    /// export). An action that changes data records itself with ``record(in:actor:action:site:detail:)``
+    /// in the transaction of the change. `detail` values are strings or integers; never put a
+    /// visitor identifier here.
     @discardableResult
     public func record(actor: String, action: String, site: String? = nil, detail: [String: AuditValue] = [:]) throws -> AuditEntry {
-        try database.appendAudit(timestamp: Int64(now().timeIntervalSince1970 * 1000), actor: actor, action: action,
-                                 siteID: site, detail: AuditValue.json(detail), seal: Self.seal)
+        try database.transaction { tx in try record(in: tx, actor: actor, action: action, site: site, detail: detail) }
+    }
+
+    /// Appends an entry inside `tx`, so it commits or rolls back with the change it records.
+    @discardableResult
+    public func record(in tx: WriteTransaction, actor: String, action: String, site: String? = nil,
+                       detail: [String: AuditValue] = [:]) throws -> AuditEntry {
+        try tx.appendAudit(timestamp: Int64(now().timeIntervalSince1970 * 1000), actor: actor, action: action,
+                           siteID: site, detail: AuditValue.json(detail), seal: Self.seal)
     }
 
     public static func seal(_ e: AuditEntry) -> [UInt8] {

@@ -9,16 +9,18 @@ public final class PrivacyOffice: Sendable {
     public let database: AppDatabase
     public let policies: PolicyBook
     public let audit: AuditLog
+    public let scrubber: Scrubber
     let subjects: SubjectHasher
     let now: @Sendable () -> Date
 
     public init(database: AppDatabase, policies: PolicyBook, subjects: SubjectHasher,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                now: @escaping @Sendable () -> Date = { Date() }, scrubber: Scrubber? = nil) {
         self.database = database
         self.policies = policies
         self.subjects = subjects
         self.now = now
         self.audit = AuditLog(database: database, now: now)
+        self.scrubber = scrubber ?? Scrubber(database: database, policies: policies, now: now)
     }
 
     /// How a request names its subject. The value is hashed at once and never stored.
@@ -75,71 +77,95 @@ public final class PrivacyOffice: Sendable {
             id: "dsr_" + PasswordHasher.randomPassword(length: 16).lowercased().filter { $0.isLetter || $0.isNumber },
             siteID: site, subjectKind: identifier.kind, subjectHash: hash(identifier), receivedAt: received,
             deadlineAt: received + Int64(policy.deletionDeadlineDays) * 86_400_000, status: .received, filedBy: filedBy)
-        try database.insertPrivacyRequest(request)
-        try audit.record(actor: filedBy, action: "request_received", site: site,
-                         detail: ["request": .string(request.id), "subject_kind": .string(request.subjectKind.rawValue),
-                                  "deadline_at": .int(request.deadlineAt)])
+        try database.transaction { tx in
+            try tx.insertPrivacyRequest(request)
+            try audit.record(in: tx, actor: filedBy, action: "request_received", site: site,
+                             detail: ["request": .string(request.id), "subject_kind": .string(request.subjectKind.rawValue),
+                                      "deadline_at": .int(request.deadlineAt)])
+        }
         return request
     }
 
-    /// Carries out every open request, oldest deadline first. Returns the closed requests.
-    @discardableResult
-    public func processOpenRequests(actor: String) throws -> [PrivacyRequest] {
-        var closed: [PrivacyRequest] = []
-        for request in try database.openPrivacyRequests() {
-            closed.append(try process(request, actor: actor))
+    /// What a run of the deletion requests did.
+    public struct RunReport: Sendable {
+        /// Requests closed as done in this run (their receipts written).
+        public var done: [PrivacyRequest] = []
+        /// Requests whose rows are deleted but which still wait for a verified WAL truncation;
+        /// the next run retries them.
+        public var erasing: [PrivacyRequest] = []
+        /// Requests that could not be carried out, with the reason; the others went on.
+        public var failed: [(id: String, reason: String)] = []
+        public var problems: [String] = []
+
+        public var summary: String {
+            var s = "\(done.count) request(s) done"
+            if !erasing.isEmpty { s += ", \(erasing.count) waiting for the WAL truncation" }
+            if !failed.isEmpty { s += ", \(failed.count) failed (\(failed.map { "\($0.id): \($0.reason)" }.joined(separator: "; ")))" }
+            if !problems.isEmpty { s += "; " + problems.joined(separator: "; ") }
+            return s
         }
-        return closed
     }
 
-    /// Deletes everything linked to the request's subject and records a receipt.
-    public func process(_ request: PrivacyRequest, actor: String) throws -> PrivacyRequest {
-        guard request.isOpen else { return request }
-        let (_, policy) = try policy(site: request.siteID)
-        try database.markPrivacyRequestScheduled(id: request.id)
-        let completed = nowMs
-        let days = try database.subjectEventDays(request: request)
-        let counts = try database.erase(request: request, keepConsentProof: policy.keepConsentProof, at: completed) { counts in
-            Self.receipt(request, counts: counts, completed: completed, policy: policy)
+    /// Carries out the open requests (all, or those in `only`), oldest deadline first: each one's
+    /// rows are deleted in a transaction of its own, which also marks it `erasing` and writes
+    /// `request_erased`; a request that fails leaves the others going. Then the ``Scrubber``
+    /// truncates the WAL and closes every erasing request (these and earlier ones) with a receipt
+    /// and `request_done`. Requests still erasing after a failed truncation are retried next run.
+    public func processOpenRequests(actor: String, only: Set<String>? = nil) async -> RunReport {
+        var report = RunReport()
+        let pending: [PrivacyRequest]
+        do { pending = try database.pendingPrivacyRequests() } catch {
+            report.problems.append("could not read the requests: \(error)")
+            return report
         }
-        // Rollups of the days that held the subject's events are recomputed without them.
-        for day in days { try database.refreshRollup(site: request.siteID, day: day, now: completed) }
-        try audit.record(actor: actor, action: "request_done", site: request.siteID,
-                         detail: ["request": .string(request.id), "events": .init(counts["events"] ?? 0),
-                                  "sessions": .init(counts["sessions"] ?? 0), "conversions": .init(counts["conversions"] ?? 0),
-                                  "consent_records": .init(counts["consent_records"] ?? 0),
-                                  "consent_records_unlinked": .init(counts["consent_records_unlinked"] ?? 0),
-                                  "on_time": .int(completed <= request.deadlineAt ? 1 : 0)])
+        for request in pending where only.map({ $0.contains(request.id) }) ?? true {
+            do { try erase(request, actor: actor) } catch {
+                report.failed.append((request.id, "\(error)"))
+            }
+        }
+        let scrub = await scrubber.run(actor: actor)
+        report.problems += scrub.problems
+        do {
+            report.done = try scrub.requests.compactMap { try database.privacyRequest(id: $0) }
+            report.erasing = try database.erasingPrivacyRequests().filter { r in only.map { $0.contains(r.id) } ?? true }
+        } catch {
+            report.problems.append("could not read the requests back: \(error)")
+        }
+        return report
+    }
+
+    /// Carries out one request now (see ``processOpenRequests(actor:only:)``) and returns it as it then stands:
+    /// `done` with its receipt, or `erasing` when the WAL could not be truncated yet.
+    public func process(_ request: PrivacyRequest, actor: String) async throws -> PrivacyRequest {
+        let report = await processOpenRequests(actor: actor, only: [request.id])
+        if let failure = report.failed.first { throw PrivacyOfficeError.notCarriedOut(failure.reason) }
         return try database.privacyRequest(id: request.id) ?? request
+    }
+
+    /// Deletes the request's rows and marks it erasing, with its audit entry, in one transaction.
+    func erase(_ request: PrivacyRequest, actor: String) throws {
+        let policy = try policy(site: request.siteID).1
+        let at = nowMs
+        try database.transaction { tx in
+            let erasure = try tx.eraseSubject(of: request, keepConsentProof: policy.keepConsentProof, at: at) { counts in
+                JSON.object(counts.sorted { $0.key < $1.key }.map { ($0.key, JSON($0.value)) }).text
+            }
+            var detail: [String: AuditValue] = ["request": .string(request.id), "days": .init(erasure.days.count)]
+            for (table, n) in erasure.counts { detail[table] = .init(n) }
+            try audit.record(in: tx, actor: actor, action: "request_erased", site: request.siteID, detail: detail)
+        }
     }
 
     public func reject(id: String, reason: String, actor: String) throws -> Bool {
         guard let request = try database.privacyRequest(id: id) else { return false }
         let reason = String(reason.prefix(500))
-        guard try database.rejectPrivacyRequest(id: id, reason: reason, at: nowMs) else { return false }
-        try audit.record(actor: actor, action: "request_rejected", site: request.siteID,
-                         detail: ["request": .string(id), "reason": .string(reason)])
-        return true
-    }
-
-    static func receipt(_ r: PrivacyRequest, counts: [String: Int], completed: Int64, policy: Policy) -> String {
-        let receipt: JSON = [
-            "receipt_version": 1,
-            "request": .string(r.id),
-            "site": .string(r.siteID),
-            "subject_kind": .string(r.subjectKind.rawValue),
-            "filed_by": .string(r.filedBy),
-            "received_at": .string(ISO.string(r.receivedAt)),
-            "deadline_at": .string(ISO.string(r.deadlineAt)),
-            "completed_at": .string(ISO.string(completed)),
-            "on_time": .bool(completed <= r.deadlineAt),
-            "deleted": ["events": JSON(counts["events"] ?? 0), "sessions": JSON(counts["sessions"] ?? 0),
-                        "conversions": JSON(counts["conversions"] ?? 0), "consent_records": JSON(counts["consent_records"] ?? 0)],
-            "consent_records_kept_unlinked": JSON(counts["consent_records_unlinked"] ?? 0),
-            "policy": ["name": .string(policy.name), "version": JSON(policy.version), "keep_consent_proof": .bool(policy.keepConsentProof)],
-            "note": "Deleted rows were overwritten in the database file (secure_delete) and the write-ahead log was truncated.",
-        ]
-        return receipt.text
+        let at = nowMs
+        return try database.transaction { tx in
+            guard try tx.rejectPrivacyRequest(id: id, reason: reason, at: at) else { return false }
+            try audit.record(in: tx, actor: actor, action: "request_rejected", site: request.siteID,
+                             detail: ["request": .string(id), "reason": .string(reason)])
+            return true
+        }
     }
 
     // MARK: Access / portability
@@ -160,11 +186,13 @@ public final class PrivacyOffice: Sendable {
 public enum PrivacyOfficeError: Error, CustomStringConvertible, Equatable {
     case unknownSite(String)
     case invalidIdentifier(String)
+    case notCarriedOut(String)
 
     public var description: String {
         switch self {
         case .unknownSite(let s): "unknown site \(s.prefix(64))"
         case .invalidIdentifier(let why): why
+        case .notCarriedOut(let why): "not carried out: \(why)"
         }
     }
 }

@@ -17,8 +17,9 @@ public func startOfUTCDay(_ day: Int64) -> Date {
 /// A salt is 32 random bytes (never derived from the date or a fixed secret), one per UTC day,
 /// stored in the database so a restart keeps counting the same visitors. Yesterday's salt stays
 /// until `overlap` after midnight so sessions that span midnight continue; then its row is
-/// deleted (secure_delete, WAL truncated) and its memory zeroed. After that nobody, including
-/// us, can recompute a past day's visitor hashes.
+/// deleted (secure_delete) and its memory zeroed, and it is recorded as destroyed once a WAL
+/// truncation after the deletion is verified (``Scrubber``). After that nobody, including us,
+/// can recompute a past day's visitor hashes.
 public final class SaltKeeper: Sendable {
     public static let defaultOverlap: TimeInterval = 3600
 
@@ -29,11 +30,13 @@ public final class SaltKeeper: Sendable {
 
     private let database: AppDatabase
     private let overlap: TimeInterval
+    private let audit: AuditLog
     private let state = Mutex(State())
 
-    public init(database: AppDatabase, overlap: TimeInterval = SaltKeeper.defaultOverlap) throws {
+    public init(database: AppDatabase, overlap: TimeInterval = SaltKeeper.defaultOverlap, audit: AuditLog? = nil) throws {
         self.database = database
         self.overlap = overlap
+        self.audit = audit ?? AuditLog(database: database)
         var loaded: [Int64: SecretBytes] = [:]
         try database.withSalts { day, bytes in loaded[day] = SecretBytes(copying: bytes) }
         state.withLock { $0.salts = loaded }
@@ -64,7 +67,11 @@ public final class SaltKeeper: Sendable {
                 current = existing
             } else {
                 let fresh = SecretBytes(random: 32)
-                try fresh.withBytes { try database.insertSalt(day: day, bytes: $0) }
+                // The new salt and the audit entry recording it commit together.
+                try database.transaction { tx in
+                    try fresh.withBytes { try tx.insertSalt(day: day, bytes: $0) }
+                    try audit.record(in: tx, actor: "system", action: "salt_rotated", detail: ["day": .int(day)])
+                }
                 state.salts[day] = fresh
                 current = fresh
             }
@@ -78,20 +85,22 @@ public final class SaltKeeper: Sendable {
         _ = try salts(day: utcDay(now), now: now)
     }
 
-    /// Destroys every salt no longer needed at `now`: all days before yesterday, and yesterday's
-    /// once the overlap window has passed. Returns the destroyed days.
+    /// Deletes every salt no longer needed at `now` (all days before yesterday, and yesterday's
+    /// once the overlap window has passed) and zeroes it in memory. Each deleted day is recorded
+    /// as waiting for destruction; ``Scrubber/run(actor:)`` marks it destroyed (and writes
+    /// `salt_destroyed`) once a WAL truncation after the deletion is verified. Returns the days
+    /// deleted now.
     @discardableResult
-    public func destroyExpired(now: Date) throws -> [Int64] {
+    public func deleteExpired(now: Date) throws -> [Int64] {
         let today = utcDay(now)
         let keepYesterday = now.timeIntervalSince(startOfUTCDay(today)) < overlap
         let oldest = keepYesterday ? today - 1 : today
-        let stored = try database.saltDays()
-        let expired = stored.filter { $0 < oldest }
-        let inMemory = state.withLock { Array($0.salts.keys.filter { $0 < oldest }) }
-        try database.destroySalts(days: expired)
+        let expired = try database.saltDays().filter { $0 < oldest }
+        let at = Int64(now.timeIntervalSince1970 * 1000)
+        let deleted = expired.isEmpty ? [] : try database.transaction { tx in try tx.deleteSalts(days: expired, at: at) }
         // Dropping the last reference frees the sodium memory, which zeroes it.
-        state.withLock { s in for day in inMemory { s.salts[day] = nil } }
-        return Array(Set(expired).union(inMemory)).sorted()
+        state.withLock { s in for day in s.salts.keys where day < oldest { s.salts[day] = nil } }
+        return deleted
     }
 
     /// Days currently held in memory (tests, health).

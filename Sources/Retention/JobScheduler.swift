@@ -16,6 +16,13 @@ public struct ScheduledJob: Sendable {
     }
 }
 
+/// A job that ran but left work undone (it is retried in a minute); its summary says what.
+public struct JobIncomplete: Error, CustomStringConvertible {
+    public let summary: String
+    public init(summary: String) { self.summary = summary }
+    public var description: String { summary }
+}
+
 /// Runs scheduled jobs (purges, deletion requests) as one ServiceLifecycle service. A job's last
 /// run is stored, so after a restart the next run is computed from it rather than starting over.
 /// The clock and the sleep are injected so tests drive days in milliseconds.

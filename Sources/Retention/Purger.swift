@@ -1,6 +1,6 @@
 public import Consent
 public import Foundation
-import Privacy
+public import Privacy
 public import Store
 
 /// One line of a purge plan or report: what goes (or went) for one site and data class, and why.
@@ -18,11 +18,14 @@ public struct PurgeLine: Sendable, Equatable {
 }
 
 /// Retention by data class, per each site's policy. Deletes in bounded chunks, each in its own
-/// short transaction, so the collector's writer is never blocked for long.
+/// short transaction (which also adds its count to the run's record), so the collector's writer
+/// is never blocked for long. The run's `purge_ran` audit entry is written by the ``Scrubber``
+/// once a WAL truncation after the last chunk is verified.
 public struct Purger: Sendable {
     let database: AppDatabase
     let policies: PolicyBook
     let audit: AuditLog
+    let scrubber: Scrubber
     let now: @Sendable () -> Date
     /// Rows per transaction to start with; adapted so one transaction holds the write lock for
     /// about `chunkBudget`.
@@ -33,13 +36,14 @@ public struct Purger: Sendable {
     public var pause: Duration
 
     public init(database: AppDatabase, policies: PolicyBook, now: @escaping @Sendable () -> Date = { Date() },
-                chunk: Int = 1000, pause: Duration = .milliseconds(2)) {
+                chunk: Int = 1000, pause: Duration = .milliseconds(2), scrubber: Scrubber? = nil) {
         self.database = database
         self.policies = policies
         self.now = now
         self.chunk = chunk
         self.pause = pause
         self.audit = AuditLog(database: database, now: now)
+        self.scrubber = scrubber ?? Scrubber(database: database, policies: policies, now: now)
     }
 
     /// Which table holds each data class; classes without a table in this version hold nothing yet.
@@ -119,39 +123,73 @@ public struct Purger: Sendable {
         }
     }
 
-    /// Purges, chunk by chunk, and writes one audit entry with the counts.
+    /// What a purge did.
+    public struct Outcome: Sendable {
+        public var lines: [PurgeLine]
+        /// The WAL truncation that verified the run, or nil when it failed (the run then waits for
+        /// the next ``Scrubber`` run, and `purge_ran` is written then).
+        public var truncation: WALTruncation?
+        public var problems: [String]
+    }
+
+    /// Purges, chunk by chunk; each chunk's transaction adds its count to the run's record. Runs
+    /// a stopped process left unfinished are closed first (their counts are what was deleted).
     @discardableResult
-    public func run(actor: String) async throws -> [PurgeLine] {
+    public func run(actor: String) async throws -> Outcome {
+        let started = Int64(now().timeIntervalSince1970 * 1000)
+        let run = try database.transaction { tx in
+            for unfinished in try database.unverifiedPurgeRuns() where unfinished.finishedAt == nil {
+                try tx.finishPurgeRun(unfinished.id, at: started)
+            }
+            return try tx.startPurgeRun(actor: actor, at: started)
+        }
         var lines: [PurgeLine] = []
         for r in try rules() {
+            let target = "\(r.site ?? "*"):\(r.target)"
             var total = 0
-            var size = chunk
-            let clock = ContinuousClock()
-            while true {
-                let started = clock.now
-                let n = switch r.kind {
-                case .rows(let table): try database.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: size)
-                case .columns(let c): try database.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: size)
-                case .rollupDays: try database.deleteOldestRollupDay(site: r.site ?? "", cutoff: r.cutoff) ? 1 : 0
+            if case .rows(.auditLog) = r.kind {
+                total = try pruneAudit(r, run: run, actor: actor, target: target)
+            } else {
+                var size = chunk
+                let clock = ContinuousClock()
+                while true {
+                    let started = clock.now
+                    let n = try database.transaction { tx in
+                        let n = switch r.kind {
+                        case .rows(let table): try tx.deleteOlderChunk(table, site: r.site, cutoff: r.cutoff, limit: size)
+                        case .columns(let c): try tx.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: size)
+                        case .rollupDays: try tx.deleteOldestRollupDay(site: r.site ?? "", cutoff: r.cutoff) ? 1 : 0
+                        }
+                        try tx.countPurged(run: run, target: target, rows: n)
+                        return n
+                    }
+                    let took = clock.now - started
+                    total += n
+                    if case .rollupDays = r.kind { if n == 0 { break } else { try await Task.sleep(for: pause); continue } }
+                    if n < size { break }
+                    if took > chunkBudget { size = max(1, size / 2) } else if took < chunkBudget / 2 { size = min(20_000, size * 2) }
+                    try await Task.sleep(for: max(pause, took * 2))
                 }
-                let took = clock.now - started
-                total += n
-                if case .rollupDays = r.kind { if n == 0 { break } else { try await Task.sleep(for: pause); continue } }
-                if n < size { break }
-                if took > chunkBudget { size = max(1, size / 2) } else if took < chunkBudget / 2 { size = min(20_000, size * 2) }
-                try await Task.sleep(for: max(pause, took * 2))
             }
             lines.append(PurgeLine(site: r.site, target: r.target, days: r.days, cutoff: r.cutoff, rows: total, reason: Self.reason(r)))
-            if case .rows(.auditLog) = r.kind, total > 0, let first = try database.auditEntries(after: 0, limit: 1).first {
-                try audit.record(actor: actor, action: "audit_pruned",
-                                 detail: ["first_seq": .int(first.seq), "anchor": .string(Hex.encode(first.prevHash)), "rows": .init(total)])
-            }
         }
-        if lines.contains(where: { $0.rows > 0 }) { try database.checkpointAndTruncateWAL() }
-        var detail: [String: AuditValue] = [:]
-        for l in lines where l.rows > 0 { detail["\(l.site ?? "*"):\(l.target)"] = .init(l.rows) }
-        detail["total"] = .init(lines.reduce(0) { $0 + $1.rows })
-        try audit.record(actor: actor, action: "purge_ran", detail: detail)
-        return lines
+        try database.transaction { tx in try tx.finishPurgeRun(run, at: Int64(now().timeIntervalSince1970 * 1000)) }
+        let scrub = await scrubber.run(actor: actor)
+        return Outcome(lines: lines, truncation: scrub.purges.contains(run) ? scrub.truncation : nil, problems: scrub.problems)
+    }
+
+    /// Prunes the audit log in one transaction with the `audit_pruned` entry holding the hash the
+    /// chain continues from, so the chain verifies at every commit.
+    func pruneAudit(_ r: Rule, run: Int64, actor: String, target: String) throws -> Int {
+        try database.transaction { tx in
+            let n = try tx.deleteOlderChunk(.auditLog, site: nil, cutoff: r.cutoff, limit: Int.max)
+            guard n > 0 else { return 0 }
+            try tx.countPurged(run: run, target: target, rows: n)
+            if let first = try tx.firstAuditEntry() {
+                try audit.record(in: tx, actor: actor, action: "audit_pruned",
+                                 detail: ["first_seq": .int(first.seq), "anchor": .string(Hex.encode(first.prevHash)), "rows": .init(n)])
+            }
+            return n
+        }
     }
 }

@@ -14,10 +14,10 @@ public struct SaltRotationService: Service {
     let sleep: @Sendable (Duration) async throws -> Void
     /// Longest single sleep, so a wall-clock jump (suspend, NTP step) is noticed soon.
     let maxSleep: Duration
-    /// Where rotations and destructions are recorded (salt_rotated, salt_destroyed).
-    let audit: AuditLog?
+    /// Marks deleted salts destroyed once a WAL truncation after their deletion is verified.
+    let scrubber: Scrubber
 
-    public init(keeper: SaltKeeper, logger: Logger, audit: AuditLog? = nil, now: @escaping @Sendable () -> Date = { Date() },
+    public init(keeper: SaltKeeper, logger: Logger, scrubber: Scrubber, now: @escaping @Sendable () -> Date = { Date() },
                 maxSleep: Duration = .seconds(60),
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) {
         self.keeper = keeper
@@ -25,41 +25,45 @@ public struct SaltRotationService: Service {
         self.now = now
         self.sleep = sleep
         self.maxSleep = maxSleep
-        self.audit = audit
+        self.scrubber = scrubber
     }
 
-    /// One pass: make sure today's salt exists, destroy what has expired.
+    /// What one pass did.
+    public struct Pass: Sendable {
+        /// Days whose salt row was deleted in this pass.
+        public var deleted: [Int64]
+        /// Days whose destruction was verified in this pass (these and earlier deletions).
+        public var destroyed: [Int64]
+        public var problems: [String]
+    }
+
+    /// One pass: make sure today's salt exists (its creation writes `salt_rotated`), delete what
+    /// has expired, then have the scrubber verify every deletion still waiting (`salt_destroyed`).
     @discardableResult
-    public func tick() throws -> [Int64] {
+    public func tick() async throws -> Pass {
         let t = now()
         try keeper.rotate(now: t)
-        let destroyed = try keeper.destroyExpired(now: t)
-        if !destroyed.isEmpty {
-            logger.info("salts destroyed", metadata: ["days": "\(destroyed.map { String($0) }.joined(separator: ","))"])
+        let deleted = try keeper.deleteExpired(now: t)
+        let scrub = await scrubber.run(actor: "scheduler")
+        if !scrub.salts.isEmpty {
+            logger.info("salts destroyed", metadata: ["days": "\(scrub.salts.map { String($0) }.joined(separator: ","))"])
         }
-        if let audit {
-            let today = utcDay(t)
-            let ms = Int64(t.timeIntervalSince1970 * 1000)
-            // The salt may have been created by the first event after midnight; the audit entry is
-            // written once per day by whoever notices first here.
-            let lastDay = try audit.database.lastRun(job: "salt_rotation").map { $0 / 86_400_000 }
-            if lastDay.map({ $0 < today }) ?? true {
-                try audit.record(actor: "scheduler", action: "salt_rotated", detail: ["day": .int(today)])
-                try audit.database.recordRun(job: "salt_rotation", at: ms, detail: "salt of day \(today) in use")
-            }
-            for day in destroyed {
-                try audit.record(actor: "scheduler", action: "salt_destroyed", detail: ["day": .int(day)])
-            }
+        if !scrub.problems.isEmpty {
+            logger.warning("salt destruction not verified yet; retried", metadata: ["problems": "\(scrub.problems.joined(separator: "; "))"])
         }
-        return destroyed
+        return Pass(deleted: deleted, destroyed: scrub.salts, problems: scrub.problems)
     }
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                do { try tick() } catch { logger.error("salt rotation failed", metadata: ["error": "\(error)"]) }
+                var waiting = false
+                do { waiting = !(try await tick()).problems.isEmpty } catch {
+                    logger.error("salt rotation failed", metadata: ["error": "\(error)"])
+                }
                 let t = now()
-                let wait = keeper.nextDeadline(after: t).timeIntervalSince(t)
+                // A destruction that could not be verified is retried within a minute.
+                let wait = waiting ? 5 : keeper.nextDeadline(after: t).timeIntervalSince(t)
                 let duration = min(Duration.milliseconds(Int64(max(wait, 0.001) * 1000) + 1), maxSleep)
                 do { try await sleep(duration) } catch is CancellationError { return }
             }

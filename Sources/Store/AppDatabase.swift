@@ -12,6 +12,10 @@ public final class AppDatabase: Sendable {
     public let path: String?
     /// Open session per recently seen visitor: the ingestion writer's shortcut (see `insertEvents`).
     let sessionHints = Mutex<[SessionKey: Int64]>([:])
+    /// Held by whichever checkpoint of this process runs: a checkpoint that finds another one
+    /// running fails at once with SQLITE_BUSY (SQLite calls no busy handler for that lock), so the
+    /// background passive checkpoints skip a turn while a truncation holds it (see `truncateWAL`).
+    let checkpointTurn = Mutex<Void>(())
 
     /// Opens (creating if needed) the database file at `path` in WAL mode and migrates it.
     public init(path: String) throws {
@@ -21,7 +25,7 @@ public final class AppDatabase: Sendable {
             try db.execute(sql: "PRAGMA secure_delete = ON")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
-        config.busyMode = .timeout(5)
+        config.busyMode = .timeout(Double(Self.busyTimeoutMs) / 1000)
         let pool = try DatabasePool(path: path, configuration: config)
         self.writer = pool
         self.path = path
@@ -46,12 +50,4 @@ public final class AppDatabase: Sendable {
         try writer.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
     }
 
-    /// Checkpoints the WAL into the main file and truncates the WAL to zero bytes, so that
-    /// page images of deleted rows do not linger in it.
-    public func checkpointAndTruncateWAL() throws {
-        guard writer is DatabasePool else { return }
-        try writer.writeWithoutTransaction { db in
-            _ = try db.checkpoint(.truncate)
-        }
-    }
 }

@@ -28,27 +28,35 @@ public struct AuditEntry: Sendable, Equatable {
     }
 }
 
-extension AppDatabase {
-    /// Appends an entry. `seal` receives the entry with `seq` and `prevHash` filled in (the head's
-    /// hash, or 32 zero bytes for the first entry) and returns its hash. The head is read and the
-    /// entry written in one transaction, so concurrent appends cannot fork the chain.
+extension WriteTransaction {
+    /// Appends an entry in this transaction, so it commits or rolls back with the change it
+    /// records. `seal` receives the entry with `seq` and `prevHash` filled in (the head's hash,
+    /// or 32 zero bytes for the first entry) and returns its hash. Appends are serialized by the
+    /// write lock, so concurrent appends cannot fork the chain.
     @discardableResult
     public func appendAudit(timestamp: Int64, actor: String, action: String, siteID: String?, detail: String,
                             seal: (AuditEntry) -> [UInt8]) throws -> AuditEntry {
-        try writer.write { db in
-            let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            let seq: Int64 = (head?["seq"] ?? 0) + 1
-            let prev = head.map { [UInt8]($0["hash"] as Data) } ?? [UInt8](repeating: 0, count: 32)
-            var entry = AuditEntry(seq: seq, timestamp: timestamp, actor: actor, action: action, siteID: siteID,
-                                   detail: detail, prevHash: prev, hash: [])
-            entry.hash = seal(entry)
-            try db.execute(sql: """
-                INSERT INTO audit_log (seq, ts, actor, action, site_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)
-                """, arguments: [seq, timestamp, actor, action, siteID, detail, Data(prev), Data(entry.hash)])
-            return entry
-        }
+        let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        let seq: Int64 = (head?["seq"] ?? 0) + 1
+        let prev = head.map { [UInt8]($0["hash"] as Data) } ?? [UInt8](repeating: 0, count: 32)
+        var entry = AuditEntry(seq: seq, timestamp: timestamp, actor: actor, action: action, siteID: siteID,
+                               detail: detail, prevHash: prev, hash: [])
+        entry.hash = seal(entry)
+        try db.execute(sql: """
+            INSERT INTO audit_log (seq, ts, actor, action, site_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)
+            """, arguments: [seq, timestamp, actor, action, siteID, detail, Data(prev), Data(entry.hash)])
+        return entry
     }
+}
 
+extension WriteTransaction {
+    /// The oldest entry still in the log.
+    public func firstAuditEntry() throws -> AuditEntry? {
+        try Row.fetchOne(db, sql: "SELECT * FROM audit_log ORDER BY seq LIMIT 1").map(AuditEntry.init(row:))
+    }
+}
+
+extension AppDatabase {
     /// Entries with `seq > after`, in order, at most `limit`.
     public func auditEntries(after: Int64 = 0, limit: Int = 1000) throws -> [AuditEntry] {
         try writer.read { db in

@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import Synchronization
 
 /// Copies committed WAL pages into the database file from a connection of its own, so that
 /// the ingestion writer does not copy and sync them inside a commit.
@@ -7,20 +9,50 @@ import GRDB
 /// itself (the writer keeps appending while it runs): see ``AppDatabase/finishCheckpoint()``.
 public final class WALCheckpointer: Sendable {
     private let connection: DatabaseQueue
+    private let database: AppDatabase
 
     /// Opens a separate connection to the database file.
     public init(database: AppDatabase) throws {
         guard let path = database.path else { throw DatabaseError(message: "checkpoints need a database file") }
         connection = try DatabaseQueue(path: path)
+        self.database = database
     }
 
     /// One passive checkpoint; returns the number of frames in the WAL (it changes while events
-    /// are being written). Another checkpoint in progress (the writer's, or an erasure's
-    /// truncation) makes it copy nothing this time.
+    /// are being written), or -1 when it skipped its turn because a truncation (``AppDatabase/truncateWAL(attempts:)``)
+    /// or another process's checkpoint was running.
     @discardableResult
     public func run() throws -> Int {
-        try connection.writeWithoutTransaction(passiveCheckpoint)
+        try database.checkpointTurn.withLockIfAvailable { _ in
+            try connection.writeWithoutTransaction(passiveCheckpoint)
+        } ?? -1
     }
+}
+
+/// What a verified WAL truncation established: every committed page was copied into the
+/// database file, and the WAL file then held zero bytes, checked while no write could start.
+public struct WALTruncation: Sendable, Equatable {
+    public enum Outcome: String, Sendable {
+        /// The WAL was checkpointed and truncated; its size was read back as 0 bytes.
+        case truncated
+        /// The database has no WAL (in memory): nothing outlives a deletion there.
+        case noWAL = "no_wal"
+    }
+    public var outcome: Outcome
+    /// Milliseconds since 1970 when the empty WAL was observed.
+    public var at: Int64
+    /// Frames the WAL held before the checkpoint that emptied it.
+    public var framesBefore: Int
+    /// Attempts it took (another checkpoint, a writer or a reader of an older snapshot make an attempt fail).
+    public var attempts: Int
+}
+
+/// The WAL could not be truncated within the attempts allowed; whatever waits for it stays pending.
+public struct WALTruncationFailed: Error, CustomStringConvertible {
+    public let attempts: Int
+    public let lastError: String
+    public init(attempts: Int, lastError: String) { self.attempts = attempts; self.lastError = lastError }
+    public var description: String { "WAL not truncated after \(attempts) attempt(s): \(lastError)" }
 }
 
 extension AppDatabase {
@@ -38,8 +70,72 @@ extension AppDatabase {
     /// frames that were in the WAL, or -1 when another checkpoint was in progress.
     @discardableResult
     public func finishCheckpoint() throws -> Int {
-        try writer.writeWithoutTransaction(passiveCheckpoint)
+        try writer.writeWithoutTransaction { db in
+            try checkpointTurn.withLockIfAvailable { _ in try passiveCheckpoint(db) } ?? -1
+        }
     }
+
+    /// Copies every committed page into the database file and truncates the WAL to zero bytes,
+    /// then reads the WAL file's size back: only a 0 counts as done. Page images of deleted rows
+    /// (an erased subject, purged rows, a destroyed salt) live on in the WAL until this succeeds.
+    ///
+    /// Each attempt runs on the write connection, so no write of this process can start while it
+    /// runs, and holds the checkpoint turn, so the background passive checkpoints wait for it.
+    /// An attempt fails when another process checkpoints, or a reader of an older snapshot does not
+    /// finish within `attemptTimeout`; it is retried after a growing, jittered pause (writes go on
+    /// in between). Throws ``WALTruncationFailed`` when no attempt succeeded.
+    public func truncateWAL(attempts: Int = 40, attemptTimeout: Duration = .milliseconds(250),
+                            sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) async throws -> WALTruncation {
+        guard let path else {
+            return WALTruncation(outcome: .noWAL, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: 0, attempts: 0)
+        }
+        var lastError = "not attempted"
+        var pause = Duration.milliseconds(5)
+        for attempt in 1...max(1, attempts) {
+            switch try truncationAttempt(walPath: path + "-wal", timeout: attemptTimeout) {
+            case .done(let frames):
+                return WALTruncation(outcome: .truncated, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: frames,
+                                     attempts: attempt)
+            case .busy(let why):
+                lastError = why
+            }
+            if attempt < attempts {
+                try await sleep(pause + .milliseconds(Int64.random(in: 0...max(1, pause.milliseconds))))
+                pause = min(pause * 2, .milliseconds(500))
+            }
+        }
+        throw WALTruncationFailed(attempts: attempts, lastError: lastError)
+    }
+
+    private enum TruncationAttempt { case done(frames: Int), busy(String) }
+
+    private func truncationAttempt(walPath: String, timeout: Duration) throws -> TruncationAttempt {
+        try writer.writeWithoutTransaction { db in
+            try checkpointTurn.withLock { _ in
+                let before = Self.fileSize(walPath)
+                // A short busy timeout for this attempt: writes of this process queue behind it.
+                try db.execute(sql: "PRAGMA busy_timeout = \(max(1, timeout.milliseconds))")
+                defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Self.busyTimeoutMs)") }
+                do {
+                    _ = try db.checkpoint(.truncate)
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                    return .busy("\(error.resultCode): \(error.message ?? "busy")")
+                }
+                let after = Self.fileSize(walPath)
+                guard after == 0 else { return .busy("the WAL still holds \(after) bytes after the checkpoint") }
+                let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                return .done(frames: max(0, (before - 32) / (pageSize + 24)))
+            }
+        }
+    }
+
+    /// The size of a file, 0 when it does not exist.
+    static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    /// The busy timeout of every connection (GRDB's `busyMode`), in milliseconds.
+    static let busyTimeoutMs = 5000
 }
 
 /// A passive checkpoint on `db`'s connection; the frames in the WAL, or -1 when another
@@ -50,4 +146,9 @@ private func passiveCheckpoint(_ db: Database) throws -> Int {
     } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
         return -1
     }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

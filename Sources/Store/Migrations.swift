@@ -272,6 +272,68 @@ extension AppDatabase {
                 DROP INDEX sessions_by_visitor;
                 """)
         }
+        migrator.registerMigration("v10-verified-erasure") { db in
+            // Deletions are done only once a WAL truncation after them succeeded: requests wait in
+            // 'erasing', salts and purge runs in their own tables. Key scopes; login devices.
+            try db.execute(sql: """
+                CREATE TABLE privacy_requests_v10 (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('subject','email','user')),
+                    subject_hash INTEGER,
+                    received_at INTEGER NOT NULL,
+                    deadline_at INTEGER NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('received','scheduled','erasing','done','rejected')),
+                    reason TEXT,
+                    filed_by TEXT NOT NULL,
+                    processed_at INTEGER,
+                    receipt TEXT,
+                    erased TEXT,
+                    erased_at INTEGER,
+                    rollup_days TEXT,
+                    CHECK (status IN ('received','scheduled') OR subject_hash IS NULL),
+                    CHECK (status NOT IN ('erasing','done') OR (erased IS NOT NULL AND erased_at IS NOT NULL)),
+                    CHECK (status != 'done' OR receipt IS NOT NULL)
+                );
+                INSERT INTO privacy_requests_v10 (id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason,
+                                                  filed_by, processed_at, receipt, erased, erased_at)
+                  SELECT id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason, filed_by, processed_at, receipt,
+                         CASE WHEN status = 'done' THEN '{}' END, CASE WHEN status = 'done' THEN processed_at END
+                  FROM privacy_requests;
+                DROP TABLE privacy_requests;
+                ALTER TABLE privacy_requests_v10 RENAME TO privacy_requests;
+                CREATE INDEX privacy_requests_by_status ON privacy_requests(status, deadline_at);
+                CREATE INDEX privacy_requests_by_site ON privacy_requests(site_id, received_at);
+                CREATE TABLE salt_destructions (
+                    day INTEGER PRIMARY KEY NOT NULL,
+                    deleted_at INTEGER NOT NULL,
+                    destroyed_at INTEGER
+                );
+                CREATE TABLE purge_runs (
+                    id INTEGER PRIMARY KEY,
+                    actor TEXT NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    verified_at INTEGER,
+                    CHECK (verified_at IS NULL OR finished_at IS NOT NULL)
+                );
+                CREATE TABLE purge_run_counts (
+                    run_id INTEGER NOT NULL REFERENCES purge_runs(id) ON DELETE CASCADE,
+                    target TEXT NOT NULL,
+                    rows INTEGER NOT NULL CHECK (rows >= 0),
+                    PRIMARY KEY (run_id, target)
+                );
+                ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'stats:read' CHECK (scope IN ('stats:read','privacy:officer'));
+                ALTER TABLE api_keys ADD COLUMN issued_by TEXT NOT NULL DEFAULT 'unknown';
+                CREATE TABLE login_devices (
+                    token_hash BLOB PRIMARY KEY NOT NULL CHECK (length(token_hash) = 32),
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    last_used_at INTEGER NOT NULL
+                );
+                CREATE INDEX login_devices_by_user ON login_devices(user_id);
+                """)
+        }
         return migrator
     }
 }

@@ -3,7 +3,9 @@ import GRDB
 
 /// A data-subject deletion request (GDPR Art. 17, CCPA delete).
 public struct PrivacyRequest: Sendable, Equatable {
-    public enum Status: String, Sendable, CaseIterable { case received, scheduled, done, rejected }
+    /// received → scheduled → erasing (rows deleted, waiting for a verified WAL truncation) → done;
+    /// or rejected while not yet erasing.
+    public enum Status: String, Sendable, CaseIterable { case received, scheduled, erasing, done, rejected }
     /// What identifies the subject. Only a keyed hash of the identifier is stored.
     public enum SubjectKind: String, Sendable, CaseIterable { case subject, email, user }
 
@@ -20,6 +22,9 @@ public struct PrivacyRequest: Sendable, Equatable {
     public var processedAt: Int64?
     /// Receipt JSON once done.
     public var receipt: String?
+    /// Rows deleted per table (JSON object) once erasing.
+    public var erased: String?
+    public var erasedAt: Int64?
 
     public init(id: String, siteID: String, subjectKind: SubjectKind, subjectHash: Int64?, receivedAt: Int64,
                 deadlineAt: Int64, status: Status, reason: String? = nil, filedBy: String, processedAt: Int64? = nil,
@@ -29,27 +34,40 @@ public struct PrivacyRequest: Sendable, Equatable {
         self.filedBy = filedBy; self.processedAt = processedAt; self.receipt = receipt
     }
 
-    public var isOpen: Bool { status == .received || status == .scheduled }
+    /// Not closed yet: waiting, or erased but not yet verified.
+    public var isOpen: Bool { status == .received || status == .scheduled || status == .erasing }
 
     init(row: Row) {
         self.init(id: row["id"], siteID: row["site_id"], subjectKind: SubjectKind(rawValue: row["subject_kind"]) ?? .subject,
                   subjectHash: row["subject_hash"], receivedAt: row["received_at"], deadlineAt: row["deadline_at"],
                   status: Status(rawValue: row["status"]) ?? .received, reason: row["reason"], filedBy: row["filed_by"],
                   processedAt: row["processed_at"], receipt: row["receipt"])
+        erased = row["erased"]
+        erasedAt = row["erased_at"]
+    }
+}
+
+extension WriteTransaction {
+    public func insertPrivacyRequest(_ r: PrivacyRequest) throws {
+        try db.execute(sql: """
+            INSERT INTO privacy_requests (id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason, filed_by)
+            VALUES (?,?,?,?,?,?,?,?,?)
+            """, arguments: [r.id, r.siteID, r.subjectKind.rawValue, r.subjectHash, r.receivedAt, r.deadlineAt,
+                             r.status.rawValue, r.reason, r.filedBy])
+    }
+
+    /// Closes a request as rejected, forgetting the identifier's hash. A request whose rows are
+    /// already deleted (erasing) can no longer be rejected.
+    public func rejectPrivacyRequest(id: String, reason: String, at: Int64) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE privacy_requests SET status = 'rejected', reason = ?, processed_at = ?, subject_hash = NULL
+            WHERE id = ? AND status IN ('received','scheduled')
+            """, arguments: [reason, at, id])
+        return db.changesCount == 1
     }
 }
 
 extension AppDatabase {
-    public func insertPrivacyRequest(_ r: PrivacyRequest) throws {
-        try writer.write { db in
-            try db.execute(sql: """
-                INSERT INTO privacy_requests (id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason, filed_by)
-                VALUES (?,?,?,?,?,?,?,?,?)
-                """, arguments: [r.id, r.siteID, r.subjectKind.rawValue, r.subjectHash, r.receivedAt, r.deadlineAt,
-                                 r.status.rawValue, r.reason, r.filedBy])
-        }
-    }
-
     public func privacyRequest(id: String) throws -> PrivacyRequest? {
         try writer.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM privacy_requests WHERE id = ?", arguments: [id]).map(PrivacyRequest.init(row:))
@@ -62,15 +80,15 @@ extension AppDatabase {
             var sql = "SELECT * FROM privacy_requests WHERE 1"
             var args: [any DatabaseValueConvertible] = []
             if let site { sql += " AND site_id = ?"; args.append(site) }
-            if openOnly { sql += " AND status IN ('received','scheduled')" }
+            if openOnly { sql += " AND status IN ('received','scheduled','erasing')" }
             sql += " ORDER BY received_at DESC, id LIMIT ?"
             args.append(limit)
             return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(PrivacyRequest.init(row:))
         }
     }
 
-    /// Open requests, oldest deadline first.
-    public func openPrivacyRequests() throws -> [PrivacyRequest] {
+    /// Requests whose rows are still to be deleted (received, scheduled), oldest deadline first.
+    public func pendingPrivacyRequests() throws -> [PrivacyRequest] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM privacy_requests WHERE status IN ('received','scheduled') ORDER BY deadline_at, id
@@ -78,31 +96,29 @@ extension AppDatabase {
         }
     }
 
+    /// Requests whose rows are deleted and which wait for a verified WAL truncation.
+    public func erasingPrivacyRequests() throws -> [PrivacyRequest] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM privacy_requests WHERE status = 'erasing' ORDER BY erased_at, id")
+                .map(PrivacyRequest.init(row:))
+        }
+    }
+
+    /// Days (site, UTC day) whose rollups an erasing request still has to refresh.
+    public func rollupDays(erasing request: String) throws -> [Int64] {
+        try writer.read { db in
+            let text = try String.fetchOne(db, sql: "SELECT rollup_days FROM privacy_requests WHERE id = ?", arguments: [request]) ?? ""
+            return text.split(separator: ",").compactMap { Int64($0) }
+        }
+    }
+
     /// (open, overdue) request counts at `now` (ms).
     public func privacyRequestCounts(now: Int64) throws -> (open: Int, overdue: Int) {
         try writer.read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT count(*), coalesce(sum(deadline_at < ?), 0) FROM privacy_requests WHERE status IN ('received','scheduled')
+                SELECT count(*), coalesce(sum(deadline_at < ?), 0) FROM privacy_requests WHERE status IN ('received','scheduled','erasing')
                 """, arguments: [now])
             return (row?[0] ?? 0, row?[1] ?? 0)
-        }
-    }
-
-    public func markPrivacyRequestScheduled(id: String) throws {
-        try writer.write { db in
-            try db.execute(sql: "UPDATE privacy_requests SET status = 'scheduled' WHERE id = ? AND status = 'received'",
-                           arguments: [id])
-        }
-    }
-
-    /// Closes a request as rejected, forgetting the identifier's hash.
-    public func rejectPrivacyRequest(id: String, reason: String, at: Int64) throws -> Bool {
-        try writer.write { db in
-            try db.execute(sql: """
-                UPDATE privacy_requests SET status = 'rejected', reason = ?, processed_at = ?, subject_hash = NULL
-                WHERE id = ? AND status IN ('received','scheduled')
-                """, arguments: [reason, at, id])
-            return db.changesCount == 1
         }
     }
 
@@ -138,56 +154,86 @@ extension AppDatabase {
         }
     }
 
-    /// UTC days (ms / 86 400 000) holding events linked to the request's subject (their rollups change with an erasure).
-    public func subjectEventDays(request: PrivacyRequest) throws -> [Int64] {
-        guard let h = request.subjectHash, let scope = Self.subjectScope(kind: request.subjectKind) else { return [] }
-        return try writer.read { db in
-            try Int64.fetchAll(db, sql: "SELECT DISTINCT ts / 86400000 FROM events WHERE id IN (\(scope.events))",
-                               arguments: ["site": request.siteID, "h": h])
+}
+
+/// What deleting a subject's rows removed, and what was checked in the same transaction.
+public struct Erasure: Sendable, Equatable {
+    /// Rows deleted per table (and `consent_records_unlinked`).
+    public var counts: [String: Int]
+    /// Rows of the site still linked to the subject after the deletion, counted in the deleting
+    /// transaction (0, or the transaction does not commit).
+    public var remaining: Int
+    /// UTC days whose rollups held the subject's events.
+    public var days: [Int64]
+}
+
+extension WriteTransaction {
+    /// Deletes everything of the request's site linked to its subject, forgets the identifier's
+    /// hash and marks the request `erasing` with the counts: the request is done only once a WAL
+    /// truncation after this commit has been verified (``completeErasure(id:receipt:at:)``).
+    /// Consent records linked to the subject are deleted, or kept with the link removed when
+    /// `keepConsentProof` is set. Throws, and changes nothing, if any linked row remains.
+    public func eraseSubject(of request: PrivacyRequest, keepConsentProof: Bool, at: Int64,
+                             counts encode: ([String: Int]) -> String) throws -> Erasure {
+        guard let h = request.subjectHash else { throw StoreError("request \(request.id) holds no subject hash") }
+        var counts: [String: Int] = ["events": 0, "sessions": 0, "conversions": 0, "consent_records": 0, "consent_records_unlinked": 0]
+        let args: StatementArguments = ["site": request.siteID, "h": h]
+        var days: [Int64] = []
+        let scope = AppDatabase.subjectScope(kind: request.subjectKind)
+        if let scope {
+            days = try Int64.fetchAll(db, sql: "SELECT DISTINCT ts / 86400000 FROM events WHERE id IN (\(scope.events)) ORDER BY 1",
+                                      arguments: args)
+            // Sessions first collected by id, because deleting events would lose the email link.
+            let sessionIDs = try Int64.fetchAll(db, sql: scope.sessions, arguments: args)
+            try db.execute(sql: "DELETE FROM events WHERE id IN (\(scope.events))", arguments: args)
+            counts["events"] = db.changesCount
+            for chunk in stride(from: 0, to: sessionIDs.count, by: 500) {
+                let ids = sessionIDs[chunk..<min(chunk + 500, sessionIDs.count)]
+                try db.execute(sql: "DELETE FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                               arguments: StatementArguments(Array(ids)))
+                counts["sessions", default: 0] += db.changesCount
+            }
         }
+        let conversionColumn = AppDatabase.conversionColumn(request.subjectKind)
+        try db.execute(sql: "DELETE FROM conversions WHERE \(conversionColumn) = :h AND site_id = :site", arguments: args)
+        counts["conversions"] = db.changesCount
+        if request.subjectKind == .subject {
+            if keepConsentProof {
+                try db.execute(sql: "UPDATE consent_records SET subject = NULL WHERE site_id = :site AND subject = :h", arguments: args)
+                counts["consent_records_unlinked"] = db.changesCount
+            } else {
+                try db.execute(sql: "DELETE FROM consent_records WHERE site_id = :site AND subject = :h", arguments: args)
+                counts["consent_records"] = db.changesCount
+            }
+        }
+        // Checked in the deleting transaction: nothing of the site is linked to the subject any more.
+        var remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM conversions WHERE \(conversionColumn) = :h AND site_id = :site",
+                                         arguments: args) ?? 0
+        if let scope {
+            remaining += try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE id IN (\(scope.events))", arguments: args) ?? 0
+            remaining += try Int.fetchOne(db, sql: "SELECT count(*) FROM (\(scope.sessions))", arguments: args) ?? 0
+        }
+        if request.subjectKind == .subject {
+            remaining += try Int.fetchOne(db, sql: "SELECT count(*) FROM consent_records WHERE site_id = :site AND subject = :h",
+                                          arguments: args) ?? 0
+        }
+        guard remaining == 0 else { throw StoreError("\(remaining) row(s) still linked to the subject of \(request.id) after the deletion") }
+        try db.execute(sql: """
+            UPDATE privacy_requests SET status = 'erasing', subject_hash = NULL, erased = ?, erased_at = ?, rollup_days = ?
+            WHERE id = ? AND status IN ('received','scheduled')
+            """, arguments: [encode(counts), at, days.map(String.init).joined(separator: ","), request.id])
+        guard db.changesCount == 1 else { throw StoreError("request \(request.id) is no longer waiting to be carried out") }
+        return Erasure(counts: counts, remaining: remaining, days: days)
     }
 
-    /// Deletes everything linked to the subject in one transaction and closes the request with
-    /// `receipt(counts)` as its receipt. Consent records linked to the subject are deleted, or
-    /// kept with the link removed when `keepConsentProof` is set. Returns the counts per table.
-    public func erase(request: PrivacyRequest, keepConsentProof: Bool, at: Int64,
-                      receipt: ([String: Int]) -> String) throws -> [String: Int] {
-        guard let h = request.subjectHash else { throw StoreError("request \(request.id) holds no subject hash") }
-        let counts = try writer.write { db -> [String: Int] in
-            var counts: [String: Int] = ["events": 0, "sessions": 0, "conversions": 0, "consent_records": 0, "consent_records_unlinked": 0]
-            let args: StatementArguments = ["site": request.siteID, "h": h]
-            if let scope = Self.subjectScope(kind: request.subjectKind) {
-                // Sessions first collected by id, because deleting events would lose the email link.
-                let sessionIDs = try Int64.fetchAll(db, sql: scope.sessions, arguments: args)
-                try db.execute(sql: "DELETE FROM events WHERE id IN (\(scope.events))", arguments: args)
-                counts["events"] = db.changesCount
-                for chunk in stride(from: 0, to: sessionIDs.count, by: 500) {
-                    let ids = sessionIDs[chunk..<min(chunk + 500, sessionIDs.count)]
-                    try db.execute(sql: "DELETE FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
-                                   arguments: StatementArguments(Array(ids)))
-                    counts["sessions", default: 0] += db.changesCount
-                }
-            }
-            try db.execute(sql: "DELETE FROM conversions WHERE \(Self.conversionColumn(request.subjectKind)) = :h AND site_id = :site",
-                           arguments: args)
-            counts["conversions"] = db.changesCount
-            if request.subjectKind == .subject {
-                if keepConsentProof {
-                    try db.execute(sql: "UPDATE consent_records SET subject = NULL WHERE site_id = :site AND subject = :h", arguments: args)
-                    counts["consent_records_unlinked"] = db.changesCount
-                } else {
-                    try db.execute(sql: "DELETE FROM consent_records WHERE site_id = :site AND subject = :h", arguments: args)
-                    counts["consent_records"] = db.changesCount
-                }
-            }
-            try db.execute(sql: """
-                UPDATE privacy_requests SET status = 'done', processed_at = ?, subject_hash = NULL, receipt = ? WHERE id = ?
-                """, arguments: [at, receipt(counts), request.id])
-            return counts
-        }
-        // Page images of the deleted rows live on in the WAL until it is checkpointed and truncated.
-        try checkpointAndTruncateWAL()
-        return counts
+    /// Closes an erasing request with its receipt, once the WAL truncation after its deletion
+    /// was verified.
+    public func completeErasure(id: String, receipt: String, at: Int64) throws {
+        try db.execute(sql: """
+            UPDATE privacy_requests SET status = 'done', processed_at = ?, receipt = ?, rollup_days = NULL
+            WHERE id = ? AND status = 'erasing'
+            """, arguments: [at, receipt, id])
+        guard db.changesCount == 1 else { throw StoreError("request \(id) is not erasing") }
     }
 }
 

@@ -65,6 +65,86 @@ public enum ExpiringColumns: String, Sendable, CaseIterable {
     }
 }
 
+/// A retention purge: its rows are deleted chunk by chunk, each chunk's count recorded in the
+/// chunk's own transaction; it is verified once a WAL truncation after its last chunk succeeded.
+public struct PurgeRun: Sendable, Equatable {
+    public var id: Int64
+    public var actor: String
+    public var startedAt: Int64
+    /// Nil while the run is going on, or when the process running it stopped before its end.
+    public var finishedAt: Int64?
+    /// Rows deleted or cleared per `site:class` target.
+    public var counts: [(String, Int)]
+
+    public var total: Int { counts.reduce(0) { $0 + $1.1 } }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.id == b.id && a.actor == b.actor && a.startedAt == b.startedAt && a.finishedAt == b.finishedAt
+            && a.counts.map(\.0) == b.counts.map(\.0) && a.counts.map(\.1) == b.counts.map(\.1)
+    }
+}
+
+extension WriteTransaction {
+    /// Starts a purge run; returns its id.
+    public func startPurgeRun(actor: String, at: Int64) throws -> Int64 {
+        try db.execute(sql: "INSERT INTO purge_runs (actor, started_at) VALUES (?, ?)", arguments: [actor, at])
+        return db.lastInsertedRowID
+    }
+
+    /// Adds `rows` to a run's count for `target`, in the transaction that deleted them.
+    public func countPurged(run: Int64, target: String, rows: Int) throws {
+        guard rows > 0 else { return }
+        try db.execute(sql: """
+            INSERT INTO purge_run_counts (run_id, target, rows) VALUES (?, ?, ?)
+            ON CONFLICT(run_id, target) DO UPDATE SET rows = rows + excluded.rows
+            """, arguments: [run, target, rows])
+    }
+
+    /// Marks a run's deletions complete (or, for a run a stopped process left open, ended).
+    public func finishPurgeRun(_ id: Int64, at: Int64) throws {
+        try db.execute(sql: "UPDATE purge_runs SET finished_at = ? WHERE id = ? AND finished_at IS NULL", arguments: [at, id])
+    }
+
+    /// Marks a finished run verified: a WAL truncation after its last chunk succeeded.
+    public func verifyPurgeRun(_ id: Int64, at: Int64) throws {
+        try db.execute(sql: "UPDATE purge_runs SET verified_at = ? WHERE id = ? AND finished_at IS NOT NULL", arguments: [at, id])
+    }
+
+    /// Deletes at most `limit` of the oldest rows older than `cutoff` and returns how many went.
+    /// Callers loop, a short transaction per chunk, until it returns less than `limit`, so
+    /// ingestion's writer gets the write lock between chunks.
+    public func deleteOlderChunk(_ table: RetainedTable, site: String?, cutoff: Int64, limit: Int) throws -> Int {
+        let (sql, args) = AppDatabase.olderClause(table, site: site, cutoff: cutoff)
+        let key = table == .privacyRequests ? "rowid" : (table == .auditLog ? "seq" : "id")
+        try db.execute(sql: """
+            DELETE FROM \(table.tableName) WHERE \(key) IN
+              (SELECT \(key) FROM \(table.tableName) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
+            """, arguments: args)
+        return db.changesCount
+    }
+
+    /// Clears the columns in at most `limit` rows per table; returns how many rows changed.
+    public func expireColumnsChunk(_ columns: ExpiringColumns, site: String, cutoff: Int64, limit: Int) throws -> Int {
+        var changed = 0
+        for t in columns.targets {
+            try db.execute(sql: """
+                UPDATE \(t.table) SET \(t.set) WHERE id IN
+                  (SELECT id FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding) LIMIT \(limit))
+                """, arguments: [site, cutoff])
+            changed += db.changesCount
+        }
+        return changed
+    }
+
+    /// When a job ran, in the transaction of what it did.
+    public func recordRun(job: String, at: Int64, detail: String?) throws {
+        try db.execute(sql: """
+            INSERT INTO job_runs (name, last_run_at, detail) VALUES (?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail
+            """, arguments: [job, at, detail])
+    }
+}
+
 extension AppDatabase {
     /// Rows of `site` in `table` older than `cutoff` (ms).
     public func countOlder(_ table: RetainedTable, site: String?, cutoff: Int64) throws -> Int {
@@ -91,21 +171,6 @@ extension AppDatabase {
         }
     }
 
-    /// Deletes at most `limit` of the oldest rows older than `cutoff` in one short transaction and
-    /// returns how many went. Callers loop until it returns less than `limit`, so ingestion's
-    /// writer gets the write lock between chunks.
-    public func deleteOlderChunk(_ table: RetainedTable, site: String?, cutoff: Int64, limit: Int) throws -> Int {
-        try writer.write { db in
-            let (sql, args) = Self.olderClause(table, site: site, cutoff: cutoff)
-            let key = table == .privacyRequests ? "rowid" : (table == .auditLog ? "seq" : "id")
-            try db.execute(sql: """
-                DELETE FROM \(table.tableName) WHERE \(key) IN
-                  (SELECT \(key) FROM \(table.tableName) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
-                """, arguments: args)
-            return db.changesCount
-        }
-    }
-
     /// Rows older than `cutoff` that still hold the columns.
     public func countExpiring(_ columns: ExpiringColumns, site: String, cutoff: Int64) throws -> Int {
         try writer.read { db in
@@ -116,26 +181,26 @@ extension AppDatabase {
         }
     }
 
-    /// Clears the columns in at most `limit` rows per table; returns how many rows changed.
-    public func expireColumnsChunk(_ columns: ExpiringColumns, site: String, cutoff: Int64, limit: Int) throws -> Int {
-        try writer.write { db in
-            var changed = 0
-            for t in columns.targets {
-                try db.execute(sql: """
-                    UPDATE \(t.table) SET \(t.set) WHERE id IN
-                      (SELECT id FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding) LIMIT \(limit))
-                    """, arguments: [site, cutoff])
-                changed += db.changesCount
-            }
-            return changed
-        }
-    }
-
-    private static func olderClause(_ table: RetainedTable, site: String?, cutoff: Int64) -> (String, StatementArguments) {
+    static func olderClause(_ table: RetainedTable, site: String?, cutoff: Int64) -> (String, StatementArguments) {
         if let site {
             return ("site_id = ? AND \(table.timeColumn) < ?\(table.extraCondition)", [site, cutoff])
         }
         return ("\(table.timeColumn) < ?\(table.extraCondition)", [cutoff])
+    }
+
+    // MARK: Purge runs
+
+    /// Purge runs whose deletions are not yet verified by a WAL truncation, oldest first, with
+    /// their counts per target (`site:class`).
+    public func unverifiedPurgeRuns() throws -> [PurgeRun] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM purge_runs WHERE verified_at IS NULL ORDER BY id").map { row in
+                let id: Int64 = row["id"]
+                let counts = try Row.fetchAll(db, sql: "SELECT target, rows FROM purge_run_counts WHERE run_id = ? ORDER BY target",
+                                              arguments: [id]).map { ($0["target"] as String, $0["rows"] as Int) }
+                return PurgeRun(id: id, actor: row["actor"], startedAt: row["started_at"], finishedAt: row["finished_at"], counts: counts)
+            }
+        }
     }
 
     // MARK: Scheduled jobs
@@ -146,12 +211,7 @@ extension AppDatabase {
     }
 
     public func recordRun(job: String, at: Int64, detail: String?) throws {
-        try writer.write { db in
-            try db.execute(sql: """
-                INSERT INTO job_runs (name, last_run_at, detail) VALUES (?, ?, ?)
-                ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail
-                """, arguments: [job, at, detail])
-        }
+        try transaction { tx in try tx.recordRun(job: job, at: at, detail: detail) }
     }
 
     /// Every job's last run (ms) and detail.

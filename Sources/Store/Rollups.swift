@@ -195,17 +195,18 @@ extension AppDatabase {
         }
     }
 
-    /// Deletes the oldest rolled-up day before `cutoff` (all three rollup tables, one transaction);
-    /// returns false when none is left.
+}
+
+extension WriteTransaction {
+    /// Deletes the oldest rolled-up day before `cutoff` (all three rollup tables); returns false
+    /// when none is left.
     public func deleteOldestRollupDay(site: String, cutoff: Int64) throws -> Bool {
-        try writer.write { db in
-            guard let day = try Int64.fetchOne(db, sql: """
-                SELECT min(day) FROM rollup_days WHERE site_id = ? AND (day + 1) * 86400000 <= ?
-                """, arguments: [site, cutoff]) else { return false }
-            for table in ["rollup_values", "rollup_pairs", "rollup_days"] {
-                try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
-            }
-            return true
+        guard let day = try Int64.fetchOne(db, sql: """
+            SELECT min(day) FROM rollup_days WHERE site_id = ? AND (day + 1) * 86400000 <= ?
+            """, arguments: [site, cutoff]) else { return false }
+        for table in ["rollup_values", "rollup_pairs", "rollup_days"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
         }
+        return true
     }
 }

@@ -1,15 +1,42 @@
 import Foundation
 import GRDB
 
-extension AppDatabase {
+extension WriteTransaction {
     // MARK: Daily salts (see Privacy.SaltKeeper). Raw bytes in, raw bytes out; nothing else reads them.
 
     public func insertSalt(day: Int64, bytes: UnsafeRawBufferPointer) throws {
         var copy = Data(bytes)
         defer { copy.resetBytes(in: 0..<copy.count) }
-        try writer.write { db in
-            try db.execute(sql: "INSERT INTO salts (day, salt) VALUES (?, ?)", arguments: [day, copy])
+        try db.execute(sql: "INSERT INTO salts (day, salt) VALUES (?, ?)", arguments: [day, copy])
+    }
+
+    /// Deletes the salts of the given days (secure_delete zeroes their cells) and records each as
+    /// waiting for destruction: its page images may live on in the WAL until a verified
+    /// truncation (``completeSaltDestruction(day:at:)``). Returns the days whose row was deleted.
+    public func deleteSalts(days: [Int64], at: Int64) throws -> [Int64] {
+        var deleted: [Int64] = []
+        for day in days {
+            try db.execute(sql: "DELETE FROM salts WHERE day = ?", arguments: [day])
+            guard db.changesCount == 1 else { continue }
+            deleted.append(day)
+            try db.execute(sql: """
+                INSERT INTO salt_destructions (day, deleted_at) VALUES (?, ?)
+                ON CONFLICT(day) DO UPDATE SET deleted_at = excluded.deleted_at, destroyed_at = NULL
+                """, arguments: [day, at])
         }
+        return deleted
+    }
+
+    /// Marks a deleted salt destroyed: a WAL truncation after its deletion was verified.
+    public func completeSaltDestruction(day: Int64, at: Int64) throws {
+        try db.execute(sql: "UPDATE salt_destructions SET destroyed_at = ? WHERE day = ? AND destroyed_at IS NULL", arguments: [at, day])
+    }
+}
+
+extension AppDatabase {
+    /// Days whose salt row is deleted but whose destruction is not verified yet.
+    public func pendingSaltDestructions() throws -> [Int64] {
+        try writer.read { db in try Int64.fetchAll(db, sql: "SELECT day FROM salt_destructions WHERE destroyed_at IS NULL ORDER BY day") }
     }
 
     /// Calls `body` with each stored salt's bytes, without keeping a copy.
@@ -23,18 +50,6 @@ extension AppDatabase {
                 }
             }
         }
-    }
-
-    /// Deletes the salts of the given days (secure_delete zeroes their cells), then
-    /// checkpoints and truncates the WAL so that no page image holding them survives.
-    public func destroySalts(days: [Int64]) throws {
-        guard !days.isEmpty else { return }
-        try writer.write { db in
-            for day in days {
-                try db.execute(sql: "DELETE FROM salts WHERE day = ?", arguments: [day])
-            }
-        }
-        try checkpointAndTruncateWAL()
     }
 
     /// Days whose salt is stored, oldest first.

@@ -111,7 +111,7 @@ extension TestClientProtocol {
                                                 body: ByteBuffer(string: "csrf=\(token)&x=" + String(repeating: "a", count: 20_000)))
             #expect(huge.status == .contentTooLarge)
             let run = try await client.execute(uri: "/privacy/run", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)"))
-            #expect(run.status == .ok && String(buffer: run.body).contains("0 request(s) carried out."))
+            #expect(run.status == .ok && String(buffer: run.body).contains("0 request(s) done."))
             let out = try await client.execute(uri: "/logout", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)"))
             #expect(out.status == .seeOther)
             #expect(try await client.page("/", cookie).0 == .seeOther)   // the session is gone
@@ -212,7 +212,7 @@ extension TestClientProtocol {
             let filed = try await post("/privacy/file", "csrf=\(csrf)&\(who)", owner)
             #expect(filed.1.contains("received; deadline"))
             #expect(try await post("/privacy/file", "csrf=\(csrf)&\(who)", viewer).0 == .notFound)
-            #expect(try await post("/privacy/run", "csrf=\(csrf)", owner).1.contains("1 request(s) carried out."))
+            #expect(try await post("/privacy/run", "csrf=\(csrf)", owner).1.contains("1 request(s) done."))
             let request = try #require(try f.t.database.privacyRequests(site: f.t.site.id).first)
             #expect(request.filedBy == "user:owner@example.org")
             let page = try await client.page("/privacy", owner).1
@@ -427,7 +427,7 @@ extension TestClientProtocol {
         #expect(try pairFiltered.breakdown(.page).map(\.visitors).reduce(0, +) == 8)
         // An erasure recomputes the rollups of the days that held the subject's events.
         let request = try f.t.office.file(site: id, identifier: .subject(subjectA), filedBy: "test")
-        _ = try f.t.office.process(request, actor: "test")
+        _ = try await f.t.office.process(request, actor: "test")
         #expect(try rolled.summary().visitors == 12)
         #expect(try raw.summary() == rolled.summary())
     }

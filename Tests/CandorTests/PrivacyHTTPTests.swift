@@ -48,7 +48,7 @@ import Testing
         }
         let requests = try t.database.privacyRequests(site: t.site.id)
         #expect(requests.count == 1 && requests[0].filedBy == "self-service")
-        _ = try t.office.processOpenRequests(actor: "test")
+        _ = await (try t.office).processOpenRequests(actor: "test")
         #expect(try t.database.eventCount() == 2)
     }
 
@@ -93,7 +93,7 @@ import Testing
             let id = try #require((try JSONSerialization.jsonObject(with: Data(String(buffer: filed.body).utf8)) as? [String: Any])?["request"] as? String)
             #expect(try await call(.get, "/api/v1/privacy/requests/\(id)", otherKey).status == .notFound)
             #expect(try await call(.get, "/api/v1/privacy/requests/\(id)/receipt", key).status == .conflict)
-            _ = try t.office.processOpenRequests(actor: "test")
+            _ = await (try t.office).processOpenRequests(actor: "test")
             let status = try await call(.get, "/api/v1/privacy/requests/\(id)", key)
             #expect(String(buffer: status.body).contains(#""status":"done""#))
             let receipt = try await call(.get, "/api/v1/privacy/requests/\(id)/receipt", key)

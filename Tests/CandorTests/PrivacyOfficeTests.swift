@@ -5,6 +5,7 @@ import Logging
 import Privacy
 import Retention
 import Store
+import Synchronization
 import Testing
 
 /// SQLite's record encoding of an integer (big-endian, the smallest of 1, 2, 3, 4, 6, 8 bytes).
@@ -72,7 +73,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         let filed = try office.file(site: t.site.id, identifier: .subject(subjectA), filedBy: "test")
         #expect(filed.status == .received)
         #expect(filed.deadlineAt - filed.receivedAt == 30 * 86_400_000)
-        let done = try office.process(filed, actor: "test")
+        let done = try await office.process(filed, actor: "test")
         #expect(done.status == .done)
         #expect(done.subjectHash == nil)
 
@@ -96,6 +97,68 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try office.export(site: t.site.id, identifier: .subject(subjectB), actor: "test").table("events")!.rows.count == 2)
     }
 
+    /// A request whose rows are deleted but whose WAL truncation fails is `erasing`, with no
+    /// receipt and no `request_done`; the next run completes it. A failing request leaves the
+    /// others going.
+    @Test func aRequestIsDoneOnlyAfterAVerifiedTruncation() async throws {
+        let t = try TestCollector()
+        let failing = Mutex(true)
+        let scrubber = Scrubber(database: t.database, policies: t.collector.policies, now: t.clock.closure) {
+            if failing.withLock({ $0 }) { throw WALTruncationFailed(attempts: 1, lastError: "SQLITE_BUSY (forced)") }
+            return try await t.database.truncateWAL()
+        }
+        let office = PrivacyOffice(database: t.database, policies: t.collector.policies, subjects: try SubjectHasher(database: t.database),
+                                   now: t.clock.closure, scrubber: scrubber)
+        try await t.consentedVisit(subjectA, ip: "81.2.69.160")
+        try await t.consentedVisit(subjectB, ip: "81.2.69.192")
+        let hashA = try SubjectHasher(database: t.database).hash(subjectA)
+        let a = try office.file(site: t.site.id, identifier: .subject(subjectA), filedBy: "test")
+        let b = try office.file(site: t.site.id, identifier: .subject(subjectB), filedBy: "test")
+        let first = await office.processOpenRequests(actor: "test")
+        #expect(first.done.isEmpty)
+        #expect(Set(first.erasing.map(\.id)) == Set([a.id, b.id]))
+        #expect(first.problems.contains { $0.contains("forced") })
+        let erasing = try #require(try t.database.privacyRequest(id: a.id))
+        #expect(erasing.status == .erasing && erasing.receipt == nil && erasing.subjectHash == nil)
+        #expect(try t.database.eventCount() == 0)
+        var actions = try t.database.recentAuditEntries(limit: 10).map(\.action)
+        #expect(!actions.contains("request_done") && actions.filter { $0 == "request_erased" }.count == 2)
+        #expect(try office.reject(id: a.id, reason: "too late", actor: "test") == false)   // its rows are gone already
+
+        failing.withLock { $0 = false }
+        let second = await office.processOpenRequests(actor: "test")
+        #expect(Set(second.done.map(\.id)) == Set([a.id, b.id]) && second.erasing.isEmpty)
+        let done = try #require(try t.database.privacyRequest(id: a.id))
+        let receiptText = try #require(done.receipt)
+        let receipt = try #require(try JSONSerialization.jsonObject(with: Data(receiptText.utf8)) as? [String: Any])
+        let wal = try #require((receipt["verified"] as? [String: Any])?["write_ahead_log"] as? [String: Any])
+        #expect(wal["bytes_after"] as? Int == 0)
+        #expect(receipt["deleted"] as? [String: Int] == ["events": 2, "sessions": 1, "conversions": 0, "consent_records": 0])
+        actions = try t.database.recentAuditEntries(limit: 10).map(\.action)
+        #expect(actions.filter { $0 == "request_done" }.count == 2)
+        let file = t.dir.file("candor.sqlite")
+        for suffix in ["", "-wal", "-shm"] {
+            #expect(occurrences(of: sqliteIntegerBytes(hashA), inFile: file + suffix) == 0, "subject hash in candor.sqlite\(suffix)")
+        }
+        #expect(try AuditLog(database: t.database).verify().isIntact)
+    }
+
+    /// A real SQLITE_BUSY: another connection reading an old snapshot keeps the WAL from being
+    /// truncated; the attempts fail, then succeed once the reader is gone.
+    @Test func aHeldReadMakesTheTruncationWaitThenItSucceeds() async throws {
+        let t = try TestCollector()
+        try await t.consentedVisit(subjectA, ip: "81.2.69.160")
+        let reader = try HeldRead(path: t.dir.file("candor.sqlite"))
+        try await t.consentedVisit(subjectB, ip: "81.2.69.192")
+        await #expect(throws: WALTruncationFailed.self) {
+            try await t.database.truncateWAL(attempts: 3, attemptTimeout: .milliseconds(50))
+        }
+        reader.release()
+        let done = try await t.database.truncateWAL(attempts: 3)
+        #expect(done.outcome == .truncated && done.framesBefore > 0)
+        #expect((try? FileManager.default.attributesOfItem(atPath: t.dir.file("candor.sqlite-wal"))[.size] as? Int) == 0)
+    }
+
     @Test func anEmailRequestErasesTheJourneyOfTheLeadWithThatAddress() async throws {
         let t = try TestCollector(policy: policyWith { $0.formFieldAllowlist = ["email"] })
         let office = try t.office
@@ -107,7 +170,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         let export = try office.export(site: t.site.id, identifier: .email("lead@example.org"), actor: "test")
         #expect(export.table("events")!.rows.count == 3)
         let filed = try office.file(site: t.site.id, identifier: .email("LEAD@example.org"), filedBy: "test")
-        _ = try office.processOpenRequests(actor: "test")
+        _ = await office.processOpenRequests(actor: "test")
         let receipt = try #require(try t.database.privacyRequest(id: filed.id)?.receipt)
         #expect(receipt.contains(#""deleted":{"events":3,"sessions":1,"conversions":0,"consent_records":0}"#))
         #expect(try t.database.eventCount() == 2)
@@ -127,7 +190,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try office.export(site: t.site.id, identifier: .userID("u-42"), actor: "t").table("conversions")?.rows.count == 1)
         for identifier in [PrivacyOffice.Identifier.subject(subjectA), .email("Buyer@example.org"), .userID("u-42")] {
             let filed = try office.file(site: t.site.id, identifier: identifier, filedBy: "test")
-            let done = try office.process(filed, actor: "test")
+            let done = try await office.process(filed, actor: "test")
             #expect(done.receipt?.contains(#""conversions":1"#) == true, "\(identifier)")
         }
         #expect(try t.database.conversions(site: t.site.id).map(\.externalID) == ["c4"])
@@ -152,12 +215,12 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try !office.reject(id: b.id, reason: "twice", actor: "test"))
         let rejected = try #require(try t.database.privacyRequest(id: b.id))
         #expect(rejected.status == .rejected && rejected.reason == "identity not verified" && rejected.subjectHash == nil)
-        let done = try office.processOpenRequests(actor: "test")
+        let done = await office.processOpenRequests(actor: "test").done
         #expect(done.map(\.id) == [a.id])
         #expect(done[0].receipt!.contains(#""on_time":false"#))
         #expect(try t.database.privacyRequestCounts(now: Int64(t.clock.now.timeIntervalSince1970 * 1000)) == (open: 0, overdue: 0))
         let actions = try t.database.recentAuditEntries(limit: 10).map(\.action)
-        #expect(actions == ["request_done", "request_rejected", "request_received", "request_received"])
+        #expect(actions == ["request_done", "request_erased", "request_rejected", "request_received", "request_received"])
     }
 }
 
@@ -226,7 +289,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         t.clock.advance(11 * day)
         try audit.record(actor: "test", action: "young")
         let purger = Purger(database: t.database, policies: t.collector.policies, now: t.clock.closure)
-        let lines = try await purger.run(actor: "test")
+        let lines = try await purger.run(actor: "test").lines
         #expect(lines.first { $0.target == "audit_log" }?.rows == 3)
         let v = try audit.verify()
         #expect(v.isIntact, "\(v.problem ?? "")")
@@ -265,7 +328,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(events.reason.hasPrefix("older than 30 days"))
         #expect(try t.database.eventCount() == 8)   // a dry run changes nothing
 
-        let done = try await purger.run(actor: "test")
+        let done = try await purger.run(actor: "test").lines
         #expect(done.first { $0.target == "events" }?.rows == 7)
         #expect(done.first { $0.target == "sessions" }?.rows == 7)
         #expect(try t.database.eventCount() == 1)

@@ -100,3 +100,48 @@ func occurrences(of needle: [UInt8], inFile path: String) -> Int {
 func occurrences(of needle: String, inFile path: String) -> Int {
     occurrences(of: Array(needle.utf8), inFile: path)
 }
+
+/// A read transaction held open by another process (python3's sqlite3 module) on an old snapshot
+/// of the database, until released: what makes a WAL truncation fail with SQLITE_BUSY.
+final class HeldRead: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+
+    init(path: String) throws {
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN')
+            c.execute('SELECT count(*) FROM sqlite_master').fetchall()
+            print('held', flush=True)
+            sys.stdin.read()
+            c.execute('COMMIT')
+            """, path]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        // Wait until the read transaction is open.
+        let line = output.fileHandleForReading.availableLine()
+        guard line == "held" else { throw HeldReadError(output: line) }
+    }
+    struct HeldReadError: Error { let output: String }
+
+    func release() {
+        guard process.isRunning else { return }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
+
+extension FileHandle {
+    /// Reads up to the first newline (blocking).
+    func availableLine() -> String {
+        var bytes: [UInt8] = []
+        while bytes.count < 1000, let b = try? read(upToCount: 1), let byte = b.first, byte != 10 { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
