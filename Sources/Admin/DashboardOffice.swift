@@ -64,7 +64,8 @@ extension DashboardRoutes {
                                  (.conversions, .conversions), (.leads, .leads)] {
                 let oldest = try database.oldest(table, site: site.id)
                 let days = policy.retentionDays[cls]
-                let age = oldest.map { Int((t - $0) / 86_400_000) }
+                // In days, computed in floating point: a stored time far in the past cannot overflow here.
+                let age = oldest.map { Int(max(0, min(Double(t) - Double($0), 1e15)) / 86_400_000) }
                 retention.append(["site": site.name, "class": cls.rawValue, "limit": days.map { "\($0) days" } ?? "kept",
                                   "oldest": age.map { "\($0) days" } ?? "none", "over": (age ?? 0) > (days ?? .max)])
             }

@@ -132,6 +132,7 @@ extension DashboardRoutes {
         var r = range(request)
         if params.get("range") == nil, let f = params.get("from").flatMap(Self.day), let t = params.get("to").flatMap(Self.day) {
             guard f <= t else { return Self.apiError(400, "from must not be after to") }
+            guard t - f <= 366 * 86_400_000 else { return Self.apiError(400, "a range spans at most 366 days") }
             r = Range(key: "custom", from: f, to: t + 86_400_000, label: "")
         }
         var terms: [(Store.Dimension, String)] = []
@@ -231,7 +232,10 @@ extension DashboardRoutes {
 
     static func delta(_ now: Double, _ before: Double) -> String {
         guard before != 0 else { return now == 0 ? "±0 %" : "new" }
-        let p = Int(((now - before) / before * 100).rounded())
+        let ratio = ((now - before) / before * 100).rounded()
+        // Sums of refunds can leave a previous figure of nearly nothing: no percentage means anything then.
+        guard ratio.isFinite, abs(ratio) < 1e6 else { return now > before ? "up" : "down" }
+        let p = Int(ratio)
         return p > 0 ? "+\(p) %" : p == 0 ? "±0 %" : "−\(-p) %"
     }
 

@@ -82,12 +82,13 @@ public struct HookRoutes<Context: RequestContext>: Sendable {
         do {
             try Webhooks.verify(provider, body: body, secret: secret, now: now, header: header,
                                 query: { request.uri.queryParameters.get($0) })
-            outcome = try Webhooks.parse(provider, body: body, header: header, contentType: request.headers[.contentType])
+            outcome = try Webhooks.parse(provider, body: body, header: header, contentType: request.headers[.contentType], now: now)
         } catch {
             let label = switch error {
             case .badSignature, .missingSignature: "bad_signature"
             case .staleTimestamp: "stale"
             case .malformed: "malformed"
+            case .invalid: "invalid"
             }
             return answer(error.status, ["error": .string(error.description)], p, site, label)
         }
@@ -101,6 +102,11 @@ public struct HookRoutes<Context: RequestContext>: Sendable {
                 return answer(200, ["stored": .bool(stored), "duplicate": .bool(!stored), "kind": .string(row.kind.rawValue),
                                     "attributed_via": .string(row.attributedVia)],
                               p, site, stored ? "stored" : "duplicate")
+            } catch let violation as ConstraintViolation {
+                // A value the table refuses is the payload's fault: retrying would not help.
+                return answer(422, ["error": .string("the conversion cannot be stored: \(violation.description)")], p, site, "invalid")
+            } catch let error as AttributionError {
+                return answer(422, ["error": .string(error.description)], p, site, "invalid")
             } catch {
                 collector.logger.error("webhook not stored", metadata: ["provider": "\(p)", "error": "\(error)"])
                 return answer(503, ["error": "storage unavailable; retry later"], p, site, "error")

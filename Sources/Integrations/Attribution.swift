@@ -3,6 +3,11 @@ import JSONOutput
 public import Privacy
 public import Store
 
+/// A conversion that cannot be attributed as given.
+public struct AttributionError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// Turns a webhook event into a stored conversion linked, where consent allows, to the visitor's
 /// journey: the visits (sessions) of an identified subject within the site's lookback window.
 ///
@@ -37,7 +42,11 @@ public struct Attributor: Sendable {
     }
 
     public func conversion(_ e: WebhookEvent, site: String, provider: Provider, receivedAt: Date) throws -> ConversionRow {
-        let ts = Int64((e.timestamp ?? receivedAt).timeIntervalSince1970 * 1000)
+        // Webhooks.parse bounds the time; a date that still does not fit is refused, not trapped on.
+        guard let ts = Int64(exactly: ((e.timestamp ?? receivedAt).timeIntervalSince1970 * 1000).rounded(.down)),
+              ts > Int64.min / 2, ts < Int64.max / 2 else {
+            throw AttributionError(description: "the conversion's time is out of range")
+        }
         let terms = try database.clientTerms(site: site)
         var row = ConversionRow(siteID: site, provider: provider.rawValue, externalID: e.externalID, kind: e.kind, timestamp: ts,
                                 value: e.value, currency: e.currency, refersTo: e.refersTo)

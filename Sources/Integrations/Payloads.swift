@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Privacy
 import Store
 
@@ -9,7 +9,15 @@ extension Webhooks {
     public static let subjectKey = "candor_subject"
 
     public static func parse(_ provider: Provider, body: [UInt8], header: (String) -> String?,
-                             contentType: String?) throws(WebhookError) -> WebhookOutcome {
+                             contentType: String?, now: Date) throws(WebhookError) -> WebhookOutcome {
+        switch try read(provider, body: body, header: header, contentType: contentType) {
+        case .event(let e): return .event(try e.checked(now: now))
+        case .ignored(let why): return .ignored(why)
+        }
+    }
+
+    static func read(_ provider: Provider, body: [UInt8], header: (String) -> String?,
+                     contentType: String?) throws(WebhookError) -> WebhookOutcome {
         switch provider {
         case .stripe: return try stripe(json(body))
         case .shopify: return try shopify(json(body), topic: header("X-Shopify-Topic") ?? "")
@@ -82,9 +90,10 @@ extension Webhooks {
         switch topic {
         case "orders/create", "orders/paid":
             guard let id = string(doc["id"]) else { throw .malformed("a Shopify order needs an id") }
-            if topic == "orders/create", let status = doc["financial_status"] as? String, status != "paid" {
-                return .ignored("order \(id) is \(status.prefix(30)); counted when paid")
-            }
+            // Shopify signs the body, not the X-Shopify-Topic header: the signed body decides
+            // whether the order is paid, whatever topic the delivery claims.
+            guard let status = doc["financial_status"] as? String else { throw .invalid("a Shopify order needs its financial_status") }
+            guard status == "paid" else { return .ignored("order \(id) is \(status.prefix(30)); counted when paid") }
             let value = Double(string(doc["total_price"]) ?? "") ?? 0
             var e = WebhookEvent(externalID: "order:\(id)", kind: .sale, value: value, currency: (doc["currency"] as? String)?.uppercased())
             e.timestamp = date(doc["processed_at"]) ?? date(doc["created_at"])
@@ -101,8 +110,8 @@ extension Webhooks {
             e.detail = [("shopify_topic", topic)]
             return .event(e)
         case "refunds/create":
-            guard let id = string(doc["id"]), let order = string(doc["order_id"]) else {
-                throw .malformed("a Shopify refund needs id and order_id")
+            guard let id = string(doc["id"]), let order = string(doc["order_id"]), doc["financial_status"] == nil else {
+                throw .invalid("a Shopify refund needs id and order_id (the signed body is not a refund)")
             }
             var total = 0.0
             var currency: String?
@@ -223,20 +232,49 @@ extension Webhooks {
         let type = contentType?.lowercased() ?? ""
         if type.hasPrefix("multipart/form-data") {
             guard let b = contentType?.components(separatedBy: "boundary=").last?.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")),
-                  !b.isEmpty else { throw .malformed("multipart body without boundary") }
-            var fields: [String: String] = [:]
-            let text = String(decoding: body, as: UTF8.self)
-            for part in text.components(separatedBy: "--" + b).dropFirst() where !part.hasPrefix("--") {
-                guard let split = part.range(of: "\r\n\r\n") else { continue }
-                let head = part[..<split.lowerBound]
-                guard let name = head.range(of: "name=\"").map({ head[$0.upperBound...].prefix { $0 != "\"" } }) else { continue }
-                var value = String(part[split.upperBound...])
-                if value.hasSuffix("\r\n") { value.removeLast(2) }
-                fields[String(name)] = value
-            }
-            return fields
+                  !b.isEmpty, b.utf8.count <= 200 else { throw .malformed("multipart body without boundary") }
+            return multipart(body, boundary: Array(b.utf8))
         }
         return FormFields.urlencoded(body)
+    }
+
+    /// The fields of a multipart/form-data body (RFC 7578), read on bytes: each part runs from
+    /// the CRLF after its delimiter line to the CRLF before the next delimiter.
+    static func multipart(_ body: [UInt8], boundary: [UInt8]) -> [String: String] {
+        let delimiter = Array("--".utf8) + boundary
+        let separator = Array("\r\n\r\n".utf8)
+        var fields: [String: String] = [:]
+        var starts: [Int] = []
+        var i = 0
+        while let at = find(delimiter, in: body, from: i) {
+            starts.append(at)
+            i = at + delimiter.count
+        }
+        for (n, start) in starts.enumerated() where n + 1 < starts.count {
+            var partStart = start + delimiter.count
+            // The delimiter line ends with CRLF; the closing delimiter has "--" instead.
+            guard partStart + 2 <= body.count, body[partStart] == 13, body[partStart + 1] == 10 else { continue }
+            partStart += 2
+            var partEnd = starts[n + 1]
+            if partEnd - 2 >= partStart, body[partEnd - 2] == 13, body[partEnd - 1] == 10 { partEnd -= 2 }
+            let part = Array(body[partStart..<partEnd])
+            guard let split = find(separator, in: part, from: 0) else { continue }
+            let head = String(decoding: part[..<split], as: UTF8.self)
+            guard let nameStart = head.range(of: "name=\"") else { continue }
+            let name = head[nameStart.upperBound...].prefix { $0 != "\"" }
+            fields[String(name)] = String(decoding: part[(split + separator.count)...], as: UTF8.self)
+        }
+        return fields
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
+        var i = from
+        while i <= haystack.count - needle.count {
+            if haystack[i] == needle[0] && haystack[i..<i + needle.count].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
     }
 }
 

@@ -20,25 +20,29 @@ public enum Provider: String, Sendable, CaseIterable {
     }
 }
 
-/// Why a delivery was refused (401) or could not be read (400).
+/// Why a delivery was refused (401), could not be read (400), or was read but holds values
+/// Candor cannot store (422). None of them is worth a provider's retry.
 public enum WebhookError: Error, Equatable, CustomStringConvertible {
     case missingSignature(String)
     case badSignature
     case staleTimestamp
     case malformed(String)
+    /// Signed and readable, but a value is out of range (a date, an amount, a currency, an id).
+    case invalid(String)
 
     public var description: String {
         switch self {
         case .missingSignature(let header): "missing \(header)"
         case .badSignature: "signature does not match"
         case .staleTimestamp: "timestamp outside the replay window"
-        case .malformed(let why): why
+        case .malformed(let why), .invalid(let why): why
         }
     }
 
     public var status: Int {
         switch self {
         case .malformed: 400
+        case .invalid: 422
         default: 401
         }
     }
@@ -69,6 +73,32 @@ public struct WebhookEvent: Sendable, Equatable {
     public static func == (a: Self, b: Self) -> Bool {
         a.externalID == b.externalID && a.kind == b.kind && a.value == b.value && a.currency == b.currency
             && a.refersTo == b.refersTo && a.subjectID == b.subjectID && a.email == b.email && a.userID == b.userID
+    }
+}
+
+extension WebhookEvent {
+    /// Earliest conversion time accepted (2000-01-01), and how far ahead of the server's clock.
+    static let earliest = Date(timeIntervalSince1970: 946_684_800)
+    static let aheadAllowed: TimeInterval = 86_400
+
+    /// Every provider's event passes here before it is attributed and stored: a value the
+    /// conversions table cannot hold is refused with its reason (422), never left to fail in the
+    /// database (where it would look like an outage) or to trap in arithmetic.
+    func checked(now: Date) throws(WebhookError) -> WebhookEvent {
+        var e = self
+        guard value.isFinite, abs(value) < 1e12 else { throw .invalid("amount out of range (|value| < 10^12)") }
+        if let t = timestamp {
+            guard t >= Self.earliest, t <= now.addingTimeInterval(Self.aheadAllowed) else {
+                throw .invalid("the conversion's time is out of range (2000-01-01 to a day ahead of now)")
+            }
+        }
+        if let c = currency {
+            guard c.utf8.count == 3, c.utf8.allSatisfy({ (65...90).contains($0) }) else { throw .invalid("currency must be an ISO 4217 code") }
+        }
+        guard (1...200).contains(externalID.unicodeScalars.count) else { throw .invalid("the event id must be 1-200 characters") }
+        if let r = refersTo, r.unicodeScalars.count > 200 { throw .invalid("refers_to must be at most 200 characters") }
+        e.detail = detail.map { ($0.0, String($0.1.unicodeScalars.prefix(200))) }
+        return e
     }
 }
 

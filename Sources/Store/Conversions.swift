@@ -122,7 +122,7 @@ extension AppDatabase {
     /// Returns false for a redelivery.
     @discardableResult
     public func insertConversion(_ c: ConversionRow) throws -> Bool {
-        try writer.write { db in
+        try refusingViolations { try writer.write { db in
             let f = c.firstTouch, l = c.lastTouch
             let args: [(any DatabaseValueConvertible)?] = [
                 c.siteID, c.provider, c.externalID, c.kind.rawValue, c.timestamp, c.value, c.currency, c.refersTo,
@@ -139,7 +139,7 @@ extension AppDatabase {
                 ON CONFLICT(site_id, provider, external_id) DO NOTHING
                 """, arguments: StatementArguments(args))
             return db.changesCount == 1
-        }
+        } }
     }
 
     public func conversion(site: String, provider: String, externalID: String) throws -> ConversionRow? {

@@ -242,3 +242,18 @@ public struct StoreError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A value a table's constraints refuse (a CHECK, NOT NULL, UNIQUE): the input's fault, not the
+/// storage's, so callers answer 4xx rather than "retry later".
+public struct ConstraintViolation: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Runs `body`, turning SQLite constraint failures into ``ConstraintViolation``.
+func refusingViolations<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+        throw ConstraintViolation(description: error.message ?? "constraint failed")
+    }
+}

@@ -5,7 +5,7 @@ import JSONOutput
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Integrations
+@testable import Integrations
 import NIOCore
 import Privacy
 import Store
@@ -219,6 +219,84 @@ struct HookFixture {
             #expect(unknown.status == .notFound)
         }
         #expect(try f.t.database.conversions(site: f.t.site.id).isEmpty)
+    }
+}
+
+/// Regression tests of issue 12, finding 2 and 8: signed deliveries the server once trapped on,
+/// stored wrongly, or answered with "retry later".
+@Suite struct WebhookHostileInputTests {
+    func post(_ client: some TestClientProtocol, _ f: HookFixture, _ p: Provider, _ body: String,
+              extra: [(String, String)] = []) async throws -> (HTTPResponse.Status, String) {
+        let r = try await client.execute(uri: "/hooks/\(p.rawValue)/\(f.t.site.id)", method: .post,
+                                         headers: f.signed(p, body, extra: extra), body: ByteBuffer(string: body))
+        return (r.status, String(buffer: r.body))
+    }
+
+    @Test(arguments: ["1e16", "-1e300", "-9223372035000000", "-9223371000000000", "1e400", "9007199254740993"])
+    func stripeCreatedOutOfRangeIsRefusedWith422(_ created: String) async throws {
+        let f = try HookFixture()
+        let body = #"{"id":"evt_x","type":"payment_intent.succeeded","created":\#(created),"data":{"object":{"id":"pi_x","amount_received":100,"currency":"usd"}}}"#
+        try await f.app.test(.router) { client in
+            let (status, text) = try await post(client, f, .stripe, body)
+            #expect(status == .unprocessableContent || status == .badRequest, "\(created): \(status) \(text)")
+            // The router still answers afterwards.
+            #expect(try await post(client, f, .generic, #"{"type":"sale","id":"ok","value":1}"#).0 == .ok)
+        }
+        #expect(try f.t.database.conversions(site: f.t.site.id).map(\.externalID) == ["ok"])
+    }
+
+    @Test func amountsCurrenciesAndIdsTheTableCannotHoldGet422NotRetryLater() async throws {
+        let f = try HookFixture()
+        let longID = String(repeating: "🇩🇪", count: 150)   // 150 characters, 300 code points
+        try await f.app.test(.router) { client in
+            for (p, body, extra) in [
+                (Provider.shopify, #"{"id":1,"financial_status":"paid","total_price":"inf","currency":"USD"}"#, [("X-Shopify-Topic", "orders/paid")]),
+                (.shopify, #"{"id":2,"financial_status":"paid","total_price":"1e400","currency":"USD"}"#, [("X-Shopify-Topic", "orders/paid")]),
+                (.shopify, #"{"id":3,"financial_status":"paid","total_price":"10","currency":"EURO"}"#, [("X-Shopify-Topic", "orders/paid")]),
+                (.stripe, #"{"id":"evt_3","type":"payment_intent.succeeded","data":{"object":{"id":"pi_3","amount_received":1e300,"currency":"usd"}}}"#, []),
+                (.generic, #"{"type":"sale","id":"\#(longID)","value":1}"#, []),
+            ] as [(Provider, String, [(String, String)])] {
+                let (status, text) = try await post(client, f, p, body, extra: extra)
+                #expect(status == .unprocessableContent, "\(body): \(status) \(text)")
+            }
+        }
+        #expect(try f.t.database.conversions(site: f.t.site.id).isEmpty)
+    }
+
+    /// Shopify signs the body, not X-Shopify-Topic: a pending order replayed as orders/paid is no sale.
+    @Test func shopifyTopicCannotTurnAPendingOrderIntoASale() async throws {
+        let f = try HookFixture()
+        let pending = #"{"id":77,"financial_status":"pending","total_price":"500.00","currency":"USD"}"#
+        let refund = #"{"id":9,"order_id":77,"transactions":[{"kind":"refund","status":"success","amount":"5.00","currency":"USD"}]}"#
+        try await f.app.test(.router) { client in
+            let replayed = try await post(client, f, .shopify, pending, extra: [("X-Shopify-Topic", "orders/paid")])
+            #expect(replayed.0 == .ok && replayed.1.contains("counted when paid"), "\(replayed)")
+            let orderAsRefund = try await post(client, f, .shopify, pending, extra: [("X-Shopify-Topic", "refunds/create")])
+            #expect(orderAsRefund.0 == .unprocessableContent)
+            let refundAsOrder = try await post(client, f, .shopify, refund, extra: [("X-Shopify-Topic", "orders/paid")])
+            #expect(refundAsOrder.0 == .unprocessableContent)
+        }
+        #expect(try f.t.database.conversions(site: f.t.site.id).isEmpty)
+    }
+
+    /// A JotForm submission with a field left empty (its value is exactly CRLF) once trapped in
+    /// `removeLast(2)`; values lost their last character too.
+    @Test func jotformMultipartWithAnEmptyFieldIsReadWhole() async throws {
+        let f = try HookFixture()
+        let b = "----jotformboundary42"
+        let body = ["submissionID": "5512345", "formID": "2211", "q5_phone": "", "q3_email": "lead@example.org"]
+            .sorted { $0.key < $1.key }
+            .map { "--\(b)\r\nContent-Disposition: form-data; name=\"\($0.key)\"\r\n\r\n\($0.value)\r\n" }.joined() + "--\(b)--\r\n"
+        try await f.app.test(.router) { client in
+            let r = try await client.execute(uri: "/hooks/jotform/\(f.t.site.id)?token=\(HookFixture.secret)", method: .post,
+                                             headers: [.contentType: "multipart/form-data; boundary=\(b)"], body: ByteBuffer(string: body))
+            #expect(r.status == .ok, "\(String(buffer: r.body))")
+        }
+        let lead = try #require(try f.t.database.conversions(site: f.t.site.id).first)
+        let expected = try SubjectHasher(database: f.t.database).hash("lead@example.org", kind: .email)
+        #expect(lead.externalID == "5512345" && lead.emailHash == expected)
+        #expect(Webhooks.multipart(Array(body.utf8), boundary: Array(b.utf8)) == ["submissionID": "5512345", "formID": "2211", "q5_phone": "",
+                                                                                "q3_email": "lead@example.org"])
     }
 }
 
