@@ -17,56 +17,65 @@ public struct Viewer: Sendable {
     public func may(see site: String) -> Bool { siteIDs.contains(site) }
 }
 
-/// Password login (argon2id), session tokens (only their BLAKE2b hash is stored), CSRF tokens and
-/// login throttling (per e-mail and per client: 5 failures in 15 minutes, then 429 until they age out).
+/// Password login (argon2id), session tokens (only their BLAKE2b hash is stored), CSRF tokens,
+/// device cookies and sign-in throttling (``LoginThrottle``).
 public final class Authenticator: Sendable {
     let database: AppDatabase
     let now: @Sendable () -> Date
     public static let sessionLifetime: TimeInterval = 12 * 3600
-    static let window: TimeInterval = 15 * 60
-    static let maxFailures = 5
-    private let failures = Mutex<[String: [Date]]>([:])
+    public static let deviceLifetime: TimeInterval = 365 * 86_400
+    public let throttle: LoginThrottle
+    let gate: HashingGate
 
-    public init(database: AppDatabase, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(database: AppDatabase, now: @escaping @Sendable () -> Date = { Date() }, throttle: LoginThrottle = LoginThrottle()) {
         self.database = database
         self.now = now
+        self.throttle = throttle
+        self.gate = HashingGate()
     }
 
     public enum LoginResult: Sendable, Equatable {
-        case success(token: String)
+        /// Signed in: the session token, and the device token the browser keeps from now on.
+        case success(token: String, device: String)
         case invalid
         case throttled(retryAfter: Int)
+        /// Too many password checks at once.
+        case busy
     }
 
     static func tokenHash(_ token: String) -> [UInt8] {
         Sodium.hash(Array(token.utf8))
     }
 
-    /// `clientKey` identifies the caller for throttling (a hash of the address, never the address itself).
-    public func login(email: String, password: String, clientKey: String) throws -> LoginResult {
+    /// `address` identifies the caller's resolved address for throttling (a keyed hash, never the
+    /// address itself); `device` is the browser's device cookie, if it sent one.
+    public func login(email: String, password: String, address: String, device: String?) async throws -> LoginResult {
         let t = now()
-        let keys = ["email:" + email.lowercased(), "client:" + clientKey]
-        let recent = failures.withLock { f -> [Date] in
-            for k in keys { f[k] = f[k, default: []].filter { t.timeIntervalSince($0) < Self.window } }
-            return keys.flatMap { f[$0] ?? [] }
+        let user = try database.user(email: email)
+        // A device cookie counts only for the account it signed in to before.
+        var knownDevice: String?
+        if let device, device.utf8.count == 64, let id = user?.id,
+           try database.loginDeviceUser(tokenHash: Self.tokenHash(device)) == id {
+            knownDevice = Hex.encode(Self.tokenHash(device))
         }
-        if keys.contains(where: { k in failures.withLock { $0[k]?.count ?? 0 } >= Self.maxFailures }) {
-            let oldest = recent.min() ?? t
-            return .throttled(retryAfter: max(1, Int(Self.window - t.timeIntervalSince(oldest))))
+        if let wait = throttle.wait(address: address, account: user?.id, device: knownDevice, now: t) {
+            return .throttled(retryAfter: wait)
         }
         // Hash even for unknown accounts, so timing does not tell which e-mails exist.
-        let user = try database.user(email: email)
-        let ok = PasswordHasher.verify(password, hash: user?.passwordHash ?? Self.dummyHash) && user != nil
-        guard ok, let user, let id = user.id else {
-            failures.withLock { f in for k in keys { f[k, default: []].append(t) } }
+        let stored = user?.passwordHash ?? Self.dummyHash
+        guard let verified = await gate.run({ PasswordHasher.verify(password, hash: stored) }) else { return .busy }
+        guard verified, let user, let id = user.id else {
+            throttle.failed(address: address, account: user?.id, device: knownDevice, now: t)
             return .invalid
         }
-        failures.withLock { $0["email:" + email.lowercased()] = nil }
+        throttle.succeeded(account: id, device: knownDevice)
         let token = Hex.encode(Sodium.randomBytes(32))
         let ms = Int64(t.timeIntervalSince1970 * 1000)
         try database.insertWebSession(tokenHash: Self.tokenHash(token), user: id, csrf: Hex.encode(Sodium.randomBytes(16)),
                                       createdAt: ms, expiresAt: ms + Int64(Self.sessionLifetime * 1000))
-        return .success(token: token)
+        let deviceToken = knownDevice != nil ? device! : Hex.encode(Sodium.randomBytes(32))
+        try database.insertLoginDevice(tokenHash: Self.tokenHash(deviceToken), user: id, at: ms)
+        return .success(token: token, device: deviceToken)
     }
 
     static let dummyHash = PasswordHasher.hash(Hex.encode(Sodium.randomBytes(16)))

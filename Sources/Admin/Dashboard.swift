@@ -100,12 +100,16 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     /// How long one live-events stream lasts before the browser reconnects.
     let liveDuration: Duration
     let clientKey = Sodium.randomBytes(32)
+    /// The client's address from the peer and X-Forwarded-For (trusted proxies honoured).
+    let clientAddress: @Sendable (_ peer: String?, _ forwardedFor: String?) -> String?
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
                 secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
-                liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() }) {
+                liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() },
+                clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer }) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
         self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
+        self.clientAddress = clientAddress
     }
 
     public static var csp: String {
@@ -165,9 +169,11 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     // MARK: Session plumbing
 
-    func token(_ request: Request) -> String? {
-        request.headers[.cookie]?.split(separator: ";").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
-            .first { $0.hasPrefix("candor_session=") }.map { String($0.dropFirst("candor_session=".count)) }
+    func token(_ request: Request) -> String? { cookie("candor_session", request) }
+
+    func cookie(_ name: String, _ request: Request) -> String? {
+        request.headers[values: .cookie].lazy.flatMap { $0.split(separator: ";") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
     }
 
     func withViewer(_ request: Request, _ body: (Viewer) async throws -> Response) async throws -> Response {
@@ -228,18 +234,28 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         if let origin = request.headers[.origin], let host = request.head.authority, !origin.hasSuffix("//" + host) {
             return loginPage(error: "Sign-in must come from this site.", status: .forbidden)
         }
-        let address = context.remoteAddress.map { "\($0)" } ?? "unknown"
+        // Throttled by the resolved client address (X-Forwarded-For from trusted proxies), kept as a keyed hash.
+        let address = clientAddress(context.remoteAddress?.ipAddress, request.headers[.init("X-Forwarded-For")!]) ?? "unknown"
         let key = Hex.encode(clientKey.withUnsafeBytes { k in Array(address.utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0) } })
-        switch try auth.login(email: f["email"] ?? "", password: f["password"] ?? "", clientKey: key) {
-        case .success(let token):
-            var cookie = "candor_session=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.sessionLifetime))"
-            if secureCookies { cookie += "; Secure" }
-            return Response(status: .seeOther, headers: [.location: "/", .setCookie: cookie])
+        switch try await auth.login(email: f["email"] ?? "", password: f["password"] ?? "", address: key, device: cookie("candor_device", request)) {
+        case .success(let token, let device):
+            let secure = secureCookies ? "; Secure" : ""
+            var headers: HTTPFields = [.location: "/"]
+            headers.append(HTTPField(name: .setCookie, value:
+                "candor_session=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.sessionLifetime))\(secure)"))
+            headers.append(HTTPField(name: .setCookie, value:
+                "candor_device=\(device); Path=/login; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.deviceLifetime))\(secure)"))
+            return Response(status: .seeOther, headers: headers)
         case .invalid:
             return loginPage(error: "E-mail or password is wrong.", status: .unauthorized)
         case .throttled(let retry):
-            var r = loginPage(error: "Too many failed attempts; try again in \(retry / 60 + 1) minutes.", status: .tooManyRequests)
+            var r = loginPage(error: "Too many failed attempts; try again in \(retry < 60 ? "\(retry) seconds" : "\(retry / 60 + 1) minutes").",
+                              status: .tooManyRequests)
             r.headers[.retryAfter] = String(retry)
+            return r
+        case .busy:
+            var r = loginPage(error: "Too many sign-ins at once; try again in a moment.", status: .serviceUnavailable)
+            r.headers[.retryAfter] = "2"
             return r
         }
     }

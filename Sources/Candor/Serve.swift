@@ -146,7 +146,9 @@ struct Serve: AsyncParsableCommand {
             let pages = try await Pages(directory: publicDir + "/templates")
             DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: Authenticator(database: database),
                                                   office: office, pages: pages, secureCookies: secureCookies,
-                                                  health: { pipelineHealth(collector) }).add(to: router)
+                                                  health: { pipelineHealth(collector) },
+                                                  clientAddress: { peer, forwarded in collector.addresses.resolve(peer: peer, forwardedFor: forwarded) })
+                .add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])
         }

@@ -163,6 +163,28 @@ extension AppDatabase {
         }
     }
 
+    /// Remembers a browser that signed in to an account (only a hash of its device cookie); an
+    /// account keeps its 20 most recent devices.
+    public func insertLoginDevice(tokenHash: [UInt8], user: Int64, at: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO login_devices (token_hash, user_id, created_at, last_used_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(token_hash) DO UPDATE SET last_used_at = excluded.last_used_at
+                """, arguments: [Data(tokenHash), user, at, at])
+            try db.execute(sql: """
+                DELETE FROM login_devices WHERE user_id = ? AND token_hash NOT IN
+                  (SELECT token_hash FROM login_devices WHERE user_id = ? ORDER BY last_used_at DESC LIMIT 20)
+                """, arguments: [user, user])
+        }
+    }
+
+    /// The account a device cookie (by its hash) signed in to before, if any.
+    public func loginDeviceUser(tokenHash: [UInt8]) throws -> Int64? {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT user_id FROM login_devices WHERE token_hash = ?", arguments: [Data(tokenHash)])
+        }
+    }
+
     public func deleteWebSession(tokenHash: [UInt8]) throws {
         try writer.write { db in try db.execute(sql: "DELETE FROM web_sessions WHERE token_hash = ?", arguments: [Data(tokenHash)]) }
     }

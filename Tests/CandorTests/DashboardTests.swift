@@ -48,18 +48,28 @@ struct DashboardFixture {
                                                                 rejected: $0.rejected, errors: $0.writeErrors)
                                                       }, queueDepth: 0, commitP50Ms: 1, commitP99Ms: 2, geo: [("City database", "none")],
                                                          webhooks: collector.metrics.webhookCounts)
-                                                  }, liveDuration: .milliseconds(300), now: t.clock.closure).add(to: router)
+                                                  }, liveDuration: .milliseconds(300), now: t.clock.closure,
+                                                  // Tests name the client in X-Forwarded-For (as from a trusted proxy).
+                                                  clientAddress: { peer, forwarded in forwarded ?? peer }).add(to: router)
             return Application(router: router)
         }
     }
 }
 
 extension TestClientProtocol {
-    func login(_ email: String, _ password: String) async throws -> (TestResponse, String?) {
-        let r = try await execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+    func login(_ email: String, _ password: String, from address: String? = nil, device: String? = nil) async throws -> (TestResponse, String?) {
+        var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        if let address { headers[.init("X-Forwarded-For")!] = address }
+        if let device { headers[.cookie] = device }
+        let r = try await execute(uri: "/login", method: .post, headers: headers,
                                   body: ByteBuffer(string: "email=\(email)&password=\(password)"))
-        let cookie = r.headers[.setCookie]?.split(separator: ";").first.map(String.init)
+        let cookie = r.headers[values: .setCookie].first { $0.hasPrefix("candor_session=") }?.split(separator: ";").first.map(String.init)
         return (r, cookie)
+    }
+
+    /// The device cookie a successful sign-in set, as a Cookie header value.
+    func deviceCookie(_ r: TestResponse) -> String? {
+        r.headers[values: .setCookie].first { $0.hasPrefix("candor_device=") }?.split(separator: ";").first.map(String.init)
     }
 
     func page(_ uri: String, _ cookie: String?) async throws -> (HTTPResponse.Status, String, HTTPFields) {
@@ -92,10 +102,48 @@ extension TestClientProtocol {
             for _ in 0..<5 { #expect(try await client.login("viewer@example.org", "wrong").0.status == .unauthorized) }
             let throttled = try await client.login("viewer@example.org", f.viewerPassword).0
             #expect(throttled.status == .tooManyRequests)
-            #expect(throttled.headers[.retryAfter] != nil)
-            f.t.clock.advance(16 * 60)
+            #expect(throttled.headers[.retryAfter] == "1")   // a delay, growing with each failure, not a lockout
+            f.t.clock.advance(2)
             #expect(try await client.login("viewer@example.org", f.viewerPassword).0.status == .seeOther)
         }
+    }
+
+    /// Issue 12, finding 3: one client trying many accounts is throttled by its address (30 of 30
+    /// got 401 before); failures aimed at the owner from elsewhere never lock the owner's own
+    /// browser out; memory stays bounded however many e-mails and addresses are tried.
+    @Test func signInThrottlingStopsSprayingWithoutLockingTheOwnerOut() async throws {
+        let f = try await DashboardFixture()
+        let auth = Authenticator(database: f.t.database, now: f.t.clock.closure)
+        let router = buildRouter(collector: f.t.collector)
+        DashboardRoutes<CandorRequestContext>(database: f.t.database, policies: f.t.collector.policies, auth: auth, office: try f.t.office,
+                                              pages: f.pages, now: f.t.clock.closure,
+                                              clientAddress: { peer, forwarded in forwarded ?? peer }).add(to: router)
+        try await Application(router: router).test(.router) { client in
+            // The owner signs in once from their browser: it becomes a known device.
+            let first = try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.7")
+            let device = try #require(client.deviceCookie(first.0))
+            // Spraying from one address: 10 wrong answers, then 429 whatever the account.
+            var statuses: [HTTPResponse.Status] = []
+            for i in 0..<30 { statuses.append(try await client.login("user\(i)@example.org", "Winter2026!", from: "203.0.113.9").0.status) }
+            #expect(statuses.prefix(10).allSatisfy { $0 == .unauthorized })
+            #expect(statuses.dropFirst(10).allSatisfy { $0 == .tooManyRequests })
+            // Guessing the owner's password from 40 addresses: the account's attempts are slowed, 30 s at most.
+            for i in 0..<40 { _ = try await client.login("owner@example.org", "guess\(i)", from: "192.0.2.\(i)") }
+            let stranger = try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.99").0
+            #expect(stranger.status == .tooManyRequests)
+            #expect(Int(stranger.headers[.retryAfter] ?? "") ?? 99 <= 30)
+            // The owner's known browser is not delayed at all.
+            #expect(try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.7", device: device).0.status == .seeOther)
+            // 3,000 throttled attempts with fresh e-mails keep no entry per e-mail.
+            for i in 0..<3000 { _ = try await client.login("nobody\(i)@example.org", "x", from: "203.0.113.9") }
+            #expect(auth.throttle.entries < 50)
+        }
+        // Address entries are capped and expire.
+        let throttle = LoginThrottle()
+        for i in 0..<(throttle.limits.capacity + 500) { throttle.failed(address: "a\(i)", account: nil, device: nil, now: noon) }
+        #expect(throttle.entries <= throttle.limits.capacity)
+        _ = throttle.wait(address: "x", account: nil, device: nil, now: noon.addingTimeInterval(16 * 60))
+        #expect(throttle.entries == 0)
     }
 
     @Test func formsNeedTheCSRFToken() async throws {
