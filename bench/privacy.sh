@@ -33,7 +33,7 @@ serve() { # purge-every hours (0 = off)
   $BIN serve "${D[@]}" --port $PORT --trusted-proxy 127.0.0.1/32 --purge-every "$1" \
     --rate-site 10000000 --rate-client 10000000 --log-level warning >>"$WORK/candor.log" 2>&1 &
   PID=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 }
 load() { BENCH_SITE=$LIVE BENCH_DELAY_MS=$DELAY_MS wrk -t2 -c"$CONNS" -d"$1s" -s bench/events.lua "http://127.0.0.1:$PORT/api/event" | grep '^RESULT'; }
 field() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }

@@ -18,11 +18,12 @@ trap cleanup EXIT
 echo "== machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print int($2/1024)" MB"}'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $DURATION s per run, $CONNS connections"
 
 SITE=$($BIN sites add --data "$WORK/data" --name Bench --domain example.com)
-$BIN serve --data "$WORK/data" --port $CANDOR_PORT --trusted-proxy 127.0.0.1/32 \
+METRICS_TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+$BIN serve --data "$WORK/data" --port $CANDOR_PORT --trusted-proxy 127.0.0.1/32 --metrics-token "$METRICS_TOKEN" \
   --geoip-city Tests/CandorTests/Fixtures/candor-city-test.mmdb --geoip-asn Tests/CandorTests/Fixtures/candor-asn-test.mmdb \
   --rate-site 10000000 --rate-client 10000000 --log-level warning >"$WORK/candor.log" 2>&1 &
 CANDOR_PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CANDOR_PORT/health" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CANDOR_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 mkdir -p "$WORK/nginx/logs"
 cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -58,6 +59,6 @@ echo "== candor at half the max rate (delay ${DELAY} ms per connection)"; H=$(ru
 RSS=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$CANDOR_PID/status)
 STORED=$(sqlite3 "$WORK/data/candor.sqlite" "select count(*) from events")
 echo "== events stored: $STORED; candor peak RSS: ${RSS} MB"
-curl -s "http://127.0.0.1:$CANDOR_PORT/metrics" | grep -E '^candor_writer_batch_size_(sum|count)|^candor_events_dropped_total' | grep -v ' 0$' || true
+curl -s -H "Authorization: Bearer $METRICS_TOKEN" "http://127.0.0.1:$CANDOR_PORT/metrics" | grep -E '^candor_writer_batch_size_(sum|count)|^candor_events_dropped_total' | grep -v ' 0$' || true
 RATIO=$(awk -v c="$MAX" -v n="$(field "$N" rps)" 'BEGIN { printf "%.2f", c / n }')
 echo "ratio_vs_nginx=$RATIO events_per_s=$MAX p50_ms=$(field "$C" p50_ms) p99_ms=$(field "$C" p99_ms) half_rate_rps=$(field "$H" rps) half_rate_p99_ms=$(field "$H" p99_ms) rss_mb=$RSS cpu_us_per_event=$CPU_US nginx_rps=$(field "$N" rps)"

@@ -1,4 +1,5 @@
 public import Foundation
+public import HTTPTypes
 import Privacy
 public import Store
 import Synchronization
@@ -87,6 +88,19 @@ public final class Authenticator: Sendable {
         let sites: Set<String> = user.role == .owner || user.role == .admin
             ? Set(try database.sites().map(\.id)) : Set(try database.siteIDs(user: userID))
         return Viewer(user: user, siteIDs: sites, csrf: csrf)
+    }
+
+    /// Whether the request carries the dashboard session of an owner or admin (who may read
+    /// /health and /metrics).
+    public func isOperator(_ headers: HTTPFields) -> Bool {
+        guard let token = Self.cookie("candor_session", headers), let v = try? viewer(token: token) else { return false }
+        return v.isStaffAdmin
+    }
+
+    /// A cookie's value from the request's Cookie headers.
+    static func cookie(_ name: String, _ headers: HTTPFields) -> String? {
+        headers[values: .cookie].lazy.flatMap { $0.split(separator: ";") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
     }
 
     public func logout(token: String) throws {

@@ -171,10 +171,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     func token(_ request: Request) -> String? { cookie("candor_session", request) }
 
-    func cookie(_ name: String, _ request: Request) -> String? {
-        request.headers[values: .cookie].lazy.flatMap { $0.split(separator: ";") }.map { $0.trimmingCharacters(in: .whitespaces) }
-            .first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
-    }
+    func cookie(_ name: String, _ request: Request) -> String? { Authenticator.cookie(name, request.headers) }
 
     func withViewer(_ request: Request, _ body: (Viewer) async throws -> Response) async throws -> Response {
         guard let token = token(request), let viewer = try auth.viewer(token: token) else {

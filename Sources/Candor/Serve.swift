@@ -61,6 +61,11 @@ struct Serve: AsyncParsableCommand {
             help: "NIO event loops; default one per core but one, which the event writer's thread keeps busy (env CANDOR_EVENT_LOOPS).")
     var eventLoops: Int = env("CANDOR_EVENT_LOOPS").flatMap(Int.init) ?? max(1, System.coreCount - 1)
 
+    @Option(name: .customLong("metrics-token"),
+            help: "Bearer token that may read /health and /metrics besides owner and admin sessions (env CANDOR_METRICS_TOKEN).")
+    var metricsTokenFlag: String?
+    var metricsToken: String? { metricsTokenFlag ?? env("CANDOR_METRICS_TOKEN") }
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -140,11 +145,14 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
+        let auth = Authenticator(database: database)
+        if let token = metricsToken, token.utf8.count < 16 { throw UsageError(description: "--metrics-token must be at least 16 characters") }
         let router = buildRouter(collector: collector, assets: assets, office: office,
-                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database)))
+                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database)),
+                                 mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: metricsToken) { auth.isOperator($0) })
         do {
             let pages = try await Pages(directory: publicDir + "/templates")
-            DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: Authenticator(database: database),
+            DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: auth,
                                                   office: office, pages: pages, secureCookies: secureCookies,
                                                   health: { pipelineHealth(collector) },
                                                   clientAddress: { peer, forwarded in collector.addresses.resolve(peer: peer, forwardedFor: forwarded) })

@@ -73,7 +73,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             </head><body><main>
             <h1>Candor demo site — page \(page)</h1>
             <p>This page loads <code>pixel.js</code> and the consent banner for the demo site <code>\(id)</code>.
-            Every click below is an event; <a href="/metrics">/metrics</a> shows them arrive.</p>
+            Every click below is an event; the dashboard's real-time page shows them arrive.</p>
             <nav><a href="\(other.0)" id="nav-link">\(other.1)</a> · <a href="#" id="spa-link" data-spa="/demo/spa-view">SPA navigation</a></nav>
             <ul>
             <li><a href="/demo/files/price-list.pdf" id="download-link">Download the price list (PDF)</a></li>

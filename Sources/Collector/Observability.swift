@@ -1,4 +1,5 @@
 public import Foundation
+public import HTTPTypes
 import JSONOutput
 import Logging
 public import Hummingbird
@@ -8,16 +9,36 @@ import Geo
 public import Privacy
 public import Integrations
 
-/// GET /health (JSON) and GET /metrics (Prometheus text).
+/// Decides whether a request may read /health and /metrics (an owner or admin session, or the
+/// metrics token).
+public typealias OperatorCheck = @Sendable (_ headers: HTTPFields) async -> Bool
+
+/// GET /healthz (public liveness, no details), GET /health (JSON) and GET /metrics (Prometheus
+/// text); the last two only for operators (``OperatorCheck``): they name GeoIP files, salt days
+/// and traffic figures.
 public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
     let collector: Collector
     let office: PrivacyOffice?
     let startedAt: Date
+    let mayOperate: OperatorCheck
 
-    public init(collector: Collector, office: PrivacyOffice? = nil, startedAt: Date = Date()) {
+    public init(collector: Collector, office: PrivacyOffice? = nil, startedAt: Date = Date(), mayOperate: @escaping OperatorCheck) {
         self.collector = collector
         self.office = office
         self.startedAt = startedAt
+        self.mayOperate = mayOperate
+    }
+
+    /// An operator check accepting `Authorization: Bearer TOKEN` with `token` (compared in
+    /// constant time), or whatever `session` accepts (the dashboard's owner/admin sessions).
+    public static func operatorCheck(token: String?, session: @escaping OperatorCheck = { _ in false }) -> OperatorCheck {
+        { headers in
+            if let token, !token.isEmpty, let auth = headers[.authorization], auth.hasPrefix("Bearer "),
+               Sodium.equal(Sodium.hash(Array(auth.dropFirst(7).utf8)), Sodium.hash(Array(token.utf8))) {
+                return true
+            }
+            return await session(headers)
+        }
     }
 
     /// Gauges read from the database at scrape time: open and overdue deletion requests.
@@ -36,22 +57,43 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
     }
 
     public func add(to router: Router<Context>) {
-        router.get("/health") { _, _ in self.health() }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render(extra: self.privacyMetrics()))))
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                     body: .init(byteBuffer: ByteBuffer(string: #"{"status":"alive"}"#)))
+        }
+        router.get("/health") { request, _ in
+            guard await self.mayOperate(request.headers) else { return Self.unauthorized() }
+            return self.health()
+        }
+        router.get("/metrics") { request, _ in
+            guard await self.mayOperate(request.headers) else { return Self.unauthorized() }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render(extra: self.privacyMetrics()))))
         }
     }
 
+    static func unauthorized() -> Response {
+        var r = jsonError(401, "sign in as an owner or admin, or send the metrics token as Authorization: Bearer …")
+        r.headers[.wwwAuthenticate] = "Bearer"
+        r.headers[.cacheControl] = "no-store"
+        return r
+    }
+
     func health() -> Response {
-        let dbOK = (try? collector.database.eventCount(site: "")) != nil
+        let readable = (try? collector.database.eventCount(site: "")) != nil
+        let writer = collector.writer.health
+        let dbOK = readable && !writer.failing
         let geo = collector.pipeline.deps.geo.status
         let m = collector.metrics
         let p50 = m.commitSeconds.quantile(0.5).map { JSONText.number($0 * 1000) } ?? "null"
         let p99 = m.commitSeconds.quantile(0.99).map { JSONText.number($0 * 1000) } ?? "null"
         let saltDays = collector.pipeline.deps.salts.daysInMemory.map(String.init).joined(separator: ",")
         let body = """
-            {"status":\(JSONText.quoted(dbOK ? "ok" : "degraded")),"database":\(JSONText.quoted(dbOK ? "ok" : "unreachable")),\
+            {"status":\(JSONText.quoted(dbOK ? "ok" : "degraded")),"database":\(JSONText.quoted(readable ? "ok" : "unreachable")),\
+            "writes":\(JSONText.quoted(writer.failing ? "failing" : "ok")),\
+            "last_commit":\(writer.lastCommit.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null"),\
+            "last_write_error":\(writer.lastError.map(JSONText.quoted) ?? "null"),\
+            "last_write_error_at":\(writer.lastFailure.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null"),\
             "uptime_s":\(Int(Date().timeIntervalSince(startedAt))),\
             "geo":{"city":\(JSONText.quoted(geo.city)),"asn":\(JSONText.quoted(geo.asn)),\
             "built":\(geo.buildEpoch.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null")},\
@@ -66,7 +108,7 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
 
 /// The router of the appliance's public endpoints.
 public func buildRouter(collector: Collector, assets: PublicAssets? = nil, office: PrivacyOffice? = nil,
-                        attributor: Attributor? = nil) -> Router<CandorRequestContext> {
+                        attributor: Attributor? = nil, mayOperate: @escaping OperatorCheck = { _ in false }) -> Router<CandorRequestContext> {
     let router = Router(context: CandorRequestContext.self)
     router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
     CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
@@ -74,7 +116,7 @@ public func buildRouter(collector: Collector, assets: PublicAssets? = nil, offic
     if let office { PrivacyRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router) }
     if let attributor { HookRoutes<CandorRequestContext>(collector: collector, attributor: attributor).add(to: router) }
     assets?.add(to: router)
-    ObservabilityRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router)
+    ObservabilityRoutes<CandorRequestContext>(collector: collector, office: office, mayOperate: mayOperate).add(to: router)
     return router
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 public import Store
 import Synchronization
@@ -38,6 +38,18 @@ public final class EventWriter: Sendable {
     private let condition = NSCondition()
     private let finished = Atomic<Bool>(false)
     private let checkpointWanted = Atomic<Bool>(false)
+    private let outcomes = Mutex(Outcomes())
+
+    /// The writer's recent outcomes, for /health.
+    public struct Outcomes: Sendable {
+        public var lastCommit: Date?
+        public var lastFailure: Date?
+        public var lastError: String?
+        /// The latest transaction failed: writes are failing now.
+        public var failing: Bool { lastFailure != nil && (lastCommit ?? .distantPast) < lastFailure! }
+    }
+
+    public var health: Outcomes { outcomes.withLock { $0 } }
 
     public init(database: AppDatabase, metrics: CollectorMetrics, logger: Logger, maxBatchRows: Int = 2000) {
         self.database = database
@@ -135,6 +147,7 @@ public final class EventWriter: Sendable {
             let started = ContinuousClock.now
             do {
                 let outcomes = try database.insertEvents(rows)
+                self.outcomes.withLock { $0.lastCommit = Date() }
                 let elapsed = ContinuousClock.now - started
                 metrics.commitSeconds.observe(elapsed.inSeconds)
                 metrics.batchSize.observe(Double(rows.count))
@@ -146,6 +159,7 @@ public final class EventWriter: Sendable {
                 }
             } catch {
                 metrics.writeErrors.add()
+                self.outcomes.withLock { $0.lastFailure = Date(); $0.lastError = String("\(error)".prefix(300)) }
                 logger.error("batch failed to commit; nothing of it was stored", metadata: ["events": "\(rows.count)", "error": "\(error)"])
                 for pending in batch {
                     pending.completion(.failure(WriteError(description: "storage unavailable; nothing was stored, retry later")))

@@ -13,7 +13,8 @@ import Testing
     /// The server as `candor serve` builds it (`POST /api/event` answered by the event-loop
     /// handler) tested live, or the router alone (its `/api/event` route shares the same steps).
     func app(_ t: TestCollector, _ transport: Transport) -> some ApplicationProtocol {
-        Application(router: buildRouter(collector: t.collector),
+        Application(router: buildRouter(collector: t.collector,
+                                        mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: testMetricsToken)),
                     server: .http1(configuration: .init(additionalChannelHandlers: transport == .handler ? [EventIngestHandler(collector: t.collector)] : [])))
     }
 
@@ -86,7 +87,7 @@ import Testing
                                              body: body(#"{"site":"\#(t.site.id)","url":"https://example.com/"}"#))
             #expect(r.status == .accepted)
             #expect(String(buffer: r.body) == #"{"accepted":0,"dropped":{"bot":1}}"#)
-            let m = try await client.execute(uri: "/metrics", method: .get)
+            let m = try await client.execute(uri: "/metrics", method: .get, headers: operatorHeaders)
             #expect(String(buffer: m.body).contains(#"candor_events_dropped_total{reason="bot"} 1"#))
         }
     }
@@ -129,11 +130,40 @@ import Testing
     @Test(arguments: Transport.allCases) func healthReportsStateAndGeo(_ transport: Transport) async throws {
         let t = try TestCollector()
         try await app(t, transport).test(setup(transport)) { client in
-            let r = try await client.execute(uri: "/health", method: .get)
+            let r = try await client.execute(uri: "/health", method: .get, headers: operatorHeaders)
             #expect(r.status == .ok)
             let text = String(buffer: r.body)
             #expect(text.contains(#""status":"ok""#))
             #expect(text.contains("no database configured"))
+        }
+    }
+
+    /// Issue 12, finding 7: /health and /metrics named GeoIP paths, salt days and traffic to
+    /// anyone; /health said ok while every commit failed.
+    @Test(arguments: Transport.allCases) func operationalEndpointsNeedAnOperatorAndHealthReportsFailingWrites(_ transport: Transport) async throws {
+        let t = try TestCollector()
+        try await app(t, transport).test(setup(transport)) { client in
+            let live = try await client.execute(uri: "/healthz", method: .get)
+            #expect(live.status == .ok && String(buffer: live.body) == #"{"status":"alive"}"#)
+            for uri in ["/health", "/metrics"] {
+                #expect(try await client.execute(uri: uri, method: .get).status == .unauthorized)
+                #expect(try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer wrong-token-0123456789"]).status
+                        == .unauthorized)
+                #expect(try await client.execute(uri: uri, method: .get, headers: operatorHeaders).status == .ok)
+            }
+            // Every commit fails (a trigger refuses inserts): events get 503, /health says so with 503.
+            try sqlite3(t.dir.file("candor.sqlite"), "CREATE TRIGGER broken BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;")
+            let refused = try await client.execute(uri: "/api/event", method: .post, headers: Self.json,
+                                                   body: body(#"{"site":"\#(t.site.id)","url":"https://example.com/"}"#))
+            #expect(refused.status == .serviceUnavailable)
+            let failing = try await client.execute(uri: "/health", method: .get, headers: operatorHeaders)
+            #expect(failing.status == .serviceUnavailable)
+            #expect(String(buffer: failing.body).contains(#""writes":"failing""#) && String(buffer: failing.body).contains("disk on fire"))
+            try sqlite3(t.dir.file("candor.sqlite"), "DROP TRIGGER broken;")
+            let again = try await client.execute(uri: "/api/event", method: .post, headers: Self.json,
+                                                 body: body(#"{"site":"\#(t.site.id)","url":"https://example.com/"}"#))
+            #expect(again.status == .accepted)
+            #expect(try await client.execute(uri: "/health", method: .get, headers: operatorHeaders).status == .ok)
         }
     }
 
@@ -172,7 +202,7 @@ import Testing
             let accepted = statuses[202] ?? 0
             #expect(statuses[400, default: 0] > 2000)
             #expect(try t.database.eventCount() <= accepted)
-            let health = try await client.execute(uri: "/health", method: .get)
+            let health = try await client.execute(uri: "/health", method: .get, headers: operatorHeaders)
             #expect(health.status == .ok)
         }
         #expect(try t.database.integrityCheck() == "ok")
@@ -189,7 +219,7 @@ import Testing
         let event: @Sendable (String) -> String = { id in #"{"site":"\#(t.site.id)","url":"https://example.com/raw","id":"\#(id)"}"# }
         try await app(t, .handler).test(.live) { client in
             let port = try #require(client.port)
-            let pipelined = post(event("p1")) + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post("{broken")
+            let pipelined = post(event("p1")) + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + post("{broken")
                 + post("<a/>", type: "application/xml") + post(event("p2"))
             let first = try RawHTTP.exchange(port: port, pipelined, responses: 5)
             #expect(first.statuses == [202, 200, 400, 415, 202])

@@ -11,7 +11,8 @@ import Testing
     static let browser: HTTPFields = [.contentType: "text/plain;charset=UTF-8", .userAgent: chromeUA, .origin: "https://www.example.com"]
 
     func app(_ t: TestCollector) throws -> some ApplicationProtocol {
-        Application(router: buildRouter(collector: t.collector, office: try t.office))
+        Application(router: buildRouter(collector: t.collector, office: try t.office,
+                                        mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: testMetricsToken)))
     }
 
     func body(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
@@ -109,7 +110,7 @@ import Testing
         t.clock.advance(31 * day)
         _ = try t.office.file(site: t.site.id, identifier: .subject(subjectB), filedBy: "test")
         try await app(t).test(.router) { client in
-            let text = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            let text = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: operatorHeaders).body)
             #expect(text.contains("candor_privacy_requests_open 2\n"))
             #expect(text.contains("candor_privacy_requests_overdue 1\n"))
         }

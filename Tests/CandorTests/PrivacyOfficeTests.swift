@@ -296,18 +296,6 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try t.database.auditEntries().map(\.action) == ["young", "audit_pruned", "purge_ran"])
     }
 
-    @discardableResult
-    func sqlite3(_ path: String, _ sql: String) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        p.arguments = [path, sql]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    }
 }
 
 @Suite struct RetentionTests {

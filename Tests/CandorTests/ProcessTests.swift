@@ -53,7 +53,7 @@ final class ServerProcess: @unchecked Sendable {
         try p.run()
         process = p
         for _ in 0..<200 {
-            if (try? await get("/health"))?.status == .ok { return }
+            if (try? await get("/healthz"))?.status == .ok { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw CLIError(status: -1)
@@ -184,7 +184,7 @@ final class ServerProcess: @unchecked Sendable {
         let acked = acknowledged.all
         #expect(acked.count > 100, "the load produced acknowledged events")
         try await server.start()
-        #expect(try await server.get("/health").status == .ok)
+        #expect(try await server.get("/healthz").status == .ok)
         server.terminate()
         let db = try AppDatabase(path: dir.file("candor.sqlite"))
         #expect(try db.integrityCheck() == "ok")

@@ -2,6 +2,7 @@ import Collector
 import Consent
 import Foundation
 import Geo
+import HTTPTypes
 import Logging
 import Privacy
 import Store
@@ -15,6 +16,25 @@ final class TestClock: Sendable {
     func set(_ date: Date) { current.withLock { $0 = date } }
     func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
     var closure: @Sendable () -> Date { { self.now } }
+}
+
+/// The metrics token of test servers, and the headers that present it.
+let testMetricsToken = "test-metrics-token-0123456789"
+let operatorHeaders: HTTPFields = [.authorization: "Bearer \(testMetricsToken)"]
+
+/// Runs the sqlite3 tool on a database file (another connection, as an operator would).
+@discardableResult
+func sqlite3(_ path: String, _ sql: String) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    p.arguments = [path, sql]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, output)
 }
 
 /// 2026-03-10 12:00:00 UTC
