@@ -83,8 +83,9 @@ extension DashboardRoutes {
     /// Server-Sent Events: the site's new events as JSON, polled from the database every second,
     /// for `liveDuration` (30 minutes; the browser then reconnects with Last-Event-ID).
     func live(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
-        guard v.may(see: id), mayWatchLive(v), try database.site(id: id) != nil else { return notFound() }
+        guard v.may(see: id), mayWatchLive(v), try database.site(id: id) != nil, let session = token(request) else { return notFound() }
         let database = self.database
+        let auth = self.auth
         let resume = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
         let ends = ContinuousClock.now + liveDuration
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store",
@@ -93,6 +94,9 @@ extension DashboardRoutes {
             var last = resume
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
             while ContinuousClock.now < ends {
+                // The stream lasts only as long as the session may watch it: sign-out, a password
+                // change, removal or a new role end it within a second.
+                guard let still = try? auth.viewer(token: session), still.may(see: id), still.isStaffAdmin else { break }
                 let events = try database.liveEvents(site: id, after: last, limit: last == nil ? 20 : 200)
                 var text = ""
                 for e in events {

@@ -66,6 +66,12 @@ struct Serve: AsyncParsableCommand {
     var metricsTokenFlag: String?
     var metricsToken: String? { metricsTokenFlag ?? env("CANDOR_METRICS_TOKEN") }
 
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may wait before sending a complete request head (env CANDOR_IDLE_TIMEOUT).")
+    var idleTimeout: Int = env("CANDOR_IDLE_TIMEOUT").flatMap(Int.init) ?? 30
+
+    @Option(name: .customLong("body-timeout"), help: "Seconds a client may take to send a request from its head to its end (env CANDOR_BODY_TIMEOUT).")
+    var bodyTimeout: Int = env("CANDOR_BODY_TIMEOUT").flatMap(Int.init) ?? 30
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -145,6 +151,9 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("policies", metadata: ["loaded": "\(policies.policies.keys.sorted().joined(separator: ","))"])
 
+        guard (1...3600).contains(idleTimeout), (1...3600).contains(bodyTimeout) else {
+            throw UsageError(description: "--idle-timeout and --body-timeout are 1-3600 seconds")
+        }
         let auth = Authenticator(database: database)
         if let token = metricsToken, token.utf8.count < 16 { throw UsageError(description: "--metrics-token must be at least 16 characters") }
         let router = buildRouter(collector: collector, assets: assets, office: office,
@@ -167,7 +176,10 @@ struct Serve: AsyncParsableCommand {
         let app = Application(
             router: router,
             // POST /api/event is served by its own handler on the event loop; the rest by the router.
-            server: .http1(configuration: .init(additionalChannelHandlers: [EventIngestHandler(collector: collector)])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [
+                ConnectionGuard(idleTimeout: .seconds(Int64(idleTimeout)), bodyTimeout: .seconds(Int64(bodyTimeout))),
+                EventIngestHandler(collector: collector),
+            ])),
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer),
                        checkpoints,
