@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations"]
 
 let package = Package(
     name: "Candor",
@@ -85,9 +85,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Actions",
+            dependencies: ["Store", "Privacy", "Consent", "Integrations"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Admin",
             dependencies: [
-                "Store", "Privacy", "Consent", "Integrations", "JSONOutput",
+                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 public import Foundation
 public import HTTPTypes
+public import Actions
 import Privacy
 public import Store
 import Synchronization
@@ -13,7 +14,9 @@ public struct Viewer: Sendable {
 
     /// Owners and admins see exact breakdowns; managers and viewers get small groups folded (k-anonymity).
     public var suppressesSmallGroups: Bool { user.role == .manager || user.role == .viewer }
-    public var isStaffAdmin: Bool { user.role == .owner || user.role == .admin }
+    public var isStaffAdmin: Bool { actor.isStaffAdmin }
+    /// The user as the actor of staff actions (``Actions/Actor/may(_:)`` decides what is allowed).
+    public var actor: Actor { .user(user, sites: siteIDs) }
 
     public func may(see site: String) -> Bool { siteIDs.contains(site) }
 }

@@ -2,6 +2,7 @@ public import Consent
 public import Foundation
 public import Hummingbird
 import HTTPTypes
+import Actions
 import Integrations
 import JSONOutput
 import Logging
@@ -112,6 +113,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         self.clientAddress = clientAddress
     }
 
+    var administration: Administration { Administration(database: database, policies: policies, now: now) }
+
     public static var csp: String {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     }
@@ -164,6 +167,10 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         router.get("/health/pipeline") { request, _ in try await self.withViewer(request) { v in try self.pipelineHealth(v) } }
         router.get("/account") { request, _ in try await self.withViewer(request) { v in self.account(v, message: nil) } }
+        router.get("/users") { request, _ in try await self.withViewer(request) { v in try self.users(v, message: nil) } }
+        router.post("/users/:action") { request, context in
+            try await self.withViewer(request) { v in try await self.changeUsers(request, v, context.parameters.get("action") ?? "") }
+        }
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
     }
 
@@ -214,7 +221,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     func base(_ v: Viewer, title: String) -> [String: Any] {
         ["title": title, "user": v.user.email, "role": v.user.role.rawValue, "csrf": v.csrf, "staff": v.isStaffAdmin,
-         "viewerOnly": v.user.role == .viewer]
+         "viewerOnly": v.user.role == .viewer, "manageUsers": v.actor.may(.manageUser(current: .viewer, new: .viewer))]
     }
 
     // MARK: Login

@@ -1,3 +1,4 @@
+import Actions
 import Consent
 import Foundation
 import Hummingbird

@@ -2,6 +2,7 @@ import Consent
 import Foundation
 import Hummingbird
 import HTTPTypes
+import Actions
 import Integrations
 import JSONOutput
 import NIOCore
@@ -12,7 +13,7 @@ import Store
 extension DashboardRoutes {
     // MARK: Site settings (owner, admin, or a manager of the site)
 
-    func mayConfigure(_ v: Viewer, _ site: String) -> Bool { v.may(see: site) && v.user.role != .viewer }
+    func mayConfigure(_ v: Viewer, _ site: String) -> Bool { v.may(see: site) && v.actor.may(.configure(site: site)) }
 
     func settings(_ request: Request, _ v: Viewer, _ id: String, message: String?, newKey: String? = nil,
                   status: HTTPResponse.Status = .ok) throws -> Response {
@@ -38,8 +39,11 @@ extension DashboardRoutes {
         c["funnels"] = try database.funnels(site: id).map { f in
             ["id": f.id ?? 0, "name": f.name, "steps": f.steps.compactMap { names[$0] }.joined(separator: " → ")]
         }
-        c["keys"] = try database.apiKeys(site: id).map { ["id": $0.id, "label": $0.label, "created": ISO.string($0.createdAt),
-                                                          "used": $0.lastUsedAt.map { ISO.string($0) } ?? "never"] }
+        c["keys"] = try database.apiKeys(site: id).map { k -> [String: Any] in
+            ["id": k.id, "label": k.label, "scope": k.scope.rawValue, "issuedBy": k.issuedBy, "created": ISO.string(k.createdAt),
+             "used": k.lastUsedAt.map { ISO.string($0) } ?? "never", "revocable": v.actor.may(.revokeKey(site: id, scope: k.scope))]
+        }
+        c["scopes"] = APIKeyScope.allCases.filter { v.actor.may(.issueKey(site: id, scope: $0)) }.map { ["name": $0.rawValue] }
         return html("settings", c, status: status)
     }
 
@@ -47,23 +51,12 @@ extension DashboardRoutes {
         guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
         guard let f = try await postedForm(request, v) else { return invalidForm() }
         func refuse(_ why: String) throws -> Response { try settings(request, v, id, message: why, status: .badRequest) }
-        let actor = "user:\(v.user.email)"
         switch action {
         case "site":
-            let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)
-            guard (1...200).contains(name.count) else { return try refuse("The name must be 1–200 characters.") }
-            guard let policy = f["policy"], policies[policy] != nil else { return try refuse("Choose one of the policies.") }
-            let domains: [String]
-            switch Bootstrap.domains((f["domains"] ?? "").split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" }).map(String.init)) {
-            case .success(let d): domains = d
-            case .failure(let problem): return try refuse(problem.description)
-            }
-            try database.updateSite(id: id, name: name, domains: domains, policy: policy)
-            try office.audit.record(actor: actor, action: "site_changed", site: id,
-                                    detail: ["policy": .string(policy), "domains": .string(domains.joined(separator: " "))])
-            if policy != site.policy {
-                try office.audit.record(actor: actor, action: "policy_changed", site: id, detail: ["from": .string(site.policy), "to": .string(policy)])
-            }
+            do {
+                _ = try administration.changeSite(id: id, name: f["name"] ?? "", domains: Self.list(f["domains"]), policy: f["policy"] ?? "",
+                                                  by: v.actor)
+            } catch let error as ActionError { return try refuse(error.description) }
             return try settings(request, v, id, message: "Saved.")
         case "goal":
             let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces), match = (f["match"] ?? "").trimmingCharacters(in: .whitespaces)
@@ -90,9 +83,16 @@ extension DashboardRoutes {
             try database.deleteFunnel(site: id, id: fid)
             return try settings(request, v, id, message: "Funnel deleted.")
         case "key":
-            let key = try APIKeys.issue(database: database, site: id, label: f["label"].map { String($0.prefix(100)) } ?? "api", now: now())
-            try office.audit.record(actor: actor, action: "api_key_issued", site: id, detail: ["key": .string(String(key.split(separator: "_")[1]))])
-            return try settings(request, v, id, message: "Key created. Copy it now: it is not shown again.", newKey: key)
+            guard let scope = APIKeyScope(rawValue: f["scope"] ?? APIKeyScope.statsRead.rawValue) else { return try refuse("Choose a scope.") }
+            do {
+                let issued = try administration.issueKey(site: id, label: String((f["label"] ?? "api").prefix(100)), scope: scope, by: v.actor)
+                return try settings(request, v, id, message: "Key created. Copy it now: it is not shown again.", newKey: issued.key)
+            } catch let error as ActionError { return try refuse(error.description) }
+        case "revoke-key":
+            // Only a key of this site, revoked by someone allowed to.
+            guard let keyID = f["key"], let key = try database.apiKey(id: keyID), key.siteID == id else { return try refuse("No such key.") }
+            do { try administration.revokeKey(id: key.id, by: v.actor) } catch let error as ActionError { return try refuse(error.description) }
+            return try settings(request, v, id, message: "Key ck_\(key.id)_… revoked.")
         default:
             return notFound()
         }
@@ -114,9 +114,64 @@ extension DashboardRoutes {
         let new = f["new"] ?? ""
         guard new.count >= 12, new.count <= 200 else { return account(v, message: "Choose at least 12 characters.", status: .badRequest) }
         guard new == f["confirm"] else { return account(v, message: "The two new passwords differ.", status: .badRequest) }
-        try database.setPasswordHash(user: v.user.id!, hash: PasswordHasher.hash(new))
-        try office.audit.record(actor: "user:\(v.user.email)", action: "password_changed")
+        try administration.changeOwnPassword(user: v.user, newPassword: new)
         // Every session of the account ended with the change; sign in again.
         return Response(status: .seeOther, headers: [.location: "/login", .setCookie: Self.endSessionCookie])
+    }
+}
+
+/// Accounts (owners and admins): add, change role and sites, reset a password, remove.
+extension DashboardRoutes {
+    func users(_ v: Viewer, message: String?, newPassword: (String, String)? = nil, status: HTTPResponse.Status = .ok) throws -> Response {
+        guard v.actor.may(.manageUser(current: .viewer, new: .viewer)) else { return notFound() }
+        var c = base(v, title: "Users")
+        if let message { c["message"] = message }
+        if let (email, password) = newPassword { c["newPassword"] = ["email": email, "password": password] }
+        let sites = try database.sites()
+        c["users"] = try database.users().map { u -> [String: Any] in
+            let assigned = Set(try database.siteIDs(user: u.id ?? -1))
+            let manageable = v.actor.may(.manageUser(current: u.role, new: u.role))
+            return ["email": u.email, "role": u.role.rawValue, "created": ISO.string(Int64(u.createdAt.timeIntervalSince1970 * 1000)),
+                    "sites": sites.filter { assigned.contains($0.id) }.map(\.name).joined(separator: ", "),
+                    "manageable": manageable && u.id != v.user.id, "me": u.id == v.user.id,
+                    "roles": Role.allCases.filter { v.actor.may(.manageUser(current: u.role, new: $0)) }
+                        .map { ["name": $0.rawValue, "selected": $0 == u.role] },
+                    "siteChoices": sites.map { ["id": $0.id, "name": $0.name, "checked": assigned.contains($0.id)] }]
+        }
+        c["roles"] = Role.allCases.filter { v.actor.may(.manageUser(current: nil, new: $0)) }.map { ["name": $0.rawValue] }
+        c["sites"] = sites.map { ["id": $0.id, "name": $0.name] }
+        return html("users", c, status: status)
+    }
+
+    func changeUsers(_ request: Request, _ v: Viewer, _ action: String) async throws -> Response {
+        guard v.actor.may(.manageUser(current: .viewer, new: .viewer)) else { return notFound() }
+        guard let f = try await postedForm(request, v) else { return invalidForm() }
+        let email = (f["email"] ?? "").trimmingCharacters(in: .whitespaces)
+        // Checkboxes named site.ID.
+        let sites = f.keys.filter { $0.hasPrefix("site.") }.map { String($0.dropFirst(5)) }.sorted()
+        do {
+            switch action {
+            case "add":
+                guard let role = Role(rawValue: f["role"] ?? "") else { return try users(v, message: "Choose a role.", status: .badRequest) }
+                let added = try administration.addUser(email: email, role: role, sites: sites, by: v.actor)
+                return try users(v, message: "Account \(added.user.email) created. Give them the password; it is not shown again.",
+                                 newPassword: (added.user.email, added.password))
+            case "change":
+                guard let role = Role(rawValue: f["role"] ?? "") else { return try users(v, message: "Choose a role.", status: .badRequest) }
+                try administration.changeUser(email: email, role: role, sites: sites, by: v.actor)
+                return try users(v, message: "\(email) is now \(role.rawValue); their sessions ended.")
+            case "reset":
+                let password = try administration.resetPassword(email: email, by: v.actor)
+                return try users(v, message: "New password for \(email); their sessions ended.", newPassword: (email, password))
+            case "remove":
+                try administration.removeUser(email: email, by: v.actor)
+                return try users(v, message: "\(email) removed.")
+            default:
+                return notFound()
+            }
+        } catch let error as ActionError {
+            let status: HTTPResponse.Status = switch error { case .forbidden: .forbidden; case .notFound: .notFound; case .invalid: .badRequest }
+            return try users(v, message: error.description, status: status)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Actions
 import Consent
 import Foundation
 import Hummingbird
@@ -13,28 +14,22 @@ extension DashboardRoutes {
     // MARK: Adding a site (owner, admin)
 
     func addSite(_ request: Request, _ v: Viewer) async throws -> Response {
-        guard v.isStaffAdmin else { return notFound() }
+        guard v.actor.may(.addSites) else { return notFound() }
         guard let f = try await postedForm(request, v) else { return invalidForm() }
-        let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)
-        let policy = f["policy"] ?? "default"
-        var problem: String?
-        var domains: [String] = []
-        switch Bootstrap.domains((f["domains"] ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)) {
-        case .success(let d): domains = d
-        case .failure(let p): problem = p.description
-        }
-        if !(1...200).contains(name.count) { problem = "The name must be 1–200 characters." }
-        if policies[policy] == nil { problem = "Choose one of the policies." }
-        if let problem {
-            var r = try overview(request, v, message: problem)
+        do {
+            let site = try administration.addSite(name: f["name"] ?? "", domains: Self.list(f["domains"]), policy: f["policy"] ?? "default",
+                                                  by: v.actor)
+            return Response(status: .seeOther, headers: [.location: "/sites/\(site.id)/settings"])
+        } catch let error as ActionError {
+            var r = try overview(request, v, message: error.description)
             r.status = .badRequest
             return r
         }
-        let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now())
-        try database.addSite(site)
-        try office.audit.record(actor: "user:\(v.user.email)", action: "site_added", site: site.id,
-                                detail: ["domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])
-        return Response(status: .seeOther, headers: [.location: "/sites/\(site.id)/settings"])
+    }
+
+    /// Values of a form field separated by spaces, commas or new lines.
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" || $0 == "\r" }).map(String.init)
     }
 
     func exportOverview(_ request: Request, _ v: Viewer) throws -> Response {
@@ -130,6 +125,9 @@ extension DashboardRoutes {
             var r = Self.apiError(401, "send the site's API key as Authorization: Bearer ck_…")
             r.headers[.wwwAuthenticate] = "Bearer"
             return r
+        }
+        guard key.scope == .statsRead else {
+            return Self.apiError(403, "this key's scope is \(key.scope.rawValue); the stats API needs a stats:read key")
         }
         guard key.siteID == id, let site = try database.site(id: id) else { return Self.apiError(404, "no such site") }
         let params = request.uri.queryParameters

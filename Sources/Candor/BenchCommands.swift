@@ -1,3 +1,4 @@
+import Actions
 import ArgumentParser
 import Collector
 import Consent
@@ -27,8 +28,8 @@ struct Bench: ParsableCommand {
         func run() async throws {
             try data.ensureDirectory()
             let database = try AppDatabase(path: data.databasePath)
-            let site = try addSite(database: database, policies: try PolicyBook(directory: data.policies),
-                                   name: "Bench \(events)", domains: ["bench.example"], policy: policy)
+            let site = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
+                .addSite(name: "Bench \(events)", domains: ["bench.example"], policy: policy, by: .cli)
             let hasher = try SubjectHasher(database: database)
             let load = SyntheticLoad(site: site.id, events: events, days: days, end: Int64(Date().timeIntervalSince1970 * 1000),
                                      subjectHashes: (0..<subjects).map { hasher.hash(Bench.subjectID($0)) })
@@ -109,7 +110,8 @@ struct Bench: ParsableCommand {
             try data.ensureDirectory()
             let database = try AppDatabase(path: data.databasePath)
             let policies = try PolicyBook(directory: data.policies)
-            let site = try addSite(database: database, policies: policies, name: "Pipeline bench", domains: ["example.com"], policy: "default")
+            let site = try Administration(database: database, policies: policies)
+                .addSite(name: "Pipeline bench", domains: ["example.com"], policy: "default", by: .cli)
             let geo: any GeoLookup = (geoipCity != nil || geoipASN != nil) ? try MaxMindGeo(cityPath: geoipCity, asnPath: geoipASN) : NoGeo()
             let collector = Collector(
                 database: database, policies: policies, geo: geo, salts: try SaltKeeper(database: database),

@@ -1,3 +1,4 @@
+import Actions
 import ArgumentParser
 import Foundation
 import Integrations
@@ -21,12 +22,7 @@ struct Hooks: ParsableCommand {
             guard let p = Provider(rawValue: provider) else {
                 throw UsageError(description: "provider must be one of \(Provider.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let o = try Office(data)
-            guard try o.database.site(id: site) != nil else { throw UsageError(description: "no site \(site)") }
-            let value = secret ?? PasswordHasher.randomPassword(length: 40)
-            guard (16...200).contains(value.utf8.count) else { throw UsageError(description: "the secret must be 16-200 characters") }
-            try o.database.setWebhookSecret(site: site, provider: p.rawValue, secret: value, at: Int64(Date().timeIntervalSince1970 * 1000))
-            try o.office.audit.record(actor: "cli", action: "webhook_configured", site: site, detail: ["provider": .string(p.rawValue)])
+            let value = try Office(data).administration.setWebhook(site: site, provider: p, secret: secret, by: .cli)
             let query = p == .jotform ? "?token=\(value)" : ""
             print("POST /hooks/\(p.rawValue)/\(site)\(query)")
             if secret == nil { print("secret: \(value)") }
@@ -87,18 +83,10 @@ struct CommissionCommand: ParsableCommand {
 
         func run() throws {
             guard let c = ClientTerms.Credit(rawValue: credit) else { throw UsageError(description: "--credit must be first, last or either") }
-            guard currency.count == 3, (1...365).contains(lookback), (0...100).contains(percent), perLead >= 0, perCall >= 0, minimum >= 0 else {
-                throw UsageError(description: "check the values: currency of 3 letters, lookback 1-365, percent 0-100, fees ≥ 0")
-            }
-            let o = try Office(data)
-            guard try o.database.site(id: site) != nil else { throw UsageError(description: "no site \(site)") }
             let terms = ClientTerms(siteID: site, lookbackDays: lookback, credit: c, percent: percent, perLead: perLead, perCall: perCall,
                                     monthlyMinimum: minimum, currency: currency.uppercased(),
                                     ourSources: ourSources.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            try o.database.setClientTerms(terms, at: Int64(Date().timeIntervalSince1970 * 1000))
-            try o.office.audit.record(actor: "cli", action: "terms_changed", site: site,
-                                      detail: ["percent": .string(String(percent)), "per_lead": .string(String(perLead)),
-                                               "per_call": .string(String(perCall)), "minimum": .string(String(minimum))])
+            try Office(data).administration.setTerms(terms, by: .cli)
             print("terms saved for \(site)")
         }
     }

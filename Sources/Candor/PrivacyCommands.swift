@@ -1,3 +1,4 @@
+import Actions
 import ArgumentParser
 import Consent
 import Foundation
@@ -11,6 +12,8 @@ struct Office {
     let database: AppDatabase
     let policies: PolicyBook
     let office: PrivacyOffice
+    /// Staff actions, done as the operator (`cli` in the audit log).
+    let administration: Administration
 
     init(_ data: DataOptions) throws {
         guard FileManager.default.fileExists(atPath: data.databasePath) else {
@@ -19,6 +22,7 @@ struct Office {
         database = try AppDatabase(path: data.databasePath)
         policies = try PolicyBook(directory: data.policies)
         office = PrivacyOffice(database: database, policies: policies, subjects: try SubjectHasher(database: database))
+        administration = Administration(database: database, policies: policies)
     }
 }
 
@@ -220,33 +224,37 @@ struct Keys: ParsableCommand {
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
         @Option(help: "What the key is for.") var label: String = "api"
+        @Option(help: "stats:read (the stats and commission APIs) or privacy:officer (deletion requests, receipts, subject exports).")
+        var scope: String = APIKeyScope.statsRead.rawValue
 
         func run() throws {
-            let o = try Office(data)
-            guard try o.database.site(id: site) != nil else { throw UsageError(description: "no site \(site)") }
-            print(try APIKeys.issue(database: o.database, site: site, label: label))
+            guard let s = APIKeyScope(rawValue: scope) else {
+                throw UsageError(description: "--scope must be \(APIKeyScope.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            print(try Office(data).administration.issueKey(site: site, label: label, scope: s, by: .cli).key)
         }
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a site's keys (ids only).")
+        static let configuration = CommandConfiguration(abstract: "List a site's keys: id, label, scope, issued by, created, last used.")
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
 
         func run() throws {
             for k in try Office(data).database.apiKeys(site: site) {
-                print([k.id, k.label, ISO.string(k.createdAt), k.lastUsedAt.map(ISO.string) ?? "never used"].joined(separator: "\t"))
+                print([k.id, k.label, k.scope.rawValue, k.issuedBy, ISO.string(k.createdAt), k.lastUsedAt.map(ISO.string) ?? "never used"]
+                    .joined(separator: "\t"))
             }
         }
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a key.")
+        static let configuration = CommandConfiguration(abstract: "Revoke (delete) a key; it stops working at once.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Key id (the part after ck_).") var id: String
 
         func run() throws {
-            guard try Office(data).database.deleteAPIKey(id: id) else { throw UsageError(description: "no key \(id)") }
+            try Office(data).administration.revokeKey(id: id, by: .cli)
             print("\(id)\trevoked")
         }
     }

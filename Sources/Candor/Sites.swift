@@ -1,4 +1,4 @@
-import Admin
+import Actions
 import ArgumentParser
 import Consent
 import Foundation
@@ -22,8 +22,8 @@ struct Sites: ParsableCommand {
         func run() throws {
             try data.ensureDirectory()
             let database = try AppDatabase(path: data.databasePath)
-            let site = try addSite(database: database, policies: try PolicyBook(directory: data.policies),
-                                   name: name, domains: domain, policy: policy)
+            let site = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
+                .addSite(name: name, domains: domain, policy: policy, by: .cli)
             print(site.id)
         }
     }
@@ -41,22 +41,6 @@ struct Sites: ParsableCommand {
     }
 }
 
-/// Validates and registers a site.
-func addSite(database: AppDatabase, policies: PolicyBook, name: String, domains: [String], policy: String) throws -> Site {
-    guard policies[policy] != nil else {
-        throw UsageError(description: "no policy named \(policy) (have: \(policies.policies.keys.sorted().joined(separator: ", ")))")
-    }
-    let cleaned: [String]
-    switch Bootstrap.domains(domains) {
-    case .success(let d): cleaned = d
-    case .failure(let problem): throw UsageError(description: problem.description)
-    }
-    guard !cleaned.isEmpty else { throw UsageError(description: "give at least one --domain") }
-    let site = Site(id: Bootstrap.newSiteID(), name: name, domains: cleaned, policy: policy, createdAt: Date())
-    try database.addSite(site)
-    return site
-}
-
 struct Initialize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
@@ -68,14 +52,14 @@ struct Initialize: ParsableCommand {
     func run() throws {
         try data.ensureDirectory()
         let database = try AppDatabase(path: data.databasePath)
-        if let password = try Bootstrap.ensureOwner(database: database, email: email) {
+        let administration = Administration(database: database, policies: try PolicyBook(directory: data.policies))
+        if let password = try administration.ensureOwner(email: email) {
             print("Admin login: \(email) / \(password)   (shown once; only its argon2id hash is stored)")
         } else {
             print("Admin login: existing account(s) kept; the password was shown when it was created.")
         }
         let demo = try database.sites().first(where: { $0.name == "Demo site" })
-            ?? addSite(database: database, policies: try PolicyBook(directory: data.policies),
-                       name: "Demo site", domains: [demoDomain, "127.0.0.1"], policy: "default")
+            ?? administration.addSite(name: "Demo site", domains: [demoDomain, "127.0.0.1"], policy: "default", by: .cli)
         print("Demo site id: \(demo.id) (domains: \(demo.domains.joined(separator: ", ")))")
     }
 }

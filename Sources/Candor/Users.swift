@@ -1,11 +1,17 @@
-import Admin
+import Actions
 import ArgumentParser
 import Foundation
 import Privacy
 import Store
 
 struct Users: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Dashboard accounts.", subcommands: [Add.self, List.self, ResetPassword.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Dashboard accounts.", subcommands: [Add.self, List.self, SetRole.self, ResetPassword.self, Remove.self])
+
+    static func role(_ text: String) throws -> Role {
+        guard let r = Role(rawValue: text) else { throw UsageError(description: "--role must be owner, admin, manager or viewer") }
+        return r
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an account; prints its password once.")
@@ -15,15 +21,8 @@ struct Users: ParsableCommand {
         @Option(help: "A site the account may see (managers and viewers); repeatable.") var site: [String] = []
 
         func run() throws {
-            guard let r = Role(rawValue: role) else { throw UsageError(description: "--role must be owner, admin, manager or viewer") }
-            let o = try Office(data)
-            for s in site where try o.database.site(id: s) == nil { throw UsageError(description: "no site \(s)") }
-            let password = PasswordHasher.randomPassword()
-            let user = try o.database.addUser(User(email: email, passwordHash: PasswordHasher.hash(password), role: r, createdAt: Date()))
-            try o.database.setUserSites(user: user.id!, sites: site)
-            try o.office.audit.record(actor: "cli", action: "user_role_changed",
-                                      detail: ["user": .string(email), "role": .string(r.rawValue), "sites": .string(site.joined(separator: ","))])
-            print("\(email) / \(password)   (shown once; only its argon2id hash is stored)")
+            let added = try Office(data).administration.addUser(email: email, role: try Users.role(role), sites: site, by: .cli)
+            print("\(added.user.email) / \(added.password)   (shown once; only its argon2id hash is stored)")
         }
     }
 
@@ -39,18 +38,38 @@ struct Users: ParsableCommand {
         }
     }
 
+    struct SetRole: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-role", abstract: "Change an account's role and sites; ends its sessions.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "E-mail of the account.") var email: String
+        @Option(help: "owner, admin, manager or viewer.") var role: String
+        @Option(help: "A site the account may see (managers and viewers); repeatable; replaces the current list.") var site: [String] = []
+
+        func run() throws {
+            let user = try Office(data).administration.changeUser(email: email, role: try Users.role(role), sites: site, by: .cli)
+            print("\(user.email)\t\(user.role.rawValue)")
+        }
+    }
+
     struct ResetPassword: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "reset-password", abstract: "Set a new random password (printed once); ends the account's sessions.")
         @OptionGroup var data: DataOptions
         @Option(help: "E-mail of the account.") var email: String
 
         func run() throws {
-            let o = try Office(data)
-            guard let u = try o.database.user(email: email), let id = u.id else { throw UsageError(description: "no account \(email)") }
-            let password = PasswordHasher.randomPassword()
-            try o.database.setPasswordHash(user: id, hash: PasswordHasher.hash(password))
-            try o.office.audit.record(actor: "cli", action: "password_reset", detail: ["user": .string(email)])
-            print("\(email) / \(password)")
+            print("\(email) / \(try Office(data).administration.resetPassword(email: email, by: .cli))")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an account (its sessions end; the last owner cannot be removed).")
+        @OptionGroup var data: DataOptions
+        @Option(help: "E-mail of the account.") var email: String
+
+        func run() throws {
+            try Office(data).administration.removeUser(email: email, by: .cli)
+            print("\(email)\tremoved")
         }
     }
 }

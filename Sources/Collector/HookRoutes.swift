@@ -33,7 +33,7 @@ public struct HookRoutes<Context: RequestContext>: Sendable {
     /// `GET /api/v1/sites/:site/commission?month=YYYY-MM[&format=csv]` with the site's API key.
     func commission(_ request: Request, site: String) -> Response {
         let key: APIKeyRecord
-        switch apiKey(request, collector) {
+        switch apiKey(request, collector, scope: .statsRead) {
         case .failure(let refusal): return refusal.response
         case .success(let k): key = k
         }

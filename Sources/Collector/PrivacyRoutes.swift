@@ -74,7 +74,7 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
 
     // MARK: Officer API (site API key)
 
-    func authenticated(_ request: Request) -> Result<APIKeyRecord, Refusal> { apiKey(request, collector) }
+    func authenticated(_ request: Request) -> Result<APIKeyRecord, Refusal> { apiKey(request, collector, scope: .privacyOfficer) }
 
     func identifier(_ doc: JSONValue) -> PrivacyOffice.Identifier? {
         if case .string(let s)? = doc["subject"] { return .subject(s) }
@@ -174,14 +174,18 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
     }
 }
 
-/// The site API key a request presents as `Authorization: Bearer ck_…`.
-func apiKey(_ request: Request, _ collector: Collector) -> Result<APIKeyRecord, Refusal> {
+/// The site API key a request presents as `Authorization: Bearer ck_…`, if it has `scope`
+/// (403 otherwise: a statistics key does no officer work, an officer key reads no statistics).
+func apiKey(_ request: Request, _ collector: Collector, scope: APIKeyScope) -> Result<APIKeyRecord, Refusal> {
     guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else {
         return .refuse(unauthorized("send a site API key as Authorization: Bearer ck_…"))
     }
     do {
         guard let key = try APIKeys.authenticate(database: collector.database, token: String(auth.dropFirst(7)), now: collector.now()) else {
             return .refuse(unauthorized("API key not recognised"))
+        }
+        guard key.scope == scope else {
+            return .refuse(jsonError(403, "this key's scope is \(key.scope.rawValue); this endpoint needs a \(scope.rawValue) key"))
         }
         return .success(key)
     } catch {

@@ -4,13 +4,14 @@ public import Store
 /// Per-site API keys: `ck_<id>_<secret>`. The id finds the row; only a BLAKE2b hash of the
 /// secret is stored, compared in constant time. The full key is shown once, when issued.
 public enum APIKeys {
-    /// Issues a key for `site` and returns its text (the only time the secret exists outside the caller).
-    public static func issue(database: AppDatabase, site: String, label: String, now: Date = Date()) throws -> String {
+    /// A new key for `site`: the record to store and the key's text (the only time the secret
+    /// exists outside the caller). Issuing is an audited action (Actions.Administration).
+    public static func make(site: String, label: String, scope: APIKeyScope, issuedBy: String, now: Date = Date()) -> (APIKeyRecord, String) {
         let id = PasswordHasher.randomPassword(length: 10).lowercased().filter { $0.isLetter || $0.isNumber }
         let secret = PasswordHasher.randomPassword(length: 32)
-        try database.insertAPIKey(APIKeyRecord(id: id, siteID: site, secretHash: hash(secret), label: String(label.prefix(100)),
-                                               createdAt: Int64(now.timeIntervalSince1970 * 1000)))
-        return "ck_\(id)_\(secret)"
+        let record = APIKeyRecord(id: id, siteID: site, secretHash: hash(secret), label: String(label.prefix(100)),
+                                  createdAt: Int64(now.timeIntervalSince1970 * 1000), scope: scope, issuedBy: issuedBy)
+        return (record, "ck_\(id)_\(secret)")
     }
 
     /// The key record a presented token belongs to, or nil.

@@ -96,12 +96,7 @@ extension AppDatabase {
     // MARK: Webhook sources
 
     public func setWebhookSecret(site: String, provider: String, secret: String, at: Int64) throws {
-        try writer.write { db in
-            try db.execute(sql: """
-                INSERT INTO webhook_sources (site_id, provider, secret, created_at) VALUES (?,?,?,?)
-                ON CONFLICT(site_id, provider) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at
-                """, arguments: [site, provider, secret, at])
-        }
+        try transaction { tx in try tx.setWebhookSecret(site: site, provider: provider, secret: secret, at: at) }
     }
 
     public func webhookSecret(site: String, provider: String) throws -> String? {
@@ -192,17 +187,7 @@ extension AppDatabase {
     // MARK: Client terms
 
     public func setClientTerms(_ t: ClientTerms, at: Int64) throws {
-        try writer.write { db in
-            try db.execute(sql: """
-                INSERT INTO client_terms (site_id, lookback_days, credit, percent, per_lead, per_call, monthly_minimum, currency,
-                  our_sources, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)
-                ON CONFLICT(site_id) DO UPDATE SET lookback_days = excluded.lookback_days, credit = excluded.credit,
-                  percent = excluded.percent, per_lead = excluded.per_lead, per_call = excluded.per_call,
-                  monthly_minimum = excluded.monthly_minimum, currency = excluded.currency, our_sources = excluded.our_sources,
-                  updated_at = excluded.updated_at
-                """, arguments: [t.siteID, t.lookbackDays, t.credit.rawValue, t.percent, t.perLead, t.perCall, t.monthlyMinimum,
-                                 t.currency, t.ourSources.joined(separator: ","), at])
-        }
+        try transaction { tx in try tx.setClientTerms(t, at: at) }
     }
 
     /// The site's terms, or the defaults (30-day lookback, last touch, no commission).
@@ -216,5 +201,26 @@ extension AppDatabase {
                                monthlyMinimum: r["monthly_minimum"], currency: r["currency"],
                                ourSources: (r["our_sources"] as String).split(separator: ",").map(String.init))
         }
+    }
+}
+
+extension WriteTransaction {
+    public func setWebhookSecret(site: String, provider: String, secret: String, at: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO webhook_sources (site_id, provider, secret, created_at) VALUES (?,?,?,?)
+            ON CONFLICT(site_id, provider) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at
+            """, arguments: [site, provider, secret, at])
+    }
+
+    public func setClientTerms(_ t: ClientTerms, at: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO client_terms (site_id, lookback_days, credit, percent, per_lead, per_call, monthly_minimum, currency,
+              our_sources, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT(site_id) DO UPDATE SET lookback_days = excluded.lookback_days, credit = excluded.credit,
+              percent = excluded.percent, per_lead = excluded.per_lead, per_call = excluded.per_call,
+              monthly_minimum = excluded.monthly_minimum, currency = excluded.currency, our_sources = excluded.our_sources,
+              updated_at = excluded.updated_at
+            """, arguments: [t.siteID, t.lookbackDays, t.credit.rawValue, t.percent, t.perLead, t.perCall, t.monthlyMinimum,
+                             t.currency, t.ourSources.joined(separator: ","), at])
     }
 }

@@ -125,10 +125,7 @@ extension AppDatabase {
     }
 
     public func setUserSites(user: Int64, sites: [String]) throws {
-        try writer.write { db in
-            try db.execute(sql: "DELETE FROM user_sites WHERE user_id = ?", arguments: [user])
-            for s in sites { try db.execute(sql: "INSERT INTO user_sites (user_id, site_id) VALUES (?, ?)", arguments: [user, s]) }
-        }
+        try transaction { tx in try tx.setUserSites(user: user, sites: sites) }
     }
 
     public func siteIDs(user: Int64) throws -> [String] {
@@ -137,13 +134,7 @@ extension AppDatabase {
         }
     }
 
-    public func setPasswordHash(user: Int64, hash: String) throws {
-        try writer.write { db in
-            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [hash, user])
-            // A new password ends every session of the account.
-            try db.execute(sql: "DELETE FROM web_sessions WHERE user_id = ?", arguments: [user])
-        }
-    }
+
 
     // MARK: Dashboard sessions (only a hash of the cookie token is stored)
 

@@ -30,13 +30,26 @@ extension Site {
     }
 }
 
+extension WriteTransaction {
+    public func addSite(_ site: Site) throws {
+        try db.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [site.id, site.name, site.domains.joined(separator: " "), site.policy,
+                                   Int64(site.createdAt.timeIntervalSince1970 * 1000)])
+    }
+
+    public func updateSite(id: String, name: String, domains: [String], policy: String) throws {
+        try db.execute(sql: "UPDATE sites SET name = ?, domains = ?, policy = ? WHERE id = ?",
+                       arguments: [name, domains.joined(separator: " "), policy, id])
+    }
+
+    public func site(id: String) throws -> Site? {
+        try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE id = ?", arguments: [id]).map(Site.init(row:))
+    }
+}
+
 extension AppDatabase {
     public func addSite(_ site: Site) throws {
-        try writer.write { db in
-            try db.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [site.id, site.name, site.domains.joined(separator: " "), site.policy,
-                                       Int64(site.createdAt.timeIntervalSince1970 * 1000)])
-        }
+        try transaction { tx in try tx.addSite(site) }
     }
 
     public func sites() throws -> [Site] {
@@ -48,13 +61,6 @@ extension AppDatabase {
     public func site(id: String) throws -> Site? {
         try writer.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE id = ?", arguments: [id]).map(Site.init(row:))
-        }
-    }
-
-    public func updateSite(id: String, name: String, domains: [String], policy: String) throws {
-        try writer.write { db in
-            try db.execute(sql: "UPDATE sites SET name = ?, domains = ?, policy = ? WHERE id = ?",
-                           arguments: [name, domains.joined(separator: " "), policy, id])
         }
     }
 }

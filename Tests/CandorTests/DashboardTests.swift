@@ -1,3 +1,4 @@
+import Actions
 @testable import Admin
 import Collector
 import Consent
@@ -318,8 +319,8 @@ extension TestClientProtocol {
         for i in 0..<5 { try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/popular")], ip: "81.2.69.\(10 + i)") }
         try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/rare-page", referrer: "https://www.google.com/")],
                              ip: "81.2.69.99")
-        let key = try APIKeys.issue(database: f.t.database, site: f.t.site.id, label: "api")
-        let otherKey = try APIKeys.issue(database: f.t.database, site: f.siteB.id, label: "api")
+        let key = try f.t.issueKey()
+        let otherKey = try f.t.issueKey(site: f.siteB.id)
         try await f.app.test(.router) { client in
             func get(_ uri: String, _ key: String?) async throws -> (HTTPResponse.Status, String) {
                 let r = try await client.execute(uri: uri, method: .get, headers: key.map { [.authorization: "Bearer \($0)"] } ?? [:])
@@ -511,7 +512,7 @@ extension TestClientProtocol {
         let f = try await DashboardFixture()
         let id = f.t.site.id
         #expect(f.t.collector.site(id)?.0.domains == ["example.com"])
-        try f.t.database.updateSite(id: id, name: "Renamed", domains: ["other.example"], policy: "default")
+        try f.t.administration.changeSite(id: id, name: "Renamed", domains: ["other.example"], policy: "default", by: .cli)
         f.t.clock.advance(31)
         #expect(f.t.collector.site(id)?.0.domains == ["other.example"])
     }
@@ -569,15 +570,88 @@ extension TestClientProtocol {
             _ = try await client.page("/login", nil)
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             for uri in ["/", "/?q=nothing-matches", "/sites/\(f.t.site.id)", "/privacy", "/clients", "/sites/nope", "/clients/\(f.t.site.id)",
-                        "/sites/\(f.t.site.id)/settings", "/account", "/sites/\(f.t.site.id)/realtime", "/health/pipeline"] {
+                        "/sites/\(f.t.site.id)/settings", "/account", "/sites/\(f.t.site.id)/realtime", "/health/pipeline", "/users"] {
                 _ = try await client.page(uri, owner)
             }
         }
         #expect(Set(f.pages.names).isSubset(of: f.pages.renderedNames), "never rendered: \(Set(f.pages.names).subtracting(f.pages.renderedNames))")
-        #expect(f.pages.names.count == 13)
+        #expect(f.pages.names.count == 14)
     }
 
     func t_office_request(_ f: DashboardFixture) throws -> PrivacyRequest {
         try f.t.office.file(site: f.t.site.id, identifier: .subject(subjectA), filedBy: "test")
+    }
+}
+
+/// Issue 12, finding 5: who may do what is decided in one place, and every path (CLI or
+/// dashboard) writes the same audit entry in the transaction of its change.
+@Suite struct AdministrationTests {
+    @Test func permissionsAndLastOwnerGuard() async throws {
+        let t = try TestCollector()
+        let admin = t.administration
+        let owner = try admin.addUser(email: "owner@example.org", role: .owner, sites: [], by: .cli).user
+        let adminUser = try admin.addUser(email: "admin@example.org", role: .admin, sites: [], by: .cli).user
+        let manager = try admin.addUser(email: "manager@example.org", role: .manager, sites: [t.site.id], by: .cli).user
+        let asOwner = Actor.user(owner, sites: [])
+        let asAdmin = Actor.user(adminUser, sites: [])
+        let asManager = Actor.user(manager, sites: [t.site.id])
+
+        // Managers issue statistics keys for their sites only; officer keys need an owner or admin.
+        #expect(throws: ActionError.self) { try admin.issueKey(site: t.site.id, label: "x", scope: .privacyOfficer, by: asManager) }
+        #expect(throws: ActionError.self) { try admin.issueKey(site: "othersite", label: "x", scope: .statsRead, by: asManager) }
+        let stats = try admin.issueKey(site: t.site.id, label: "x", scope: .statsRead, by: asManager)
+        let officer = try admin.issueKey(site: t.site.id, label: "dpo", scope: .privacyOfficer, by: asAdmin)
+        #expect(officer.record.issuedBy == "user:admin@example.org" && officer.record.scope == .privacyOfficer)
+        #expect(throws: ActionError.self) { try admin.revokeKey(id: officer.record.id, by: asManager) }
+        try admin.revokeKey(id: stats.record.id, by: asManager)
+        #expect(try t.database.apiKey(id: stats.record.id) == nil)
+
+        // Admins manage everyone but owners; the last owner stays an owner.
+        #expect(throws: ActionError.self) { try admin.changeUser(email: "owner@example.org", role: .viewer, sites: [], by: asAdmin) }
+        #expect(throws: ActionError.self) { try admin.addUser(email: "x@example.org", role: .owner, sites: [], by: asAdmin) }
+        #expect(throws: ActionError.self) { try admin.removeUser(email: "owner@example.org", by: asAdmin) }
+        #expect(throws: ActionError.self) { try admin.changeUser(email: "owner@example.org", role: .admin, sites: [], by: asOwner) }
+        #expect(throws: ActionError.self) { try admin.removeUser(email: "owner@example.org", by: .cli) }
+        #expect(throws: ActionError.self) { try admin.addUser(email: "y@example.org", role: .viewer, sites: [], by: asManager) }
+        try admin.changeUser(email: "manager@example.org", role: .viewer, sites: [t.site.id], by: asAdmin)
+        try admin.removeUser(email: "manager@example.org", by: asAdmin)
+        #expect(try t.database.user(email: "manager@example.org") == nil)
+
+        let actions = try t.database.auditEntries().map { "\($0.actor) \($0.action)" }
+        for expected in ["cli user_added", "user:manager@example.org api_key_issued", "user:admin@example.org api_key_issued",
+                         "user:manager@example.org api_key_revoked", "user:admin@example.org user_role_changed",
+                         "user:admin@example.org user_removed"] {
+            #expect(actions.contains(expected), "\(expected)")
+        }
+        // Refused actions left no entry, and the chain verifies.
+        #expect(!actions.contains("user:admin@example.org user_added"))
+        #expect(try AuditLog(database: t.database).verify().isIntact)
+    }
+
+    @Test func keysAreScopedAndRevocableFromTheDashboard() async throws {
+        let f = try await DashboardFixture()
+        let manager = try f.t.administration.addUser(email: "manager@example.org", role: .manager, sites: [f.t.site.id], by: .cli)
+        try await f.t.consentedVisit(subjectA, ip: "81.2.69.160")
+        try await f.app.test(.router) { client in
+            let cookie = try #require(try await client.login("manager@example.org", manager.password).1)
+            let csrf = try await client.csrf(cookie)
+            func post(_ action: String, _ form: String) async throws -> (HTTPResponse.Status, String) {
+                let r = try await client.execute(uri: "/sites/\(f.t.site.id)/settings/\(action)", method: .post,
+                                                 headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"],
+                                                 body: ByteBuffer(string: "csrf=\(csrf)&" + form))
+                return (r.status, String(buffer: r.body))
+            }
+            let page = try await client.page("/sites/\(f.t.site.id)/settings", cookie).1
+            #expect(page.contains(#"<option value="stats:read">"#) && !page.contains(#"<option value="privacy:officer">"#))
+            #expect(try await post("key", "label=x&scope=privacy%3Aofficer").0 == .badRequest)
+            let created = try await post("key", "label=reporting&scope=stats%3Aread")
+            #expect(created.0 == .ok && created.1.contains("id=\"new-key\""))
+            let key = try #require(try f.t.database.apiKeys(site: f.t.site.id).first)
+            #expect(key.scope == .statsRead && key.issuedBy == "user:manager@example.org")
+            #expect(try await post("revoke-key", "key=\(key.id)").0 == .ok)
+            #expect(try f.t.database.apiKeys(site: f.t.site.id).isEmpty)
+            // A manager has no users page.
+            #expect(try await client.page("/users", cookie).0 == .notFound)
+        }
     }
 }

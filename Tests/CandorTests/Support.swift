@@ -1,3 +1,4 @@
+import Actions
 import Collector
 import Consent
 import Foundation
@@ -163,5 +164,15 @@ extension FileHandle {
         var bytes: [UInt8] = []
         while bytes.count < 1000, let b = try? read(upToCount: 1), let byte = b.first, byte != 10 { bytes.append(byte) }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension TestCollector {
+    /// Staff actions as the operator.
+    var administration: Administration { Administration(database: database, policies: collector.policies, now: clock.closure) }
+
+    /// Issues an API key as the operator and returns its text.
+    func issueKey(site: String? = nil, scope: APIKeyScope = .statsRead, label: String = "api") throws -> String {
+        try administration.issueKey(site: site ?? self.site.id, label: label, scope: scope, by: .cli).key
     }
 }

@@ -1,0 +1,93 @@
+public import Store
+
+/// Who performs an action, and the one place that decides what they may do.
+///
+/// The command line acts as the operator (whoever can run it can read the data directory
+/// anyway). Dashboard users act with their role: owners everything; admins everything but
+/// other owners; managers configure their assigned sites and issue or revoke statistics keys
+/// for them; viewers nothing.
+public struct Actor: Sendable, Equatable {
+    public enum Standing: Sendable, Equatable {
+        case operator_
+        case user(id: Int64, role: Role, sites: Set<String>)
+    }
+
+    /// As written to the audit log: "cli", "user:EMAIL".
+    public let label: String
+    public let standing: Standing
+
+    public static let cli = Actor(label: "cli", standing: .operator_)
+
+    public static func user(_ user: User, sites: Set<String>) -> Actor {
+        Actor(label: "user:\(user.email)", standing: .user(id: user.id ?? -1, role: user.role, sites: sites))
+    }
+
+    public init(label: String, standing: Standing) {
+        self.label = label
+        self.standing = standing
+    }
+
+    var role: Role? {
+        if case .user(_, let role, _) = standing { return role }
+        return nil
+    }
+
+    /// Owners, admins and the operator: every site, the privacy office, users, webhooks.
+    public var isStaffAdmin: Bool {
+        switch standing {
+        case .operator_: true
+        case .user(_, let role, _): role == .owner || role == .admin
+        }
+    }
+
+    public func may(_ permission: Permission) -> Bool {
+        switch permission {
+        case .addSites, .configureWebhooks, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
+            return isStaffAdmin
+        case .configure(let site):
+            switch standing {
+            case .operator_: return true
+            case .user(_, let role, let sites): return role == .owner || role == .admin || (role == .manager && sites.contains(site))
+            }
+        case .issueKey(let site, let scope), .revokeKey(let site, let scope):
+            return scope == .privacyOfficer ? isStaffAdmin : may(.configure(site: site))
+        case .manageUser(let current, let new):
+            switch standing {
+            case .operator_: return true
+            case .user(_, let role, _):
+                if role == .owner { return true }
+                // Admins manage everyone but owners, and make no one an owner.
+                return role == .admin && current != .owner && new != .owner
+            }
+        }
+    }
+}
+
+/// What an action needs to be allowed.
+public enum Permission: Sendable, Equatable {
+    case addSites
+    case configure(site: String)
+    case issueKey(site: String, scope: APIKeyScope)
+    case revokeKey(site: String, scope: APIKeyScope)
+    /// Adding (current nil), changing or removing (new nil) an account.
+    case manageUser(current: Role?, new: Role?)
+    case configureWebhooks
+    case setTerms
+    case fileRequests
+    case exportSubjects
+    case runRequests
+    case viewPrivacyCenter
+}
+
+/// Why an action was not carried out.
+public enum ActionError: Error, Equatable, CustomStringConvertible {
+    case forbidden(String)
+    case invalid(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .forbidden(let why), .invalid(let why), .notFound(let why): why
+        }
+    }
+}

@@ -1,0 +1,235 @@
+public import Consent
+public import Foundation
+public import Integrations
+public import Privacy
+public import Store
+
+/// The staff actions the command line and the dashboard share: sites, accounts, API keys,
+/// webhook sources and client terms. Each checks the actor's permission (``Actor/may(_:)``),
+/// validates its input, and commits its change together with the audit entry that records it,
+/// so every path leaves the same trail.
+public struct Administration: Sendable {
+    public let database: AppDatabase
+    public let policies: PolicyBook
+    let audit: AuditLog
+    let now: @Sendable () -> Date
+
+    public init(database: AppDatabase, policies: PolicyBook, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.database = database
+        self.policies = policies
+        self.now = now
+        self.audit = AuditLog(database: database, now: now)
+    }
+
+    var nowMs: Int64 { Int64(now().timeIntervalSince1970 * 1000) }
+
+    func require(_ actor: Actor, _ permission: Permission) throws(ActionError) {
+        guard actor.may(permission) else { throw .forbidden("\(actor.label) may not do this") }
+    }
+
+    // MARK: Sites
+
+    /// Checked name, domains and policy of a site.
+    func siteFields(name: String, domains: [String], policy: String) throws(ActionError) -> (String, [String]) {
+        let name = name.trimmingCharacters(in: .whitespaces)
+        guard (1...200).contains(name.count) else { throw .invalid("The name must be 1–200 characters.") }
+        guard policies[policy] != nil else {
+            throw .invalid("No policy named \(policy.prefix(60)) (have: \(policies.policies.keys.sorted().joined(separator: ", "))).")
+        }
+        switch Bootstrap.domains(domains) {
+        case .success(let d): return (name, d)
+        case .failure(let problem): throw .invalid(problem.description)
+        }
+    }
+
+    @discardableResult
+    public func addSite(name: String, domains: [String], policy: String, by actor: Actor) throws -> Site {
+        try require(actor, .addSites)
+        let (name, domains) = try siteFields(name: name, domains: domains, policy: policy)
+        let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now())
+        try database.transaction { tx in
+            try tx.addSite(site)
+            try audit.record(in: tx, actor: actor.label, action: "site_added", site: site.id,
+                             detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])
+        }
+        return site
+    }
+
+    @discardableResult
+    public func changeSite(id: String, name: String, domains: [String], policy: String, by actor: Actor) throws -> Site {
+        try require(actor, .configure(site: id))
+        let (name, domains) = try siteFields(name: name, domains: domains, policy: policy)
+        return try database.transaction { tx in
+            guard let before = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
+            try tx.updateSite(id: id, name: name, domains: domains, policy: policy)
+            try audit.record(in: tx, actor: actor.label, action: "site_changed", site: id,
+                             detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])
+            if policy != before.policy {
+                try audit.record(in: tx, actor: actor.label, action: "policy_changed", site: id,
+                                 detail: ["from": .string(before.policy), "to": .string(policy)])
+            }
+            return Site(id: id, name: name, domains: domains, policy: policy, createdAt: before.createdAt)
+        }
+    }
+
+    // MARK: Accounts
+
+    /// A login: local part, "@", a host (`admin@localhost` is fine), no spaces or controls.
+    static func checkedEmail(_ email: String) throws(ActionError) -> String {
+        let e = email.trimmingCharacters(in: .whitespaces)
+        let parts = e.split(separator: "@", omittingEmptySubsequences: false)
+        guard e.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+              !e.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw .invalid("\(e.prefix(80)) is not an e-mail address.")
+        }
+        return e
+    }
+
+    func checkedSites(_ sites: [String], role: Role, _ tx: WriteTransaction) throws -> [String] {
+        // Owners and admins see every site; assignments matter for managers and viewers.
+        guard role == .manager || role == .viewer else { return [] }
+        for s in sites where try tx.site(id: s) == nil { throw ActionError.invalid("no site \(s.prefix(64))") }
+        return sites
+    }
+
+    /// Creates an account; returns it with its generated password (shown once, stored as an argon2id hash).
+    public func addUser(email: String, role: Role, sites: [String], by actor: Actor) throws -> (user: User, password: String) {
+        try require(actor, .manageUser(current: nil, new: role))
+        let email = try Self.checkedEmail(email)
+        let password = PasswordHasher.randomPassword()
+        let hash = PasswordHasher.hash(password)
+        let user = try database.transaction { tx in
+            guard try tx.user(email: email) == nil else { throw ActionError.invalid("An account \(email) exists already.") }
+            let sites = try checkedSites(sites, role: role, tx)
+            let user = try tx.addUser(User(email: email, passwordHash: hash, role: role, createdAt: now()))
+            try tx.setUserSites(user: user.id!, sites: sites)
+            try audit.record(in: tx, actor: actor.label, action: "user_added",
+                             detail: ["user": .string(email), "role": .string(role.rawValue), "sites": .string(sites.joined(separator: ","))])
+            return user
+        }
+        return (user, password)
+    }
+
+    /// Creates the owner account of a new install (`candor init`, `make run`); nil when accounts exist.
+    public func ensureOwner(email: String) throws -> String? {
+        guard try database.userCount() == 0 else { return nil }
+        return try addUser(email: email, role: .owner, sites: [], by: .cli).password
+    }
+
+    /// Changes an account's role and sites; its sessions end (what it may see changed).
+    @discardableResult
+    public func changeUser(email: String, role: Role, sites: [String], by actor: Actor) throws -> User {
+        try database.transaction { tx in
+            guard var user = try tx.user(email: email), let id = user.id else { throw ActionError.notFound("no account \(email.prefix(80))") }
+            try require(actor, .manageUser(current: user.role, new: role))
+            let owners = try tx.ownerCount()
+            if user.role == .owner && role != .owner && owners <= 1 {
+                throw ActionError.invalid("\(email) is the only owner; make someone else owner first.")
+            }
+            let sites = try checkedSites(sites, role: role, tx)
+            try tx.setRole(user: id, role: role)
+            try tx.setUserSites(user: id, sites: sites)
+            try audit.record(in: tx, actor: actor.label, action: "user_role_changed",
+                             detail: ["user": .string(user.email), "from": .string(user.role.rawValue), "role": .string(role.rawValue),
+                                      "sites": .string(sites.joined(separator: ","))])
+            user.role = role
+            return user
+        }
+    }
+
+    /// Removes an account with its sessions, sites and known devices.
+    public func removeUser(email: String, by actor: Actor) throws {
+        try database.transaction { tx in
+            guard let user = try tx.user(email: email), let id = user.id else { throw ActionError.notFound("no account \(email.prefix(80))") }
+            try require(actor, .manageUser(current: user.role, new: nil))
+            if case .user(let me, _, _) = actor.standing, me == id { throw ActionError.invalid("You cannot remove your own account.") }
+            let owners = try tx.ownerCount()
+            if user.role == .owner && owners <= 1 { throw ActionError.invalid("\(email) is the only owner.") }
+            try tx.deleteUser(id: id)
+            try audit.record(in: tx, actor: actor.label, action: "user_removed",
+                             detail: ["user": .string(user.email), "role": .string(user.role.rawValue)])
+        }
+    }
+
+    /// A new random password (returned once); the account's sessions end.
+    public func resetPassword(email: String, by actor: Actor) throws -> String {
+        let password = PasswordHasher.randomPassword()
+        let hash = PasswordHasher.hash(password)
+        try database.transaction { tx in
+            guard let user = try tx.user(email: email), let id = user.id else { throw ActionError.notFound("no account \(email.prefix(80))") }
+            try require(actor, .manageUser(current: user.role, new: user.role))
+            try tx.setPasswordHash(user: id, hash: hash)
+            try audit.record(in: tx, actor: actor.label, action: "password_reset", detail: ["user": .string(user.email)])
+        }
+        return password
+    }
+
+    /// A user's own new password (the caller checked the current one); every session of the account ends.
+    public func changeOwnPassword(user: User, newPassword: String) throws {
+        guard let id = user.id else { throw ActionError.notFound("no account") }
+        let hash = PasswordHasher.hash(newPassword)
+        try database.transaction { tx in
+            try tx.setPasswordHash(user: id, hash: hash)
+            try audit.record(in: tx, actor: "user:\(user.email)", action: "password_changed")
+        }
+    }
+
+    // MARK: API keys
+
+    /// Issues a key; returns its record and its text (shown once; only its hash is stored).
+    public func issueKey(site: String, label: String, scope: APIKeyScope, by actor: Actor) throws -> (record: APIKeyRecord, key: String) {
+        try require(actor, .issueKey(site: site, scope: scope))
+        let (record, key) = APIKeys.make(site: site, label: label.trimmingCharacters(in: .whitespaces).isEmpty ? "api" : label,
+                                         scope: scope, issuedBy: actor.label, now: now())
+        try database.transaction { tx in
+            guard try tx.site(id: site) != nil else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            try tx.insertAPIKey(record)
+            try audit.record(in: tx, actor: actor.label, action: "api_key_issued", site: site,
+                             detail: ["key": .string(record.id), "scope": .string(scope.rawValue), "label": .string(record.label)])
+        }
+        return (record, key)
+    }
+
+    /// Revokes (deletes) a key; it stops working at once.
+    @discardableResult
+    public func revokeKey(id: String, by actor: Actor) throws -> APIKeyRecord {
+        try database.transaction { tx in
+            guard let key = try tx.apiKey(id: id) else { throw ActionError.notFound("no key \(id.prefix(40))") }
+            try require(actor, .revokeKey(site: key.siteID, scope: key.scope))
+            _ = try tx.deleteAPIKey(id: id)
+            try audit.record(in: tx, actor: actor.label, action: "api_key_revoked", site: key.siteID,
+                             detail: ["key": .string(key.id), "scope": .string(key.scope.rawValue)])
+            return key
+        }
+    }
+
+    // MARK: Webhook sources and client terms
+
+    /// Configures a provider for a site; returns the secret (generated when none is given).
+    public func setWebhook(site: String, provider: Provider, secret: String?, by actor: Actor) throws -> String {
+        try require(actor, .configureWebhooks)
+        let value = secret ?? PasswordHasher.randomPassword(length: 40)
+        guard (16...200).contains(value.utf8.count) else { throw ActionError.invalid("the secret must be 16-200 characters") }
+        try database.transaction { tx in
+            guard try tx.site(id: site) != nil else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            try tx.setWebhookSecret(site: site, provider: provider.rawValue, secret: value, at: nowMs)
+            try audit.record(in: tx, actor: actor.label, action: "webhook_configured", site: site, detail: ["provider": .string(provider.rawValue)])
+        }
+        return value
+    }
+
+    public func setTerms(_ terms: ClientTerms, by actor: Actor) throws {
+        try require(actor, .setTerms)
+        guard terms.currency.count == 3, (1...365).contains(terms.lookbackDays), (0...100).contains(terms.percent), terms.perLead >= 0,
+              terms.perCall >= 0, terms.monthlyMinimum >= 0 else {
+            throw ActionError.invalid("check the values: currency of 3 letters, lookback 1-365, percent 0-100, fees ≥ 0")
+        }
+        try database.transaction { tx in
+            guard try tx.site(id: terms.siteID) != nil else { throw ActionError.notFound("no site \(terms.siteID.prefix(64))") }
+            try tx.setClientTerms(terms, at: nowMs)
+            try audit.record(in: tx, actor: actor.label, action: "terms_changed", site: terms.siteID,
+                             detail: ["percent": .string(String(terms.percent)), "per_lead": .string(String(terms.perLead)),
+                                      "per_call": .string(String(terms.perCall)), "minimum": .string(String(terms.monthlyMinimum))])
+        }
+    }
+}
