@@ -24,11 +24,12 @@
     choice = { analytics: !!choice.analytics, marketing: !!choice.marketing, v: VERSION, at: Date.now() };
     try { localStorage.setItem(KEY, JSON.stringify(choice)); } catch (e) {}
     tell(choice);
-    var subject = null;
-    try { if (choice.analytics) subject = JSON.parse(localStorage.getItem('candor_subject')); } catch (e) {}
-    // Proof of consent: site, banner version, choices; the server adds time and policy version.
+    var key = null;
+    try { if (choice.analytics) key = JSON.parse(localStorage.getItem('candor_key')); } catch (e) {}
+    // Proof of consent: site, banner version, choices; the server adds time and policy version, and
+    // links the record to the subject only with the browser's privacy key.
     if (site) fetch(origin + '/api/consent', { method: 'POST', keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' },
-      body: JSON.stringify({ site: site, banner: VERSION, analytics: choice.analytics, marketing: choice.marketing, subject: subject }) }).catch(function () {});
+      body: JSON.stringify({ site: site, banner: VERSION, analytics: choice.analytics, marketing: choice.marketing, key: key }) }).catch(function () {});
     close();
   }
 

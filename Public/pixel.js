@@ -4,9 +4,9 @@
   var me = d.currentScript, origin = me ? new URL(me.src).origin : '', api = origin + '/api/event';
   var site = me && me.getAttribute('data-site'), mode = (me && me.getAttribute('data-mode')) || 'opt-in';
   var objects = n.doNotTrack == '1' || w.doNotTrack == '1' || n.globalPrivacyControl === true;
-  var consent = null, subject = null, queue = [], mem = {}, timer = 0, backoff = 0, sending = false;
+  var consent = null, subject = null, key = null, deriving = false, queue = [], mem = {}, timer = 0, backoff = 0, sending = false;
   var page = null, engaged = 0, since = 0, depth = 0, visit = {};
-  var K = { s: 'candor_subject', q: 'candor_queue', v: 'candor_visit' };
+  var K = { s: 'candor_subject', q: 'candor_queue', v: 'candor_visit', k: 'candor_key' };
 
   // Device storage is used only when the visitor has granted analytics consent.
   function stored() { return !!(consent && consent.analytics) && !objects && mode != 'cookieless'; }
@@ -15,14 +15,20 @@
     mem[k] = v;
     if (stored()) try { w[store].setItem(k, JSON.stringify(v)); } catch (e) {}
   }
-  function wipe() {
-    [K.s, K.q].forEach(function (k) { try { localStorage.removeItem(k); } catch (e) {} });
+  function wipe(all) {
+    [K.s, K.q, K.k].concat(all ? ['candor_consent'] : []).forEach(function (k) { try { localStorage.removeItem(k); } catch (e) {} });
     try { sessionStorage.removeItem(K.v); } catch (e) {}
   }
+  function hex(b) { return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join(''); }
   function uuid() {
     if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var b = crypto.getRandomValues(new Uint8Array(16));
-    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+    return hex(crypto.getRandomValues(new Uint8Array(16)));
+  }
+  // The privacy key stays on this device (never in a URL or an event); the subject id, which sites
+  // pass through checkouts for attribution, is derived from it: the first 16 bytes of SHA-256(key).
+  // Only the key proves to the server that this browser may export or erase what is linked to it.
+  function derive(k) {
+    return crypto.subtle.digest('SHA-256', new TextEncoder().encode(k)).then(function (b) { return hex(new Uint8Array(b).slice(0, 16)); });
   }
   // A browser DNT/GPC signal is reported as a refusal: nothing identified leaves the page.
   function consentField() {
@@ -51,7 +57,7 @@
   // Delivery: batches of up to 50, text/plain (no preflight), keepalive; retried with backoff;
   // held while offline. Every event carries a UUID, so a retry is never counted twice.
   function flush(beacon) {
-    if (!queue.length || sending) return;
+    if (!queue.length || sending || (deriving && beacon !== true)) return;
     var batch = queue.slice(0, 50), body = JSON.stringify({ events: batch });
     if (beacon === true && n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: 'text/plain' }))) { done(batch); return; }
     if (n.onLine === false) return;
@@ -148,16 +154,28 @@
       var was = stored();
       consent = { analytics: !!(c && c.analytics), marketing: !!(c && c.marketing) };
       if (stored()) {
-        try { subject = JSON.parse(localStorage.getItem(K.s)); } catch (e) {}
-        if (!subject) subject = uuid().replace(/-/g, '');
-        put('localStorage', K.s, subject); put('sessionStorage', K.v, visit);
+        try { subject = JSON.parse(localStorage.getItem(K.s)); key = JSON.parse(localStorage.getItem(K.k)); } catch (e) {}
+        if (!key && w.crypto && crypto.subtle) {
+          // A new key (or one for a subject id stored before keys existed): a new subject id follows from it.
+          key = hex(crypto.getRandomValues(new Uint8Array(32))); subject = null; deriving = true;
+          put('localStorage', K.k, key);
+          derive(key).then(function (s) {
+            deriving = false;
+            if (!stored()) return;
+            subject = s; put('localStorage', K.s, subject);
+            queue.forEach(function (e) { if (e.consent && e.consent.analytics && !e.subject) e.subject = subject; });
+            save(); clearTimeout(timer); timer = setTimeout(flush, 0);
+          }, function () { deriving = false; });
+        } else if (!subject) subject = uuid().replace(/-/g, '');
+        if (subject) put('localStorage', K.s, subject);
+        put('sessionStorage', K.v, visit);
         // Events queued on an earlier page (offline, or unsent at pagehide) are sent now.
         try { (JSON.parse(localStorage.getItem(K.q)) || []).forEach(function (e) {
           if (!queue.some(function (x) { return x.id == e.id; })) queue.push(e);
         }); } catch (e) {}
         save(); if (queue.length) { clearTimeout(timer); timer = setTimeout(flush, 0); }
       } else {
-        subject = null;
+        subject = key = null;
         if (was || consent) wipe();
       }
       // Events of this page still unsent were recorded before the banner reported the stored
@@ -171,12 +189,14 @@
     export: function () { return selfService('export'); },
   };
   // Resolves with the server's JSON (the export, or the filed request); rejects with its reason.
-  // A filed deletion also ends recognition on this device.
+  // A filed deletion also ends recognition on this device, and forgets the consent given, so the
+  // banner asks again.
   function selfService(what) {
-    return fetch(origin + '/api/privacy/' + what, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ site: site, subject: subject }) })
+    if (!key) return Promise.reject(new Error('no privacy key: this browser has not agreed to be recognised'));
+    return fetch(origin + '/api/privacy/' + what, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ site: site, key: key }) })
       .then(function (r) { return r.json().then(function (j) {
         if (!r.ok) throw new Error(j.error);
-        if (what == 'forget') { subject = consent = null; wipe(); }
+        if (what == 'forget') { subject = key = consent = null; wipe(true); }
         return j;
       }); });
   }

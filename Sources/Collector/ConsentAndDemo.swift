@@ -9,14 +9,16 @@ import Store
 public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let collector: Collector
     let assets: PublicAssets?
+    let gate: SelfServiceGate
 
-    public init(collector: Collector, assets: PublicAssets?) {
+    public init(collector: Collector, assets: PublicAssets?, gate: SelfServiceGate) {
         self.collector = collector
         self.assets = assets
+        self.gate = gate
     }
 
     public func add(to router: Router<Context>) {
-        router.post("/api/consent") { request, _ in await self.record(request) }
+        router.post("/api/consent") { request, context in await self.record(request, context) }
         router.on("/api/consent", method: .options) { request, _ in
             CollectorRoutes<Context>(collector: collector).preflight(request)
         }
@@ -28,20 +30,24 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
     }
 
-    func record(_ request: Request) async -> Response {
-        let (doc, site, policy): (JSONValue, Site, Policy)
-        switch await siteRequest(request, collector: collector) {
+    /// A proof-of-consent record from the banner. It is linked to a subject only with the
+    /// browser's privacy key (the subject id alone proves nothing), and only for analytics consent.
+    func record(_ request: Request, _ context: Context) async -> Response {
+        let admitted: SelfServiceGate.Admitted
+        switch await gate.admit(request, peer: context.remoteAddress, keyRequired: false) {
         case .failure(let refusal): return refusal.response
-        case .success(let found): (doc, site, policy) = found
+        case .success(let a): admitted = a
         }
+        let (doc, site, policy) = (admitted.doc, admitted.site, admitted.policy)
         guard case .bool(let analytics)? = doc["analytics"], case .bool(let marketing)? = doc["marketing"] else {
             return withOrigin(jsonError(400, "a consent record needs site, analytics and marketing"), request)
         }
         var banner = "custom"
         if case .string(let b)? = doc["banner"] { banner = String(b.prefix(32)) }
         var subject: Int64?
-        if analytics, case .string(let s)? = doc["subject"], Wire.isValidSubject(s) {
-            subject = collector.pipeline.deps.subjects.hash(s)
+        if analytics, let proven = admitted.subject {
+            if let limited = gate.limit(.consent, subject: proven.hash, request) { return limited }
+            subject = proven.hash
         }
         let record = ConsentRecord(siteID: site.id, timestamp: Int64(collector.now().timeIntervalSince1970 * 1000),
                                    bannerVersion: banner, policy: policy.name, policyVersion: policy.version,
@@ -89,8 +95,9 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             <button type="submit">Send</button>
             </form>
             <section id="your-data"><h2>Your data</h2>
-            <p>After accepting the banner, this browser holds a random subject id. With it you can download
-            everything this site's Candor holds on you, or ask for it to be erased.</p>
+            <p>After accepting the banner, this browser holds a random privacy key (the subject id it is known by
+            is derived from it). With the key you can download everything this site's Candor holds on you, or ask
+            for it to be erased.</p>
             <button type="button" id="export-data">Download my data</button>
             <button type="button" id="forget-me">Forget me</button>
             <p id="privacy-result" role="status"></p></section>

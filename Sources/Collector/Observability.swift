@@ -112,8 +112,9 @@ public func buildRouter(collector: Collector, assets: PublicAssets? = nil, offic
     let router = Router(context: CandorRequestContext.self)
     router.add(middleware: ErrorLoggingMiddleware(logger: collector.logger))
     CollectorRoutes<CandorRequestContext>(collector: collector).add(to: router)
-    ConsentRoutes<CandorRequestContext>(collector: collector, assets: assets).add(to: router)
-    if let office { PrivacyRoutes<CandorRequestContext>(collector: collector, office: office).add(to: router) }
+    let gate = SelfServiceGate(collector: collector)
+    ConsentRoutes<CandorRequestContext>(collector: collector, assets: assets, gate: gate).add(to: router)
+    if let office { PrivacyRoutes<CandorRequestContext>(collector: collector, office: office, gate: gate).add(to: router) }
     if let attributor { HookRoutes<CandorRequestContext>(collector: collector, attributor: attributor).add(to: router) }
     assets?.add(to: router)
     ObservabilityRoutes<CandorRequestContext>(collector: collector, office: office, mayOperate: mayOperate).add(to: router)

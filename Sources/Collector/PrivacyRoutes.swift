@@ -11,22 +11,24 @@ import Store
 /// Data-subject endpoints.
 ///
 /// Self-service, from the visitor's browser (`candor('forget')`, `candor('export')`): the pixel
-/// sends the subject id it stored, which proves possession. Officer API, with a site API key
-/// (`Authorization: Bearer ck_…`): file deletion requests, read their status and receipt, export.
-public struct PrivacyRoutes<Context: RequestContext>: Sendable {
+/// sends the privacy key it keeps (``Privacy/PrivacyKey``), never put in a URL, from which the
+/// subject id is derived; the gate (``SelfServiceGate``) checks and limits first. Officer API,
+/// with a site's `privacy:officer` key (`Authorization: Bearer ck_…`): file deletion requests,
+/// read their status and receipt, export.
+public struct PrivacyRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let collector: Collector
     let office: PrivacyOffice
-    /// Self-service exports per subject: 3 at once, then one a minute.
-    let exportLimiter = RateLimiter(limits: .init(perSite: (50, 200), perClient: (1.0 / 60, 3)))
+    let gate: SelfServiceGate
 
-    public init(collector: Collector, office: PrivacyOffice) {
+    public init(collector: Collector, office: PrivacyOffice, gate: SelfServiceGate) {
         self.collector = collector
         self.office = office
+        self.gate = gate
     }
 
     public func add(to router: Router<Context>) {
-        router.post("/api/privacy/forget") { request, _ in await self.selfService(request, export: false) }
-        router.post("/api/privacy/export") { request, _ in await self.selfService(request, export: true) }
+        router.post("/api/privacy/forget") { request, context in await self.selfService(request, context, export: false) }
+        router.post("/api/privacy/export") { request, context in await self.selfService(request, context, export: true) }
         for path in ["/api/privacy/forget", "/api/privacy/export"] {
             router.on(RouterPath(stringLiteral: path), method: .options) { request, _ in
                 CollectorRoutes<CandorRequestContext>(collector: collector).preflight(request)
@@ -44,28 +46,26 @@ public struct PrivacyRoutes<Context: RequestContext>: Sendable {
 
     // MARK: Self-service
 
-    func selfService(_ request: Request, export: Bool) async -> Response {
-        let doc: JSONValue
-        let site: Site
-        switch await siteRequest(request, collector: collector) {
-        case .failure(let response): return response.response
-        case .success(let (d, s, _)): (doc, site) = (d, s)
+    /// `{"site": ID, "key": PRIVACY_KEY}` from the visitor's browser (see ``SelfServiceGate``).
+    func selfService(_ request: Request, _ context: Context, export: Bool) async -> Response {
+        let admitted: SelfServiceGate.Admitted
+        switch await gate.admit(request, peer: context.remoteAddress, keyRequired: true) {
+        case .failure(let refusal): return refusal.response
+        case .success(let a): admitted = a
         }
-        guard case .string(let subject)? = doc["subject"], Wire.isValidSubject(subject) else {
-            return withOrigin(jsonError(400, "no subject id: this browser has not agreed to be recognised, so nothing is linked to it"), request)
-        }
+        guard let subject = admitted.subject else { return withOrigin(jsonError(400, "no privacy key"), request) }
+        let site = admitted.site
         do {
+            // Nothing held: nothing to export or erase, and nothing worth a bucket or a request.
+            guard try collector.database.holdsSubject(site: site.id, hash: subject.hash) else {
+                return withOrigin(jsonError(404, "nothing is held for this browser on this site"), request)
+            }
+            if let limited = gate.limit(export ? .export : .forget, subject: subject.hash, request) { return limited }
             if export {
-                let key = collector.pipeline.deps.subjects.hash(subject)
-                if let retry = exportLimiter.admit(site: site.id, client: key, count: 1, now: collector.now().timeIntervalSince1970) {
-                    var r = jsonError(429, "too many exports; retry after \(retry) s")
-                    r.headers[.retryAfter] = String(retry)
-                    return withOrigin(r, request)
-                }
-                let data = try office.export(site: site.id, identifier: .subject(subject), actor: "self-service")
+                let data = try office.export(site: site.id, identifier: .subject(subject.id), actor: "self-service")
                 return withOrigin(download(data.json, name: "candor-export-\(site.id).json"), request)
             }
-            let filed = try office.file(site: site.id, identifier: .subject(subject), filedBy: "self-service")
+            let filed = try office.file(site: site.id, identifier: .subject(subject.id), filedBy: "self-service")
             return withOrigin(json(.accepted, requestJSON(filed)), request)
         } catch {
             return withOrigin(failure(error), request)
@@ -217,22 +217,4 @@ func readJSON(_ request: Request, limit: Int) async -> Result<JSONValue, Refusal
     } catch {
         return .refuse(withOrigin(jsonError(400, error.description), request))
     }
-}
-
-/// A browser request about one site: JSON body with `site`, the site known, and the Origin (when
-/// sent) one of the site's domains.
-func siteRequest(_ request: Request, collector: Collector, limit: Int = 4096) async -> Result<(JSONValue, Site, Policy), Refusal> {
-    let doc: JSONValue
-    switch await readJSON(request, limit: limit) {
-    case .failure(let r): return .failure(r)
-    case .success(let d): doc = d
-    }
-    guard case .string(let siteID)? = doc["site"] else { return .refuse(withOrigin(jsonError(400, "no site"), request)) }
-    guard let (site, policy) = collector.site(siteID) else {
-        return .refuse(withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request))
-    }
-    if let origin = request.headers[.origin], !originAllowed(origin, for: site) {
-        return .refuse(withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request))
-    }
-    return .success((doc, site, policy))
 }

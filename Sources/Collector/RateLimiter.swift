@@ -21,9 +21,14 @@ public final class RateLimiter: Sendable {
     }
 
     public let limits: Limits
+    /// Most client buckets held: past it, full ones are swept, then the longest-unseen half goes.
+    public let capacity: Int
     private let state = Mutex(State())
 
-    public init(limits: Limits = Limits()) { self.limits = limits }
+    public init(limits: Limits = Limits(), capacity: Int = 100_000) {
+        self.limits = limits
+        self.capacity = capacity
+    }
 
     /// Takes `count` tokens from both buckets, or none. Returns nil when allowed, else the
     /// number of seconds after which the request can be retried.
@@ -31,6 +36,13 @@ public final class RateLimiter: Sendable {
         let n = Double(count)
         return state.withLock { s in
             if now - s.lastSweep > 60 { sweep(&s, now: now) }
+            if s.clients[client] == nil && s.clients.count >= capacity {
+                sweep(&s, now: now)
+                if s.clients.count >= capacity {
+                    let keep = s.clients.sorted { $0.value.updated > $1.value.updated }.prefix(capacity / 2)
+                    s.clients = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                }
+            }
             var siteBucket = Self.refill(s.sites[site], rate: limits.perSite.rate, burst: limits.perSite.burst, now: now)
             var clientBucket = Self.refill(s.clients[client], rate: limits.perClient.rate, burst: limits.perClient.burst, now: now)
             guard siteBucket.tokens >= n, clientBucket.tokens >= n else {
@@ -54,6 +66,9 @@ public final class RateLimiter: Sendable {
         b.updated = now
         return b
     }
+
+    /// Client buckets held (tests: memory stays bounded).
+    public var clientCount: Int { state.withLock { $0.clients.count } }
 
     /// Forgets buckets that have refilled completely (they carry no information).
     private func sweep(_ s: inout State, now: Double) {

@@ -65,6 +65,14 @@ public enum Sodium {
         return out
     }
 
+    /// SHA-256 (crypto_hash_sha256): what browsers compute with `crypto.subtle.digest`.
+    public static func sha256(_ message: [UInt8]) -> [UInt8] {
+        initialize()
+        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        _ = crypto_hash_sha256(&out, message, UInt64(message.count))
+        return out
+    }
+
     /// Overwrites memory with zeros in a way the compiler may not elide.
     public static func memzero(_ buffer: UnsafeMutableRawBufferPointer) {
         guard let base = buffer.baseAddress else { return }

@@ -122,6 +122,19 @@ extension AppDatabase {
         }
     }
 
+    /// Whether anything of the site is linked to the subject hash (a cheap indexed check, run
+    /// before any work on a self-service request).
+    public func holdsSubject(site: String, hash: Int64) throws -> Bool {
+        try writer.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM events WHERE subject = :h AND site_id = :site)
+                    OR EXISTS (SELECT 1 FROM sessions WHERE subject = :h AND site_id = :site)
+                    OR EXISTS (SELECT 1 FROM consent_records WHERE subject = :h AND site_id = :site)
+                    OR EXISTS (SELECT 1 FROM conversions WHERE subject = :h AND site_id = :site)
+                """, arguments: ["h": hash, "site": site]) ?? false
+        }
+    }
+
     /// Rows of one site whose visitor-identity link matches a subject. A journey is the set of
     /// sessions holding the subject (or an event holding it); every event of those sessions goes
     /// with it, including the ones recorded before consent was given.

@@ -17,31 +17,53 @@ import Testing
 
     func body(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
 
-    @Test func selfServiceExportAndForgetWorkOnlyWithTheStoredSubjectId() async throws {
+    /// Browser keys and the subject ids derived from them (what pixel.js does with crypto.subtle).
+    static let keyA = String(repeating: "a1", count: 32)
+    static let keyB = String(repeating: "b2", count: 32)
+    static var keyedA: String { PrivacyKey.subject(forKey: keyA)! }
+    static var keyedB: String { PrivacyKey.subject(forKey: keyB)! }
+
+    @Test func theSubjectIdIsDerivedFromTheKeyAsBrowsersDoIt() {
+        // SHA-256("a1a1…") computed by Python's hashlib, first 16 bytes.
+        #expect(PrivacyKey.subject(forKey: Self.keyA) == "3490f80401886d12f3861ec190f5c164")
+        #expect(PrivacyKey.subject(forKey: "short") == nil && PrivacyKey.subject(forKey: String(repeating: "x", count: 31) + "<") == nil)
+    }
+
+    @Test func selfServiceExportAndForgetNeedTheBrowsersKey() async throws {
         let t = try TestCollector()
-        try await t.consentedVisit(subjectA, ip: "81.2.69.160")
-        try await t.consentedVisit(subjectB, ip: "81.2.69.192")
+        try await t.consentedVisit(Self.keyedA, ip: "81.2.69.160")
+        try await t.consentedVisit(Self.keyedB, ip: "81.2.69.192")
         try await app(t).test(.router) { client in
-            let export = try await client.execute(uri: "/api/privacy/export", method: .post, headers: Self.browser,
-                                                  body: body(#"{"site":"\#(t.site.id)","subject":"\#(subjectA)"}"#))
+            func post(_ path: String, _ json: String, headers: HTTPFields = Self.browser) async throws -> TestResponse {
+                try await client.execute(uri: path, method: .post, headers: headers, body: body(json))
+            }
+            let export = try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#)
             #expect(export.status == .ok)
             #expect(export.headers[.contentDisposition]?.hasPrefix("attachment;") == true)
             #expect(export.headers[.accessControlAllowOrigin] == "https://www.example.com")
             let doc = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: export.body).utf8)) as? [String: Any])
             #expect((doc["events"] as? [Any])?.count == 2)
 
-            // No subject (a visitor who never agreed): a reason, not somebody else's data.
-            let none = try await client.execute(uri: "/api/privacy/export", method: .post, headers: Self.browser,
-                                                body: body(#"{"site":"\#(t.site.id)"}"#))
-            #expect(none.status == .badRequest)
+            // Issue 12, finding 6: the subject id (the attribution token sites put in checkout URLs) is no credential.
+            for path in ["/api/privacy/export", "/api/privacy/forget"] {
+                let byID = try await post(path, #"{"site":"\#(t.site.id)","subject":"\#(Self.keyedA)"}"#)
+                #expect(byID.status == .badRequest && String(buffer: byID.body).contains("proves nothing"))
+            }
+            // No key (a visitor who never agreed): a reason, not somebody else's data.
+            #expect(try await post("/api/privacy/export", #"{"site":"\#(t.site.id)"}"#).status == .badRequest)
+            // A made-up key: nothing held, no work done.
+            let madeUp = try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(String(repeating: "c3", count: 32))"}"#)
+            #expect(madeUp.status == .notFound)
+            // Browser endpoints need an Origin, and one of the site's.
+            var noOrigin = Self.browser
+            noOrigin[.origin] = nil
+            #expect(try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#, headers: noOrigin).status == .forbidden)
+            #expect(try await post("/api/privacy/forget", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#, headers: noOrigin).status == .forbidden)
             var foreign = Self.browser
             foreign[.origin] = "https://evil.test"
-            let cross = try await client.execute(uri: "/api/privacy/export", method: .post, headers: foreign,
-                                                 body: body(#"{"site":"\#(t.site.id)","subject":"\#(subjectA)"}"#))
-            #expect(cross.status == .forbidden)
+            #expect(try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#, headers: foreign).status == .forbidden)
 
-            let forget = try await client.execute(uri: "/api/privacy/forget", method: .post, headers: Self.browser,
-                                                  body: body(#"{"site":"\#(t.site.id)","subject":"\#(subjectA)"}"#))
+            let forget = try await post("/api/privacy/forget", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#)
             #expect(forget.status == .accepted)
             let filed = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: forget.body).utf8)) as? [String: Any])
             #expect(filed["status"] as? String == "received")
@@ -53,16 +75,57 @@ import Testing
         #expect(try t.database.eventCount() == 2)
     }
 
-    @Test func selfServiceExportsAreRateLimitedPerSubject() async throws {
+    /// Consent records are linked to a subject only with its key; the subject id alone is refused.
+    @Test func consentRecordsLinkToASubjectOnlyWithItsKey() async throws {
         let t = try TestCollector()
         try await app(t).test(.router) { client in
-            var statuses: [HTTPResponse.Status] = []
-            for _ in 0..<4 {
-                statuses.append(try await client.execute(uri: "/api/privacy/export", method: .post, headers: Self.browser,
-                                                         body: body(#"{"site":"\#(t.site.id)","subject":"\#(subjectA)"}"#)).status)
-            }
-            #expect(statuses == [.ok, .ok, .ok, .tooManyRequests])
+            let forged = try await client.execute(uri: "/api/consent", method: .post, headers: Self.browser, body: body(
+                #"{"site":"\#(t.site.id)","banner":"1","analytics":true,"marketing":true,"subject":"\#(Self.keyedA)"}"#))
+            #expect(forged.status == .badRequest)
+            let proven = try await client.execute(uri: "/api/consent", method: .post, headers: Self.browser, body: body(
+                #"{"site":"\#(t.site.id)","banner":"1","analytics":true,"marketing":false,"key":"\#(Self.keyA)"}"#))
+            #expect(proven.status == .created)
+            let unlinked = try await client.execute(uri: "/api/consent", method: .post, headers: Self.browser, body: body(
+                #"{"site":"\#(t.site.id)","banner":"1","analytics":false,"marketing":false,"key":null}"#))
+            #expect(unlinked.status == .created)
         }
+        let records = try t.database.consentRecords(site: t.site.id)
+        let hasher = try SubjectHasher(database: t.database)
+        #expect(records.map(\.subject) == [hasher.hash(Self.keyedA), nil])
+    }
+
+    /// Limits per client address and per subject: one client cannot flood the queue or the
+    /// consent table, and made-up keys from one client leave a real visitor's allowance alone.
+    @Test func selfServiceIsLimitedPerClientAndPerSubject() async throws {
+        let t = try TestCollector(trusted: [CIDR("127.0.0.1/32")!])
+        try await t.consentedVisit(Self.keyedA, ip: "81.2.69.160")
+        let application = Application(router: buildRouter(collector: t.collector, office: try t.office))
+        try await application.test(.live) { client in
+            func post(_ path: String, _ json: String, from ip: String) async throws -> HTTPResponse.Status {
+                var h = Self.browser
+                h[.init("X-Forwarded-For")!] = ip
+                return try await client.execute(uri: path, method: .post, headers: h, body: body(json)).status
+            }
+            var statuses: [HTTPResponse.Status: Int] = [:]
+            for i in 0..<2000 {
+                let path = i % 2 == 0 ? "/api/privacy/forget" : "/api/consent"
+                let json = i % 2 == 0 ? #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#
+                    : #"{"site":"\#(t.site.id)","banner":"1","analytics":true,"marketing":true,"key":"\#(Self.keyA)"}"#
+                statuses[try await post(path, json, from: "198.51.100.1"), default: 0] += 1
+            }
+            #expect(statuses[.tooManyRequests, default: 0] >= 1990, "\(statuses)")
+            // 400 exports with made-up keys from one client: 10 answered 404, the rest 429; the real visitor is not affected.
+            for i in 0..<400 {
+                _ = try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(String(format: "%064x", i))"}"#, from: "203.0.113.5")
+            }
+            #expect(try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#, from: "192.0.2.44") == .ok)
+            // Per subject: 3 exports at once, then one a minute, from any address.
+            var perSubject: [HTTPResponse.Status] = []
+            for i in 0..<3 { perSubject.append(try await post("/api/privacy/export", #"{"site":"\#(t.site.id)","key":"\#(Self.keyA)"}"#, from: "192.0.2.\(50 + i)")) }
+            #expect(perSubject == [.ok, .ok, .tooManyRequests])
+        }
+        #expect(try t.database.privacyRequests(site: t.site.id).count <= 2)
+        #expect(try t.database.consentRecords(site: t.site.id).count <= 10)
     }
 
     @Test func officerAPINeedsTheSitesKeyAndSeesOnlyItsSite() async throws {

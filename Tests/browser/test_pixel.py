@@ -304,7 +304,7 @@ def test_visitor_downloads_own_data_then_is_forgotten(server):
     # The officer runs the queue now instead of waiting for the scheduler.
     out = subprocess.run([BIN, "requests", "run", "--data", server.data, "--policies", os.path.join(ROOT, "policies")],
                          check=True, capture_output=True, text=True).stdout
-    assert "1 request(s) carried out" in out
+    assert "1 request(s) done" in out
     assert server.rows("SELECT count(*) FROM events WHERE decision = 'identified'") == [(0,)]
     assert server.rows("SELECT status, subject_hash FROM privacy_requests") == [("done", None)]
     verify = subprocess.run([BIN, "audit", "verify", "--data", server.data], capture_output=True, text=True)
@@ -321,8 +321,15 @@ def test_webhook_conversion_is_attributed_to_the_consented_visit(server):
         d.get(server.url + "/demo?utm_source=newsletter&utm_medium=email&utm_campaign=launch")
         assert d.execute_script("return candor('subject')") is None  # nothing before consent
         d.find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
+        # The subject id is derived from the browser's privacy key (SHA-256, asynchronous).
+        deadline = time.time() + 5
+        while time.time() < deadline and not d.execute_script("return candor('subject')"):
+            time.sleep(0.05)
         subject = d.execute_script("return candor('subject')")
+        key = d.execute_script("return JSON.parse(localStorage.getItem('candor_key'))")
         assert subject and subject == d.execute_script("return JSON.parse(localStorage.getItem('candor_subject'))")
+        import hashlib
+        assert subject == hashlib.sha256(key.encode()).hexdigest()[:32]
         server.wait_for(lambda r: any(x[2] == "identified" for x in r))
     body = json.dumps({"type": "sale", "id": "order-1", "value": 49, "currency": "EUR", "subject": subject}).encode()
     t = str(int(time.time()))
