@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations"]
 
 let package = Package(
     name: "Candor",
@@ -85,6 +85,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Analytics",
+            dependencies: ["Store"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Actions",
             dependencies: ["Store", "Privacy", "Consent", "Integrations"],
             swiftSettings: swiftSettings
@@ -92,7 +97,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions",
+                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

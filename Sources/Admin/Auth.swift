@@ -12,8 +12,6 @@ public struct Viewer: Sendable {
     public let siteIDs: Set<String>
     public let csrf: String
 
-    /// Owners and admins see exact breakdowns; managers and viewers get small groups folded (k-anonymity).
-    public var suppressesSmallGroups: Bool { user.role == .manager || user.role == .viewer }
     public var isStaffAdmin: Bool { actor.isStaffAdmin }
     /// The user as the actor of staff actions (``Actions/Actor/may(_:)`` decides what is allowed).
     public var actor: Actor { .user(user, sites: siteIDs) }

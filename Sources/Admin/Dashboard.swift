@@ -12,28 +12,6 @@ public import Privacy
 public import Store
 import Synchronization
 
-/// A breakdown after k-anonymity: rows with fewer than `k` distinct visitors folded into one.
-public struct FoldedBreakdown: Sendable, Equatable {
-    public var rows: [BreakdownRow]
-    /// How many rows were folded into "Other (suppressed)".
-    public var folded: Int
-}
-
-public enum KAnonymity {
-    public static let otherLabel = "Other (suppressed)"
-
-    /// Folds rows under `k` visitors when `suppress` is set; totals stay exact (the folded row carries their sum).
-    public static func fold(_ rows: [BreakdownRow], k: Int, suppress: Bool) -> FoldedBreakdown {
-        guard suppress else { return FoldedBreakdown(rows: rows, folded: 0) }
-        let small = rows.filter { $0.visitors < k }
-        guard !small.isEmpty else { return FoldedBreakdown(rows: rows, folded: 0) }
-        var kept = rows.filter { $0.visitors >= k }
-        kept.append(BreakdownRow(value: otherLabel, visitors: small.reduce(0) { $0 + $1.visitors },
-                                 pageviews: small.reduce(0) { $0 + $1.pageviews }))
-        return FoldedBreakdown(rows: kept, folded: small.count)
-    }
-}
-
 /// What the pipeline-health page shows, read from the running collector when the page is asked for.
 public struct PipelineHealth: Sendable {
     /// Cumulative counters sampled once a minute, oldest first.

@@ -1,4 +1,5 @@
 import Actions
+import Analytics
 import Consent
 import Foundation
 import Hummingbird
@@ -35,16 +36,23 @@ extension DashboardRoutes {
     func exportOverview(_ request: Request, _ v: Viewer) throws -> Response {
         let r = range(request)
         var rows: [[Cell]] = []
+        var json: [JSON] = []
         for site in try database.sites() where v.may(see: site.id) {
+            let rule = disclosure(v, policies[site.policy] ?? .default)
             let s = try figures(site.id, r).summary()
-            rows.append([.text(site.id), .text(site.name), .integer(Int64(s.visitors)), .integer(Int64(s.pageviews)),
-                         .integer(Int64(s.conversions)), .real((s.revenue * 100).rounded() / 100),
-                         s.lastEvent.map { .text(ISO.string($0)) } ?? .null])
+            let c = rule.cards(s)
+            // A restricted reader learns whether a site is active, not when its last visitor came.
+            let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(ISO.string($0)) } ?? .null
+            rows.append([.text(site.id), .text(site.name), Self.cell(c.visitors), Self.cell(c.pageviews), Self.cell(c.conversions),
+                         c.revenue.value.map { .real(($0 * 100).rounded() / 100) } ?? .text(c.revenue.text { String($0) }), last])
+            json.append(.object([("site", .string(site.id)), ("name", .string(site.name)), ("visitors", Self.json(c.visitors) { JSON($0) }),
+                                 ("pageviews", Self.json(c.pageviews) { JSON($0) }), ("conversions", Self.json(c.conversions) { JSON($0) }),
+                                 ("revenue", Self.json(c.revenue) { .double(($0 * 100).rounded() / 100) }), ("last_event", last.json)]))
         }
         let table = ResultTable(name: "overview-\(r.key)", columns: ["site", "name", "visitors", "pageviews", "conversions", "revenue", "last_event"],
                                 rows: rows)
         if request.uri.queryParameters.get("format") == "json" {
-            let body = JSON.array(rows.map { row in .object(zip(table.columns, row).map { ($0, $1.json) }) })
+            let body = JSON.array(json)
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"overview-\(r.key).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
         }
@@ -63,14 +71,14 @@ extension DashboardRoutes {
         let policy = policies[site.policy] ?? .default
         var c = base(v, title: "Real time — \(site.name)")
         c["site"] = ["id": site.id, "name": site.name]
+        let rule = disclosure(v, policy)
         let five = try database.activeVisitors(site: id, since: t - 5 * 60_000)
         let thirty = try database.activeVisitors(site: id, since: t - 30 * 60_000)
-        func shown(_ n: Int) -> String { v.suppressesSmallGroups && n > 0 && n < policy.kThreshold ? "< \(policy.kThreshold)" : String(n) }
-        c["five"] = shown(five)
-        c["thirty"] = shown(thirty)
-        let pages = KAnonymity.fold(try database.breakdown(site: id, from: t - 30 * 60_000, to: t + 1, dimension: .page),
-                                    k: policy.kThreshold, suppress: v.suppressesSmallGroups)
-        c["pages"] = pages.rows.prefix(10).map { ["value": $0.value ?? "(none)", "visitors": $0.visitors] }
+        c["five"] = rule.part(five, of: [thirty]).text { String($0) }
+        c["thirty"] = rule.count(thirty).text { String($0) }
+        let pages = rule.table(try database.breakdown(site: id, from: t - 30 * 60_000, to: t + 1, dimension: .page), total: thirty,
+                               partition: false)
+        c["pages"] = pages.rows.prefix(10).map { ["value": $0.value ?? "(none)", "visitors": $0.visitors.text { String($0) }] }
         c["live"] = mayWatchLive(v)
         return html("realtime", c)
     }
@@ -147,23 +155,30 @@ extension DashboardRoutes {
         }
         let filters = Filters(terms)
         let policy = policies[site.policy] ?? .default
-        var members: [(String, JSON)] = [("site", .string(id)), ("from", .string(ISO.string(r.from))), ("to", .string(ISO.string(r.to)))]
+        // API keys read what client viewers read: the disclosure rule always applies.
+        let rule = Disclosure(k: policy.kThreshold, restricted: true)
+        guard filters.terms.count <= SiteReport.maxRestrictedFilters else {
+            return Self.apiError(400, "combine at most \(SiteReport.maxRestrictedFilters) filters")
+        }
+        let report = SiteReport(database: database, site: id, from: r.from, to: r.to, filters: filters, wholeDays: r.wholeDays, disclosure: rule)
+        let summaries = try report.summaries()
+        var members: [(String, JSON)] = [("site", .string(id)), ("from", .string(ISO.string(r.from))), ("to", .string(ISO.string(r.to))),
+                                         ("k", JSON(policy.kThreshold))]
         if let name = params.get("dimension") {
-            guard let d = Store.Dimension(rawValue: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
-            let folded = KAnonymity.fold(try figures(id, r, filters).breakdown(d),
-                                         k: policy.kThreshold, suppress: true)
-            members.append(("dimension", .string(d.rawValue)))
-            members.append(("folded", JSON(folded.folded)))
-            members.append(("results", .array(folded.rows.map {
-                .object([("value", JSON($0.value)), ("visitors", JSON($0.visitors)), ("pageviews", JSON($0.pageviews))])
-            })))
+            guard let kind = TableKind(key: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
+            let table = try report.table(kind, total: summaries[0].visitors)
+            members.append(("dimension", .string(kind.key)))
+            members.append(("folded", JSON(table.folded)))
+            members.append(("results", Self.json(table)))
         } else {
-            let s = try figures(id, r, filters).summary()
+            let c = report.cards(summaries)
             members.append(("results", .object([
-                ("visitors", JSON(s.visitors)), ("visits", JSON(s.visits)), ("pageviews", JSON(s.pageviews)),
-                ("views_per_visit", .double((s.viewsPerVisit * 100).rounded() / 100)),
-                ("bounce_rate", .double((s.bounceRate * 1000).rounded() / 1000)), ("visit_duration_s", .int(s.averageDurationMs / 1000)),
-                ("conversions", JSON(s.conversions)), ("revenue", .double((s.revenue * 100).rounded() / 100)),
+                ("visitors", Self.json(c.visitors) { JSON($0) }), ("visits", Self.json(c.visits) { JSON($0) }),
+                ("pageviews", Self.json(c.pageviews) { JSON($0) }),
+                ("views_per_visit", Self.json(c.viewsPerVisit) { .double(($0 * 100).rounded() / 100) }),
+                ("bounce_rate", Self.json(c.bounceRate) { .double(($0 * 1000).rounded() / 1000) }),
+                ("visit_duration_s", Self.json(c.averageDurationMs) { .int($0 / 1000) }),
+                ("conversions", Self.json(c.conversions) { JSON($0) }), ("revenue", Self.json(c.revenue) { .double(($0 * 100).rounded() / 100) }),
             ])))
         }
         return Response(status: .ok, headers: [.contentType: "application/json"],
@@ -179,18 +194,27 @@ extension DashboardRoutes {
         var rows: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
+            let rule = disclosure(v, policies[site.policy] ?? .default)
             let s = try figures(site.id, r).summary()
+            let cards = rule.cards(s)
             let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
-            // Sparkline: visitors per day over the last 30 days, from the rollups.
+            // Sparkline: visitors per day over the last 30 days, from the rollups; days the reader
+            // may not see break the line.
             let today = t / 86_400_000
-            let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today).map(\.visitors)
-            let top = Double(max(series.max() ?? 1, 1))
-            let spark = series.enumerated().map { String(format: "%.1f,%.1f", Double($0.offset) * 100 / 29, 19 - Double($0.element) / top * 18) }
-                .joined(separator: " ")
-            rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "), "visitors": s.visitors,
-                         "pageviews": s.pageviews, "conversions": s.conversions, "revenue": String(format: "%.2f", s.revenue),
-                         "last": s.lastEvent.map { ISO.string($0) } ?? "never", "status": status,
-                         "statusClass": status == "active" ? "ok" : "warn", "spark": spark])
+            let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today)
+            let points = rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)
+            let top = Double(max(points.compactMap(\.visitors.value).max() ?? 1, 1))
+            var segments: [[String]] = [[]]
+            for (i, p) in points.enumerated() {
+                guard let n = p.visitors.value else { segments.append([]); continue }
+                segments[segments.count - 1].append(String(format: "%.1f,%.1f", Double(i) * 100 / 29, 19 - Double(n) / top * 18))
+            }
+            rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
+                         "visitors": cards.visitors.text { String($0) }, "pageviews": cards.pageviews.text { String($0) },
+                         "conversions": cards.conversions.text { String($0) }, "revenue": cards.revenue.text { String(format: "%.2f", $0) },
+                         "last": rule.restricted ? "" : s.lastEvent.map { ISO.string($0) } ?? "never", "status": status,
+                         "statusClass": status == "active" ? "ok" : "warn",
+                         "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
         }
         var c = base(v, title: "Sites")
         if let message { c["message"] = message }
@@ -241,15 +265,42 @@ extension DashboardRoutes {
         return p > 0 ? "+\(p) %" : p == 0 ? "±0 %" : "−\(-p) %"
     }
 
-    func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
-        guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+    /// The k-anonymity rule for this reader on this site (``Analytics/Disclosure``): viewers, and
+    /// managers unless the site's policy says otherwise.
+    func disclosure(_ v: Viewer, _ policy: Policy) -> Disclosure {
+        Disclosure(k: policy.kThreshold, restricted: v.user.role == .viewer || (v.user.role == .manager && policy.restrictManagers))
+    }
+
+    /// A report of the view the request asks for, or the answer refusing it.
+    func report(_ request: Request, site id: String, disclosure: Disclosure) -> Result<(SiteReport, Range), Refusal> {
         let r = range(request)
         let f = filters(request)
+        if disclosure.restricted && f.terms.count > SiteReport.maxRestrictedFilters {
+            return .failure(Refusal(status: .badRequest, reason: "Combine at most \(SiteReport.maxRestrictedFilters) filters."))
+        }
+        return .success((SiteReport(database: database, site: id, from: r.from, to: r.to, filters: f, wholeDays: r.wholeDays,
+                                    disclosure: disclosure), r))
+    }
+
+    struct Refusal: Error {
+        let status: HTTPResponse.Status
+        let reason: String
+    }
+
+    func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
+        guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
         let policy = policies[site.policy] ?? .default
-        let figures = figures(id, r, f)
-        let s = try figures.summary()
+        let rule = disclosure(v, policy)
+        let report: SiteReport, r: Range
+        switch self.report(request, site: id, disclosure: rule) {
+        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
+        case .success(let built): (report, r) = built
+        }
+        let f = report.filters
+        let summaries = try report.summaries()
+        let cards = report.cards(summaries)
         let compare = request.uri.queryParameters.get("compare") == "1"
-        let previous = compare ? try figures.previous().summary() : nil
+        let previous = compare ? try { let p = report.previous(); return p.cards(try p.summaries()) }() : nil
         var c = base(v, title: site.name)
         c["site"] = ["id": site.id, "name": site.name]
         c["range"] = r.label
@@ -263,108 +314,107 @@ extension DashboardRoutes {
         c["hasFilters"] = !f.isEmpty
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
         c["conversionsUnfiltered"] = !f.isEmpty && !f.appliesToConversions
-        let cards: [(String, Double, String)] = [
-            ("Visitors", Double(s.visitors), String(s.visitors)), ("Visits", Double(s.visits), String(s.visits)),
-            ("Pageviews", Double(s.pageviews), String(s.pageviews)),
-            ("Views per visit", s.viewsPerVisit, String(format: "%.1f", s.viewsPerVisit)),
-            ("Bounce rate", s.bounceRate, String(format: "%.0f %%", s.bounceRate * 100)),
-            ("Visit duration", Double(s.averageDurationMs), "\(s.averageDurationMs / 1000) s"),
-            ("Conversions", Double(s.conversions), String(s.conversions)), ("Revenue", s.revenue, String(format: "%.2f", s.revenue)),
-        ]
-        let before: [Double] = previous.map { p in
-            [Double(p.visitors), Double(p.visits), Double(p.pageviews), p.viewsPerVisit, p.bounceRate, Double(p.averageDurationMs),
-             Double(p.conversions), p.revenue]
-        } ?? []
-        c["summary"] = cards.enumerated().map { i, card -> [String: Any] in
-            var m: [String: Any] = ["label": card.0, "value": card.2]
-            if !before.isEmpty { m["delta"] = Self.delta(card.1, before[i]) }
+        c["summary"] = Self.cardList(cards).enumerated().map { i, card -> [String: Any] in
+            var m: [String: Any] = ["label": card.label, "value": card.text]
+            if let previous, let now = card.number, let before = Self.cardList(previous)[i].number { m["delta"] = Self.delta(now, before) }
             return m
         }
-        c["empty"] = s.pageviews == 0 && s.visits == 0
-        c["suppressed"] = v.suppressesSmallGroups
+        c["empty"] = summaries[0].pageviews == 0 && summaries[0].visits == 0
+        c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
-        c["chart"] = try chart(figures, r)
-        func table(_ label: String, _ key: String, _ rows: [BreakdownRow], filterable: Store.Dimension?) -> [String: Any] {
-            let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
-            return ["label": label, "dimension": key, "folded": folded.folded, "hasFolded": folded.folded > 0,
-                    "empty": folded.rows.isEmpty, "events": filterable != nil,
-                    "rows": folded.rows.prefix(10).map { row -> [String: Any] in
-                        var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors, "pageviews": row.pageviews]
-                        if let d = filterable, let value = row.value, value != KAnonymity.otherLabel {
-                            cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])
-                        }
-                        // Only plain host names become links, always https.
-                        if filterable == .referrer, let host = row.value, host != KAnonymity.otherLabel,
-                           host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
-                            cell["href"] = "https://" + host
-                        }
-                        return cell
-                    }]
+        let total = summaries[0].visitors
+        c["chart"] = try chart(report, r, total: total)
+        func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
+            let t = try report.table(kind, total: total)
+            let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
+            return (t, ["label": kind.label, "dimension": kind.key, "folded": t.folded, "hasFolded": t.folded > 0,
+                        "empty": t.rows.isEmpty, "events": filterable != nil,
+                        "rows": t.rows.prefix(10).map { row -> [String: Any] in
+                            var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors.text { String($0) },
+                                                       "pageviews": row.pageviews.text { String($0) }]
+                            if let d = filterable, let value = row.value, !row.isOther {
+                                cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])
+                            }
+                            // Only plain host names become links, always https.
+                            if filterable == .referrer, let host = row.value, !row.isOther,
+                               host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+                                cell["href"] = "https://" + host
+                            }
+                            return cell
+                        }])
         }
         var tables: [[String: Any]] = []
+        var shownPages: Set<String> = []
         for d in Self.siteDimensions {
-            tables.append(table(d.label, d.rawValue, try figures.breakdown(d),
-                                filterable: d))
+            let (t, context) = try table(.events(d))
+            tables.append(context)
             if d == .page {
-                for sd in SessionDimension.allCases {
-                    tables.append(table(sd.label, sd.rawValue,
-                                        try figures.sessionBreakdown(sd),
-                                        filterable: nil))
-                }
+                shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
+                for sd in SessionDimension.allCases { tables.append(try table(.sessions(sd)).1) }
             }
         }
         c["tables"] = tables
         // Filtering by a custom event shows its properties.
         if let event = f.terms.first(where: { $0.0 == .event })?.1, event != "pageview" {
-            let folded = KAnonymity.fold(try database.propertyBreakdown(site: id, from: r.from, to: r.to, event: event, filters: f),
-                                         k: policy.kThreshold, suppress: v.suppressesSmallGroups)
-            c["properties"] = ["event": event, "folded": folded.folded, "hasFolded": folded.folded > 0, "empty": folded.rows.isEmpty,
-                               "rows": folded.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors, "events": $0.pageviews] }]
+            let t = try report.properties(event: event, total: total)
+            c["properties"] = ["event": event, "folded": t.folded, "hasFolded": t.folded > 0, "empty": t.rows.isEmpty,
+                               "rows": t.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors.text { String($0) },
+                                                                "events": $0.pageviews.text { String($0) }] }]
         }
         c["mayConfigure"] = mayConfigure(v, id)
-        let goalResults = try database.goalResults(site: id, from: r.from, to: r.to, filters: f)
-        c["goals"] = goalResults.map { g -> [String: Any] in
-            let hide = v.suppressesSmallGroups && g.visitors > 0 && g.visitors < policy.kThreshold
-            return ["name": g.goal.name, "kind": g.goal.kind.rawValue, "match": g.goal.match,
-                    "visitors": hide ? "< \(policy.kThreshold)" : String(g.visitors), "completions": hide ? "–" : String(g.completions),
-                    "rate": s.visitors == 0 || hide ? "–" : String(format: "%.1f %%", Double(g.visitors) / Double(s.visitors) * 100)]
+        let goals = try report.goals(total: total)
+        c["goals"] = goals.map { goal, shown -> [String: Any] in
+            ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text { String($0) },
+             "completions": shown.completions.text { String($0) }, "rate": shown.rate.text { String(format: "%.1f %%", $0 * 100) }]
         }
-        c["hasGoals"] = !goalResults.isEmpty
-        c["funnels"] = try database.funnels(site: id).map { funnel -> [String: Any] in
-            let result = try database.funnelResult(funnel, from: r.from, to: r.to)
-            let first = result.steps.first?.visits ?? 0
-            return ["name": funnel.name, "steps": result.steps.enumerated().map { i, step -> [String: Any] in
-                let previous = i == 0 ? first : result.steps[i - 1].visits
-                // Counts under k are hidden from roles that get folded figures.
-                let hide = v.suppressesSmallGroups && step.visits > 0 && step.visits < policy.kThreshold
-                return ["n": i + 1, "name": step.goal.name, "visits": hide ? "< \(policy.kThreshold)" : String(step.visits),
-                        "ofFirst": first == 0 || hide ? "–" : String(format: "%.1f %%", Double(step.visits) / Double(first) * 100),
-                        "dropOff": i == 0 || previous == 0 || hide ? "–" : String(format: "%.1f %%", Double(previous - step.visits) / Double(previous) * 100)]
+        c["hasGoals"] = !goals.isEmpty
+        c["funnels"] = try report.funnels().map { funnel, steps -> [String: Any] in
+            let first = steps.first?.1.value
+            return ["name": funnel.name, "steps": steps.enumerated().map { i, step -> [String: Any] in
+                let visits = step.1.value
+                let previous = i == 0 ? nil : steps[i - 1].1.value
+                return ["n": i + 1, "name": step.0.name, "visits": step.1.text { String($0) },
+                        "ofFirst": visits.flatMap { v in first.flatMap { $0 == 0 ? nil : String(format: "%.1f %%", Double(v) / Double($0) * 100) } } ?? "–",
+                        "dropOff": i == 0 ? "–" : visits.flatMap { v in previous.flatMap { $0 == 0 ? nil : String(format: "%.1f %%", Double($0 - v) / Double($0) * 100) } } ?? "–"]
             }]
         }
-        // Engagement per page: only pages that reach k pageviews are shown to roles that get folded figures.
-        c["engagement"] = try figures.engagement()
-            .filter { !v.suppressesSmallGroups || $0.pageviews >= policy.kThreshold }.prefix(15).map {
+        // Engagement per page: only for pages the reader sees in the pages table.
+        c["engagement"] = try report.figures.engagement()
+            .filter { !rule.restricted || shownPages.contains($0.path) }.prefix(15).map {
                 ["path": $0.path, "pageviews": $0.pageviews, "engaged": "\($0.averageEngagedMs / 1000) s", "scroll": "\($0.averageScroll) %"]
             }
         return html("site", c)
     }
 
+    /// The cards in display order: label, text as shown, and the number when shown.
+    static func cardList(_ c: Disclosure.Cards) -> [(label: String, text: String, number: Double?)] {
+        [("Visitors", c.visitors.text { String($0) }, c.visitors.value.map(Double.init)),
+         ("Visits", c.visits.text { String($0) }, c.visits.value.map(Double.init)),
+         ("Pageviews", c.pageviews.text { String($0) }, c.pageviews.value.map(Double.init)),
+         ("Views per visit", c.viewsPerVisit.text { String(format: "%.1f", $0) }, c.viewsPerVisit.value),
+         ("Bounce rate", c.bounceRate.text { String(format: "%.0f %%", $0 * 100) }, c.bounceRate.value),
+         ("Visit duration", c.averageDurationMs.text { "\($0 / 1000) s" }, c.averageDurationMs.value.map(Double.init)),
+         ("Conversions", c.conversions.text { String($0) }, c.conversions.value.map(Double.init)),
+         ("Revenue", c.revenue.text { String(format: "%.2f", $0) }, c.revenue.value)]
+    }
+
     /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
-    /// each bar's `<title>` holds its values (shown on hover, read by screen readers).
-    func chart(_ figures: Figures, _ r: Range) throws -> [String: Any] {
+    /// each bar's `<title>` holds its values (shown on hover, read by screen readers). A bar the
+    /// reader may not see is drawn as a thin marker titled "< k" or "–".
+    func chart(_ report: SiteReport, _ r: Range, total: Int) throws -> [String: Any] {
         let hourly = r.to - r.from <= 2 * 86_400_000
-        let points = try figures.series(hourly: hourly)
-        let top = max(1, points.map(\.visitors).max() ?? 1)
+        let points = try report.chart(total: total, hourly: hourly)
+        let top = max(1, points.compactMap(\.visitors.value).max() ?? 1)
         let width = 600.0, height = 120.0
         let w = width / Double(max(points.count, 1))
         return ["width": Int(width), "height": Int(height) + 20, "max": top,
                 "bars": points.enumerated().map { i, p -> [String: Any] in
-                    let h = max(p.visitors > 0 ? 1 : 0, height * Double(p.visitors) / Double(top))
+                    let v = p.visitors.value ?? 0
+                    let h = max(p.visitors.value == nil ? 1 : (v > 0 ? 1 : 0), height * Double(v) / Double(top))
                     let when = hourly ? ISO.string(p.start) : ISO.day(p.start)
                     return ["x": String(format: "%.1f", Double(i) * w), "y": String(format: "%.1f", height - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h),
-                            "title": "\(when): \(p.visitors) visitors, \(p.pageviews) pageviews"]
+                            "title": "\(when): \(p.visitors.text { String($0) }) visitors, \(p.pageviews.text { String($0) }) pageviews"]
                 },
                 "first": points.first.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? "",
                 "last": points.last.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? ""]
@@ -372,33 +422,46 @@ extension DashboardRoutes {
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
-        let key = request.uri.queryParameters.get("dimension") ?? ""
-        let r = range(request)
-        let figures = figures(id, r, filters(request))
-        let rows: [BreakdownRow]
-        // Event breakdowns, or entry/exit pages (sessions; the second column counts visits).
-        if let d = Store.Dimension(rawValue: key) {
-            rows = try figures.breakdown(d)
-        } else if let d = SessionDimension(rawValue: key) {
-            rows = try figures.sessionBreakdown(d)
-        } else {
-            return notFound()
-        }
+        guard let kind = TableKind(key: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
         let policy = policies[site.policy] ?? .default
-        let folded = KAnonymity.fold(rows, k: policy.kThreshold, suppress: v.suppressesSmallGroups)
-        let name = "\(site.id)-\(key)-\(r.key)"
+        let report: SiteReport, r: Range
+        switch self.report(request, site: id, disclosure: disclosure(v, policy)) {
+        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
+        case .success(let built): (report, r) = built
+        }
+        let table = try report.table(kind, total: try report.figures.summary().visitors)
+        let name = "\(site.id)-\(kind.key)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
-            let body = JSON.object([("site", .string(site.id)), ("dimension", .string(key)), ("range", .string(r.key)),
-                                    ("folded", JSON(folded.folded)),
-                                    ("rows", .array(folded.rows.map { .object([("value", JSON($0.value)), ("visitors", JSON($0.visitors)),
-                                                                               ("pageviews", JSON($0.pageviews))]) }))])
+            let body = JSON.object([("site", .string(site.id)), ("dimension", .string(kind.key)), ("range", .string(r.key)),
+                                    ("folded", JSON(table.folded)), ("rows", Self.json(table))])
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(name).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
         }
-        let table = ResultTable(name: name, columns: [key, "visitors", "pageviews"], rows: folded.rows.map {
-            [$0.value.map(Cell.text) ?? .null, .integer(Int64($0.visitors)), .integer(Int64($0.pageviews))]
+        let csv = ResultTable(name: name, columns: [kind.key, "visitors", kind.isSessionTable ? "visits" : "pageviews"], rows: table.rows.map {
+            [$0.value.map(Cell.text) ?? .null, Self.cell($0.visitors), Self.cell($0.pageviews)]
         })
         return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\""],
-                        body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(table))))
+                        body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(csv))))
+    }
+
+    /// A shown count in a CSV cell: the number, "< k" or "–".
+    static func cell(_ s: Shown<Int>) -> Cell {
+        if let n = s.value { return .integer(Int64(n)) }
+        return .text(s.text { String($0) })
+    }
+
+    /// A shown figure in JSON: the number, the string "< k", or null when withheld.
+    static func json<V>(_ s: Shown<V>, _ number: (V) -> JSON) -> JSON {
+        switch s {
+        case .value(let v): number(v)
+        case .belowK(let k): .string("< \(k)")
+        case .withheld: .null
+        }
+    }
+
+    static func json(_ table: Disclosure.Table) -> JSON {
+        .array(table.rows.map { row in
+            .object([("value", JSON(row.value)), ("visitors", json(row.visitors) { JSON($0) }), ("pageviews", json(row.pageviews) { JSON($0) })])
+        })
     }
 }

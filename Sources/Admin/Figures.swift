@@ -10,6 +10,7 @@ struct Figures {
     let from: Int64
     let to: Int64
     let filters: Filters
+    let wholeDays: Bool
     /// Whole-day ranges without filters use the rollups.
     let rollups: Bool
 
@@ -20,6 +21,7 @@ struct Figures {
 
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
+        self.wholeDays = wholeDays
         rollups = wholeDays && filters.isEmpty && from % Self.day == 0
         pairRollups = wholeDays && from % Self.day == 0 && filters.terms.count == 1
             && AppDatabase.pairFilters.contains(filters.terms[0].0)

@@ -54,6 +54,9 @@ public struct Policy: Sendable, Equatable {
     public var retentionDays: [DataClass: Int]
     /// Dashboard k-anonymity threshold.
     public var kThreshold: Int
+    /// Whether managers receive figures under the k-anonymity rule like viewers (owners and
+    /// admins never do; viewers and API keys always do).
+    public var restrictManagers: Bool = true
     /// Days after which identifying columns are cleared while their rows stay; absent keeps
     /// them as long as the row.
     public var columnExpiryDays: [ColumnGroup: Int] = [.subject: 90, .clickID: 30]
@@ -149,7 +152,8 @@ extension Policy {
             if let v = privacy["keep_consent_proof"] { p.keepConsentProof = try Self.bool(v, file, "privacy.keep_consent_proof") }
         }
         if let dash = table["dashboard"]?.table {
-            try Self.checkKeys(dash, allowed: ["k_threshold"], file, "dashboard.")
+            try Self.checkKeys(dash, allowed: ["k_threshold", "restrict_managers"], file, "dashboard.")
+            if let v = dash["restrict_managers"] { p.restrictManagers = try Self.bool(v, file, "dashboard.restrict_managers") }
             if let v = dash["k_threshold"] {
                 p.kThreshold = try Self.int(v, file, "dashboard.k_threshold")
                 guard p.kThreshold >= 1 else { throw PolicyError(file, "dashboard.k_threshold must be ≥ 1") }

@@ -36,12 +36,14 @@ public struct GoalResult: Sendable, Equatable {
     public var completions: Int
 }
 
-/// Visits reaching each step of a funnel.
+/// Visits reaching each step of a funnel, and their distinct daily visitors.
 public struct FunnelResult: Sendable, Equatable {
     public var funnel: Funnel
-    public var steps: [(goal: Goal, visits: Int)]
+    public var steps: [(goal: Goal, visits: Int, visitors: Int)]
 
-    public static func == (a: Self, b: Self) -> Bool { a.funnel == b.funnel && a.steps.map(\.visits) == b.steps.map(\.visits) }
+    public static func == (a: Self, b: Self) -> Bool {
+        a.funnel == b.funnel && a.steps.map(\.visits) == b.steps.map(\.visits) && a.steps.map(\.visitors) == b.steps.map(\.visitors)
+    }
 }
 
 extension AppDatabase {
@@ -157,17 +159,24 @@ extension AppDatabase {
                 }
                 times.append(perSession)
             }
+            var visitorOf: [Int64: Int64] = [:]
+            let sessions = try Row.fetchCursor(db, sql: "SELECT id, visitor FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ?",
+                                               arguments: [funnel.siteID, from, to])
+            while let row = try sessions.next() { visitorOf[row[0]] = row[1] }
             var reached = [Int](repeating: 0, count: steps.count)
+            var visitors = [Set<Int64>](repeating: [], count: steps.count)
             for (session, firstTimes) in times[0] {
                 var at = firstTimes.min()!
                 reached[0] += 1
+                if let v = visitorOf[session] { visitors[0].insert(v) }
                 for i in 1..<steps.count {
                     guard let next = times[i][session]?.filter({ $0 >= at }).min() else { break }
                     at = next
                     reached[i] += 1
+                    if let v = visitorOf[session] { visitors[i].insert(v) }
                 }
             }
-            return FunnelResult(funnel: funnel, steps: zip(steps, reached).map { ($0, $1) })
+            return FunnelResult(funnel: funnel, steps: steps.indices.map { (steps[$0], reached[$0], visitors[$0].count) })
         }
     }
 }

@@ -1,0 +1,132 @@
+public import Analytics
+import Consent
+import Foundation
+public import Store
+
+/// A breakdown of the site view: by an event dimension, or entry/exit pages (sessions).
+enum TableKind: Sendable, Equatable {
+    case events(Store.Dimension)
+    case sessions(SessionDimension)
+
+    init?(key: String) {
+        if let d = Store.Dimension(rawValue: key) { self = .events(d) } else if let d = SessionDimension(rawValue: key) { self = .sessions(d) } else { return nil }
+    }
+
+    var key: String {
+        switch self {
+        case .events(let d): d.rawValue
+        case .sessions(let d): d.rawValue
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .events(let d): d.label
+        case .sessions(let d): d.label
+        }
+    }
+
+    var isSessionTable: Bool { if case .sessions = self { true } else { false } }
+
+    /// Every visitor-day has one value: geography comes from the address and the browser from the
+    /// user agent, both part of the daily visitor hash. Pages, sources and events do not add up.
+    var isPartition: Bool {
+        switch self {
+        case .events(let d): [.country, .region, .city, .asnOrg, .browser, .os, .device].contains(d)
+        case .sessions: false
+        }
+    }
+}
+
+/// The figures of one site view (range and filters) as one reader may receive them: built from
+/// ``Figures`` and passed once through the ``Analytics/Disclosure`` rule. The site page, its CSV
+/// and JSON exports and the stats API all render from here; none of them sees an undisclosed
+/// number.
+struct SiteReport {
+    let database: AppDatabase
+    let site: String
+    let from: Int64
+    let to: Int64
+    let filters: Filters
+    let wholeDays: Bool
+    let disclosure: Disclosure
+    /// Figures of the view, then of each view with a proper subset of its filters (restricted
+    /// readers only; down to the unfiltered view).
+    let views: [Figures]
+
+    /// Most filters a restricted reader may combine (each combination is checked against all of
+    /// its ancestor views).
+    static let maxRestrictedFilters = 3
+
+    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, disclosure: Disclosure) {
+        self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
+        self.wholeDays = wholeDays; self.disclosure = disclosure
+        var subsets: [Filters] = [filters]
+        if disclosure.restricted && !filters.isEmpty {
+            let terms = filters.terms
+            for mask in 0..<(1 << terms.count) - 1 {
+                subsets.append(Filters(terms.indices.filter { mask & (1 << $0) != 0 }.map { terms[$0] }))
+            }
+        }
+        views = subsets.map { Figures(database: database, site: site, from: from, to: to, filters: $0, wholeDays: wholeDays) }
+    }
+
+    var figures: Figures { views[0] }
+    var ancestors: ArraySlice<Figures> { views.dropFirst() }
+
+    func summaries() throws -> [SiteSummary] { try views.map { try $0.summary() } }
+
+    func cards(_ summaries: [SiteSummary]) -> Disclosure.Cards {
+        disclosure.cards(summaries[0], ancestors: Array(summaries.dropFirst()))
+    }
+
+    /// The same view over the period just before (comparison).
+    func previous() -> SiteReport {
+        let p = figures.previous()
+        return SiteReport(database: database, site: site, from: p.from, to: p.to, filters: filters, wholeDays: p.wholeDays, disclosure: disclosure)
+    }
+
+    func rows(_ kind: TableKind, _ f: Figures) throws -> [BreakdownRow] {
+        switch kind {
+        case .events(let d): try f.breakdown(d)
+        case .sessions(let d): try f.sessionBreakdown(d)
+        }
+    }
+
+    func table(_ kind: TableKind, total: Int) throws -> Disclosure.Table {
+        disclosure.table(try rows(kind, figures), total: total, partition: kind.isPartition,
+                         ancestors: try ancestors.map { try rows(kind, $0) })
+    }
+
+    func chart(total: Int, hourly: Bool) throws -> [Disclosure.Point] {
+        disclosure.series(try figures.series(hourly: hourly), total: total, days: !hourly,
+                          ancestors: try ancestors.map { try $0.series(hourly: hourly) })
+    }
+
+    /// Properties of a custom event (`key = value` rows): visitors who sent it, and events.
+    func properties(event: String, total: Int) throws -> Disclosure.Table {
+        func rows(_ f: Figures) throws -> [BreakdownRow] {
+            try database.propertyBreakdown(site: site, from: from, to: to, event: event, filters: f.filters)
+        }
+        return disclosure.table(try rows(figures), total: total, partition: false, ancestors: try ancestors.map(rows))
+    }
+
+    func goals(total: Int) throws -> [(Goal, Disclosure.GoalFigures)] {
+        let results = try views.map { try database.goalResults(site: site, from: from, to: to, filters: $0.filters) }
+        // Conversion goals count conversions (a webhook conversion may carry no visitor).
+        func support(_ g: GoalResult) -> Int { g.goal.kind == .conversion ? g.completions : g.visitors }
+        return results[0].enumerated().map { i, g in
+            (g.goal, disclosure.goal(visitors: g.visitors, completions: g.completions, support: support(g), total: total,
+                                     ancestorSupports: results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil }))
+        }
+    }
+
+    /// Funnels (they count whole visits of the range, whatever the filters).
+    func funnels() throws -> [(Funnel, [(Goal, Shown<Int>)])] {
+        try database.funnels(site: site).map { funnel in
+            let result = try database.funnelResult(funnel, from: from, to: to)
+            let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) })
+            return (funnel, zip(result.steps, shown).map { ($0.goal, $1) })
+        }
+    }
+}

@@ -1,0 +1,238 @@
+public import Store
+
+/// A figure as a restricted reader receives it.
+public enum Shown<Value: Sendable & Equatable>: Sendable, Equatable {
+    /// The exact figure.
+    case value(Value)
+    /// Derived from fewer than k distinct visitors (shown as "< k").
+    case belowK(Int)
+    /// From k or more visitors, but showing it would let a difference with another shown figure
+    /// reveal a group smaller than k (shown as "–").
+    case withheld
+
+    public var value: Value? {
+        if case .value(let v) = self { return v }
+        return nil
+    }
+
+    /// "12", "< 5" or "–".
+    public func text(_ format: (Value) -> String) -> String {
+        switch self {
+        case .value(let v): format(v)
+        case .belowK(let k): "< \(k)"
+        case .withheld: "–"
+        }
+    }
+
+}
+
+/// The one rule every number a restricted reader receives passes through (viewers, managers
+/// when the policy restricts them, API keys): cards, chart points, breakdown rows and their
+/// "Other" row, goals, funnel steps, real-time counts — in HTML, CSV, JSON and the API.
+///
+/// 1. A figure derived from fewer than `k` distinct visitors is not shown: "< k".
+/// 2. No difference of two shown figures may reveal a group of 1 … k-1 visitors:
+///    - a part shown next to its whole (a row and the total, a goal and the visitors, a funnel
+///      step and an earlier one, a chart point and the range) leaves 0 or at least k outside it;
+///    - the rows folded into "Other (suppressed)" hold at least k visitors for certain (one of
+///      them has k or more; or, where rows add up, their sum has): otherwise the next-smallest
+///      row is folded too (complementary suppression), so the total minus the shown rows never
+///      isolates a small group;
+///    - a figure of a filtered view leaves 0 or at least k outside it in every view with fewer
+///      of the same filters (its ancestors, down to the unfiltered one), so adding a filter
+///      cannot single out the few who lack it.
+/// A person counts once per day (the daily salt makes anything else impossible), so "visitors"
+/// here are distinct daily visitors.
+public struct Disclosure: Sendable {
+    public let k: Int
+    /// Whether the rule applies; owners and admins read exact figures.
+    public let restricted: Bool
+
+    public init(k: Int, restricted: Bool) {
+        self.k = max(1, k)
+        self.restricted = restricted
+    }
+
+    public static let exact = Disclosure(k: 1, restricted: false)
+
+    /// A difference that isolates a small group: more than none, fewer than k.
+    func isSmall(_ n: Int) -> Bool { n > 0 && n < k }
+
+    /// A count on its own: "< k" below the threshold.
+    public func count(_ n: Int) -> Shown<Int> {
+        restricted && isSmall(n) ? .belowK(k) : .value(n)
+    }
+
+    /// A count shown next to counts it is part of (the last 5 minutes' visitors next to the last
+    /// 30 minutes'): withheld when it leaves a small group outside one of them.
+    public func part(_ n: Int, of wholes: [Int]) -> Shown<Int> {
+        guard restricted else { return .value(n) }
+        return state(n, wholes: wholes) ?? .value(n)
+    }
+
+    // MARK: Cards
+
+    /// The summary cards of a view.
+    public struct Cards: Sendable, Equatable {
+        public var visitors: Shown<Int>
+        public var visits: Shown<Int>
+        public var pageviews: Shown<Int>
+        public var viewsPerVisit: Shown<Double>
+        public var bounceRate: Shown<Double>
+        public var averageDurationMs: Shown<Int64>
+        public var conversions: Shown<Int>
+        public var revenue: Shown<Double>
+    }
+
+    /// Every card but conversions and revenue comes from the view's visitors; conversions and
+    /// revenue from its conversions. `ancestors`: the same view with fewer of its filters.
+    public func cards(_ s: SiteSummary, ancestors: [SiteSummary] = []) -> Cards {
+        var cards = Cards(visitors: .value(s.visitors), visits: .value(s.visits), pageviews: .value(s.pageviews),
+                          viewsPerVisit: .value(s.viewsPerVisit), bounceRate: .value(s.bounceRate),
+                          averageDurationMs: .value(s.averageDurationMs), conversions: .value(s.conversions), revenue: .value(s.revenue))
+        guard restricted else { return cards }
+        // Only the count itself is "< k"; what the same few visitors did (their pageviews could
+        // number more than k) is withheld.
+        if let hidden = state(s.visitors, wholes: ancestors.map(\.visitors)) {
+            cards.visitors = hidden
+            cards.visits = .withheld
+            cards.pageviews = .withheld
+            cards.viewsPerVisit = .withheld
+            cards.bounceRate = .withheld
+            cards.averageDurationMs = .withheld
+        }
+        // Conversions are people too; the revenue of fewer than k of them is theirs alone.
+        if let hidden = state(s.conversions, wholes: ancestors.map(\.conversions)) {
+            cards.conversions = hidden
+            cards.revenue = .withheld
+        }
+        return cards
+    }
+
+    /// nil when a count may be shown, else how it is shown: below k, or withheld because a whole
+    /// it is part of differs from it by a small group.
+    func state(_ n: Int, wholes: [Int]) -> Shown<Int>? {
+        if isSmall(n) { return .belowK(k) }
+        if wholes.contains(where: { isSmall($0 - n) }) { return .withheld }
+        return nil
+    }
+
+    // MARK: Breakdowns
+
+    /// A breakdown row as shown.
+    public struct Row: Sendable, Equatable {
+        public var value: String?
+        public var visitors: Shown<Int>
+        /// Pageviews, or visits for entry and exit pages, or events for properties.
+        public var pageviews: Shown<Int>
+        /// The "Other (suppressed)" row.
+        public var isOther: Bool
+    }
+
+    public struct Table: Sendable, Equatable {
+        public var rows: [Row]
+        /// How many rows were folded into "Other (suppressed)".
+        public var folded: Int
+    }
+
+    public static let otherLabel = "Other (suppressed)"
+
+    /// A breakdown: rows under k, or leaving a small group outside them in the view or in an
+    /// ancestor view, fold into "Other"; "Other" is shown only when it certainly holds k visitors,
+    /// else the next-smallest row folds too. `total`: the view's visitors. `partition`: every
+    /// visitor-day has one value (country, device…), so rows add up to the total; pages and
+    /// events do not. `ancestors`: the same breakdown in views with fewer of the filters.
+    public func table(_ rows: [BreakdownRow], total: Int, partition: Bool, ancestors: [[BreakdownRow]] = []) -> Table {
+        let exact = Table(rows: rows.map { Row(value: $0.value, visitors: .value($0.visitors), pageviews: .value($0.pageviews), isOther: false) },
+                          folded: 0)
+        guard restricted else { return exact }
+        let ancestorCounts = ancestors.map { Dictionary($0.map { ($0.value ?? "\u{0}none", $0.visitors) }, uniquingKeysWith: +) }
+        var hidden = Set<Int>()
+        for (i, r) in rows.enumerated() {
+            let key = r.value ?? "\u{0}none"
+            if isSmall(r.visitors) || isSmall(total - r.visitors) || ancestorCounts.contains(where: { isSmall(($0[key] ?? 0) - r.visitors) }) {
+                hidden.insert(i)
+            }
+        }
+        // Complementary suppression: what is folded must certainly hold k visitors.
+        func certified() -> Bool {
+            let folded = hidden.map { rows[$0].visitors }
+            return folded.contains { $0 >= k } || (partition && folded.reduce(0, +) >= k)
+        }
+        while !hidden.isEmpty && !certified() {
+            guard let next = rows.indices.filter({ !hidden.contains($0) }).min(by: { rows[$0].visitors < rows[$1].visitors }) else { break }
+            hidden.insert(next)
+        }
+        var shown = rows.enumerated().filter { !hidden.contains($0.offset) }
+            .map { Row(value: $0.element.value, visitors: .value($0.element.visitors), pageviews: .value($0.element.pageviews), isOther: false) }
+        if !hidden.isEmpty {
+            let sumVisitors = hidden.reduce(0) { $0 + rows[$1].visitors }
+            let sumPageviews = hidden.reduce(0) { $0 + rows[$1].pageviews }
+            shown.append(certified()
+                ? Row(value: Self.otherLabel, visitors: .value(sumVisitors), pageviews: .value(sumPageviews), isOther: true)
+                : Row(value: Self.otherLabel, visitors: .withheld, pageviews: .withheld, isOther: true))
+        }
+        return Table(rows: shown, folded: hidden.count)
+    }
+
+    // MARK: Chart
+
+    public struct Point: Sendable, Equatable {
+        public var start: Int64
+        public var visitors: Shown<Int>
+        public var pageviews: Shown<Int>
+    }
+
+    /// Chart points: each like a row of a partition when the points are whole days (a visitor-day
+    /// falls in one day, so days add up to the range), like pages when they are hours.
+    public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = []) -> [Point] {
+        let rows = points.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) }
+        let table = table(rows.filter { $0.visitors > 0 }, total: total, partition: days,
+                          ancestors: ancestors.map { $0.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) } })
+        var byStart: [String: Row] = [:]
+        for r in table.rows where !r.isOther { byStart[r.value ?? ""] = r }
+        return points.map { p in
+            // Nobody in this bucket: a 0 next to an ancestor's figure differs by that figure, which
+            // its own view shows only from k visitors on.
+            if p.visitors == 0 { return Point(start: p.start, visitors: .value(0), pageviews: .value(p.pageviews)) }
+            guard let shown = byStart[String(p.start)] else {
+                return Point(start: p.start, visitors: restricted && isSmall(p.visitors) ? .belowK(k) : .withheld, pageviews: .withheld)
+            }
+            return Point(start: p.start, visitors: shown.visitors, pageviews: shown.pageviews)
+        }
+    }
+
+    // MARK: Goals and funnels
+
+    public struct GoalFigures: Sendable, Equatable {
+        public var visitors: Shown<Int>
+        public var completions: Shown<Int>
+        /// Share of the view's visitors.
+        public var rate: Shown<Double>
+    }
+
+    /// A goal's completers are part of the view's visitors (conversion goals count conversions).
+    public func goal(visitors: Int, completions: Int, support: Int, total: Int, ancestorSupports: [Int] = []) -> GoalFigures {
+        let rate: Double = total == 0 ? 0 : Double(visitors) / Double(total)
+        let exact = GoalFigures(visitors: .value(visitors), completions: .value(completions), rate: .value(rate))
+        guard restricted else { return exact }
+        if let hidden = state(support, wholes: [total] + ancestorSupports) {
+            return GoalFigures(visitors: hidden, completions: .withheld, rate: .withheld)
+        }
+        return exact
+    }
+
+    /// Funnel steps (visits reaching each one, and their distinct visitors): a step is shown when
+    /// it has k visitors and leaves 0 or at least k behind every earlier step shown.
+    public func funnel(_ steps: [(visits: Int, visitors: Int)]) -> [Shown<Int>] {
+        guard restricted else { return steps.map { .value($0.visits) } }
+        var shown: [(visits: Int, visitors: Int)] = []
+        return steps.map { step in
+            if isSmall(step.visitors) { return .belowK(k) }
+            // Neither the visitors nor the visits that stopped between two shown steps may be a small group.
+            if shown.contains(where: { isSmall($0.visitors - step.visitors) || isSmall($0.visits - step.visits) }) { return .withheld }
+            shown.append(step)
+            return .value(step.visits)
+        }
+    }
+}
