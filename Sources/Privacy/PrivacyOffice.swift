@@ -147,9 +147,9 @@ public final class PrivacyOffice: Sendable {
         let policy = try policy(site: request.siteID).1
         let at = nowMs
         try database.transaction { tx in
-            let erasure = try tx.eraseSubject(of: request, keepConsentProof: policy.keepConsentProof, at: at) { counts in
+            guard let erasure = try tx.eraseSubject(of: request, keepConsentProof: policy.keepConsentProof, at: at, counts: { counts in
                 JSON.object(counts.sorted { $0.key < $1.key }.map { ($0.key, JSON($0.value)) }).text
-            }
+            }) else { return }   // another process is carrying it out
             var detail: [String: AuditValue] = ["request": .string(request.id), "days": .init(erasure.days.count)]
             for (table, n) in erasure.counts { detail[table] = .init(n) }
             try audit.record(in: tx, actor: actor, action: "request_erased", site: request.siteID, detail: detail)

@@ -66,11 +66,17 @@ public struct Scrubber: Sendable {
         }
         guard !requests.isEmpty || !salts.isEmpty || !purges.isEmpty else { return report }
         // Aggregates first: a request is done only when the rollups no longer count the subject.
+        // Each (site, day) is recomputed once, however many requests touched it.
         var ready: [PrivacyRequest] = []
+        var refreshed: [String: Result<Void, any Error>] = [:]
         for request in requests {
             do {
                 for day in try database.rollupDays(erasing: request.id) {
-                    try database.refreshRollup(site: request.siteID, day: day, now: Int64(now().timeIntervalSince1970 * 1000))
+                    let key = "\(request.siteID) \(day)"
+                    if refreshed[key] == nil {
+                        refreshed[key] = Result { try database.refreshRollup(site: request.siteID, day: day, now: Int64(now().timeIntervalSince1970 * 1000)) }
+                    }
+                    try refreshed[key]!.get()
                 }
                 ready.append(request)
             } catch {
@@ -92,7 +98,7 @@ public struct Scrubber: Sendable {
                 try database.transaction { tx in
                     let policy = try policy(site: request.siteID)
                     let receipt = Self.receipt(request, completed: at, truncation: truncation, policy: policy)
-                    try tx.completeErasure(id: request.id, receipt: receipt.text, at: at)
+                    guard try tx.completeErasure(id: request.id, receipt: receipt.text, at: at) else { return }
                     var detail: [String: AuditValue] = ["request": .string(request.id), "on_time": .int(at <= request.deadlineAt ? 1 : 0)]
                     for (table, n) in Self.counts(request) { detail[table] = .init(n) }
                     detail["wal_truncated_at"] = .string(ISO.string(truncation.at))
@@ -106,7 +112,7 @@ public struct Scrubber: Sendable {
         for day in salts {
             do {
                 try database.transaction { tx in
-                    try tx.completeSaltDestruction(day: day, at: at)
+                    guard try tx.completeSaltDestruction(day: day, at: at) else { return }
                     try audit.record(in: tx, actor: actor, action: "salt_destroyed",
                                      detail: ["day": .int(day), "wal_truncated_at": .string(ISO.string(truncation.at))])
                 }
@@ -118,7 +124,7 @@ public struct Scrubber: Sendable {
         for run in purges {
             do {
                 try database.transaction { tx in
-                    try tx.verifyPurgeRun(run.id, at: at)
+                    guard try tx.verifyPurgeRun(run.id, at: at) else { return }
                     var detail: [String: AuditValue] = ["run": .int(run.id), "total": .init(run.total),
                                                         "wal_truncated_at": .string(ISO.string(truncation.at))]
                     for (target, n) in run.counts { detail[target] = .init(n) }

@@ -82,9 +82,10 @@ extension AppDatabase {
     /// Each attempt runs on the write connection, so no write of this process can start while it
     /// runs, and holds the checkpoint turn, so the background passive checkpoints wait for it.
     /// An attempt fails when another process checkpoints, or a reader of an older snapshot does not
-    /// finish within `attemptTimeout`; it is retried after a growing, jittered pause (writes go on
-    /// in between). Throws ``WALTruncationFailed`` when no attempt succeeded.
-    public func truncateWAL(attempts: Int = 40, attemptTimeout: Duration = .milliseconds(250),
+    /// finish within `attemptTimeout` (short: ingestion waits while an attempt waits); it is retried
+    /// after a growing, jittered pause (writes go on in between), about 25 s in all by default.
+    /// Throws ``WALTruncationFailed`` when no attempt succeeded.
+    public func truncateWAL(attempts: Int = 40, attemptTimeout: Duration = .milliseconds(25),
                             sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) async throws -> WALTruncation {
         guard let path else {
             return WALTruncation(outcome: .noWAL, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: 0, attempts: 0)
@@ -101,7 +102,7 @@ extension AppDatabase {
             }
             if attempt < attempts {
                 try await sleep(pause + .milliseconds(Int64.random(in: 0...max(1, pause.milliseconds))))
-                pause = min(pause * 2, .milliseconds(500))
+                pause = min(pause * 2, .milliseconds(1000))
             }
         }
         throw WALTruncationFailed(attempts: attempts, lastError: lastError)

@@ -187,7 +187,10 @@ extension WriteTransaction {
     /// Consent records linked to the subject are deleted, or kept with the link removed when
     /// `keepConsentProof` is set. Throws, and changes nothing, if any linked row remains.
     public func eraseSubject(of request: PrivacyRequest, keepConsentProof: Bool, at: Int64,
-                             counts encode: ([String: Int]) -> String) throws -> Erasure {
+                             counts encode: ([String: Int]) -> String) throws -> Erasure? {
+        // Another process (the server's scheduler, a CLI run) may have taken it meanwhile.
+        guard try String.fetchOne(db, sql: "SELECT status FROM privacy_requests WHERE id = ?", arguments: [request.id])
+                .map({ $0 == "received" || $0 == "scheduled" }) == true else { return nil }
         guard let h = request.subjectHash else { throw StoreError("request \(request.id) holds no subject hash") }
         var counts: [String: Int] = ["events": 0, "sessions": 0, "conversions": 0, "consent_records": 0, "consent_records_unlinked": 0]
         let args: StatementArguments = ["site": request.siteID, "h": h]
@@ -240,13 +243,13 @@ extension WriteTransaction {
     }
 
     /// Closes an erasing request with its receipt, once the WAL truncation after its deletion
-    /// was verified.
-    public func completeErasure(id: String, receipt: String, at: Int64) throws {
+    /// was verified. False when it is no longer erasing (another process closed it).
+    public func completeErasure(id: String, receipt: String, at: Int64) throws -> Bool {
         try db.execute(sql: """
             UPDATE privacy_requests SET status = 'done', processed_at = ?, receipt = ?, rollup_days = NULL
             WHERE id = ? AND status = 'erasing'
             """, arguments: [at, receipt, id])
-        guard db.changesCount == 1 else { throw StoreError("request \(id) is not erasing") }
+        return db.changesCount == 1
     }
 }
 

@@ -105,9 +105,12 @@ extension WriteTransaction {
         try db.execute(sql: "UPDATE purge_runs SET finished_at = ? WHERE id = ? AND finished_at IS NULL", arguments: [at, id])
     }
 
-    /// Marks a finished run verified: a WAL truncation after its last chunk succeeded.
-    public func verifyPurgeRun(_ id: Int64, at: Int64) throws {
-        try db.execute(sql: "UPDATE purge_runs SET verified_at = ? WHERE id = ? AND finished_at IS NOT NULL", arguments: [at, id])
+    /// Marks a finished run verified: a WAL truncation after its last chunk succeeded. False when
+    /// it was verified already (by another process).
+    public func verifyPurgeRun(_ id: Int64, at: Int64) throws -> Bool {
+        try db.execute(sql: "UPDATE purge_runs SET verified_at = ? WHERE id = ? AND finished_at IS NOT NULL AND verified_at IS NULL",
+                       arguments: [at, id])
+        return db.changesCount == 1
     }
 
     /// Deletes at most `limit` of the oldest rows older than `cutoff` and returns how many went.

@@ -27,9 +27,11 @@ extension WriteTransaction {
         return deleted
     }
 
-    /// Marks a deleted salt destroyed: a WAL truncation after its deletion was verified.
-    public func completeSaltDestruction(day: Int64, at: Int64) throws {
+    /// Marks a deleted salt destroyed: a WAL truncation after its deletion was verified. False
+    /// when it was marked already (by another process).
+    public func completeSaltDestruction(day: Int64, at: Int64) throws -> Bool {
         try db.execute(sql: "UPDATE salt_destructions SET destroyed_at = ? WHERE day = ? AND destroyed_at IS NULL", arguments: [at, day])
+        return db.changesCount == 1
     }
 }
 

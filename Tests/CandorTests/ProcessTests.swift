@@ -19,6 +19,8 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     let logPath: String
     private var process: Process?
+    /// The running server's process id (0 when stopped).
+    var pid: Int32 { process?.processIdentifier ?? 0 }
 
     init(data: String, logPath: String) {
         self.data = data

@@ -28,7 +28,8 @@ let operatorHeaders: HTTPFields = [.authorization: "Bearer \(testMetricsToken)"]
 func sqlite3(_ path: String, _ sql: String) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    p.arguments = [path, sql]
+    // A busy timeout: the server may hold the write lock for a moment.
+    p.arguments = ["-cmd", ".timeout 10000", path, sql]
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = pipe
@@ -103,17 +104,29 @@ struct TestCollector {
     }
 }
 
-/// Counts occurrences of `needle` in the file at `path` (0 if the file does not exist).
+/// Counts occurrences of `needle` in the file at `path`: 0 if the file does not exist, -1 if it
+/// could not be read through (so a failed read never passes for "no occurrence"). Reads in 1 MiB
+/// chunks overlapping by the needle's length, so files being written meanwhile are read as they are.
 func occurrences(of needle: [UInt8], inFile path: String) -> Int {
-    guard let data = FileManager.default.contents(atPath: path), !needle.isEmpty else { return 0 }
-    let bytes = [UInt8](data)
-    guard bytes.count >= needle.count else { return 0 }
+    guard !needle.isEmpty else { return 0 }
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { return errno == ENOENT ? 0 : -1 }
+    defer { close(fd) }
     var count = 0
-    var i = 0
-    let first = needle[0]
-    while i <= bytes.count - needle.count {
-        if bytes[i] == first && Array(bytes[i..<i + needle.count]) == needle { count += 1 }
-        i += 1
+    var carry: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n < 0 { return -1 }
+        if n == 0 { break }
+        let bytes = carry + chunk[0..<n]
+        var i = 0
+        let first = needle[0]
+        while i + needle.count <= bytes.count {
+            if bytes[i] == first && bytes[i..<i + needle.count].elementsEqual(needle) { count += 1 }
+            i += 1
+        }
+        carry = Array(bytes.suffix(needle.count - 1))
     }
     return count
 }
