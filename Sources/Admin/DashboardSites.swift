@@ -166,7 +166,7 @@ extension DashboardRoutes {
                                          ("k", JSON(policy.kThreshold))]
         if let name = params.get("dimension") {
             guard let kind = TableKind(key: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
-            let table = try report.table(kind, total: summaries[0].visitors)
+            let table = try report.table(kind, totals: report.totals(summaries))
             members.append(("dimension", .string(kind.key)))
             members.append(("folded", JSON(table.folded)))
             members.append(("results", Self.json(table)))
@@ -322,10 +322,10 @@ extension DashboardRoutes {
         c["empty"] = summaries[0].pageviews == 0 && summaries[0].visits == 0
         c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
-        let total = summaries[0].visitors
-        c["chart"] = try chart(report, r, total: total)
+        let totals = report.totals(summaries)
+        c["chart"] = try chart(report, r, totals: totals)
         func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
-            let t = try report.table(kind, total: total)
+            let t = try report.table(kind, totals: totals)
             let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
             return (t, ["label": kind.label, "dimension": kind.key, "folded": t.folded, "hasFolded": t.folded > 0,
                         "empty": t.rows.isEmpty, "events": filterable != nil,
@@ -356,13 +356,13 @@ extension DashboardRoutes {
         c["tables"] = tables
         // Filtering by a custom event shows its properties.
         if let event = f.terms.first(where: { $0.0 == .event })?.1, event != "pageview" {
-            let t = try report.properties(event: event, total: total)
+            let t = try report.properties(event: event, totals: totals)
             c["properties"] = ["event": event, "folded": t.folded, "hasFolded": t.folded > 0, "empty": t.rows.isEmpty,
                                "rows": t.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors.text { String($0) },
                                                                 "events": $0.pageviews.text { String($0) }] }]
         }
         c["mayConfigure"] = mayConfigure(v, id)
-        let goals = try report.goals(total: total)
+        let goals = try report.goals(totals: totals)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
             ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text { String($0) },
              "completions": shown.completions.text { String($0) }, "rate": shown.rate.text { String(format: "%.1f %%", $0 * 100) }]
@@ -401,9 +401,9 @@ extension DashboardRoutes {
     /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
     /// each bar's `<title>` holds its values (shown on hover, read by screen readers). A bar the
     /// reader may not see is drawn as a thin marker titled "< k" or "–".
-    func chart(_ report: SiteReport, _ r: Range, total: Int) throws -> [String: Any] {
+    func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals) throws -> [String: Any] {
         let hourly = r.to - r.from <= 2 * 86_400_000
-        let points = try report.chart(total: total, hourly: hourly)
+        let points = try report.chart(totals: totals, hourly: hourly)
         let top = max(1, points.compactMap(\.visitors.value).max() ?? 1)
         let width = 600.0, height = 120.0
         let w = width / Double(max(points.count, 1))
@@ -429,7 +429,7 @@ extension DashboardRoutes {
         case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
         case .success(let built): (report, r) = built
         }
-        let table = try report.table(kind, total: try report.figures.summary().visitors)
+        let table = try report.table(kind, totals: report.totals(try report.summaries()))
         let name = "\(site.id)-\(kind.key)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
             let body = JSON.object([("site", .string(site.id)), ("dimension", .string(kind.key)), ("range", .string(r.key)),

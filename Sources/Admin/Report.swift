@@ -93,31 +93,44 @@ struct SiteReport {
         }
     }
 
-    func table(_ kind: TableKind, total: Int) throws -> Disclosure.Table {
-        disclosure.table(try rows(kind, figures), total: total, partition: kind.isPartition,
-                         ancestors: try ancestors.map { try rows(kind, $0) })
+    /// Visitors of the view and of each ancestor view (the totals rows and points are compared
+    /// with), from ``summaries()``.
+    struct Totals {
+        let all: [Int]
+        var view: Int { all[0] }
+        var ancestors: [Int] { Array(all.dropFirst()) }
     }
 
-    func chart(total: Int, hourly: Bool) throws -> [Disclosure.Point] {
-        disclosure.series(try figures.series(hourly: hourly), total: total, days: !hourly,
-                          ancestors: try ancestors.map { try $0.series(hourly: hourly) })
+    func totals(_ summaries: [SiteSummary]) -> Totals { Totals(all: summaries.map(\.visitors)) }
+
+    func table(_ kind: TableKind, totals: Totals) throws -> Disclosure.Table {
+        disclosure.table(try rows(kind, figures), total: totals.view, partition: kind.isPartition,
+                         ancestors: try ancestors.map { try rows(kind, $0) }, ancestorTotals: totals.ancestors)
+    }
+
+    func chart(totals: Totals, hourly: Bool) throws -> [Disclosure.Point] {
+        disclosure.series(try figures.series(hourly: hourly), total: totals.view, days: !hourly,
+                          ancestors: try ancestors.map { try $0.series(hourly: hourly) }, ancestorTotals: totals.ancestors)
     }
 
     /// Properties of a custom event (`key = value` rows): visitors who sent it, and events.
-    func properties(event: String, total: Int) throws -> Disclosure.Table {
+    func properties(event: String, totals: Totals) throws -> Disclosure.Table {
         func rows(_ f: Figures) throws -> [BreakdownRow] {
             try database.propertyBreakdown(site: site, from: from, to: to, event: event, filters: f.filters)
         }
-        return disclosure.table(try rows(figures), total: total, partition: false, ancestors: try ancestors.map(rows))
+        return disclosure.table(try rows(figures), total: totals.view, partition: false, ancestors: try ancestors.map(rows),
+                                ancestorTotals: totals.ancestors)
     }
 
-    func goals(total: Int) throws -> [(Goal, Disclosure.GoalFigures)] {
+    func goals(totals all: Totals) throws -> [(Goal, Disclosure.GoalFigures)] {
         let results = try views.map { try database.goalResults(site: site, from: from, to: to, filters: $0.filters) }
+        let total = all.view, totals = all.ancestors
         // Conversion goals count conversions (a webhook conversion may carry no visitor).
         func support(_ g: GoalResult) -> Int { g.goal.kind == .conversion ? g.completions : g.visitors }
         return results[0].enumerated().map { i, g in
             (g.goal, disclosure.goal(visitors: g.visitors, completions: g.completions, support: support(g), total: total,
-                                     ancestorSupports: results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil }))
+                                     ancestorSupports: results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil },
+                                     ancestorTotals: g.goal.kind == .conversion ? [] : totals))
         }
     }
 

@@ -38,9 +38,9 @@ public enum Shown<Value: Sendable & Equatable>: Sendable, Equatable {
 ///      them has k or more; or, where rows add up, their sum has): otherwise the next-smallest
 ///      row is folded too (complementary suppression), so the total minus the shown rows never
 ///      isolates a small group;
-///    - a figure of a filtered view leaves 0 or at least k outside it in every view with fewer
-///      of the same filters (its ancestors, down to the unfiltered one), so adding a filter
-///      cannot single out the few who lack it.
+///    - a figure of a filtered view leaves 0 or at least k outside the same figure, and outside
+///      the total, of every view with fewer of the same filters (its ancestors, down to the
+///      unfiltered one), so adding a filter cannot single out the few who lack it.
 /// A person counts once per day (the daily salt makes anything else impossible), so "visitors"
 /// here are distinct daily visitors.
 public struct Disclosure: Sendable {
@@ -142,15 +142,21 @@ public struct Disclosure: Sendable {
     /// else the next-smallest row folds too. `total`: the view's visitors. `partition`: every
     /// visitor-day has one value (country, device…), so rows add up to the total; pages and
     /// events do not. `ancestors`: the same breakdown in views with fewer of the filters.
-    public func table(_ rows: [BreakdownRow], total: Int, partition: Bool, ancestors: [[BreakdownRow]] = []) -> Table {
+    public func table(_ rows: [BreakdownRow], total: Int, partition: Bool, ancestors: [[BreakdownRow]] = [],
+                      ancestorTotals: [Int] = []) -> Table {
         let exact = Table(rows: rows.map { Row(value: $0.value, visitors: .value($0.visitors), pageviews: .value($0.pageviews), isOther: false) },
                           folded: 0)
         guard restricted else { return exact }
         let ancestorCounts = ancestors.map { Dictionary($0.map { ($0.value ?? "\u{0}none", $0.visitors) }, uniquingKeysWith: +) }
+        // A row is a group of the view (its filters and its value); it is compared with every
+        // coarser group a reader can see: the view's total, and in each view with fewer filters
+        // the same row and the total.
+        let wholes = [total] + ancestorTotals
         var hidden = Set<Int>()
         for (i, r) in rows.enumerated() {
             let key = r.value ?? "\u{0}none"
-            if isSmall(r.visitors) || isSmall(total - r.visitors) || ancestorCounts.contains(where: { isSmall(($0[key] ?? 0) - r.visitors) }) {
+            if isSmall(r.visitors) || wholes.contains(where: { isSmall($0 - r.visitors) })
+                || ancestorCounts.contains(where: { isSmall(($0[key] ?? 0) - r.visitors) }) {
                 hidden.insert(i)
             }
         }
@@ -185,10 +191,11 @@ public struct Disclosure: Sendable {
 
     /// Chart points: each like a row of a partition when the points are whole days (a visitor-day
     /// falls in one day, so days add up to the range), like pages when they are hours.
-    public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = []) -> [Point] {
+    public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = [], ancestorTotals: [Int] = []) -> [Point] {
         let rows = points.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) }
         let table = table(rows.filter { $0.visitors > 0 }, total: total, partition: days,
-                          ancestors: ancestors.map { $0.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) } })
+                          ancestors: ancestors.map { $0.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) } },
+                          ancestorTotals: ancestorTotals)
         var byStart: [String: Row] = [:]
         for r in table.rows where !r.isOther { byStart[r.value ?? ""] = r }
         return points.map { p in
@@ -212,11 +219,12 @@ public struct Disclosure: Sendable {
     }
 
     /// A goal's completers are part of the view's visitors (conversion goals count conversions).
-    public func goal(visitors: Int, completions: Int, support: Int, total: Int, ancestorSupports: [Int] = []) -> GoalFigures {
+    public func goal(visitors: Int, completions: Int, support: Int, total: Int, ancestorSupports: [Int] = [],
+                     ancestorTotals: [Int] = []) -> GoalFigures {
         let rate: Double = total == 0 ? 0 : Double(visitors) / Double(total)
         let exact = GoalFigures(visitors: .value(visitors), completions: .value(completions), rate: .value(rate))
         guard restricted else { return exact }
-        if let hidden = state(support, wholes: [total] + ancestorSupports) {
+        if let hidden = state(support, wholes: [total] + ancestorSupports + ancestorTotals) {
             return GoalFigures(visitors: hidden, completions: .withheld, rate: .withheld)
         }
         return exact
