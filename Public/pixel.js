@@ -155,10 +155,12 @@
       consent = { analytics: !!(c && c.analytics), marketing: !!(c && c.marketing) };
       if (stored()) {
         try { subject = JSON.parse(localStorage.getItem(K.s)); key = JSON.parse(localStorage.getItem(K.k)); } catch (e) {}
-        if (!key && w.crypto && crypto.subtle) {
-          // A new key (or one for a subject id stored before keys existed): a new subject id follows from it.
-          key = hex(crypto.getRandomValues(new Uint8Array(32))); subject = null; deriving = true;
-          put('localStorage', K.k, key);
+        if (w.crypto && crypto.subtle) {
+          // The subject id always follows from the key (a new key replaces one stored before keys
+          // existed); until it is derived, events wait with no subject and go out with it.
+          if (!key) { key = hex(crypto.getRandomValues(new Uint8Array(32))); put('localStorage', K.k, key); }
+          subject = null; deriving = true;
+          try { localStorage.removeItem(K.s); } catch (e) {}
           derive(key).then(function (s) {
             deriving = false;
             if (!stored()) return;
@@ -166,8 +168,11 @@
             queue.forEach(function (e) { if (e.consent && e.consent.analytics && !e.subject) e.subject = subject; });
             save(); clearTimeout(timer); timer = setTimeout(flush, 0);
           }, function () { deriving = false; });
-        } else if (!subject) subject = uuid().replace(/-/g, '');
-        if (subject) put('localStorage', K.s, subject);
+        } else {
+          key = null;
+          if (!subject) subject = uuid().replace(/-/g, '');
+          put('localStorage', K.s, subject);
+        }
         put('sessionStorage', K.v, visit);
         // Events queued on an earlier page (offline, or unsent at pagehide) are sent now.
         try { (JSON.parse(localStorage.getItem(K.q)) || []).forEach(function (e) {

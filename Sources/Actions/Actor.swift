@@ -42,7 +42,7 @@ public struct Actor: Sendable, Equatable {
 
     public func may(_ permission: Permission) -> Bool {
         switch permission {
-        case .addSites, .configureWebhooks, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
+        case .addSites, .changePolicy, .configureWebhooks, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -67,6 +67,9 @@ public struct Actor: Sendable, Equatable {
 public enum Permission: Sendable, Equatable {
     case addSites
     case configure(site: String)
+    /// A site's policy decides consent, retention and what managers may read (k-anonymity):
+    /// owners and admins only.
+    case changePolicy
     case issueKey(site: String, scope: APIKeyScope)
     case revokeKey(site: String, scope: APIKeyScope)
     /// Adding (current nil), changing or removing (new nil) an account.

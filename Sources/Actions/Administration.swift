@@ -61,6 +61,7 @@ public struct Administration: Sendable {
         let (name, domains) = try siteFields(name: name, domains: domains, policy: policy)
         return try database.transaction { tx in
             guard let before = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
+            if policy != before.policy { try require(actor, .changePolicy) }
             try tx.updateSite(id: id, name: name, domains: domains, policy: policy)
             try audit.record(in: tx, actor: actor.label, action: "site_changed", site: id,
                              detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])

@@ -60,17 +60,21 @@ public final class Authenticator: Sendable {
            try database.loginDeviceUser(tokenHash: Self.tokenHash(device)) == id {
             knownDevice = Hex.encode(Self.tokenHash(device))
         }
-        if let wait = throttle.wait(address: address, account: user?.id, device: knownDevice, now: t) {
-            return .throttled(retryAfter: wait)
+        // The attempt counts as a failure from here on, so concurrent attempts cannot all pass the
+        // check before the first one fails; a right password takes it back.
+        let attempt: LoginThrottle.Attempt
+        switch throttle.begin(address: address, account: user?.id, device: knownDevice, now: t) {
+        case .failure(let wait): return .throttled(retryAfter: wait.seconds)
+        case .success(let a): attempt = a
         }
         // Hash even for unknown accounts, so timing does not tell which e-mails exist.
         let stored = user?.passwordHash ?? Self.dummyHash
-        guard let verified = await gate.run({ PasswordHasher.verify(password, hash: stored) }) else { return .busy }
-        guard verified, let user, let id = user.id else {
-            throttle.failed(address: address, account: user?.id, device: knownDevice, now: t)
-            return .invalid
+        guard let verified = await gate.run({ PasswordHasher.verify(password, hash: stored) }) else {
+            throttle.settle(attempt, succeeded: false, checked: false)
+            return .busy
         }
-        throttle.succeeded(account: id, device: knownDevice)
+        guard verified, let user, let id = user.id else { return .invalid }
+        throttle.settle(attempt, succeeded: true)
         let token = Hex.encode(Sodium.randomBytes(32))
         let ms = Int64(t.timeIntervalSince1970 * 1000)
         try database.insertWebSession(tokenHash: Self.tokenHash(token), user: id, csrf: Hex.encode(Sodium.randomBytes(16)),

@@ -79,7 +79,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     /// How long one live-events stream lasts before the browser reconnects.
     let liveDuration: Duration
     let clientKey = Sodium.randomBytes(32)
-    /// The client's address from the peer and X-Forwarded-For (trusted proxies honoured).
+    /// The client's address from the peer and X-Forwarded-For (trusted proxies honoured), as
+    /// abuse limits count it (`candor serve` passes the /64 of IPv6 addresses).
     let clientAddress: @Sendable (_ peer: String?, _ forwardedFor: String?) -> String?
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,

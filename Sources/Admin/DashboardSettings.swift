@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Actions
+import Analytics
 import Integrations
 import JSONOutput
 import NIOCore
@@ -21,6 +22,8 @@ extension DashboardRoutes {
         var c = base(v, title: "Settings — \(site.name)")
         c["site"] = ["id": site.id, "name": site.name, "domains": site.domains.joined(separator: " ")]
         c["policies"] = policies.policies.keys.sorted().map { ["name": $0, "selected": $0 == site.policy] }
+        c["mayChangePolicy"] = v.actor.may(.changePolicy)
+        c["policy"] = site.policy
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
         let origin = "http://" + (request.head.authority ?? "localhost:8080")
@@ -30,7 +33,9 @@ extension DashboardRoutes {
             """
         let last = try database.newest(.events, site: id)
         c["installed"] = last != nil
-        c["lastEvent"] = last.map { ISO.string($0) } ?? ""
+        // A restricted reader learns that events arrive, not when the last visitor came.
+        let restricted = disclosure(v, policies[site.policy] ?? .default).restricted
+        c["lastEvent"] = restricted ? "" : last.map { "last event " + ISO.string($0) } ?? ""
         let goals = try database.goals(site: id)
         c["goals"] = goals.map { ["id": $0.id ?? 0, "name": $0.name, "kind": $0.kind.rawValue, "match": $0.match] }
         c["hasGoals"] = !goals.isEmpty

@@ -345,11 +345,13 @@ extension DashboardRoutes {
         }
         var tables: [[String: Any]] = []
         var shownPages: Set<String> = []
+        var pageCounts: [Int] = []
         for d in Self.siteDimensions {
             let (t, context) = try table(.events(d))
             tables.append(context)
             if d == .page {
                 shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
+                pageCounts = t.rows.compactMap(\.visitors.value)
                 for sd in SessionDimension.allCases { tables.append(try table(.sessions(sd)).1) }
             }
         }
@@ -362,13 +364,14 @@ extension DashboardRoutes {
                                                                 "events": $0.pageviews.text { String($0) }] }]
         }
         c["mayConfigure"] = mayConfigure(v, id)
-        let goals = try report.goals(totals: totals)
+        let goals = try report.goals(summaries: summaries, pageRows: pageCounts)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
             ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text { String($0) },
              "completions": shown.completions.text { String($0) }, "rate": shown.rate.text { String(format: "%.1f %%", $0 * 100) }]
         }
         c["hasGoals"] = !goals.isEmpty
-        c["funnels"] = try report.funnels().map { funnel, steps -> [String: Any] in
+        // The unfiltered view comes first among the ancestors (the empty subset of the filters).
+        c["funnels"] = try report.funnels(unfiltered: summaries[summaries.count > 1 ? 1 : 0]).map { funnel, steps -> [String: Any] in
             let first = steps.first?.1.value
             return ["name": funnel.name, "steps": steps.enumerated().map { i, step -> [String: Any] in
                 let visits = step.1.value

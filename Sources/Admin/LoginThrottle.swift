@@ -38,51 +38,91 @@ public final class LoginThrottle: Sendable {
 
     public init(limits: Limits = Limits()) { self.limits = limits }
 
+    /// An attempt under way: counted as a failure from its start, so concurrent attempts cannot
+    /// all slip through before the first one fails; ``settle(_:succeeded:)`` takes it back when
+    /// the password was right, or the check did not happen.
+    public struct Attempt: Sendable {
+        let address: String
+        let account: Int64?
+        let device: String?
+        let at: Date
+    }
+
+    /// The seconds to wait, or an attempt that may go ahead (already counted as a failure).
+    public func begin(address: String, account: Int64?, device: String?, now: Date) -> Result<Attempt, Wait> {
+        state.withLock { s in
+            if let wait = wait(&s, address: address, account: account, device: device, now: now) { return .failure(Wait(seconds: wait)) }
+            recordFailure(&s, address: address, account: account, device: device, now: now)
+            return .success(Attempt(address: address, account: account, device: device, at: now))
+        }
+    }
+
+    public struct Wait: Error { public let seconds: Int }
+
+    /// Ends an attempt: a success (or a check that never ran) takes its provisional failure back,
+    /// and a success also clears the account's and the device's failures (not the address's:
+    /// signing in to one's own account must not reset a spraying budget).
+    public func settle(_ attempt: Attempt, succeeded: Bool, checked: Bool = true) {
+        guard succeeded || !checked else { return }
+        state.withLock { s in
+            func drop(_ dates: inout [Date]?) {
+                if let i = dates?.lastIndex(of: attempt.at) { dates?.remove(at: i) }
+                if dates?.isEmpty == true { dates = nil }
+            }
+            drop(&s.addresses[attempt.address])
+            if succeeded {
+                if let account = attempt.account { s.accounts[account] = nil }
+                if let device = attempt.device { s.devices[device] = nil }
+            } else if let device = attempt.device {
+                drop(&s.devices[device])
+            } else if let account = attempt.account {
+                var failures: [Date]? = s.accounts[account]?.failures
+                drop(&failures)
+                s.accounts[account] = failures.map { Account(failures: $0) }
+            }
+        }
+    }
+
     /// nil when an attempt may go ahead, else the seconds to wait.
     public func wait(address: String, account: Int64?, device: String?, now: Date) -> Int? {
-        state.withLock { s in
-            sweepIfDue(&s, now: now)
-            var waits: [TimeInterval] = []
-            let recent = recent(s.addresses[address], now)
-            if recent.count >= limits.addressFailures, let oldest = recent.first { waits.append(limits.window - now.timeIntervalSince(oldest)) }
-            if let device {
-                let d = self.recent(s.devices[device], now)
-                if d.count >= limits.freeFailures, let oldest = d.first { waits.append(limits.window - now.timeIntervalSince(oldest)) }
-            } else if let account, let a = s.accounts[account] {
-                let failures = self.recent(a.failures, now)
-                if failures.count >= limits.freeFailures, let last = failures.last {
-                    let delay = min(limits.maxDelay, pow(2, Double(failures.count - limits.freeFailures)))
-                    waits.append(delay - now.timeIntervalSince(last))
-                }
+        state.withLock { s in wait(&s, address: address, account: account, device: device, now: now) }
+    }
+
+    private func wait(_ s: inout State, address: String, account: Int64?, device: String?, now: Date) -> Int? {
+        sweepIfDue(&s, now: now)
+        var waits: [TimeInterval] = []
+        let fromAddress = recent(s.addresses[address], now)
+        if fromAddress.count >= limits.addressFailures, let oldest = fromAddress.first { waits.append(limits.window - now.timeIntervalSince(oldest)) }
+        if let device {
+            let d = recent(s.devices[device], now)
+            if d.count >= limits.freeFailures, let oldest = d.first { waits.append(limits.window - now.timeIntervalSince(oldest)) }
+        } else if let account, let a = s.accounts[account] {
+            let failures = recent(a.failures, now)
+            if failures.count >= limits.freeFailures, let last = failures.last {
+                let delay = min(limits.maxDelay, pow(2, Double(failures.count - limits.freeFailures)))
+                waits.append(delay - now.timeIntervalSince(last))
             }
-            guard let longest = waits.max(), longest > 0 else { return nil }
-            return max(1, Int(longest.rounded(.up)))
         }
+        guard let longest = waits.max(), longest > 0 else { return nil }
+        return max(1, Int(longest.rounded(.up)))
     }
 
     /// Records a failed attempt. `device` is set only for a device cookie known for `account`.
     public func failed(address: String, account: Int64?, device: String?, now: Date) {
-        state.withLock { s in
-            sweepIfDue(&s, now: now)
-            if s.addresses[address] == nil && s.addresses.count >= limits.capacity { evictOldest(&s) }
-            s.addresses[address] = Array((recent(s.addresses[address], now) + [now]).suffix(limits.addressFailures))
-            if let device {
-                if s.devices[device] == nil && s.devices.count >= limits.capacity { s.devices.removeAll() }
-                s.devices[device] = Array((recent(s.devices[device], now) + [now]).suffix(limits.freeFailures))
-            } else if let account {
-                // Enough to reach the longest delay; older failures add nothing.
-                let keep = limits.freeFailures + Int(log2(limits.maxDelay)) + 2
-                s.accounts[account, default: Account()].failures = Array((recent(s.accounts[account]?.failures, now) + [now]).suffix(keep))
-            }
-        }
+        state.withLock { s in recordFailure(&s, address: address, account: account, device: device, now: now) }
     }
 
-    /// A successful sign-in clears the account's and the device's failures (not the address's:
-    /// signing in to one's own account must not reset a spraying budget).
-    public func succeeded(account: Int64, device: String?) {
-        state.withLock { s in
-            s.accounts[account] = nil
-            if let device { s.devices[device] = nil }
+    private func recordFailure(_ s: inout State, address: String, account: Int64?, device: String?, now: Date) {
+        sweepIfDue(&s, now: now)
+        if s.addresses[address] == nil && s.addresses.count >= limits.capacity { evictOldest(&s) }
+        s.addresses[address] = Array((recent(s.addresses[address], now) + [now]).suffix(limits.addressFailures))
+        if let device {
+            if s.devices[device] == nil && s.devices.count >= limits.capacity { s.devices.removeAll() }
+            s.devices[device] = Array((recent(s.devices[device], now) + [now]).suffix(limits.freeFailures))
+        } else if let account {
+            // Enough to reach the longest delay; older failures add nothing.
+            let keep = limits.freeFailures + Int(log2(limits.maxDelay)) + 2
+            s.accounts[account, default: Account()].failures = Array((recent(s.accounts[account]?.failures, now) + [now]).suffix(keep))
         }
     }
 

@@ -51,7 +51,7 @@ struct SiteReport {
     let wholeDays: Bool
     let disclosure: Disclosure
     /// Figures of the view, then of each view with a proper subset of its filters (restricted
-    /// readers only; down to the unfiltered view).
+    /// readers only; the unfiltered view first among them).
     let views: [Figures]
 
     /// Most filters a restricted reader may combine (each combination is checked against all of
@@ -122,23 +122,27 @@ struct SiteReport {
                                 ancestorTotals: totals.ancestors)
     }
 
-    func goals(totals all: Totals) throws -> [(Goal, Disclosure.GoalFigures)] {
+    /// Goals, compared with the view's total, the same goal and the totals of views with fewer
+    /// filters, one another, and (page goals) the shown page rows they may overlap.
+    func goals(summaries: [SiteSummary], pageRows: [Int]) throws -> [(Goal, Disclosure.GoalFigures)] {
         let results = try views.map { try database.goalResults(site: site, from: from, to: to, filters: $0.filters) }
-        let total = all.view, totals = all.ancestors
         // Conversion goals count conversions (a webhook conversion may carry no visitor).
         func support(_ g: GoalResult) -> Int { g.goal.kind == .conversion ? g.completions : g.visitors }
-        return results[0].enumerated().map { i, g in
-            (g.goal, disclosure.goal(visitors: g.visitors, completions: g.completions, support: support(g), total: total,
-                                     ancestorSupports: results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil },
-                                     ancestorTotals: g.goal.kind == .conversion ? [] : totals))
+        let inputs = results[0].enumerated().map { i, g -> Disclosure.GoalInput in
+            let same = results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil }
+            let totals = g.goal.kind == .conversion ? summaries.map(\.conversions) : summaries.map(\.visitors)
+            return Disclosure.GoalInput(visitors: g.visitors, completions: g.completions, support: support(g),
+                                        wholes: totals + same + (g.goal.kind == .page ? pageRows : []))
         }
+        return zip(results[0].map(\.goal), disclosure.goals(inputs, total: summaries[0].visitors)).map { ($0, $1) }
     }
 
-    /// Funnels (they count whole visits of the range, whatever the filters).
-    func funnels() throws -> [(Funnel, [(Goal, Shown<Int>)])] {
+    /// Funnels (they count whole visits of the range, whatever the filters), each compared with
+    /// the range's visits and visitors (`unfiltered`).
+    func funnels(unfiltered: SiteSummary) throws -> [(Funnel, [(Goal, Shown<Int>)])] {
         try database.funnels(site: site).map { funnel in
             let result = try database.funnelResult(funnel, from: from, to: to)
-            let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) })
+            let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) }, whole: (unfiltered.visits, unfiltered.visitors))
             return (funnel, zip(result.steps, shown).map { ($0.goal, $1) })
         }
     }

@@ -160,10 +160,13 @@ public struct Disclosure: Sendable {
                 hidden.insert(i)
             }
         }
-        // Complementary suppression: what is folded must certainly hold k visitors.
+        // Complementary suppression: what is folded must certainly hold k visitors, and "Other"
+        // (the sum of the folded rows) must itself leave 0 or at least k outside the totals, or it
+        // would show what a folded row hides (a row of 99 in 100 folded alone shows as Other 99).
         func certified() -> Bool {
             let folded = hidden.map { rows[$0].visitors }
-            return folded.contains { $0 >= k } || (partition && folded.reduce(0, +) >= k)
+            let sum = folded.reduce(0, +)
+            return (folded.contains { $0 >= k } || (partition && sum >= k)) && !wholes.contains { isSmall($0 - sum) }
         }
         while !hidden.isEmpty && !certified() {
             guard let next = rows.indices.filter({ !hidden.contains($0) }).min(by: { rows[$0].visitors < rows[$1].visitors }) else { break }
@@ -218,23 +221,49 @@ public struct Disclosure: Sendable {
         public var rate: Shown<Double>
     }
 
-    /// A goal's completers are part of the view's visitors (conversion goals count conversions).
-    public func goal(visitors: Int, completions: Int, support: Int, total: Int, ancestorSupports: [Int] = [],
-                     ancestorTotals: [Int] = []) -> GoalFigures {
-        let rate: Double = total == 0 ? 0 : Double(visitors) / Double(total)
-        let exact = GoalFigures(visitors: .value(visitors), completions: .value(completions), rate: .value(rate))
-        guard restricted else { return exact }
-        if let hidden = state(support, wholes: [total] + ancestorSupports + ancestorTotals) {
-            return GoalFigures(visitors: hidden, completions: .withheld, rate: .withheld)
+    /// One goal's result in a view.
+    public struct GoalInput: Sendable {
+        public var visitors: Int
+        public var completions: Int
+        /// The count its group is measured by: its visitors, or for conversion goals its conversions.
+        public var support: Int
+        /// Counts it is part of or comparable with: the view's visitors (or conversions), the same
+        /// goal and the totals in views with fewer filters, the page rows it may overlap.
+        public var wholes: [Int]
+        public init(visitors: Int, completions: Int, support: Int, wholes: [Int]) {
+            self.visitors = visitors; self.completions = completions; self.support = support; self.wholes = wholes
         }
-        return exact
+    }
+
+    /// Goals of a view. Each is a group of the view's visitors; goals overlap one another (a page
+    /// prefix and a page under it), so each is also compared with every other goal shown: no two
+    /// shown goals differ by 1 … k-1. `total`: the view's visitors, for the rate.
+    public func goals(_ goals: [GoalInput], total: Int) -> [GoalFigures] {
+        let exact = goals.map { g in
+            GoalFigures(visitors: .value(g.visitors), completions: .value(g.completions),
+                        rate: .value(total == 0 ? 0 : Double(g.visitors) / Double(total)))
+        }
+        guard restricted else { return exact }
+        var result = exact
+        var shown: [Int] = []
+        // Largest first, so a goal is kept rather than the one nested in it.
+        for i in goals.indices.sorted(by: { goals[$0].support > goals[$1].support }) {
+            let g = goals[i]
+            if let hidden = state(g.support, wholes: g.wholes + shown) ?? (isSmall(g.visitors) ? .belowK(k) : nil) {
+                result[i] = GoalFigures(visitors: isSmall(g.visitors) ? .belowK(k) : hidden, completions: .withheld, rate: .withheld)
+            } else {
+                shown.append(g.support)
+            }
+        }
+        return result
     }
 
     /// Funnel steps (visits reaching each one, and their distinct visitors): a step is shown when
-    /// it has k visitors and leaves 0 or at least k behind every earlier step shown.
-    public func funnel(_ steps: [(visits: Int, visitors: Int)]) -> [Shown<Int>] {
+    /// it has k visitors and leaves 0 or at least k behind every earlier step shown and the range.
+    /// `whole`: the visits and visitors of the range the funnel's first step is part of.
+    public func funnel(_ steps: [(visits: Int, visitors: Int)], whole: (visits: Int, visitors: Int)? = nil) -> [Shown<Int>] {
         guard restricted else { return steps.map { .value($0.visits) } }
-        var shown: [(visits: Int, visitors: Int)] = []
+        var shown: [(visits: Int, visitors: Int)] = whole.map { [$0] } ?? []
         return steps.map { step in
             if isSmall(step.visitors) { return .belowK(k) }
             // Neither the visitors nor the visits that stopped between two shown steps may be a small group.

@@ -164,7 +164,9 @@ struct Serve: AsyncParsableCommand {
             DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: auth,
                                                   office: office, pages: pages, secureCookies: secureCookies,
                                                   health: { pipelineHealth(collector) },
-                                                  clientAddress: { peer, forwarded in collector.addresses.resolve(peer: peer, forwardedFor: forwarded) })
+                                                  clientAddress: { peer, forwarded in
+                                                      collector.addresses.resolve(peer: peer, forwardedFor: forwarded).map(ClientAddressResolver.limitKey)
+                                                  })
                 .add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])

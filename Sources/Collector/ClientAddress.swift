@@ -67,6 +67,15 @@ public struct ClientAddressResolver: Sendable {
         return trustedProxies.contains { $0.contains(b) }
     }
 
+    /// What abuse limits count a client by: the address, or for IPv6 its /64 (a subscriber is
+    /// given a whole /64 and could otherwise rotate through it).
+    public static func limitKey(_ address: String) -> String {
+        guard let bytes = ipBytes(address), bytes.count == 16 else { return address }
+        // IPv4-mapped addresses stay whole.
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return address }
+        return "v6/64:" + bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: ":")
+    }
+
     public func resolve(peer: String?, forwardedFor: String?) -> String? {
         guard let peer else { return nil }
         guard let forwardedFor, isTrusted(peer) else { return peer }

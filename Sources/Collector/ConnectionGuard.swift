@@ -71,7 +71,8 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             break
         case .end:
             reading = false
-            disarm()
+            // Answered before its end (a 413, a 404): the connection waits for the next head now.
+            if pending == 0 { arm(context, idleTimeout) } else { disarm() }
         }
         context.fireChannelRead(data)
     }

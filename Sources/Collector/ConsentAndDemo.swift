@@ -31,10 +31,11 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     }
 
     /// A proof-of-consent record from the banner. It is linked to a subject only with the
-    /// browser's privacy key (the subject id alone proves nothing), and only for analytics consent.
+    /// browser's privacy key, and only for analytics consent; a subject id without the key (what
+    /// banners before keys send) proves nothing, so that record is kept unlinked.
     func record(_ request: Request, _ context: Context) async -> Response {
         let admitted: SelfServiceGate.Admitted
-        switch await gate.admit(request, peer: context.remoteAddress, keyRequired: false) {
+        switch await gate.admit(request, peer: context.remoteAddress, endpoint: .consent) {
         case .failure(let refusal): return refusal.response
         case .success(let a): admitted = a
         }
@@ -56,7 +57,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             return withOrigin(jsonError(503, "storage unavailable; retry later"), request)
         }
         return withOrigin(Response(status: .created, headers: [.contentType: "application/json"],
-                                   body: .init(byteBuffer: ByteBuffer(string: "{\"recorded\":true}"))), request)
+                                   body: .init(byteBuffer: ByteBuffer(string: "{\"recorded\":true,\"linked\":\(subject != nil)}"))), request)
     }
 
     func demo(page: Int, _ assets: PublicAssets) -> Response {

@@ -49,7 +49,7 @@ public struct PrivacyRoutes<Context: RemoteAddressRequestContext>: Sendable {
     /// `{"site": ID, "key": PRIVACY_KEY}` from the visitor's browser (see ``SelfServiceGate``).
     func selfService(_ request: Request, _ context: Context, export: Bool) async -> Response {
         let admitted: SelfServiceGate.Admitted
-        switch await gate.admit(request, peer: context.remoteAddress, keyRequired: true) {
+        switch await gate.admit(request, peer: context.remoteAddress, endpoint: export ? .export : .forget) {
         case .failure(let refusal): return refusal.response
         case .success(let a): admitted = a
         }

@@ -20,8 +20,11 @@ import Store
 /// real visitor's allowance with made-up keys.
 public final class SelfServiceGate: Sendable {
     public struct Limits: Sendable {
-        /// Requests per client address over all three endpoints: sustained per second, burst.
+        /// Privacy requests per client address (export and forget): sustained per second, burst.
         public var perClient: (rate: Double, burst: Double) = (10.0 / 60, 10)
+        /// Consent records per client address: more, since every banner click behind one address
+        /// (an office, a carrier's NAT) shares it.
+        public var consentsPerClient: (rate: Double, burst: Double) = (1, 60)
         public var exportsPerSubject: (rate: Double, burst: Double) = (1.0 / 60, 3)
         public var forgetsPerSubject: (rate: Double, burst: Double) = (1.0 / 600, 2)
         public var consentsPerSubject: (rate: Double, burst: Double) = (1.0 / 60, 10)
@@ -32,6 +35,7 @@ public final class SelfServiceGate: Sendable {
 
     let collector: Collector
     let clients: RateLimiter
+    let consentClients: RateLimiter
     let exports: RateLimiter
     let forgets: RateLimiter
     let consents: RateLimiter
@@ -42,6 +46,7 @@ public final class SelfServiceGate: Sendable {
             RateLimiter(limits: .init(perSite: (1e9, 1e9), perClient: l))
         }
         clients = subjectLimiter(limits.perClient)
+        consentClients = subjectLimiter(limits.consentsPerClient)
         exports = subjectLimiter(limits.exportsPerSubject)
         forgets = subjectLimiter(limits.forgetsPerSubject)
         consents = subjectLimiter(limits.consentsPerSubject)
@@ -57,7 +62,8 @@ public final class SelfServiceGate: Sendable {
     }
 
     /// Runs the gate. `keyRequired`: the endpoint concerns a subject and refuses a request without a key.
-    func admit(_ request: Request, peer: SocketAddress?, keyRequired: Bool) async -> Result<Admitted, Refusal> {
+    func admit(_ request: Request, peer: SocketAddress?, endpoint: Endpoint) async -> Result<Admitted, Refusal> {
+        let keyRequired = endpoint != .consent
         let doc: JSONValue
         switch await readJSON(request, limit: 4096) {
         case .failure(let r): return .failure(r)
@@ -75,10 +81,11 @@ public final class SelfServiceGate: Sendable {
         }
         let now = collector.now().timeIntervalSince1970
         let address = collector.addresses.resolve(peer: peer?.ipAddress, forwardedFor: request.headers[.xForwardedFor]) ?? ""
+        // IPv6 clients are counted by their /64: one subscriber holds a whole /64.
         let clientKey = collector.pipeline.deps.limiterKey.withBytes { key in
-            Array(address.utf8).withUnsafeBytes { Sodium.keyedHash64(key: key, message: $0) }
+            Array(ClientAddressResolver.limitKey(address).utf8).withUnsafeBytes { Sodium.keyedHash64(key: key, message: $0) }
         }
-        if let retry = clients.admit(site: "", client: clientKey, count: 1, now: now) {
+        if let retry = (endpoint == .consent ? consentClients : clients).admit(site: "", client: clientKey, count: 1, now: now) {
             return .refuse(tooMany(retry, request))
         }
         var admitted = Admitted(doc: doc, site: site, policy: policy)
@@ -87,7 +94,7 @@ public final class SelfServiceGate: Sendable {
                 return .refuse(withOrigin(jsonError(400, "the privacy key is malformed"), request))
             }
             admitted.subject = (subject, collector.pipeline.deps.subjects.hash(subject))
-        } else if doc["subject"] != nil {
+        } else if keyRequired, let sent = doc["subject"], sent != .null {
             // A subject id alone proves nothing: it is the attribution token sites put in URLs.
             return .refuse(withOrigin(jsonError(400, "a subject id alone proves nothing: send the browser's privacy key (key)"), request))
         } else if keyRequired {

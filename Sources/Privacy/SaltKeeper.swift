@@ -67,13 +67,19 @@ public final class SaltKeeper: Sendable {
                 current = existing
             } else {
                 let fresh = SecretBytes(random: 32)
-                // The new salt and the audit entry recording it commit together.
-                try database.transaction { tx in
-                    try fresh.withBytes { try tx.insertSalt(day: day, bytes: $0) }
-                    try audit.record(in: tx, actor: "system", action: "salt_rotated", detail: ["day": .int(day)])
+                // The new salt and the audit entry recording it commit together; if another process
+                // stored the day's salt first, that one is used.
+                current = try database.transaction { tx in
+                    if try fresh.withBytes({ try tx.insertSalt(day: day, bytes: $0) }) {
+                        try audit.record(in: tx, actor: "system", action: "salt_rotated", detail: ["day": .int(day)])
+                        return fresh
+                    }
+                    guard let stored = try tx.withSalt(day: day, { SecretBytes(copying: $0) }) else {
+                        throw StoreError("the salt of day \(day) is neither new nor stored")
+                    }
+                    return stored
                 }
-                state.salts[day] = fresh
-                current = fresh
+                state.salts[day] = current
             }
             let inOverlap = now.timeIntervalSince(startOfUTCDay(day)) < overlap
             return (current, inOverlap ? state.salts[day - 1] : nil)

@@ -132,13 +132,19 @@ public struct Purger: Sendable {
         public var problems: [String]
     }
 
-    /// Purges, chunk by chunk; each chunk's transaction adds its count to the run's record. Runs
-    /// a stopped process left unfinished are closed first (their counts are what was deleted).
+    /// A run whose heartbeat is older than this was left by a process that stopped.
+    public static let abandonedAfter: Int64 = 10 * 60_000
+
+    /// Purges, chunk by chunk; each chunk's transaction adds its count to the run's record and
+    /// renews its heartbeat. Runs a stopped process left unfinished (heartbeat older than
+    /// ``abandonedAfter``) are closed first, with the counts they reached; a run another process
+    /// is carrying out is left alone.
     @discardableResult
     public func run(actor: String) async throws -> Outcome {
         let started = Int64(now().timeIntervalSince1970 * 1000)
         let run = try database.transaction { tx in
-            for unfinished in try database.unverifiedPurgeRuns() where unfinished.finishedAt == nil {
+            for unfinished in try database.unverifiedPurgeRuns()
+            where unfinished.finishedAt == nil && unfinished.heartbeatAt < started - Self.abandonedAfter {
                 try tx.finishPurgeRun(unfinished.id, at: started)
             }
             return try tx.startPurgeRun(actor: actor, at: started)
@@ -160,7 +166,7 @@ public struct Purger: Sendable {
                         case .columns(let c): try tx.expireColumnsChunk(c, site: r.site ?? "", cutoff: r.cutoff, limit: size)
                         case .rollupDays: try tx.deleteOldestRollupDay(site: r.site ?? "", cutoff: r.cutoff) ? 1 : 0
                         }
-                        try tx.countPurged(run: run, target: target, rows: n)
+                        try tx.countPurged(run: run, target: target, rows: n, at: Int64(now().timeIntervalSince1970 * 1000))
                         return n
                     }
                     let took = clock.now - started
@@ -184,7 +190,7 @@ public struct Purger: Sendable {
         try database.transaction { tx in
             let n = try tx.deleteOlderChunk(.auditLog, site: nil, cutoff: r.cutoff, limit: Int.max)
             guard n > 0 else { return 0 }
-            try tx.countPurged(run: run, target: target, rows: n)
+            try tx.countPurged(run: run, target: target, rows: n, at: Int64(now().timeIntervalSince1970 * 1000))
             if let first = try tx.firstAuditEntry() {
                 try audit.record(in: tx, actor: actor, action: "audit_pruned",
                                  detail: ["first_seq": .int(first.seq), "anchor": .string(Hex.encode(first.prevHash)), "rows": .init(n)])

@@ -123,16 +123,20 @@ extension AppDatabase {
                     return .busy("\(error.resultCode): \(error.message ?? "busy")")
                 }
                 let after = Self.fileSize(walPath)
-                guard after == 0 else { return .busy("the WAL still holds \(after) bytes after the checkpoint") }
+                guard after == 0 else {
+                    return .busy(after < 0 ? "the WAL's size could not be read" : "the WAL still holds \(after) bytes after the checkpoint")
+                }
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                return .done(frames: max(0, (before - 32) / (pageSize + 24)))
+                return .done(frames: max(0, (max(before, 0) - 32) / (pageSize + 24)))
             }
         }
     }
 
-    /// The size of a file, 0 when it does not exist.
+    /// The size of a file: 0 when it does not exist, -1 when it cannot be read (never taken for empty).
     static func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        var info = stat()
+        if stat(path, &info) == 0 { return Int(info.st_size) }
+        return errno == ENOENT ? 0 : -1
     }
 
     /// The busy timeout of every connection (GRDB's `busyMode`), in milliseconds.

@@ -313,6 +313,7 @@ extension AppDatabase {
                     id INTEGER PRIMARY KEY,
                     actor TEXT NOT NULL,
                     started_at INTEGER NOT NULL,
+                    heartbeat_at INTEGER NOT NULL,
                     finished_at INTEGER,
                     verified_at INTEGER,
                     CHECK (verified_at IS NULL OR finished_at IS NOT NULL)

@@ -71,6 +71,8 @@ public struct PurgeRun: Sendable, Equatable {
     public var id: Int64
     public var actor: String
     public var startedAt: Int64
+    /// Renewed by every chunk: a run whose heartbeat is old was left by a process that stopped.
+    public var heartbeatAt: Int64
     /// Nil while the run is going on, or when the process running it stopped before its end.
     public var finishedAt: Int64?
     /// Rows deleted or cleared per `site:class` target.
@@ -79,7 +81,7 @@ public struct PurgeRun: Sendable, Equatable {
     public var total: Int { counts.reduce(0) { $0 + $1.1 } }
 
     public static func == (a: Self, b: Self) -> Bool {
-        a.id == b.id && a.actor == b.actor && a.startedAt == b.startedAt && a.finishedAt == b.finishedAt
+        a.id == b.id && a.actor == b.actor && a.startedAt == b.startedAt && a.heartbeatAt == b.heartbeatAt && a.finishedAt == b.finishedAt
             && a.counts.map(\.0) == b.counts.map(\.0) && a.counts.map(\.1) == b.counts.map(\.1)
     }
 }
@@ -87,12 +89,14 @@ public struct PurgeRun: Sendable, Equatable {
 extension WriteTransaction {
     /// Starts a purge run; returns its id.
     public func startPurgeRun(actor: String, at: Int64) throws -> Int64 {
-        try db.execute(sql: "INSERT INTO purge_runs (actor, started_at) VALUES (?, ?)", arguments: [actor, at])
+        try db.execute(sql: "INSERT INTO purge_runs (actor, started_at, heartbeat_at) VALUES (?, ?, ?)", arguments: [actor, at, at])
         return db.lastInsertedRowID
     }
 
-    /// Adds `rows` to a run's count for `target`, in the transaction that deleted them.
-    public func countPurged(run: Int64, target: String, rows: Int) throws {
+    /// Adds `rows` to a run's count for `target`, in the transaction that deleted them, and renews
+    /// the run's heartbeat.
+    public func countPurged(run: Int64, target: String, rows: Int, at: Int64) throws {
+        try db.execute(sql: "UPDATE purge_runs SET heartbeat_at = ? WHERE id = ?", arguments: [at, run])
         guard rows > 0 else { return }
         try db.execute(sql: """
             INSERT INTO purge_run_counts (run_id, target, rows) VALUES (?, ?, ?)
@@ -201,7 +205,8 @@ extension AppDatabase {
                 let id: Int64 = row["id"]
                 let counts = try Row.fetchAll(db, sql: "SELECT target, rows FROM purge_run_counts WHERE run_id = ? ORDER BY target",
                                               arguments: [id]).map { ($0["target"] as String, $0["rows"] as Int) }
-                return PurgeRun(id: id, actor: row["actor"], startedAt: row["started_at"], finishedAt: row["finished_at"], counts: counts)
+                return PurgeRun(id: id, actor: row["actor"], startedAt: row["started_at"], heartbeatAt: row["heartbeat_at"],
+                                finishedAt: row["finished_at"], counts: counts)
             }
         }
     }

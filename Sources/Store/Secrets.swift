@@ -4,10 +4,20 @@ import GRDB
 extension WriteTransaction {
     // MARK: Daily salts (see Privacy.SaltKeeper). Raw bytes in, raw bytes out; nothing else reads them.
 
-    public func insertSalt(day: Int64, bytes: UnsafeRawBufferPointer) throws {
+    /// Stores a day's salt unless another process stored that day's first (a CLI `rotate-salt`
+    /// and the server at midnight). Returns false then; read the stored one with `salt(day:)`.
+    public func insertSalt(day: Int64, bytes: UnsafeRawBufferPointer) throws -> Bool {
         var copy = Data(bytes)
         defer { copy.resetBytes(in: 0..<copy.count) }
-        try db.execute(sql: "INSERT INTO salts (day, salt) VALUES (?, ?)", arguments: [day, copy])
+        try db.execute(sql: "INSERT INTO salts (day, salt) VALUES (?, ?) ON CONFLICT(day) DO NOTHING", arguments: [day, copy])
+        return db.changesCount == 1
+    }
+
+    /// Calls `body` with the stored salt of a day, without keeping a copy.
+    public func withSalt<R>(day: Int64, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT salt FROM salts WHERE day = ?", arguments: [day]),
+              let data = row.dataNoCopy(atIndex: 0) else { return nil }
+        return try data.withUnsafeBytes(body)
     }
 
     /// Deletes the salts of the given days (secure_delete zeroes their cells) and records each as

@@ -36,6 +36,13 @@ import Testing
         let answered = idle.read(for: 1, until: { $0.contains("alive") })
         #expect(answered.text.hasPrefix("HTTP/1.1 200"))
         #expect(idle.read(for: 4).closed)
+        // Answered before its body ended (a 404 after 4 of 5 bytes): the rest of the body, then the
+        // idle deadline applies again; the connection does not stay open for ever.
+        let early = try RawConnection(port: port)
+        early.send("POST /no-such-route HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcd")
+        #expect(early.read(for: 1, until: { $0.contains("\r\n\r\n") }).text.hasPrefix("HTTP/1.1 404"))
+        early.send("e")
+        #expect(early.read(for: 4).closed, "a connection answered before its body ended stays open")
         // gzip, chunked: 400 and closed, nothing read further.
         let coded = try RawConnection(port: port)
         coded.send("POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")

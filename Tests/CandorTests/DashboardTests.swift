@@ -135,6 +135,12 @@ extension TestClientProtocol {
             #expect(Int(stranger.headers[.retryAfter] ?? "") ?? 99 <= 30)
             // The owner's known browser is not delayed at all.
             #expect(try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.7", device: device).0.status == .seeOther)
+            // 40 wrong guesses at once from one new address: no more than 10 are checked.
+            let concurrent = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for i in 0..<40 { group.addTask { try await client.login("viewer@example.org", "guess\(i)", from: "203.0.113.77").0.status } }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(concurrent.filter { $0 == .unauthorized }.count <= 10, "\(concurrent.filter { $0 == .unauthorized }.count) checked")
             // 3,000 throttled attempts with fresh e-mails keep no entry per e-mail.
             for i in 0..<3000 { _ = try await client.login("nobody\(i)@example.org", "x", from: "203.0.113.9") }
             #expect(auth.throttle.entries < 50)
@@ -400,8 +406,9 @@ extension TestClientProtocol {
             // The viewer of the site sees the funnel with small counts hidden, and cannot open the settings.
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let viewed = try await client.page("/sites/\(id)?range=today", viewer).1
-            // Step 2 (5 of 6) would tell that one visit stopped after step 1; step 3 has 2 visits.
-            #expect(viewed.contains("<td>1. Pricing</td><td>6</td><td>100.0 %</td><td>–</td>"))
+            // Step 1 (6 of the range's 7 visits) would tell that one visit never reached it, step 2
+            // (5 of 6) that one stopped after step 1; step 3 has 2 visits.
+            #expect(viewed.contains("<td>1. Pricing</td><td>–</td><td>–</td><td>–</td>"))
             #expect(viewed.contains("<td>2. Signup</td><td>–</td><td>–</td><td>–</td>"))
             #expect(viewed.contains("<td>3. Thanks</td><td>&lt; 5</td><td>–</td><td>–</td>"))
             #expect(viewed.contains("<td>Thanks <small>page /thanks/*</small></td><td>&lt; 5</td><td>–</td><td>–</td>"))
@@ -636,6 +643,9 @@ extension TestClientProtocol {
         #expect(throws: ActionError.self) { try admin.changeUser(email: "owner@example.org", role: .admin, sites: [], by: asOwner) }
         #expect(throws: ActionError.self) { try admin.removeUser(email: "owner@example.org", by: .cli) }
         #expect(throws: ActionError.self) { try admin.addUser(email: "y@example.org", role: .viewer, sites: [], by: asManager) }
+        // A manager configures the site but cannot pick its policy (which decides what managers read).
+        #expect(throws: ActionError.self) { try admin.changeSite(id: t.site.id, name: "x", domains: ["example.com"], policy: "other", by: asManager) }
+        try admin.changeSite(id: t.site.id, name: "Renamed", domains: ["example.com"], policy: t.site.policy, by: asManager)
         try admin.changeUser(email: "manager@example.org", role: .viewer, sites: [t.site.id], by: asAdmin)
         try admin.removeUser(email: "manager@example.org", by: asAdmin)
         #expect(try t.database.user(email: "manager@example.org") == nil)

@@ -230,7 +230,15 @@ import Testing
                                         note(["\(label) \(title): the total minus the shown rows isolates \(total - shownSum)"])
                                     }
                                 }
-                                if case .number(let o)? = other, o < Self.k { note(["\(label) \(title): Other shows \(o)"]) }
+                                if case .number(let o)? = other {
+                                    if o < Self.k { note(["\(label) \(title): Other shows \(o)"]) }
+                                    // Other against the view's total and the totals of coarser views.
+                                    for mask in 0..<(1 << view.count) {
+                                        let coarser = view.indices.filter { mask & (1 << $0) != 0 }.map { view[$0] }
+                                        let whole = ref.visitors(coarser)
+                                        if whole - o > 0 && whole - o < Self.k { note(["\(label) \(title): Other \(o) vs \(whole) isolates \(whole - o)"]) }
+                                    }
+                                }
                             }
                             // Chart (hourly): each bar against the events of its hour.
                             for bar in Self.bars(html) {

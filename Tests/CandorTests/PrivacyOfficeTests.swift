@@ -327,6 +327,27 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try purger.plan().allSatisfy { $0.rows == 0 })
     }
 
+    /// A purge leaves alone a run another process is carrying out (a fresh heartbeat) and closes
+    /// one a stopped process left (an old heartbeat) with the counts it reached.
+    @Test func aPurgeClosesOnlyAbandonedRuns() async throws {
+        let t = try TestCollector()
+        let now = Int64(t.clock.now.timeIntervalSince1970 * 1000)
+        let (live, abandoned) = try t.database.transaction { tx in
+            let live = try tx.startPurgeRun(actor: "other-process", at: now - 60_000)
+            try tx.countPurged(run: live, target: "x:events", rows: 5, at: now - 1000)
+            let abandoned = try tx.startPurgeRun(actor: "stopped-process", at: now - 3_600_000)
+            try tx.countPurged(run: abandoned, target: "x:events", rows: 7, at: now - 3_000_000)
+            return (live, abandoned)
+        }
+        try await Purger(database: t.database, policies: t.collector.policies, now: t.clock.closure).run(actor: "test")
+        let runs = try t.database.unverifiedPurgeRuns()
+        #expect(runs.map(\.id) == [live] && runs[0].finishedAt == nil)
+        let closed = try t.database.recentAuditEntries(limit: 10, action: "purge_ran")
+        #expect(closed.contains { $0.actor == "stopped-process" && $0.detail.contains(#""x:events":7"#) })
+        #expect(!closed.contains { $0.actor == "other-process" })
+        _ = abandoned
+    }
+
     @Test func identifyingColumnsExpireBeforeTheRows() async throws {
         let policy = policyWith { $0.columnExpiryDays = [.subject: 10]; $0.formFieldAllowlist = ["email"] }
         let t = try TestCollector(policy: policy)

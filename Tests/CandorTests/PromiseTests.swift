@@ -137,14 +137,16 @@ import Testing
         }
 
         // Purges: rows older than the retention, written straight into the file, go with their bytes.
+        // The marker is each row's client id (paths live on, aggregated, in the rollups, whose
+        // retention is their own).
         let old = Int64(Date().timeIntervalSince1970 * 1000) - 400 * 86_400_000
         for p in 0..<5 {
             let marker = "purge-marker-\(p)-\(UUID().uuidString.prefix(8))"
             let values = (0..<50).map { i in
-                "('\(install.site)', \(old + Int64(i)), 'pageview', '/\(marker)', 'anonymous', \(Int64.random(in: 1...Int64.max)), 'direct')"
+                "('\(install.site)', '\(marker)-\(i)', \(old + Int64(i)), 'pageview', '/old', 'anonymous', \(Int64.random(in: 1...Int64.max)), 'direct')"
             }.joined(separator: ",")
-            #expect(try sqlite3(install.databasePath, "INSERT INTO events (site_id, ts, name, path, decision, visitor, source_type) VALUES \(values);")
-                .status == 0)
+            #expect(try sqlite3(install.databasePath,
+                                "INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, source_type) VALUES \(values);").status == 0)
             let before = install.scan(Array(marker.utf8))
             #expect(before.values.reduce(0, +) > 0 && before.values.allSatisfy { $0 >= 0 }, "marker \(p) before the purge: \(before)")
             // Exit 3: deleted, the truncation not verified in time; the server's next scrub verifies it.

@@ -45,6 +45,16 @@ import Testing
         #expect(reopened.daysInMemory == [day1 + 1])
     }
 
+    /// `candor rotate-salt` and the server may both create today's salt: the second uses the first's.
+    @Test func aSaltStoredByAnotherProcessIsUsed() async throws {
+        let t = try TestCollector()
+        let today = utcDay(t.clock.now)
+        #expect(try sqlite3(t.dir.file("candor.sqlite"), "INSERT INTO salts (day, salt) VALUES (\(today), X'\(String(repeating: "ab", count: 32))');").status == 0)
+        let hashes = try t.salts.visitorHashes(site: t.site.id, ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now)
+        let reopened = try SaltKeeper(database: t.database)
+        #expect(try reopened.visitorHashes(site: t.site.id, ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now).current == hashes.current)
+    }
+
     @Test func serviceSleepsUntilTheNextDeadline() async throws {
         let t = try TestCollector()
         let day = utcDay(t.clock.now)

@@ -1,0 +1,65 @@
+@testable import Analytics
+@testable import Store
+import Testing
+
+/// The disclosure rule on hand-made figures (k = 5); the seeded proof against the running server
+/// is DisclosureProofTests.
+@Suite struct DisclosureTests {
+    let rule = Disclosure(k: 5, restricted: true)
+
+    func rows(_ pairs: [(String, Int)]) -> [BreakdownRow] { pairs.map { BreakdownRow(value: $0.0, visitors: $0.1, pageviews: $0.1) } }
+
+    /// 12 visitors; "/" has 11 of them (so 1 did not visit it), "/a" 6. "/" folds; alone in Other it
+    /// would show 11 (12 - 11 = 1 again), so "/a" folds with it: Other = 17, a sum of the two rows.
+    @Test func otherNeverShowsWhatAFoldedRowHides() {
+        let t = rule.table(rows([("/", 11), ("/a", 6)]), total: 12, partition: false)
+        #expect(t.rows == [.init(value: Disclosure.otherLabel, visitors: .value(17), pageviews: .value(17), isOther: true)])
+        #expect(t.folded == 2)
+        // The same against an ancestor view's total: filtered total 20, unfiltered 21.
+        let filtered = rule.table(rows([("DE", 20)]), total: 20, partition: true, ancestorTotals: [21])
+        #expect(filtered.rows.allSatisfy { $0.visitors.value == nil })
+    }
+
+    @Test func complementaryRowFoldsWhenOtherWouldIsolate() {
+        // 17 visitors: 10, 6, 1 (a partition). The 1 folds; Other {1} is uncertified, so 6 folds too.
+        let t = rule.table(rows([("a", 10), ("b", 6), ("c", 1)]), total: 17, partition: true)
+        #expect(t.rows.map(\.visitors) == [.value(10), .value(7)] && t.folded == 2)
+        // Everything under k: Other cannot be certified and shows "–".
+        let small = rule.table(rows([("a", 2), ("b", 1)]), total: 3, partition: true)
+        #expect(small.rows.map(\.visitors) == [.withheld])
+        // Owners and admins read exact rows.
+        #expect(Disclosure.exact.table(rows([("c", 1)]), total: 1, partition: true).rows.map(\.visitors) == [.value(1)])
+    }
+
+    @Test func goalsAreComparedWithOneAnotherAndTheirWholes() {
+        // Page goals "/a*" (14) and "/a/b*" (13): 1 visitor of /a/c would be their difference.
+        let shown = rule.goals([.init(visitors: 14, completions: 20, support: 14, wholes: [30]),
+                                .init(visitors: 13, completions: 15, support: 13, wholes: [30])], total: 30)
+        #expect(shown[0].visitors == .value(14) && shown[1].visitors == .withheld && shown[1].completions == .withheld)
+        // A conversion goal with 8 sales from 2 identified buyers: the 2 are fewer than k.
+        let sale = rule.goals([.init(visitors: 2, completions: 8, support: 8, wholes: [40])], total: 100)
+        #expect(sale[0].visitors == .belowK(5) && sale[0].rate == .withheld)
+        // A goal reached by 29 of 30 visitors would tell that one did not.
+        #expect(rule.goals([.init(visitors: 29, completions: 29, support: 29, wholes: [30])], total: 30)[0].visitors == .withheld)
+    }
+
+    @Test func funnelStepsAreComparedWithTheRangeAndEarlierSteps() {
+        // 20 visits in the range, 19 reached step 1: one visit did not.
+        #expect(rule.funnel([(19, 19), (10, 10)], whole: (20, 20)) == [.withheld, .value(10)])
+        #expect(rule.funnel([(20, 20), (17, 17), (3, 3)], whole: (20, 20)) == [.value(20), .withheld, .belowK(5)])
+        #expect(rule.funnel([(20, 20), (15, 15), (3, 3)], whole: (20, 20)) == [.value(20), .value(15), .belowK(5)])
+    }
+
+    @Test func cardsOfAFilteredViewLeaveKOutsideEveryAncestor() {
+        func summary(_ visitors: Int, conversions: Int = 0) -> SiteSummary {
+            SiteSummary(visitors: visitors, visits: visitors, pageviews: visitors * 2, bounces: 0, durationMs: 0, conversions: conversions,
+                        revenue: Double(conversions) * 10, lastEvent: nil)
+        }
+        let hidden = rule.cards(summary(98), ancestors: [summary(100)])
+        #expect(hidden.visitors == .withheld && hidden.pageviews == .withheld)
+        let shown = rule.cards(summary(90, conversions: 3), ancestors: [summary(100, conversions: 3)])
+        #expect(shown.visitors == .value(90) && shown.conversions == .belowK(5) && shown.revenue == .withheld)
+        #expect(rule.cards(summary(1)).visitors == .belowK(5))
+        #expect(rule.part(4, of: [10]) == .belowK(5) && rule.part(9, of: [10]) == .withheld && rule.part(5, of: [10]) == .value(5))
+    }
+}
