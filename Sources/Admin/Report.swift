@@ -43,12 +43,6 @@ enum TableKind: Sendable, Equatable {
 /// and JSON exports and the stats API all render from here; none of them sees an undisclosed
 /// number.
 struct SiteReport {
-    let database: AppDatabase
-    let site: String
-    let from: Int64
-    let to: Int64
-    let filters: Filters
-    let wholeDays: Bool
     let disclosure: Disclosure
     /// Figures of the view, then of each view with a proper subset of its filters (restricted
     /// readers only; the unfiltered view first among them).
@@ -58,9 +52,16 @@ struct SiteReport {
     /// its ancestor views).
     static let maxRestrictedFilters = 3
 
+    var figures: Figures { views[0] }
+    var ancestors: ArraySlice<Figures> { views.dropFirst() }
+    var database: AppDatabase { figures.database }
+    var site: String { figures.site }
+    var from: Int64 { figures.from }
+    var to: Int64 { figures.to }
+    var filters: Filters { figures.filters }
+
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, disclosure: Disclosure) {
-        self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
-        self.wholeDays = wholeDays; self.disclosure = disclosure
+        self.disclosure = disclosure
         var subsets: [Filters] = [filters]
         if disclosure.restricted && !filters.isEmpty {
             let terms = filters.terms
@@ -71,9 +72,6 @@ struct SiteReport {
         views = subsets.map { Figures(database: database, site: site, from: from, to: to, filters: $0, wholeDays: wholeDays) }
     }
 
-    var figures: Figures { views[0] }
-    var ancestors: ArraySlice<Figures> { views.dropFirst() }
-
     func summaries() throws -> [SiteSummary] { try views.map { try $0.summary() } }
 
     func cards(_ summaries: [SiteSummary]) -> Disclosure.Cards {
@@ -83,7 +81,8 @@ struct SiteReport {
     /// The same view over the period just before (comparison).
     func previous() -> SiteReport {
         let p = figures.previous()
-        return SiteReport(database: database, site: site, from: p.from, to: p.to, filters: filters, wholeDays: p.wholeDays, disclosure: disclosure)
+        return SiteReport(database: p.database, site: p.site, from: p.from, to: p.to, filters: p.filters, wholeDays: p.wholeDays,
+                          disclosure: disclosure)
     }
 
     func rows(_ kind: TableKind, _ f: Figures) throws -> [BreakdownRow] {

@@ -92,14 +92,19 @@ final class EventLoad: Sendable {
     private let task: Task<Void, Never>
     let started = ContinuousClock.now
 
-    init(port: Int, site: String, clients: Int = 3, pause: Duration = .milliseconds(5)) {
+    /// `clients` keep-alive connections, each posting batches of 4 events at a steady pace so that
+    /// together they offer `eventsPerSecond` (the same load on a fast or a slow machine: the
+    /// database grows with the test's duration, not with the machine's speed).
+    init(port: Int, site: String, clients: Int = 3, eventsPerSecond: Int = 400) {
         let c = counters
+        let interval = Duration.seconds(Double(4 * clients) / Double(max(1, eventsPerSecond)))
         task = Task {
             await withTaskGroup(of: Void.self) { group in
                 for worker in 0..<clients {
                     group.addTask {
                         while !c.stopped.load(ordering: .relaxed) {
                             try? await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+                                var next = ContinuousClock.now
                                 while !c.stopped.load(ordering: .relaxed) {
                                     let n = c.sequence.add(1, ordering: .relaxed).newValue
                                     let body = "{\"events\":[" + (0..<4).map { i in
@@ -109,7 +114,9 @@ final class EventLoad: Sendable {
                                         .contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: "198.18.\(worker).\(n % 250)",
                                     ], body: ByteBuffer(string: body))
                                     if r.status == .accepted { c.accepted.add(4, ordering: .relaxed) } else { c.failed.add(1, ordering: .relaxed) }
-                                    try await Task.sleep(for: pause)
+                                    // A slow answer is not made up for with a burst.
+                                    next = max(next + interval, ContinuousClock.now)
+                                    try await Task.sleep(until: next)
                                 }
                             }
                         }

@@ -8,6 +8,12 @@ import Logging
 import Privacy
 import Store
 import Synchronization
+import Testing
+
+/// Every suite that starts `candor serve` (the real binary) is nested here, so they run one after
+/// another: on two cores, servers under load, a fuzz run and timing checks in parallel would
+/// measure each other. The other suites run alongside.
+@Suite(.serialized) enum LiveServerTests {}
 
 /// A wall clock tests move by hand.
 final class TestClock: Sendable {
