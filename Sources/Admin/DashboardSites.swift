@@ -44,10 +44,10 @@ extension DashboardRoutes {
             // A restricted reader learns whether a site is active, not when its last visitor came.
             let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(ISO.string($0)) } ?? .null
             rows.append([.text(site.id), .text(site.name), Self.cell(c.visitors), Self.cell(c.pageviews), Self.cell(c.conversions),
-                         c.revenue.value.map { .real(($0 * 100).rounded() / 100) } ?? .text(c.revenue.text { String($0) }), last])
+                         .text(c.revenue.text { $0.text }), last])
             json.append(.object([("site", .string(site.id)), ("name", .string(site.name)), ("visitors", Self.json(c.visitors) { JSON($0) }),
                                  ("pageviews", Self.json(c.pageviews) { JSON($0) }), ("conversions", Self.json(c.conversions) { JSON($0) }),
-                                 ("revenue", Self.json(c.revenue) { .double(($0 * 100).rounded() / 100) }), ("last_event", last.json)]))
+                                 ("revenue", Self.json(c.revenue, Self.json)), ("last_event", last.json)]))
         }
         let table = ResultTable(name: "overview-\(r.key)", columns: ["site", "name", "visitors", "pageviews", "conversions", "revenue", "last_event"],
                                 rows: rows)
@@ -169,7 +169,7 @@ extension DashboardRoutes {
             let table = try report.table(kind, totals: report.totals(summaries))
             members.append(("dimension", .string(kind.key)))
             members.append(("folded", JSON(table.folded)))
-            members.append(("results", Self.json(table)))
+            members.append(("results", Self.json(table, count: kind.countColumn)))
         } else {
             let c = report.cards(summaries)
             members.append(("results", .object([
@@ -178,7 +178,7 @@ extension DashboardRoutes {
                 ("views_per_visit", Self.json(c.viewsPerVisit) { .double(($0 * 100).rounded() / 100) }),
                 ("bounce_rate", Self.json(c.bounceRate) { .double(($0 * 1000).rounded() / 1000) }),
                 ("visit_duration_s", Self.json(c.averageDurationMs) { .int($0 / 1000) }),
-                ("conversions", Self.json(c.conversions) { JSON($0) }), ("revenue", Self.json(c.revenue) { .double(($0 * 100).rounded() / 100) }),
+                ("conversions", Self.json(c.conversions) { JSON($0) }), ("revenue", Self.json(c.revenue, Self.json)),
             ])))
         }
         return Response(status: .ok, headers: [.contentType: "application/json"],
@@ -211,7 +211,7 @@ extension DashboardRoutes {
             }
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
                          "visitors": cards.visitors.text { String($0) }, "pageviews": cards.pageviews.text { String($0) },
-                         "conversions": cards.conversions.text { String($0) }, "revenue": cards.revenue.text { String(format: "%.2f", $0) },
+                         "conversions": cards.conversions.text { String($0) }, "revenue": cards.revenue.text { $0.text },
                          "last": rule.restricted ? "" : s.lastEvent.map { ISO.string($0) } ?? "never", "status": status,
                          "statusClass": status == "active" ? "ok" : "warn",
                          "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
@@ -313,7 +313,8 @@ extension DashboardRoutes {
         c["filters"] = f.terms.map { ["label": $0.0.label, "value": $0.1, "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
         c["hasFilters"] = !f.isEmpty
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
-        c["conversionsUnfiltered"] = !f.isEmpty && !f.appliesToConversions
+        c["conversionsFiltered"] = !f.isEmpty
+        c["backfilling"] = report.figures.backfilling
         c["summary"] = Self.cardList(cards).enumerated().map { i, card -> [String: Any] in
             var m: [String: Any] = ["label": card.label, "value": card.text]
             if let previous, let now = card.number, let before = Self.cardList(previous)[i].number { m["delta"] = Self.delta(now, before) }
@@ -328,7 +329,7 @@ extension DashboardRoutes {
             let t = try report.table(kind, totals: totals)
             let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
             return (t, ["label": kind.label, "dimension": kind.key, "folded": t.folded, "hasFolded": t.folded > 0,
-                        "empty": t.rows.isEmpty, "events": filterable != nil,
+                        "empty": t.rows.isEmpty, "countLabel": kind.countLabel,
                         "rows": t.rows.prefix(10).map { row -> [String: Any] in
                             var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors.text { String($0) },
                                                        "pageviews": row.pageviews.text { String($0) }]
@@ -398,7 +399,7 @@ extension DashboardRoutes {
          ("Bounce rate", c.bounceRate.text { String(format: "%.0f %%", $0 * 100) }, c.bounceRate.value),
          ("Visit duration", c.averageDurationMs.text { "\($0 / 1000) s" }, c.averageDurationMs.value.map(Double.init)),
          ("Conversions", c.conversions.text { String($0) }, c.conversions.value.map(Double.init)),
-         ("Revenue", c.revenue.text { String(format: "%.2f", $0) }, c.revenue.value)]
+         ("Revenue", c.revenue.text { $0.text }, c.revenue.value?.single)]
     }
 
     /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
@@ -436,11 +437,11 @@ extension DashboardRoutes {
         let name = "\(site.id)-\(kind.key)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
             let body = JSON.object([("site", .string(site.id)), ("dimension", .string(kind.key)), ("range", .string(r.key)),
-                                    ("folded", JSON(table.folded)), ("rows", Self.json(table))])
+                                    ("folded", JSON(table.folded)), ("rows", Self.json(table, count: kind.countColumn))])
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(name).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
         }
-        let csv = ResultTable(name: name, columns: [kind.key, "visitors", kind.isSessionTable ? "visits" : "pageviews"], rows: table.rows.map {
+        let csv = ResultTable(name: name, columns: [kind.key, "visitors", kind.countColumn], rows: table.rows.map {
             [$0.value.map(Cell.text) ?? .null, Self.cell($0.visitors), Self.cell($0.pageviews)]
         })
         return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\""],
@@ -462,9 +463,14 @@ extension DashboardRoutes {
         }
     }
 
-    static func json(_ table: Disclosure.Table) -> JSON {
+    /// Revenue in JSON: an object of amounts per currency code ("" for amounts sent without one).
+    static func json(_ r: Revenue) -> JSON {
+        .object(r.entries.map { ($0.currency, .double(($0.amount * 100).rounded() / 100)) })
+    }
+
+    static func json(_ table: Disclosure.Table, count: String) -> JSON {
         .array(table.rows.map { row in
-            .object([("value", JSON(row.value)), ("visitors", json(row.visitors) { JSON($0) }), ("pageviews", json(row.pageviews) { JSON($0) })])
+            .object([("value", JSON(row.value)), ("visitors", json(row.visitors) { JSON($0) }), (count, json(row.pageviews) { JSON($0) })])
         })
     }
 }

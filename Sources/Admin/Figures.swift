@@ -2,8 +2,10 @@ public import Foundation
 public import Store
 
 /// The figures of one site over a range, read from the daily rollups when the view allows it
-/// (no filters, a range of whole UTC days), from the raw events otherwise. Both give the same
-/// numbers for the same days; the rollups are at most a minute behind.
+/// (no filters, a range of whole UTC days, every day of it rolled up), from the raw events
+/// otherwise. Both give the same numbers for the same days; the rollups are at most a minute
+/// behind. A range with days not rolled up yet (a bulk load, an upgrade that rebuilds them) is
+/// read from the raw events, never summed from the days that are ready.
 struct Figures {
     let database: AppDatabase
     let site: String
@@ -19,12 +21,19 @@ struct Figures {
     /// Whole-day ranges with a single filter that is rolled up in pairs use those for breakdowns.
     let pairRollups: Bool
 
+    /// Days of the range whose rollups are still being built (the figures come from the raw events).
+    let backfilling: Bool
+
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         self.wholeDays = wholeDays
-        rollups = wholeDays && filters.isEmpty && from % Self.day == 0
-        pairRollups = wholeDays && from % Self.day == 0 && filters.terms.count == 1
-            && AppDatabase.pairFilters.contains(filters.terms[0].0)
+        let aligned = wholeDays && from % Self.day == 0 && to > from
+        // A failed check counts as not ready: the raw events give the right figures, only slower.
+        let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: from / Self.day, toDay: (to - 1) / Self.day,
+                                                                  limit: 1).isEmpty) ?? false)
+        backfilling = aligned && !ready
+        rollups = ready && filters.isEmpty
+        pairRollups = ready && filters.terms.count == 1 && AppDatabase.pairFilters.contains(filters.terms[0].0)
     }
 
     var fromDay: Int64 { from / Self.day }

@@ -28,6 +28,19 @@ enum TableKind: Sendable, Equatable {
 
     var isSessionTable: Bool { if case .sessions = self { true } else { false } }
 
+    /// What the table's second count is, in exports: visits (entry and exit pages), events
+    /// (custom events sent), pageviews (every other table).
+    var countColumn: String {
+        switch self {
+        case .sessions: "visits"
+        case .events(.event): "events"
+        case .events: "pageviews"
+        }
+    }
+
+    /// The same as a column heading.
+    var countLabel: String { countColumn.prefix(1).uppercased() + countColumn.dropFirst() }
+
     /// Every visitor-day has one value: geography comes from the address and the browser from the
     /// user agent, both part of the daily visitor hash. Pages, sources and events do not add up.
     var isPartition: Bool {

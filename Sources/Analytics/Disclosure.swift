@@ -81,7 +81,7 @@ public struct Disclosure: Sendable {
         public var bounceRate: Shown<Double>
         public var averageDurationMs: Shown<Int64>
         public var conversions: Shown<Int>
-        public var revenue: Shown<Double>
+        public var revenue: Shown<Revenue>
     }
 
     /// Every card but conversions and revenue comes from the view's visitors; conversions and

@@ -66,11 +66,12 @@ public struct Attributor: Sendable {
             row.attributedVia = original.attributedVia
             row.firstTouch = original.firstTouch
             row.lastTouch = original.lastTouch
+            row.visit = original.visit
             row.currency = row.currency ?? original.currency
             return row
         }
         let window = (ts - Int64(terms.lookbackDays) * 86_400_000, ts)
-        var linked: (String, [Touch])?
+        var linked: (String, [(visit: Int64, touch: Touch)])?
         if let subject = row.subject {
             let journey = try database.journey(site: site, subject: subject, from: window.0, to: window.1)
             if !journey.isEmpty { linked = ("subject", journey) }
@@ -79,10 +80,12 @@ public struct Attributor: Sendable {
             let journey = try database.journey(site: site, subject: subject, from: window.0, to: window.1)
             if !journey.isEmpty { linked = ("email", journey) }
         }
-        if let (via, journey) = linked, let t = Self.touches(journey) {
+        if let (via, journey) = linked, let t = Self.touches(journey.map(\.touch)) {
             row.attributedVia = via
             row.firstTouch = t.first
             row.lastTouch = t.last
+            // The visitor who converted: the latest visit before the conversion.
+            row.visit = journey.last?.visit
         } else if e.utmSource != nil || e.utmMedium != nil || e.utmCampaign != nil {
             let touch = Touch(sourceType: Self.sourceType(medium: e.utmMedium), utmSource: e.utmSource, utmMedium: e.utmMedium,
                               utmCampaign: e.utmCampaign)

@@ -11,14 +11,19 @@ public final class AppDatabase: Sendable {
     /// Path of the database file, or nil for an in-memory database.
     public let path: String?
     /// Open session per recently seen visitor: the ingestion writer's shortcut (see `insertEvents`).
-    let sessionHints = Mutex<[SessionKey: Int64]>([:])
+    let sessionHints = Mutex<[SessionKey: SessionHint]>([:])
     /// Held by whichever checkpoint of this process runs: a checkpoint that finds another one
     /// running fails at once with SQLITE_BUSY (SQLite calls no busy handler for that lock), so the
     /// background passive checkpoints skip a turn while a truncation holds it (see `truncateWAL`).
     let checkpointTurn = Mutex<Void>(())
 
     /// Opens (creating if needed) the database file at `path` in WAL mode and migrates it.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, migratingUpTo: nil)
+    }
+
+    /// Opens the file migrated up to `target` only (tests of an upgrade), or fully when nil.
+    init(path: String, migratingUpTo target: String?) throws {
         var config = Configuration()
         config.prepareDatabase { db in
             // Deleted content (destroyed salts, erased subjects) is overwritten, not left in free pages.
@@ -29,7 +34,7 @@ public final class AppDatabase: Sendable {
         let pool = try DatabasePool(path: path, configuration: config)
         self.writer = pool
         self.path = path
-        try Self.migrator.migrate(pool)
+        if let target { try Self.migrator.migrate(pool, upTo: target) } else { try Self.migrator.migrate(pool) }
     }
 
     /// An in-memory database for unit tests.

@@ -18,9 +18,14 @@ public struct Touch: Sendable, Equatable {
     }
 }
 
-/// A payment, refund, lead or call reported by a webhook, with its attribution.
+/// A payment, refund, lead or call reported by a webhook, or a conversion tracked by the pixel,
+/// with its attribution.
 public struct ConversionRow: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable { case sale, refund, lead, call }
+
+    /// The provider of conversions tracked by the pixel (stored by the ingestion writer, with the
+    /// event's client id as their external id).
+    public static let pixelProvider = "pixel"
 
     public var id: Int64?
     public var siteID: String
@@ -38,8 +43,12 @@ public struct ConversionRow: Sendable, Equatable {
     public var subject: Int64?
     public var emailHash: Int64?
     public var userHash: Int64?
-    /// subject, email, user (linked to a consented journey), payload (UTM fields in the payload), none.
+    /// visit (tracked by the pixel in that visit), subject, email, user (linked to a consented
+    /// journey), payload (UTM fields in the payload), none.
     public var attributedVia: String
+    /// The visit (session) the conversion is attributed to: the pixel's own, or the latest visit
+    /// of the journey a webhook conversion was linked to. Its visitor is the one who converted.
+    public var visit: Int64?
     public var firstTouch: Touch?
     public var lastTouch: Touch?
     /// Provider-specific facts as JSON text (call duration, first-time caller, form id …).
@@ -65,6 +74,7 @@ public struct ConversionRow: Sendable, Equatable {
                   refersTo: row["refers_to"], subject: row["subject"], emailHash: row["email_hash"], userHash: row["user_hash"],
                   attributedVia: row["attributed_via"], firstTouch: touch("first"), lastTouch: touch("last"), detail: row["detail"])
         id = row["id"]
+        visit = row["session_id"]
     }
 }
 
@@ -123,14 +133,14 @@ extension AppDatabase {
                 c.siteID, c.provider, c.externalID, c.kind.rawValue, c.timestamp, c.value, c.currency, c.refersTo,
                 c.subject, c.emailHash, c.userHash, c.attributedVia,
                 f?.sourceType, f?.referrerHost, f?.utmSource, f?.utmMedium, f?.utmCampaign, f?.timestamp,
-                l?.sourceType, l?.referrerHost, l?.utmSource, l?.utmMedium, l?.utmCampaign, l?.timestamp, c.detail,
+                l?.sourceType, l?.referrerHost, l?.utmSource, l?.utmMedium, l?.utmCampaign, l?.timestamp, c.detail, c.visit,
             ]
             try db.execute(sql: """
                 INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, refers_to,
                   subject, email_hash, user_hash, attributed_via,
                   first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
-                  last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, detail)
-                VALUES (?,?,?,?,?,?,?,?, ?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?,?,?)
+                  last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, detail, session_id)
+                VALUES (?,?,?,?,?,?,?,?, ?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?,?,?,?)
                 ON CONFLICT(site_id, provider, external_id) DO NOTHING
                 """, arguments: StatementArguments(args))
             return db.changesCount == 1
@@ -162,15 +172,15 @@ extension AppDatabase {
         }
     }
 
-    /// The visits of an identified subject that started in `[from, to]`, oldest first.
-    public func journey(site: String, subject: Int64, from: Int64, to: Int64) throws -> [Touch] {
+    /// The visits of an identified subject that started in `[from, to]`, oldest first, with their session ids.
+    public func journey(site: String, subject: Int64, from: Int64, to: Int64) throws -> [(visit: Int64, touch: Touch)] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT source_type, referrer_host, utm_source, utm_medium, utm_campaign, started_at FROM sessions
+                SELECT id, source_type, referrer_host, utm_source, utm_medium, utm_campaign, started_at FROM sessions
                 WHERE subject = ? AND site_id = ? AND started_at BETWEEN ? AND ? ORDER BY started_at, id
                 """, arguments: [subject, site, from, to]).map {
-                Touch(sourceType: $0[0] ?? "direct", referrerHost: $0[1], utmSource: $0[2], utmMedium: $0[3], utmCampaign: $0[4],
-                      timestamp: $0[5])
+                ($0[0], Touch(sourceType: $0[1] ?? "direct", referrerHost: $0[2], utmSource: $0[3], utmMedium: $0[4], utmCampaign: $0[5],
+                              timestamp: $0[6]))
             }
         }
     }

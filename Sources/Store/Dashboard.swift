@@ -11,12 +11,34 @@ public struct SiteSummary: Sendable, Equatable {
     public var bounces: Int
     public var durationMs: Int64
     public var conversions: Int
-    public var revenue: Double
+    public var revenue: Revenue
     public var lastEvent: Int64?
 
     public var bounceRate: Double { visits == 0 ? 0 : Double(bounces) / Double(visits) }
     public var viewsPerVisit: Double { visits == 0 ? 0 : Double(pageviews) / Double(visits) }
     public var averageDurationMs: Int64 { visits == 0 ? 0 : durationMs / Int64(visits) }
+}
+
+/// Sales minus refunds per currency: amounts in different currencies are never added up (nor
+/// converted). Amounts sent without a currency are kept under "".
+public struct Revenue: Sendable, Equatable {
+    public var byCurrency: [String: Double]
+
+    public init(_ byCurrency: [String: Double] = [:]) { self.byCurrency = byCurrency }
+
+    /// Currencies with their amounts, largest first (then by code).
+    public var entries: [(currency: String, amount: Double)] {
+        byCurrency.map { ($0.key, $0.value) }.sorted { ($0.amount, $1.currency) > ($1.amount, $0.currency) }
+    }
+
+    /// The amount when there is at most one currency (0 when none), nil when several.
+    public var single: Double? { byCurrency.count <= 1 ? byCurrency.values.first ?? 0 : nil }
+
+    /// "3036.00 EUR", "3036.00 EUR · 120.00 USD", "0.00".
+    public var text: String {
+        guard !byCurrency.isEmpty else { return "0.00" }
+        return entries.map { String(format: "%.2f", $0.amount) + ($0.currency.isEmpty ? "" : " \($0.currency)") }.joined(separator: " · ")
+    }
 }
 
 /// One row of a breakdown: a dimension value with its distinct daily visitors and pageviews.
@@ -58,17 +80,6 @@ public enum Dimension: String, Sendable, CaseIterable {
         }
     }
 
-    /// The matching column of conversions' last touch, for filters that can apply to conversions.
-    var conversionColumn: String? {
-        switch self {
-        case .source: "last_source_type"
-        case .referrer: "last_referrer_host"
-        case .utmSource: "last_utm_source"
-        case .utmMedium: "last_utm_medium"
-        case .utmCampaign: "last_utm_campaign"
-        default: nil
-        }
-    }
 }
 
 /// Breakdowns read from sessions rather than events.
@@ -86,12 +97,38 @@ public struct Filters: Sendable, Equatable {
     public static func == (a: Self, b: Self) -> Bool { a.terms.map { "\($0.0.rawValue)=\($0.1)" } == b.terms.map { "\($0.0.rawValue)=\($0.1)" } }
 
     public var isEmpty: Bool { terms.isEmpty }
-    /// Whether conversions can be filtered the same way (source and UTM filters only).
-    public var appliesToConversions: Bool { terms.allSatisfy { $0.0.conversionColumn != nil } }
 
-    var eventSQL: String { terms.map { " AND \($0.0.rawValue) IS ?" }.joined() }
-    var values: [(any DatabaseValueConvertible)?] { terms.map { $0.1 } }
-    var conversionSQL: String { terms.compactMap { $0.0.conversionColumn.map { " AND \($0) IS ?" } }.joined() }
+    /// SQL narrowing rows of `events` (under table alias `alias`, if any) of the site in
+    /// `from..<to` to the filters, with its arguments: " AND …", or "" without filters.
+    ///
+    /// One place decides what a filter means. A term on an event's own fields (page, country,
+    /// browser…, and the visit's source and campaign, which every event of the visit carries)
+    /// keeps the events that have the value. A term on an event name keeps the visits that
+    /// sent it: every event of those visits, so their pages, sources and cards show.
+    func clause(_ alias: String = "", site: String, from: Int64, to: Int64) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+        let p = alias.isEmpty ? "" : alias + "."
+        var sql = "", arguments: [(any DatabaseValueConvertible)?] = []
+        for (dimension, value) in terms {
+            if dimension == .event {
+                sql += " AND \(p)session_id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ? AND name = ?)"
+                arguments += [site, from, to, value]
+            } else {
+                sql += " AND \(p)\(dimension.rawValue) IS ?"
+                arguments.append(value)
+            }
+        }
+        return (sql, arguments)
+    }
+
+    /// Narrows conversions (of table alias `alias`) to those attributed to a visit with an event
+    /// of the site in `from..<to` that matches the filters; nothing to add without filters. A
+    /// conversion linked to no visit is in unfiltered views only.
+    func conversionScope(_ alias: String, site: String, from: Int64, to: Int64) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+        guard !isEmpty else { return ("", []) }
+        let events = clause(site: site, from: from, to: to)
+        return (" AND \(alias).session_id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(events.sql))",
+                [site, from, to] + events.arguments)
+    }
 }
 
 /// One bucket of a time series.
@@ -114,6 +151,9 @@ public struct PageEngagement: Sendable, Equatable {
 }
 
 extension AppDatabase {
+    /// Events the pixel sends for itself: never listed as custom events.
+    static let internalEventNames = "('pageview', 'engagement')"
+
     // MARK: Users and their sites
 
     public func users() throws -> [User] {
@@ -185,19 +225,19 @@ extension AppDatabase {
     public func summary(site: String, from: Int64, to: Int64, filters: Filters = Filters()) throws -> SiteSummary {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
-            let fargs = StatementArguments(base + filters.values)
+            let f = filters.clause(site: site, from: from, to: to)
             let e = try Row.fetchOne(db, sql: """
                 SELECT coalesce(sum(v), 0), coalesce(sum(p), 0) FROM (
                   SELECT count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY ts / 86400000)
-                """, arguments: fargs)
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY ts / 86400000)
+                """, arguments: StatementArguments(base + f.arguments))
             let sessionScope = filters.isEmpty ? "" : """
-                 AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL))
+                 AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql))
                 """
             let s = try Row.fetchOne(db, sql: """
                 SELECT count(*), coalesce(sum(bounce), 0), coalesce(sum(duration_ms), 0) FROM sessions
                 WHERE site_id = ? AND started_at >= ? AND started_at < ?\(sessionScope)
-                """, arguments: filters.isEmpty ? StatementArguments(base) : StatementArguments(base + base + filters.values))
+                """, arguments: filters.isEmpty ? StatementArguments(base) : StatementArguments(base + base + f.arguments))
             let c = try Self.conversionTotals(db, site: site, from: from, to: to, filters: filters)
             let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
             return SiteSummary(visitors: e?[0] ?? 0, visits: s?[0] ?? 0, pageviews: e?[1] ?? 0, bounces: s?[1] ?? 0,
@@ -216,14 +256,21 @@ extension AppDatabase {
         }
     }
 
-    /// Conversions (sales, leads, calls; refunds not counted) and revenue net of refunds.
-    static func conversionTotals(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters) throws -> (count: Int, revenue: Double) {
-        let base: [(any DatabaseValueConvertible)?] = [site, from, to]
-        let c = try Row.fetchOne(db, sql: """
-            SELECT coalesce(sum(kind != 'refund'), 0), coalesce(sum(CASE WHEN kind IN ('sale','refund') THEN value ELSE 0 END), 0)
-            FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.appliesToConversions ? filters.conversionSQL : "")
-            """, arguments: StatementArguments(base + (filters.appliesToConversions ? filters.values : [])))
-        return (c?[0] ?? 0, c?[1] ?? 0)
+    /// Conversions (sales, leads, calls, from webhooks and the pixel; refunds not counted) and
+    /// revenue net of refunds per currency.
+    static func conversionTotals(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters) throws -> (count: Int, revenue: Revenue) {
+        let scope = filters.conversionScope("c", site: site, from: from, to: to)
+        var count = 0
+        var revenue = Revenue()
+        for row in try Row.fetchAll(db, sql: """
+            SELECT coalesce(c.currency, ''), sum(c.kind != 'refund'), sum(c.kind IN ('sale','refund')),
+              sum(CASE WHEN c.kind IN ('sale','refund') THEN c.value ELSE 0 END)
+            FROM conversions c WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ?\(scope.sql) GROUP BY 1
+            """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + scope.arguments)) {
+            count += row[1] as Int
+            if (row[2] as Int) > 0 { revenue.byCurrency[row[0] as String] = row[3] as Double }
+        }
+        return (count, revenue)
     }
 
     /// Rows of a breakdown, most visitors first.
@@ -232,12 +279,16 @@ extension AppDatabase {
         try writer.read { db in
             let column = dimension.rawValue
             let args: [(any DatabaseValueConvertible)?] = [site, from, to]
+            let f = filters.clause(site: site, from: from, to: to)
+            // The events table counts custom events (not pageviews, not the pixel's engagement
+            // events) and how many were sent; every other table counts pageviews.
+            let (count, only) = dimension == .event ? ("count(*)", " AND name NOT IN \(Self.internalEventNames)") : ("sum(name = 'pageview')", "")
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(v), sum(p) FROM (
-                  SELECT \(column) AS value, count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY \(column), ts / 86400000)
+                  SELECT \(column) AS value, count(DISTINCT visitor) AS v, \(count) AS p FROM events
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(only)\(f.sql) GROUP BY \(column), ts / 86400000)
                 GROUP BY value ORDER BY sum(v) DESC, sum(p) DESC, value LIMIT ?
-                """, arguments: StatementArguments(args + filters.values + [limit])).map {
+                """, arguments: StatementArguments(args + f.arguments + [limit])).map {
                 BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2])
             }
         }
@@ -248,8 +299,9 @@ extension AppDatabase {
                                  limit: Int = 1000) throws -> [BreakdownRow] {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
-            let scope = filters.isEmpty ? "" : " AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL))"
-            let args = filters.isEmpty ? base : base + base + filters.values
+            let f = filters.clause(site: site, from: from, to: to)
+            let scope = filters.isEmpty ? "" : " AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql))"
+            let args = filters.isEmpty ? base : base + base + f.arguments
             return try Row.fetchAll(db, sql: """
                 SELECT \(dimension.rawValue), count(DISTINCT visitor), count(*) FROM sessions
                 WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope)
@@ -261,10 +313,11 @@ extension AppDatabase {
     /// Visitors and pageviews per bucket of `bucketMs` (UTC-aligned), empty buckets included.
     public func series(site: String, from: Int64, to: Int64, bucketMs: Int64, filters: Filters = Filters()) throws -> [SeriesPoint] {
         let counts = try writer.read { db in
-            try Row.fetchAll(db, sql: """
+            let f = filters.clause(site: site, from: from, to: to)
+            return try Row.fetchAll(db, sql: """
                 SELECT ts / ? AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
-                WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL) GROUP BY b
-                """, arguments: StatementArguments(([bucketMs, site, from, to] as [(any DatabaseValueConvertible)?]) + filters.values))
+                WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY b
+                """, arguments: StatementArguments(([bucketMs, site, from, to] as [(any DatabaseValueConvertible)?]) + f.arguments))
                 .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }
         }
         var points: [SeriesPoint] = []
@@ -281,15 +334,15 @@ extension AppDatabase {
     public func propertyBreakdown(site: String, from: Int64, to: Int64, event: String, filters: Filters = Filters(),
                                   limit: Int = 1000) throws -> [BreakdownRow] {
         try writer.read { db in
-            let eventFilters = filters.eventSQL.replacingOccurrences(of: " AND ", with: " AND e.")
+            let f = filters.clause("e", site: site, from: from, to: to)
             return try Row.fetchAll(db, sql: """
                 SELECT k || ' = ' || v, sum(n), sum(c) FROM (
                   SELECT j.key AS k, CAST(j.value AS TEXT) AS v, count(DISTINCT e.visitor) AS n, count(*) AS c
                   FROM events e, json_each(e.props) j
-                  WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.name = ? AND e.props IS NOT NULL\(eventFilters)
+                  WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.name = ? AND e.props IS NOT NULL\(f.sql)
                   GROUP BY j.key, CAST(j.value AS TEXT), e.ts / 86400000)
                 GROUP BY k, v ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
-                """, arguments: StatementArguments(([site, from, to, event] as [(any DatabaseValueConvertible)?]) + filters.values + [limit]))
+                """, arguments: StatementArguments(([site, from, to, event] as [(any DatabaseValueConvertible)?]) + f.arguments + [limit]))
                 .map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
         }
     }
@@ -297,12 +350,13 @@ extension AppDatabase {
     /// Pageviews per path with the average engaged time and scroll depth of the engagement events.
     public func pageEngagement(site: String, from: Int64, to: Int64, filters: Filters = Filters(), limit: Int = 50) throws -> [PageEngagement] {
         try writer.read { db in
-            try Row.fetchAll(db, sql: """
+            let f = filters.clause(site: site, from: from, to: to)
+            return try Row.fetchAll(db, sql: """
                 SELECT path, sum(name = 'pageview'), coalesce(avg(CASE WHEN name = 'engagement' THEN engaged_ms END), 0),
                   coalesce(avg(CASE WHEN name = 'engagement' THEN scroll END), 0)
-                FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(filters.eventSQL)
+                FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql)
                 GROUP BY path ORDER BY 2 DESC, path LIMIT ?
-                """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + filters.values + [limit])).map {
+                """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + f.arguments + [limit])).map {
                 PageEngagement(path: $0[0], pageviews: $0[1], averageEngagedMs: Int64(($0[2] as Double).rounded()),
                                averageScroll: Int(($0[3] as Double).rounded()))
             }

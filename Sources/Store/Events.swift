@@ -66,8 +66,67 @@ public struct EventRow: Sendable, Equatable {
     }
 
     public var isPageview: Bool { name == "pageview" }
+    /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
+    public var isConversion: Bool { name == "conversion" || value != nil }
     /// Events that mean the visitor interacted (so the visit is not a bounce).
     public var isInteraction: Bool { !isPageview && name != "engagement" }
+}
+
+/// How a visit arrived: its landing event's source, referrer, campaign and click-id kind. Every
+/// event of the visit carries it (``AppDatabase/insertEvents(_:)``), so that sources, referrers and
+/// campaigns count visits and visitors, internal navigation is never "direct", and a filter on a
+/// source keeps every page of those visits. A new campaign starts a new visit
+/// (``isInterrupted(by:)``). The click id itself stays on the event that carried it: it
+/// identifies, and is kept only under that event's consent.
+struct VisitAcquisition: Equatable {
+    var sourceType: String
+    var referrerHost: String?
+    var referrerPath: String?
+    var utmSource: String?
+    var utmMedium: String?
+    var utmCampaign: String?
+    var utmTerm: String?
+    var utmContent: String?
+    var clickIDKind: String?
+
+    init(_ e: EventRow) {
+        sourceType = e.sourceType; referrerHost = e.referrerHost; referrerPath = e.referrerPath
+        utmSource = e.utmSource; utmMedium = e.utmMedium; utmCampaign = e.utmCampaign; utmTerm = e.utmTerm; utmContent = e.utmContent
+        clickIDKind = e.clickIDKind
+    }
+
+    /// Read from `column`, `column + 1`, … of a row in the order of ``AppDatabase/acquisitionColumns``.
+    init(_ row: borrowing RawStatement, from column: Int32) {
+        sourceType = row.text(column) ?? "direct"
+        referrerHost = row.text(column + 1); referrerPath = row.text(column + 2)
+        utmSource = row.text(column + 3); utmMedium = row.text(column + 4); utmCampaign = row.text(column + 5)
+        utmTerm = row.text(column + 6); utmContent = row.text(column + 7); clickIDKind = row.text(column + 8)
+    }
+
+    /// Whether an event arriving from a campaign (UTM values or an ad click) other than this
+    /// visit's begins a visit of its own, as in Matomo and Google Analytics; a new external
+    /// referrer alone continues the visit.
+    func isInterrupted(by e: EventRow) -> Bool {
+        let campaign = (e.utmSource, e.utmMedium, e.utmCampaign, e.utmTerm, e.utmContent, e.clickIDKind)
+        guard campaign != (nil, nil, nil, nil, nil, nil) else { return false }
+        return campaign != (utmSource, utmMedium, utmCampaign, utmTerm, utmContent, clickIDKind)
+    }
+
+    func apply(to e: inout EventRow) {
+        e.sourceType = sourceType; e.referrerHost = referrerHost; e.referrerPath = referrerPath
+        e.utmSource = utmSource; e.utmMedium = utmMedium; e.utmCampaign = utmCampaign; e.utmTerm = utmTerm; e.utmContent = utmContent
+        e.clickIDKind = clickIDKind
+    }
+
+    func bind(to statement: inout RawStatement) {
+        statement.bind(sourceType); statement.bind(referrerHost); statement.bind(referrerPath); statement.bind(utmSource)
+        statement.bind(utmMedium); statement.bind(utmCampaign); statement.bind(utmTerm); statement.bind(utmContent); statement.bind(clickIDKind)
+    }
+}
+
+extension AppDatabase {
+    /// The columns of a session (and of each of its events) that hold its ``VisitAcquisition``.
+    static let acquisitionColumns = "source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_kind"
 }
 
 /// What happened to each event of a batch.
@@ -119,13 +178,15 @@ extension AppDatabase {
         }
     }
 
-    private func insert(_ e: EventRow, _ st: inout IngestStatements) throws -> InsertOutcome {
-        if let clientID = e.clientID {
+    private func insert(_ event: EventRow, _ st: inout IngestStatements) throws -> InsertOutcome {
+        if let clientID = event.clientID {
             st.duplicate.start()
-            st.duplicate.bind(e.siteID); st.duplicate.bind(clientID)
+            st.duplicate.bind(event.siteID); st.duplicate.bind(clientID)
             if try st.duplicate.fetchOne({ _ in true }) != nil { return .duplicate }
         }
-        let sessionID = try session(for: e, &st)
+        let (sessionID, acquisition, startedAt) = try session(for: event, &st)
+        var e = event
+        acquisition.apply(to: &e)
         st.insert.start()
         st.insert.bind(e.siteID); st.insert.bind(e.clientID); st.insert.bind(e.timestamp); st.insert.bind(e.name); st.insert.bind(e.path)
         st.insert.bind(e.decision.rawValue); st.insert.bind(e.visitor); st.insert.bind(sessionID); st.insert.bind(e.subject)
@@ -136,45 +197,63 @@ extension AppDatabase {
         st.insert.bind(e.clickIDKind); st.insert.bind(e.clickID); st.insert.bind(e.props); st.insert.bind(e.value); st.insert.bind(e.currency)
         st.insert.bind(e.engagedMs); st.insert.bind(e.scroll); st.insert.bind(e.emailHash)
         try st.insert.run()
+        if e.isConversion {
+            // The same conversion model as webhooks: a sale (with a value) or a lead, attributed to its visit.
+            let eventID = st.insert.lastInsertedRowID
+            st.conversion.start()
+            st.conversion.bind(e.siteID); st.conversion.bind(e.clientID ?? "event-\(eventID)-\(e.timestamp)")
+            st.conversion.bind(e.value == nil ? "lead" : "sale"); st.conversion.bind(e.timestamp); st.conversion.bind(e.value ?? 0)
+            st.conversion.bind(e.currency); st.conversion.bind(e.subject)
+            for _ in 0..<2 {
+                st.conversion.bind(e.sourceType); st.conversion.bind(e.referrerHost); st.conversion.bind(e.utmSource)
+                st.conversion.bind(e.utmMedium); st.conversion.bind(e.utmCampaign); st.conversion.bind(startedAt)
+            }
+            st.conversion.bind(sessionID)
+            try st.conversion.run()
+        }
         return .stored
     }
 
     /// Continues the visitor's open session (one started under yesterday's salt during the
-    /// overlap window included) or opens a new one; returns the session id.
+    /// overlap window included) or opens a new one; returns the session id and how the visit
+    /// arrived (the event's own acquisition when it opens the session).
     ///
-    /// The session last seen for the visitor is remembered (``sessionHints``) and updated
-    /// directly. A hint is only a guess: the update also requires the same site, the same visitor
-    /// and a session still open, so a stale hint (session erased, purged, rolled back or its id
-    /// reused) changes nothing and the lookup runs as without one.
-    private func session(for e: EventRow, _ st: inout IngestStatements) throws -> Int64 {
+    /// The session last seen for the visitor is remembered (``sessionHints``, with its
+    /// acquisition, which never changes) and updated directly. A hint is only a guess: the update
+    /// also requires the same site, the same visitor and a session still open, so a stale hint
+    /// (session erased, purged, rolled back or its id reused) changes nothing and the lookup runs
+    /// as without one.
+    private func session(for e: EventRow, _ st: inout IngestStatements) throws -> (Int64, VisitAcquisition, startedAt: Int64) {
         let since = e.timestamp - sessionGapMilliseconds
         let key = SessionKey(site: e.siteID, visitor: e.visitor)
-        if let hint = sessionHints.withLock({ $0[key] }), try update(hint, with: e, since: since, &st) {
-            return hint
+        if let hint = sessionHints.withLock({ $0[key] }), !hint.acquisition.isInterrupted(by: e),
+           try update(hint.id, with: e, since: since, &st) {
+            return (hint.id, hint.acquisition, hint.startedAt)
         }
-        func findOpen(_ visitor: Int64) throws -> Int64? {
+        func findOpen(_ visitor: Int64) throws -> SessionHint? {
             st.find.start()
             st.find.bind(e.siteID); st.find.bind(visitor); st.find.bind(since)
-            return try st.find.fetchOne { $0.int64(0) }
+            return try st.find.fetchOne { SessionHint(id: $0.int64(0), startedAt: $0.int64(1), acquisition: VisitAcquisition($0, from: 2)) }
         }
-        var id = try findOpen(e.visitor)
-        if id == nil, let previous = e.previousVisitor { id = try findOpen(previous) }
-        if let id, try update(id, with: e, since: since, &st) {
-            remember(key, id)
-            return id
+        var found = try findOpen(e.visitor)
+        if found == nil, let previous = e.previousVisitor { found = try findOpen(previous) }
+        if let found, !found.acquisition.isInterrupted(by: e), try update(found.id, with: e, since: since, &st) {
+            remember(key, found)
+            return (found.id, found.acquisition, found.startedAt)
         }
+        let acquisition = VisitAcquisition(e)
         let pageview: Int64 = e.isPageview ? 1 : 0
         let interaction: Int64 = e.isInteraction ? 1 : 0
         st.create.start()
         st.create.bind(e.siteID); st.create.bind(e.visitor); st.create.bind(e.subject); st.create.bind(e.decision.rawValue)
         st.create.bind(e.timestamp); st.create.bind(e.timestamp); st.create.bind(e.path); st.create.bind(e.path)
         st.create.bind(pageview); st.create.bind(interaction); st.create.bind(max(0, e.engagedMs ?? 0)); st.create.bind(Int64(interaction == 0 ? 1 : 0))
-        st.create.bind(e.sourceType); st.create.bind(e.referrerHost); st.create.bind(e.utmSource); st.create.bind(e.utmMedium)
-        st.create.bind(e.utmCampaign); st.create.bind(e.country); st.create.bind(e.browser); st.create.bind(e.os); st.create.bind(e.device)
+        acquisition.bind(to: &st.create)
+        st.create.bind(e.country); st.create.bind(e.browser); st.create.bind(e.os); st.create.bind(e.device)
         try st.create.run()
         let created = st.create.lastInsertedRowID
-        remember(key, created)
-        return created
+        remember(key, SessionHint(id: created, startedAt: e.timestamp, acquisition: acquisition))
+        return (created, acquisition, e.timestamp)
     }
 
     /// Adds the event to session `id` if it is this visitor's and still open; false otherwise.
@@ -191,10 +270,10 @@ extension AppDatabase {
         return try update.runCountingChanges() == 1
     }
 
-    private func remember(_ key: SessionKey, _ id: Int64) {
+    private func remember(_ key: SessionKey, _ hint: SessionHint) {
         sessionHints.withLock { hints in
             if hints.count >= sessionHintCapacity { hints.removeAll(keepingCapacity: true) }
-            hints[key] = id
+            hints[key] = hint
         }
     }
 }
@@ -203,6 +282,13 @@ extension AppDatabase {
 struct SessionKey: Hashable {
     let site: String
     let visitor: Int64
+}
+
+/// The session last seen for a visitor, for ``AppDatabase/sessionHints``.
+struct SessionHint {
+    let id: Int64
+    let startedAt: Int64
+    let acquisition: VisitAcquisition
 }
 
 /// Visitors whose session id is remembered at most (then the hints start over).
@@ -216,11 +302,12 @@ struct IngestStatements {
     var updateWithSubject: RawStatement
     var create: RawStatement
     var insert: RawStatement
+    var conversion: RawStatement
 
     init(_ db: Database) throws {
         duplicate = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
         find = try RawStatement(db, """
-            SELECT id FROM sessions WHERE site_id = ? AND visitor = ? AND last_seen >= ?
+            SELECT id, started_at, \(AppDatabase.acquisitionColumns) FROM sessions WHERE site_id = ? AND visitor = ? AND last_seen >= ?
             ORDER BY last_seen DESC LIMIT 1
             """)
         let update = { (subject: String) in """
@@ -234,9 +321,9 @@ struct IngestStatements {
         updateWithSubject = try RawStatement(db, update(", subject = coalesce(subject, ?), decision = 'identified'"))
         create = try RawStatement(db, """
             INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
-              pageviews, interactions, engaged_ms, duration_ms, bounce, source_type, referrer_host,
-              utm_source, utm_medium, utm_campaign, country, browser, os, device)
-            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?,?,?, ?,?,?,?,?,?,?)
+              pageviews, interactions, engaged_ms, duration_ms, bounce, \(AppDatabase.acquisitionColumns),
+              country, browser, os, device)
+            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?, ?,?,?,?,?,?,?,?,?, ?,?,?,?)
             """)
         insert = try RawStatement(db, """
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,
@@ -244,6 +331,13 @@ struct IngestStatements {
               source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term,
               utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
             VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+            """)
+        conversion = try RawStatement(db, """
+            INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
+              first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
+              last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, session_id)
+            VALUES (?, '\(ConversionRow.pixelProvider)', ?, ?, ?, ?, ?, ?, 'visit', ?,?,?,?,?,?, ?,?,?,?,?,?, ?)
+            ON CONFLICT(site_id, provider, external_id) DO NOTHING
             """)
     }
 }

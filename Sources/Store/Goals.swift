@@ -31,7 +31,8 @@ public struct Funnel: Sendable, Equatable {
 /// How a goal did over a range.
 public struct GoalResult: Sendable, Equatable {
     public var goal: Goal
-    /// Distinct daily visitors who completed it (identified subjects for conversion goals).
+    /// Distinct daily visitors who completed it (for conversion goals: the visitors of the visits
+    /// the conversions are attributed to; a conversion linked to no visit adds a completion only).
     public var visitors: Int
     public var completions: Int
 }
@@ -118,24 +119,28 @@ extension AppDatabase {
                 let (cond, args) = Self.goalWhere(g)
                 let base: [(any DatabaseValueConvertible)?] = [site, from, to]
                 if g.kind == .conversion {
-                    let conversionSQL = filters.appliesToConversions ? filters.conversionSQL : ""
+                    // Visitors: those of the visits the conversions are attributed to, per day as everywhere.
+                    let scope = filters.conversionScope("c", site: site, from: from, to: to)
                     let row = try Row.fetchOne(db, sql: """
-                        SELECT count(DISTINCT subject), count(*) FROM conversions WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(conversionSQL)
-                        """, arguments: StatementArguments(base + args + (filters.appliesToConversions ? filters.values : [])))
+                        SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
+                          SELECT count(DISTINCT s.visitor) AS v, count(*) AS n FROM conversions c LEFT JOIN sessions s ON s.id = c.session_id
+                          WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ? AND c.\(cond)\(scope.sql) GROUP BY c.ts / 86400000)
+                        """, arguments: StatementArguments(base + args + scope.arguments))
                     return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
                 }
+                let f = filters.clause(site: site, from: from, to: to)
                 let row = try Row.fetchOne(db, sql: """
                     SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
                       SELECT count(DISTINCT visitor) AS v, count(*) AS n FROM events
-                      WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(filters.eventSQL) GROUP BY ts / 86400000)
-                    """, arguments: StatementArguments(base + args + filters.values))
+                      WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(f.sql) GROUP BY ts / 86400000)
+                    """, arguments: StatementArguments(base + args + f.arguments))
                 return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
             }
         }
     }
 
     /// Visits (sessions started in the range) that reached each step in order. A conversion step
-    /// counts for identified visits whose subject converted after the previous step.
+    /// counts for the visit a conversion is attributed to, after the previous step.
     public func funnelResult(_ funnel: Funnel, from: Int64, to: Int64) throws -> FunnelResult {
         let byID = Dictionary(uniqueKeysWithValues: try goals(site: funnel.siteID).compactMap { g in g.id.map { ($0, g) } })
         let steps = funnel.steps.compactMap { byID[$0] }
@@ -147,8 +152,8 @@ extension AppDatabase {
                 let (cond, args) = Self.goalWhere(g)
                 var perSession: [Int64: [Int64]] = [:]
                 let sql = g.kind == .conversion ? """
-                    SELECT s.id, c.ts FROM conversions c JOIN sessions s ON s.subject = c.subject AND s.site_id = c.site_id
-                    WHERE c.site_id = ? AND s.started_at >= ? AND s.started_at < ? AND c.\(cond) AND c.ts >= s.started_at
+                    SELECT s.id, c.ts FROM conversions c JOIN sessions s ON s.id = c.session_id
+                    WHERE c.site_id = ? AND s.started_at >= ? AND s.started_at < ? AND c.\(cond)
                     """ : """
                     SELECT e.session_id, e.ts FROM events e JOIN sessions s ON s.id = e.session_id
                     WHERE e.site_id = ? AND s.started_at >= ? AND s.started_at < ? AND e.\(cond)

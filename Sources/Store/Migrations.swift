@@ -335,6 +335,82 @@ extension AppDatabase {
                 CREATE INDEX login_devices_by_user ON login_devices(user_id);
                 """)
         }
+        migrator.registerMigration("v11-visit-acquisition") { db in
+            // A visit's source, referrer, campaign and click-id kind are its landing event's, and
+            // every event of the visit carries them (they were each event's own: internal
+            // navigation counted as direct). Rollups are rebuilt from the corrected events.
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN referrer_path TEXT;
+                ALTER TABLE sessions ADD COLUMN utm_term TEXT;
+                ALTER TABLE sessions ADD COLUMN utm_content TEXT;
+                ALTER TABLE sessions ADD COLUMN click_id_kind TEXT;
+                UPDATE sessions SET (referrer_path, utm_term, utm_content, click_id_kind) = (
+                    SELECT e.referrer_path, e.utm_term, e.utm_content, e.click_id_kind FROM events e
+                    WHERE e.session_id = sessions.id ORDER BY e.ts, e.id LIMIT 1);
+                UPDATE events SET source_type = coalesce(s.source_type, events.source_type), referrer_host = s.referrer_host,
+                    referrer_path = s.referrer_path, utm_source = s.utm_source, utm_medium = s.utm_medium,
+                    utm_campaign = s.utm_campaign, utm_term = s.utm_term, utm_content = s.utm_content,
+                    click_id_kind = CASE WHEN events.click_id IS NULL THEN s.click_id_kind ELSE events.click_id_kind END
+                FROM sessions s
+                WHERE s.id = events.session_id AND (events.source_type IS NOT coalesce(s.source_type, events.source_type)
+                    OR events.referrer_host IS NOT s.referrer_host OR events.referrer_path IS NOT s.referrer_path
+                    OR events.utm_source IS NOT s.utm_source OR events.utm_medium IS NOT s.utm_medium
+                    OR events.utm_campaign IS NOT s.utm_campaign OR events.utm_term IS NOT s.utm_term
+                    OR events.utm_content IS NOT s.utm_content OR (events.click_id IS NULL AND events.click_id_kind IS NOT s.click_id_kind));
+                DELETE FROM rollup_values;
+                DELETE FROM rollup_pairs;
+                DELETE FROM rollup_days;
+                """)
+        }
+        migrator.registerMigration("v12-one-conversion-model") { db in
+            // Conversions tracked by the pixel (an event named "conversion", or any event with a
+            // value) are stored as conversions too, attributed to their visit; every conversion
+            // links the visit it is attributed to (session_id), so a webhook sale counts its
+            // visitor. Existing subject-linked webhook conversions get the visit of their last touch.
+            try db.execute(sql: """
+                CREATE TABLE conversions_v12 (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    provider TEXT NOT NULL,
+                    external_id TEXT NOT NULL CHECK (length(external_id) BETWEEN 1 AND 200),
+                    kind TEXT NOT NULL CHECK (kind IN ('sale','refund','lead','call')),
+                    ts INTEGER NOT NULL,
+                    value REAL NOT NULL DEFAULT 0,
+                    currency TEXT CHECK (currency IS NULL OR length(currency) = 3),
+                    refers_to TEXT,
+                    subject INTEGER, email_hash INTEGER, user_hash INTEGER,
+                    attributed_via TEXT NOT NULL DEFAULT 'none' CHECK (attributed_via IN ('visit','subject','email','user','payload','none')),
+                    first_source_type TEXT, first_referrer_host TEXT, first_utm_source TEXT, first_utm_medium TEXT, first_utm_campaign TEXT,
+                    first_ts INTEGER,
+                    last_source_type TEXT, last_referrer_host TEXT, last_utm_source TEXT, last_utm_medium TEXT, last_utm_campaign TEXT,
+                    last_ts INTEGER,
+                    detail TEXT,
+                    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+                    UNIQUE (site_id, provider, external_id)
+                );
+                INSERT INTO conversions_v12
+                  SELECT c.*, CASE WHEN c.attributed_via = 'subject' THEN (SELECT s.id FROM sessions s
+                      WHERE s.subject = c.subject AND s.site_id = c.site_id AND s.started_at = c.last_ts ORDER BY s.id LIMIT 1) END
+                  FROM conversions c;
+                DROP TABLE conversions;
+                ALTER TABLE conversions_v12 RENAME TO conversions;
+                CREATE INDEX conversions_by_time ON conversions(site_id, ts);
+                CREATE INDEX conversions_by_subject ON conversions(subject) WHERE subject IS NOT NULL;
+                CREATE INDEX conversions_by_email ON conversions(email_hash) WHERE email_hash IS NOT NULL;
+                CREATE INDEX conversions_by_user ON conversions(user_hash) WHERE user_hash IS NOT NULL;
+                CREATE INDEX conversions_by_session ON conversions(session_id) WHERE session_id IS NOT NULL;
+                INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
+                    first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
+                    last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, session_id)
+                  SELECT e.site_id, 'pixel', coalesce(e.client_id, 'event-' || e.id || '-' || e.ts),
+                    CASE WHEN e.value IS NULL THEN 'lead' ELSE 'sale' END, e.ts, coalesce(e.value, 0), e.currency, e.subject, 'visit',
+                    e.source_type, e.referrer_host, e.utm_source, e.utm_medium, e.utm_campaign, coalesce(s.started_at, e.ts),
+                    e.source_type, e.referrer_host, e.utm_source, e.utm_medium, e.utm_campaign, coalesce(s.started_at, e.ts), e.session_id
+                  FROM events e LEFT JOIN sessions s ON s.id = e.session_id
+                  WHERE e.name = 'conversion' OR e.value IS NOT NULL
+                  ON CONFLICT DO NOTHING;
+                """)
+        }
         return migrator
     }
 }

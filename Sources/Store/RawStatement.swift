@@ -78,6 +78,12 @@ struct RawStatement {
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
+    /// A text column, nil when NULL.
+    func text(_ column: Int32) -> String? {
+        guard let bytes = sqlite3_column_text(handle, column) else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+    }
+
     private func failure(_ code: Int32) -> DatabaseError {
         sqlite3_reset(handle)
         let message = String(cString: sqlite3_errmsg(db.sqliteConnection))

@@ -31,6 +31,7 @@ extension AppDatabase {
             let columns = dims.map(\.rawValue)
             let pairIndexes = Self.pairFilters.map { f in dims.firstIndex(of: f)! }
             let breakdownIndexes = Self.pairBreakdowns.map { d in dims.firstIndex(of: d)! }
+            let eventIndex = dims.firstIndex(of: .event)!
             struct Tally { var visitors = Set<Int64>(); var pageviews: Int64 = 0 }
             struct Pair: Hashable { var filter: String; var value: String }
             var single = [[String: Tally]](repeating: [:], count: dims.count)
@@ -47,19 +48,22 @@ extension AppDatabase {
                 let visitor: Int64 = row[0]
                 let name: String = row[1]
                 let view: Int64 = name == "pageview" ? 1 : 0
+                // As in `breakdown`: the events table counts custom events, every other table pageviews.
+                let custom = name != "pageview" && name != "engagement"
                 everyone.insert(visitor)
                 pageviews += Int(view)
                 for i in 0..<dims.count {
                     let v: String = row[4 + i] ?? ""
                     values[i] = v
+                    if i == eventIndex && !custom { continue }
                     single[i][v, default: Tally()].visitors.insert(visitor)
-                    single[i][v, default: Tally()].pageviews += view
+                    single[i][v, default: Tally()].pageviews += i == eventIndex ? 1 : view
                 }
                 for fi in pairIndexes {
-                    for di in breakdownIndexes where di != fi {
+                    for di in breakdownIndexes where di != fi && (di != eventIndex || custom) {
                         let key = Pair(filter: values[fi], value: values[di])
                         pair[fi * 100 + di, default: [:]][key, default: Tally()].visitors.insert(visitor)
-                        pair[fi * 100 + di, default: [:]][key, default: Tally()].pageviews += view
+                        pair[fi * 100 + di, default: [:]][key, default: Tally()].pageviews += di == eventIndex ? 1 : view
                     }
                 }
                 if name == "engagement" {
@@ -115,15 +119,19 @@ extension AppDatabase {
         }
     }
 
-    /// Days of a site that have events but no rollup yet, oldest first.
-    public func daysWithoutRollup(site: String, limit: Int) throws -> [Int64] {
+    /// Days of a site (within `fromDay...toDay` when given) that have events but no rollup yet,
+    /// oldest first, at most `limit`.
+    public func daysWithoutRollup(site: String, fromDay: Int64? = nil, toDay: Int64? = nil, limit: Int) throws -> [Int64] {
         try writer.read { db in
             guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
                   let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return [] }
-            let done = Set(try Int64.fetchAll(db, sql: "SELECT day FROM rollup_days WHERE site_id = ?", arguments: [site]))
+            let lower = max(first / Self.dayMs, fromDay ?? .min), upper = min(last / Self.dayMs, toDay ?? .max)
+            guard lower <= upper else { return [] }
+            let done = Set(try Int64.fetchAll(db, sql: "SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                                              arguments: [site, lower, upper]))
             var days: [Int64] = []
-            var d = first / Self.dayMs
-            while d <= last / Self.dayMs && days.count < limit {
+            var d = lower
+            while d <= upper && days.count < limit {
                 if !done.contains(d),
                    try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
                                     arguments: [site, d * Self.dayMs, (d + 1) * Self.dayMs]) != nil {

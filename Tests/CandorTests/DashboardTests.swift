@@ -529,7 +529,7 @@ extension TestClientProtocol {
             #expect(added.status == .seeOther && added.headers[.location]?.hasSuffix("/settings") == true)
             #expect(try f.t.database.sites().contains { $0.name == "Shop" && $0.domains == ["shop.example"] })
             let overview = try await client.page("/export/overview", owner).1
-            #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,last_event\r\n") && overview.contains(",Shop,0,0,0,0.0,"))
+            #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,last_event\r\n") && overview.contains(",Shop,0,0,0,0.00,"))
             #expect(try await client.page("/export/overview?format=json", viewer).1.contains(#""visitors":5"#))
             #expect(!(try await client.page("/export/overview", viewer).1.contains("Shop")))
             let entry = try await client.page("/sites/\(f.t.site.id)/export?dimension=entry_path", owner).1

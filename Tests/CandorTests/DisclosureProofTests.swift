@@ -57,6 +57,13 @@ extension LiveServerTests {
             static func equals(_ d: Store.Dimension, _ v: String?) -> Term {
                 Term(name: "\(d.rawValue)=\(v ?? "(none)")") { DisclosureProofTests.value($0, d) == v }
             }
+            /// A view's filter: on an event name it keeps the visits that sent the event (every
+            /// event of them); on any other dimension, the events with the value.
+            static func filter(_ d: Store.Dimension, _ v: String, _ ref: Reference) -> Term {
+                guard d == .event else { return equals(d, v) }
+                let visits = Set(ref.events.filter { $0.name == v }.compactMap(\.sessionID))
+                return Term(name: "visits with \(v)") { $0.sessionID.map(visits.contains) ?? false }
+            }
         }
 
         /// Straightforward counts over the stored events of one site (all of today).
@@ -65,6 +72,8 @@ extension LiveServerTests {
             func matching(_ terms: [Term]) -> [EventRow] { events.filter { e in terms.allSatisfy { $0.test(e) } } }
             func visitors(_ terms: [Term]) -> Int { Set(matching(terms).map(\.visitor)).count }
             func pageviews(_ terms: [Term]) -> Int { matching(terms).filter { $0.name == "pageview" }.count }
+            /// The second count of a table's row: events sent for the events table, pageviews for the others.
+            func count(_ terms: [Term], table d: Store.Dimension) -> Int { d == .event ? matching(terms).count : pageviews(terms) }
         }
 
         /// A figure as read: a number, "< k", or "–" / null.
@@ -81,7 +90,8 @@ extension LiveServerTests {
         /// an hour or a goal). Every coarser group — any subset of its terms — is a figure a reader
         /// can see elsewhere (a total or a row of a view with fewer filters), so the difference to
         /// each must be 0 or at least k. Returns the problems found.
-        static func check(_ shown: Read, group terms: [Term], pageviews: Read? = nil, ref: Reference, what: String) -> [String] {
+        static func check(_ shown: Read, group terms: [Term], pageviews: Read? = nil, table: Store.Dimension? = nil, ref: Reference,
+                          what: String) -> [String] {
             let v = ref.visitors(terms)
             var problems: [String] = []
             switch shown {
@@ -97,7 +107,8 @@ extension LiveServerTests {
                         }
                     }
                 }
-                if case .number(let p)? = pageviews, p != ref.pageviews(terms) { problems.append("\(what): pageviews \(p) ≠ \(ref.pageviews(terms))") }
+                let expected = table.map { ref.count(terms, table: $0) } ?? ref.pageviews(terms)
+                if case .number(let p)? = pageviews, p != expected { problems.append("\(what): second count \(p) ≠ \(expected)") }
             case .belowK:
                 if !(v > 0 && v < k) { problems.append("\(what): shows < k, the events hold \(v)") }
                 if case .number? = pageviews { problems.append("\(what): pageviews shown while the visitors are not") }
@@ -203,7 +214,7 @@ extension LiveServerTests {
                                 let label = "site \(i) [\(terms.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ","))]"
                                 // HTML
                                 let html = String(buffer: try await client.get("/sites/\(site.id)?\(query)", headers: viewerHeaders).body ?? ByteBuffer())
-                                let view = terms.map { Term.equals($0.0, $0.1) }
+                                let view = terms.map { Term.filter($0.0, $0.1, ref) }
                                 let cards = Self.cards(html)
                                 let visitorsCard = Self.read(cards["Visitors"] ?? "?")
                                 note(Self.check(visitorsCard, group: view, pageviews: Self.read(cards["Pageviews"] ?? "–"),
@@ -218,7 +229,7 @@ extension LiveServerTests {
                                         if row.value == "Other (suppressed)" { other = r; continue }
                                         if case .number(let n) = r { shownSum += n }
                                         let value: String? = row.value == "(none)" ? nil : row.value
-                                        note(Self.check(r, group: view + [Term.equals(d, value)], pageviews: Self.read(row.pageviews),
+                                        note(Self.check(r, group: view + [Term.equals(d, value)], pageviews: Self.read(row.pageviews), table: d,
                                                         ref: ref, what: "\(label) \(title)=\(row.value)"))
                                     }
                                     let total = ref.visitors(view)
@@ -269,7 +280,8 @@ extension LiveServerTests {
                                     }
                                     guard !cells[0].isEmpty else { continue }
                                     note(Self.check(r, group: view + [Term.equals(csvDimension, cells[0])],
-                                                    pageviews: Self.read(cells[2]), ref: ref, what: "\(label) CSV \(csvDimension.rawValue)=\(cells[0])"))
+                                                    pageviews: Self.read(cells[2]), table: csvDimension, ref: ref,
+                                                    what: "\(label) CSV \(csvDimension.rawValue)=\(cells[0])"))
                                 }
                                 let json = try await client.get("/sites/\(site.id)/export?\(query)&dimension=\(jsonDimension.rawValue)&format=json", headers: viewerHeaders)
                                 let apiFilters = terms.map { "\($0.0.rawValue)==\($0.1)" }.joined(separator: ";")
@@ -288,7 +300,8 @@ extension LiveServerTests {
                                             continue
                                         }
                                         note(Self.check(r, group: view + [Term.equals(jsonDimension, value)],
-                                                        pageviews: Self.read(json: row["pageviews"]), ref: ref, what: "\(label) \(source) \(jsonDimension.rawValue)=\(value)"))
+                                                        pageviews: Self.read(json: row[jsonDimension == .event ? "events" : "pageviews"]),
+                                                        table: jsonDimension, ref: ref, what: "\(label) \(source) \(jsonDimension.rawValue)=\(value)"))
                                     }
                                 }
                                 let apiDoc = (try? JSONSerialization.jsonObject(with: Data(String(buffer: totals.body ?? ByteBuffer()).utf8))) as? [String: Any]

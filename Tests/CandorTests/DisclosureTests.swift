@@ -53,7 +53,7 @@ import Testing
     @Test func cardsOfAFilteredViewLeaveKOutsideEveryAncestor() {
         func summary(_ visitors: Int, conversions: Int = 0) -> SiteSummary {
             SiteSummary(visitors: visitors, visits: visitors, pageviews: visitors * 2, bounces: 0, durationMs: 0, conversions: conversions,
-                        revenue: Double(conversions) * 10, lastEvent: nil)
+                        revenue: Revenue(["EUR": Double(conversions) * 10]), lastEvent: nil)
         }
         let hidden = rule.cards(summary(98), ancestors: [summary(100)])
         #expect(hidden.visitors == .withheld && hidden.pageviews == .withheld)

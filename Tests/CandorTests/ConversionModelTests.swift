@@ -1,0 +1,120 @@
+@testable import Admin
+import Collector
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Consent
+import Integrations
+import NIOCore
+import Privacy
+@testable import Store
+import Testing
+
+/// Issue 13: one conversion model (pixel and webhook conversions count alike, attributed to a
+/// visit), revenue per currency, and the events table's meaning, against a hand-computed scenario
+/// through the site page, CSV, JSON and the stats API.
+@Suite struct ConversionModelTests {
+    /// Three visitors and two webhook sales:
+    /// - A lands from Google on /, converts twice through the pixel (49 and 30 EUR) and sends an
+    ///   engagement event: an organic visit with 2 sales, 79 EUR;
+    /// - B types the address (/), signs up (a custom event) and converts without a value (a lead);
+    /// - C, consented with subject A's id, lands on /pricing from a newsletter; a Stripe-like sale
+    ///   of 100 USD carrying that subject is attributed to C's visit;
+    /// - a sale of 20 USD that links to nothing.
+    /// Conversions 5; revenue 120.00 USD and 79.00 EUR (never added up).
+    func scenario(_ f: DashboardFixture) async throws {
+        let site = f.t.site.id
+        try await f.t.ingest([IncomingEvent(site: site, url: "https://example.com/", referrer: "https://www.google.com/")], ip: "81.2.69.60")
+        f.t.clock.advance(30)
+        try await f.t.ingest([IncomingEvent(site: site, name: "conversion", url: "https://example.com/", value: 49, currency: "EUR"),
+                              IncomingEvent(site: site, name: "engagement", url: "https://example.com/", engagedMs: 5000, scroll: 40)],
+                             ip: "81.2.69.60")
+        f.t.clock.advance(30)
+        try await f.t.ingest([IncomingEvent(site: site, name: "conversion", url: "https://example.com/thanks", value: 30, currency: "EUR")],
+                             ip: "81.2.69.60")
+        try await f.t.ingest([IncomingEvent(site: site, url: "https://example.com/"),
+                              IncomingEvent(site: site, name: "signup", url: "https://example.com/", props: [("plan", .string("pro"))]),
+                              IncomingEvent(site: site, name: "conversion", url: "https://example.com/")], ip: "81.2.69.61")
+        try await f.t.ingest([IncomingEvent(site: site, url: "https://example.com/pricing?utm_source=letter&utm_medium=email",
+                                            consent: .granted(analytics: true, marketing: false), subject: subjectA)], ip: "81.2.69.62")
+        f.t.clock.advance(600)
+        let attributor = Attributor(database: f.t.database, subjects: try SubjectHasher(database: f.t.database))
+        var linked = WebhookEvent(externalID: "pi_linked", kind: .sale, value: 100, currency: "USD")
+        linked.subjectID = subjectA
+        #expect(try f.t.database.insertConversion(try attributor.conversion(linked, site: site, provider: .stripe, receivedAt: f.t.clock.now)))
+        let lone = WebhookEvent(externalID: "pi_lone", kind: .sale, value: 20, currency: "USD")
+        #expect(try f.t.database.insertConversion(try attributor.conversion(lone, site: site, provider: .stripe, receivedAt: f.t.clock.now)))
+        _ = try f.t.database.addGoal(Goal(siteID: site, name: "Sales", kind: .conversion, match: "sale"))
+        _ = try f.t.database.addGoal(Goal(siteID: site, name: "Leads", kind: .conversion, match: "lead"))
+        _ = try f.t.database.addGoal(Goal(siteID: site, name: "Signups", kind: .event, match: "signup"))
+    }
+
+    @Test func pixelAndWebhookConversionsCountAlikeAndRevenueStaysPerCurrency() async throws {
+        let f = try await DashboardFixture()
+        try await scenario(f)
+        let stored = try f.t.database.conversions(site: f.t.site.id)
+        #expect(stored.count == 5)
+        #expect(stored.filter { $0.provider == "pixel" }.map(\.kind) == [.sale, .sale, .lead])
+        #expect(stored.filter { $0.provider == "pixel" }.allSatisfy { $0.attributedVia == "visit" && $0.visit != nil })
+        #expect(stored.first { $0.externalID == "pi_linked" }?.visit != nil && stored.first { $0.externalID == "pi_lone" }?.visit == nil)
+        let key = try f.t.issueKey()
+        let id = f.t.site.id
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            for range in ["today", "30d"] {
+                if range == "30d" { try f.rollUp() }
+                let html = try await client.page("/sites/\(id)?range=\(range)", owner).1
+                #expect(html.contains("<span>Conversions</span><strong>5</strong>"), "\(range)")
+                #expect(html.contains("<span>Revenue</span><strong>120.00 USD · 79.00 EUR</strong>"), "\(range)")
+                // Goals: sales by A (2) and C (1) plus the lone one; the lead by B; the signup by B.
+                #expect(html.contains("<td>Sales <small>conversion sale</small></td><td>2</td><td>4</td><td>66.7 %</td>"), "\(range)")
+                #expect(html.contains("<td>Leads <small>conversion lead</small></td><td>1</td><td>1</td><td>33.3 %</td>"), "\(range)")
+                #expect(html.contains("<td>Signups <small>event signup</small></td><td>1</td><td>1</td><td>33.3 %</td>"), "\(range)")
+                // The events table: custom events with visitors and events sent; no pageview, no engagement.
+                #expect(html.contains("<th>Events</th><th>Visitors</th><th>Events</th>"), "\(range)")
+                let events = try await client.page("/sites/\(id)/export?range=\(range)&dimension=name", owner).1
+                #expect(events == "name,visitors,events\r\nconversion,2,3\r\nsignup,1,1\r\n", "\(range)")
+                let json = try await client.page("/sites/\(id)/export?range=\(range)&dimension=name&format=json", owner).1
+                #expect(json.contains(#""rows":[{"value":"conversion","visitors":2,"events":3},{"value":"signup","visitors":1,"events":1}]"#))
+                let api = String(buffer: try await client.execute(uri: "/api/v1/sites/\(id)/stats?range=\(range)", method: .get,
+                                                                  headers: [.authorization: "Bearer \(key)"]).body)
+                #expect(api.contains(#""conversions":5,"revenue":{"USD":120,"EUR":79}"#), "\(api)")
+            }
+            // Filters: conversions of the filtered visits only.
+            let organic = try await client.page("/sites/\(id)?range=today&f.source_type=organic", owner).1
+            #expect(organic.contains("<span>Conversions</span><strong>2</strong>") && organic.contains("<span>Revenue</span><strong>79.00 EUR</strong>"))
+            let email = try await client.page("/sites/\(id)?range=today&f.source_type=email", owner).1
+            #expect(email.contains("<span>Conversions</span><strong>1</strong>") && email.contains("<span>Revenue</span><strong>100.00 USD</strong>"))
+            // An event filter keeps the visits that sent it: B's visit, its pageview and its lead.
+            let signups = try await client.page("/sites/\(id)?range=today&f.name=signup", owner).1
+            #expect(signups.contains("<span>Visitors</span><strong>1</strong>") && signups.contains("<span>Pageviews</span><strong>1</strong>"))
+            #expect(signups.contains("<span>Conversions</span><strong>1</strong>") && signups.contains("<span>Revenue</span><strong>0.00</strong>"))
+            let sources = try await client.page("/sites/\(id)/export?range=today&f.name=signup&dimension=source_type", owner).1
+            #expect(sources == "source_type,visitors,pageviews\r\ndirect,1,1\r\n")
+            let overview = try await client.page("/export/overview?range=today", owner).1
+            #expect(overview.contains(",3,3,5,120.00 USD · 79.00 EUR,"), "\(overview)")
+        }
+    }
+
+    /// The upgrade stores the conversions the pixel tracked before it, attributed to their visits.
+    @Test func theUpgradeCountsConversionsThePixelTrackedBefore() async throws {
+        let dir = TempDir()
+        let path = dir.file("old.sqlite")
+        do {
+            let old = try AppDatabase(path: path, migratingUpTo: "v11-visit-acquisition")
+            try old.addSite(Site(id: "oldsite", name: "Old", domains: ["example.com"], policy: "default", createdAt: noon))
+        }
+        let ts = Int64(noon.timeIntervalSince1970 * 1000)
+        #expect(try sqlite3(path, """
+            INSERT INTO sessions (id, site_id, visitor, decision, started_at, last_seen, pageviews, source_type, referrer_host)
+              VALUES (1, 'oldsite', 7, 'anonymous', \(ts), \(ts + 60000), 1, 'organic', 'google.com');
+            INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, source_type, referrer_host, value, currency)
+              VALUES ('oldsite', 'e1', \(ts), 'pageview', '/', 'anonymous', 7, 1, 'organic', 'google.com', NULL, NULL),
+                     ('oldsite', 'e2', \(ts + 1000), 'conversion', '/', 'anonymous', 7, 1, 'organic', 'google.com', 49, 'EUR'),
+                     ('oldsite', 'e3', \(ts + 2000), 'conversion', '/', 'anonymous', 7, 1, 'organic', 'google.com', NULL, NULL);
+            """).status == 0)
+        let upgraded = try AppDatabase(path: path)
+        let c = try upgraded.conversions(site: "oldsite")
+        #expect(c.map(\.kind) == [.sale, .lead] && c.map(\.value) == [49, 0] && c.allSatisfy { $0.visit == 1 && $0.lastTouch?.sourceType == "organic" })
+    }
+}
