@@ -75,9 +75,10 @@ public struct EventRow: Sendable, Equatable {
 /// How a visit arrived: its landing event's source, referrer, campaign and click-id kind. Every
 /// event of the visit carries it (``AppDatabase/insertEvents(_:)``), so that sources, referrers and
 /// campaigns count visits and visitors, internal navigation is never "direct", and a filter on a
-/// source keeps every page of those visits. A new campaign starts a new visit
-/// (``isInterrupted(by:)``). The click id itself stays on the event that carried it: it
-/// identifies, and is kept only under that event's consent.
+/// source keeps every page of those visits. A campaign or referrer seen later in the visit does
+/// not change it (as in Plausible and GA4: the visit belongs to how it began). The click id
+/// itself stays on the event that carried it: it identifies, and is kept only under that
+/// event's consent.
 struct VisitAcquisition: Equatable {
     var sourceType: String
     var referrerHost: String?
@@ -103,19 +104,12 @@ struct VisitAcquisition: Equatable {
         utmTerm = row.text(column + 6); utmContent = row.text(column + 7); clickIDKind = row.text(column + 8)
     }
 
-    /// Whether an event arriving from a campaign (UTM values or an ad click) other than this
-    /// visit's begins a visit of its own, as in Matomo and Google Analytics; a new external
-    /// referrer alone continues the visit.
-    func isInterrupted(by e: EventRow) -> Bool {
-        let campaign = (e.utmSource, e.utmMedium, e.utmCampaign, e.utmTerm, e.utmContent, e.clickIDKind)
-        guard campaign != (nil, nil, nil, nil, nil, nil) else { return false }
-        return campaign != (utmSource, utmMedium, utmCampaign, utmTerm, utmContent, clickIDKind)
-    }
-
+    /// Gives the event the visit's acquisition. An event that carries a click id of its own (an
+    /// ad clicked again during the visit) keeps it and its kind, for forwarding that conversion.
     func apply(to e: inout EventRow) {
         e.sourceType = sourceType; e.referrerHost = referrerHost; e.referrerPath = referrerPath
         e.utmSource = utmSource; e.utmMedium = utmMedium; e.utmCampaign = utmCampaign; e.utmTerm = utmTerm; e.utmContent = utmContent
-        e.clickIDKind = clickIDKind
+        if e.clickID == nil { e.clickIDKind = clickIDKind }
     }
 
     func bind(to statement: inout RawStatement) {
@@ -226,8 +220,7 @@ extension AppDatabase {
     private func session(for e: EventRow, _ st: inout IngestStatements) throws -> (Int64, VisitAcquisition, startedAt: Int64) {
         let since = e.timestamp - sessionGapMilliseconds
         let key = SessionKey(site: e.siteID, visitor: e.visitor)
-        if let hint = sessionHints.withLock({ $0[key] }), !hint.acquisition.isInterrupted(by: e),
-           try update(hint.id, with: e, since: since, &st) {
+        if let hint = sessionHints.withLock({ $0[key] }), try update(hint.id, with: e, since: since, &st) {
             return (hint.id, hint.acquisition, hint.startedAt)
         }
         func findOpen(_ visitor: Int64) throws -> SessionHint? {
@@ -237,7 +230,7 @@ extension AppDatabase {
         }
         var found = try findOpen(e.visitor)
         if found == nil, let previous = e.previousVisitor { found = try findOpen(previous) }
-        if let found, !found.acquisition.isInterrupted(by: e), try update(found.id, with: e, since: since, &st) {
+        if let found, try update(found.id, with: e, since: since, &st) {
             remember(key, found)
             return (found.id, found.acquisition, found.startedAt)
         }
