@@ -38,7 +38,7 @@
 
   function track(name, props, extra) {
     if (!site) return;
-    var e = { site: site, name: name, url: location.href, id: uuid(), consent: consentField(), screen: w.innerWidth };
+    var e = { site: site, name: name, url: location.href, id: uuid(), consent: consentField(), screen: w.innerWidth, ts: Date.now() };
     if (name == 'pageview' && d.referrer) e.referrer = d.referrer;
     if (subject) e.subject = subject;
     for (var k in extra) e[k] = extra[k];
@@ -58,7 +58,8 @@
   // held while offline. Every event carries a UUID, so a retry is never counted twice.
   function flush(beacon) {
     if (!queue.length || sending || (deriving && beacon !== true)) return;
-    var batch = queue.slice(0, 50), body = JSON.stringify({ events: batch });
+    // An event's own time goes along only when it waited (offline, retried, from an earlier page).
+    var batch = queue.slice(0, 50), now = Date.now(), body = JSON.stringify({ events: batch }, function (k, v) { return k == 'ts' && now - v < 5000 ? undefined : v; });
     if (beacon === true && n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: 'text/plain' }))) { done(batch); return; }
     if (n.onLine === false) return;
     sending = true;

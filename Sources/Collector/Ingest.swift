@@ -130,6 +130,14 @@ extension Collector {
             purpose: headers[.secPurpose] ?? headers[.purpose] ?? headers[.xPurpose] ?? headers[.xMoz],
             signals: .init(doNotTrack: headers[.dnt] == "1", globalPrivacyControl: headers[.secGPC] == "1"),
             now: now())
+        let nowMs = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
+        for (i, e) in events.enumerated() {
+            guard let t = e.clientTime else { continue }
+            guard t >= nowMs - WireLimits.clientTimeWindow.behind, t <= nowMs + WireLimits.clientTimeWindow.ahead else {
+                return .answer(rejection(400, "events[\(i)]: ts must lie within the last 72 hours and at most 5 minutes ahead of the server's clock "
+                                              + "(milliseconds since 1970; the server's is \(nowMs))", path: path).readable(by: origin))
+            }
+        }
         let result = pipeline.run(events, site: site, policy: policy, facts: facts)
         for (reason, n) in result.drops { metrics.drop(reason, count: n) }
         if let retryAfter = result.retryAfter {

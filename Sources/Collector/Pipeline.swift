@@ -55,6 +55,8 @@ public struct Pipeline: Sendable {
         let facts: RequestFacts
         let deps: Dependencies
         let eventCount: Int
+        /// The UTC day the request arrived on.
+        var receivedDay: Int64 { Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down)) / 86_400_000 }
         lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
         lazy var isBot: Bool = BotFilter.isSpeculative(purpose: facts.purpose) || agent.bot
         lazy var retryAfter: Int? = {
@@ -124,8 +126,15 @@ public struct Pipeline: Sendable {
         Step(name: "visitor_hash") { w, scope in
             // A failure to persist a new salt must not store an unsalted identifier: no hash, no row.
             guard let hashes = scope.hashes else { return .saltUnavailable }
-            w.row.visitor = hashes.current
-            w.row.previousVisitor = hashes.previous
+            // An event dated yesterday (a queued one) takes yesterday's salt while it is still kept
+            // (the hour after midnight); an older one takes today's: a past day's salt is gone.
+            if let previous = hashes.previous, w.row.timestamp / 86_400_000 < scope.receivedDay {
+                w.row.visitor = previous
+            } else {
+                w.row.visitor = hashes.current
+                w.row.previousVisitor = hashes.previous
+            }
+            w.row.late = w.row.timestamp / 86_400_000 < scope.receivedDay
             if case .identified = w.decision, let subject = w.incoming.subject {
                 w.row.subject = scope.deps.subjects.hash(subject)
             }
@@ -197,7 +206,7 @@ public struct Pipeline: Sendable {
         let ms = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
         events: for incoming in events {
             var w = Working(incoming: incoming, page: LightURL(incoming.url),
-                            row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: ms, name: incoming.name,
+                            row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: incoming.clientTime ?? ms, name: incoming.name,
                                           path: "/", decision: .anonymous, visitor: 0, sourceType: "direct"))
             for step in Self.steps {
                 if let reason = step.run(&w, scope) {

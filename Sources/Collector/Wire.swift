@@ -12,6 +12,9 @@ public enum WireLimits {
     public static let maxPropValueLength = 256
     public static let maxEngagedMs = 24 * 3600 * 1000
     public static let maxScreenWidth = 20_000
+    /// How far an event's own time (`ts`) may lie behind and ahead of the server's clock, in ms:
+    /// 72 hours (a phone offline for a weekend) and 5 minutes (clock drift).
+    public static let clientTimeWindow = (behind: Int64(72 * 3_600_000), ahead: Int64(5 * 60_000))
     public static let maxValue = 1e12
 }
 
@@ -38,6 +41,9 @@ public struct IncomingEvent: Sendable, Equatable {
     public var screen: Int?
     public var engagedMs: Int?
     public var scroll: Int?
+    /// When the event happened by the browser's clock (ms since 1970), sent for events the pixel
+    /// held back (offline, retried); within ``WireLimits/clientTimeWindow`` of the server's clock.
+    public var clientTime: Int64?
 
     public init(site: String, name: String = "pageview", url: String, referrer: String? = nil, id: String? = nil,
                 props: [(String, PropValue)] = [], value: Double? = nil, currency: String? = nil,
@@ -65,7 +71,7 @@ public struct WireError: Error, Equatable, CustomStringConvertible {
 enum Wire {
     static let eventKeys: Set<String> = [
         "site", "name", "url", "referrer", "id", "props", "value", "currency", "consent", "subject",
-        "screen", "engaged_ms", "scroll",
+        "screen", "engaged_ms", "scroll", "ts",
     ]
 
     /// Parses a body: one event object, or `{"events": [...]}` with 1…50 events.
@@ -132,6 +138,10 @@ enum Wire {
         e.screen = try optionalInt(v, "screen", 0...WireLimits.maxScreenWidth)
         e.engagedMs = try optionalInt(v, "engaged_ms", 0...WireLimits.maxEngagedMs)
         e.scroll = try optionalInt(v, "scroll", 0...100)
+        if let t = try optionalNumber(v, "ts") {
+            guard t.rounded() == t, abs(t) < 1e15 else { throw WireError("ts must be whole milliseconds since 1970") }
+            e.clientTime = Int64(t)
+        }
         return e
     }
 

@@ -52,6 +52,8 @@ public struct EventRow: Sendable, Equatable {
     public var scroll: Int64?
     /// Set when read back.
     public var sessionID: Int64?
+    /// Dated (by the browser) on an earlier day than it arrived: that day's rollup is marked stale.
+    public var late = false
 
     public init(siteID: String, clientID: String?, timestamp: Int64, name: String, path: String,
                 decision: Decision, visitor: Int64, sourceType: String) {
@@ -148,7 +150,9 @@ public struct SessionRow: Sendable, Equatable {
     public var bounce: Bool
 }
 
-/// Sessions end after this much inactivity.
+/// Sessions end after this much inactivity. An event belongs to a session of its visitor whose
+/// span, widened by this gap on both sides, holds the event's time (events dated by the browser
+/// may arrive after later ones).
 public let sessionGapMilliseconds: Int64 = 30 * 60 * 1000
 
 extension AppDatabase {
@@ -179,6 +183,11 @@ extension AppDatabase {
             if try st.duplicate.fetchOne({ _ in true }) != nil { return .duplicate }
         }
         let (sessionID, acquisition, startedAt) = try session(for: event, &st)
+        if event.late {
+            st.staleDay.start()
+            st.staleDay.bind(event.siteID); st.staleDay.bind(event.timestamp / 86_400_000)
+            try st.staleDay.run()
+        }
         var e = event
         acquisition.apply(to: &e)
         st.insert.start()
@@ -225,7 +234,7 @@ extension AppDatabase {
         }
         func findOpen(_ visitor: Int64) throws -> SessionHint? {
             st.find.start()
-            st.find.bind(e.siteID); st.find.bind(visitor); st.find.bind(since)
+            st.find.bind(e.siteID); st.find.bind(visitor); st.find.bind(since); st.find.bind(e.timestamp + sessionGapMilliseconds)
             return try st.find.fetchOne { SessionHint(id: $0.int64(0), startedAt: $0.int64(1), acquisition: VisitAcquisition($0, from: 2)) }
         }
         var found = try findOpen(e.visitor)
@@ -259,7 +268,8 @@ extension AppDatabase {
         update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.path)
         update.bind(pageview); update.bind(interaction); update.bind(max(0, e.engagedMs ?? 0)); update.bind(pageview); update.bind(interaction)
         if let subject = e.subject { update.bind(subject) }
-        update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.visitor); update.bind(e.previousVisitor ?? e.visitor)
+        update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.timestamp + sessionGapMilliseconds)
+        update.bind(e.visitor); update.bind(e.previousVisitor ?? e.visitor)
         return try update.runCountingChanges() == 1
     }
 
@@ -296,11 +306,13 @@ struct IngestStatements {
     var create: RawStatement
     var insert: RawStatement
     var conversion: RawStatement
+    var staleDay: RawStatement
 
     init(_ db: Database) throws {
         duplicate = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
         find = try RawStatement(db, """
             SELECT id, started_at, \(AppDatabase.acquisitionColumns) FROM sessions WHERE site_id = ? AND visitor = ? AND last_seen >= ?
+              AND started_at <= ?
             ORDER BY last_seen DESC LIMIT 1
             """)
         let update = { (subject: String) in """
@@ -308,7 +320,7 @@ struct IngestStatements {
               exit_path = CASE WHEN ? THEN ? ELSE exit_path END,
               pageviews = pageviews + ?, interactions = interactions + ?, engaged_ms = engaged_ms + ?,
               bounce = (pageviews + ? <= 1 AND interactions + ? = 0)\(subject)
-            WHERE id = ? AND site_id = ? AND last_seen >= ? AND visitor IN (?, ?)
+            WHERE id = ? AND site_id = ? AND last_seen >= ? AND started_at <= ? AND visitor IN (?, ?)
             """ }
         self.update = try RawStatement(db, update(""))
         updateWithSubject = try RawStatement(db, update(", subject = coalesce(subject, ?), decision = 'identified'"))
@@ -325,6 +337,7 @@ struct IngestStatements {
               utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
             VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
             """)
+        staleDay = try RawStatement(db, "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING")
         conversion = try RawStatement(db, """
             INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
               first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,

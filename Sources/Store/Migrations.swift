@@ -411,6 +411,16 @@ extension AppDatabase {
                   ON CONFLICT DO NOTHING;
                 """)
         }
+        migrator.registerMigration("v13-late-events") { db in
+            // Days that received events dated by the browser after their rollup was built.
+            try db.execute(sql: """
+                CREATE TABLE rollup_stale (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, day)
+                );
+                """)
+        }
         return migrator
     }
 }

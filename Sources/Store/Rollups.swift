@@ -22,8 +22,15 @@ extension AppDatabase {
     public static let pairBreakdowns: [Dimension] = [.page, .source, .referrer, .utmSource, .utmCampaign, .country, .device, .browser, .event]
 
     /// Recomputes one day of a site's rollups. Reads outside the write lock; writes in one short transaction.
+    /// The day's stale mark is cleared first, so late events committed during the read mark it again.
     public func refreshRollup(site: String, day: Int64, now: Int64) throws {
         let from = day * Self.dayMs, to = from + Self.dayMs
+        let stale = try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM rollup_stale WHERE site_id = ? AND day = ?", arguments: [site, day]) != nil
+        }
+        if stale {
+            try writer.write { db in try db.execute(sql: "DELETE FROM rollup_stale WHERE site_id = ? AND day = ?", arguments: [site, day]) }
+        }
         let (totals, rows, pairs) = try writer.read { db -> ((Int, Int, Int, Int, Int64), [(String, String, Int, Int64)],
                                                              [(String, String, String, String, Int, Int64)]) in
             // One pass over the day's events; every breakdown and pair is aggregated in memory.
@@ -120,15 +127,18 @@ extension AppDatabase {
     }
 
     /// Days of a site (within `fromDay...toDay` when given) that have events but no rollup yet,
-    /// oldest first, at most `limit`.
+    /// or a stale one (late events arrived since), oldest first, at most `limit`.
     public func daysWithoutRollup(site: String, fromDay: Int64? = nil, toDay: Int64? = nil, limit: Int) throws -> [Int64] {
         try writer.read { db in
             guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
                   let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return [] }
             let lower = max(first / Self.dayMs, fromDay ?? .min), upper = min(last / Self.dayMs, toDay ?? .max)
             guard lower <= upper else { return [] }
-            let done = Set(try Int64.fetchAll(db, sql: "SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                                              arguments: [site, lower, upper]))
+            // A day that received late events since its rollup was built counts as not rolled up.
+            let done = Set(try Int64.fetchAll(db, sql: """
+                SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?
+                  AND day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
+                """, arguments: [site, lower, upper, site]))
             var days: [Int64] = []
             var d = lower
             while d <= upper && days.count < limit {

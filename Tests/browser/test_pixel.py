@@ -216,15 +216,21 @@ def test_offline_events_queue_and_arrive_exactly_once(server):
         server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
         d.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
         d.execute_script("window.dispatchEvent(new Event('offline'))")
+        clicked = time.time() * 1000
         for _ in range(3):
             d.find_element(By.ID, "cta").click()
-        time.sleep(2.5)
+        time.sleep(6.5)
         assert not any(x[0] == "cta_click" for x in server.events())
         d.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
         d.execute_script("window.dispatchEvent(new Event('online'))")
         rows = server.wait_for(lambda r: sum(1 for x in r if x[0] == "cta_click") >= 3)
+        arrived = time.time() * 1000
         time.sleep(2)
         assert sum(1 for x in server.events() if x[0] == "cta_click") == 3
+        # Held back for more than 5 s, they carry their own time (ts) and are dated when clicked.
+        times = [r[0] for r in server.rows("SELECT ts FROM events WHERE name = 'cta_click'")]
+        assert all(clicked - 1000 <= t <= clicked + 2000 for t in times), (clicked, times, arrived)
+        assert all(arrived - t > 5000 for t in times), (times, arrived)
 
 
 def test_banner_keyboard_only(server):

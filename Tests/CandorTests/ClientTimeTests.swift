@@ -1,0 +1,73 @@
+@testable import Admin
+import Collector
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Retention
+@testable import Store
+import Testing
+
+/// Issue 13: events keep the time the browser gave them (`ts`) when the pixel held them back,
+/// within 72 hours behind and 5 minutes ahead of the server's clock; a past day that receives
+/// one is counted from the events until its rollup is rebuilt.
+@Suite struct ClientTimeTests {
+    static let headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA]
+
+    @Test(arguments: CollectorHTTPTests.Transport.allCases)
+    func eventsKeepTheirOwnTimeWithinTheWindowAndOtherwiseGetAReason(_ transport: CollectorHTTPTests.Transport) async throws {
+        let t = try TestCollector()
+        let now = Int64(t.clock.now.timeIntervalSince1970 * 1000)
+        try await CollectorHTTPTests().app(t, transport).test(CollectorHTTPTests().setup(transport)) { client in
+            func post(_ ts: String, id: String) async throws -> (HTTPResponse.Status, String) {
+                let r = try await client.execute(uri: "/api/event", method: .post, headers: Self.headers, body: ByteBuffer(string:
+                    #"{"site":"\#(t.site.id)","url":"https://example.com/\#(id)","id":"\#(id)","ts":\#(ts)}"#))
+                return (r.status, String(buffer: r.body))
+            }
+            #expect(try await post("\(now - 2 * 3_600_000)", id: "two-hours-ago").0 == .accepted)
+            #expect(try await post("\(now - 71 * 3_600_000)", id: "three-days-ago").0 == .accepted)
+            #expect(try await post("\(now + 4 * 60_000)", id: "clock-ahead").0 == .accepted)
+            for (ts, id) in [("\(now - 73 * 3_600_000)", "too-old"), ("\(now + 6 * 60_000)", "too-far-ahead")] {
+                let (status, body) = try await post(ts, id: id)
+                #expect(status == .badRequest && body.contains("ts must lie within the last 72 hours"), "\(body)")
+            }
+            for (ts, reason) in [(#""yesterday""#, "ts must be a number"), ("1.5", "whole milliseconds"), ("1e300", "whole milliseconds")] {
+                let (status, body) = try await post(ts, id: "bad")
+                #expect(status == .badRequest && body.contains(reason), "\(body)")
+            }
+        }
+        let stored = Dictionary(uniqueKeysWithValues: try t.database.events(site: t.site.id).map { ($0.clientID!, $0.timestamp) })
+        #expect(stored == ["two-hours-ago": now - 2 * 3_600_000, "three-days-ago": now - 71 * 3_600_000, "clock-ahead": now + 4 * 60_000])
+        // Three visits: an event two hours old does not join the visit of one three days old, nor the other way round.
+        #expect(Set(try t.database.events(site: t.site.id).compactMap(\.sessionID)).count == 3)
+    }
+
+    @Test func aLateEventMakesItsDayCountedFromTheEventsUntilTheRollupIsRebuilt() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        for i in 0..<3 {
+            try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/yesterday")], ip: "81.2.69.\(80 + i)")
+        }
+        f.t.clock.advance(day)
+        try f.rollUp()
+        #expect(try f.t.database.daysWithoutRollup(site: id, limit: 10).isEmpty)
+        // A phone that was offline since yesterday noon sends its queued pageview.
+        let yesterday = Int64(f.t.clock.now.timeIntervalSince1970 * 1000) - 86_400_000
+        var queued = IncomingEvent(site: id, url: "https://example.com/offline")
+        queued.clientTime = yesterday + 60_000
+        try await f.t.ingest([queued], ip: "81.2.69.99")
+        let yesterdayDay = yesterday / 86_400_000
+        #expect(try f.t.database.daysWithoutRollup(site: id, limit: 10) == [yesterdayDay])
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let page = try await client.page("/sites/\(id)?range=7d", owner).1
+            #expect(page.contains("<span>Visitors</span><strong>4</strong>") && page.contains("still being built"))
+            let csv = try await client.page("/sites/\(id)/export?range=7d&dimension=path", owner).1
+            #expect(csv == "path,visitors,pageviews\r\n/yesterday,3,3\r\n/offline,1,1\r\n")
+            try f.rollUp()
+            let rebuilt = try await client.page("/sites/\(id)?range=7d", owner).1
+            #expect(rebuilt.contains("<span>Visitors</span><strong>4</strong>") && !rebuilt.contains("still being built"))
+            #expect(try await client.page("/sites/\(id)/export?range=7d&dimension=path", owner).1 == csv)
+        }
+    }
+}
