@@ -1,18 +1,71 @@
 #!/usr/bin/env bash
 # make bench-dashboard: 10M synthetic events over 30 days for one site (candor bench seed; generator in
-# Sources/Store/SyntheticLoad.swift), rollups built, then the site view's queries timed:
-# the 30-day overview (summary, every breakdown, entry/exit pages, engagement, daily chart) from the rollups,
-# and a filtered breakdown (pages where country = DE) from the raw events.
+# Sources/Store/SyntheticLoad.swift), rollups built, then
+#  1. the site view's queries timed in process (the 30-day overview from the rollups, and a
+#     filtered breakdown, pages where country = DE);
+#  2. the whole site page a user opens, over HTTP from `candor serve` as the owner: 30 days
+#     unfiltered, with 1, 2 and 3 filters (several dimension mixes) and an event filter, and
+#     today; p50/p99 per case, a case given up after BENCH_TIMEOUT seconds per request.
+# The last line is machine-readable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${BENCH_EVENTS:-10000000}
-BIN=.build/release/candor
+SAMPLES=${BENCH_SAMPLES:-5}
+TIMEOUT=${BENCH_TIMEOUT:-120}
+BIN=${CANDOR_BIN:-.build/release/candor}
+PORT=18090
 WORK=$(mktemp -d /tmp/candor-dashboard-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+cleanup() {
+  [ -n "${CANDOR_PID:-}" ] && kill "$CANDOR_PID" 2>/dev/null || true
+  sleep 0.5; rm -rf "$WORK"
+}
+trap cleanup EXIT
 D=(--data "$WORK/data" --policies policies)
 echo "== seeding $EVENTS events over 30 days"
 SITE=$($BIN bench seed "${D[@]}" --events "$EVENTS")
 echo "== rollups, then 20 runs of each query"
 R=$($BIN bench dashboard "${D[@]}" --site "$SITE" --samples 20)
 echo "$R"
-echo "${R#RESULT } events=$EVENTS"
+
+echo "== the site page over HTTP ($SAMPLES requests per case, owner)"
+PASSWORD=$($BIN users add "${D[@]}" --email bench@example.org --role owner | awk '{print $3}')
+$BIN serve "${D[@]}" --port $PORT --log-level warning >"$WORK/candor.log" 2>&1 &
+CANDOR_PID=$!
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+JAR="$WORK/cookies"
+curl -sf -c "$JAR" -o /dev/null -d "email=bench@example.org&password=$PASSWORD" "http://127.0.0.1:$PORT/login"
+
+# case name, query
+CASES=(
+  "unfiltered|range=30d"
+  "country|range=30d&f.country=DE"
+  "source|range=30d&f.source_type=organic"
+  "page|range=30d&f.path=/pricing"
+  "country+device|range=30d&f.country=DE&f.device=desktop"
+  "country+browser+source|range=30d&f.country=DE&f.browser=Chrome&f.source_type=organic"
+  "event|range=30d&f.name=engagement"
+  "today|range=today"
+)
+LINE=""
+for c in "${CASES[@]}"; do
+  name=${c%%|*}; query=${c#*|}
+  times=()
+  status=ok
+  for _ in $(seq "$SAMPLES"); do
+    out=$(curl -s -b "$JAR" -o /dev/null --max-time "$TIMEOUT" -w '%{http_code} %{time_total}' "http://127.0.0.1:$PORT/sites/$SITE?$query" || true)
+    code=${out%% *}
+    if [ "$code" != "200" ]; then status="failed:$code"; break; fi
+    times+=("${out#* }")
+  done
+  if [ "$status" != ok ]; then
+    echo "$name: $status (after ${#times[@]} request(s); a request is given up after $TIMEOUT s)"
+    LINE="$LINE page_${name}_p50_ms=timeout"
+    continue
+  fi
+  sorted=$(printf '%s\n' "${times[@]}" | sort -g)
+  p50=$(echo "$sorted" | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]*1000}')
+  p99=$(echo "$sorted" | awk '{a[NR]=$1} END {printf "%.0f", a[NR]*1000}')
+  echo "$name: p50 ${p50} ms, max ${p99} ms ($query)"
+  LINE="$LINE page_${name}_p50_ms=$p50 page_${name}_max_ms=$p99"
+done
+echo "${R#RESULT } events=$EVENTS$LINE"

@@ -158,6 +158,14 @@ extension AppDatabase {
         }
     }
 
+    /// Ids of a subject's conversions: those holding its identifier's hash, and those attributed to
+    /// a visit of its journey (a conversion the pixel tracked before consent, in the same visit).
+    static func subjectConversions(kind: PrivacyRequest.SubjectKind) -> String {
+        let held = "SELECT id FROM conversions WHERE \(conversionColumn(kind)) = :h AND site_id = :site"
+        guard let scope = subjectScope(kind: kind) else { return held }
+        return held + " UNION SELECT id FROM conversions WHERE session_id IN (\(scope.sessions)) AND site_id = :site"
+    }
+
     /// The conversions column holding each kind of identifier's hash.
     static func conversionColumn(_ kind: PrivacyRequest.SubjectKind) -> String {
         switch kind {
@@ -196,6 +204,9 @@ extension WriteTransaction {
         let args: StatementArguments = ["site": request.siteID, "h": h]
         var days: [Int64] = []
         let scope = AppDatabase.subjectScope(kind: request.subjectKind)
+        // Conversions first, while the visits they are attributed to can still be found.
+        try db.execute(sql: "DELETE FROM conversions WHERE id IN (\(AppDatabase.subjectConversions(kind: request.subjectKind)))", arguments: args)
+        counts["conversions"] = db.changesCount
         if let scope {
             days = try Int64.fetchAll(db, sql: "SELECT DISTINCT ts / 86400000 FROM events WHERE id IN (\(scope.events)) ORDER BY 1",
                                       arguments: args)
@@ -210,9 +221,6 @@ extension WriteTransaction {
                 counts["sessions", default: 0] += db.changesCount
             }
         }
-        let conversionColumn = AppDatabase.conversionColumn(request.subjectKind)
-        try db.execute(sql: "DELETE FROM conversions WHERE \(conversionColumn) = :h AND site_id = :site", arguments: args)
-        counts["conversions"] = db.changesCount
         if request.subjectKind == .subject {
             if keepConsentProof {
                 try db.execute(sql: "UPDATE consent_records SET subject = NULL WHERE site_id = :site AND subject = :h", arguments: args)
@@ -223,7 +231,7 @@ extension WriteTransaction {
             }
         }
         // Checked in the deleting transaction: nothing of the site is linked to the subject any more.
-        var remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM conversions WHERE \(conversionColumn) = :h AND site_id = :site",
+        var remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM (\(AppDatabase.subjectConversions(kind: request.subjectKind)))",
                                          arguments: args) ?? 0
         if let scope {
             remaining += try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE id IN (\(scope.events))", arguments: args) ?? 0

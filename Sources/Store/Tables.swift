@@ -85,7 +85,7 @@ extension AppDatabase {
                 SELECT id, provider, external_id, kind, ts, value, currency, refers_to, attributed_via,
                   first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
                   last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, detail
-                FROM conversions WHERE \(Self.conversionColumn(kind)) = :h AND site_id = :site ORDER BY ts, id
+                FROM conversions WHERE id IN (\(Self.subjectConversions(kind: kind))) ORDER BY ts, id
                 """, arguments: args))
             let consent = kind == .subject ? "site_id = :site AND subject = :h" : "site_id = :site AND :h IS NULL"
             tables.append(try .fetch(db, name: "consent_records", sql: """

@@ -97,6 +97,27 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         #expect(try office.export(site: t.site.id, identifier: .subject(subjectB), actor: "test").table("events")!.rows.count == 2)
     }
 
+    /// Conversions the pixel tracked in the subject's visits go with them, the one from before
+    /// consent too (it carries no subject, only its visit); another visitor's stays.
+    @Test func theConversionsOfAnErasedVisitGoWithIt() async throws {
+        let t = try TestCollector()
+        let office = try t.office
+        try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/landing"),
+                            IncomingEvent(site: t.site.id, name: "conversion", url: "https://example.com/landing", value: 49, currency: "EUR")],
+                           ip: "81.2.69.160")
+        try await t.ingest([IncomingEvent(site: t.site.id, name: "conversion", url: "https://example.com/thanks", value: 30, currency: "EUR",
+                                          consent: .granted(analytics: true, marketing: false), subject: subjectA)], ip: "81.2.69.160")
+        try await t.ingest([IncomingEvent(site: t.site.id, name: "conversion", url: "https://example.com/thanks", value: 10, currency: "EUR")],
+                           ip: "81.2.69.192")
+        #expect(try t.database.conversions(site: t.site.id).count == 3)
+        let export = try office.export(site: t.site.id, identifier: .subject(subjectA), actor: "test")
+        #expect(export.table("conversions")!.rows.count == 2)
+        let done = try await office.process(try office.file(site: t.site.id, identifier: .subject(subjectA), filedBy: "test"), actor: "test")
+        let receipt = try #require(try JSONSerialization.jsonObject(with: Data(done.receipt!.utf8)) as? [String: Any])
+        #expect((receipt["deleted"] as? [String: Int])?["conversions"] == 2)
+        #expect(try t.database.conversions(site: t.site.id).map(\.value) == [10])
+    }
+
     /// A request whose rows are deleted but whose WAL truncation fails is `erasing`, with no
     /// receipt and no `request_done`; the next run completes it. A failing request leaves the
     /// others going.
