@@ -58,8 +58,11 @@
   // held while offline. Every event carries a UUID, so a retry is never counted twice.
   function flush(beacon) {
     if (!queue.length || sending || (deriving && beacon !== true)) return;
-    // An event's own time goes along only when it waited (offline, retried, from an earlier page).
-    var batch = queue.slice(0, 50), now = Date.now(), body = JSON.stringify({ events: batch }, function (k, v) { return k == 'ts' && now - v < 5000 ? undefined : v; });
+    // An event's own time goes along only when it waited (offline, retried, from an earlier page);
+    // the server takes times up to 72 h old, so older queued events are let go.
+    var now = Date.now();
+    queue = queue.filter(function (e) { return !(now - e.ts > 2.5e8); });
+    var batch = queue.slice(0, 50), body = JSON.stringify({ events: batch }, function (k, v) { return k == 'ts' && now - v < 5000 ? undefined : v; });
     if (beacon === true && n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: 'text/plain' }))) { done(batch); return; }
     if (n.onLine === false) return;
     sending = true;

@@ -23,11 +23,13 @@ struct Figures {
 
     /// Days of the range whose rollups are still being built (the figures come from the raw events).
     let backfilling: Bool
+    /// A range of whole UTC days (compared with the same number of whole days before it).
+    let aligned: Bool
 
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         self.wholeDays = wholeDays
-        let aligned = wholeDays && from % Self.day == 0 && to > from
+        aligned = wholeDays && from % Self.day == 0 && to > from
         // A failed check counts as not ready: the raw events give the right figures, only slower.
         let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: from / Self.day, toDay: (to - 1) / Self.day,
                                                                   limit: 1).isEmpty) ?? false)
@@ -47,8 +49,8 @@ struct Figures {
     /// The same view over the period of the same length just before.
     func previous() -> Figures {
         // Whole-day views compare with the same number of whole days before them.
-        let start = rollups || pairRollups ? from - (toDay - fromDay + 1) * Self.day : 2 * from - to
-        return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: rollups || pairRollups)
+        let start = aligned ? from - (toDay - fromDay + 1) * Self.day : 2 * from - to
+        return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: aligned)
     }
 
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {

@@ -128,7 +128,7 @@ public struct Pipeline: Sendable {
             guard let hashes = scope.hashes else { return .saltUnavailable }
             // An event dated yesterday (a queued one) takes yesterday's salt while it is still kept
             // (the hour after midnight); an older one takes today's: a past day's salt is gone.
-            if let previous = hashes.previous, w.row.timestamp / 86_400_000 < scope.receivedDay {
+            if let previous = hashes.previous, w.row.timestamp / 86_400_000 == scope.receivedDay - 1 {
                 w.row.visitor = previous
             } else {
                 w.row.visitor = hashes.current

@@ -114,7 +114,9 @@ public enum Commission {
         var r = CommissionReport(siteID: site.id, siteName: site.name, month: month, terms: terms, attributedRevenue: 0, totalRevenue: 0,
                                  leads: 0, calls: 0, ourLeads: 0, ourCalls: 0, sales: 0, unattributed: 0, otherCurrency: 0,
                                  percentPart: 0, leadPart: 0, callPart: 0, commission: 0, lines: [])
-        for c in try database.conversions(site: site.id, from: from, to: to) {
+        // Billed work rests on the providers' signed reports: conversions the pixel tracked (sent by
+        // browsers, unverifiable) count on the dashboard, not in commission.
+        for c in try database.conversions(site: site.id, from: from, to: to) where c.provider != ConversionRow.pixelProvider {
             let money = c.kind == .sale || c.kind == .refund
             if money, let cur = c.currency, cur != terms.currency {
                 r.otherCurrency += 1

@@ -184,9 +184,12 @@ extension AppDatabase {
         }
         let (sessionID, acquisition, startedAt) = try session(for: event, &st)
         if event.late {
-            st.staleDay.start()
-            st.staleDay.bind(event.siteID); st.staleDay.bind(event.timestamp / 86_400_000)
-            try st.staleDay.run()
+            // Its day's figures changed, and its visit's (counted on the day the visit began).
+            for day in Set([event.timestamp / 86_400_000, startedAt / 86_400_000]) {
+                st.staleDay.start()
+                st.staleDay.bind(event.siteID); st.staleDay.bind(day)
+                try st.staleDay.run()
+            }
         }
         var e = event
         acquisition.apply(to: &e)
@@ -265,7 +268,7 @@ extension AppDatabase {
         // Without a subject the statement leaves subject (an indexed column) out of its SET.
         var update = e.subject != nil ? st.updateWithSubject : st.update
         update.start()
-        update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.path)
+        update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.timestamp); update.bind(e.path)
         update.bind(pageview); update.bind(interaction); update.bind(max(0, e.engagedMs ?? 0)); update.bind(pageview); update.bind(interaction)
         if let subject = e.subject { update.bind(subject) }
         update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.timestamp + sessionGapMilliseconds)
@@ -317,7 +320,7 @@ struct IngestStatements {
             """)
         let update = { (subject: String) in """
             UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
-              exit_path = CASE WHEN ? THEN ? ELSE exit_path END,
+              exit_path = CASE WHEN ? AND ? >= last_seen THEN ? ELSE exit_path END,
               pageviews = pageviews + ?, interactions = interactions + ?, engaged_ms = engaged_ms + ?,
               bounce = (pageviews + ? <= 1 AND interactions + ? = 0)\(subject)
             WHERE id = ? AND site_id = ? AND last_seen >= ? AND started_at <= ? AND visitor IN (?, ?)

@@ -338,7 +338,9 @@ extension AppDatabase {
         migrator.registerMigration("v11-visit-acquisition") { db in
             // A visit's source, referrer, campaign and click-id kind are its landing event's, and
             // every event of the visit carries them (they were each event's own: internal
-            // navigation counted as direct). Rollups are rebuilt from the corrected events.
+            // navigation counted as direct). Rollups are rebuilt from the corrected events; days
+            // whose events retention has already removed keep the rollups they have (nothing to
+            // rebuild them from).
             try db.execute(sql: """
                 ALTER TABLE sessions ADD COLUMN referrer_path TEXT;
                 ALTER TABLE sessions ADD COLUMN utm_term TEXT;
@@ -357,16 +359,18 @@ extension AppDatabase {
                     OR events.utm_source IS NOT s.utm_source OR events.utm_medium IS NOT s.utm_medium
                     OR events.utm_campaign IS NOT s.utm_campaign OR events.utm_term IS NOT s.utm_term
                     OR events.utm_content IS NOT s.utm_content OR (events.click_id IS NULL AND events.click_id_kind IS NOT s.click_id_kind));
-                DELETE FROM rollup_values;
-                DELETE FROM rollup_pairs;
-                DELETE FROM rollup_days;
+                DELETE FROM rollup_values WHERE day >= (SELECT min(ts) / 86400000 FROM events WHERE events.site_id = rollup_values.site_id);
+                DELETE FROM rollup_pairs WHERE day >= (SELECT min(ts) / 86400000 FROM events WHERE events.site_id = rollup_pairs.site_id);
+                DELETE FROM rollup_days WHERE day >= (SELECT min(ts) / 86400000 FROM events WHERE events.site_id = rollup_days.site_id);
                 """)
         }
         migrator.registerMigration("v12-one-conversion-model") { db in
             // Conversions tracked by the pixel (an event named "conversion", or any event with a
             // value) are stored as conversions too, attributed to their visit; every conversion
             // links the visit it is attributed to (session_id), so a webhook sale counts its
-            // visitor. Existing subject-linked webhook conversions get the visit of their last touch.
+            // visitor. Existing subject-linked webhook conversions get the visit of their last touch
+            // (new ones the latest visit of their journey), refunds their sale's; e-mail-linked
+            // ones stay without a visit (they count in unfiltered views only).
             try db.execute(sql: """
                 CREATE TABLE conversions_v12 (
                     id INTEGER PRIMARY KEY,
@@ -399,6 +403,9 @@ extension AppDatabase {
                 CREATE INDEX conversions_by_email ON conversions(email_hash) WHERE email_hash IS NOT NULL;
                 CREATE INDEX conversions_by_user ON conversions(user_hash) WHERE user_hash IS NOT NULL;
                 CREATE INDEX conversions_by_session ON conversions(session_id) WHERE session_id IS NOT NULL;
+                UPDATE conversions SET session_id = (SELECT o.session_id FROM conversions o
+                    WHERE o.site_id = conversions.site_id AND o.provider = conversions.provider AND o.external_id = conversions.refers_to)
+                  WHERE kind = 'refund' AND refers_to IS NOT NULL AND session_id IS NULL;
                 INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
                     first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
                     last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, session_id)

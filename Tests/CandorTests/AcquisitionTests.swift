@@ -154,7 +154,7 @@ import Testing
               VALUES ('oldsite', \(ts), 'pageview', '/in', 'anonymous', 7, 1, 'email', 'letter', 'email', 'spring', 'shoes'),
                      ('oldsite', \(ts + 60000), 'pageview', '/out', 'anonymous', 7, 1, 'direct', NULL, NULL, NULL, NULL);
             INSERT INTO rollup_days (site_id, day, visitors, pageviews, visits, bounces, duration_ms, refreshed_at)
-              VALUES ('oldsite', \(ts / 86_400_000), 1, 2, 1, 0, 60000, \(ts));
+              VALUES ('oldsite', \(ts / 86_400_000), 1, 2, 1, 0, 60000, \(ts)), ('oldsite', \(ts / 86_400_000 - 400), 9, 9, 9, 0, 0, \(ts));
             """
         #expect(try sqlite3(path, sql).status == 0)
         let upgraded = try AppDatabase(path: path)
@@ -162,5 +162,7 @@ import Testing
         #expect(events.map(\.sourceType) == ["email", "email"])
         #expect(events.map(\.utmCampaign) == ["spring", "spring"] && events.map(\.utmTerm) == ["shoes", "shoes"])
         #expect(try upgraded.daysWithoutRollup(site: "oldsite", limit: 10) == [ts / 86_400_000])
+        // A day whose events retention removed long ago keeps its rollup (nothing could rebuild it).
+        #expect(try upgraded.rollupSummary(site: "oldsite", fromDay: ts / 86_400_000 - 400, toDay: ts / 86_400_000 - 400).visitors == 9)
     }
 }

@@ -94,6 +94,10 @@ import Testing
             let overview = try await client.page("/export/overview?range=today", owner).1
             #expect(overview.contains(",3,3,5,120.00 USD · 79.00 EUR,"), "\(overview)")
         }
+        // Commission rests on the providers' signed reports: the two webhook sales, not the pixel's lead or sales.
+        let site = try #require(try f.t.database.site(id: id))
+        let commission = try #require(try Commission.report(database: f.t.database, site: site, month: Commission.month(of: f.t.clock.now)))
+        #expect(commission.sales == 2 && commission.leads == 0 && commission.totalRevenue == 120 && commission.otherCurrency == 0)
     }
 
     /// The upgrade stores the conversions the pixel tracked before it, attributed to their visits.
@@ -108,13 +112,22 @@ import Testing
         #expect(try sqlite3(path, """
             INSERT INTO sessions (id, site_id, visitor, decision, started_at, last_seen, pageviews, source_type, referrer_host)
               VALUES (1, 'oldsite', 7, 'anonymous', \(ts), \(ts + 60000), 1, 'organic', 'google.com');
+            INSERT INTO sessions (id, site_id, visitor, subject, decision, started_at, last_seen, pageviews, source_type)
+              VALUES (2, 'oldsite', 8, 4242, 'identified', \(ts), \(ts), 1, 'paid');
+            INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via, last_source_type, last_ts)
+              VALUES ('oldsite', 'stripe', 'pi_1', 'sale', \(ts + 5000), 100, 'USD', 4242, 'subject', 'paid', \(ts));
+            INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, refers_to, attributed_via, last_source_type, last_ts)
+              VALUES ('oldsite', 'stripe', 're_1', 'refund', \(ts + 9000), -40, 'USD', 'pi_1', 'subject', 'paid', \(ts));
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, source_type, referrer_host, value, currency)
               VALUES ('oldsite', 'e1', \(ts), 'pageview', '/', 'anonymous', 7, 1, 'organic', 'google.com', NULL, NULL),
                      ('oldsite', 'e2', \(ts + 1000), 'conversion', '/', 'anonymous', 7, 1, 'organic', 'google.com', 49, 'EUR'),
                      ('oldsite', 'e3', \(ts + 2000), 'conversion', '/', 'anonymous', 7, 1, 'organic', 'google.com', NULL, NULL);
             """).status == 0)
         let upgraded = try AppDatabase(path: path)
-        let c = try upgraded.conversions(site: "oldsite")
+        let c = try upgraded.conversions(site: "oldsite").filter { $0.provider == "pixel" }
         #expect(c.map(\.kind) == [.sale, .lead] && c.map(\.value) == [49, 0] && c.allSatisfy { $0.visit == 1 && $0.lastTouch?.sourceType == "organic" })
+        // A subject-linked sale gets the visit of its last touch, its refund the sale's.
+        let stripe = try upgraded.conversions(site: "oldsite").filter { $0.provider == "stripe" }
+        #expect(stripe.map(\.visit) == [2, 2])
     }
 }
