@@ -7,6 +7,16 @@ import NIOCore
 @testable import Store
 import Testing
 
+/// A database file as a version before an upgrade left it: migrated up to `upgrade` only, with
+/// the site "oldsite"; the caller keeps the directory alive.
+func databaseBefore(upgrade: String) throws -> (TempDir, String) {
+    let dir = TempDir()
+    let path = dir.file("old.sqlite")
+    let old = try AppDatabase(path: path, migratingUpTo: upgrade)
+    try old.addSite(Site(id: "oldsite", name: "Old", domains: ["example.com"], policy: "default", createdAt: noon))
+    return (dir, path)
+}
+
 /// Issue 13: sources, referrers and campaigns belong to the visit (its landing event), checked
 /// against a hand-computed scenario through the site page, CSV, JSON and the stats API.
 @Suite struct AcquisitionTests {
@@ -139,12 +149,8 @@ import Testing
 
     /// The upgrade gives old events their visit's source and drops the rollups to rebuild them.
     @Test func theUpgradeGivesStoredEventsTheirVisitsSource() async throws {
-        let dir = TempDir()
-        let path = dir.file("old.sqlite")
-        do {
-            let old = try AppDatabase(path: path, migratingUpTo: "v10-verified-erasure")
-            try old.addSite(Site(id: "oldsite", name: "Old", domains: ["example.com"], policy: "default", createdAt: noon))
-        }
+        let (dir, path) = try databaseBefore(upgrade: "v10-verified-erasure")
+        defer { _ = dir }
         let ts = Int64(noon.timeIntervalSince1970 * 1000)
         let sql = """
             INSERT INTO sessions (id, site_id, visitor, decision, started_at, last_seen, entry_path, exit_path, pageviews, source_type,

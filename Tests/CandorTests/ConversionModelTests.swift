@@ -102,12 +102,8 @@ import Testing
 
     /// The upgrade stores the conversions the pixel tracked before it, attributed to their visits.
     @Test func theUpgradeCountsConversionsThePixelTrackedBefore() async throws {
-        let dir = TempDir()
-        let path = dir.file("old.sqlite")
-        do {
-            let old = try AppDatabase(path: path, migratingUpTo: "v11-visit-acquisition")
-            try old.addSite(Site(id: "oldsite", name: "Old", domains: ["example.com"], policy: "default", createdAt: noon))
-        }
+        let (dir, path) = try databaseBefore(upgrade: "v11-visit-acquisition")
+        defer { _ = dir }
         let ts = Int64(noon.timeIntervalSince1970 * 1000)
         #expect(try sqlite3(path, """
             INSERT INTO sessions (id, site_id, visitor, decision, started_at, last_seen, pageviews, source_type, referrer_host)
