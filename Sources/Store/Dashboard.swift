@@ -120,14 +120,26 @@ public struct Filters: Sendable, Equatable {
         return (sql, arguments)
     }
 
-    /// Narrows conversions (of table alias `alias`) to those attributed to a visit with an event
-    /// of the site in `from..<to` that matches the filters; nothing to add without filters. A
-    /// conversion linked to no visit is in unfiltered views only.
-    func conversionScope(_ alias: String, site: String, from: Int64, to: Int64) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+    /// Narrows conversions (of table alias `alias`) to those attributed to a visit that matches
+    /// the filters as a view does — an event of the visit has every field value, and the visit
+    /// sent every named event — wherever the visit lies in time (a sale in the range may come from
+    /// a visit before it); nothing to add without filters. A conversion linked to no visit is in
+    /// unfiltered views only. Each test looks up the visit's own events (`events_by_session`).
+    func conversionScope(_ alias: String) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
         guard !isEmpty else { return ("", []) }
-        let events = clause(site: site, from: from, to: to)
-        return (" AND \(alias).session_id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(events.sql))",
-                [site, from, to] + events.arguments)
+        let fields = terms.filter { $0.0 != .event }
+        var sql = " AND \(alias).session_id IS NOT NULL"
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if !fields.isEmpty {
+            sql += " AND EXISTS (SELECT 1 FROM events v WHERE v.session_id = \(alias).session_id"
+                + fields.map { " AND v.\($0.0.rawValue) IS ?" }.joined() + ")"
+            arguments += fields.map { $0.1 }
+        }
+        for term in terms where term.0 == .event {
+            sql += " AND EXISTS (SELECT 1 FROM events v WHERE v.session_id = \(alias).session_id AND v.name = ?)"
+            arguments.append(term.1)
+        }
+        return (sql, arguments)
     }
 }
 
@@ -259,7 +271,7 @@ extension AppDatabase {
     /// Conversions (sales, leads, calls, from webhooks and the pixel; refunds not counted) and
     /// revenue net of refunds per currency.
     static func conversionTotals(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters) throws -> (count: Int, revenue: Revenue) {
-        let scope = filters.conversionScope("c", site: site, from: from, to: to)
+        let scope = filters.conversionScope("c")
         var count = 0
         var revenue = Revenue()
         for row in try Row.fetchAll(db, sql: """

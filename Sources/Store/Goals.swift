@@ -120,7 +120,7 @@ extension AppDatabase {
                 let base: [(any DatabaseValueConvertible)?] = [site, from, to]
                 if g.kind == .conversion {
                     // Visitors: those of the visits the conversions are attributed to, per day as everywhere.
-                    let scope = filters.conversionScope("c", site: site, from: from, to: to)
+                    let scope = filters.conversionScope("c")
                     let row = try Row.fetchOne(db, sql: """
                         SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
                           SELECT count(DISTINCT s.visitor) AS v, count(*) AS n FROM conversions c LEFT JOIN sessions s ON s.id = c.session_id

@@ -100,6 +100,28 @@ import Testing
         #expect(commission.sales == 2 && commission.leads == 0 && commission.totalRevenue == 120 && commission.otherCurrency == 0)
     }
 
+    /// A sale today from yesterday's organic visit counts under the source filter, though the
+    /// visit lies before the range.
+    @Test func aFilteredViewCountsAConversionWhoseVisitCameBefore() async throws {
+        let f = try await DashboardFixture()
+        try await scenario(f)
+        let id = f.t.site.id
+        let visit = try #require(try f.t.database.conversions(site: id).first { $0.provider == "pixel" }?.visit)
+        var later = ConversionRow(siteID: id, provider: "stripe", externalID: "pi_later", kind: .sale,
+                                  timestamp: Int64(f.t.clock.now.timeIntervalSince1970 * 1000) + 86_400_000 - 60_000, value: 5, currency: "EUR")
+        later.visit = visit
+        later.attributedVia = "subject"
+        #expect(try f.t.database.insertConversion(later))
+        f.t.clock.advance(day)
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let organic = try await client.page("/sites/\(id)?range=today&f.source_type=organic", owner).1
+            #expect(organic.contains("<span>Conversions</span><strong>1</strong>") && organic.contains("<span>Revenue</span><strong>5.00 EUR</strong>"))
+            let direct = try await client.page("/sites/\(id)?range=today&f.source_type=direct", owner).1
+            #expect(direct.contains("<span>Conversions</span><strong>0</strong>"))
+        }
+    }
+
     /// The upgrade stores the conversions the pixel tracked before it, attributed to their visits.
     @Test func theUpgradeCountsConversionsThePixelTrackedBefore() async throws {
         let (dir, path) = try databaseBefore(upgrade: "v11-visit-acquisition")
