@@ -26,16 +26,30 @@ struct Figures {
     /// A range of whole UTC days (compared with the same number of whole days before it).
     let aligned: Bool
 
+    /// Whether every day of the range is rolled up (checked once per range, see ``narrowed(to:)``).
+    private let ready: Bool
+
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
-        self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
-        self.wholeDays = wholeDays
-        aligned = wholeDays && from % Self.day == 0 && to > from
+        let aligned = wholeDays && from % Self.day == 0 && to > from
         // A failed check counts as not ready: the raw events give the right figures, only slower.
         let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: from / Self.day, toDay: (to - 1) / Self.day,
                                                                   limit: 1).isEmpty) ?? false)
+        self.init(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, aligned: aligned, ready: ready)
+    }
+
+    private init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, aligned: Bool, ready: Bool) {
+        self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
+        self.wholeDays = wholeDays
+        self.aligned = aligned
+        self.ready = ready
         backfilling = aligned && !ready
         rollups = ready && filters.isEmpty
         pairRollups = ready && filters.terms.count == 1 && AppDatabase.pairFilters.contains(filters.terms[0].0)
+    }
+
+    /// The same range under other filters (the rollups' readiness is the range's, not looked up again).
+    func narrowed(to filters: Filters) -> Figures {
+        Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, aligned: aligned, ready: ready)
     }
 
     var fromDay: Int64 { from / Self.day }

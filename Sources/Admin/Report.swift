@@ -26,8 +26,6 @@ enum TableKind: Sendable, Equatable {
         }
     }
 
-    var isSessionTable: Bool { if case .sessions = self { true } else { false } }
-
     /// What the table's second count is, in exports: visits (entry and exit pages), events
     /// (custom events sent), pageviews (every other table).
     var countColumn: String {
@@ -82,7 +80,8 @@ struct SiteReport {
                 subsets.append(Filters(terms.indices.filter { mask & (1 << $0) != 0 }.map { terms[$0] }))
             }
         }
-        views = subsets.map { Figures(database: database, site: site, from: from, to: to, filters: $0, wholeDays: wholeDays) }
+        let view = Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays)
+        views = subsets.map(view.narrowed)
     }
 
     func summaries() throws -> [SiteSummary] { try views.map { try $0.summary() } }

@@ -130,7 +130,7 @@ extension Collector {
             purpose: headers[.secPurpose] ?? headers[.purpose] ?? headers[.xPurpose] ?? headers[.xMoz],
             signals: .init(doNotTrack: headers[.dnt] == "1", globalPrivacyControl: headers[.secGPC] == "1"),
             now: now())
-        let nowMs = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
+        let nowMs = facts.nowMs
         for (i, e) in events.enumerated() {
             guard let t = e.clientTime else { continue }
             guard t >= nowMs - WireLimits.clientTimeWindow.behind, t <= nowMs + WireLimits.clientTimeWindow.ahead else {

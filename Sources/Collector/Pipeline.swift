@@ -15,6 +15,8 @@ public struct RequestFacts: Sendable {
     public var purpose: String?
     public var signals: PrivacySignals
     public var now: Date
+    /// `now` in whole milliseconds since 1970: an event's time when the browser gives none.
+    public var nowMs: Int64 { Int64((now.timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public init(ip: String?, userAgent: String, purpose: String? = nil, signals: PrivacySignals = .init(), now: Date) {
         self.ip = ip; self.userAgent = userAgent; self.purpose = purpose; self.signals = signals; self.now = now
@@ -56,7 +58,7 @@ public struct Pipeline: Sendable {
         let deps: Dependencies
         let eventCount: Int
         /// The UTC day the request arrived on.
-        var receivedDay: Int64 { Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down)) / 86_400_000 }
+        var receivedDay: Int64 { facts.nowMs / 86_400_000 }
         lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
         lazy var isBot: Bool = BotFilter.isSpeculative(purpose: facts.purpose) || agent.bot
         lazy var retryAfter: Int? = {
@@ -203,7 +205,7 @@ public struct Pipeline: Sendable {
         let scope = Scope(site: site, policy: policy, facts: facts, deps: deps, eventCount: events.count)
         var result = PipelineResult()
         result.rows.reserveCapacity(events.count)
-        let ms = Int64((facts.now.timeIntervalSince1970 * 1000).rounded(.down))
+        let ms = facts.nowMs
         events: for incoming in events {
             var w = Working(incoming: incoming, page: LightURL(incoming.url),
                             row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: incoming.clientTime ?? ms, name: incoming.name,

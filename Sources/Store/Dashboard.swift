@@ -79,7 +79,6 @@ public enum Dimension: String, Sendable, CaseIterable {
         case .event: "Events"
         }
     }
-
 }
 
 /// Breakdowns read from sessions rather than events.
@@ -118,6 +117,14 @@ public struct Filters: Sendable, Equatable {
             }
         }
         return (sql, arguments)
+    }
+
+    /// Narrows sessions of the site started in `from..<to` to those with an event in the range that
+    /// matches the filters (" AND id IN …"), or "" without filters.
+    func sessionScope(site: String, from: Int64, to: Int64) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+        guard !isEmpty else { return ("", []) }
+        let events = clause(site: site, from: from, to: to)
+        return (" AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(events.sql))", [site, from, to] + events.arguments)
     }
 
     /// Narrows conversions (of table alias `alias`) to those attributed to a visit that matches
@@ -164,7 +171,9 @@ public struct PageEngagement: Sendable, Equatable {
 
 extension AppDatabase {
     /// Events the pixel sends for itself: never listed as custom events.
-    static let internalEventNames = "('pageview', 'engagement')"
+    static let internalEventNames: Set<String> = ["pageview", "engagement"]
+    /// The same as an SQL list.
+    static let internalEventList = "(" + internalEventNames.sorted().map { "'\($0)'" }.joined(separator: ", ") + ")"
 
     // MARK: Users and their sites
 
@@ -243,13 +252,11 @@ extension AppDatabase {
                   SELECT count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
                   WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY ts / 86400000)
                 """, arguments: StatementArguments(base + f.arguments))
-            let sessionScope = filters.isEmpty ? "" : """
-                 AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql))
-                """
+            let scope = filters.sessionScope(site: site, from: from, to: to)
             let s = try Row.fetchOne(db, sql: """
                 SELECT count(*), coalesce(sum(bounce), 0), coalesce(sum(duration_ms), 0) FROM sessions
-                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(sessionScope)
-                """, arguments: filters.isEmpty ? StatementArguments(base) : StatementArguments(base + base + f.arguments))
+                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql)
+                """, arguments: StatementArguments(base + scope.arguments))
             let c = try Self.conversionTotals(db, site: site, from: from, to: to, filters: filters)
             let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
             return SiteSummary(visitors: e?[0] ?? 0, visits: s?[0] ?? 0, pageviews: e?[1] ?? 0, bounces: s?[1] ?? 0,
@@ -294,7 +301,7 @@ extension AppDatabase {
             let f = filters.clause(site: site, from: from, to: to)
             // The events table counts custom events (not pageviews, not the pixel's engagement
             // events) and how many were sent; every other table counts pageviews.
-            let (count, only) = dimension == .event ? ("count(*)", " AND name NOT IN \(Self.internalEventNames)") : ("sum(name = 'pageview')", "")
+            let (count, only) = dimension == .event ? ("count(*)", " AND name NOT IN \(Self.internalEventList)") : ("sum(name = 'pageview')", "")
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(v), sum(p) FROM (
                   SELECT \(column) AS value, count(DISTINCT visitor) AS v, \(count) AS p FROM events
@@ -311,12 +318,11 @@ extension AppDatabase {
                                  limit: Int = 1000) throws -> [BreakdownRow] {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
-            let f = filters.clause(site: site, from: from, to: to)
-            let scope = filters.isEmpty ? "" : " AND id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql))"
-            let args = filters.isEmpty ? base : base + base + f.arguments
+            let scope = filters.sessionScope(site: site, from: from, to: to)
+            let args = base + scope.arguments
             return try Row.fetchAll(db, sql: """
                 SELECT \(dimension.rawValue), count(DISTINCT visitor), count(*) FROM sessions
-                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope)
+                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql)
                 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
                 """, arguments: StatementArguments(args + [limit])).map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
         }

@@ -56,7 +56,7 @@ extension AppDatabase {
                 let name: String = row[1]
                 let view: Int64 = name == "pageview" ? 1 : 0
                 // As in `breakdown`: the events table counts custom events, every other table pageviews.
-                let custom = name != "pageview" && name != "engagement"
+                let custom = !Self.internalEventNames.contains(name)
                 everyone.insert(visitor)
                 pageviews += Int(view)
                 for i in 0..<dims.count {
