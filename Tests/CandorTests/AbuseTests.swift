@@ -131,32 +131,23 @@ extension LiveServerTests {
             let port = install.server.port
             let started = ContinuousClock.now
             let allCases = cases
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<4 {
-                    group.addTask {
-                        try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(60))) { client in
-                            for (i, c) in allCases.enumerated() where i % 4 == worker {
-                                var headers: HTTPFields = [.userAgent: chromeUA, .origin: "http://localhost", .init("X-Forwarded-For")!: "198.51.\(i / 250 % 250).\(i % 250)"]
-                                headers[.contentType] = c.0 == "/login" ? "application/x-www-form-urlencoded"
-                                    : c.1 == .jotform ? "application/x-www-form-urlencoded" : "text/plain"
-                                if let p = c.1 {
-                                    for (name, value) in Webhooks.sign(p, body: c.2, secret: secret, timestamp: Int(Date().timeIntervalSince1970)) {
-                                        headers[HTTPField.Name(name)!] = value
-                                    }
-                                    if p == .shopify { headers[.init("X-Shopify-Topic")!] = ["orders/paid", "refunds/create", "orders/create"][i % 3] }
-                                }
-                                do {
-                                    let r = try await client.post(c.0, headers: headers, body: ByteBuffer(bytes: c.2))
-                                    statuses.add(r.status.code, path: c.0)
-                                } catch {
-                                    statuses.add(0, path: c.0)
-                                    throw error
-                                }
-                            }
-                        }
+            try await spread(allCases, over: 4, port: port, configuration: .init(timeout: .seconds(60))) { client, i, c in
+                var headers: HTTPFields = [.userAgent: chromeUA, .origin: "http://localhost", .init("X-Forwarded-For")!: "198.51.\(i / 250 % 250).\(i % 250)"]
+                headers[.contentType] = c.0 == "/login" ? "application/x-www-form-urlencoded"
+                    : c.1 == .jotform ? "application/x-www-form-urlencoded" : "text/plain"
+                if let p = c.1 {
+                    for (name, value) in Webhooks.sign(p, body: c.2, secret: secret, timestamp: Int(Date().timeIntervalSince1970)) {
+                        headers[HTTPField.Name(name)!] = value
                     }
+                    if p == .shopify { headers[.init("X-Shopify-Topic")!] = ["orders/paid", "refunds/create", "orders/create"][i % 3] }
                 }
-                try await group.waitForAll()
+                do {
+                    let r = try await client.post(c.0, headers: headers, body: ByteBuffer(bytes: c.2))
+                    statuses.add(r.status.code, path: c.0)
+                } catch {
+                    statuses.add(0, path: c.0)
+                    throw error
+                }
             }
             let took = ContinuousClock.now - started
             let rssAfter = residentMB(pid)

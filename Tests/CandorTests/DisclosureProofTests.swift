@@ -162,18 +162,9 @@ extension LiveServerTests {
             let port = install.server.port
             let allPosts = posts
             let allSites = sites
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<4 {
-                    group.addTask {
-                        try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
-                            for (i, post) in allPosts.enumerated() where i % 4 == worker {
-                                let r = try await client.post("/api/event", headers: post.0, body: ByteBuffer(string: post.1))
-                                #expect(r.status == .accepted)
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            try await spread(allPosts, over: 4, port: port) { client, _, post in
+                let r = try await client.post("/api/event", headers: post.0, body: ByteBuffer(string: post.1))
+                #expect(r.status == .accepted)
             }
 
             let database = try install.database()
@@ -202,121 +193,112 @@ extension LiveServerTests {
             }
             let allPlans = plans
             let allReferences = references
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<3 {
-                    group.addTask {
-                        try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(60))) { client in
-                            for (n, plan) in allPlans.enumerated() where n % 3 == worker {
-                                let (i, terms, csvDimension, jsonDimension) = plan
-                                let site = allSites[i], ref = allReferences[i]
-                                let enc = { (s: String) in s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
-                                let query = "range=today" + terms.map { "&f.\($0.0.rawValue)=\(enc($0.1))" }.joined()
-                                let label = "site \(i) [\(terms.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ","))]"
-                                // HTML
-                                let html = String(buffer: try await client.get("/sites/\(site.id)?\(query)", headers: viewerHeaders).body ?? ByteBuffer())
-                                let view = terms.map { Term.filter($0.0, $0.1, ref) }
-                                let cards = Self.cards(html)
-                                let visitorsCard = Self.read(cards["Visitors"] ?? "?")
-                                note(Self.check(visitorsCard, group: view, pageviews: Self.read(cards["Pageviews"] ?? "–"),
-                                                ref: ref, what: "\(label) Visitors card"))
-                                var reads = [visitorsCard]
-                                for (title, rows) in Self.tables(html) {
-                                    guard let d = Self.tableDimensions.first(where: { $0.label == title })?.dimension else { continue }
-                                    var shownSum = 0, other: Read?
-                                    for row in rows {
-                                        let r = Self.read(row.visitors)
-                                        reads.append(r)
-                                        if row.value == "Other (suppressed)" { other = r; continue }
-                                        if case .number(let n) = r { shownSum += n }
-                                        let value: String? = row.value == "(none)" ? nil : row.value
-                                        note(Self.check(r, group: view + [Term.equals(d, value)], pageviews: Self.read(row.pageviews), table: d,
-                                                        ref: ref, what: "\(label) \(title)=\(row.value)"))
-                                    }
-                                    let total = ref.visitors(view)
-                                    // Only a total that is shown can be subtracted from.
-                                    if case .number = visitorsCard, [.browser, .os, .device, .country].contains(d) {
-                                        // Rows of a partition add up: what is not shown is 0 or at least k.
-                                        if case .number(let o)? = other {
-                                            if o != total - shownSum { note(["\(label) \(title): Other \(o) ≠ \(total) - \(shownSum)"]) }
-                                        } else if total - shownSum > 0 && total - shownSum < Self.k {
-                                            note(["\(label) \(title): the total minus the shown rows isolates \(total - shownSum)"])
-                                        }
-                                    }
-                                    if case .number(let o)? = other {
-                                        if o < Self.k { note(["\(label) \(title): Other shows \(o)"]) }
-                                        // Other against the view's total and the totals of coarser views.
-                                        for mask in 0..<(1 << view.count) {
-                                            let coarser = view.indices.filter { mask & (1 << $0) != 0 }.map { view[$0] }
-                                            let whole = ref.visitors(coarser)
-                                            if whole - o > 0 && whole - o < Self.k { note(["\(label) \(title): Other \(o) vs \(whole) isolates \(whole - o)"]) }
-                                        }
-                                    }
-                                }
-                                // Chart (hourly): each bar against the events of its hour.
-                                for bar in Self.bars(html) {
-                                    let r = Self.read(bar.visitors)
-                                    reads.append(r)
-                                    let hour = Term(name: "hour=\(bar.hour)") { $0.timestamp / 3_600_000 == bar.hour }
-                                    note(Self.check(r, group: view + [hour], ref: ref, what: "\(label) chart \(bar.hour)"))
-                                }
-                                // Goal (a page goal): its visitors are part of the view's.
-                                if let goal = Self.goal(html) {
-                                    let r = Self.read(goal)
-                                    reads.append(r)
-                                    let completed = Term(name: "goal \(site.goal)") { $0.name == "pageview" && $0.path == site.goal }
-                                    note(Self.check(r, group: view + [completed], ref: ref, what: "\(label) goal"))
-                                }
-                                // CSV and JSON exports, the stats API.
-                                let csv = String(buffer: try await client.get("/sites/\(site.id)/export?\(query)&dimension=\(csvDimension.rawValue)",
-                                                                                headers: viewerHeaders).body ?? ByteBuffer())
-                                for line in csv.split(separator: "\r\n").dropFirst() {
-                                    let cells = Self.csvCells(String(line))
-                                    guard cells.count == 3 else { continue }
-                                    let r = Self.read(cells[1])
-                                    reads.append(r)
-                                    if cells[0] == "Other (suppressed)" {
-                                        if case .number(let o) = r, o < Self.k { note(["\(label) CSV Other \(o)"]) }
-                                        continue
-                                    }
-                                    guard !cells[0].isEmpty else { continue }
-                                    note(Self.check(r, group: view + [Term.equals(csvDimension, cells[0])],
-                                                    pageviews: Self.read(cells[2]), table: csvDimension, ref: ref,
-                                                    what: "\(label) CSV \(csvDimension.rawValue)=\(cells[0])"))
-                                }
-                                let json = try await client.get("/sites/\(site.id)/export?\(query)&dimension=\(jsonDimension.rawValue)&format=json", headers: viewerHeaders)
-                                let apiFilters = terms.map { "\($0.0.rawValue)==\($0.1)" }.joined(separator: ";")
-                                let apiQuery = "range=today" + (terms.isEmpty ? "" : "&filters=\(enc(apiFilters))")
-                                let bearer: HTTPFields = [.authorization: "Bearer \(site.key)"]
-                                let totals = try await client.get("/api/v1/sites/\(site.id)/stats?\(apiQuery)", headers: bearer)
-                                let breakdown = try await client.get("/api/v1/sites/\(site.id)/stats?\(apiQuery)&dimension=\(jsonDimension.rawValue)", headers: bearer)
-                                for (source, body, rowsKey) in [("JSON", json, "rows"), ("API", breakdown, "results")] {
-                                    let doc = (try? JSONSerialization.jsonObject(with: Data(String(buffer: body.body ?? ByteBuffer()).utf8))) as? [String: Any]
-                                    for row in doc?[rowsKey] as? [[String: Any]] ?? [] {
-                                        let r = Self.read(json: row["visitors"])
-                                        reads.append(r)
-                                        guard let value = row["value"] as? String else { continue }
-                                        if value == "Other (suppressed)" {
-                                            if case .number(let o) = r, o < Self.k { note(["\(label) \(source) Other \(o)"]) }
-                                            continue
-                                        }
-                                        note(Self.check(r, group: view + [Term.equals(jsonDimension, value)],
-                                                        pageviews: Self.read(json: row[jsonDimension == .event ? "events" : "pageviews"]),
-                                                        table: jsonDimension, ref: ref, what: "\(label) \(source) \(jsonDimension.rawValue)=\(value)"))
-                                    }
-                                }
-                                let apiDoc = (try? JSONSerialization.jsonObject(with: Data(String(buffer: totals.body ?? ByteBuffer()).utf8))) as? [String: Any]
-                                let results = apiDoc?["results"] as? [String: Any]
-                                let apiVisitors = Self.read(json: results?["visitors"])
-                                reads.append(apiVisitors)
-                                note(Self.check(apiVisitors, group: view, pageviews: Self.read(json: results?["pageviews"]), ref: ref,
-                                                what: "\(label) API visitors"))
-                                if apiVisitors != visitorsCard { note(["\(label): API visitors \(apiVisitors) ≠ card \(visitorsCard)"]) }
-                                count(reads)
-                            }
+            try await spread(allPlans, over: 3, port: port, configuration: .init(timeout: .seconds(60))) { client, _, plan in
+                let (i, terms, csvDimension, jsonDimension) = plan
+                let site = allSites[i], ref = allReferences[i]
+                let enc = { (s: String) in s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+                let query = "range=today" + terms.map { "&f.\($0.0.rawValue)=\(enc($0.1))" }.joined()
+                let label = "site \(i) [\(terms.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ","))]"
+                // HTML
+                let html = String(buffer: try await client.get("/sites/\(site.id)?\(query)", headers: viewerHeaders).body ?? ByteBuffer())
+                let view = terms.map { Term.filter($0.0, $0.1, ref) }
+                let cards = Self.cards(html)
+                let visitorsCard = Self.read(cards["Visitors"] ?? "?")
+                note(Self.check(visitorsCard, group: view, pageviews: Self.read(cards["Pageviews"] ?? "–"),
+                                ref: ref, what: "\(label) Visitors card"))
+                var reads = [visitorsCard]
+                for (title, rows) in Self.tables(html) {
+                    guard let d = Self.tableDimensions.first(where: { $0.label == title })?.dimension else { continue }
+                    var shownSum = 0, other: Read?
+                    for row in rows {
+                        let r = Self.read(row.visitors)
+                        reads.append(r)
+                        if row.value == "Other (suppressed)" { other = r; continue }
+                        if case .number(let n) = r { shownSum += n }
+                        let value: String? = row.value == "(none)" ? nil : row.value
+                        note(Self.check(r, group: view + [Term.equals(d, value)], pageviews: Self.read(row.pageviews), table: d,
+                                        ref: ref, what: "\(label) \(title)=\(row.value)"))
+                    }
+                    let total = ref.visitors(view)
+                    // Only a total that is shown can be subtracted from.
+                    if case .number = visitorsCard, [.browser, .os, .device, .country].contains(d) {
+                        // Rows of a partition add up: what is not shown is 0 or at least k.
+                        if case .number(let o)? = other {
+                            if o != total - shownSum { note(["\(label) \(title): Other \(o) ≠ \(total) - \(shownSum)"]) }
+                        } else if total - shownSum > 0 && total - shownSum < Self.k {
+                            note(["\(label) \(title): the total minus the shown rows isolates \(total - shownSum)"])
+                        }
+                    }
+                    if case .number(let o)? = other {
+                        if o < Self.k { note(["\(label) \(title): Other shows \(o)"]) }
+                        // Other against the view's total and the totals of coarser views.
+                        for mask in 0..<(1 << view.count) {
+                            let coarser = view.indices.filter { mask & (1 << $0) != 0 }.map { view[$0] }
+                            let whole = ref.visitors(coarser)
+                            if whole - o > 0 && whole - o < Self.k { note(["\(label) \(title): Other \(o) vs \(whole) isolates \(whole - o)"]) }
                         }
                     }
                 }
-                try await group.waitForAll()
+                // Chart (hourly): each bar against the events of its hour.
+                for bar in Self.bars(html) {
+                    let r = Self.read(bar.visitors)
+                    reads.append(r)
+                    let hour = Term(name: "hour=\(bar.hour)") { $0.timestamp / 3_600_000 == bar.hour }
+                    note(Self.check(r, group: view + [hour], ref: ref, what: "\(label) chart \(bar.hour)"))
+                }
+                // Goal (a page goal): its visitors are part of the view's.
+                if let goal = Self.goal(html) {
+                    let r = Self.read(goal)
+                    reads.append(r)
+                    let completed = Term(name: "goal \(site.goal)") { $0.name == "pageview" && $0.path == site.goal }
+                    note(Self.check(r, group: view + [completed], ref: ref, what: "\(label) goal"))
+                }
+                // CSV and JSON exports, the stats API.
+                let csv = String(buffer: try await client.get("/sites/\(site.id)/export?\(query)&dimension=\(csvDimension.rawValue)",
+                                                                headers: viewerHeaders).body ?? ByteBuffer())
+                for line in csv.split(separator: "\r\n").dropFirst() {
+                    let cells = Self.csvCells(String(line))
+                    guard cells.count == 3 else { continue }
+                    let r = Self.read(cells[1])
+                    reads.append(r)
+                    if cells[0] == "Other (suppressed)" {
+                        if case .number(let o) = r, o < Self.k { note(["\(label) CSV Other \(o)"]) }
+                        continue
+                    }
+                    guard !cells[0].isEmpty else { continue }
+                    note(Self.check(r, group: view + [Term.equals(csvDimension, cells[0])],
+                                    pageviews: Self.read(cells[2]), table: csvDimension, ref: ref,
+                                    what: "\(label) CSV \(csvDimension.rawValue)=\(cells[0])"))
+                }
+                let json = try await client.get("/sites/\(site.id)/export?\(query)&dimension=\(jsonDimension.rawValue)&format=json", headers: viewerHeaders)
+                let apiFilters = terms.map { "\($0.0.rawValue)==\($0.1)" }.joined(separator: ";")
+                let apiQuery = "range=today" + (terms.isEmpty ? "" : "&filters=\(enc(apiFilters))")
+                let bearer: HTTPFields = [.authorization: "Bearer \(site.key)"]
+                let totals = try await client.get("/api/v1/sites/\(site.id)/stats?\(apiQuery)", headers: bearer)
+                let breakdown = try await client.get("/api/v1/sites/\(site.id)/stats?\(apiQuery)&dimension=\(jsonDimension.rawValue)", headers: bearer)
+                for (source, body, rowsKey) in [("JSON", json, "rows"), ("API", breakdown, "results")] {
+                    let doc = (try? JSONSerialization.jsonObject(with: Data(String(buffer: body.body ?? ByteBuffer()).utf8))) as? [String: Any]
+                    for row in doc?[rowsKey] as? [[String: Any]] ?? [] {
+                        let r = Self.read(json: row["visitors"])
+                        reads.append(r)
+                        guard let value = row["value"] as? String else { continue }
+                        if value == "Other (suppressed)" {
+                            if case .number(let o) = r, o < Self.k { note(["\(label) \(source) Other \(o)"]) }
+                            continue
+                        }
+                        note(Self.check(r, group: view + [Term.equals(jsonDimension, value)],
+                                        pageviews: Self.read(json: row[jsonDimension == .event ? "events" : "pageviews"]),
+                                        table: jsonDimension, ref: ref, what: "\(label) \(source) \(jsonDimension.rawValue)=\(value)"))
+                    }
+                }
+                let apiDoc = (try? JSONSerialization.jsonObject(with: Data(String(buffer: totals.body ?? ByteBuffer()).utf8))) as? [String: Any]
+                let results = apiDoc?["results"] as? [String: Any]
+                let apiVisitors = Self.read(json: results?["visitors"])
+                reads.append(apiVisitors)
+                note(Self.check(apiVisitors, group: view, pageviews: Self.read(json: results?["pageviews"]), ref: ref,
+                                what: "\(label) API visitors"))
+                if apiVisitors != visitorsCard { note(["\(label): API visitors \(apiVisitors) ≠ card \(visitorsCard)"]) }
+                count(reads)
             }
             let (found, c) = findings.result
             print("disclosure proof seed \(seed): 200 datasets, \(c.views) views, \(c.figures) figures read as a viewer (\(c.hidden) shown as < k or –), "

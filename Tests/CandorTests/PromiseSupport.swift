@@ -142,6 +142,22 @@ extension Duration {
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
+/// Sends `items` over `connections` keep-alive connections to the server on `port`, all at once:
+/// item i on connection i % `connections`, each connection's in order.
+func spread<Item: Sendable>(_ items: [Item], over connections: Int, port: Int, configuration: TestClient.Configuration = .init(),
+                            _ send: @escaping @Sendable (TestClient, _ index: Int, Item) async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for connection in 0..<connections {
+            group.addTask {
+                try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: configuration) { client in
+                    for (i, item) in items.enumerated() where i % connections == connection { try await send(client, i, item) }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}
+
 /// Polls `condition` every 100 ms for up to `seconds`.
 func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
