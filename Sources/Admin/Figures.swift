@@ -1,11 +1,13 @@
 public import Foundation
 public import Store
+import Synchronization
 
-/// The figures of one site over a range, read from the daily rollups when the view allows it
-/// (no filters, a range of whole UTC days, every day of it rolled up), from the raw events
-/// otherwise. Both give the same numbers for the same days; the rollups are at most a minute
-/// behind. A range with days not rolled up yet (a bulk load, an upgrade that rebuilds them) is
-/// read from the raw events, never summed from the days that are ready.
+/// The figures of one site over a range, from the analytics engine when it holds every day of
+/// the range (any filters; see Store's FactStore), else from the daily rollups when the view
+/// allows it (no filters, a range of whole UTC days, every day of it rolled up), else from the
+/// raw events. All give the same numbers for the same days; the engine and the rollups are at
+/// most a minute behind. A range with days not rolled up yet (a bulk load, an upgrade that
+/// rebuilds them) is read from the raw events, never summed from the days that are ready.
 struct Figures {
     let database: AppDatabase
     let site: String
@@ -28,6 +30,9 @@ struct Figures {
 
     /// Whether every day of the range is rolled up (checked once per range, see ``narrowed(to:)``).
     private let ready: Bool
+
+    /// The engine's figures of the view, computed on first use (nil when it does not hold the range).
+    private let engine = EngineFigures()
 
     init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
         let aligned = wholeDays && from % Self.day == 0 && to > from
@@ -55,8 +60,15 @@ struct Figures {
     var fromDay: Int64 { from / Self.day }
     var toDay: Int64 { (to - 1) / Self.day }
 
+    /// The engine's figures of the view, when it holds every day of the range (else the rollups
+    /// or the raw events answer).
+    private func facts() throws -> FactFigures? {
+        try engine.get { try database.factFigures(site: site, from: from, to: to, filters: filters) }
+    }
+
     func summary() throws -> SiteSummary {
-        rollups ? try database.rollupSiteSummary(site: site, fromDay: fromDay, toDay: toDay)
+        if let f = try facts() { return f.summary }
+        return rollups ? try database.rollupSiteSummary(site: site, fromDay: fromDay, toDay: toDay)
             : try database.summary(site: site, from: from, to: to, filters: filters)
     }
 
@@ -67,7 +79,18 @@ struct Figures {
         return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: aligned)
     }
 
+    /// Every goal of the site: from the engine, else from the raw events (goals are not rolled up).
+    func goals() throws -> [GoalResult] {
+        try facts()?.goals ?? database.goalResults(site: site, from: from, to: to, filters: filters)
+    }
+
+    /// A funnel over the range (funnels ignore the filters): from the engine when it holds the days, else from the raw events.
+    func funnel(_ f: Funnel) throws -> FunnelResult {
+        try database.factFunnel(f, from: from, to: to) ?? database.funnelResult(f, from: from, to: to)
+    }
+
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
+        if let f = try facts() { return f.breakdowns[d] ?? [] }
         if rollups { return try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue) }
         if pairRollups, let rows = try database.rollupFilteredBreakdown(site: site, fromDay: fromDay, toDay: toDay, filter: filters.terms[0], dimension: d) {
             return rows
@@ -76,16 +99,19 @@ struct Figures {
     }
 
     func sessionBreakdown(_ d: SessionDimension) throws -> [BreakdownRow] {
-        rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d == .entry ? RollupKey.entry : RollupKey.exit)
+        if let f = try facts() { return d == .entry ? f.entry : f.exit }
+        return rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d == .entry ? RollupKey.entry : RollupKey.exit)
             : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 
     func series(hourly: Bool) throws -> [SeriesPoint] {
-        rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
+        if let f = try facts() { return hourly ? f.hourly : f.daily }
+        return rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
             : try database.series(site: site, from: from, to: to, bucketMs: hourly ? 3_600_000 : Self.day, filters: filters)
     }
 
     func engagement(limit: Int = 50) throws -> [PageEngagement] {
+        if let f = try facts() { return Array(f.engagement.prefix(limit)) }
         guard rollups else { return try database.pageEngagement(site: site, from: from, to: to, filters: filters, limit: limit) }
         let views = try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: Store.Dimension.page.rawValue)
         let engaged = Dictionary(uniqueKeysWithValues: try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay,
@@ -101,10 +127,24 @@ struct Figures {
     }
 }
 
+/// Computes the engine's figures of one view once, for every table of the page that asks.
+private final class EngineFigures: Sendable {
+    private let state = Mutex<FactFigures??>(nil)
+
+    func get(_ compute: () throws -> FactFigures?) throws -> FactFigures? {
+        try state.withLock { cached in
+            if let cached { return cached }
+            let f = try compute()
+            cached = .some(f)
+            return f
+        }
+    }
+}
+
 /// Timings of the site view's queries (`make bench-dashboard`).
 public enum DashboardTiming {
-    /// Milliseconds per run of: the 30-day overview (summary, every breakdown, entry/exit pages,
-    /// engagement, the daily chart) and a filtered breakdown (pages where country = `country`).
+    /// Milliseconds per run of the 30-day view's figures (summary, every breakdown, entry/exit
+    /// pages, engagement, the daily chart, goals): unfiltered, and where country = `country`.
     public static func run(database: AppDatabase, site: String, now: Date, samples: Int, country: String) throws -> (overview: [Double], filtered: [Double]) {
         let t = Int64(now.timeIntervalSince1970 * 1000)
         let from = (t / Figures.day - 29) * Figures.day
@@ -114,19 +154,18 @@ public enum DashboardTiming {
             try body()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
+        func page(_ filters: Filters) throws {
+            let f = Figures(database: database, site: site, from: from, to: t + 1, filters: filters, wholeDays: true)
+            _ = try f.summary()
+            for d in Dimension.allCases { _ = try f.breakdown(d) }
+            for d in SessionDimension.allCases { _ = try f.sessionBreakdown(d) }
+            _ = try f.engagement()
+            _ = try f.series(hourly: false)
+            _ = try f.goals()
+        }
         for _ in 0..<samples {
-            overview.append(try time {
-                let f = Figures(database: database, site: site, from: from, to: t + 1, filters: Filters(), wholeDays: true)
-                _ = try f.summary()
-                for d in Dimension.allCases { _ = try f.breakdown(d) }
-                for d in SessionDimension.allCases { _ = try f.sessionBreakdown(d) }
-                _ = try f.engagement()
-                _ = try f.series(hourly: false)
-            })
-            filtered.append(try time {
-                let f = Figures(database: database, site: site, from: from, to: t + 1, filters: Filters([(.country, country)]), wholeDays: true)
-                _ = try f.breakdown(.page)
-            })
+            overview.append(try time { try page(Filters()) })
+            filtered.append(try time { try page(Filters([(.country, country)])) })
         }
         return (overview.sorted(), filtered.sorted())
     }

@@ -136,7 +136,7 @@ struct SiteReport {
     /// Goals, compared with the view's total, the same goal and the totals of views with fewer
     /// filters, one another, and (page goals) the shown page rows they may overlap.
     func goals(summaries: [SiteSummary], pageRows: [Int]) throws -> [(Goal, Disclosure.GoalFigures)] {
-        let results = try views.map { try database.goalResults(site: site, from: from, to: to, filters: $0.filters) }
+        let results = try views.map { try $0.goals() }
         // Conversion goals count conversions (a webhook conversion may carry no visitor).
         func support(_ g: GoalResult) -> Int { g.goal.kind == .conversion ? g.completions : g.visitors }
         let inputs = results[0].enumerated().map { i, g -> Disclosure.GoalInput in
@@ -152,7 +152,7 @@ struct SiteReport {
     /// the range's visits and visitors (`unfiltered`).
     func funnels(unfiltered: SiteSummary) throws -> [(Funnel, [(Goal, Shown<Int>)])] {
         try database.funnels(site: site).map { funnel in
-            let result = try database.funnelResult(funnel, from: from, to: to)
+            let result = try figures.funnel(funnel)
             let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) }, whole: (unfiltered.visits, unfiltered.visitors))
             return (funnel, zip(result.steps, shown).map { ($0.goal, $1) })
         }

@@ -56,6 +56,23 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
             """
     }
 
+    /// Gauges of the analytics engine: the days, events and visits it holds in memory.
+    func engineMetrics() -> String {
+        let loaded = collector.database.facts.loaded
+        return """
+            # HELP candor_engine_days_loaded Site-days the analytics engine holds in memory.
+            # TYPE candor_engine_days_loaded gauge
+            candor_engine_days_loaded \(loaded.days)
+            # HELP candor_engine_events_loaded Events the analytics engine holds in memory.
+            # TYPE candor_engine_events_loaded gauge
+            candor_engine_events_loaded \(loaded.events)
+            # HELP candor_engine_bytes Approximate bytes of the engine's columns.
+            # TYPE candor_engine_bytes gauge
+            candor_engine_bytes \(loaded.bytes)
+
+            """
+    }
+
     public func add(to router: Router<Context>) {
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
@@ -68,7 +85,7 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
         router.get("/metrics") { request, _ in
             guard await self.mayOperate(request.headers) else { return Self.unauthorized() }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render(extra: self.privacyMetrics()))))
+                            body: .init(byteBuffer: ByteBuffer(string: self.collector.metrics.render(extra: self.privacyMetrics() + self.engineMetrics()))))
         }
     }
 

@@ -3,10 +3,12 @@ public import Store
 
 /// Keeps the daily rollups fresh: today's every run (the scheduler runs it every minute, so the
 /// dashboard is at most a minute behind), yesterday's during the first two hours of a day (late
-/// events, the salt overlap), and days that have events but no rollup yet, a few per run.
+/// events, the salt overlap), and days that have events but no rollup yet, a few per run. Then
+/// the analytics engine reloads every day whose rollup changed (all of them after a start), so
+/// the dashboard's engine is as fresh as the rollups.
 public enum RollupJob {
     @discardableResult
-    public static func run(database: AppDatabase, now: Date, backfillPerRun: Int = 7) throws -> String {
+    public static func run(database: AppDatabase, now: Date, backfillPerRun: Int = 7, engine: Bool = true) throws -> String {
         let ms = Int64(now.timeIntervalSince1970 * 1000)
         let today = ms / 86_400_000
         var refreshed = 0
@@ -19,6 +21,7 @@ public enum RollupJob {
                 refreshed += 1
             }
         }
-        return "\(refreshed) site-day(s) rolled up"
+        guard engine else { return "\(refreshed) site-day(s) rolled up" }
+        return "\(refreshed) site-day(s) rolled up, \(try database.facts.reconcile()) loaded by the engine"
     }
 }

@@ -16,6 +16,8 @@ public final class AppDatabase: Sendable {
     /// running fails at once with SQLITE_BUSY (SQLite calls no busy handler for that lock), so the
     /// background passive checkpoints skip a turn while a truncation holds it (see `truncateWAL`).
     let checkpointTurn = Mutex<Void>(())
+    /// The analytics engine's loaded days (empty until ``FactStore/reconcile(maxDays:)`` runs).
+    public let facts: FactStore
 
     /// Opens (creating if needed) the database file at `path` in WAL mode and migrates it.
     public convenience init(path: String) throws {
@@ -34,6 +36,7 @@ public final class AppDatabase: Sendable {
         let pool = try DatabasePool(path: path, configuration: config)
         self.writer = pool
         self.path = path
+        self.facts = FactStore(writer: pool)
         if let target { try Self.migrator.migrate(pool, upTo: target) } else { try Self.migrator.migrate(pool) }
     }
 
@@ -47,6 +50,7 @@ public final class AppDatabase: Sendable {
         let queue = try DatabaseQueue(configuration: config)
         self.writer = queue
         self.path = nil
+        self.facts = FactStore(writer: queue)
         try Self.migrator.migrate(queue)
     }
 

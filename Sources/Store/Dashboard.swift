@@ -313,17 +313,19 @@ extension AppDatabase {
         }
     }
 
-    /// Entry or exit pages: visitors and visits of the sessions that started in the range.
+    /// Entry or exit pages: visitors (distinct per day, summed) and visits of the sessions that started in the range.
     public func sessionBreakdown(site: String, from: Int64, to: Int64, dimension: SessionDimension, filters: Filters = Filters(),
                                  limit: Int = 1000) throws -> [BreakdownRow] {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
             let scope = filters.sessionScope(site: site, from: from, to: to)
             let args = base + scope.arguments
+            // Visitors per day summed over the range, as in every other table.
             return try Row.fetchAll(db, sql: """
-                SELECT \(dimension.rawValue), count(DISTINCT visitor), count(*) FROM sessions
-                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql)
-                GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
+                SELECT value, sum(v), sum(n) FROM (
+                  SELECT \(dimension.rawValue) AS value, count(DISTINCT visitor) AS v, count(*) AS n FROM sessions
+                  WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql) GROUP BY 1, started_at / 86400000)
+                GROUP BY value ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
                 """, arguments: StatementArguments(args + [limit])).map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
         }
     }

@@ -37,7 +37,7 @@ public struct GoalResult: Sendable, Equatable {
     public var completions: Int
 }
 
-/// Visits reaching each step of a funnel, and their distinct daily visitors.
+/// Visits reaching each step of a funnel, and their distinct visitors per day (of the visit's start) summed.
 public struct FunnelResult: Sendable, Equatable {
     public var funnel: Funnel
     public var steps: [(goal: Goal, visits: Int, visitors: Int)]
@@ -164,12 +164,14 @@ extension AppDatabase {
                 }
                 times.append(perSession)
             }
-            var visitorOf: [Int64: Int64] = [:]
-            let sessions = try Row.fetchCursor(db, sql: "SELECT id, visitor FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ?",
-                                               arguments: [funnel.siteID, from, to])
-            while let row = try sessions.next() { visitorOf[row[0]] = row[1] }
+            // Visitors per day (of the visit's start), summed, as everywhere.
+            var visitorOf: [Int64: [Int64]] = [:]
+            let sessions = try Row.fetchCursor(db, sql: """
+                SELECT id, started_at / 86400000, visitor FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ?
+                """, arguments: [funnel.siteID, from, to])
+            while let row = try sessions.next() { visitorOf[row[0]] = [row[1], row[2]] }
             var reached = [Int](repeating: 0, count: steps.count)
-            var visitors = [Set<Int64>](repeating: [], count: steps.count)
+            var visitors = [Set<[Int64]>](repeating: [], count: steps.count)
             for (session, firstTimes) in times[0] {
                 var at = firstTimes.min()!
                 reached[0] += 1

@@ -428,6 +428,19 @@ extension AppDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("v14-fact-changes") { db in
+            // Per site and UTC day, how often its stored events or visits were changed other than
+            // by appending (erasure, retention, expiring columns): the engine reloads a day whose
+            // generation moved (see FactStore).
+            try db.execute(sql: """
+                CREATE TABLE fact_changes (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    generation INTEGER NOT NULL,
+                    PRIMARY KEY (site_id, day)
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -212,10 +212,15 @@ extension WriteTransaction {
                                       arguments: args)
             // Sessions first collected by id, because deleting events would lose the email link.
             let sessionIDs = try Int64.fetchAll(db, sql: scope.sessions, arguments: args)
+            try factsChanged(site: request.siteID, days: days)
             try db.execute(sql: "DELETE FROM events WHERE id IN (\(scope.events))", arguments: args)
             counts["events"] = db.changesCount
             for chunk in stride(from: 0, to: sessionIDs.count, by: 500) {
                 let ids = sessionIDs[chunk..<min(chunk + 500, sessionIDs.count)]
+                // The engine reloads the days the visits started on, as well as those of the events.
+                try factsChanged(site: request.siteID, days: try Int64.fetchAll(db, sql: """
+                    SELECT DISTINCT started_at / 86400000 FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))
+                    """, arguments: StatementArguments(Array(ids))))
                 try db.execute(sql: "DELETE FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
                                arguments: StatementArguments(Array(ids)))
                 counts["sessions", default: 0] += db.changesCount

@@ -76,6 +76,24 @@ struct RawStatement {
     /// Rowid of the last row inserted on the connection.
     var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(db.sqliteConnection) }
 
+    /// Steps through every row, calling `body` with the statement positioned on it; resets after.
+    mutating func forEachRow(_ body: (RawStatement) throws -> Void) throws {
+        defer { sqlite3_reset(handle) }
+        while true {
+            switch sqlite3_step(handle) {
+            case SQLITE_ROW: try body(self)
+            case SQLITE_DONE: return
+            case let code: throw failure(code)
+            }
+        }
+    }
+
+    /// The bytes of a text column (valid until the next step), nil when NULL.
+    func textBytes(_ column: Int32) -> UnsafeBufferPointer<UInt8>? {
+        guard let bytes = sqlite3_column_text(handle, column) else { return nil }
+        return UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column)))
+    }
+
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
     /// A text column, nil when NULL.

@@ -123,6 +123,11 @@ extension WriteTransaction {
     public func deleteOlderChunk(_ table: RetainedTable, site: String?, cutoff: Int64, limit: Int) throws -> Int {
         let (sql, args) = AppDatabase.olderClause(table, site: site, cutoff: cutoff)
         let key = table == .privacyRequests ? "rowid" : (table == .auditLog ? "seq" : "id")
+        if let site, table == .events || table == .sessions, let span = try Row.fetchOne(db, sql: """
+            SELECT min(t), max(t) FROM (SELECT \(table.timeColumn) AS t FROM \(table.tableName) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
+            """, arguments: args), let lower: Int64 = span[0], let upper: Int64 = span[1] {
+            try factsChanged(site: site, from: lower, to: upper)
+        }
         try db.execute(sql: """
             DELETE FROM \(table.tableName) WHERE \(key) IN
               (SELECT \(key) FROM \(table.tableName) WHERE \(sql) ORDER BY \(table.timeColumn) LIMIT \(limit))
@@ -134,6 +139,11 @@ extension WriteTransaction {
     public func expireColumnsChunk(_ columns: ExpiringColumns, site: String, cutoff: Int64, limit: Int) throws -> Int {
         var changed = 0
         for t in columns.targets {
+            if t.table == "events" || t.table == "sessions", let span = try Row.fetchOne(db, sql: """
+                SELECT min(\(t.time)), max(\(t.time)) FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding)
+                """, arguments: [site, cutoff]), let lower: Int64 = span[0], let upper: Int64 = span[1] {
+                try factsChanged(site: site, from: lower, to: upper)
+            }
             try db.execute(sql: """
                 UPDATE \(t.table) SET \(t.set) WHERE id IN
                   (SELECT id FROM \(t.table) WHERE site_id = ? AND \(t.time) < ? AND \(t.holding) LIMIT \(limit))

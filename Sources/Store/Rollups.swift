@@ -109,6 +109,8 @@ extension AppDatabase {
             return ((everyone.count, pageviews, s?[0] ?? 0, s?[1] ?? 0, s?[2] ?? 0), rows, pairs)
         }
         try writer.write { db in
+            // The engine reloads the day too (see FactStore).
+            try WriteTransaction(db: db).factsChanged(site: site, days: [day])
             try db.execute(sql: "DELETE FROM rollup_values WHERE site_id = ? AND day = ?", arguments: [site, day])
             try db.execute(sql: "DELETE FROM rollup_days WHERE site_id = ? AND day = ?", arguments: [site, day])
             try db.execute(sql: """

@@ -35,6 +35,7 @@ struct DashboardFixture {
     }
 
     /// What the scheduler's rollup job does every minute.
+    /// The server's rollup job (the rollups, then the engine reloads the days they changed).
     func rollUp() throws { try RollupJob.run(database: t.database, now: t.clock.now) }
 
     var app: some ApplicationProtocol {
@@ -507,8 +508,10 @@ extension TestClientProtocol {
         // An erasure recomputes the rollups of the days that held the subject's events.
         let request = try f.t.office.file(site: id, identifier: .subject(subjectA), filedBy: "test")
         _ = try await f.t.office.process(request, actor: "test")
-        #expect(try rolled.summary().visitors == 12)
-        #expect(try raw.summary() == rolled.summary())
+        // (A view computes its figures once: new views after the erasure.)
+        let rolledAfter = rolled.narrowed(to: Filters()), rawAfter = raw.narrowed(to: Filters())
+        #expect(try rolledAfter.summary().visitors == 12)
+        #expect(try rawAfter.summary() == rolledAfter.summary())
     }
 
     @Test func adminsAddSitesAndEveryTableExports() async throws {

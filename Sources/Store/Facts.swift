@@ -1,0 +1,321 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Synchronization
+
+/// The analytics engine's memory: per site and UTC day, the day's events and the visits that
+/// started on it as columns of dictionary codes, so that a view under any filters is a scan of
+/// integer arrays instead of SQL over the raw rows (see `FactQuery.swift`).
+///
+/// A day is loaded only once its rollup exists (the rollup job builds it); a loaded day is used
+/// only while no late event waits for it (`rollup_stale`) and its change generation is the one
+/// it was loaded at (`fact_changes`, raised in the same transaction by every rollup refresh, by
+/// any process, and by erasures, retention purges and expiring columns). Anything else — a day
+/// not loaded yet, a process that never loads (the CLI) — reads the raw events, which give the
+/// same figures, slower.
+public final class FactStore: Sendable {
+    let writer: any DatabaseWriter
+    private let state = Mutex<[String: SiteFacts]>([:])
+
+    init(writer: any DatabaseWriter) { self.writer = writer }
+
+    /// The dimensions every event carries besides its page and name: one "profile" per distinct
+    /// combination and day (events of one visit mostly share one).
+    static let profileDimensions: [Dimension] = [.source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent,
+                                                 .country, .region, .city, .asnOrg, .browser, .os, .device, .screen]
+
+    /// Events and visits held in memory (for `/metrics` and the benchmark).
+    public var loaded: (days: Int, events: Int, visits: Int, bytes: Int) {
+        state.withLock { sites in
+            sites.values.reduce((0, 0, 0, 0)) { t, s in
+                s.blocks.values.reduce(t) { ($0.0 + 1, $0.1 + $1.events, $0.2 + $1.visitID.count, $0.3 + $1.bytes) }
+            }
+        }
+    }
+
+    /// Loads every day whose rollup is newer than (or missing from) memory and drops the days
+    /// that no longer have one, for every site; returns how many days were loaded.
+    @discardableResult
+    public func reconcile(maxDays: Int = .max) throws -> Int {
+        let sites = try writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM sites ORDER BY id") }
+        var loaded = 0
+        state.withLock { current in
+            for gone in Set(current.keys).subtracting(sites) { current[gone] = nil }
+        }
+        for site in sites {
+            let wanted = try versions(site: site, fromDay: .min, toDay: .max)
+            let facts = siteFacts(site)
+            let have = state.withLock { _ in facts.blocks.mapValues(\.generation) }
+            for day in have.keys where wanted[day] == nil { state.withLock { _ in facts.blocks[day] = nil } }
+            // Newest days first: today's view is the one most often open.
+            for (day, generation) in wanted.sorted(by: { $0.key > $1.key }) where loaded < maxDays {
+                if have[day] == generation { continue }
+                if let block = try load(site: site, day: day, codes: facts.codes) {
+                    state.withLock { _ in facts.blocks[day] = block }
+                    loaded += 1
+                }
+            }
+        }
+        return loaded
+    }
+
+    /// The loaded days of `site` covering `from..<to`, when every one of them is current; nil otherwise.
+    func view(site: String, from: Int64, to: Int64) -> FactView? {
+        guard to > from else { return nil }
+        let fromDay = from / AppDatabase.dayMs, toDay = (to - 1) / AppDatabase.dayMs
+        guard let facts = state.withLock({ $0[site] }),
+              let wanted = try? versions(site: site, fromDay: fromDay, toDay: toDay),
+              let days = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
+        var blocks: [FactBlock] = []
+        for day in days {
+            guard let generation = wanted[day], let block = state.withLock({ _ in facts.blocks[day] }),
+                  block.generation == generation else { return nil }
+            blocks.append(block)
+        }
+        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to)
+    }
+
+    private func siteFacts(_ site: String) -> SiteFacts {
+        state.withLock { sites in
+            if let s = sites[site] { return s }
+            let s = SiteFacts()
+            sites[site] = s
+            return s
+        }
+    }
+
+    /// Days of the site in `fromDay...toDay` whose rollup is current (not waiting for late events),
+    /// with the day's change generation.
+    private func versions(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: Int64] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT r.day, coalesce(c.generation, 0) FROM rollup_days r
+                LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
+                WHERE r.site_id = ? AND r.day BETWEEN ? AND ?
+                  AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
+                """, arguments: [site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = $1[1] as Int64 }
+        }
+    }
+
+    /// Days of `fromDay...toDay` that hold events or visits of the site (a day with neither needs no block).
+    private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64] {
+        try writer.read { db in
+            guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
+                  let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return [] }
+            let lower = max(first / AppDatabase.dayMs, fromDay), upper = min(last / AppDatabase.dayMs, toDay)
+            guard lower <= upper else { return [] }
+            return Array(lower...upper)
+        }
+    }
+
+    /// Reads one day of a site, or nil when its rollup is missing or stale (nothing to match it against).
+    private func load(site: String, day: Int64, codes: SiteCodes) throws -> FactBlock? {
+        try writer.read { db -> FactBlock? in
+            guard let generation = try Int64.fetchOne(db, sql: """
+                SELECT coalesce(c.generation, 0) FROM rollup_days r
+                LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
+                WHERE r.site_id = ? AND r.day = ? AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
+                """, arguments: [site, day, site]) else { return nil }
+            let start = day * AppDatabase.dayMs
+            var b = FactBlock(day: day, generation: generation)
+            let profileColumns = Self.profileDimensions.map(\.rawValue).joined(separator: ", ")
+            // Sorted by visitor, then time: a visitor's events are contiguous, which makes distinct
+            // counts a comparison with the previous row, and repeats of a visit's fields cheap to code.
+            var events = try RawStatement(db, """
+                SELECT visitor, ts, name, path, coalesce(session_id, -1), coalesce(engaged_ms, -1), coalesce(scroll, -1), \(profileColumns)
+                FROM events WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY visitor, ts
+                """)
+            events.start(); events.bind(site); events.bind(start); events.bind(start + AppDatabase.dayMs)
+            var visitors = VisitorCoder()
+            var name = ColumnCoder(), path = ColumnCoder()
+            var fields = [ColumnCoder](repeating: ColumnCoder(), count: Self.profileDimensions.count)
+            var profile = [UInt32](repeating: 0, count: Self.profileDimensions.count)
+            var profileIDs: [[UInt32]: UInt32] = [:]
+            var lastProfile: UInt32 = 0
+            var firstRow = true
+            try events.forEachRow { row in
+                b.visitor.append(visitors.code(row.int64(0)))
+                b.ts.append(Int32(row.int64(1) - start))
+                b.name.append(name.code(row, 2, codes.name))
+                b.path.append(path.code(row, 3, codes.path))
+                let session = row.int64(4)
+                b.session.append(session)
+                if session >= 0 { b.sessionRange = (min(b.sessionRange.lower, session), max(b.sessionRange.upper, session)) }
+                b.engaged.append(Int32(clamping: row.int64(5)))
+                b.scroll.append(Int8(clamping: row.int64(6)))
+                var changed = firstRow
+                for i in 0..<fields.count {
+                    let (c, same) = fields[i].codeNoting(row, Int32(7 + i), codes.fields[i])
+                    if !same { changed = true }
+                    profile[i] = c
+                }
+                firstRow = false
+                if changed {
+                    if let id = profileIDs[profile] { lastProfile = id } else {
+                        lastProfile = UInt32(profileIDs.count)
+                        profileIDs[profile] = lastProfile
+                        b.profiles.append(contentsOf: profile)
+                    }
+                }
+                b.profile.append(lastProfile)
+            }
+            var sessions = try RawStatement(db, """
+                SELECT id, visitor, started_at, bounce, duration_ms, entry_path, exit_path FROM sessions
+                WHERE site_id = ? AND started_at >= ? AND started_at < ? ORDER BY visitor, started_at
+                """)
+            sessions.start(); sessions.bind(site); sessions.bind(start); sessions.bind(start + AppDatabase.dayMs)
+            var entry = ColumnCoder(), exit = ColumnCoder()
+            try sessions.forEachRow { row in
+                let id = row.int64(0)
+                b.visitID.append(id)
+                b.sessionRange = (min(b.sessionRange.lower, id), max(b.sessionRange.upper, id))
+                b.visitVisitor.append(visitors.code(row.int64(1)))
+                b.visitStart.append(Int32(row.int64(2) - start))
+                b.visitBounce.append(UInt8(clamping: row.int64(3)))
+                b.visitDuration.append(row.int64(4))
+                b.visitEntry.append(entry.code(row, 5, codes.path))
+                b.visitExit.append(exit.code(row, 6, codes.path))
+            }
+            b.totals = FactView.totals(of: b, codes: codes)
+            return b
+        }
+    }
+}
+
+/// One site's loaded days and the codes their values share.
+final class SiteFacts: @unchecked Sendable {
+    // Guarded by the FactStore's lock.
+    var blocks: [Int64: FactBlock] = [:]
+    let codes = SiteCodes()
+}
+
+/// Codes of one dimension's values for one site; 0 stands for no value (NULL). Codes only grow
+/// while the process runs (a value's code never changes, so loaded days stay valid).
+final class Codebook: Sendable {
+    private let state = Mutex<(codes: [String: UInt32], values: [String])>(([:], [""]))
+
+    func code(_ value: String) -> UInt32 {
+        state.withLock { s in
+            if let c = s.codes[value] { return c }
+            let c = UInt32(s.values.count)
+            s.codes[value] = c
+            s.values.append(value)
+            return c
+        }
+    }
+
+    /// The code of a value some event had, nil when none had it.
+    func existing(_ value: String) -> UInt32? { state.withLock { $0.codes[value] } }
+
+    /// Every value by code (index 0 unused).
+    var values: [String] { state.withLock { $0.values } }
+}
+
+/// The codebooks of one site: pages (also entry and exit pages), event names, and each profile dimension.
+final class SiteCodes: Sendable {
+    let path = Codebook()
+    let name = Codebook()
+    let fields = FactStore.profileDimensions.map { _ in Codebook() }
+
+    func book(_ d: Dimension) -> Codebook {
+        switch d {
+        case .page: path
+        case .event: name
+        default: fields[FactStore.profileDimensions.firstIndex(of: d)!]
+        }
+    }
+}
+
+/// One UTC day of one site.
+struct FactBlock: Sendable {
+    let day: Int64
+    let generation: Int64
+    // Events, sorted by visitor then time. Visitor codes are dense within the day; ts is ms after
+    // the day's start; session -1 is none; engaged -1 and scroll -1 are NULL.
+    var visitor: [UInt32] = []
+    var ts: [Int32] = []
+    var name: [UInt32] = []
+    var path: [UInt32] = []
+    var session: [Int64] = []
+    var engaged: [Int32] = []
+    var scroll: [Int8] = []
+    var profile: [UInt32] = []
+    /// Codes of ``FactStore/profileDimensions`` per profile, flattened.
+    var profiles: [UInt32] = []
+    // Visits started on the day, sorted by visitor.
+    var visitID: [Int64] = []
+    var visitVisitor: [UInt32] = []
+    var visitStart: [Int32] = []
+    var visitBounce: [UInt8] = []
+    var visitDuration: [Int64] = []
+    var visitEntry: [UInt32] = []
+    var visitExit: [UInt32] = []
+    /// Least and greatest session id referred to.
+    var sessionRange: (lower: Int64, upper: Int64) = (.max, .min)
+    /// The day's figures without filters.
+    var totals = DayTotals()
+
+    init(day: Int64, generation: Int64) { self.day = day; self.generation = generation }
+
+    var events: Int { visitor.count }
+    var start: Int64 { day * AppDatabase.dayMs }
+    var bytes: Int { events * 37 + profiles.count * 4 + visitID.count * 37 }
+}
+
+/// Dense codes for the visitor hashes of one day, in order of first appearance.
+private struct VisitorCoder {
+    var codes: [Int64: UInt32] = [:]
+    var last: (Int64, UInt32)?
+    mutating func code(_ hash: Int64) -> UInt32 {
+        if let last, last.0 == hash { return last.1 }
+        let c = codes[hash] ?? { let c = UInt32(codes.count); codes[hash] = c; return c }()
+        last = (hash, c)
+        return c
+    }
+}
+
+/// Codes a text column, reusing the previous row's code when its bytes repeat (rows come grouped
+/// by visitor, so most do), without making a String for them.
+private struct ColumnCoder {
+    var last: [UInt8] = []
+    var lastCode: UInt32 = 0
+    var lastNull = true
+    var started = false
+
+    mutating func code(_ row: RawStatement, _ column: Int32, _ book: Codebook) -> UInt32 { codeNoting(row, column, book).0 }
+
+    /// The code, and whether it is the previous row's.
+    mutating func codeNoting(_ row: RawStatement, _ column: Int32, _ book: Codebook) -> (UInt32, Bool) {
+        guard let bytes = row.textBytes(column) else {
+            defer { lastNull = true; lastCode = 0; started = true }
+            return (0, started && lastNull)
+        }
+        if started && !lastNull && bytes.elementsEqual(last) { return (lastCode, true) }
+        last = Array(bytes)
+        lastNull = false
+        started = true
+        lastCode = book.code(String(decoding: bytes, as: UTF8.self))
+        return (lastCode, false)
+    }
+}
+
+extension WriteTransaction {
+    /// Raises the change generation of the site's days holding `from...to` (ms) so the engine
+    /// reloads them: called, in their own transaction, by whatever deletes or rewrites stored
+    /// events or visits other than by appending (erasure, retention, expiring columns).
+    func factsChanged(site: String, from: Int64, to: Int64) throws {
+        let first = from / AppDatabase.dayMs, last = to / AppDatabase.dayMs
+        guard first <= last else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO fact_changes (site_id, day, generation) VALUES (?, ?, 1)
+            ON CONFLICT(site_id, day) DO UPDATE SET generation = generation + 1
+            """)
+        // A range longer than a retention policy can hold is cut (its older days have no rollup to match anyway).
+        for day in max(first, last - 4000)...last { try statement.execute(arguments: [site, day]) }
+    }
+
+    /// The same for the days of `days`.
+    func factsChanged(site: String, days: [Int64]) throws {
+        for day in days { try factsChanged(site: site, from: day * AppDatabase.dayMs, to: day * AppDatabase.dayMs) }
+    }
+}
