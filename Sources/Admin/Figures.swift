@@ -84,6 +84,12 @@ struct Figures {
         try facts()?.goals ?? database.goalResults(site: site, from: from, to: to, filters: filters)
     }
 
+    /// Properties of a custom event (`key = value` rows) under the view's filters.
+    func properties(event: String) throws -> [BreakdownRow] {
+        try database.factProperties(site: site, from: from, to: to, event: event, filters: filters)
+            ?? database.propertyBreakdown(site: site, from: from, to: to, event: event, filters: filters)
+    }
+
     /// A funnel over the range (funnels ignore the filters): from the engine when it holds the days, else from the raw events.
     func funnel(_ f: Funnel) throws -> FunnelResult {
         try database.factFunnel(f, from: from, to: to) ?? database.funnelResult(f, from: from, to: to)

@@ -126,9 +126,7 @@ struct SiteReport {
 
     /// Properties of a custom event (`key = value` rows): visitors who sent it, and events.
     func properties(event: String, totals: Totals) throws -> Disclosure.Table {
-        func rows(_ f: Figures) throws -> [BreakdownRow] {
-            try database.propertyBreakdown(site: site, from: from, to: to, event: event, filters: f.filters)
-        }
+        func rows(_ f: Figures) throws -> [BreakdownRow] { try f.properties(event: event) }
         return disclosure.table(try rows(figures), total: totals.view, partition: false, ancestors: try ancestors.map(rows),
                                 ancestorTotals: totals.ancestors)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// Loaded days covering one range (see ``FactStore/view(site:from:to:)``).
 struct FactView: Sendable {
@@ -65,7 +66,9 @@ struct CompiledFilters {
         for (d, value) in filters.terms {
             guard let code = codes.book(d).existing(value) else { empty = true; continue }
             switch d {
-            case .page: paths.append(code)
+            case .page:
+                if let other = paths.first, other != code { empty = true }
+                paths.append(code)
             case .event: names.append(code)
             default: fields.append((FactStore.profileDimensions.firstIndex(of: d)!, code))
             }
@@ -97,8 +100,10 @@ struct Tally {
         count[code] += n
     }
 
-    /// Rows with at least one visitor, most visitors first, then count, then value (bytewise, NULL first).
-    func rows(_ values: [String], limit: Int) -> [BreakdownRow] {
+    /// Rows with at least one visitor, most visitors first, then count, then value (bytewise, NULL
+    /// first); the codes of `values` start at `offset`.
+    func rows(_ values: [String], offset: Int = 0, limit: Int) -> [BreakdownRow] {
+        let visitors = Array(self.visitors[offset..<offset + values.count]), count = Array(self.count[offset..<offset + values.count])
         var codes = visitors.indices.filter { visitors[$0] > 0 }
         codes.sort { a, b in
             if visitors[a] != visitors[b] { return visitors[a] > visitors[b] }
@@ -111,11 +116,18 @@ struct Tally {
 }
 
 extension Tally {
-    /// The codes with a visitor, as a day keeps them.
-    func sparse() -> DayTally {
+    /// The codes with a visitor, as a day keeps them (those of `count` codes from `offset`, renumbered from 0).
+    func sparse(offset: Int = 0, count n: Int? = nil) -> DayTally {
         var d = DayTally()
-        for c in visitors.indices where visitors[c] > 0 { d.codes.append(UInt32(c)); d.visitors.append(visitors[c]); d.counts.append(count[c]) }
+        for c in offset..<offset + (n ?? visitors.count) where visitors[c] > 0 {
+            d.codes.append(UInt32(c - offset)); d.visitors.append(visitors[c]); d.counts.append(count[c])
+        }
         return d
+    }
+
+    /// Adds another tally of other days.
+    mutating func merge(_ o: Tally) {
+        for c in visitors.indices { visitors[c] += o.visitors[c]; count[c] += o.count[c] }
     }
 
     /// Adds a day's counts (codes shifted by `offset`); distinct visitors of different days add up.
@@ -156,55 +168,83 @@ struct Scan {
     let compiled: CompiledFilters
     let paths: [String]
     let pageview: UInt32, engagement: UInt32
-    let internalNames: Set<UInt32>
     let dayBuckets: [Int64], hourBuckets: [Int64]
-    /// Page goals with the paths they match, event goals with their name.
-    let pageGoals: [(Goal, [Bool])]
-    let eventGoals: [(Goal, UInt32)]
-    var pages: Tally, named: Tally, fields: [Tally], daily: Tally, hourly: Tally, entry: Tally, exit: Tally, goalTally: Tally
+    /// Page goals and event goals (at most 64 in all: their bits in the masks below).
+    let pageGoals: [Goal], eventGoals: [Goal]
+    /// Per page code, the page goals it completes; per event name code, the event goals.
+    let pathGoals: [UInt64], nameGoals: [UInt64]
+    /// Per event name code, whether it is a custom event (listed in the events table).
+    let custom: [Bool]
+    /// Where each profile dimension's codes start in `fields`.
+    let fieldOffsets: [Int]
+    var pages: Tally, named: Tally, fields: Tally, daily: Tally, hourly: Tally, entry: Tally, exit: Tally, goalTally: Tally
     var engaged: [(count: Int64, sum: Int64, scrolls: Int64, depth: Int64)]
     var visitors = 0, pageviews = 0, visitCount = 0, bounces = 0
     var durationMs: Int64 = 0
-    /// Sessions with a kept event (under filters), and per named event the sessions that sent it in the range.
+    /// Sessions with a kept event (under filters), and the sessions that sent every named event in the range.
     var kept: SessionBits
-    var sent: [SessionBits] = []
+    var sent: SessionBits?
 
     init(view: FactView, filters: Filters, goals: [Goal]) {
         self.view = view
         let codes = view.codes
         compiled = CompiledFilters(filters, codes: codes)
-        paths = codes.path.values
+        let paths = codes.path.values, names = codes.name.values
+        self.paths = paths
         pageview = codes.name.existing("pageview") ?? .max
         engagement = codes.name.existing("engagement") ?? .max
-        internalNames = Set(AppDatabase.internalEventNames.compactMap { codes.name.existing($0) })
+        custom = names.indices.map { $0 != 0 && !AppDatabase.internalEventNames.contains(names[$0]) }
         dayBuckets = FactView.buckets(from: view.from, to: view.to, size: AppDatabase.dayMs)
         hourBuckets = FactView.buckets(from: view.from, to: view.to, size: 3_600_000)
-        let paths = paths
-        pageGoals = goals.filter { $0.kind == .page }.map { g in
-            (g, paths.map { p in g.match.hasSuffix("*") ? p.hasPrefix(String(g.match.dropLast())) : p == g.match })
+        pageGoals = Array(goals.filter { $0.kind == .page }.prefix(64))
+        eventGoals = Array(goals.filter { $0.kind == .event }.prefix(64 - pageGoals.count))
+        var pathGoals = [UInt64](repeating: 0, count: paths.count)
+        for (g, goal) in pageGoals.enumerated() {
+            let prefix = goal.match.hasSuffix("*") ? String(goal.match.dropLast()) : nil
+            for c in paths.indices where c != 0 && (prefix.map { paths[c].hasPrefix($0) } ?? (paths[c] == goal.match)) { pathGoals[c] |= 1 << UInt64(g) }
         }
-        eventGoals = goals.filter { $0.kind == .event }.map { ($0, codes.name.existing($0.match) ?? .max) }
-        pages = Tally(paths.count); named = Tally(codes.name.values.count)
-        fields = codes.fields.map { Tally($0.values.count) }
+        var nameGoals = [UInt64](repeating: 0, count: names.count)
+        for (g, goal) in eventGoals.enumerated() {
+            if let c = codes.name.existing(goal.match) { nameGoals[Int(c)] |= 1 << UInt64(pageGoals.count + g) }
+        }
+        self.pathGoals = pathGoals; self.nameGoals = nameGoals
+        var offsets: [Int] = [], size = 0
+        for book in codes.fields { offsets.append(size); size += book.values.count }
+        fieldOffsets = offsets
+        pages = Tally(paths.count); named = Tally(names.count); fields = Tally(size)
         daily = Tally(dayBuckets.count); hourly = Tally(hourBuckets.count)
         entry = Tally(paths.count); exit = Tally(paths.count)
         goalTally = Tally(pageGoals.count + eventGoals.count)
         engaged = [(count: Int64, sum: Int64, scrolls: Int64, depth: Int64)](repeating: (0, 0, 0, 0), count: paths.count)
         kept = SessionBits(view.blocks)
-        if !compiled.empty {
-            sent = compiled.names.map { name in
+        if !compiled.empty && !compiled.names.isEmpty {
+            var all: SessionBits?
+            for name in compiled.names {
                 var bits = SessionBits(view.blocks)
                 view.sessions(sending: name, into: &bits)
-                return bits
+                if var a = all { for w in a.words.indices { a.words[w] &= bits.words[w] }; all = a } else { all = bits }
             }
+            sent = all
         }
+    }
+
+    /// Adds the tallies of another worker's days.
+    mutating func merge(_ o: Scan) {
+        visitors += o.visitors; pageviews += o.pageviews; visitCount += o.visitCount; bounces += o.bounces; durationMs += o.durationMs
+        pages.merge(o.pages); named.merge(o.named); fields.merge(o.fields); daily.merge(o.daily); hourly.merge(o.hourly)
+        entry.merge(o.entry); exit.merge(o.exit); goalTally.merge(o.goalTally)
+        for i in engaged.indices {
+            engaged[i].count += o.engaged[i].count; engaged[i].sum += o.engaged[i].sum
+            engaged[i].scrolls += o.engaged[i].scrolls; engaged[i].depth += o.engaged[i].depth
+        }
+        for w in kept.words.indices { kept.words[w] |= o.kept.words[w] }
     }
 
     /// Adds a day's totals (no filters, the day wholly in the range).
     mutating func add(_ t: DayTotals, of b: FactBlock) {
         visitors += t.visitors; pageviews += t.pageviews; visitCount += t.visits; bounces += t.bounces; durationMs += t.durationMs
         pages.add(t.pages); named.add(t.named); entry.add(t.entry); exit.add(t.exit)
-        for f in fields.indices { fields[f].add(t.fields[f]) }
+        for f in fieldOffsets.indices { fields.add(t.fields[f], offset: fieldOffsets[f]) }
         let day = Int(b.day - view.from / AppDatabase.dayMs)
         if day >= 0 && day < daily.visitors.count { daily.visitors[day] += Int32(t.visitors); daily.count[day] += Int64(t.pageviews) }
         hourly.add(t.hours, offset: Int(b.start / 3_600_000 - view.from / 3_600_000))
@@ -214,55 +254,95 @@ struct Scan {
         }
     }
 
+    /// Whether event `i` of the block lies in the range (`lo..<hi` after the day's start) and passes the filters.
+    @inline(__always) func keeps(_ b: FactBlock, _ i: Int, lo: Int32, hi: Int32, profileOK: [Bool]) -> Bool {
+        let t = b.ts[i]
+        guard t >= lo && t < hi, profileOK[Int(b.profile[i])] else { return false }
+        if let page = compiled.paths.first, b.path[i] != page { return false }
+        if let sent {
+            let s = b.session[i]
+            if s < 0 || !sent.contains(s) { return false }
+        }
+        return true
+    }
+
+    /// Tallies the property pairs of the kept events named `event` (a code): distinct visitors per day, events.
+    mutating func properties(_ bi: Int, _ b: FactBlock, event: UInt32, into tally: inout Tally) {
+        let lo = Int32(max(0, view.from - b.start)), hi = Int32(min(AppDatabase.dayMs, view.to - b.start))
+        let profileOK = compiled.profilesMatching(b) ?? [Bool](repeating: true, count: b.profiles.count / FactStore.profileDimensions.count)
+        let blockKey = UInt64(bi) << 32
+        for j in b.propEvent.indices {
+            let i = Int(b.propEvent[j])
+            guard b.name[i] == event, keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) else { continue }
+            tally.add(Int(b.propPair[j]), visitor: blockKey | UInt64(b.visitor[i]), count: 1)
+        }
+    }
+
+    /// Counts the goals of a whole day without filters (its other figures come from its totals).
+    mutating func goals(_ bi: Int, _ b: FactBlock) {
+        let blockKey = UInt64(bi) << 32
+        let path = b.path, visitor = b.visitor, name = b.name
+        for i in 0..<b.events {
+            let n = name[i]
+            var mask = nameGoals[Int(n)] | (n == pageview ? pathGoals[Int(path[i])] : 0)
+            while mask != 0 {
+                goalTally.add(mask.trailingZeroBitCount, visitor: blockKey | UInt64(visitor[i]), count: 1)
+                mask &= mask - 1
+            }
+        }
+    }
+
     /// Scans one day's events in the range that pass the filters.
-    mutating func events(_ bi: Int, _ b: FactBlock, goalsOnly: Bool) {
+    mutating func events(_ bi: Int, _ b: FactBlock) {
         let width = FactStore.profileDimensions.count
         let from = view.from
         let lo = Int32(max(0, from - b.start)), hi = Int32(min(AppDatabase.dayMs, view.to - b.start))
-        let profileOK = compiled.profilesMatching(b)
-        var profileViews = [Int64](repeating: 0, count: b.profiles.count / width)
-        var profileSeen = [UInt64](repeating: .max, count: b.profiles.count / width)
+        let profileCount = b.profiles.count / width
+        let profileOK = compiled.profilesMatching(b) ?? [Bool](repeating: true, count: profileCount)
+        var profileViews = [Int64](repeating: 0, count: profileCount)
+        var profileSeen = [UInt64](repeating: .max, count: profileCount)
+        let offsets = fieldOffsets, profiles = b.profiles
         var lastVisitor = UInt32.max
         let blockKey = UInt64(bi) << 32
         let filtered = !compiled.isEmpty
-        for i in 0..<b.events {
-            let t = b.ts[i]
-            guard t >= lo && t < hi else { continue }
-            let p = Int(b.profile[i])
-            if let profileOK, !profileOK[p] { continue }
-            let path = b.path[i]
-            if !compiled.paths.isEmpty && !compiled.paths.allSatisfy({ $0 == path }) { continue }
-            let session = b.session[i]
-            if !sent.isEmpty && (session < 0 || !sent.allSatisfy({ $0.contains(session) })) { continue }
-            // Kept.
-            let v = b.visitor[i]
+        let ts = b.ts, profile = b.profile, path = b.path, session = b.session, visitor = b.visitor, name = b.name
+        let dayBase = from / AppDatabase.dayMs, hourBase = from / 3_600_000
+        let anyGoal = !pageGoals.isEmpty || !eventGoals.isEmpty
+        for i in 0..<b.events where keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) {
+            let t = ts[i], p = Int(profile[i]), page = path[i], s = session[i]
+            let v = visitor[i]
             let key = blockKey | UInt64(v)
-            let name = b.name[i]
-            let view: Int64 = name == pageview ? 1 : 0
-            for (g, goal) in pageGoals.enumerated() where view == 1 && goal.1[Int(path)] { goalTally.add(g, visitor: key, count: 1) }
-            for (g, goal) in eventGoals.enumerated() where name == goal.1 { goalTally.add(pageGoals.count + g, visitor: key, count: 1) }
-            if goalsOnly { continue }
+            let n = name[i]
+            let isView = n == pageview
+            let viewCount: Int64 = isView ? 1 : 0
+            if anyGoal {
+                var mask = nameGoals[Int(n)] | (isView ? pathGoals[Int(page)] : 0)
+                while mask != 0 {
+                    goalTally.add(mask.trailingZeroBitCount, visitor: key, count: 1)
+                    mask &= mask - 1
+                }
+            }
             if v != lastVisitor { visitors += 1; lastVisitor = v }
-            pageviews += Int(view)
-            pages.add(Int(path), visitor: key, count: view)
-            if !internalNames.contains(name) { named.add(Int(name), visitor: key, count: 1) }
-            profileViews[p] += view
+            pageviews += Int(viewCount)
+            pages.add(Int(page), visitor: key, count: viewCount)
+            if custom[Int(n)] { named.add(Int(n), visitor: key, count: 1) }
+            profileViews[p] += viewCount
             if profileSeen[p] != key {
                 profileSeen[p] = key
-                for f in 0..<width { fields[f].add(Int(b.profiles[p * width + f]), visitor: key, count: 0) }
+                for f in 0..<width { fields.add(offsets[f] + Int(profiles[p * width + f]), visitor: key, count: 0) }
             }
             let absolute = b.start + Int64(t)
-            let d = Int(absolute / AppDatabase.dayMs - from / AppDatabase.dayMs), h = Int(absolute / 3_600_000 - from / 3_600_000)
-            if d < daily.visitors.count { daily.add(d, visitor: key, count: view) }
-            if h < hourly.visitors.count { hourly.add(h, visitor: key, count: view) }
-            if name == engagement {
-                if b.engaged[i] >= 0 { engaged[Int(path)].count += 1; engaged[Int(path)].sum += Int64(b.engaged[i]) }
-                if b.scroll[i] >= 0 { engaged[Int(path)].scrolls += 1; engaged[Int(path)].depth += Int64(b.scroll[i]) }
+            let d = Int(absolute / AppDatabase.dayMs - dayBase), h = Int(absolute / 3_600_000 - hourBase)
+            if d < daily.visitors.count { daily.add(d, visitor: key, count: viewCount) }
+            if h < hourly.visitors.count { hourly.add(h, visitor: key, count: viewCount) }
+            if n == engagement {
+                if b.engaged[i] >= 0 { engaged[Int(page)].count += 1; engaged[Int(page)].sum += Int64(b.engaged[i]) }
+                if b.scroll[i] >= 0 { engaged[Int(page)].scrolls += 1; engaged[Int(page)].depth += Int64(b.scroll[i]) }
             }
-            if session >= 0 && filtered { kept.insert(session) }
+            if s >= 0 && filtered { kept.insert(s) }
         }
         for p in profileViews.indices where profileViews[p] > 0 {
-            for f in 0..<width { fields[f].count[Int(b.profiles[p * width + f])] += profileViews[p] }
+            for f in 0..<width { fields.count[offsets[f] + Int(profiles[p * width + f])] += profileViews[p] }
         }
     }
 
@@ -307,18 +387,29 @@ extension FactView {
     /// totals (computed when loaded) instead of being scanned again (goals still scan them).
     func figures(filters: Filters, goals: [Goal], limit: Int = 1000) -> FactFigures {
         var out = FactFigures()
-        var scan = Scan(view: self, filters: filters, goals: goals)
-        let paths = scan.paths, names = codes.name.values
+        let names = codes.name.values
         let fieldValues = codes.fields.map(\.values)
-        if !scan.compiled.empty {
-            for (bi, b) in blocks.enumerated() {
+        let start = Scan(view: self, filters: filters, goals: goals)
+        let paths = start.paths
+        // The days are shared among the cores: each worker tallies its own days (distinct visitors
+        // never span days), then the tallies are added up.
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, blocks.count))
+        let parts = Mutex<[Scan]>([])
+        DispatchQueue.concurrentPerform(iterations: start.compiled.empty ? 0 : workers) { w in
+            var scan = start
+            for bi in stride(from: w, to: blocks.count, by: workers) {
+                let b = blocks[bi]
                 if scan.compiled.isEmpty && covers(b) {
                     scan.add(b.totals, of: b)
-                    if !scan.pageGoals.isEmpty || !scan.eventGoals.isEmpty { scan.events(bi, b, goalsOnly: true) }
+                    if !scan.pageGoals.isEmpty || !scan.eventGoals.isEmpty { scan.goals(bi, b) }
                 } else {
-                    scan.events(bi, b, goalsOnly: false)
+                    scan.events(bi, b)
                 }
             }
+            parts.withLock { $0.append(scan) }
+        }
+        var scan = parts.withLock { all in all.dropFirst().reduce(into: all.first ?? start) { $0.merge($1) } }
+        if !scan.compiled.empty {
             for (bi, b) in blocks.enumerated() where !(scan.compiled.isEmpty && covers(b)) { scan.visits(bi, b) }
         }
         out.summary.visitors = scan.visitors; out.summary.pageviews = scan.pageviews; out.summary.visits = scan.visitCount
@@ -329,7 +420,7 @@ extension FactView {
             case .event: out.breakdowns[d] = scan.named.rows(names, limit: limit)
             default:
                 let f = FactStore.profileDimensions.firstIndex(of: d)!
-                out.breakdowns[d] = scan.fields[f].rows(fieldValues[f], limit: limit)
+                out.breakdowns[d] = scan.fields.rows(fieldValues[f], offset: scan.fieldOffsets[f], limit: limit)
             }
         }
         out.entry = scan.entry.rows(paths, limit: limit)
@@ -348,12 +439,8 @@ extension FactView {
                                   averageEngagedMs: e.count == 0 ? 0 : Int64((Double(e.sum) / Double(e.count)).rounded()),
                                   averageScroll: e.scrolls == 0 ? 0 : Int((Double(e.depth) / Double(e.scrolls)).rounded()))
         }
-        for (g, goal) in scan.pageGoals.enumerated() {
-            out.eventGoals[goal.0.id ?? -1] = GoalResult(goal: goal.0, visitors: Int(scan.goalTally.visitors[g]), completions: Int(scan.goalTally.count[g]))
-        }
-        for (g, goal) in scan.eventGoals.enumerated() {
-            let i = scan.pageGoals.count + g
-            out.eventGoals[goal.0.id ?? -1] = GoalResult(goal: goal.0, visitors: Int(scan.goalTally.visitors[i]), completions: Int(scan.goalTally.count[i]))
+        for (g, goal) in (scan.pageGoals + scan.eventGoals).enumerated() {
+            out.eventGoals[goal.id ?? -1] = GoalResult(goal: goal, visitors: Int(scan.goalTally.visitors[g]), completions: Int(scan.goalTally.count[g]))
         }
         return out
     }
@@ -364,14 +451,17 @@ extension FactView {
         b.totals.lastOffset = max(b.ts.max() ?? -1, b.visitStart.max() ?? -1)
         let view = FactView(codes: codes, blocks: [b], from: b.start, to: b.start + AppDatabase.dayMs)
         var scan = Scan(view: view, filters: Filters(), goals: [])
-        scan.events(0, b, goalsOnly: false)
+        scan.events(0, b)
         scan.visits(0, b)
         var t = DayTotals()
         t.lastOffset = b.totals.lastOffset
         t.visitors = scan.visitors; t.pageviews = scan.pageviews; t.visits = scan.visitCount; t.bounces = scan.bounces
         t.durationMs = scan.durationMs
         t.pages = scan.pages.sparse(); t.named = scan.named.sparse(); t.entry = scan.entry.sparse(); t.exit = scan.exit.sparse()
-        t.fields = scan.fields.map { $0.sparse() }
+        t.fields = scan.fieldOffsets.indices.map { f in
+            scan.fields.sparse(offset: scan.fieldOffsets[f], count: f + 1 < scan.fieldOffsets.count ? scan.fieldOffsets[f + 1] - scan.fieldOffsets[f]
+                                                                                                  : scan.fields.visitors.count - scan.fieldOffsets[f])
+        }
         t.hours = scan.hourly.sparse()
         t.engaged = scan.engaged.indices.filter { scan.engaged[$0] != (0, 0, 0, 0) }.map {
             let e = scan.engaged[$0]
@@ -383,7 +473,8 @@ extension FactView {
     /// Sessions of these days that match the filters at any time (conversions count for the visit
     /// they are attributed to, wherever it lies): one event of the session has every field value,
     /// and the session sent every named event. Nil without filters (every session matches).
-    func sessionsMatchingAnyTime(_ filters: Filters) -> SessionBits? {
+    /// Only the sessions in `among` are looked at (those the conversions are attributed to).
+    func sessionsMatchingAnyTime(_ filters: Filters, among: SessionBits) -> SessionBits? {
         guard !filters.isEmpty else { return nil }
         let compiled = CompiledFilters(filters, codes: codes)
         var matching = SessionBits(blocks)
@@ -396,7 +487,7 @@ extension FactView {
             let profileOK = compiled.profilesMatching(b)
             for i in 0..<b.events {
                 let session = b.session[i]
-                guard session >= 0 else { continue }
+                guard session >= 0, among.contains(session) else { continue }
                 candidates.insert(session)
                 for (n, name) in compiled.names.enumerated() where b.name[i] == name { sent[n].insert(session) }
                 guard anyField else { continue }
@@ -431,15 +522,20 @@ extension AppDatabase {
         let goals = try goals(site: site)
         var out = view.figures(filters: filters, goals: goals)
         // Conversions in the range, each with the visit it is attributed to.
-        let rows = try writer.read { db in
-            try Row.fetchAll(db, sql: """
+        typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, started: Int64?, visitor: Int64?)
+        let rows = try writer.read { db -> [Sale] in
+            var statement = try RawStatement(db, """
                 SELECT c.ts, c.kind, coalesce(c.currency, ''), c.value, c.session_id, s.started_at, s.visitor
                 FROM conversions c LEFT JOIN sessions s ON s.id = c.session_id
                 WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ? ORDER BY c.ts, c.id
-                """, arguments: [site, from, to]).map {
-                (ts: $0[0] as Int64, kind: $0[1] as String, currency: $0[2] as String, value: $0[3] as Double,
-                 session: $0[4] as Int64?, started: $0[5] as Int64?, visitor: $0[6] as Int64?)
+                """)
+            statement.start(); statement.bind(site); statement.bind(from); statement.bind(to)
+            var rows: [Sale] = []
+            try statement.forEachRow { r in
+                rows.append((r.int64(0), r.text(1) ?? "", r.text(2) ?? "", r.double(3), r.isNull(4) ? nil : r.int64(4),
+                             r.isNull(5) ? nil : r.int64(5), r.isNull(6) ? nil : r.int64(6)))
             }
+            return rows
         }
         var matching: SessionBits?
         if !filters.isEmpty {
@@ -448,9 +544,11 @@ extension AppDatabase {
             let last = try writer.read { db in try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) } ?? to
             let earliest = rows.compactMap(\.started).min() ?? from
             guard let wide = facts.view(site: site, from: min(earliest, from), to: max(to, last + 1)) else { return nil }
-            matching = wide.sessionsMatchingAnyTime(filters)
+            var attributed = SessionBits(wide.blocks)
+            for r in rows { if let s = r.session, s >= attributed.base, s < attributed.base + Int64(attributed.words.count * 64) { attributed.insert(s) } }
+            matching = wide.sessionsMatchingAnyTime(filters, among: attributed)
         }
-        func counts(_ r: (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, started: Int64?, visitor: Int64?)) -> Bool {
+        func counts(_ r: Sale) -> Bool {
             guard let matching else { return true }
             return r.session.map { matching.contains($0) } ?? false
         }
@@ -485,11 +583,17 @@ extension FactView {
     /// (the view must hold every day from before the range to the last event).
     func funnel(_ steps: [Goal], from: Int64, to: Int64) -> [(visits: Int, visitors: Int)]? {
         guard !steps.isEmpty, steps.count <= 32, steps.allSatisfy({ $0.kind != .conversion }) else { return steps.isEmpty ? [] : nil }
-        let paths = codes.path.values
+        let paths = codes.path.values, names = codes.name.values
         let pageview = codes.name.existing("pageview") ?? .max
-        let matchers: [(path: [Bool]?, name: UInt32)] = steps.map { g in
-            g.kind == .page ? (paths.map { p in g.match.hasSuffix("*") ? p.hasPrefix(String(g.match.dropLast())) : p == g.match }, pageview)
-                : (nil, codes.name.existing(g.match) ?? .max)
+        // Per page code and per event name code, the steps an event with it reaches.
+        var pathSteps = [UInt32](repeating: 0, count: paths.count), nameSteps = [UInt32](repeating: 0, count: names.count)
+        for (k, g) in steps.enumerated() {
+            if g.kind == .page {
+                let prefix = g.match.hasSuffix("*") ? String(g.match.dropLast()) : nil
+                for c in paths.indices where c != 0 && (prefix.map { paths[c].hasPrefix($0) } ?? (paths[c] == g.match)) { pathSteps[c] |= 1 << UInt32(k) }
+            } else if let c = codes.name.existing(g.match) {
+                nameSteps[Int(c)] |= 1 << UInt32(k)
+            }
         }
         // Visits started in the range, with their visitor (per day).
         var started = SessionBits(blocks)
@@ -508,13 +612,13 @@ extension FactView {
         var stage = [UInt8](repeating: 0, count: visitor.count)
         for b in blocks {
             var current: Int64 = -1, groupTs: Int32 = -1, groupMask: UInt32 = 0
+            let session = b.session, name = b.name, path = b.path
             for i in 0..<b.events {
-                let s = b.session[i]
-                guard s >= 0, started.contains(s) else { continue }
-                let name = b.name[i], path = Int(b.path[i])
-                var mask: UInt32 = 0
-                for (k, m) in matchers.enumerated() where name == m.name && (m.path?[path] ?? true) { mask |= 1 << UInt32(k) }
+                let n = name[i]
+                let mask = nameSteps[Int(n)] | (n == pageview ? pathSteps[Int(path[i])] : 0)
                 guard mask != 0 else { continue }
+                let s = session[i]
+                guard s >= 0, started.contains(s) else { continue }
                 if s != current || b.ts[i] != groupTs { current = s; groupTs = b.ts[i]; groupMask = 0 }
                 groupMask |= mask
                 let slot = Int(s - started.base)
@@ -543,5 +647,40 @@ extension AppDatabase {
         guard let view = facts.view(site: funnel.siteID, from: from - Self.dayMs, to: max(to, last + 1)),
               let counts = view.funnel(steps, from: from, to: to) else { return nil }
         return FunnelResult(funnel: funnel, steps: zip(steps, counts).map { ($0, $1.visits, $1.visitors) })
+    }
+}
+
+extension FactView {
+    /// Properties of custom event `event` under the filters: each `key = value` with its distinct
+    /// visitors per day summed and its events, as `AppDatabase.propertyBreakdown` counts them.
+    func properties(filters: Filters, event: String, limit: Int = 1000) -> [BreakdownRow] {
+        let scan = Scan(view: self, filters: filters, goals: [])
+        guard !scan.compiled.empty, let code = codes.name.existing(event) else { return [] }
+        let texts = codes.propertyTexts
+        var tally = Tally(texts.count)
+        for (bi, b) in blocks.enumerated() {
+            var s = scan
+            s.properties(bi, b, event: code, into: &tally)
+        }
+        // Rows as the SQL shows them: the pair's text, most visitors first, then events, then text.
+        var codes = tally.visitors.indices.filter { tally.visitors[$0] > 0 }
+        codes.sort { a, b in
+            if tally.visitors[a] != tally.visitors[b] { return tally.visitors[a] > tally.visitors[b] }
+            if tally.count[a] != tally.count[b] { return tally.count[a] > tally.count[b] }
+            switch (texts[a], texts[b]) {
+            case (nil, nil): return false
+            case (nil, _): return true
+            case (_, nil): return false
+            case (let x?, let y?): return x.utf8.lexicographicallyPrecedes(y.utf8)
+            }
+        }
+        return codes.prefix(limit).map { BreakdownRow(value: texts[$0], visitors: Int(tally.visitors[$0]), pageviews: Int(tally.count[$0])) }
+    }
+}
+
+extension AppDatabase {
+    /// Properties of a custom event from the engine, or nil when it does not hold the range.
+    public func factProperties(site: String, from: Int64, to: Int64, event: String, filters: Filters) -> [BreakdownRow]? {
+        facts.view(site: site, from: from, to: to)?.properties(filters: filters, event: event)
     }
 }

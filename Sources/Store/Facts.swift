@@ -47,14 +47,24 @@ public final class FactStore: Sendable {
             let facts = siteFacts(site)
             let have = state.withLock { _ in facts.blocks.mapValues(\.generation) }
             for day in have.keys where wanted[day] == nil { state.withLock { _ in facts.blocks[day] = nil } }
-            // Newest days first: today's view is the one most often open.
-            for (day, generation) in wanted.sorted(by: { $0.key > $1.key }) where loaded < maxDays {
-                if have[day] == generation { continue }
-                if let block = try load(site: site, day: day, codes: facts.codes) {
-                    state.withLock { _ in facts.blocks[day] = block }
-                    loaded += 1
+            // Newest days first (today's view is the one most often open), a day per core at a time.
+            let days = Array(wanted.sorted(by: { $0.key > $1.key }).filter { have[$0.key] != $0.value }.map(\.key).prefix(maxDays - loaded))
+            let next = Mutex(0), failure = Mutex<(any Error)?>(nil)
+            DispatchQueue.concurrentPerform(iterations: max(1, min(ProcessInfo.processInfo.activeProcessorCount, days.count))) { _ in
+                while let day = next.withLock({ i -> Int64? in
+                    guard i < days.count, failure.withLock({ $0 == nil }) else { return nil }
+                    defer { i += 1 }
+                    return days[i]
+                }) {
+                    do {
+                        if let block = try load(site: site, day: day, codes: facts.codes) { state.withLock { _ in facts.blocks[day] = block } }
+                    } catch {
+                        failure.withLock { $0 = error }
+                    }
                 }
             }
+            if let error = failure.withLock({ $0 }) { throw error }
+            loaded += days.count
         }
         return loaded
     }
@@ -122,7 +132,8 @@ public final class FactStore: Sendable {
             // Sorted by visitor, then time: a visitor's events are contiguous, which makes distinct
             // counts a comparison with the previous row, and repeats of a visit's fields cheap to code.
             var events = try RawStatement(db, """
-                SELECT visitor, ts, name, path, coalesce(session_id, -1), coalesce(engaged_ms, -1), coalesce(scroll, -1), \(profileColumns)
+                SELECT visitor, ts, name, path, coalesce(session_id, -1), coalesce(engaged_ms, -1), coalesce(scroll, -1), \(profileColumns),
+                  CASE WHEN props IS NULL THEN -1 ELSE id END
                 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY visitor, ts
                 """)
             events.start(); events.bind(site); events.bind(start); events.bind(start + AppDatabase.dayMs)
@@ -133,7 +144,10 @@ public final class FactStore: Sendable {
             var profileIDs: [[UInt32]: UInt32] = [:]
             var lastProfile: UInt32 = 0
             var firstRow = true
+            var withProps: [Int64: UInt32] = [:]
+            let propsColumn = Int32(7 + Self.profileDimensions.count)
             try events.forEachRow { row in
+                if row.int64(propsColumn) >= 0 { withProps[row.int64(propsColumn)] = UInt32(b.visitor.count) }
                 b.visitor.append(visitors.code(row.int64(0)))
                 b.ts.append(Int32(row.int64(1) - start))
                 b.name.append(name.code(row, 2, codes.name))
@@ -158,6 +172,23 @@ public final class FactStore: Sendable {
                     }
                 }
                 b.profile.append(lastProfile)
+            }
+            // Custom-event properties, each `key = value` pair as one code (identified by key and
+            // value, shown as SQLite's `key || ' = ' || value`).
+            if !withProps.isEmpty {
+                var props = try RawStatement(db, """
+                    SELECT e.id, json_array(j.key, CAST(j.value AS TEXT)), j.key || ' = ' || CAST(j.value AS TEXT)
+                    FROM events e, json_each(e.props) j WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL
+                    """)
+                props.start(); props.bind(site); props.bind(start); props.bind(start + AppDatabase.dayMs)
+                var pairs: [(UInt32, UInt32)] = []
+                try props.forEachRow { row in
+                    guard let event = withProps[row.int64(0)], let identity = row.text(1) else { return }
+                    pairs.append((event, codes.property(identity, shown: row.text(2))))
+                }
+                pairs.sort { $0 < $1 }
+                b.propEvent = pairs.map(\.0)
+                b.propPair = pairs.map(\.1)
             }
             var sessions = try RawStatement(db, """
                 SELECT id, visitor, started_at, bounce, duration_ms, entry_path, exit_path FROM sessions
@@ -211,11 +242,27 @@ final class Codebook: Sendable {
     var values: [String] { state.withLock { $0.values } }
 }
 
-/// The codebooks of one site: pages (also entry and exit pages), event names, and each profile dimension.
+/// The codebooks of one site: pages (also entry and exit pages), event names, each profile
+/// dimension, and custom-event property pairs (with the text each is shown as).
 final class SiteCodes: Sendable {
     let path = Codebook()
     let name = Codebook()
     let fields = FactStore.profileDimensions.map { _ in Codebook() }
+    let properties = Codebook()
+    private let shown = Mutex<[String?]>([nil])
+
+    /// The code of a property pair (by its identity), remembering how it is shown.
+    func property(_ identity: String, shown text: String?) -> UInt32 {
+        let c = properties.code(identity)
+        shown.withLock { all in
+            if Int(c) >= all.count { all.append(contentsOf: [String?](repeating: nil, count: Int(c) + 1 - all.count)) }
+            if all[Int(c)] == nil { all[Int(c)] = text }
+        }
+        return c
+    }
+
+    /// How each property pair is shown, by code.
+    var propertyTexts: [String?] { shown.withLock { $0 } }
 
     func book(_ d: Dimension) -> Codebook {
         switch d {
@@ -242,6 +289,9 @@ struct FactBlock: Sendable {
     var profile: [UInt32] = []
     /// Codes of ``FactStore/profileDimensions`` per profile, flattened.
     var profiles: [UInt32] = []
+    /// Property pairs of custom events: the event's index and the pair's code, by event index.
+    var propEvent: [UInt32] = []
+    var propPair: [UInt32] = []
     // Visits started on the day, sorted by visitor.
     var visitID: [Int64] = []
     var visitVisitor: [UInt32] = []

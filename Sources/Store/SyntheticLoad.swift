@@ -85,8 +85,8 @@ extension AppDatabase {
                 let insertEvent = try db.cachedStatement(sql: """
                     INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject, country, region, city,
                       asn_org, browser, browser_version, os, device, screen, source_type, referrer_host, utm_source, utm_medium,
-                      utm_campaign, value, currency, engaged_ms, scroll)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?, ?,?,'131',?,?,?,?,?,?,?, ?,?,?,?,?)
+                      utm_campaign, value, currency, engaged_ms, scroll, props)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?, ?,?,'131',?,?,?,?,?,?,?, ?,?,?,?,?,?)
                     """)
                 let insertConversion = try db.cachedStatement(sql: """
                     INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
@@ -140,10 +140,10 @@ extension AppDatabase {
                     let session = db.lastInsertedRowID
                     var t = t0, views = 0, interactions = 0
                     func event(_ name: String, _ path: String, value: Double? = nil, currency: String? = nil,
-                               engaged: Int64? = nil, scroll: Int64? = nil) throws {
+                               engaged: Int64? = nil, scroll: Int64? = nil, props: String? = nil) throws {
                         try insertEvent.execute(arguments: [
                             s.site, "s\(s.seed)-\(done)", t, name, path, decision, visitor, session, subject, country, region, city,
-                            network, browser, os, device, screen, source, referrer, utm.0, utm.1, utm.2, value, currency, engaged, scroll,
+                            network, browser, os, device, screen, source, referrer, utm.0, utm.1, utm.2, value, currency, engaged, scroll, props,
                         ])
                         done += 1; inBatch += 1
                     }
@@ -157,7 +157,15 @@ extension AppDatabase {
                         }
                         if rng.chance(0.08) && done < s.events {
                             t += 1_000
-                            try event(SyntheticLoad.customEvents[rng.skewed(SyntheticLoad.customEvents.count)], path)
+                            // Custom events carry properties as the pixel stores them (a flat JSON object).
+                            let name = SyntheticLoad.customEvents[rng.skewed(SyntheticLoad.customEvents.count)]
+                            let props: String? = switch name {
+                            case "download": #"{"file":"guide-\#(rng.skewed(20)).pdf"}"#
+                            case "signup": #"{"plan":"\#(["free", "pro", "team"][rng.skewed(3)])","seats":\#(1 + rng.skewed(10))}"#
+                            case "video_play": rng.chance(0.5) ? #"{"autoplay":true,"position":\#(Double(rng.skewed(100)) / 4)}"# : nil
+                            default: nil
+                            }
+                            try event(name, path, props: props)
                             interactions += 1
                         }
                     }

@@ -89,6 +89,10 @@ import Testing
         #expect(f.hourly == (try db.series(site: site, from: from, to: to, bucketMs: 3_600_000, filters: filters)), "\(context)")
         #expect(f.engagement == (try db.pageEngagement(site: site, from: from, to: to, filters: filters)), "\(context)")
         #expect(f.goals == (try db.goalResults(site: site, from: from, to: to, filters: filters)), "\(context)")
+        for event in SyntheticLoad.customEvents {
+            #expect(db.factProperties(site: site, from: from, to: to, event: event, filters: filters)
+                    == (try db.propertyBreakdown(site: site, from: from, to: to, event: event, filters: filters)), "\(event) \(context)")
+        }
         // Funnels ignore filters; a conversion step is left to the SQL.
         for funnel in try db.funnels(site: site) {
             let engine = try db.factFunnel(funnel, from: from, to: to)
@@ -122,6 +126,9 @@ import Testing
                         Filters([(.source, "organic"), (.device, "mobile"), (.page, "/")]), Filters([(.event, "engagement"), (.event, "signup")])] {
             try expectSame(db, site: site, from: from, to: to, filters: filters)
         }
+        // The cases are not empty: properties, funnels.
+        #expect((db.factProperties(site: site, from: from, to: to, event: "signup", filters: Filters([(.event, "signup")])) ?? []).count >= 6)
+        #expect(try db.factFunnel(try db.funnels(site: site)[0], from: from, to: to)?.steps[2].visits ?? 0 > 0)
     }
 
     /// A day whose stored events change other than by appending (retention here) is not read from
