@@ -20,9 +20,6 @@ struct Figures {
 
     static let day: Int64 = 86_400_000
 
-    /// Whole-day ranges with a single filter that is rolled up in pairs use those for breakdowns.
-    let pairRollups: Bool
-
     /// Days of the range whose rollups are still being built (the figures come from the raw events).
     let backfilling: Bool
     /// A range of whole UTC days (compared with the same number of whole days before it).
@@ -49,7 +46,6 @@ struct Figures {
         self.ready = ready
         backfilling = aligned && !ready
         rollups = ready && filters.isEmpty
-        pairRollups = ready && filters.terms.count == 1 && AppDatabase.pairFilters.contains(filters.terms[0].0)
     }
 
     /// The same range under other filters (the rollups' readiness is the range's, not looked up again).
@@ -98,9 +94,6 @@ struct Figures {
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
         if let f = try facts() { return f.breakdowns[d] ?? [] }
         if rollups { return try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue) }
-        if pairRollups, let rows = try database.rollupFilteredBreakdown(site: site, fromDay: fromDay, toDay: toDay, filter: filters.terms[0], dimension: d) {
-            return rows
-        }
         return try database.breakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 

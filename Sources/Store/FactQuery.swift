@@ -564,10 +564,11 @@ extension AppDatabase {
         out.goals = goals.map { g in
             guard g.kind == .conversion else { return out.eventGoals[g.id ?? -1] ?? GoalResult(goal: g, visitors: 0, completions: 0) }
             var completions = 0
-            var visitors: Set<[Int64]> = []
+            struct DayVisitor: Hashable { let day: Int64, visitor: Int64 }
+            var visitors: Set<DayVisitor> = []
             for r in rows where r.kind == g.match && counts(r) {
                 completions += 1
-                if let v = r.visitor { visitors.insert([r.ts / Self.dayMs, v]) }
+                if let v = r.visitor { visitors.insert(DayVisitor(day: r.ts / Self.dayMs, visitor: v)) }
             }
             return GoalResult(goal: g, visitors: visitors.count, completions: completions)
         }
@@ -625,12 +626,18 @@ extension FactView {
                 while Int(stage[slot]) < steps.count && groupMask & (1 << UInt32(stage[slot])) != 0 { stage[slot] += 1 }
             }
         }
+        // Distinct visitors per step: each visit's (day, visitor) key, sorted, counted once.
         var visits = [Int](repeating: 0, count: steps.count)
-        var visitors = [Set<UInt64>](repeating: [], count: steps.count)
+        var keys = [[UInt64]](repeating: [], count: steps.count)
         for slot in stage.indices where stage[slot] > 0 {
-            for k in 0..<Int(stage[slot]) { visits[k] += 1; visitors[k].insert(visitor[slot]) }
+            for k in 0..<Int(stage[slot]) { visits[k] += 1; keys[k].append(visitor[slot]) }
         }
-        return steps.indices.map { (visits[$0], visitors[$0].count) }
+        return steps.indices.map { k in
+            keys[k].sort()
+            var distinct = 0, last = UInt64.max
+            for key in keys[k] where key != last { distinct += 1; last = key }
+            return (visits[k], distinct)
+        }
     }
 }
 
@@ -644,8 +651,24 @@ extension AppDatabase {
             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID])
         } ?? to
         // Late events may belong to a visit that started a little after them: one day before the range too.
-        guard let view = facts.view(site: funnel.siteID, from: from - Self.dayMs, to: max(to, last + 1)),
-              let counts = view.funnel(steps, from: from, to: to) else { return nil }
+        guard let view = facts.view(site: funnel.siteID, from: from - Self.dayMs, to: max(to, last + 1)) else { return nil }
+        // The same steps over the same days at the same generations give the same counts: kept
+        // until a day changes (today's every minute), a range ending after the last visit start
+        // being the same range as one ending right after it.
+        let latest = view.blocks.map { $0.start + Int64($0.totals.lastOffset) }.max() ?? from
+        let key = FunnelKey(site: funnel.siteID, steps: steps.map { "\($0.kind.rawValue):\($0.match)" }, from: from, to: min(to, latest + 1),
+                            days: view.blocks.map { [$0.day, $0.generation] })
+        let counts: [(visits: Int, visitors: Int)]
+        if let cached = facts.funnels.withLock({ $0[key] }) {
+            counts = cached
+        } else {
+            guard let computed = view.funnel(steps, from: from, to: to) else { return nil }
+            facts.funnels.withLock { cache in
+                if cache.count >= 256 { cache.removeAll() }
+                cache[key] = computed
+            }
+            counts = computed
+        }
         return FunnelResult(funnel: funnel, steps: zip(steps, counts).map { ($0, $1.visits, $1.visitors) })
     }
 }
@@ -683,4 +706,12 @@ extension AppDatabase {
     public func factProperties(site: String, from: Int64, to: Int64, event: String, filters: Filters) -> [BreakdownRow]? {
         facts.view(site: site, from: from, to: to)?.properties(filters: filters, event: event)
     }
+}
+
+/// What a funnel's counts depend on: its steps, the range, and the days (with their generations) the engine read.
+struct FunnelKey: Hashable, Sendable {
+    let site: String
+    let steps: [String]
+    let from: Int64, to: Int64
+    let days: [[Int64]]
 }

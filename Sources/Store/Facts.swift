@@ -16,6 +16,8 @@ import Synchronization
 public final class FactStore: Sendable {
     let writer: any DatabaseWriter
     private let state = Mutex<[String: SiteFacts]>([:])
+    /// Funnel counts by what they depend on (see `AppDatabase.factFunnel`), at most 256.
+    let funnels = Mutex<[FunnelKey: [(visits: Int, visitors: Int)]]>([:])
 
     init(writer: any DatabaseWriter) { self.writer = writer }
 
@@ -126,6 +128,27 @@ public final class FactStore: Sendable {
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
                 WHERE r.site_id = ? AND r.day = ? AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
                 """, arguments: [site, day, site]) else { return nil }
+            return try Self.read(db, site: site, day: day, codes: codes, generation: generation)
+        }
+    }
+
+    /// Reads one day of a site as it is now (the rollup job writes the day's rollup from it, see
+    /// `refreshRollup`), with the site's codebooks.
+    func read(site: String, day: Int64) throws -> (FactBlock, SiteCodes) {
+        let codes = siteFacts(site).codes
+        return (try writer.read { db in try Self.read(db, site: site, day: day, codes: codes, generation: -1) }, codes)
+    }
+
+    /// Keeps a day read by ``read(site:day:)`` as loaded at `generation` (the one its rollup was written with).
+    func keep(_ block: FactBlock, site: String, generation: Int64) {
+        var b = block
+        b.generation = generation
+        let facts = siteFacts(site)
+        state.withLock { _ in facts.blocks[b.day] = b }
+    }
+
+    private static func read(_ db: Database, site: String, day: Int64, codes: SiteCodes, generation: Int64) throws -> FactBlock {
+        do {
             let start = day * AppDatabase.dayMs
             var b = FactBlock(day: day, generation: generation)
             let profileColumns = Self.profileDimensions.map(\.rawValue).joined(separator: ", ")
@@ -276,7 +299,7 @@ final class SiteCodes: Sendable {
 /// One UTC day of one site.
 struct FactBlock: Sendable {
     let day: Int64
-    let generation: Int64
+    var generation: Int64
     // Events, sorted by visitor then time. Visitor codes are dense within the day; ts is ms after
     // the day's start; session -1 is none; engaged -1 and scroll -1 are NULL.
     var visitor: [UInt32] = []

@@ -432,7 +432,9 @@ extension AppDatabase {
             // Per site and UTC day, how often its stored events or visits were changed other than
             // by appending (erasure, retention, expiring columns): the engine reloads a day whose
             // generation moved (see FactStore).
+            // The engine answers filtered views; the rollups of filter pairs are no longer kept.
             try db.execute(sql: """
+                DROP TABLE rollup_pairs;
                 CREATE TABLE fact_changes (
                     site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
                     day INTEGER NOT NULL,
