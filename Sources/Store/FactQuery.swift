@@ -8,6 +8,16 @@ struct FactView: Sendable {
     let blocks: [FactBlock]
     let from: Int64
     let to: Int64
+    var site = ""
+    /// Goal counts of whole days, by day, generation and goals (shared with the FactStore).
+    var goalDays: Memo<GoalDayKey, Tally>? = nil
+}
+
+/// What a day's goal counts depend on.
+struct GoalDayKey: Hashable, Sendable {
+    let site: String
+    let day: Int64, generation: Int64
+    let goals: [String]
 }
 
 /// Every figure of one view that comes from events and visits, computed in one pass over the
@@ -279,17 +289,25 @@ struct Scan {
     }
 
     /// Counts the goals of a whole day without filters (its other figures come from its totals).
+    /// A day's goal counts are kept with the day's generation: a day is counted once per version.
     mutating func goals(_ bi: Int, _ b: FactBlock) {
-        let blockKey = UInt64(bi) << 32
-        let path = b.path, visitor = b.visitor, name = b.name
-        for i in 0..<b.events {
-            let n = name[i]
-            var mask = nameGoals[Int(n)] | (n == pageview ? pathGoals[Int(path[i])] : 0)
-            while mask != 0 {
-                goalTally.add(mask.trailingZeroBitCount, visitor: blockKey | UInt64(visitor[i]), count: 1)
-                mask &= mask - 1
+        let key = GoalDayKey(site: view.site, day: b.day, generation: b.generation,
+                             goals: (pageGoals + eventGoals).map { "\($0.kind.rawValue):\($0.match)" })
+        let counts = view.goalDays?[key] ?? {
+            var day = Tally(pageGoals.count + eventGoals.count)
+            let path = b.path, visitor = b.visitor, name = b.name
+            for i in 0..<b.events {
+                let n = name[i]
+                var mask = nameGoals[Int(n)] | (n == pageview ? pathGoals[Int(path[i])] : 0)
+                while mask != 0 {
+                    day.add(mask.trailingZeroBitCount, visitor: UInt64(visitor[i]), count: 1)
+                    mask &= mask - 1
+                }
             }
-        }
+            view.goalDays?[key] = day
+            return day
+        }()
+        for g in counts.visitors.indices { goalTally.visitors[g] += counts.visitors[g]; goalTally.count[g] += counts.count[g] }
     }
 
     /// Scans one day's events in the range that pass the filters.
@@ -521,32 +539,40 @@ extension AppDatabase {
         guard let view = facts.view(site: site, from: from, to: to) else { return nil }
         let goals = try goals(site: site)
         var out = view.figures(filters: filters, goals: goals)
-        // Conversions in the range, each with the visit it is attributed to.
-        typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, started: Int64?, visitor: Int64?)
-        let rows = try writer.read { db -> [Sale] in
+        // Conversions in the range, each with the visit it is attributed to (its visitor looked up in memory).
+        typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, visitor: UInt64?)
+        var rows = try writer.read { db -> [Sale] in
             var statement = try RawStatement(db, """
-                SELECT c.ts, c.kind, coalesce(c.currency, ''), c.value, c.session_id, s.started_at, s.visitor
-                FROM conversions c LEFT JOIN sessions s ON s.id = c.session_id
-                WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ? ORDER BY c.ts, c.id
+                SELECT ts, kind, coalesce(currency, ''), value, session_id FROM conversions
+                WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id
                 """)
             statement.start(); statement.bind(site); statement.bind(from); statement.bind(to)
             var rows: [Sale] = []
             try statement.forEachRow { r in
-                rows.append((r.int64(0), r.text(1) ?? "", r.text(2) ?? "", r.double(3), r.isNull(4) ? nil : r.int64(4),
-                             r.isNull(5) ? nil : r.int64(5), r.isNull(6) ? nil : r.int64(6)))
+                rows.append((r.int64(0), r.text(1) ?? "", r.text(2) ?? "", r.double(3), r.isNull(4) ? nil : r.int64(4), nil))
             }
             return rows
         }
         var matching: SessionBits?
-        if !filters.isEmpty {
-            // A conversion counts when its visit matches, wherever the visit lies: the engine must
-            // hold every day from the earliest such visit on.
-            let last = try writer.read { db in try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) } ?? to
-            let earliest = rows.compactMap(\.started).min() ?? from
+        if let first = rows.compactMap(\.session).min() {
+            // The days from the earliest attributed visit on: the visits' visitors, and (under
+            // filters) whether each visit matches, wherever it lies in time.
+            let (last, earliest) = try writer.read { db in
+                (try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? to,
+                 try Int64.fetchOne(db, sql: "SELECT started_at FROM sessions WHERE id = ?", arguments: [first]) ?? from)
+            }
             guard let wide = facts.view(site: site, from: min(earliest, from), to: max(to, last + 1)) else { return nil }
             var attributed = SessionBits(wide.blocks)
-            for r in rows { if let s = r.session, s >= attributed.base, s < attributed.base + Int64(attributed.words.count * 64) { attributed.insert(s) } }
-            matching = wide.sessionsMatchingAnyTime(filters, among: attributed)
+            let span = attributed.base..<(attributed.base + Int64(attributed.words.count * 64))
+            for r in rows { if let s = r.session, span.contains(s) { attributed.insert(s) } }
+            var visitor: [Int64: UInt64] = [:]
+            for (bi, b) in wide.blocks.enumerated() {
+                for i in b.visitID.indices where attributed.contains(b.visitID[i]) { visitor[b.visitID[i]] = UInt64(bi) << 32 | UInt64(b.visitVisitor[i]) }
+            }
+            for i in rows.indices { rows[i].visitor = rows[i].session.flatMap { visitor[$0] } }
+            if !filters.isEmpty { matching = wide.sessionsMatchingAnyTime(filters, among: attributed) }
+        } else if !filters.isEmpty {
+            matching = SessionBits([])
         }
         func counts(_ r: Sale) -> Bool {
             guard let matching else { return true }
@@ -564,7 +590,7 @@ extension AppDatabase {
         out.goals = goals.map { g in
             guard g.kind == .conversion else { return out.eventGoals[g.id ?? -1] ?? GoalResult(goal: g, visitors: 0, completions: 0) }
             var completions = 0
-            struct DayVisitor: Hashable { let day: Int64, visitor: Int64 }
+            struct DayVisitor: Hashable { let day: Int64, visitor: UInt64 }
             var visitors: Set<DayVisitor> = []
             for r in rows where r.kind == g.match && counts(r) {
                 completions += 1
@@ -658,15 +684,12 @@ extension AppDatabase {
         let latest = view.blocks.map { $0.start + Int64($0.totals.lastOffset) }.max() ?? from
         let key = FunnelKey(site: funnel.siteID, steps: steps.map { "\($0.kind.rawValue):\($0.match)" }, from: from, to: min(to, latest + 1),
                             days: view.blocks.map { [$0.day, $0.generation] })
-        let counts: [(visits: Int, visitors: Int)]
-        if let cached = facts.funnels.withLock({ $0[key] }) {
+        let counts: [FunnelCounts]
+        if let cached = facts.funnels[key] {
             counts = cached
         } else {
             guard let computed = view.funnel(steps, from: from, to: to) else { return nil }
-            facts.funnels.withLock { cache in
-                if cache.count >= 256 { cache.removeAll() }
-                cache[key] = computed
-            }
+            facts.funnels[key] = computed
             counts = computed
         }
         return FunnelResult(funnel: funnel, steps: zip(steps, counts).map { ($0, $1.visits, $1.visitors) })
@@ -709,9 +732,30 @@ extension AppDatabase {
 }
 
 /// What a funnel's counts depend on: its steps, the range, and the days (with their generations) the engine read.
+typealias FunnelCounts = (visits: Int, visitors: Int)
+
 struct FunnelKey: Hashable, Sendable {
     let site: String
     let steps: [String]
     let from: Int64, to: Int64
     let days: [[Int64]]
+}
+
+/// Results kept by what they depend on (the keys name the days' generations, so nothing is ever
+/// stale); emptied when full.
+final class Memo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let state = Mutex<[Key: Value]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    subscript(key: Key) -> Value? {
+        get { state.withLock { $0[key] } }
+        set {
+            state.withLock { all in
+                if all.count >= capacity { all.removeAll() }
+                all[key] = newValue
+            }
+        }
+    }
 }

@@ -16,8 +16,10 @@ import Synchronization
 public final class FactStore: Sendable {
     let writer: any DatabaseWriter
     private let state = Mutex<[String: SiteFacts]>([:])
+    /// Goal counts of whole days without filters (see `Scan.goals`), at most 4096 days.
+    let goalDays = Memo<GoalDayKey, Tally>(capacity: 4096)
     /// Funnel counts by what they depend on (see `AppDatabase.factFunnel`), at most 256.
-    let funnels = Mutex<[FunnelKey: [(visits: Int, visitors: Int)]]>([:])
+    let funnels = Memo<FunnelKey, [FunnelCounts]>(capacity: 256)
 
     init(writer: any DatabaseWriter) { self.writer = writer }
 
@@ -84,7 +86,7 @@ public final class FactStore: Sendable {
                   block.generation == generation else { return nil }
             blocks.append(block)
         }
-        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to)
+        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, site: site, goalDays: goalDays)
     }
 
     private func siteFacts(_ site: String) -> SiteFacts {
