@@ -406,7 +406,7 @@ extension DashboardRoutes {
     /// each bar's `<title>` holds its values (shown on hover, read by screen readers). A bar the
     /// reader may not see is drawn as a thin marker titled "< k" or "–".
     func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals) throws -> [String: Any] {
-        let hourly = r.to - r.from <= 2 * 86_400_000
+        let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
         let top = max(1, points.compactMap(\.visitors.value).max() ?? 1)
         let width = 600.0, height = 120.0

@@ -59,7 +59,7 @@ struct Figures {
     /// The engine's figures of the view, when it holds every day of the range (else the rollups
     /// or the raw events answer).
     private func facts() throws -> FactFigures? {
-        try engine.get { try database.factFigures(site: site, from: from, to: to, filters: filters) }
+        try engine.get { try database.factFigures(site: site, from: from, to: to, filters: filters, hourly: hourlyChart) }
     }
 
     func summary() throws -> SiteSummary {
@@ -103,8 +103,11 @@ struct Figures {
             : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 
+    /// The chart has a bar per hour for ranges up to two days, per day beyond.
+    var hourlyChart: Bool { to - from <= 2 * Self.day }
+
     func series(hourly: Bool) throws -> [SeriesPoint] {
-        if let f = try facts() { return hourly ? f.hourly : f.daily }
+        if let f = try facts(), let points = hourly ? f.hourly : f.daily { return points }
         return rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
             : try database.series(site: site, from: from, to: to, bucketMs: hourly ? 3_600_000 : Self.day, filters: filters)
     }

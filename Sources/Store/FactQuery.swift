@@ -32,7 +32,9 @@ public struct FactFigures: Sendable {
                                                    revenue: Revenue(), lastEvent: nil)
     public internal(set) var breakdowns: [Dimension: [BreakdownRow]] = [:]
     public internal(set) var entry: [BreakdownRow] = [], exit: [BreakdownRow] = []
-    public internal(set) var daily: [SeriesPoint] = [], hourly: [SeriesPoint] = []
+    public internal(set) var daily: [SeriesPoint] = []
+    /// Visitors and pageviews per hour, when asked for (``AppDatabase/factFigures(site:from:to:filters:hourly:)``).
+    public internal(set) var hourly: [SeriesPoint]?
     /// Pages with their engagement, most pageviews first (at most 50).
     public internal(set) var engagement: [PageEngagement] = []
     /// Every goal of the site, in the order of ``AppDatabase/goals(site:)``.
@@ -195,7 +197,7 @@ struct Scan {
     var kept: SessionBits
     var sent: SessionBits?
 
-    init(view: FactView, filters: Filters, goals: [Goal]) {
+    init(view: FactView, filters: Filters, goals: [Goal], hourly: Bool = true) {
         self.view = view
         let codes = view.codes
         compiled = CompiledFilters(filters, codes: codes)
@@ -205,7 +207,7 @@ struct Scan {
         engagement = codes.name.existing("engagement") ?? .max
         custom = names.indices.map { $0 != 0 && !AppDatabase.internalEventNames.contains(names[$0]) }
         dayBuckets = FactView.buckets(from: view.from, to: view.to, size: AppDatabase.dayMs)
-        hourBuckets = FactView.buckets(from: view.from, to: view.to, size: 3_600_000)
+        hourBuckets = hourly ? FactView.buckets(from: view.from, to: view.to, size: 3_600_000) : []
         pageGoals = Array(goals.filter { $0.kind == .page }.prefix(64))
         eventGoals = Array(goals.filter { $0.kind == .event }.prefix(64 - pageGoals.count))
         var pathGoals = [UInt64](repeating: 0, count: paths.count)
@@ -222,7 +224,7 @@ struct Scan {
         for book in codes.fields { offsets.append(size); size += book.values.count }
         fieldOffsets = offsets
         pages = Tally(paths.count); named = Tally(names.count); fields = Tally(size)
-        daily = Tally(dayBuckets.count); hourly = Tally(hourBuckets.count)
+        daily = Tally(dayBuckets.count); self.hourly = Tally(hourBuckets.count)
         entry = Tally(paths.count); exit = Tally(paths.count)
         goalTally = Tally(pageGoals.count + eventGoals.count)
         engaged = [(count: Int64, sum: Int64, scrolls: Int64, depth: Int64)](repeating: (0, 0, 0, 0), count: paths.count)
@@ -324,7 +326,8 @@ struct Scan {
         let blockKey = UInt64(bi) << 32
         let filtered = !compiled.isEmpty
         let ts = b.ts, profile = b.profile, path = b.path, session = b.session, visitor = b.visitor, name = b.name
-        let dayBase = from / AppDatabase.dayMs, hourBase = from / 3_600_000
+        let hourBase = from / 3_600_000
+        let before = (visitors, pageviews)
         let anyGoal = !pageGoals.isEmpty || !eventGoals.isEmpty
         for i in 0..<b.events where keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) {
             let t = ts[i], p = Int(profile[i]), page = path[i], s = session[i]
@@ -349,10 +352,10 @@ struct Scan {
                 profileSeen[p] = key
                 for f in 0..<width { fields.add(offsets[f] + Int(profiles[p * width + f]), visitor: key, count: 0) }
             }
-            let absolute = b.start + Int64(t)
-            let d = Int(absolute / AppDatabase.dayMs - dayBase), h = Int(absolute / 3_600_000 - hourBase)
-            if d < daily.visitors.count { daily.add(d, visitor: key, count: viewCount) }
-            if h < hourly.visitors.count { hourly.add(h, visitor: key, count: viewCount) }
+            if !hourBuckets.isEmpty {
+                let h = Int((b.start + Int64(t)) / 3_600_000 - hourBase)
+                if h < hourly.visitors.count { hourly.add(h, visitor: key, count: viewCount) }
+            }
             if n == engagement {
                 if b.engaged[i] >= 0 { engaged[Int(page)].count += 1; engaged[Int(page)].sum += Int64(b.engaged[i]) }
                 if b.scroll[i] >= 0 { engaged[Int(page)].scrolls += 1; engaged[Int(page)].depth += Int64(b.scroll[i]) }
@@ -362,6 +365,9 @@ struct Scan {
         for p in profileViews.indices where profileViews[p] > 0 {
             for f in 0..<width { fields.count[offsets[f] + Int(profiles[p * width + f])] += profileViews[p] }
         }
+        // The day's point of the daily chart: its distinct visitors and pageviews.
+        let d = Int(b.day - from / AppDatabase.dayMs)
+        if d >= 0 && d < daily.visitors.count { daily.visitors[d] += Int32(visitors - before.0); daily.count[d] += Int64(pageviews - before.1) }
     }
 
     /// Counts one day's visits started in the range (under filters, those with a kept event:
@@ -403,11 +409,11 @@ extension FactView {
 
     /// Every figure under `filters`. Without filters, the days the range holds whole add their
     /// totals (computed when loaded) instead of being scanned again (goals still scan them).
-    func figures(filters: Filters, goals: [Goal], limit: Int = 1000) -> FactFigures {
+    func figures(filters: Filters, goals: [Goal], hourly: Bool = true, limit: Int = 1000) -> FactFigures {
         var out = FactFigures()
         let names = codes.name.values
         let fieldValues = codes.fields.map(\.values)
-        let start = Scan(view: self, filters: filters, goals: goals)
+        let start = Scan(view: self, filters: filters, goals: goals, hourly: hourly)
         let paths = start.paths
         // The days are shared among the cores: each worker tallies its own days (distinct visitors
         // never span days), then the tallies are added up.
@@ -444,7 +450,9 @@ extension FactView {
         out.entry = scan.entry.rows(paths, limit: limit)
         out.exit = scan.exit.rows(paths, limit: limit)
         out.daily = scan.dayBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.daily.visitors[$0]), pageviews: Int(scan.daily.count[$0])) }
-        out.hourly = scan.hourBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.hourly.visitors[$0]), pageviews: Int(scan.hourly.count[$0])) }
+        if hourly {
+            out.hourly = scan.hourBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.hourly.visitors[$0]), pageviews: Int(scan.hourly.count[$0])) }
+        }
         // Pages with their engagement: every page with a kept event, most pageviews first.
         let pages = scan.pages
         var withEvents = pages.visitors.indices.filter { pages.visitors[$0] > 0 }
@@ -535,10 +543,10 @@ extension FactView {
 extension AppDatabase {
     /// Every figure of a view from the engine, or nil when it has not loaded (or no longer holds
     /// current copies of) every day of the range.
-    public func factFigures(site: String, from: Int64, to: Int64, filters: Filters) throws -> FactFigures? {
+    public func factFigures(site: String, from: Int64, to: Int64, filters: Filters, hourly: Bool = true) throws -> FactFigures? {
         guard let view = facts.view(site: site, from: from, to: to) else { return nil }
         let goals = try goals(site: site)
-        var out = view.figures(filters: filters, goals: goals)
+        var out = view.figures(filters: filters, goals: goals, hourly: hourly)
         // Conversions in the range, each with the visit it is attributed to (its visitor looked up in memory).
         typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, visitor: UInt64?)
         var rows = try writer.read { db -> [Sale] in
