@@ -573,11 +573,22 @@ extension AppDatabase {
             var attributed = SessionBits(wide.blocks)
             let span = attributed.base..<(attributed.base + Int64(attributed.words.count * 64))
             for r in rows { if let s = r.session, span.contains(s) { attributed.insert(s) } }
-            var visitor: [Int64: UInt64] = [:]
-            for (bi, b) in wide.blocks.enumerated() {
-                for i in b.visitID.indices where attributed.contains(b.visitID[i]) { visitor[b.visitID[i]] = UInt64(bi) << 32 | UInt64(b.visitVisitor[i]) }
+            if goals.contains(where: { $0.kind == .conversion }) {
+                // (visit, its visitor's key), sorted by visit for a binary search per conversion.
+                var visitors: [(Int64, UInt64)] = []
+                for (bi, b) in wide.blocks.enumerated() {
+                    for i in b.visitID.indices where attributed.contains(b.visitID[i]) {
+                        visitors.append((b.visitID[i], UInt64(bi) << 32 | UInt64(b.visitVisitor[i])))
+                    }
+                }
+                visitors.sort { $0.0 < $1.0 }
+                for i in rows.indices {
+                    guard let s = rows[i].session else { continue }
+                    var lo = 0, hi = visitors.count
+                    while lo < hi { let mid = (lo + hi) / 2; if visitors[mid].0 < s { lo = mid + 1 } else { hi = mid } }
+                    if lo < visitors.count && visitors[lo].0 == s { rows[i].visitor = visitors[lo].1 }
+                }
             }
-            for i in rows.indices { rows[i].visitor = rows[i].session.flatMap { visitor[$0] } }
             if !filters.isEmpty { matching = wide.sessionsMatchingAnyTime(filters, among: attributed) }
         } else if !filters.isEmpty {
             matching = SessionBits([])
@@ -598,13 +609,15 @@ extension AppDatabase {
         out.goals = goals.map { g in
             guard g.kind == .conversion else { return out.eventGoals[g.id ?? -1] ?? GoalResult(goal: g, visitors: 0, completions: 0) }
             var completions = 0
-            struct DayVisitor: Hashable { let day: Int64, visitor: UInt64 }
-            var visitors: Set<DayVisitor> = []
+            var visitors: [(Int64, UInt64)] = []
             for r in rows where r.kind == g.match && counts(r) {
                 completions += 1
-                if let v = r.visitor { visitors.insert(DayVisitor(day: r.ts / Self.dayMs, visitor: v)) }
+                if let v = r.visitor { visitors.append((r.ts / Self.dayMs, v)) }
             }
-            return GoalResult(goal: g, visitors: visitors.count, completions: completions)
+            // Distinct (day, visitor) pairs.
+            visitors.sort { $0 < $1 }
+            let distinct = visitors.indices.filter { $0 == 0 || visitors[$0] != visitors[$0 - 1] }.count
+            return GoalResult(goal: g, visitors: distinct, completions: completions)
         }
         return out
     }
