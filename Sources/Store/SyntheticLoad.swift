@@ -30,10 +30,14 @@ public struct SyntheticLoad: Sendable {
     public static let customEvents = ["download", "signup", "add_to_cart", "video_play"]
 }
 
-/// SplitMix64: a small seeded generator (the load must be the same for the same seed).
-struct SplitMix: RandomNumberGenerator {
+/// SplitMix64: a small seeded generator (the synthetic load, and a fuzz run replayed from its
+/// printed seed, are the same for the same seed).
+public struct SplitMix: RandomNumberGenerator {
     var state: UInt64
-    mutating func next() -> UInt64 {
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -53,7 +57,7 @@ struct SplitMix: RandomNumberGenerator {
 extension AppDatabase {
     /// Inserts the load in transactions of `batch` visits; calls `progress` with events done.
     public func load(_ s: SyntheticLoad, batch: Int = 20_000, progress: (Int) -> Void = { _ in }) throws {
-        var rng = SplitMix(state: s.seed)
+        var rng = SplitMix(seed: s.seed)
         let paths = ["/", "/pricing", "/signup", "/welcome", "/blog", "/docs", "/about", "/contact"]
             + (8..<max(8, s.pages)).map { i in ["/blog/post-\(i)", "/docs/page-\(i)", "/product/item-\(i)"][i % 3] }
         let searches = ["www.google.com", "www.bing.com", "duckduckgo.com", "www.ecosia.org"]

@@ -105,7 +105,7 @@ extension LiveServerTests {
                 ("/hooks/generic/\(site)", .generic, #"{"type":"sale","id":"order-77","value":120.5,"currency":"usd","occurred_at":"2026-03-10T11:00:00Z","refers_to":"x"}"#),
                 ("/hooks/jotform/\(site)?token=\(secret)", .jotform, "submissionID=5512&formID=2211&rawRequest=%7B%22q3_email%22%3A%22lead%40example.org%22%7D"),
             ]
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix(seed: seed)
             var cases: [(String, Provider?, [UInt8])] = []
             for i in 0..<20_400 {
                 let s = seeds[i % seeds.count]

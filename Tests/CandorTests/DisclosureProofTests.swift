@@ -121,7 +121,7 @@ extension LiveServerTests {
         @Test func noShownNumberComesFromOrIsolatesFewerThanKVisitors() async throws {
             let install = try await LiveInstall()
             let seed = UInt64(ProcessInfo.processInfo.environment["CANDOR_DISCLOSURE_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix(seed: seed)
             let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
             let form: HTTPFields = [.cookie: owner.cookie, .contentType: "application/x-www-form-urlencoded"]
             // 200 sites, each with a goal and a statistics key, and random visitors.

@@ -107,7 +107,7 @@ import Testing
     @Test(arguments: [1, 2, 3] as [UInt64])
     func engineEqualsTheReferenceQueriesForRandomFiltersAndRanges(seed: UInt64) throws {
         let (db, site) = try dataset(seed: seed)
-        var rng = SplitMix(state: seed * 7919)
+        var rng = SplitMix(seed: seed * 7919)
         var nonEmpty = 0
         for _ in 0..<40 {
             let filters = try randomFilters(db, site: site, rng: &rng)
