@@ -82,8 +82,12 @@ public final class FactStore: Sendable {
               let days = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
         var blocks: [FactBlock] = []
         for day in days {
-            guard let generation = wanted[day], let block = state.withLock({ _ in facts.blocks[day] }),
-                  block.generation == generation else { return nil }
+            guard let generation = wanted[day] else {
+                // A day without a rollup is fine only when it has nothing to roll up (no event).
+                guard (try? hasEvents(site: site, day: day)) == false else { return nil }
+                continue
+            }
+            guard let block = state.withLock({ _ in facts.blocks[day] }), block.generation == generation else { return nil }
             blocks.append(block)
         }
         return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, site: site, goalDays: goalDays)
@@ -119,6 +123,13 @@ public final class FactStore: Sendable {
             let lower = max(first / AppDatabase.dayMs, fromDay), upper = min(last / AppDatabase.dayMs, toDay)
             guard lower <= upper else { return [] }
             return Array(lower...upper)
+        }
+    }
+
+    private func hasEvents(site: String, day: Int64) throws -> Bool {
+        try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
+                             arguments: [site, day * AppDatabase.dayMs, (day + 1) * AppDatabase.dayMs]) != nil
         }
     }
 

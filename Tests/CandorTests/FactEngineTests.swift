@@ -134,6 +134,30 @@ import Testing
         #expect(try db.factFunnel(try db.funnels(site: site)[0], from: from, to: to)?.steps[2].visits ?? 0 > 0)
     }
 
+    /// A quiet day (no event, so no rollup) inside a range does not keep the engine from answering.
+    @Test func aDayWithoutEventsNeedsNoRollup() throws {
+        let (db, site) = try dataset(seed: 5)
+        let from = (Self.end / Self.day - 6) * Self.day, to = Self.end
+        let quiet = from / Self.day + 3
+        try db.writer.write { db in
+            for sql in ["DELETE FROM conversions WHERE site_id = ? AND session_id IN (SELECT id FROM sessions WHERE site_id = ? AND started_at / 86400000 = ?)",
+                        "DELETE FROM events WHERE site_id = ? AND (ts / 86400000 = ? OR session_id IN (SELECT id FROM sessions WHERE site_id = ? AND started_at / 86400000 = ?))",
+                        "DELETE FROM sessions WHERE site_id = ? AND started_at / 86400000 = ?",
+                        "DELETE FROM rollup_days WHERE site_id = ? AND day = ?"] {
+                let marks = sql.filter { $0 == "?" }.count
+                let args: [any DatabaseValueConvertible] = marks == 3 ? [site, site, quiet] : marks == 4 ? [site, quiet, site, quiet] : [site, quiet]
+                try db.execute(sql: sql, arguments: StatementArguments(args))
+            }
+            try db.execute(sql: "UPDATE fact_changes SET generation = generation + 1 WHERE site_id = ?", arguments: [site])
+        }
+        for day in try db.daysWithoutRollup(site: site, limit: 100) { try db.refreshRollup(site: site, day: day, now: Self.end) }
+        _ = try db.facts.reconcile()
+        #expect(db.facts.view(site: site, from: from, to: to) != nil)
+        for filters in [Filters(), Filters([(.source, "organic")]), Filters([(.event, "signup")])] {
+            try expectSame(db, site: site, from: from, to: to, filters: filters)
+        }
+    }
+
     /// A day whose stored events change other than by appending (retention here) is not read from
     /// memory until the engine reloads it; a refreshed rollup makes the day reload too.
     @Test func changedDaysAreReloadedBeforeUse() throws {
