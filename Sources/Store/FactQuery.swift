@@ -213,7 +213,7 @@ struct Scan {
         var pathGoals = [UInt64](repeating: 0, count: paths.count)
         for (g, goal) in pageGoals.enumerated() {
             let prefix = goal.match.hasSuffix("*") ? String(goal.match.dropLast()) : nil
-            for c in paths.indices where c != 0 && (prefix.map { paths[c].hasPrefix($0) } ?? (paths[c] == goal.match)) { pathGoals[c] |= 1 << UInt64(g) }
+            for c in paths.indices where c != 0 && FactView.matches(paths[c], exactly: goal.match, prefix: prefix) { pathGoals[c] |= 1 << UInt64(g) }
         }
         var nameGoals = [UInt64](repeating: 0, count: names.count)
         for (g, goal) in eventGoals.enumerated() {
@@ -531,6 +531,13 @@ extension FactView {
         return matching
     }
 
+    /// Whether a page goal matches a path, comparing bytes as SQLite does: the path equals `exactly`,
+    /// or starts with `prefix` when there is one.
+    static func matches(_ path: String, exactly: String, prefix: String?) -> Bool {
+        guard let prefix else { return path.utf8.elementsEqual(exactly.utf8) }
+        return path.utf8.starts(with: prefix.utf8)
+    }
+
     /// Starts of the buckets of `size` ms covering `from..<to` (UTC-aligned), at most 2000.
     static func buckets(from: Int64, to: Int64, size: Int64) -> [Int64] {
         var starts: [Int64] = []
@@ -546,6 +553,8 @@ extension AppDatabase {
     public func factFigures(site: String, from: Int64, to: Int64, filters: Filters, hourly: Bool = true) throws -> FactFigures? {
         guard let view = facts.view(site: site, from: from, to: to) else { return nil }
         let goals = try goals(site: site)
+        // Page and event goals are counted as bits of a 64-bit mask; more are left to the SQL.
+        guard goals.filter({ $0.kind != .conversion }).count <= 64 else { return nil }
         var out = view.figures(filters: filters, goals: goals, hourly: hourly)
         // Conversions in the range, each with the visit it is attributed to (its visitor looked up in memory).
         typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, visitor: UInt64?)
@@ -565,10 +574,15 @@ extension AppDatabase {
         if let first = rows.compactMap(\.session).min() {
             // The days from the earliest attributed visit on: the visits' visitors, and (under
             // filters) whether each visit matches, wherever it lies in time.
-            let (last, earliest) = try writer.read { db in
-                (try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? to,
+            let (oldest, last, opened) = try writer.read { db in
+                (try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? from,
+                 try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? to,
                  try Int64.fetchOne(db, sql: "SELECT started_at FROM sessions WHERE id = ?", arguments: [first]) ?? from)
             }
+            // Visits are numbered as they are opened, but a visit opened later by a queued event
+            // (up to 72 hours old) may start earlier: four days of margin cover it (no event lies
+            // before the oldest one).
+            let earliest = max(opened - 4 * Self.dayMs, oldest / Self.dayMs * Self.dayMs)
             guard let wide = facts.view(site: site, from: min(earliest, from), to: max(to, last + 1)) else { return nil }
             var attributed = SessionBits(wide.blocks)
             let span = attributed.base..<(attributed.base + Int64(attributed.words.count * 64))
@@ -638,7 +652,7 @@ extension FactView {
         for (k, g) in steps.enumerated() {
             if g.kind == .page {
                 let prefix = g.match.hasSuffix("*") ? String(g.match.dropLast()) : nil
-                for c in paths.indices where c != 0 && (prefix.map { paths[c].hasPrefix($0) } ?? (paths[c] == g.match)) { pathSteps[c] |= 1 << UInt32(k) }
+                for c in paths.indices where c != 0 && FactView.matches(paths[c], exactly: g.match, prefix: prefix) { pathSteps[c] |= 1 << UInt32(k) }
             } else if let c = codes.name.existing(g.match) {
                 nameSteps[Int(c)] |= 1 << UInt32(k)
             }
@@ -694,11 +708,14 @@ extension AppDatabase {
     public func factFunnel(_ funnel: Funnel, from: Int64, to: Int64) throws -> FunnelResult? {
         let byID = Dictionary(uniqueKeysWithValues: try goals(site: funnel.siteID).compactMap { g in g.id.map { ($0, g) } })
         let steps = funnel.steps.compactMap { byID[$0] }
-        let last = try writer.read { db in
-            try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID])
-        } ?? to
-        // Late events may belong to a visit that started a little after them: one day before the range too.
-        guard let view = facts.view(site: funnel.siteID, from: from - Self.dayMs, to: max(to, last + 1)) else { return nil }
+        let (oldest, last) = try writer.read { db in
+            (try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID]) ?? from,
+             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID]) ?? to)
+        }
+        // Late events may belong to a visit that started a little after them: one day before the
+        // range too (no event lies before the oldest one).
+        let start = min(from, max(from - Self.dayMs, oldest / Self.dayMs * Self.dayMs))
+        guard let view = facts.view(site: funnel.siteID, from: start, to: max(to, last + 1)) else { return nil }
         // The same steps over the same days at the same generations give the same counts: kept
         // until a day changes (today's every minute), a range ending after the last visit start
         // being the same range as one ending right after it.

@@ -47,7 +47,9 @@ public final class FactStore: Sendable {
             for gone in Set(current.keys).subtracting(sites) { current[gone] = nil }
         }
         for site in sites {
-            let wanted = try versions(site: site, fromDay: .min, toDay: .max)
+            // Days before the first stored event are answered by their rollups alone.
+            let first = try daysWithEvents(site: site, fromDay: .max, toDay: .max).first ?? .max
+            let wanted = try versions(site: site, fromDay: first, toDay: .max)
             let facts = siteFacts(site)
             let have = state.withLock { _ in facts.blocks.mapValues(\.generation) }
             for day in have.keys where wanted[day] == nil { state.withLock { _ in facts.blocks[day] = nil } }
@@ -79,7 +81,10 @@ public final class FactStore: Sendable {
         let fromDay = from / AppDatabase.dayMs, toDay = (to - 1) / AppDatabase.dayMs
         guard let facts = state.withLock({ $0[site] }),
               let wanted = try? versions(site: site, fromDay: fromDay, toDay: toDay),
-              let days = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
+              let (first, days) = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
+        // Days before the first stored event (retention keeps rollups longer than events) are
+        // answered by their rollups, not by the engine's empty copies.
+        if wanted.keys.contains(where: { day in first.map { day < $0 } ?? true }) { return nil }
         var blocks: [FactBlock] = []
         for day in days {
             guard let generation = wanted[day] else {
@@ -115,14 +120,15 @@ public final class FactStore: Sendable {
         }
     }
 
-    /// Days of `fromDay...toDay` that hold events or visits of the site (a day with neither needs no block).
-    private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64] {
+    /// The day of the site's first stored event, and the days of `fromDay...toDay` from it to the
+    /// last event's (a day outside needs no block).
+    private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> (first: Int64?, days: [Int64]) {
         try writer.read { db in
             guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
-                  let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return [] }
+                  let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return (nil, []) }
             let lower = max(first / AppDatabase.dayMs, fromDay), upper = min(last / AppDatabase.dayMs, toDay)
-            guard lower <= upper else { return [] }
-            return Array(lower...upper)
+            guard lower <= upper else { return (first / AppDatabase.dayMs, []) }
+            return (first / AppDatabase.dayMs, Array(lower...upper))
         }
     }
 
@@ -147,9 +153,14 @@ public final class FactStore: Sendable {
 
     /// Reads one day of a site as it is now (the rollup job writes the day's rollup from it, see
     /// `refreshRollup`), with the site's codebooks.
+    /// The block carries the day's generation as of the same snapshot.
     func read(site: String, day: Int64) throws -> (FactBlock, SiteCodes) {
         let codes = siteFacts(site).codes
-        return (try writer.read { db in try Self.read(db, site: site, day: day, codes: codes, generation: -1) }, codes)
+        return (try writer.read { db in
+            let generation = try Int64.fetchOne(db, sql: "SELECT generation FROM fact_changes WHERE site_id = ? AND day = ?",
+                                                arguments: [site, day]) ?? 0
+            return try Self.read(db, site: site, day: day, codes: codes, generation: generation)
+        }, codes)
     }
 
     /// Keeps a day read by ``read(site:day:)`` as loaded at `generation` (the one its rollup was written with).
@@ -258,21 +269,25 @@ final class SiteFacts: @unchecked Sendable {
 
 /// Codes of one dimension's values for one site; 0 stands for no value (NULL). Codes only grow
 /// while the process runs (a value's code never changes, so loaded days stay valid).
+/// Values are told apart by their bytes, as SQLite compares text (Swift's `==` would merge
+/// canonically equivalent spellings such as a composed and a decomposed "é").
 final class Codebook: Sendable {
-    private let state = Mutex<(codes: [String: UInt32], values: [String])>(([:], [""]))
+    private let state = Mutex<(codes: [[UInt8]: UInt32], values: [String])>(([:], [""]))
 
-    func code(_ value: String) -> UInt32 {
+    func code(_ value: String) -> UInt32 { code(bytes: Array(value.utf8)) }
+
+    func code(bytes: [UInt8]) -> UInt32 {
         state.withLock { s in
-            if let c = s.codes[value] { return c }
+            if let c = s.codes[bytes] { return c }
             let c = UInt32(s.values.count)
-            s.codes[value] = c
-            s.values.append(value)
+            s.codes[bytes] = c
+            s.values.append(String(decoding: bytes, as: UTF8.self))
             return c
         }
     }
 
     /// The code of a value some event had, nil when none had it.
-    func existing(_ value: String) -> UInt32? { state.withLock { $0.codes[value] } }
+    func existing(_ value: String) -> UInt32? { state.withLock { $0.codes[Array(value.utf8)] } }
 
     /// Every value by code (index 0 unused).
     var values: [String] { state.withLock { $0.values } }
@@ -380,7 +395,7 @@ private struct ColumnCoder {
         last = Array(bytes)
         lastNull = false
         started = true
-        lastCode = book.code(String(decoding: bytes, as: UTF8.self))
+        lastCode = book.code(bytes: last)
         return (lastCode, false)
     }
 }

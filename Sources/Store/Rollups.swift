@@ -31,9 +31,16 @@ extension AppDatabase {
         }
         let (block, codes) = try facts.read(site: site, day: day)
         let t = block.totals
-        var rows: [(String, String, Int32, Int64)] = []
+        // Rows by (key, value); no value (NULL) is stored as '', so a NULL and a real empty string
+        // (a crafted referrer) share one row.
+        struct Row: Hashable { let key: String, value: String }
+        var rows: [Row: (Int32, Int64)] = [:]
+        func put(_ key: String, _ value: String, _ visitors: Int32, _ count: Int64) {
+            let old = rows[Row(key: key, value: value)] ?? (0, 0)
+            rows[Row(key: key, value: value)] = (old.0 + visitors, old.1 + count)
+        }
         func add(_ key: String, _ tally: DayTally, _ values: [String]) {
-            for i in tally.codes.indices { rows.append((key, values[Int(tally.codes[i])], tally.visitors[i], tally.counts[i])) }
+            for i in tally.codes.indices { put(key, values[Int(tally.codes[i])], tally.visitors[i], tally.counts[i]) }
         }
         let paths = codes.path.values
         add(Dimension.page.rawValue, t.pages, paths)
@@ -42,11 +49,14 @@ extension AppDatabase {
         add(RollupKey.entry, t.entry, paths)
         add(RollupKey.exit, t.exit, paths)
         for e in t.engaged {
-            rows.append((RollupKey.engagedMs, paths[Int(e.path)], Int32(clamping: e.count), e.sum))
-            rows.append((RollupKey.scroll, paths[Int(e.path)], Int32(clamping: e.scrolls), e.depth))
+            put(RollupKey.engagedMs, paths[Int(e.path)], Int32(clamping: e.count), e.sum)
+            put(RollupKey.scroll, paths[Int(e.path)], Int32(clamping: e.scrolls), e.depth)
         }
-        let generation = try writer.write { db -> Int64 in
-            // The engine's copy of the day is this one (see FactStore).
+        let (generation, unchanged) = try writer.write { db -> (Int64, Bool) in
+            // The engine keeps this copy of the day unless the day changed since it was read (an
+            // erasure or a purge committed meanwhile): then it reloads the day (see FactStore).
+            let before = try Int64.fetchOne(db, sql: "SELECT generation FROM fact_changes WHERE site_id = ? AND day = ?",
+                                            arguments: [site, day]) ?? 0
             try WriteTransaction(db: db).factsChanged(site: site, days: [day])
             try db.execute(sql: "DELETE FROM rollup_values WHERE site_id = ? AND day = ?", arguments: [site, day])
             try db.execute(sql: "DELETE FROM rollup_days WHERE site_id = ? AND day = ?", arguments: [site, day])
@@ -56,10 +66,11 @@ extension AppDatabase {
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO rollup_values (site_id, day, dimension, value, visitors, pageviews) VALUES (?,?,?,?,?,?)
                 """)
-            for r in rows { try insert.execute(arguments: [site, day, r.0, r.1, r.2, r.3]) }
-            return try Int64.fetchOne(db, sql: "SELECT generation FROM fact_changes WHERE site_id = ? AND day = ?", arguments: [site, day]) ?? 0
+            for (r, n) in rows { try insert.execute(arguments: [site, day, r.key, r.value, n.0, n.1]) }
+            return (try Int64.fetchOne(db, sql: "SELECT generation FROM fact_changes WHERE site_id = ? AND day = ?", arguments: [site, day]) ?? 0,
+                    before == block.generation)
         }
-        facts.keep(block, site: site, generation: generation)
+        if unchanged { facts.keep(block, site: site, generation: generation) }
     }
 
     /// Days of a site (within `fromDay...toDay` when given) that have events but no rollup yet,

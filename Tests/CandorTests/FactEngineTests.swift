@@ -28,7 +28,12 @@ import Testing
         var other = SyntheticLoad(site: "other", events: 500, days: 6, end: Self.end, subjectHashes: [])
         other.seed = seed + 100
         try db.load(other)
-        try db.writer.write { db in try db.execute(sql: "UPDATE events SET session_id = NULL WHERE id % 97 = 0") }
+        // Events whose visit is gone, and crafted empty referrers beside the usual none (NULL):
+        // both are stored, grouped apart, and rolled up as one row (the rollup keys NULL as '').
+        try db.writer.write { db in
+            try db.execute(sql: "UPDATE events SET session_id = NULL WHERE id % 97 = 0")
+            try db.execute(sql: "UPDATE events SET referrer_host = '' WHERE id % 89 = 0")
+        }
         for s in [site, "other"] {
             for day in try db.daysWithoutRollup(site: s, limit: 100) { try db.refreshRollup(site: s, day: day, now: Self.end) }
         }
@@ -132,6 +137,19 @@ import Testing
         // The cases are not empty: properties, funnels.
         #expect((db.factProperties(site: site, from: from, to: to, event: "signup", filters: Filters([(.event, "signup")])) ?? []).count >= 6)
         #expect(try db.factFunnel(try db.funnels(site: site)[0], from: from, to: to)?.steps[2].visits ?? 0 > 0)
+    }
+
+    /// Days whose events retention removed keep their rollups: a range reaching them is not the engine's.
+    @Test func daysBeforeTheFirstEventAreLeftToTheRollups() throws {
+        let (db, site) = try dataset(seed: 6)
+        let from = (Self.end / Self.day - 6) * Self.day, to = Self.end
+        while try db.transaction({ tx in try tx.deleteOlderChunk(.events, site: site, cutoff: from + 2 * Self.day, limit: 1000) }) > 0 {}
+        _ = try db.facts.reconcile()
+        #expect(db.facts.view(site: site, from: from, to: to) == nil)
+        #expect(db.facts.view(site: site, from: from + 2 * Self.day, to: to) != nil)
+        let rolled = try db.rollupSummary(site: site, fromDay: from / Self.day, toDay: from / Self.day + 1)
+        #expect(rolled.pageviews > 0)
+        try expectSame(db, site: site, from: from + 2 * Self.day, to: to, filters: Filters([(.device, "mobile")]))
     }
 
     /// A quiet day (no event, so no rollup) inside a range does not keep the engine from answering.
