@@ -87,10 +87,10 @@ struct CompiledFilters {
         }
     }
 
-    /// Per profile of the block: whether it has every field value (nil when no field is filtered).
-    func profilesMatching(_ b: FactBlock) -> [Bool]? {
-        guard !fields.isEmpty else { return nil }
+    /// Per profile of the block: whether it has every field value (all do when no field is filtered).
+    func profilesMatching(_ b: FactBlock) -> [Bool] {
         let width = FactStore.profileDimensions.count
+        guard !fields.isEmpty else { return [Bool](repeating: true, count: b.profiles.count / width) }
         return (0..<(b.profiles.count / width)).map { p in fields.allSatisfy { b.profiles[p * width + $0.index] == $0.code } }
     }
 }
@@ -112,18 +112,29 @@ struct Tally {
         count[code] += n
     }
 
-    /// Rows with at least one visitor, most visitors first, then count, then value (bytewise, NULL
-    /// first); the codes of `values` start at `offset`.
+    /// Rows of a dimension whose codes start at `offset` (code 0 is no value, NULL).
     func rows(_ values: [String], offset: Int = 0, limit: Int) -> [BreakdownRow] {
-        let visitors = Array(self.visitors[offset..<offset + values.count]), count = Array(self.count[offset..<offset + values.count])
+        rows(offset: offset, count: values.count, limit: limit) { $0 == 0 ? nil : values[$0] }
+    }
+
+    /// Rows of the `count` codes from `offset` with at least one visitor, as the SQL orders them:
+    /// most visitors first, then count, then value (bytewise, NULL first); `value` names a code
+    /// counted from `offset`.
+    func rows(offset: Int = 0, count n: Int, limit: Int, value: (Int) -> String?) -> [BreakdownRow] {
+        let visitors = Array(self.visitors[offset..<offset + n]), count = Array(self.count[offset..<offset + n])
+        let values = (0..<n).map { visitors[$0] > 0 ? value($0) : nil }
         var codes = visitors.indices.filter { visitors[$0] > 0 }
         codes.sort { a, b in
             if visitors[a] != visitors[b] { return visitors[a] > visitors[b] }
             if count[a] != count[b] { return count[a] > count[b] }
-            if a == 0 || b == 0 { return a == 0 && b != 0 }
-            return values[a].utf8.lexicographicallyPrecedes(values[b].utf8)
+            switch (values[a], values[b]) {
+            case (nil, nil): return false
+            case (nil, _): return true
+            case (_, nil): return false
+            case (let x?, let y?): return x.utf8.lexicographicallyPrecedes(y.utf8)
+            }
         }
-        return codes.prefix(limit).map { BreakdownRow(value: $0 == 0 ? nil : values[$0], visitors: Int(visitors[$0]), pageviews: Int(count[$0])) }
+        return codes.prefix(limit).map { BreakdownRow(value: values[$0], visitors: Int(visitors[$0]), pageviews: Int(count[$0])) }
     }
 }
 
@@ -279,9 +290,9 @@ struct Scan {
     }
 
     /// Tallies the property pairs of the kept events named `event` (a code): distinct visitors per day, events.
-    mutating func properties(_ bi: Int, _ b: FactBlock, event: UInt32, into tally: inout Tally) {
-        let lo = Int32(max(0, view.from - b.start)), hi = Int32(min(AppDatabase.dayMs, view.to - b.start))
-        let profileOK = compiled.profilesMatching(b) ?? [Bool](repeating: true, count: b.profiles.count / FactStore.profileDimensions.count)
+    func properties(_ bi: Int, _ b: FactBlock, event: UInt32, into tally: inout Tally) {
+        let (lo, hi) = view.bounds(b)
+        let profileOK = compiled.profilesMatching(b)
         let blockKey = UInt64(bi) << 32
         for j in b.propEvent.indices {
             let i = Int(b.propEvent[j])
@@ -316,9 +327,9 @@ struct Scan {
     mutating func events(_ bi: Int, _ b: FactBlock) {
         let width = FactStore.profileDimensions.count
         let from = view.from
-        let lo = Int32(max(0, from - b.start)), hi = Int32(min(AppDatabase.dayMs, view.to - b.start))
+        let (lo, hi) = view.bounds(b)
         let profileCount = b.profiles.count / width
-        let profileOK = compiled.profilesMatching(b) ?? [Bool](repeating: true, count: profileCount)
+        let profileOK = compiled.profilesMatching(b)
         var profileViews = [Int64](repeating: 0, count: profileCount)
         var profileSeen = [UInt64](repeating: .max, count: profileCount)
         let offsets = fieldOffsets, profiles = b.profiles
@@ -373,7 +384,7 @@ struct Scan {
     /// Counts one day's visits started in the range (under filters, those with a kept event:
     /// call after every day's events are scanned).
     mutating func visits(_ bi: Int, _ b: FactBlock) {
-        let lo = Int32(max(0, view.from - b.start)), hi = Int32(min(AppDatabase.dayMs, view.to - b.start))
+        let (lo, hi) = view.bounds(b)
         let blockKey = UInt64(bi) << 32
         for i in b.visitID.indices where b.visitStart[i] >= lo && b.visitStart[i] < hi {
             guard compiled.isEmpty || kept.contains(b.visitID[i]) else { continue }
@@ -397,7 +408,7 @@ extension FactView {
     }
 
     /// The block's part of the range, in ms after its start.
-    private func bounds(_ b: FactBlock) -> (Int32, Int32) {
+    func bounds(_ b: FactBlock) -> (Int32, Int32) {
         (Int32(max(0, from - b.start)), Int32(min(AppDatabase.dayMs, to - b.start)))
     }
 
@@ -517,7 +528,7 @@ extension FactView {
                 candidates.insert(session)
                 for (n, name) in compiled.names.enumerated() where b.name[i] == name { sent[n].insert(session) }
                 guard anyField else { continue }
-                if let profileOK, !profileOK[Int(b.profile[i])] { continue }
+                if !profileOK[Int(b.profile[i])] { continue }
                 let path = b.path[i]
                 if !compiled.paths.allSatisfy({ $0 == path }) { continue }
                 fieldsOK.insert(session)
@@ -556,6 +567,8 @@ extension AppDatabase {
         // Page and event goals are counted as bits of a 64-bit mask; more are left to the SQL.
         guard goals.filter({ $0.kind != .conversion }).count <= 64 else { return nil }
         var out = view.figures(filters: filters, goals: goals, hourly: hourly)
+        let events = try writer.read { db in try Self.eventSpan(db, site: site) }
+        out.summary.lastEvent = events?.last
         // Conversions in the range, each with the visit it is attributed to (its visitor looked up in memory).
         typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, visitor: UInt64?)
         var rows = try writer.read { db -> [Sale] in
@@ -574,10 +587,9 @@ extension AppDatabase {
         if let first = rows.compactMap(\.session).min() {
             // The days from the earliest attributed visit on: the visits' visitors, and (under
             // filters) whether each visit matches, wherever it lies in time.
-            let (oldest, last, opened) = try writer.read { db in
-                (try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? from,
-                 try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) ?? to,
-                 try Int64.fetchOne(db, sql: "SELECT started_at FROM sessions WHERE id = ?", arguments: [first]) ?? from)
+            let (oldest, last) = events ?? (from, to)
+            let opened = try writer.read { db in
+                try Int64.fetchOne(db, sql: "SELECT started_at FROM sessions WHERE id = ?", arguments: [first]) ?? from
             }
             // Visits are numbered as they are opened, but a visit opened later by a queued event
             // (up to 72 hours old) may start earlier: four days of margin cover it (no event lies
@@ -611,15 +623,13 @@ extension AppDatabase {
             guard let matching else { return true }
             return r.session.map { matching.contains($0) } ?? false
         }
-        do {
-            var sold: [String: (Int, Double)] = [:]
-            for r in rows where counts(r) {
-                if r.kind != "refund" { out.summary.conversions += 1 }
-                if r.kind == "sale" || r.kind == "refund" { sold[r.currency, default: (0, 0)].0 += 1; sold[r.currency, default: (0, 0)].1 += r.value }
-            }
-            out.summary.revenue = Revenue(sold.mapValues(\.1))
-            out.summary.lastEvent = try writer.read { db in try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) }
+        // Revenue per currency that had a sale or refund.
+        var sold: [String: Double] = [:]
+        for r in rows where counts(r) {
+            if r.kind != "refund" { out.summary.conversions += 1 }
+            if r.kind == "sale" || r.kind == "refund" { sold[r.currency, default: 0] += r.value }
         }
+        out.summary.revenue = Revenue(sold)
         out.goals = goals.map { g in
             guard g.kind == .conversion else { return out.eventGoals[g.id ?? -1] ?? GoalResult(goal: g, visitors: 0, completions: 0) }
             var completions = 0
@@ -708,10 +718,7 @@ extension AppDatabase {
     public func factFunnel(_ funnel: Funnel, from: Int64, to: Int64) throws -> FunnelResult? {
         let byID = Dictionary(uniqueKeysWithValues: try goals(site: funnel.siteID).compactMap { g in g.id.map { ($0, g) } })
         let steps = funnel.steps.compactMap { byID[$0] }
-        let (oldest, last) = try writer.read { db in
-            (try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID]) ?? from,
-             try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [funnel.siteID]) ?? to)
-        }
+        let (oldest, last) = try writer.read { db in try Self.eventSpan(db, site: funnel.siteID) } ?? (from, to)
         // Late events may belong to a visit that started a little after them: one day before the
         // range too (no event lies before the oldest one).
         let start = min(from, max(from - Self.dayMs, oldest / Self.dayMs * Self.dayMs))
@@ -742,23 +749,9 @@ extension FactView {
         guard !scan.compiled.empty, let code = codes.name.existing(event) else { return [] }
         let texts = codes.propertyTexts
         var tally = Tally(texts.count)
-        for (bi, b) in blocks.enumerated() {
-            var s = scan
-            s.properties(bi, b, event: code, into: &tally)
-        }
-        // Rows as the SQL shows them: the pair's text, most visitors first, then events, then text.
-        var codes = tally.visitors.indices.filter { tally.visitors[$0] > 0 }
-        codes.sort { a, b in
-            if tally.visitors[a] != tally.visitors[b] { return tally.visitors[a] > tally.visitors[b] }
-            if tally.count[a] != tally.count[b] { return tally.count[a] > tally.count[b] }
-            switch (texts[a], texts[b]) {
-            case (nil, nil): return false
-            case (nil, _): return true
-            case (_, nil): return false
-            case (let x?, let y?): return x.utf8.lexicographicallyPrecedes(y.utf8)
-            }
-        }
-        return codes.prefix(limit).map { BreakdownRow(value: texts[$0], visitors: Int(tally.visitors[$0]), pageviews: Int(tally.count[$0])) }
+        for (bi, b) in blocks.enumerated() { scan.properties(bi, b, event: code, into: &tally) }
+        // Rows as the SQL shows them: the pair's text (NULL for a JSON null).
+        return tally.rows(count: texts.count, limit: limit) { texts[$0] }
     }
 }
 

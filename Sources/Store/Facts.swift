@@ -124,8 +124,7 @@ public final class FactStore: Sendable {
     /// last event's (a day outside needs no block).
     private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> (first: Int64?, days: [Int64]) {
         try writer.read { db in
-            guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
-                  let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return (nil, []) }
+            guard let (first, last) = try AppDatabase.eventSpan(db, site: site) else { return (nil, []) }
             let lower = max(first / AppDatabase.dayMs, fromDay), upper = min(last / AppDatabase.dayMs, toDay)
             guard lower <= upper else { return (first / AppDatabase.dayMs, []) }
             return (first / AppDatabase.dayMs, Array(lower...upper))
@@ -172,91 +171,89 @@ public final class FactStore: Sendable {
     }
 
     private static func read(_ db: Database, site: String, day: Int64, codes: SiteCodes, generation: Int64) throws -> FactBlock {
-        do {
-            let start = day * AppDatabase.dayMs
-            var b = FactBlock(day: day, generation: generation)
-            let profileColumns = Self.profileDimensions.map(\.rawValue).joined(separator: ", ")
-            // Sorted by visitor, then time: a visitor's events are contiguous, which makes distinct
-            // counts a comparison with the previous row, and repeats of a visit's fields cheap to code.
-            var events = try RawStatement(db, """
-                SELECT visitor, ts, name, path, coalesce(session_id, -1), coalesce(engaged_ms, -1), coalesce(scroll, -1), \(profileColumns),
-                  CASE WHEN props IS NULL THEN -1 ELSE id END
-                FROM events WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY visitor, ts
-                """)
-            events.start(); events.bind(site); events.bind(start); events.bind(start + AppDatabase.dayMs)
-            var visitors = VisitorCoder()
-            var name = ColumnCoder(), path = ColumnCoder()
-            var fields = [ColumnCoder](repeating: ColumnCoder(), count: Self.profileDimensions.count)
-            var profile = [UInt32](repeating: 0, count: Self.profileDimensions.count)
-            var profileIDs: [[UInt32]: UInt32] = [:]
-            var lastProfile: UInt32 = 0
-            var firstRow = true
-            var withProps: [Int64: UInt32] = [:]
-            let propsColumn = Int32(7 + Self.profileDimensions.count)
-            try events.forEachRow { row in
-                if row.int64(propsColumn) >= 0 { withProps[row.int64(propsColumn)] = UInt32(b.visitor.count) }
-                b.visitor.append(visitors.code(row.int64(0)))
-                b.ts.append(Int32(row.int64(1) - start))
-                b.name.append(name.code(row, 2, codes.name))
-                b.path.append(path.code(row, 3, codes.path))
-                let session = row.int64(4)
-                b.session.append(session)
-                if session >= 0 { b.sessionRange = (min(b.sessionRange.lower, session), max(b.sessionRange.upper, session)) }
-                b.engaged.append(Int32(clamping: row.int64(5)))
-                b.scroll.append(Int8(clamping: row.int64(6)))
-                var changed = firstRow
-                for i in 0..<fields.count {
-                    let (c, same) = fields[i].codeNoting(row, Int32(7 + i), codes.fields[i])
-                    if !same { changed = true }
-                    profile[i] = c
-                }
-                firstRow = false
-                if changed {
-                    if let id = profileIDs[profile] { lastProfile = id } else {
-                        lastProfile = UInt32(profileIDs.count)
-                        profileIDs[profile] = lastProfile
-                        b.profiles.append(contentsOf: profile)
-                    }
-                }
-                b.profile.append(lastProfile)
+        let start = day * AppDatabase.dayMs
+        var b = FactBlock(day: day, generation: generation)
+        let profileColumns = Self.profileDimensions.map(\.rawValue).joined(separator: ", ")
+        // Sorted by visitor, then time: a visitor's events are contiguous, which makes distinct
+        // counts a comparison with the previous row, and repeats of a visit's fields cheap to code.
+        var events = try RawStatement(db, """
+            SELECT visitor, ts, name, path, coalesce(session_id, -1), coalesce(engaged_ms, -1), coalesce(scroll, -1), \(profileColumns),
+              CASE WHEN props IS NULL THEN -1 ELSE id END
+            FROM events WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY visitor, ts
+            """)
+        events.start(); events.bind(site); events.bind(start); events.bind(start + AppDatabase.dayMs)
+        var visitors = VisitorCoder()
+        var name = ColumnCoder(), path = ColumnCoder()
+        var fields = [ColumnCoder](repeating: ColumnCoder(), count: Self.profileDimensions.count)
+        var profile = [UInt32](repeating: 0, count: Self.profileDimensions.count)
+        var profileIDs: [[UInt32]: UInt32] = [:]
+        var lastProfile: UInt32 = 0
+        var firstRow = true
+        var withProps: [Int64: UInt32] = [:]
+        let propsColumn = Int32(7 + Self.profileDimensions.count)
+        try events.forEachRow { row in
+            if row.int64(propsColumn) >= 0 { withProps[row.int64(propsColumn)] = UInt32(b.visitor.count) }
+            b.visitor.append(visitors.code(row.int64(0)))
+            b.ts.append(Int32(row.int64(1) - start))
+            b.name.append(name.code(row, 2, codes.name))
+            b.path.append(path.code(row, 3, codes.path))
+            let session = row.int64(4)
+            b.session.append(session)
+            if session >= 0 { b.sessionRange = (min(b.sessionRange.lower, session), max(b.sessionRange.upper, session)) }
+            b.engaged.append(Int32(clamping: row.int64(5)))
+            b.scroll.append(Int8(clamping: row.int64(6)))
+            var changed = firstRow
+            for i in 0..<fields.count {
+                let (c, same) = fields[i].codeNoting(row, Int32(7 + i), codes.fields[i])
+                if !same { changed = true }
+                profile[i] = c
             }
-            // Custom-event properties, each `key = value` pair as one code (identified by key and
-            // value, shown as SQLite's `key || ' = ' || value`).
-            if !withProps.isEmpty {
-                var props = try RawStatement(db, """
-                    SELECT e.id, json_array(j.key, CAST(j.value AS TEXT)), j.key || ' = ' || CAST(j.value AS TEXT)
-                    FROM events e, json_each(e.props) j WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL
-                    """)
-                props.start(); props.bind(site); props.bind(start); props.bind(start + AppDatabase.dayMs)
-                var pairs: [(UInt32, UInt32)] = []
-                try props.forEachRow { row in
-                    guard let event = withProps[row.int64(0)], let identity = row.text(1) else { return }
-                    pairs.append((event, codes.property(identity, shown: row.text(2))))
+            firstRow = false
+            if changed {
+                if let id = profileIDs[profile] { lastProfile = id } else {
+                    lastProfile = UInt32(profileIDs.count)
+                    profileIDs[profile] = lastProfile
+                    b.profiles.append(contentsOf: profile)
                 }
-                pairs.sort { $0 < $1 }
-                b.propEvent = pairs.map(\.0)
-                b.propPair = pairs.map(\.1)
             }
-            var sessions = try RawStatement(db, """
-                SELECT id, visitor, started_at, bounce, duration_ms, entry_path, exit_path FROM sessions
-                WHERE site_id = ? AND started_at >= ? AND started_at < ? ORDER BY visitor, started_at
-                """)
-            sessions.start(); sessions.bind(site); sessions.bind(start); sessions.bind(start + AppDatabase.dayMs)
-            var entry = ColumnCoder(), exit = ColumnCoder()
-            try sessions.forEachRow { row in
-                let id = row.int64(0)
-                b.visitID.append(id)
-                b.sessionRange = (min(b.sessionRange.lower, id), max(b.sessionRange.upper, id))
-                b.visitVisitor.append(visitors.code(row.int64(1)))
-                b.visitStart.append(Int32(row.int64(2) - start))
-                b.visitBounce.append(UInt8(clamping: row.int64(3)))
-                b.visitDuration.append(row.int64(4))
-                b.visitEntry.append(entry.code(row, 5, codes.path))
-                b.visitExit.append(exit.code(row, 6, codes.path))
-            }
-            b.totals = FactView.totals(of: b, codes: codes)
-            return b
+            b.profile.append(lastProfile)
         }
+        // Custom-event properties, each `key = value` pair as one code (identified by key and
+        // value, shown as SQLite's `key || ' = ' || value`).
+        if !withProps.isEmpty {
+            var props = try RawStatement(db, """
+                SELECT e.id, json_array(j.key, CAST(j.value AS TEXT)), j.key || ' = ' || CAST(j.value AS TEXT)
+                FROM events e, json_each(e.props) j WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL
+                """)
+            props.start(); props.bind(site); props.bind(start); props.bind(start + AppDatabase.dayMs)
+            var pairs: [(UInt32, UInt32)] = []
+            try props.forEachRow { row in
+                guard let event = withProps[row.int64(0)], let identity = row.text(1) else { return }
+                pairs.append((event, codes.property(identity, shown: row.text(2))))
+            }
+            pairs.sort { $0 < $1 }
+            b.propEvent = pairs.map(\.0)
+            b.propPair = pairs.map(\.1)
+        }
+        var sessions = try RawStatement(db, """
+            SELECT id, visitor, started_at, bounce, duration_ms, entry_path, exit_path FROM sessions
+            WHERE site_id = ? AND started_at >= ? AND started_at < ? ORDER BY visitor, started_at
+            """)
+        sessions.start(); sessions.bind(site); sessions.bind(start); sessions.bind(start + AppDatabase.dayMs)
+        var entry = ColumnCoder(), exit = ColumnCoder()
+        try sessions.forEachRow { row in
+            let id = row.int64(0)
+            b.visitID.append(id)
+            b.sessionRange = (min(b.sessionRange.lower, id), max(b.sessionRange.upper, id))
+            b.visitVisitor.append(visitors.code(row.int64(1)))
+            b.visitStart.append(Int32(row.int64(2) - start))
+            b.visitBounce.append(UInt8(clamping: row.int64(3)))
+            b.visitDuration.append(row.int64(4))
+            b.visitEntry.append(entry.code(row, 5, codes.path))
+            b.visitExit.append(exit.code(row, 6, codes.path))
+        }
+        b.totals = FactView.totals(of: b, codes: codes)
+        return b
     }
 }
 

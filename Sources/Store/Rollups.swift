@@ -73,12 +73,19 @@ extension AppDatabase {
         if unchanged { facts.keep(block, site: site, generation: generation) }
     }
 
+    /// Times (ms) of the site's oldest and newest stored events, nil when it has none. Two queries:
+    /// SQLite answers a lone min() or max() from the index, but not both in one.
+    static func eventSpan(_ db: Database, site: String) throws -> (first: Int64, last: Int64)? {
+        guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
+              let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return nil }
+        return (first, last)
+    }
+
     /// Days of a site (within `fromDay...toDay` when given) that have events but no rollup yet,
     /// or a stale one (late events arrived since), oldest first, at most `limit`.
     public func daysWithoutRollup(site: String, fromDay: Int64? = nil, toDay: Int64? = nil, limit: Int) throws -> [Int64] {
         try writer.read { db in
-            guard let first = try Int64.fetchOne(db, sql: "SELECT min(ts) FROM events WHERE site_id = ?", arguments: [site]),
-                  let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site]) else { return [] }
+            guard let (first, last) = try Self.eventSpan(db, site: site) else { return [] }
             let lower = max(first / Self.dayMs, fromDay ?? .min), upper = min(last / Self.dayMs, toDay ?? .max)
             guard lower <= upper else { return [] }
             // A day that received late events since its rollup was built counts as not rolled up.
