@@ -5,7 +5,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config tzdata
 TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 

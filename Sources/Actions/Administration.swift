@@ -43,22 +43,27 @@ public struct Administration: Sendable {
     }
 
     @discardableResult
-    public func addSite(name: String, domains: [String], policy: String, by actor: Actor) throws -> Site {
+    public func addSite(name: String, domains: [String], policy: String, timezone: String = "UTC", by actor: Actor) throws -> Site {
         try require(actor, .addSites)
         let (name, domains) = try siteFields(name: name, domains: domains, policy: policy)
-        let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now())
+        let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now(),
+                        calendar: try Self.calendar(timezone))
         try database.transaction { tx in
             try tx.addSite(site)
             try audit.record(in: tx, actor: actor.label, action: "site_added", site: site.id,
-                             detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])
+                             detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy),
+                                      "timezone": .string(site.calendar.identifier)])
         }
         return site
     }
 
+    /// Changes a site's fields; `timezone` nil keeps its zone. A new zone recounts the site's
+    /// days from its first stored event (see `WriteTransaction.setTimeZone`).
     @discardableResult
-    public func changeSite(id: String, name: String, domains: [String], policy: String, by actor: Actor) throws -> Site {
+    public func changeSite(id: String, name: String, domains: [String], policy: String, timezone: String? = nil, by actor: Actor) throws -> Site {
         try require(actor, .configure(site: id))
         let (name, domains) = try siteFields(name: name, domains: domains, policy: policy)
+        let calendar = try timezone.map(Self.calendar)
         return try database.transaction { tx in
             guard let before = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
             if policy != before.policy { try require(actor, .changePolicy) }
@@ -69,8 +74,22 @@ public struct Administration: Sendable {
                 try audit.record(in: tx, actor: actor.label, action: "policy_changed", site: id,
                                  detail: ["from": .string(before.policy), "to": .string(policy)])
             }
-            return Site(id: id, name: name, domains: domains, policy: policy, createdAt: before.createdAt)
+            if let calendar, calendar != before.calendar {
+                try tx.setTimeZone(site: id, to: calendar)
+                try audit.record(in: tx, actor: actor.label, action: "timezone_changed", site: id,
+                                 detail: ["from": .string(before.calendar.identifier), "to": .string(calendar.identifier)])
+            }
+            return Site(id: id, name: name, domains: domains, policy: policy, createdAt: before.createdAt, calendar: calendar ?? before.calendar)
         }
+    }
+
+    /// The calendar of an IANA zone name, or a clear refusal.
+    static func calendar(_ name: String) throws(ActionError) -> SiteCalendar {
+        let name = name.trimmingCharacters(in: .whitespaces)
+        guard let c = SiteCalendar(identifier: name.isEmpty ? "UTC" : name) else {
+            throw .invalid("unknown time zone \"\(name.prefix(64))\": use an IANA name such as Europe/Berlin or America/New_York, or UTC")
+        }
+        return c
     }
 
     // MARK: Accounts

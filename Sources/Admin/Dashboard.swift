@@ -251,43 +251,49 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
 
     // MARK: Ranges
 
-    struct Range {
-        var key: String
-        var from: Int64
-        var to: Int64
-        var label: String
-        /// Whole UTC days (every range but "today", which is shown by the hour).
-        var wholeDays: Bool { key != "today" }
+    typealias Range = ViewRange
+
+    func figures(_ site: Site, _ r: Range, _ f: Filters = Filters()) -> Figures {
+        Figures(database: database, site: site.id, from: r.from, to: r.to, filters: f, wholeDays: r.wholeDays, calendar: r.calendar)
     }
 
-    func figures(_ site: String, _ r: Range, _ f: Filters = Filters()) -> Figures {
-        Figures(database: database, site: site, from: r.from, to: r.to, filters: f, wholeDays: r.wholeDays)
-    }
-
-    func range(_ request: Request) -> Range {
+    /// The range a request asks for (`range=today|7d|30d|90d|month`, or `range=custom&from=&to=`
+    /// with YYYY-MM-DD dates, both included), in the site's days; 30 days by default.
+    func range(_ request: Request, _ calendar: SiteCalendar) -> Range {
         let t = Int64(now().timeIntervalSince1970 * 1000)
-        let today = t - t % 86_400_000
-        let key = request.uri.queryParameters.get("range") ?? "30d"
-        if key == "custom", let f = request.uri.queryParameters.get("from").flatMap(Self.day), let t2 = request.uri.queryParameters.get("to").flatMap(Self.day),
-           f <= t2, t2 - f <= 366 * 86_400_000 {
-            return Range(key: key, from: f, to: t2 + 86_400_000, label: "\(ISO.day(f)) – \(ISO.day(t2))")
+        let today = calendar.day(of: t)
+        let q = request.uri.queryParameters
+        let key = q.get("range") ?? "30d"
+        if key == "custom", let f = q.get("from").flatMap(SiteCalendar.day(parsing:)), let l = q.get("to").flatMap(SiteCalendar.day(parsing:)),
+           f <= l, l - f < 366 {
+            return Range(key: key, from: calendar.start(of: f), to: calendar.end(of: l),
+                         label: "\(SiteCalendar.dateText(f)) – \(SiteCalendar.dateText(l))", calendar: calendar)
+        }
+        func last(_ days: Int64, _ key: String, _ label: String) -> Range {
+            Range(key: key, from: calendar.start(of: today - days + 1), to: t + 1, label: label, calendar: calendar)
         }
         switch key {
-        case "today": return Range(key: key, from: today, to: t + 1, label: "Today")
-        case "7d": return Range(key: key, from: today - 6 * 86_400_000, to: t + 1, label: "Last 7 days")
-        case "90d": return Range(key: key, from: today - 89 * 86_400_000, to: t + 1, label: "Last 90 days")
+        case "today": return last(1, key, "Today")
+        case "7d": return last(7, key, "Last 7 days")
+        case "90d": return last(90, key, "Last 90 days")
         case "month":
-            let start = Commission.bounds(month: Commission.month(of: now()))?.0 ?? today
-            return Range(key: key, from: start, to: t + 1, label: "This month")
-        default: return Range(key: "30d", from: today - 29 * 86_400_000, to: t + 1, label: "Last 30 days")
+            let start = calendar.bounds(month: calendar.month(of: t))?.from ?? calendar.start(of: today)
+            return Range(key: key, from: start, to: t + 1, label: "This month", calendar: calendar)
+        default: return last(30, "30d", "Last 30 days")
         }
-    }
-
-    /// Midnight UTC (ms) of a YYYY-MM-DD date.
-    static func day(_ text: String) -> Int64? {
-        guard let d = try? Date(text + "T00:00:00Z", strategy: .iso8601) else { return nil }
-        return Int64(d.timeIntervalSince1970 * 1000)
     }
 
     static var ranges: [(String, String)] { [("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("month", "This month")] }
+}
+
+/// The period a view shows, in the site's days.
+struct ViewRange {
+    var key: String
+    var from: Int64
+    var to: Int64
+    var label: String
+    /// The site's days the range is made of.
+    var calendar: SiteCalendar
+    /// Whole local days (every range but "today", which is shown by the hour).
+    var wholeDays: Bool { key != "today" }
 }

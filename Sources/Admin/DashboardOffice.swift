@@ -147,7 +147,7 @@ extension DashboardRoutes {
 
     func clientDetail(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.user.role != .viewer, v.may(see: id), let site = try database.site(id: id) else { return notFound() }
-        let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now())
+        let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now(), in: site.calendar)
         guard let r = try Commission.report(database: database, site: site, month: month) else { return notFound() }
         if request.uri.queryParameters.get("format") == "csv" {
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
@@ -165,7 +165,7 @@ extension DashboardRoutes {
         c["terms"] = "\(r.terms.percent) % of attributed revenue, \(money(r.terms.perLead)) per lead, \(money(r.terms.perCall)) per call, minimum \(money(r.terms.monthlyMinimum)); credit: \(r.terms.credit.rawValue) touch; our sources: \(r.terms.ourSources.isEmpty ? "every attributed conversion" : r.terms.ourSources.joined(separator: ", "))"
         c["lines"] = r.lines.map { line, counted -> [String: Any] in
             func touch(_ t: Touch?) -> String { t.map { [$0.sourceType, $0.utmSource, $0.utmCampaign].compactMap { $0 }.joined(separator: " / ") } ?? "–" }
-            return ["time": ISO.string(line.timestamp), "provider": line.provider, "kind": line.kind.rawValue,
+            return ["time": r.calendar.iso(line.timestamp), "provider": line.provider, "kind": line.kind.rawValue,
                     "value": String(format: "%.2f %@", line.value, line.currency ?? ""), "via": line.attributedVia,
                     "first": touch(line.firstTouch), "last": touch(line.lastTouch), "counted": counted ? "yes" : "no"]
         }

@@ -24,6 +24,7 @@ extension DashboardRoutes {
         c["policies"] = policies.policies.keys.sorted().map { ["name": $0, "selected": $0 == site.policy] }
         c["mayChangePolicy"] = v.actor.may(.changePolicy)
         c["policy"] = site.policy
+        c["zones"] = Self.zones(selected: site.calendar.identifier)
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
         let origin = "http://" + (request.head.authority ?? "localhost:8080")
@@ -35,7 +36,7 @@ extension DashboardRoutes {
         c["installed"] = last != nil
         // A restricted reader learns that events arrive, not when the last visitor came.
         let restricted = disclosure(v, policies[site.policy] ?? .default).restricted
-        c["lastEvent"] = restricted ? "" : last.map { "last event " + ISO.string($0) } ?? ""
+        c["lastEvent"] = restricted ? "" : last.map { "last event " + site.calendar.iso($0) } ?? ""
         let goals = try database.goals(site: id)
         c["goals"] = goals.map { ["id": $0.id ?? 0, "name": $0.name, "kind": $0.kind.rawValue, "match": $0.match] }
         c["hasGoals"] = !goals.isEmpty
@@ -52,6 +53,11 @@ extension DashboardRoutes {
         return html("settings", c, status: status)
     }
 
+    /// Every IANA zone for a select, `selected` marked.
+    static func zones(selected: String) -> [[String: Any]] {
+        SiteCalendar.knownIdentifiers.map { ["name": $0, "selected": $0 == selected] }
+    }
+
     func changeSettings(_ request: Request, _ v: Viewer, _ id: String, _ action: String) async throws -> Response {
         guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
         guard let f = try await postedForm(request, v) else { return invalidForm() }
@@ -60,7 +66,7 @@ extension DashboardRoutes {
         case "site":
             do {
                 _ = try administration.changeSite(id: id, name: f["name"] ?? "", domains: Self.list(f["domains"]), policy: f["policy"] ?? "",
-                                                  by: v.actor)
+                                                  timezone: f["timezone"], by: v.actor)
             } catch let error as ActionError { return try refuse(error.description) }
             return try settings(request, v, id, message: "Saved.")
         case "goal":

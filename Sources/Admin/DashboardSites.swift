@@ -19,7 +19,7 @@ extension DashboardRoutes {
         guard let f = try await postedForm(request, v) else { return invalidForm() }
         do {
             let site = try administration.addSite(name: f["name"] ?? "", domains: Self.list(f["domains"]), policy: f["policy"] ?? "default",
-                                                  by: v.actor)
+                                                  timezone: f["timezone"] ?? "UTC", by: v.actor)
             return Response(status: .seeOther, headers: [.location: "/sites/\(site.id)/settings"])
         } catch let error as ActionError {
             var r = try overview(request, v, message: error.description)
@@ -34,15 +34,16 @@ extension DashboardRoutes {
     }
 
     func exportOverview(_ request: Request, _ v: Viewer) throws -> Response {
-        let r = range(request)
+        // Each site's range is in its own days.
+        let r = range(request, .utc)
         var rows: [[Cell]] = []
         var json: [JSON] = []
         for site in try database.sites() where v.may(see: site.id) {
             let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site.id, r).summary()
+            let s = try figures(site, range(request, site.calendar)).summary()
             let c = rule.cards(s)
             // A restricted reader learns whether a site is active, not when its last visitor came.
-            let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(ISO.string($0)) } ?? .null
+            let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(site.calendar.iso($0)) } ?? .null
             rows.append([.text(site.id), .text(site.name), Self.cell(c.visitors), Self.cell(c.pageviews), Self.cell(c.conversions),
                          .text(c.revenue.text { $0.text }), last])
             json.append(.object([("site", .string(site.id)), ("name", .string(site.name)), ("visitors", Self.json(c.visitors) { JSON($0) }),
@@ -86,7 +87,8 @@ extension DashboardRoutes {
     /// Server-Sent Events: the site's new events as JSON, polled from the database every second,
     /// for `liveDuration` (30 minutes; the browser then reconnects with Last-Event-ID).
     func live(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
-        guard v.may(see: id), mayWatchLive(v), try database.site(id: id) != nil, let session = token(request) else { return notFound() }
+        guard v.may(see: id), mayWatchLive(v), let site = try database.site(id: id), let session = token(request) else { return notFound() }
+        let calendar = site.calendar
         let database = self.database
         let auth = self.auth
         let resume = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
@@ -103,7 +105,7 @@ extension DashboardRoutes {
                 let events = try database.liveEvents(site: id, after: last, limit: last == nil ? 20 : 200)
                 var text = ""
                 for e in events {
-                    let data = JSON.object([("ts", .string(ISO.string(e.timestamp))), ("name", .string(e.name)), ("path", .string(e.path)),
+                    let data = JSON.object([("ts", .string(calendar.iso(e.timestamp))), ("name", .string(e.name)), ("path", .string(e.path)),
                                             ("source", .string(e.sourceType)), ("referrer", JSON(e.referrerHost)),
                                             ("country", JSON(e.country)), ("device", JSON(e.device))]).text
                     text += "id: \(e.id)\ndata: \(data)\n\n"
@@ -139,11 +141,15 @@ extension DashboardRoutes {
         }
         guard key.siteID == id, let site = try database.site(id: id) else { return Self.apiError(404, "no such site") }
         let params = request.uri.queryParameters
-        var r = range(request)
-        if params.get("range") == nil, let f = params.get("from").flatMap(Self.day), let t = params.get("to").flatMap(Self.day) {
-            guard f <= t else { return Self.apiError(400, "from must not be after to") }
-            guard t - f <= 366 * 86_400_000 else { return Self.apiError(400, "a range spans at most 366 days") }
-            r = Range(key: "custom", from: f, to: t + 86_400_000, label: "")
+        let calendar = site.calendar
+        var r = range(request, calendar)
+        if params.get("range") == nil, params.get("from") != nil || params.get("to") != nil {
+            guard let f = params.get("from").flatMap(SiteCalendar.day(parsing:)), let l = params.get("to").flatMap(SiteCalendar.day(parsing:)) else {
+                return Self.apiError(400, "from and to are dates (YYYY-MM-DD) in the site's time zone (\(calendar))")
+            }
+            guard f <= l else { return Self.apiError(400, "from must not be after to") }
+            guard l - f < 366 else { return Self.apiError(400, "a range spans at most 366 days") }
+            r = Range(key: "custom", from: calendar.start(of: f), to: calendar.end(of: l), label: "", calendar: calendar)
         }
         var terms: [(Store.Dimension, String)] = []
         for part in (params.get("filters") ?? "").split(separator: ";") where !part.isEmpty {
@@ -160,9 +166,10 @@ extension DashboardRoutes {
         guard filters.terms.count <= SiteReport.maxRestrictedFilters else {
             return Self.apiError(400, "combine at most \(SiteReport.maxRestrictedFilters) filters")
         }
-        let report = SiteReport(database: database, site: id, from: r.from, to: r.to, filters: filters, wholeDays: r.wholeDays, disclosure: rule)
+        let report = SiteReport(database: database, site: id, range: r, filters: filters, disclosure: rule)
         let summaries = try report.summaries()
-        var members: [(String, JSON)] = [("site", .string(id)), ("from", .string(ISO.string(r.from))), ("to", .string(ISO.string(r.to))),
+        var members: [(String, JSON)] = [("site", .string(id)), ("timezone", .string(calendar.identifier)),
+                                         ("from", .string(calendar.iso(r.from))), ("to", .string(calendar.iso(r.to))),
                                          ("k", JSON(policy.kThreshold))]
         if let name = params.get("dimension") {
             guard let kind = TableKind(key: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
@@ -188,19 +195,20 @@ extension DashboardRoutes {
     // MARK: Pages
 
     func overview(_ request: Request, _ v: Viewer, message: String? = nil) throws -> Response {
-        let r = range(request)
+        // Each site's range is in its own days.
+        let r = range(request, .utc)
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
         var rows: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
             let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site.id, r).summary()
+            let s = try figures(site, range(request, site.calendar)).summary()
             let cards = rule.cards(s)
             let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
             // Sparkline: visitors per day over the last 30 days, from the rollups; days the reader
             // may not see break the line.
-            let today = t / 86_400_000
+            let today = site.calendar.day(of: t)
             let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today)
             let points = rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)
             let top = Double(max(points.compactMap(\.visitors.value).max() ?? 1, 1))
@@ -212,13 +220,15 @@ extension DashboardRoutes {
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
                          "visitors": cards.visitors.text { String($0) }, "pageviews": cards.pageviews.text { String($0) },
                          "conversions": cards.conversions.text { String($0) }, "revenue": cards.revenue.text { $0.text },
-                         "last": rule.restricted ? "" : s.lastEvent.map { ISO.string($0) } ?? "never", "status": status,
+                         "last": rule.restricted ? "" : s.lastEvent.map { site.calendar.iso($0) } ?? "never", "status": status,
                          "statusClass": status == "active" ? "ok" : "warn",
                          "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
         }
         var c = base(v, title: "Sites")
         if let message { c["message"] = message }
-        c["policies"] = policies.policies.keys.sorted().map { ["name": $0] }
+        // New sites get the default policy, as on the command line.
+        c["policies"] = policies.policies.keys.sorted().map { ["name": $0, "selected": $0 == "default"] }
+        c["zones"] = Self.zones(selected: "UTC")
         c["rangeKey"] = r.key
         if v.isStaffAdmin {
             let overdue = try database.privacyRequestCounts(now: t).overdue
@@ -272,14 +282,13 @@ extension DashboardRoutes {
     }
 
     /// A report of the view the request asks for, or the answer refusing it.
-    func report(_ request: Request, site id: String, disclosure: Disclosure) -> Result<(SiteReport, Range), Refusal> {
-        let r = range(request)
+    func report(_ request: Request, site: Site, disclosure: Disclosure) -> Result<(SiteReport, Range), Refusal> {
+        let r = range(request, site.calendar)
         let f = filters(request)
         if disclosure.restricted && f.terms.count > SiteReport.maxRestrictedFilters {
             return .failure(Refusal(status: .badRequest, reason: "Combine at most \(SiteReport.maxRestrictedFilters) filters."))
         }
-        return .success((SiteReport(database: database, site: id, from: r.from, to: r.to, filters: f, wholeDays: r.wholeDays,
-                                    disclosure: disclosure), r))
+        return .success((SiteReport(database: database, site: site.id, range: r, filters: f, disclosure: disclosure), r))
     }
 
     struct Refusal: Error {
@@ -292,7 +301,7 @@ extension DashboardRoutes {
         let policy = policies[site.policy] ?? .default
         let rule = disclosure(v, policy)
         let report: SiteReport, r: Range
-        switch self.report(request, site: id, disclosure: rule) {
+        switch self.report(request, site: site, disclosure: rule) {
         case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
         case .success(let built): (report, r) = built
         }
@@ -315,6 +324,9 @@ extension DashboardRoutes {
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
         c["conversionsFiltered"] = !f.isEmpty
         c["backfilling"] = report.figures.backfilling
+        c["zoneNotes"] = try database.rollupZones(site: id, fromDay: report.figures.fromDay, toDay: report.figures.toDay).map {
+            ["zone": $0.zone, "last": SiteCalendar.dateText($0.lastDay), "current": r.calendar.identifier]
+        }
         c["summary"] = Self.cardList(cards).enumerated().map { i, card -> [String: Any] in
             var m: [String: Any] = ["label": card.label, "value": card.text]
             if let previous, let now = card.number, let before = Self.cardList(previous)[i].number { m["delta"] = Self.delta(now, before) }
@@ -415,13 +427,14 @@ extension DashboardRoutes {
                 "bars": points.enumerated().map { i, p -> [String: Any] in
                     let v = p.visitors.value ?? 0
                     let h = max(p.visitors.value == nil ? 1 : (v > 0 ? 1 : 0), height * Double(v) / Double(top))
-                    let when = hourly ? ISO.string(p.start) : ISO.day(p.start)
+                    let when = hourly ? r.calendar.iso(p.start) : r.calendar.dateText(of: p.start)
                     return ["x": String(format: "%.1f", Double(i) * w), "y": String(format: "%.1f", height - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h),
                             "title": "\(when): \(p.visitors.text { String($0) }) visitors, \(p.pageviews.text { String($0) }) pageviews"]
                 },
-                "first": points.first.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? "",
-                "last": points.last.map { hourly ? ISO.string($0.start) : ISO.day($0.start) } ?? ""]
+                "first": points.first.map { hourly ? r.calendar.iso($0.start) : r.calendar.dateText(of: $0.start) } ?? "",
+                "last": points.last.map { hourly ? r.calendar.iso($0.start) : r.calendar.dateText(of: $0.start) } ?? "",
+                "timezone": r.calendar.identifier]
     }
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
@@ -429,7 +442,7 @@ extension DashboardRoutes {
         guard let kind = TableKind(key: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
         let policy = policies[site.policy] ?? .default
         let report: SiteReport, r: Range
-        switch self.report(request, site: id, disclosure: disclosure(v, policy)) {
+        switch self.report(request, site: site, disclosure: disclosure(v, policy)) {
         case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
         case .success(let built): (report, r) = built
         }

@@ -4,7 +4,7 @@ import Synchronization
 
 /// The figures of one site over a range, from the analytics engine when it holds every day of
 /// the range (any filters; see Store's FactStore), else from the daily rollups when the view
-/// allows it (no filters, a range of whole UTC days, every day of it rolled up), else from the
+/// allows it (no filters, a range of whole days of the site's time zone, every day of it rolled up), else from the
 /// raw events. All give the same numbers for the same days; the engine and the rollups are at
 /// most a minute behind. A range with days not rolled up yet (a bulk load, an upgrade that
 /// rebuilds them) is read from the raw events, never summed from the days that are ready.
@@ -15,14 +15,14 @@ struct Figures {
     let to: Int64
     let filters: Filters
     let wholeDays: Bool
+    /// The site's days.
+    let calendar: SiteCalendar
     /// Whole-day ranges without filters use the rollups.
     let rollups: Bool
 
-    static let day: Int64 = 86_400_000
-
     /// Days of the range whose rollups are still being built (the figures come from the raw events).
     let backfilling: Bool
-    /// A range of whole UTC days (compared with the same number of whole days before it).
+    /// A range of whole local days (compared with the same number of whole days before it).
     let aligned: Bool
 
     /// Whether every day of the range is rolled up (checked once per range, see ``narrowed(to:)``).
@@ -31,17 +31,21 @@ struct Figures {
     /// The engine's figures of the view, computed on first use (nil when it does not hold the range).
     private let engine = EngineFigures()
 
-    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool) {
-        let aligned = wholeDays && from % Self.day == 0 && to > from
+    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar? = nil) {
+        let calendar = calendar ?? (try? database.calendar(site: site)) ?? .utc
+        let aligned = wholeDays && to > from && calendar.isDayStart(from)
         // A failed check counts as not ready: the raw events give the right figures, only slower.
-        let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: from / Self.day, toDay: (to - 1) / Self.day,
+        let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: calendar.day(of: from), toDay: calendar.day(of: to - 1),
                                                                   limit: 1).isEmpty) ?? false)
-        self.init(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, aligned: aligned, ready: ready)
+        self.init(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
+                  aligned: aligned, ready: ready)
     }
 
-    private init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, aligned: Bool, ready: Bool) {
+    private init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar,
+                 aligned: Bool, ready: Bool) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         self.wholeDays = wholeDays
+        self.calendar = calendar
         self.aligned = aligned
         self.ready = ready
         backfilling = aligned && !ready
@@ -50,11 +54,12 @@ struct Figures {
 
     /// The same range under other filters (the rollups' readiness is the range's, not looked up again).
     func narrowed(to filters: Filters) -> Figures {
-        Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, aligned: aligned, ready: ready)
+        Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
+                aligned: aligned, ready: ready)
     }
 
-    var fromDay: Int64 { from / Self.day }
-    var toDay: Int64 { (to - 1) / Self.day }
+    var fromDay: Int64 { calendar.day(of: from) }
+    var toDay: Int64 { calendar.day(of: to - 1) }
 
     /// The engine's figures of the view, when it holds every day of the range (else the rollups
     /// or the raw events answer).
@@ -71,8 +76,8 @@ struct Figures {
     /// The same view over the period of the same length just before.
     func previous() -> Figures {
         // Whole-day views compare with the same number of whole days before them.
-        let start = aligned ? from - (toDay - fromDay + 1) * Self.day : 2 * from - to
-        return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: aligned)
+        let start = aligned ? calendar.start(of: fromDay - (toDay - fromDay + 1)) : 2 * from - to
+        return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: aligned, calendar: calendar)
     }
 
     /// Every goal of the site: from the engine, else from the raw events (goals are not rolled up).
@@ -103,13 +108,13 @@ struct Figures {
             : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 
-    /// The chart has a bar per hour for ranges up to two days, per day beyond.
-    var hourlyChart: Bool { to - from <= 2 * Self.day }
+    /// The chart has a bar per hour for ranges within two local days, per day beyond.
+    var hourlyChart: Bool { toDay - fromDay < 2 }
 
     func series(hourly: Bool) throws -> [SeriesPoint] {
         if let f = try facts(), let points = hourly ? f.hourly : f.daily { return points }
         return rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
-            : try database.series(site: site, from: from, to: to, bucketMs: hourly ? 3_600_000 : Self.day, filters: filters)
+            : try database.series(site: site, from: from, to: to, hourly: hourly, filters: filters)
     }
 
     func engagement(limit: Int = 50) throws -> [PageEngagement] {
@@ -149,7 +154,8 @@ public enum DashboardTiming {
     /// pages, engagement, the daily chart, goals): unfiltered, and where country = `country`.
     public static func run(database: AppDatabase, site: String, now: Date, samples: Int, country: String) throws -> (overview: [Double], filtered: [Double]) {
         let t = Int64(now.timeIntervalSince1970 * 1000)
-        let from = (t / Figures.day - 29) * Figures.day
+        let calendar = try database.calendar(site: site)
+        let from = calendar.start(of: calendar.day(of: t) - 29)
         var overview: [Double] = [], filtered: [Double] = []
         func time(_ body: () throws -> Void) rethrows -> Double {
             let start = DispatchTime.now().uptimeNanoseconds

@@ -71,7 +71,13 @@ struct SiteReport {
     var to: Int64 { figures.to }
     var filters: Filters { figures.filters }
 
-    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, disclosure: Disclosure) {
+    init(database: AppDatabase, site: String, range r: ViewRange, filters: Filters, disclosure: Disclosure) {
+        self.init(database: database, site: site, from: r.from, to: r.to, filters: filters, wholeDays: r.wholeDays, calendar: r.calendar,
+                  disclosure: disclosure)
+    }
+
+    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar,
+         disclosure: Disclosure) {
         self.disclosure = disclosure
         var subsets: [Filters] = [filters]
         if disclosure.restricted && !filters.isEmpty {
@@ -80,7 +86,7 @@ struct SiteReport {
                 subsets.append(Filters(terms.indices.filter { mask & (1 << $0) != 0 }.map { terms[$0] }))
             }
         }
-        let view = Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays)
+        let view = Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar)
         views = subsets.map(view.narrowed)
     }
 
@@ -94,7 +100,7 @@ struct SiteReport {
     func previous() -> SiteReport {
         let p = figures.previous()
         return SiteReport(database: p.database, site: p.site, from: p.from, to: p.to, filters: p.filters, wholeDays: p.wholeDays,
-                          disclosure: disclosure)
+                          calendar: p.calendar, disclosure: disclosure)
     }
 
     func rows(_ kind: TableKind, _ f: Figures) throws -> [BreakdownRow] {

@@ -49,13 +49,14 @@ struct Conversions: ParsableCommand {
 
     func run() throws {
         let o = try Office(data)
+        guard let s = try o.database.site(id: site) else { throw UsageError(description: "no site \(site)") }
         let (from, to) = try month.map { m in
-            guard let b = Commission.bounds(month: m) else { throw UsageError(description: "--month must be YYYY-MM") }
+            guard let b = s.calendar.bounds(month: m) else { throw UsageError(description: "--month must be YYYY-MM") }
             return b
         } ?? (Int64.min, Int64.max)
         print(["time", "provider", "external_id", "kind", "value", "currency", "attributed_via", "first", "last"].joined(separator: "\t"))
         for c in try o.database.conversions(site: site, from: from, to: to) {
-            print([ISO.string(c.timestamp), c.provider, c.externalID, c.kind.rawValue, String(c.value), c.currency ?? "",
+            print([s.calendar.iso(c.timestamp), c.provider, c.externalID, c.kind.rawValue, String(c.value), c.currency ?? "",
                    c.attributedVia, c.firstTouch?.sourceType ?? "", c.lastTouch?.sourceType ?? ""].joined(separator: "\t"))
         }
     }
@@ -95,13 +96,13 @@ struct CommissionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A client's commission for a month: text, json or csv (one row per conversion).")
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
-        @Option(help: "YYYY-MM (default: this month).") var month: String = Commission.month(of: Date())
+        @Option(help: "YYYY-MM in the site's time zone (default: this month).") var month: String?
         @Option(help: "text, json or csv.") var format: String = "text"
 
         func run() throws {
             let o = try Office(data)
             guard let s = try o.database.site(id: site) else { throw UsageError(description: "no site \(site)") }
-            guard let r = try Commission.report(database: o.database, site: s, month: month) else {
+            guard let r = try Commission.report(database: o.database, site: s, month: month ?? Commission.month(of: Date(), in: s.calendar)) else {
                 throw UsageError(description: "--month must be YYYY-MM")
             }
             switch format {

@@ -9,7 +9,7 @@ import Store
 
 struct Sites: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage client sites.", subcommands: [Add.self, List.self])
+        abstract: "Manage client sites.", subcommands: [Add.self, List.self, SetTimeZone.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a site; prints its id.")
@@ -18,13 +18,32 @@ struct Sites: ParsableCommand {
         @Option(help: "Domain the site's pages are served from (subdomains included); repeatable.")
         var domain: [String]
         @Option(help: "Policy name (a file in the policies directory).") var policy: String = "default"
+        @Option(help: "IANA time zone of the site's days, months and charts (Europe/Berlin, America/New_York…).")
+        var timezone: String = "UTC"
 
         func run() throws {
             try data.ensureDirectory()
             let database = try AppDatabase(path: data.databasePath)
             let site = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
-                .addSite(name: name, domains: domain, policy: policy, by: .cli)
+                .addSite(name: name, domains: domain, policy: policy, timezone: timezone, by: .cli)
             print(site.id)
+        }
+    }
+
+    struct SetTimeZone: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-timezone",
+            abstract: "Move a site to another IANA time zone; its days are recounted from its first stored event.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Site id.") var site: String
+        @Option(help: "IANA time zone (Europe/Berlin, America/New_York…, or UTC).") var timezone: String
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            guard let s = try database.site(id: site) else { throw ValidationError("no site \(site)") }
+            let changed = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
+                .changeSite(id: s.id, name: s.name, domains: s.domains, policy: s.policy, timezone: timezone, by: .cli)
+            print("\(changed.id)\t\(changed.calendar)")
         }
     }
 
@@ -35,7 +54,7 @@ struct Sites: ParsableCommand {
         func run() throws {
             let database = try AppDatabase(path: data.databasePath)
             for site in try database.sites() {
-                print([site.id, site.name, site.domains.joined(separator: ","), site.policy].joined(separator: "\t"))
+                print([site.id, site.name, site.domains.joined(separator: ","), site.policy, site.calendar.identifier].joined(separator: "\t"))
             }
         }
     }

@@ -38,7 +38,7 @@ public struct HookRoutes<Context: RequestContext>: Sendable {
         case .success(let k): key = k
         }
         guard key.siteID == site, let (s, _) = collector.site(site) else { return jsonError(404, "no such site") }
-        let month = request.uri.queryParameters.get("month") ?? Commission.month(of: collector.now())
+        let month = request.uri.queryParameters.get("month") ?? Commission.month(of: collector.now(), in: s.calendar)
         do {
             guard let report = try Commission.report(database: collector.database, site: s, month: month) else {
                 return jsonError(400, "month must be YYYY-MM")

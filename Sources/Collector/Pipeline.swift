@@ -57,8 +57,8 @@ public struct Pipeline: Sendable {
         let facts: RequestFacts
         let deps: Dependencies
         let eventCount: Int
-        /// The UTC day the request arrived on.
-        var receivedDay: Int64 { facts.nowMs / 86_400_000 }
+        /// The site's day the request arrived on.
+        lazy var receivedDay: Int64 = site.calendar.day(of: facts.nowMs)
         lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
         lazy var isBot: Bool = BotFilter.isSpeculative(purpose: facts.purpose) || agent.bot
         lazy var retryAfter: Int? = {
@@ -71,7 +71,7 @@ public struct Pipeline: Sendable {
         }()
         lazy var geo: GeoResult = facts.ip.map { deps.geo.lookup($0) } ?? .unknown
         lazy var hashes: (current: Int64, previous: Int64?)? = try? deps.salts.visitorHashes(
-            site: site.id, ip: facts.ip ?? "", userAgent: facts.userAgent, now: facts.now)
+            site: site.id, ip: facts.ip ?? "", userAgent: facts.userAgent, now: facts.now, calendar: site.calendar)
         lazy var userAgent: ReducedUserAgent = agent.reduced
 
         init(site: Site, policy: Policy, facts: RequestFacts, deps: Dependencies, eventCount: Int) {
@@ -130,13 +130,17 @@ public struct Pipeline: Sendable {
             guard let hashes = scope.hashes else { return .saltUnavailable }
             // An event dated yesterday (a queued one) takes yesterday's salt while it is still kept
             // (the hour after midnight); an older one takes today's: a past day's salt is gone.
-            if let previous = hashes.previous, w.row.timestamp / 86_400_000 == scope.receivedDay - 1 {
+            let day = scope.site.calendar.day(of: w.row.timestamp)
+            if let previous = hashes.previous, day == scope.receivedDay - 1 {
                 w.row.visitor = previous
             } else {
                 w.row.visitor = hashes.current
                 w.row.previousVisitor = hashes.previous
             }
-            w.row.late = w.row.timestamp / 86_400_000 < scope.receivedDay
+            if day < scope.receivedDay {
+                w.row.late = true
+                w.row.calendar = scope.site.calendar
+            }
             if case .identified = w.decision, let subject = w.incoming.subject {
                 w.row.subject = scope.deps.subjects.hash(subject)
             }

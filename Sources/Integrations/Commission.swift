@@ -3,13 +3,15 @@ import Privacy
 public import JSONOutput
 public import Store
 
-/// A client's commission for one calendar month (UTC), computed from the stored conversions and
+/// A client's commission for one calendar month of the site's time zone, computed from the stored conversions and
 /// the site's current terms, so it always reflects refunds and rule changes.
 public struct CommissionReport: Sendable {
     public var siteID: String
     public var siteName: String
     /// "YYYY-MM".
     public var month: String
+    /// The site's days (the month's bounds, the times of the lines).
+    public var calendar: SiteCalendar
     public var terms: ClientTerms
     /// Sales minus refunds credited to "our" sources, in the terms' currency.
     public var attributedRevenue: Double
@@ -33,7 +35,8 @@ public struct CommissionReport: Sendable {
     public var json: JSON {
         func money(_ d: Double) -> JSON { .double((d * 100).rounded() / 100) }
         return [
-            "site": .string(siteID), "client": .string(siteName), "month": .string(month), "currency": .string(terms.currency),
+            "site": .string(siteID), "client": .string(siteName), "month": .string(month), "timezone": .string(calendar.identifier),
+            "currency": .string(terms.currency),
             "terms": ["percent": .double(terms.percent), "per_lead": .double(terms.perLead), "per_call": .double(terms.perCall),
                       "monthly_minimum": .double(terms.monthlyMinimum), "credit": .string(terms.credit.rawValue),
                       "our_sources": .array(terms.ourSources.map(JSON.string)), "lookback_days": JSON(terms.lookbackDays)],
@@ -54,7 +57,7 @@ public struct CommissionReport: Sendable {
         return ResultTable(name: "commission-\(siteID)-\(month)", columns: [
             "time", "provider", "external_id", "kind", "value", "currency", "attributed_via", "first_touch", "last_touch", "counted",
         ], rows: lines.map { c, counted in
-            [.text(ISO.string(c.timestamp)), .text(c.provider), .text(c.externalID), .text(c.kind.rawValue), .real(c.value),
+            [.text(calendar.iso(c.timestamp)), .text(c.provider), .text(c.externalID), .text(c.kind.rawValue), .real(c.value),
              c.currency.map(Cell.text) ?? .null, .text(c.attributedVia), touch(c.firstTouch), touch(c.lastTouch),
              .text(counted ? "yes" : "no")]
         })
@@ -62,22 +65,9 @@ public struct CommissionReport: Sendable {
 }
 
 public enum Commission {
-    /// UTC bounds (ms) of a "YYYY-MM" month, or nil if malformed.
-    public static func bounds(month: String) -> (Int64, Int64)? {
-        let parts = month.split(separator: "-")
-        guard parts.count == 2, let y = Int(parts[0]), let m = Int(parts[1]), (2000...2100).contains(y), (1...12).contains(m) else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        guard let start = calendar.date(from: DateComponents(year: y, month: m, day: 1)),
-              let end = calendar.date(byAdding: .month, value: 1, to: start) else { return nil }
-        return (Int64(start.timeIntervalSince1970 * 1000), Int64(end.timeIntervalSince1970 * 1000))
-    }
-
-    public static func month(of date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month], from: date)
-        return String(format: "%04d-%02d", c.year!, c.month!)
+    /// The month ("YYYY-MM") `date` falls in, in `calendar`'s zone.
+    public static func month(of date: Date, in calendar: SiteCalendar = .utc) -> String {
+        calendar.month(of: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
 
     /// Whether a touch matches one of the terms' source matchers.
@@ -109,9 +99,9 @@ public enum Commission {
     }
 
     public static func report(database: AppDatabase, site: Site, month: String) throws -> CommissionReport? {
-        guard let (from, to) = bounds(month: month) else { return nil }
+        guard let (from, to) = site.calendar.bounds(month: month) else { return nil }
         let terms = try database.clientTerms(site: site.id)
-        var r = CommissionReport(siteID: site.id, siteName: site.name, month: month, terms: terms, attributedRevenue: 0, totalRevenue: 0,
+        var r = CommissionReport(siteID: site.id, siteName: site.name, month: month, calendar: site.calendar, terms: terms, attributedRevenue: 0, totalRevenue: 0,
                                  leads: 0, calls: 0, ourLeads: 0, ourCalls: 0, sales: 0, unattributed: 0, otherCurrency: 0,
                                  percentPart: 0, leadPart: 0, callPart: 0, commission: 0, lines: [])
         // Billed work rests on the providers' signed reports: conversions the pixel tracked (sent by

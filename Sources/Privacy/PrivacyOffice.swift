@@ -246,7 +246,4 @@ public enum ISO {
     public static func string(_ ms: Int64) -> String {
         Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)
     }
-
-    /// YYYY-MM-DD (UTC).
-    public static func day(_ ms: Int64) -> String { String(string(ms).prefix(10)) }
 }

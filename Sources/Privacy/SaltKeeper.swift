@@ -14,12 +14,16 @@ public func startOfUTCDay(_ day: Int64) -> Date {
 
 /// Owns the daily visitor-hash salts.
 ///
-/// A salt is 32 random bytes (never derived from the date or a fixed secret), one per UTC day,
-/// stored in the database so a restart keeps counting the same visitors. Yesterday's salt stays
-/// until `overlap` after midnight so sessions that span midnight continue; then its row is
-/// deleted (secure_delete) and its memory zeroed, and it is recorded as destroyed once a WAL
-/// truncation after the deletion is verified (``Scrubber``). After that nobody, including us,
-/// can recompute a past day's visitor hashes.
+/// A salt is 32 random bytes (never derived from the date or a fixed secret), one per day,
+/// stored in the database so a restart keeps counting the same visitors. Days are local dates:
+/// a site's visitors are hashed with the salt of the site's own day (``SiteCalendar``), so a
+/// visitor is one visitor for the whole of a local day. Yesterday's salt stays until `overlap`
+/// after the site's midnight so sessions that span midnight continue; once that has passed in
+/// the zone of every site, its row is deleted (secure_delete) and its memory zeroed, and it is
+/// recorded as destroyed once a WAL truncation after the deletion is verified (``Scrubber``).
+/// After that nobody, including us, can recompute a past day's visitor hashes. (A day's salt
+/// so lives from the start of that date in the easternmost zone in use to the end of the
+/// overlap in the westernmost: at most about 50 hours.)
 public final class SaltKeeper: Sendable {
     public static let defaultOverlap: TimeInterval = 3600
 
@@ -42,12 +46,11 @@ public final class SaltKeeper: Sendable {
         state.withLock { $0.salts = loaded }
     }
 
-    /// Visitor hash of (site, ip, user agent) under the salt of `now`'s day, and under
-    /// yesterday's salt while it is still kept (the overlap window).
-    public func visitorHashes(site: String, ip: String, userAgent: String, now: Date) throws
+    /// Visitor hash of (site, ip, user agent) under the salt of `now`'s day in the site's
+    /// `calendar`, and under yesterday's salt while it is still kept (the overlap window).
+    public func visitorHashes(site: String, ip: String, userAgent: String, now: Date, calendar: SiteCalendar = .utc) throws
         -> (current: Int64, previous: Int64?) {
-        let day = utcDay(now)
-        let (current, previous) = try salts(day: day, now: now)
+        let (current, previous) = try salts(now: now, calendar: calendar)
         var message = [UInt8]()
         message.reserveCapacity(site.utf8.count + ip.utf8.count + userAgent.utf8.count + 2)
         message.append(contentsOf: site.utf8); message.append(0)
@@ -60,8 +63,11 @@ public final class SaltKeeper: Sendable {
         return (hash(current), previous.map(hash))
     }
 
-    private func salts(day: Int64, now: Date) throws -> (SecretBytes, SecretBytes?) {
-        try state.withLock { state in
+    private func salts(now: Date, calendar: SiteCalendar) throws -> (SecretBytes, SecretBytes?) {
+        let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        let day = calendar.day(of: ms)
+        let inOverlap = Double(ms - calendar.start(of: day)) / 1000 < overlap
+        return try state.withLock { state in
             let current: SecretBytes
             if let existing = state.salts[day] {
                 current = existing
@@ -81,14 +87,28 @@ public final class SaltKeeper: Sendable {
                 }
                 state.salts[day] = current
             }
-            let inOverlap = now.timeIntervalSince(startOfUTCDay(day)) < overlap
             return (current, inOverlap ? state.salts[day - 1] : nil)
         }
     }
 
-    /// Makes sure today's salt exists (called at midnight by the rotation service).
+    /// The sites' calendars (UTC when there is no site).
+    private func calendars() throws -> Set<SiteCalendar> {
+        let all = Set(try database.sites().map(\.calendar))
+        return all.isEmpty ? [.utc] : all
+    }
+
+    /// Makes sure today's salt exists in every site's zone (called at midnight by the rotation service).
     public func rotate(now: Date) throws {
-        _ = try salts(day: utcDay(now), now: now)
+        for c in try calendars() { _ = try salts(now: now, calendar: c) }
+    }
+
+    /// The oldest day whose salt a site still needs at `now`: its today, or its yesterday during the overlap.
+    private func oldestNeeded(now: Date) throws -> Int64 {
+        let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        return try calendars().map { c in
+            let today = c.day(of: ms)
+            return Double(ms - c.start(of: today)) / 1000 < overlap ? today - 1 : today
+        }.min() ?? utcDay(now)
     }
 
     /// Deletes every salt no longer needed at `now` (all days before yesterday, and yesterday's
@@ -98,9 +118,7 @@ public final class SaltKeeper: Sendable {
     /// deleted now.
     @discardableResult
     public func deleteExpired(now: Date) throws -> [Int64] {
-        let today = utcDay(now)
-        let keepYesterday = now.timeIntervalSince(startOfUTCDay(today)) < overlap
-        let oldest = keepYesterday ? today - 1 : today
+        let oldest = try oldestNeeded(now: now)
         let expired = try database.saltDays().filter { $0 < oldest }
         let at = Int64(now.timeIntervalSince1970 * 1000)
         let deleted = expired.isEmpty ? [] : try database.transaction { tx in try tx.deleteSalts(days: expired, at: at) }
@@ -114,12 +132,15 @@ public final class SaltKeeper: Sendable {
         state.withLock { $0.salts.keys.sorted() }
     }
 
-    /// When the next rotation or destruction is due after `now`: the overlap's end if
-    /// yesterday's salt is still held, else the next UTC midnight.
+    /// When the next rotation or destruction is due after `now`, in the zone where it comes
+    /// first: the overlap's end where yesterday's salt is still held, else the next midnight.
     public func nextDeadline(after now: Date) -> Date {
-        let today = utcDay(now)
-        let overlapEnd = startOfUTCDay(today).addingTimeInterval(overlap)
-        if now < overlapEnd { return overlapEnd }
-        return startOfUTCDay(today + 1)
+        let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        let next = ((try? calendars()) ?? [.utc]).map { c -> Int64 in
+            let today = c.day(of: ms)
+            let overlapEnd = c.start(of: today) + Int64(overlap * 1000)
+            return ms < overlapEnd ? overlapEnd : c.end(of: today)
+        }.min() ?? ms + 60_000
+        return Date(timeIntervalSince1970: Double(next) / 1000)
     }
 }

@@ -10,11 +10,12 @@ public enum RollupJob {
     @discardableResult
     public static func run(database: AppDatabase, now: Date, backfillPerRun: Int = 7, engine: Bool = true) throws -> String {
         let ms = Int64(now.timeIntervalSince1970 * 1000)
-        let today = ms / 86_400_000
         var refreshed = 0
         for site in try database.sites() {
+            // Today and yesterday are the site's own (its time zone).
+            let today = site.calendar.day(of: ms)
             var days: Set<Int64> = [today]
-            if ms - today * 86_400_000 < 2 * 3_600_000 { days.insert(today - 1) }
+            if ms - site.calendar.start(of: today) < 2 * 3_600_000 { days.insert(today - 1) }
             days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
             for day in days.sorted() {
                 try database.refreshRollup(site: site.id, day: day, now: ms)

@@ -27,11 +27,7 @@ public final class AppDatabase: Sendable {
     /// Opens the file migrated up to `target` only (tests of an upgrade), or fully when nil.
     init(path: String, migratingUpTo target: String?) throws {
         var config = Configuration()
-        config.prepareDatabase { db in
-            // Deleted content (destroyed salts, erased subjects) is overwritten, not left in free pages.
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
-        }
+        config.prepareDatabase(Self.prepare)
         config.busyMode = .timeout(Double(Self.busyTimeoutMs) / 1000)
         let pool = try DatabasePool(path: path, configuration: config)
         self.writer = pool
@@ -43,15 +39,25 @@ public final class AppDatabase: Sendable {
     /// An in-memory database for unit tests.
     public init() throws {
         var config = Configuration()
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
-        }
+        config.prepareDatabase(Self.prepare)
         let queue = try DatabaseQueue(configuration: config)
         self.writer = queue
         self.path = nil
         self.facts = FactStore(writer: queue)
         try Self.migrator.migrate(queue)
+    }
+
+    /// Every connection: deleted content (destroyed salts, erased subjects) is overwritten, not
+    /// left in free pages; foreign keys hold; `candor_day(ts, zone)` gives an instant's local day
+    /// in a zone (``SiteCalendar/sqlDay(_:)``).
+    @Sendable static func prepare(_ db: Database) throws {
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        try db.execute(sql: "PRAGMA foreign_keys = ON")
+        db.add(function: DatabaseFunction("candor_day", argumentCount: 2, pure: true) { values in
+            guard let ts = Int64.fromDatabaseValue(values[0]), let zone = String.fromDatabaseValue(values[1]),
+                  let calendar = SiteCalendar.named(zone) else { return nil }
+            return calendar.day(of: ts)
+        })
     }
 
     /// `PRAGMA integrity_check`; returns "ok" when the file is sound.

@@ -155,6 +155,24 @@ public struct SeriesPoint: Sendable, Equatable {
     public var start: Int64
     public var visitors: Int
     public var pageviews: Int
+
+    /// Starts of the buckets covering `from..<to`: hours, or local days (the first bucket may
+    /// start before `from`); at most 2000.
+    static func buckets(from: Int64, to: Int64, hourly: Bool, calendar: SiteCalendar) -> [Int64] {
+        guard to > from else { return [] }
+        if hourly {
+            let grid = hourGrid(from: from, calendar: calendar)
+            return Array(stride(from: grid.anchor + grid.first * 3_600_000, to: to, by: 3_600_000).prefix(2000))
+        }
+        return (calendar.day(of: from)...calendar.day(of: to - 1)).prefix(2000).map { calendar.start(of: $0) }
+    }
+
+    /// The hours of a range: counted from the local day start of `from` (`anchor`), so a day of
+    /// 23 or 25 hours has 23 or 25 of them; `first` is the index of the hour holding `from`.
+    static func hourGrid(from: Int64, calendar: SiteCalendar) -> (anchor: Int64, first: Int64) {
+        let anchor = calendar.start(of: calendar.day(of: from))
+        return (anchor, (from - anchor) / 3_600_000)
+    }
 }
 
 /// Engagement of a page: pageviews, average engaged time and scroll depth (from the events sent when leaving it).
@@ -247,10 +265,11 @@ extension AppDatabase {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
             let f = filters.clause(site: site, from: from, to: to)
+            let day = try Self.calendar(db, site: site).sqlDay("ts")
             let e = try Row.fetchOne(db, sql: """
                 SELECT coalesce(sum(v), 0), coalesce(sum(p), 0) FROM (
                   SELECT count(DISTINCT visitor) AS v, sum(name = 'pageview') AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY ts / 86400000)
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY \(day))
                 """, arguments: StatementArguments(base + f.arguments))
             let scope = filters.sessionScope(site: site, from: from, to: to)
             let s = try Row.fetchOne(db, sql: """
@@ -264,11 +283,12 @@ extension AppDatabase {
         }
     }
 
-    /// The same summary over whole UTC days from the rollups (no filters), conversions read directly.
+    /// The same summary over whole local days from the rollups (no filters), conversions read directly.
     public func rollupSiteSummary(site: String, fromDay: Int64, toDay: Int64) throws -> SiteSummary {
         let r = try rollupSummary(site: site, fromDay: fromDay, toDay: toDay)
         return try writer.read { db in
-            let c = try Self.conversionTotals(db, site: site, from: fromDay * Self.dayMs, to: (toDay + 1) * Self.dayMs, filters: Filters())
+            let calendar = try Self.calendar(db, site: site)
+            let c = try Self.conversionTotals(db, site: site, from: calendar.start(of: fromDay), to: calendar.end(of: toDay), filters: Filters())
             let last = try Int64.fetchOne(db, sql: "SELECT max(ts) FROM events WHERE site_id = ?", arguments: [site])
             return SiteSummary(visitors: r.visitors, visits: r.visits, pageviews: r.pageviews, bounces: r.bounces, durationMs: r.durationMs,
                                conversions: c.count, revenue: c.revenue, lastEvent: last)
@@ -302,10 +322,11 @@ extension AppDatabase {
             // The events table counts custom events (not pageviews, not the pixel's engagement
             // events) and how many were sent; every other table counts pageviews.
             let (count, only) = dimension == .event ? ("count(*)", " AND name NOT IN \(Self.internalEventList)") : ("sum(name = 'pageview')", "")
+            let day = try Self.calendar(db, site: site).sqlDay("ts")
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(v), sum(p) FROM (
                   SELECT \(column) AS value, count(DISTINCT visitor) AS v, \(count) AS p FROM events
-                  WHERE site_id = ? AND ts >= ? AND ts < ?\(only)\(f.sql) GROUP BY \(column), ts / 86400000)
+                  WHERE site_id = ? AND ts >= ? AND ts < ?\(only)\(f.sql) GROUP BY \(column), \(day))
                 GROUP BY value ORDER BY sum(v) DESC, sum(p) DESC, value LIMIT ?
                 """, arguments: StatementArguments(args + f.arguments + [limit])).map {
                 BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2])
@@ -321,33 +342,35 @@ extension AppDatabase {
             let scope = filters.sessionScope(site: site, from: from, to: to)
             let args = base + scope.arguments
             // Visitors per day summed over the range, as in every other table.
+            let day = try Self.calendar(db, site: site).sqlDay("started_at")
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(v), sum(n) FROM (
                   SELECT \(dimension.rawValue) AS value, count(DISTINCT visitor) AS v, count(*) AS n FROM sessions
-                  WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql) GROUP BY 1, started_at / 86400000)
+                  WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql) GROUP BY 1, \(day))
                 GROUP BY value ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
                 """, arguments: StatementArguments(args + [limit])).map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }
         }
     }
 
-    /// Visitors and pageviews per bucket of `bucketMs` (UTC-aligned), empty buckets included.
-    public func series(site: String, from: Int64, to: Int64, bucketMs: Int64, filters: Filters = Filters()) throws -> [SeriesPoint] {
-        let counts = try writer.read { db in
+    /// Visitors and pageviews per local day (`hourly` false) or per hour counted from `from`,
+    /// empty buckets included (at most 2000).
+    public func series(site: String, from: Int64, to: Int64, hourly: Bool, filters: Filters = Filters()) throws -> [SeriesPoint] {
+        let (counts, calendar) = try writer.read { db in
             let f = filters.clause(site: site, from: from, to: to)
-            return try Row.fetchAll(db, sql: """
-                SELECT ts / ? AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
+            let calendar = try Self.calendar(db, site: site)
+            let grid = SeriesPoint.hourGrid(from: from, calendar: calendar)
+            let bucket = hourly ? "(ts - \(grid.anchor)) / 3600000 - \(grid.first)" : calendar.sqlDay("ts")
+            return (try Row.fetchAll(db, sql: """
+                SELECT \(bucket) AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
                 WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY b
-                """, arguments: StatementArguments(([bucketMs, site, from, to] as [(any DatabaseValueConvertible)?]) + f.arguments))
-                .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }
+                """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + f.arguments))
+                .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }, calendar)
         }
-        var points: [SeriesPoint] = []
-        var b = from / bucketMs
-        while b * bucketMs < to && points.count < 2000 {
-            let (v, p) = counts[b] ?? (0, 0)
-            points.append(SeriesPoint(start: b * bucketMs, visitors: v, pageviews: p))
-            b += 1
+        let starts = SeriesPoint.buckets(from: from, to: to, hourly: hourly, calendar: calendar)
+        return starts.enumerated().map { i, start in
+            let (v, p) = counts[hourly ? Int64(i) : calendar.day(of: start)] ?? (0, 0)
+            return SeriesPoint(start: start, visitors: v, pageviews: p)
         }
-        return points
     }
 
     /// Custom-event properties of `event`: each `key = value` with its distinct daily visitors and events.
@@ -360,7 +383,7 @@ extension AppDatabase {
                   SELECT j.key AS k, CAST(j.value AS TEXT) AS v, count(DISTINCT e.visitor) AS n, count(*) AS c
                   FROM events e, json_each(e.props) j
                   WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.name = ? AND e.props IS NOT NULL\(f.sql)
-                  GROUP BY j.key, CAST(j.value AS TEXT), e.ts / 86400000)
+                  GROUP BY j.key, CAST(j.value AS TEXT), \(try Self.calendar(db, site: site).sqlDay("e.ts")))
                 GROUP BY k, v ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?
                 """, arguments: StatementArguments(([site, from, to, event] as [(any DatabaseValueConvertible)?]) + f.arguments + [limit]))
                 .map { BreakdownRow(value: $0[0], visitors: $0[1], pageviews: $0[2]) }

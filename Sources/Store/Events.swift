@@ -52,8 +52,10 @@ public struct EventRow: Sendable, Equatable {
     public var scroll: Int64?
     /// Set when read back.
     public var sessionID: Int64?
-    /// Dated (by the browser) on an earlier day than it arrived: that day's rollup is marked stale.
+    /// Dated (by the browser) on an earlier day than it arrived: that day's rollup is marked
+    /// stale, and its visit's; days of the site's `calendar`.
     public var late = false
+    public var calendar: SiteCalendar = .utc
 
     public init(siteID: String, clientID: String?, timestamp: Int64, name: String, path: String,
                 decision: Decision, visitor: Int64, sourceType: String) {
@@ -185,7 +187,7 @@ extension AppDatabase {
         let (sessionID, acquisition, startedAt) = try session(for: event, &st)
         if event.late {
             // Its day's figures changed, and its visit's (counted on the day the visit began).
-            for day in Set([event.timestamp / 86_400_000, startedAt / 86_400_000]) {
+            for day in Set([event.calendar.day(of: event.timestamp), event.calendar.day(of: startedAt)]) {
                 st.staleDay.start()
                 st.staleDay.bind(event.siteID); st.staleDay.bind(day)
                 try st.staleDay.run()

@@ -8,6 +8,8 @@ struct FactView: Sendable {
     let blocks: [FactBlock]
     let from: Int64
     let to: Int64
+    /// The site's days (the blocks are its days).
+    var calendar: SiteCalendar = .utc
     var site = ""
     /// Goal counts of whole days, by day, generation and goals (shared with the FactStore).
     var goalDays: Memo<GoalDayKey, Tally>? = nil
@@ -23,7 +25,7 @@ struct GoalDayKey: Hashable, Sendable {
 /// Every figure of one view that comes from events and visits, computed in one pass over the
 /// loaded days. The meaning of each figure and filter is the one the SQL in `Dashboard.swift`
 /// and `Goals.swift` gives it (the property test in `FactEngineTests` holds them to it):
-/// visitors are distinct visitor hashes per UTC day summed over the days; a filter on a field
+/// visitors are distinct visitor hashes per local day summed over the days; a filter on a field
 /// keeps the events with that value; a filter on an event name keeps the visits (sessions) that
 /// sent it in the range; visits are the sessions started in the range with a kept event in it.
 public struct FactFigures: Sendable {
@@ -192,6 +194,9 @@ struct Scan {
     let paths: [String]
     let pageview: UInt32, engagement: UInt32
     let dayBuckets: [Int64], hourBuckets: [Int64]
+    /// The local day of the range's start (the daily chart's first point), and its hours.
+    let firstDay: Int64
+    let hourGrid: (anchor: Int64, first: Int64)
     /// Page goals and event goals (at most 64 in all: their bits in the masks below).
     let pageGoals: [Goal], eventGoals: [Goal]
     /// Per page code, the page goals it completes; per event name code, the event goals.
@@ -217,8 +222,10 @@ struct Scan {
         pageview = codes.name.existing("pageview") ?? .max
         engagement = codes.name.existing("engagement") ?? .max
         custom = names.indices.map { $0 != 0 && !AppDatabase.internalEventNames.contains(names[$0]) }
-        dayBuckets = FactView.buckets(from: view.from, to: view.to, size: AppDatabase.dayMs)
-        hourBuckets = hourly ? FactView.buckets(from: view.from, to: view.to, size: 3_600_000) : []
+        dayBuckets = SeriesPoint.buckets(from: view.from, to: view.to, hourly: false, calendar: view.calendar)
+        hourBuckets = hourly ? SeriesPoint.buckets(from: view.from, to: view.to, hourly: true, calendar: view.calendar) : []
+        firstDay = view.calendar.day(of: view.from)
+        hourGrid = SeriesPoint.hourGrid(from: view.from, calendar: view.calendar)
         pageGoals = Array(goals.filter { $0.kind == .page }.prefix(64))
         eventGoals = Array(goals.filter { $0.kind == .event }.prefix(64 - pageGoals.count))
         var pathGoals = [UInt64](repeating: 0, count: paths.count)
@@ -268,9 +275,10 @@ struct Scan {
         visitors += t.visitors; pageviews += t.pageviews; visitCount += t.visits; bounces += t.bounces; durationMs += t.durationMs
         pages.add(t.pages); named.add(t.named); entry.add(t.entry); exit.add(t.exit)
         for f in fieldOffsets.indices { fields.add(t.fields[f], offset: fieldOffsets[f]) }
-        let day = Int(b.day - view.from / AppDatabase.dayMs)
+        let day = Int(b.day - firstDay)
         if day >= 0 && day < daily.visitors.count { daily.visitors[day] += Int32(t.visitors); daily.count[day] += Int64(t.pageviews) }
-        hourly.add(t.hours, offset: Int(b.start / 3_600_000 - view.from / 3_600_000))
+        // The day's own hours are counted from its start.
+        hourly.add(t.hours, offset: Int((b.start - hourGrid.anchor) / 3_600_000 - hourGrid.first))
         for e in t.engaged where Int(e.path) < engaged.count {
             engaged[Int(e.path)].count += e.count; engaged[Int(e.path)].sum += e.sum
             engaged[Int(e.path)].scrolls += e.scrolls; engaged[Int(e.path)].depth += e.depth
@@ -337,7 +345,6 @@ struct Scan {
         let blockKey = UInt64(bi) << 32
         let filtered = !compiled.isEmpty
         let ts = b.ts, profile = b.profile, path = b.path, session = b.session, visitor = b.visitor, name = b.name
-        let hourBase = from / 3_600_000
         let before = (visitors, pageviews)
         let anyGoal = !pageGoals.isEmpty || !eventGoals.isEmpty
         for i in 0..<b.events where keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) {
@@ -364,7 +371,7 @@ struct Scan {
                 for f in 0..<width { fields.add(offsets[f] + Int(profiles[p * width + f]), visitor: key, count: 0) }
             }
             if !hourBuckets.isEmpty {
-                let h = Int((b.start + Int64(t)) / 3_600_000 - hourBase)
+                let h = Int((b.start + Int64(t) - hourGrid.anchor) / 3_600_000 - hourGrid.first)
                 if h < hourly.visitors.count { hourly.add(h, visitor: key, count: viewCount) }
             }
             if n == engagement {
@@ -377,7 +384,7 @@ struct Scan {
             for f in 0..<width { fields.count[offsets[f] + Int(profiles[p * width + f])] += profileViews[p] }
         }
         // The day's point of the daily chart: its distinct visitors and pageviews.
-        let d = Int(b.day - from / AppDatabase.dayMs)
+        let d = Int(b.day - firstDay)
         if d >= 0 && d < daily.visitors.count { daily.visitors[d] += Int32(visitors - before.0); daily.count[d] += Int64(pageviews - before.1) }
     }
 
@@ -409,7 +416,7 @@ extension FactView {
 
     /// The block's part of the range, in ms after its start.
     func bounds(_ b: FactBlock) -> (Int32, Int32) {
-        (Int32(max(0, from - b.start)), Int32(min(AppDatabase.dayMs, to - b.start)))
+        (Int32(max(0, from - b.start)), Int32(min(b.end - b.start, to - b.start)))
     }
 
     /// Whether the range holds all of the block (its events and visit starts).
@@ -486,7 +493,7 @@ extension FactView {
     static func totals(of block: FactBlock, codes: SiteCodes) -> DayTotals {
         var b = block
         b.totals.lastOffset = max(b.ts.max() ?? -1, b.visitStart.max() ?? -1)
-        let view = FactView(codes: codes, blocks: [b], from: b.start, to: b.start + AppDatabase.dayMs)
+        let view = FactView(codes: codes, blocks: [b], from: b.start, to: b.end, calendar: SiteCalendar(identifier: b.zone) ?? .utc)
         var scan = Scan(view: view, filters: Filters(), goals: [])
         scan.events(0, b)
         scan.visits(0, b)
@@ -549,13 +556,6 @@ extension FactView {
         return path.utf8.starts(with: prefix.utf8)
     }
 
-    /// Starts of the buckets of `size` ms covering `from..<to` (UTC-aligned), at most 2000.
-    static func buckets(from: Int64, to: Int64, size: Int64) -> [Int64] {
-        var starts: [Int64] = []
-        var b = from / size
-        while b * size < to && starts.count < 2000 { starts.append(b * size); b += 1 }
-        return starts
-    }
 }
 
 extension AppDatabase {
@@ -594,7 +594,7 @@ extension AppDatabase {
             // Visits are numbered as they are opened, but a visit opened later by a queued event
             // (up to 72 hours old) may start earlier: four days of margin cover it (no event lies
             // before the oldest one).
-            let earliest = max(opened - 4 * Self.dayMs, oldest / Self.dayMs * Self.dayMs)
+            let earliest = max(opened - 4 * SiteCalendar.dayMs, view.calendar.start(of: view.calendar.day(of: oldest)))
             guard let wide = facts.view(site: site, from: min(earliest, from), to: max(to, last + 1)) else { return nil }
             var attributed = SessionBits(wide.blocks)
             let span = attributed.base..<(attributed.base + Int64(attributed.words.count * 64))
@@ -636,7 +636,7 @@ extension AppDatabase {
             var visitors: [(Int64, UInt64)] = []
             for r in rows where r.kind == g.match && counts(r) {
                 completions += 1
-                if let v = r.visitor { visitors.append((r.ts / Self.dayMs, v)) }
+                if let v = r.visitor { visitors.append((view.calendar.day(of: r.ts), v)) }
             }
             // Distinct (day, visitor) pairs.
             visitors.sort { $0 < $1 }
@@ -721,7 +721,8 @@ extension AppDatabase {
         let (oldest, last) = try writer.read { db in try Self.eventSpan(db, site: funnel.siteID) } ?? (from, to)
         // Late events may belong to a visit that started a little after them: one day before the
         // range too (no event lies before the oldest one).
-        let start = min(from, max(from - Self.dayMs, oldest / Self.dayMs * Self.dayMs))
+        let calendar = try calendar(site: funnel.siteID)
+        let start = min(from, max(from - SiteCalendar.dayMs, calendar.start(of: calendar.day(of: oldest))))
         guard let view = facts.view(site: funnel.siteID, from: start, to: max(to, last + 1)) else { return nil }
         // The same steps over the same days at the same generations give the same counts: kept
         // until a day changes (today's every minute), a range ending after the last visit start

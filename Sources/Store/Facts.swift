@@ -3,7 +3,7 @@ import GRDB
 import GRDBSQLite
 import Synchronization
 
-/// The analytics engine's memory: per site and UTC day, the day's events and the visits that
+/// The analytics engine's memory: per site and local day (its time zone, ``SiteCalendar``), the day's events and the visits that
 /// started on it as columns of dictionary codes, so that a view under any filters is a scan of
 /// integer arrays instead of SQL over the raw rows (see `FactQuery.swift`).
 ///
@@ -49,7 +49,8 @@ public final class FactStore: Sendable {
         for site in sites {
             // Days before the first stored event are answered by their rollups alone.
             let first = try daysWithEvents(site: site, fromDay: .max, toDay: .max).first ?? .max
-            let wanted = try versions(site: site, fromDay: first, toDay: .max)
+            // Days counted in another zone (the site moved) wait for their new rollup.
+            let wanted = try versions(site: site, fromDay: first, toDay: .max).compactMapValues { $0.current ? $0.generation : nil }
             let facts = siteFacts(site)
             let have = state.withLock { _ in facts.blocks.mapValues(\.generation) }
             for day in have.keys where wanted[day] == nil { state.withLock { _ in facts.blocks[day] = nil } }
@@ -77,8 +78,8 @@ public final class FactStore: Sendable {
 
     /// The loaded days of `site` covering `from..<to`, when every one of them is current; nil otherwise.
     func view(site: String, from: Int64, to: Int64) -> FactView? {
-        guard to > from else { return nil }
-        let fromDay = from / AppDatabase.dayMs, toDay = (to - 1) / AppDatabase.dayMs
+        guard to > from, let calendar = try? writer.read({ db in try AppDatabase.calendar(db, site: site) }) else { return nil }
+        let fromDay = calendar.day(of: from), toDay = calendar.day(of: to - 1)
         guard let facts = state.withLock({ $0[site] }),
               let wanted = try? versions(site: site, fromDay: fromDay, toDay: toDay),
               let (first, days) = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
@@ -87,15 +88,17 @@ public final class FactStore: Sendable {
         if wanted.keys.contains(where: { day in first.map { day < $0 } ?? true }) { return nil }
         var blocks: [FactBlock] = []
         for day in days {
-            guard let generation = wanted[day] else {
+            guard let version = wanted[day] else {
                 // A day without a rollup is fine only when it has nothing to roll up (no event).
                 guard (try? hasEvents(site: site, day: day)) == false else { return nil }
                 continue
             }
-            guard let block = state.withLock({ _ in facts.blocks[day] }), block.generation == generation else { return nil }
+            // A day counted in another zone is not rolled up anew yet.
+            guard version.current, let block = state.withLock({ _ in facts.blocks[day] }), block.generation == version.generation,
+                  block.zone == calendar.identifier else { return nil }
             blocks.append(block)
         }
-        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, site: site, goalDays: goalDays)
+        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, calendar: calendar, site: site, goalDays: goalDays)
     }
 
     private func siteFacts(_ site: String) -> SiteFacts {
@@ -107,16 +110,16 @@ public final class FactStore: Sendable {
         }
     }
 
-    /// Days of the site in `fromDay...toDay` whose rollup is current (not waiting for late events),
-    /// with the day's change generation.
-    private func versions(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: Int64] {
+    /// Rolled-up days of the site in `fromDay...toDay` not waiting for late events, with the
+    /// day's change generation and whether the rollup is in the site's zone.
+    private func versions(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (generation: Int64, current: Bool)] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT r.day, coalesce(c.generation, 0) FROM rollup_days r
+                SELECT r.day, coalesce(c.generation, 0), r.zone = (SELECT timezone FROM sites WHERE id = ?) FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
                 WHERE r.site_id = ? AND r.day BETWEEN ? AND ?
                   AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = $1[1] as Int64 }
+                """, arguments: [site, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
         }
     }
 
@@ -125,16 +128,19 @@ public final class FactStore: Sendable {
     private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> (first: Int64?, days: [Int64]) {
         try writer.read { db in
             guard let (first, last) = try AppDatabase.eventSpan(db, site: site) else { return (nil, []) }
-            let lower = max(first / AppDatabase.dayMs, fromDay), upper = min(last / AppDatabase.dayMs, toDay)
-            guard lower <= upper else { return (first / AppDatabase.dayMs, []) }
-            return (first / AppDatabase.dayMs, Array(lower...upper))
+            let calendar = try AppDatabase.calendar(db, site: site)
+            let firstDay = calendar.day(of: first)
+            let lower = max(firstDay, fromDay), upper = min(calendar.day(of: last), toDay)
+            guard lower <= upper else { return (firstDay, []) }
+            return (firstDay, Array(lower...upper))
         }
     }
 
     private func hasEvents(site: String, day: Int64) throws -> Bool {
         try writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
-                             arguments: [site, day * AppDatabase.dayMs, (day + 1) * AppDatabase.dayMs]) != nil
+            let calendar = try AppDatabase.calendar(db, site: site)
+            return try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
+                                    arguments: [site, calendar.start(of: day), calendar.end(of: day)]) != nil
         }
     }
 
@@ -144,8 +150,9 @@ public final class FactStore: Sendable {
             guard let generation = try Int64.fetchOne(db, sql: """
                 SELECT coalesce(c.generation, 0) FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
-                WHERE r.site_id = ? AND r.day = ? AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, day, site]) else { return nil }
+                WHERE r.site_id = ? AND r.day = ? AND r.zone = (SELECT timezone FROM sites WHERE id = ?)
+                  AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
+                """, arguments: [site, day, site, site]) else { return nil }
             return try Self.read(db, site: site, day: day, codes: codes, generation: generation)
         }
     }
@@ -171,8 +178,9 @@ public final class FactStore: Sendable {
     }
 
     private static func read(_ db: Database, site: String, day: Int64, codes: SiteCodes, generation: Int64) throws -> FactBlock {
-        let start = day * AppDatabase.dayMs
-        var b = FactBlock(day: day, generation: generation)
+        let calendar = try AppDatabase.calendar(db, site: site)
+        let start = calendar.start(of: day), end = calendar.end(of: day)
+        var b = FactBlock(day: day, start: start, end: end, zone: calendar.identifier, generation: generation)
         let profileColumns = Self.profileDimensions.map(\.rawValue).joined(separator: ", ")
         // Sorted by visitor, then time: a visitor's events are contiguous, which makes distinct
         // counts a comparison with the previous row, and repeats of a visit's fields cheap to code.
@@ -181,7 +189,7 @@ public final class FactStore: Sendable {
               CASE WHEN props IS NULL THEN -1 ELSE id END
             FROM events WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY visitor, ts
             """)
-        events.start(); events.bind(site); events.bind(start); events.bind(start + AppDatabase.dayMs)
+        events.start(); events.bind(site); events.bind(start); events.bind(end)
         var visitors = VisitorCoder()
         var name = ColumnCoder(), path = ColumnCoder()
         var fields = [ColumnCoder](repeating: ColumnCoder(), count: Self.profileDimensions.count)
@@ -225,7 +233,7 @@ public final class FactStore: Sendable {
                 SELECT e.id, json_array(j.key, CAST(j.value AS TEXT)), j.key || ' = ' || CAST(j.value AS TEXT)
                 FROM events e, json_each(e.props) j WHERE e.site_id = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL
                 """)
-            props.start(); props.bind(site); props.bind(start); props.bind(start + AppDatabase.dayMs)
+            props.start(); props.bind(site); props.bind(start); props.bind(end)
             var pairs: [(UInt32, UInt32)] = []
             try props.forEachRow { row in
                 guard let event = withProps[row.int64(0)], let identity = row.text(1) else { return }
@@ -239,7 +247,7 @@ public final class FactStore: Sendable {
             SELECT id, visitor, started_at, bounce, duration_ms, entry_path, exit_path FROM sessions
             WHERE site_id = ? AND started_at >= ? AND started_at < ? ORDER BY visitor, started_at
             """)
-        sessions.start(); sessions.bind(site); sessions.bind(start); sessions.bind(start + AppDatabase.dayMs)
+        sessions.start(); sessions.bind(site); sessions.bind(start); sessions.bind(end)
         var entry = ColumnCoder(), exit = ColumnCoder()
         try sessions.forEachRow { row in
             let id = row.int64(0)
@@ -321,9 +329,12 @@ final class SiteCodes: Sendable {
     }
 }
 
-/// One UTC day of one site.
+/// One local day of one site.
 struct FactBlock: Sendable {
     let day: Int64
+    /// The day's bounds (ms) in the zone it was read in (23, 24 or 25 hours).
+    let start: Int64, end: Int64
+    let zone: String
     var generation: Int64
     // Events, sorted by visitor then time. Visitor codes are dense within the day; ts is ms after
     // the day's start; session -1 is none; engaged -1 and scroll -1 are NULL.
@@ -353,10 +364,11 @@ struct FactBlock: Sendable {
     /// The day's figures without filters.
     var totals = DayTotals()
 
-    init(day: Int64, generation: Int64) { self.day = day; self.generation = generation }
+    init(day: Int64, start: Int64, end: Int64, zone: String, generation: Int64) {
+        self.day = day; self.start = start; self.end = end; self.zone = zone; self.generation = generation
+    }
 
     var events: Int { visitor.count }
-    var start: Int64 { day * AppDatabase.dayMs }
     var bytes: Int { events * 37 + profiles.count * 4 + visitID.count * 37 }
 }
 
@@ -402,18 +414,20 @@ extension WriteTransaction {
     /// reloads them: called, in their own transaction, by whatever deletes or rewrites stored
     /// events or visits other than by appending (erasure, retention, expiring columns).
     func factsChanged(site: String, from: Int64, to: Int64) throws {
-        let first = from / AppDatabase.dayMs, last = to / AppDatabase.dayMs
+        let calendar = try AppDatabase.calendar(db, site: site)
+        let last = calendar.day(of: to), first = calendar.day(of: from)
         guard first <= last else { return }
+        // A range longer than a retention policy can hold is cut (its older days have no rollup to match anyway).
+        try factsChanged(site: site, days: Array(max(first, last - 4000)...last))
+    }
+
+    /// The same for the days of `days` (local day numbers).
+    func factsChanged(site: String, days: [Int64]) throws {
+        guard let last = days.max() else { return }
         let statement = try db.cachedStatement(sql: """
             INSERT INTO fact_changes (site_id, day, generation) VALUES (?, ?, 1)
             ON CONFLICT(site_id, day) DO UPDATE SET generation = generation + 1
             """)
-        // A range longer than a retention policy can hold is cut (its older days have no rollup to match anyway).
-        for day in max(first, last - 4000)...last { try statement.execute(arguments: [site, day]) }
-    }
-
-    /// The same for the days of `days`.
-    func factsChanged(site: String, days: [Int64]) throws {
-        for day in days { try factsChanged(site: site, from: day * AppDatabase.dayMs, to: day * AppDatabase.dayMs) }
+        for day in Set(days) where day >= last - 4000 { try statement.execute(arguments: [site, day]) }
     }
 }

@@ -115,7 +115,8 @@ extension AppDatabase {
     public func goalResults(site: String, from: Int64, to: Int64, filters: Filters = Filters()) throws -> [GoalResult] {
         let goals = try goals(site: site)
         return try writer.read { db in
-            try goals.map { g in
+            let calendar = try Self.calendar(db, site: site)
+            return try goals.map { g in
                 let (cond, args) = Self.goalWhere(g)
                 let base: [(any DatabaseValueConvertible)?] = [site, from, to]
                 if g.kind == .conversion {
@@ -124,7 +125,7 @@ extension AppDatabase {
                     let row = try Row.fetchOne(db, sql: """
                         SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
                           SELECT count(DISTINCT s.visitor) AS v, count(*) AS n FROM conversions c LEFT JOIN sessions s ON s.id = c.session_id
-                          WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ? AND c.\(cond)\(scope.sql) GROUP BY c.ts / 86400000)
+                          WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ? AND c.\(cond)\(scope.sql) GROUP BY \(calendar.sqlDay("c.ts")))
                         """, arguments: StatementArguments(base + args + scope.arguments))
                     return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
                 }
@@ -132,7 +133,7 @@ extension AppDatabase {
                 let row = try Row.fetchOne(db, sql: """
                     SELECT coalesce(sum(v), 0), coalesce(sum(n), 0) FROM (
                       SELECT count(DISTINCT visitor) AS v, count(*) AS n FROM events
-                      WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(f.sql) GROUP BY ts / 86400000)
+                      WHERE site_id = ? AND ts >= ? AND ts < ? AND \(cond)\(f.sql) GROUP BY \(calendar.sqlDay("ts")))
                     """, arguments: StatementArguments(base + args + f.arguments))
                 return GoalResult(goal: g, visitors: row?[0] ?? 0, completions: row?[1] ?? 0)
             }
@@ -166,8 +167,9 @@ extension AppDatabase {
             }
             // Visitors per day (of the visit's start), summed, as everywhere.
             var visitorOf: [Int64: [Int64]] = [:]
+            let calendar = try Self.calendar(db, site: funnel.siteID)
             let sessions = try Row.fetchCursor(db, sql: """
-                SELECT id, started_at / 86400000, visitor FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ?
+                SELECT id, \(calendar.sqlDay("started_at")), visitor FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ?
                 """, arguments: [funnel.siteID, from, to])
             while let row = try sessions.next() { visitorOf[row[0]] = [row[1], row[2]] }
             var reached = [Int](repeating: 0, count: steps.count)

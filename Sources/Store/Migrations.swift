@@ -443,6 +443,15 @@ extension AppDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("v15-time-zones") { db in
+            // Each site's IANA time zone decides its days (see SiteCalendar); a rolled-up day
+            // records the zone it was counted in (days kept after their events were purged keep
+            // the zone of their time when the site moves).
+            try db.execute(sql: """
+                ALTER TABLE sites ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+                ALTER TABLE rollup_days ADD COLUMN zone TEXT NOT NULL DEFAULT 'UTC';
+                """)
+        }
         return migrator
     }
 }

@@ -208,7 +208,8 @@ extension WriteTransaction {
         try db.execute(sql: "DELETE FROM conversions WHERE id IN (\(AppDatabase.subjectConversions(kind: request.subjectKind)))", arguments: args)
         counts["conversions"] = db.changesCount
         if let scope {
-            days = try Int64.fetchAll(db, sql: "SELECT DISTINCT ts / 86400000 FROM events WHERE id IN (\(scope.events)) ORDER BY 1",
+            let calendar = try AppDatabase.calendar(db, site: request.siteID)
+            days = try Int64.fetchAll(db, sql: "SELECT DISTINCT \(calendar.sqlDay("ts")) FROM events WHERE id IN (\(scope.events)) ORDER BY 1",
                                       arguments: args)
             // Sessions first collected by id, because deleting events would lose the email link.
             let sessionIDs = try Int64.fetchAll(db, sql: scope.sessions, arguments: args)
@@ -219,7 +220,7 @@ extension WriteTransaction {
                 let ids = sessionIDs[chunk..<min(chunk + 500, sessionIDs.count)]
                 // The engine reloads the days the visits started on, as well as those of the events.
                 try factsChanged(site: request.siteID, days: try Int64.fetchAll(db, sql: """
-                    SELECT DISTINCT started_at / 86400000 FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))
+                    SELECT DISTINCT \(calendar.sqlDay("started_at")) FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))
                     """, arguments: StatementArguments(Array(ids))))
                 try db.execute(sql: "DELETE FROM sessions WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
                                arguments: StatementArguments(Array(ids)))

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// Daily rollups: per site and UTC day, the totals and, per dimension value, the distinct visitors
+/// Daily rollups: per site and local day (the site's time zone, see ``SiteCalendar``), the totals and, per dimension value, the distinct visitors
 /// and pageviews. Visitor hashes change every day, so a day's distinct count is exact and sums over
 /// days mean the same as the raw queries. Recomputed for today (and yesterday) every minute, for
 /// older days when their events change (erasure) or when missing.
@@ -61,8 +61,8 @@ extension AppDatabase {
             try db.execute(sql: "DELETE FROM rollup_values WHERE site_id = ? AND day = ?", arguments: [site, day])
             try db.execute(sql: "DELETE FROM rollup_days WHERE site_id = ? AND day = ?", arguments: [site, day])
             try db.execute(sql: """
-                INSERT INTO rollup_days (site_id, day, visitors, pageviews, visits, bounces, duration_ms, refreshed_at) VALUES (?,?,?,?,?,?,?,?)
-                """, arguments: [site, day, t.visitors, t.pageviews, t.visits, t.bounces, t.durationMs, now])
+                INSERT INTO rollup_days (site_id, day, visitors, pageviews, visits, bounces, duration_ms, refreshed_at, zone) VALUES (?,?,?,?,?,?,?,?,?)
+                """, arguments: [site, day, t.visitors, t.pageviews, t.visits, t.bounces, t.durationMs, now, block.zone])
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO rollup_values (site_id, day, dimension, value, visitors, pageviews) VALUES (?,?,?,?,?,?)
                 """)
@@ -86,19 +86,21 @@ extension AppDatabase {
     public func daysWithoutRollup(site: String, fromDay: Int64? = nil, toDay: Int64? = nil, limit: Int) throws -> [Int64] {
         try writer.read { db in
             guard let (first, last) = try Self.eventSpan(db, site: site) else { return [] }
-            let lower = max(first / Self.dayMs, fromDay ?? .min), upper = min(last / Self.dayMs, toDay ?? .max)
+            let calendar = try Self.calendar(db, site: site)
+            let lower = max(calendar.day(of: first), fromDay ?? .min), upper = min(calendar.day(of: last), toDay ?? .max)
             guard lower <= upper else { return [] }
-            // A day that received late events since its rollup was built counts as not rolled up.
+            // A day that received late events since its rollup was built counts as not rolled up,
+            // and so does one counted in another zone (the site moved).
             let done = Set(try Int64.fetchAll(db, sql: """
-                SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?
+                SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ? AND zone = ?
                   AND day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, lower, upper, site]))
+                """, arguments: [site, lower, upper, calendar.identifier, site]))
             var days: [Int64] = []
             var d = lower
             while d <= upper && days.count < limit {
                 if !done.contains(d),
                    try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
-                                    arguments: [site, d * Self.dayMs, (d + 1) * Self.dayMs]) != nil {
+                                    arguments: [site, calendar.start(of: d), calendar.end(of: d)]) != nil {
                     days.append(d)
                 }
                 d += 1
@@ -134,32 +136,43 @@ extension AppDatabase {
 
     /// Visitors and pageviews per day from the rollups, every day of the range included.
     public func rollupSeries(site: String, fromDay: Int64, toDay: Int64) throws -> [SeriesPoint] {
-        let byDay = try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                             arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }
+        let (byDay, calendar) = try writer.read { db in
+            (try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                              arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) },
+             try Self.calendar(db, site: site))
         }
         return (fromDay...max(fromDay, toDay)).map { d in
-            SeriesPoint(start: d * Self.dayMs, visitors: byDay[d]?.0 ?? 0, pageviews: byDay[d]?.1 ?? 0)
+            SeriesPoint(start: calendar.start(of: d), visitors: byDay[d]?.0 ?? 0, pageviews: byDay[d]?.1 ?? 0)
         }
     }
 
-    /// Rolled-up days of a site before `cutoff` (ms).
+    /// The zones other than the site's own that rolled-up days of `fromDay...toDay` were counted
+    /// in (days kept from before the site moved), with the last such day.
+    public func rollupZones(site: String, fromDay: Int64, toDay: Int64) throws -> [(zone: String, lastDay: Int64)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT zone, max(day) FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?
+                  AND zone != (SELECT timezone FROM sites WHERE id = ?) GROUP BY zone ORDER BY 2
+                """, arguments: [site, fromDay, toDay, site]).map { ($0[0], $0[1]) }
+        }
+    }
+
+    /// Rolled-up days of a site that ended before `cutoff` (ms).
     public func countRollupDaysOlder(site: String, cutoff: Int64) throws -> Int {
         try writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM rollup_days WHERE site_id = ? AND (day + 1) * 86400000 <= ?",
-                             arguments: [site, cutoff]) ?? 0
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM rollup_days WHERE site_id = ? AND day < ?",
+                             arguments: [site, try Self.calendar(db, site: site).day(of: cutoff)]) ?? 0
         }
     }
 
 }
 
 extension WriteTransaction {
-    /// Deletes the oldest rolled-up day before `cutoff` (both rollup tables); returns false
-    /// when none is left.
+    /// Deletes the oldest rolled-up day that ended before `cutoff` (both rollup tables); returns
+    /// false when none is left.
     public func deleteOldestRollupDay(site: String, cutoff: Int64) throws -> Bool {
-        guard let day = try Int64.fetchOne(db, sql: """
-            SELECT min(day) FROM rollup_days WHERE site_id = ? AND (day + 1) * 86400000 <= ?
-            """, arguments: [site, cutoff]) else { return false }
+        guard let day = try Int64.fetchOne(db, sql: "SELECT min(day) FROM rollup_days WHERE site_id = ? AND day < ?",
+                                           arguments: [site, try AppDatabase.calendar(db, site: site).day(of: cutoff)]) else { return false }
         for table in ["rollup_values", "rollup_days"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
         }

@@ -10,13 +10,16 @@ public struct Site: Sendable, Equatable {
     /// Name of the policy file (without extension) in force for the site.
     public var policy: String
     public var createdAt: Date
+    /// The site's time zone: where its days, months and hours start.
+    public var calendar: SiteCalendar
 
-    public init(id: String, name: String, domains: [String], policy: String, createdAt: Date) {
+    public init(id: String, name: String, domains: [String], policy: String, createdAt: Date, calendar: SiteCalendar = .utc) {
         self.id = id
         self.name = name
         self.domains = domains
         self.policy = policy
         self.createdAt = createdAt
+        self.calendar = calendar
     }
 }
 
@@ -27,14 +30,31 @@ extension Site {
         domains = (row["domains"] as String).split(separator: " ").map(String.init)
         policy = row["policy"]
         createdAt = Date(timeIntervalSince1970: Double(row["created_at"] as Int64) / 1000)
+        // A zone the system's tz database no longer knows reads as UTC (settings show it).
+        calendar = SiteCalendar(identifier: row["timezone"]) ?? .utc
     }
 }
 
 extension WriteTransaction {
     public func addSite(_ site: Site) throws {
-        try db.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(sql: "INSERT INTO sites (id, name, domains, policy, created_at, timezone) VALUES (?, ?, ?, ?, ?, ?)",
                        arguments: [site.id, site.name, site.domains.joined(separator: " "), site.policy,
-                                   Int64(site.createdAt.timeIntervalSince1970 * 1000)])
+                                   Int64(site.createdAt.timeIntervalSince1970 * 1000), site.calendar.identifier])
+    }
+
+    /// Moves a site to another time zone. Its days are counted anew: the rollups of every day
+    /// from the first stored event on are dropped (the rollup job rebuilds them, the engine
+    /// reloads them; until then views read the raw events). Days before the first stored event
+    /// keep the rollups they have, in the zone they were counted in (`rollup_days.zone`).
+    public func setTimeZone(site id: String, to calendar: SiteCalendar) throws {
+        guard let before = try site(id: id), before.calendar != calendar else { return }
+        try db.execute(sql: "UPDATE sites SET timezone = ? WHERE id = ?", arguments: [calendar.identifier, id])
+        // The engine's copies of old days no longer match the new days' bounds (see FactStore.view).
+        if let (first, _) = try AppDatabase.eventSpan(db, site: id) {
+            for table in ["rollup_values", "rollup_days", "rollup_stale"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day >= ?", arguments: [id, before.calendar.day(of: first)])
+            }
+        }
     }
 
     public func updateSite(id: String, name: String, domains: [String], policy: String) throws {
@@ -62,5 +82,14 @@ extension AppDatabase {
         try writer.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE id = ?", arguments: [id]).map(Site.init(row:))
         }
+    }
+
+    /// The calendar of a site (UTC for an unknown site).
+    static func calendar(_ db: Database, site: String) throws -> SiteCalendar {
+        try String.fetchOne(db, sql: "SELECT timezone FROM sites WHERE id = ?", arguments: [site]).flatMap(SiteCalendar.init(identifier:)) ?? .utc
+    }
+
+    public func calendar(site: String) throws -> SiteCalendar {
+        try writer.read { db in try Self.calendar(db, site: site) }
     }
 }

@@ -41,13 +41,21 @@ public struct ResultTable: Sendable, Equatable {
         self.name = name; self.columns = columns; self.rows = rows
     }
 
-    static func fetch(_ db: Database, name: String, sql: String, arguments: StatementArguments) throws -> ResultTable {
+    /// Columns holding instants (ms), exported as ISO 8601 local time with offset.
+    static let timeColumns: Set<String> = ["ts", "started_at", "last_seen", "first_ts", "last_ts"]
+
+    static func fetch(_ db: Database, name: String, sql: String, arguments: StatementArguments, calendar: SiteCalendar) throws -> ResultTable {
         let statement = try db.makeStatement(sql: sql)
         let columns = statement.columnNames
+        let times = columns.map(timeColumns.contains)
         var rows: [[Cell]] = []
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try cursor.next() {
-            rows.append((0..<row.count).map { Cell(row[$0] as DatabaseValue) })
+            rows.append((0..<row.count).map { i in
+                let cell = Cell(row[i] as DatabaseValue)
+                if times[i], case .integer(let ms) = cell { return .text(calendar.iso(ms)) }
+                return cell
+            })
         }
         return ResultTable(name: name, columns: columns, rows: rows)
     }
@@ -60,6 +68,7 @@ extension AppDatabase {
     public func subjectRecords(site: String, kind: PrivacyRequest.SubjectKind, hash: Int64) throws -> [ResultTable] {
         try writer.read { db in
             let args: StatementArguments = ["site": site, "h": hash]
+            let calendar = try Self.calendar(db, site: site)
             var tables: [ResultTable] = []
             let eventColumns = """
                 id, client_id, ts, name, path, decision, session_id, country, region, city, asn, asn_org, browser,
@@ -73,10 +82,10 @@ extension AppDatabase {
             if let scope = Self.subjectScope(kind: kind) {
                 tables.append(try .fetch(db, name: "events",
                                          sql: "SELECT \(eventColumns) FROM events WHERE id IN (\(scope.events)) ORDER BY ts, id",
-                                         arguments: args))
+                                         arguments: args, calendar: calendar))
                 tables.append(try .fetch(db, name: "sessions",
                                          sql: "SELECT \(sessionColumns) FROM sessions WHERE id IN (\(scope.sessions)) ORDER BY started_at, id",
-                                         arguments: args))
+                                         arguments: args, calendar: calendar))
             } else {
                 tables.append(ResultTable(name: "events", columns: [], rows: []))
                 tables.append(ResultTable(name: "sessions", columns: [], rows: []))
@@ -86,12 +95,12 @@ extension AppDatabase {
                   first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
                   last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, detail
                 FROM conversions WHERE id IN (\(Self.subjectConversions(kind: kind))) ORDER BY ts, id
-                """, arguments: args))
+                """, arguments: args, calendar: calendar))
             let consent = kind == .subject ? "site_id = :site AND subject = :h" : "site_id = :site AND :h IS NULL"
             tables.append(try .fetch(db, name: "consent_records", sql: """
                 SELECT id, ts, banner_version, policy, policy_version, analytics, marketing FROM consent_records
                 WHERE \(consent) ORDER BY ts, id
-                """, arguments: args))
+                """, arguments: args, calendar: calendar))
             return tables
         }
     }

@@ -23,8 +23,8 @@ struct DashboardFixture {
     let ownerPassword = "owner-password-123"
     let viewerPassword = "viewer-password-123"
 
-    init() async throws {
-        t = try TestCollector()
+    init(start: Date = noon, calendar: SiteCalendar = .utc, policy: Policy = .default) async throws {
+        t = try TestCollector(policy: policy, start: start, calendar: calendar)
         siteB = Site(id: "sitebbbb", name: "Site B", domains: ["b.example"], policy: "default", createdAt: noon)
         try t.database.addSite(siteB)
         try t.database.addUser(User(email: "owner@example.org", passwordHash: PasswordHasher.hash(ownerPassword), role: .owner, createdAt: noon))

@@ -92,8 +92,8 @@ import Testing
         }
         #expect(f.entry == (try db.sessionBreakdown(site: site, from: from, to: to, dimension: .entry, filters: filters)), "\(context)")
         #expect(f.exit == (try db.sessionBreakdown(site: site, from: from, to: to, dimension: .exit, filters: filters)), "\(context)")
-        #expect(f.daily == (try db.series(site: site, from: from, to: to, bucketMs: Self.day, filters: filters)), "\(context)")
-        #expect(f.hourly == (try db.series(site: site, from: from, to: to, bucketMs: 3_600_000, filters: filters)), "\(context)")
+        #expect(f.daily == (try db.series(site: site, from: from, to: to, hourly: false, filters: filters)), "\(context)")
+        #expect(f.hourly == (try db.series(site: site, from: from, to: to, hourly: true, filters: filters)), "\(context)")
         #expect(try db.factFigures(site: site, from: from, to: to, filters: filters, hourly: false)?.hourly == nil)
         #expect(f.engagement == (try db.pageEngagement(site: site, from: from, to: to, filters: filters)), "\(context)")
         #expect(f.goals == (try db.goalResults(site: site, from: from, to: to, filters: filters)), "\(context)")

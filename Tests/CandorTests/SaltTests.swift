@@ -123,4 +123,31 @@ import Testing
         #expect(try t.database.eventCount(site: t.site.id) == 1)
         #expect(try t.database.sessions(site: t.site.id).first?.pageviews == 1)
     }
+
+    /// A site's visitors are hashed with the salt of the site's own day; a day's salt is kept
+    /// until the overlap after its end has passed in the zone of every site, then destroyed.
+    @Test func saltsFollowEachSitesDayAndLiveUntilTheLastZoneLeavesTheDay() async throws {
+        let t = try TestCollector(start: try Date("2026-11-30T02:00:00Z", strategy: .iso8601))
+        let la = try #require(SiteCalendar(identifier: "America/Los_Angeles"))
+        try t.database.addSite(Site(id: "lasite01", name: "LA", domains: ["la.example"], policy: "default", createdAt: t.clock.now, calendar: la))
+        let nov29 = SiteCalendar.dayNumber(year: 2026, month: 11, day: 29), nov30 = nov29 + 1
+        // 02:00 UTC: Nov 30 for the UTC site, 18:00 on Nov 29 in Los Angeles.
+        try t.salts.rotate(now: t.clock.now)
+        #expect(try t.database.saltDays() == [nov29, nov30])
+        let utcHash = try t.salts.visitorHashes(site: "x", ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now)
+        let laHash = try t.salts.visitorHashes(site: "x", ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now, calendar: la)
+        #expect(utcHash.current != laHash.current && utcHash.previous == nil && laHash.previous == nil)
+        // Los Angeles' next midnight (08:00 UTC) comes before UTC's.
+        #expect(t.salts.nextDeadline(after: t.clock.now) == (try Date("2026-11-30T08:00:00Z", strategy: .iso8601)))
+        #expect(try t.salts.deleteExpired(now: t.clock.now).isEmpty)
+        // 08:30 UTC: 00:30 on Nov 30 in Los Angeles; Nov 29's salt serves its overlap.
+        t.clock.set(try Date("2026-11-30T08:30:00Z", strategy: .iso8601))
+        let overlap = try t.salts.visitorHashes(site: "x", ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now, calendar: la)
+        #expect(overlap.previous == laHash.current && overlap.current == utcHash.current)
+        #expect(try t.salts.deleteExpired(now: t.clock.now).isEmpty)
+        // 09:00 UTC: the overlap has passed everywhere: Nov 29's salt goes.
+        t.clock.set(try Date("2026-11-30T09:00:01Z", strategy: .iso8601))
+        #expect(try t.salts.deleteExpired(now: t.clock.now) == [nov29])
+        #expect(t.salts.daysInMemory == [nov30])
+    }
 }

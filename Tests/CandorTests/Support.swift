@@ -85,11 +85,11 @@ struct TestCollector {
     let site: Site
 
     init(policy: Policy = .default, geo: any GeoLookup = NoGeo(), limits: RateLimiter.Limits = .init(perSite: (1e6, 1e6), perClient: (1e6, 1e6)),
-         trusted: [CIDR] = [], start: Date = noon, domains: [String] = ["example.com"]) throws {
+         trusted: [CIDR] = [], start: Date = noon, domains: [String] = ["example.com"], calendar: SiteCalendar = .utc) throws {
         clock = TestClock(start)
         database = try AppDatabase(path: dir.file("candor.sqlite"))
         site = Site(id: "site-\(UUID().uuidString.prefix(8).lowercased())", name: "Test", domains: domains,
-                    policy: policy.name, createdAt: start)
+                    policy: policy.name, createdAt: start, calendar: calendar)
         try database.addSite(site)
         salts = try SaltKeeper(database: database)
         collector = Collector(database: database, policies: PolicyBook(policies: [policy, .default]), geo: geo,
