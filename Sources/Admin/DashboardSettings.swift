@@ -53,9 +53,11 @@ extension DashboardRoutes {
         return html("settings", c, status: status)
     }
 
-    /// Every IANA zone for a select, `selected` marked.
+    /// The zones for a select, `selected` marked (and listed, when it is a name settings do not
+    /// offer, such as a link set on the command line: saving the form must not change it).
     static func zones(selected: String) -> [[String: Any]] {
-        SiteCalendar.knownIdentifiers.map { ["name": $0, "selected": $0 == selected] }
+        let names = SiteCalendar.knownIdentifiers
+        return (names.contains(selected) ? names : [selected] + names).map { ["name": $0, "selected": $0 == selected] }
     }
 
     func changeSettings(_ request: Request, _ v: Viewer, _ id: String, _ action: String) async throws -> Response {

@@ -137,10 +137,7 @@ public struct Pipeline: Sendable {
                 w.row.visitor = hashes.current
                 w.row.previousVisitor = hashes.previous
             }
-            if day < scope.receivedDay {
-                w.row.late = true
-                w.row.calendar = scope.site.calendar
-            }
+            w.row.late = day < scope.receivedDay
             if case .identified = w.decision, let subject = w.incoming.subject {
                 w.row.subject = scope.deps.subjects.hash(subject)
             }

@@ -30,6 +30,8 @@ public final class SaltKeeper: Sendable {
     private struct State {
         /// Salts by day, in sodium memory.
         var salts: [Int64: SecretBytes] = [:]
+        /// Days whose salt was deleted already (never made again).
+        var deleted: Set<Int64> = []
     }
 
     private let database: AppDatabase
@@ -65,17 +67,20 @@ public final class SaltKeeper: Sendable {
 
     private func salts(now: Date, calendar: SiteCalendar) throws -> (SecretBytes, SecretBytes?) {
         let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
-        let day = calendar.day(of: ms)
-        let inOverlap = Double(ms - calendar.start(of: day)) / 1000 < overlap
+        var day = calendar.day(of: ms)
+        var inOverlap = Double(ms - calendar.start(of: day)) / 1000 < overlap
         return try state.withLock { state in
-            let current: SecretBytes
-            if let existing = state.salts[day] {
-                current = existing
-            } else {
+            // A day whose salt is gone already (a site moved to, or was added in, a zone still on
+            // that day after every other zone had left it) takes the next day's: a destroyed salt
+            // is never made again.
+            for _ in 0..<3 {
+                if state.deleted.contains(day) { day += 1; inOverlap = false; continue }
+                if let existing = state.salts[day] { return (existing, inOverlap ? state.salts[day - 1] : nil) }
                 let fresh = SecretBytes(random: 32)
                 // The new salt and the audit entry recording it commit together; if another process
                 // stored the day's salt first, that one is used.
-                current = try database.transaction { tx in
+                let made = try database.transaction { tx -> SecretBytes? in
+                    if try tx.saltDeleted(day: day) { return nil }
                     if try fresh.withBytes({ try tx.insertSalt(day: day, bytes: $0) }) {
                         try audit.record(in: tx, actor: "system", action: "salt_rotated", detail: ["day": .int(day)])
                         return fresh
@@ -85,9 +90,9 @@ public final class SaltKeeper: Sendable {
                     }
                     return stored
                 }
-                state.salts[day] = current
+                if let made { state.salts[day] = made } else { state.deleted.insert(day) }
             }
-            return (current, inOverlap ? state.salts[day - 1] : nil)
+            throw StoreError("no salt can be made for day \(day)")
         }
     }
 

@@ -53,9 +53,8 @@ public struct EventRow: Sendable, Equatable {
     /// Set when read back.
     public var sessionID: Int64?
     /// Dated (by the browser) on an earlier day than it arrived: that day's rollup is marked
-    /// stale, and its visit's; days of the site's `calendar`.
+    /// stale, and its visit's (in the site's days as stored when the batch commits).
     public var late = false
-    public var calendar: SiteCalendar = .utc
 
     public init(siteID: String, clientID: String?, timestamp: Int64, name: String, path: String,
                 decision: Decision, visitor: Int64, sourceType: String) {
@@ -187,7 +186,8 @@ extension AppDatabase {
         let (sessionID, acquisition, startedAt) = try session(for: event, &st)
         if event.late {
             // Its day's figures changed, and its visit's (counted on the day the visit began).
-            for day in Set([event.calendar.day(of: event.timestamp), event.calendar.day(of: startedAt)]) {
+            let calendar = try st.calendar(site: event.siteID)
+            for day in Set([calendar.day(of: event.timestamp), calendar.day(of: startedAt)]) {
                 st.staleDay.start()
                 st.staleDay.bind(event.siteID); st.staleDay.bind(day)
                 try st.staleDay.run()
@@ -312,6 +312,17 @@ struct IngestStatements {
     var insert: RawStatement
     var conversion: RawStatement
     var staleDay: RawStatement
+    var zone: RawStatement
+    var calendars: [String: SiteCalendar] = [:]
+
+    /// The site's calendar as this transaction sees it.
+    mutating func calendar(site: String) throws -> SiteCalendar {
+        if let c = calendars[site] { return c }
+        zone.start(); zone.bind(site)
+        let c = try zone.fetchOne { $0.text(0) }.flatMap { $0.flatMap(SiteCalendar.init(identifier:)) } ?? .utc
+        calendars[site] = c
+        return c
+    }
 
     init(_ db: Database) throws {
         duplicate = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
@@ -343,6 +354,7 @@ struct IngestStatements {
             VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
             """)
         staleDay = try RawStatement(db, "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        zone = try RawStatement(db, "SELECT timezone FROM sites WHERE id = ?")
         conversion = try RawStatement(db, """
             INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
               first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,

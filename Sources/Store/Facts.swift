@@ -115,11 +115,11 @@ public final class FactStore: Sendable {
     private func versions(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (generation: Int64, current: Bool)] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT r.day, coalesce(c.generation, 0), r.zone = (SELECT timezone FROM sites WHERE id = ?) FROM rollup_days r
+                SELECT r.day, coalesce(c.generation, 0), r.zone = ? FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
                 WHERE r.site_id = ? AND r.day BETWEEN ? AND ?
                   AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
+                """, arguments: [try AppDatabase.calendar(db, site: site).identifier, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
         }
     }
 
@@ -150,9 +150,9 @@ public final class FactStore: Sendable {
             guard let generation = try Int64.fetchOne(db, sql: """
                 SELECT coalesce(c.generation, 0) FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
-                WHERE r.site_id = ? AND r.day = ? AND r.zone = (SELECT timezone FROM sites WHERE id = ?)
+                WHERE r.site_id = ? AND r.day = ? AND r.zone = ?
                   AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, day, site, site]) else { return nil }
+                """, arguments: [site, day, try AppDatabase.calendar(db, site: site).identifier, site]) else { return nil }
             return try Self.read(db, site: site, day: day, codes: codes, generation: generation)
         }
     }

@@ -89,12 +89,13 @@ extension AppDatabase {
             let calendar = try Self.calendar(db, site: site)
             let lower = max(calendar.day(of: first), fromDay ?? .min), upper = min(calendar.day(of: last), toDay ?? .max)
             guard lower <= upper else { return [] }
-            // A day that received late events since its rollup was built counts as not rolled up,
-            // and so does one counted in another zone (the site moved).
+            // A day that received late events since its rollup was built counts as not rolled up.
+            // A rollup counted in another zone is a day kept from before the site moved (the move
+            // dropped every later one): part of its events are purged, so it is never rebuilt.
             let done = Set(try Int64.fetchAll(db, sql: """
-                SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ? AND zone = ?
+                SELECT day FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?
                   AND day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [site, lower, upper, calendar.identifier, site]))
+                """, arguments: [site, lower, upper, site]))
             var days: [Int64] = []
             var d = lower
             while d <= upper && days.count < limit {
@@ -152,8 +153,8 @@ extension AppDatabase {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT zone, max(day) FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?
-                  AND zone != (SELECT timezone FROM sites WHERE id = ?) GROUP BY zone ORDER BY 2
-                """, arguments: [site, fromDay, toDay, site]).map { ($0[0], $0[1]) }
+                  AND zone != ? GROUP BY zone ORDER BY 2
+                """, arguments: [site, fromDay, toDay, try Self.calendar(db, site: site).identifier]).map { ($0[0], $0[1]) }
         }
     }
 

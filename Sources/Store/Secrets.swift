@@ -13,6 +13,11 @@ extension WriteTransaction {
         return db.changesCount == 1
     }
 
+    /// Whether the salt of `day` was deleted (it is never made again).
+    public func saltDeleted(day: Int64) throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT 1 FROM salt_destructions WHERE day = ?", arguments: [day]) != nil
+    }
+
     /// Calls `body` with the stored salt of a day, without keeping a copy.
     public func withSalt<R>(day: Int64, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         guard let row = try Row.fetchOne(db, sql: "SELECT salt FROM salts WHERE day = ?", arguments: [day]),

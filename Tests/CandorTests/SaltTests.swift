@@ -150,4 +150,24 @@ import Testing
         #expect(try t.salts.deleteExpired(now: t.clock.now) == [nov29])
         #expect(t.salts.daysInMemory == [nov30])
     }
+
+    /// A site moved to (or added in) a zone still on a day whose salt is already destroyed takes
+    /// the next day's salt: a destroyed salt is never made again.
+    @Test func aDestroyedSaltIsNeverMadeAgain() async throws {
+        let t = try TestCollector(start: try Date("2026-11-30T02:00:00Z", strategy: .iso8601))
+        let nov29 = SiteCalendar.dayNumber(year: 2026, month: 11, day: 29), nov30 = nov29 + 1
+        t.clock.set(try Date("2026-11-29T12:00:00Z", strategy: .iso8601))
+        try t.salts.rotate(now: t.clock.now)
+        t.clock.set(try Date("2026-11-30T02:00:00Z", strategy: .iso8601))
+        try t.salts.rotate(now: t.clock.now)
+        #expect(try t.salts.deleteExpired(now: t.clock.now) == [nov29])
+        let la = try #require(SiteCalendar(identifier: "America/Los_Angeles"))
+        try t.database.addSite(Site(id: "lasite02", name: "LA", domains: ["la.example"], policy: "default", createdAt: t.clock.now, calendar: la))
+        let utc = try t.salts.visitorHashes(site: "x", ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now)
+        let west = try t.salts.visitorHashes(site: "x", ip: "81.2.69.142", userAgent: chromeUA, now: t.clock.now, calendar: la)
+        #expect(west.current == utc.current && west.previous == nil)
+        try t.salts.rotate(now: t.clock.now)
+        #expect(try t.database.saltDays() == [nov30])
+        #expect(try t.database.auditEntries().filter { $0.action == "salt_rotated" }.count == 2)
+    }
 }

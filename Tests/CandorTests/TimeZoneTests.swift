@@ -236,4 +236,37 @@ private func ms(_ iso: String) -> Int64 { Int64(instant(iso).timeIntervalSince19
             #expect(!recent.contains("Days up to"))
         }
     }
+
+    /// Moving west: the first stored event's new day is an old day whose rollup holds purged
+    /// events; that rollup is kept, never rebuilt from the few hours left.
+    @Test func aDayKeptFromBeforeAMoveIsNotRebuilt() async throws {
+        let f = try await DashboardFixture(start: instant("2026-10-24T12:00:00Z"))
+        try await scenario(f)
+        try f.rollUp()
+        let id = f.t.site.id
+        let oct24 = SiteCalendar.dayNumber(year: 2026, month: 10, day: 24)
+        // Retention took A's events (Oct 24 in UTC); the day's rollup stays.
+        #expect(try sqlite3(f.t.dir.file("candor.sqlite"), "DELETE FROM events WHERE site_id = '\(id)' AND ts < \(ms("2026-10-25T00:00:00Z"))").status == 0)
+        #expect(try f.t.database.rollupSummary(site: id, fromDay: oct24, toDay: oct24).pageviews == 2)
+        try f.t.administration.changeSite(id: id, name: "Test", domains: ["example.com"], policy: "default", timezone: "America/Los_Angeles", by: .cli)
+        // B's 00:30 UTC on Oct 25 is Oct 24 in Los Angeles: that day keeps its UTC rollup.
+        try f.rollUp()
+        #expect(try f.t.database.daysWithoutRollup(site: id, limit: 10).isEmpty)
+        #expect(try f.t.database.rollupSummary(site: id, fromDay: oct24, toDay: oct24).pageviews == 2)
+        #expect(try f.t.database.rollupZones(site: id, fromDay: oct24, toDay: oct24 + 2).map(\.zone) == ["UTC"])
+    }
+
+    /// A zone the settings do not list (a link set on the command line) stays selected, so saving
+    /// the form keeps it.
+    @Test func settingsKeepAZoneTheyDoNotList() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        try f.t.administration.changeSite(id: id, name: "Test", domains: ["example.com"], policy: "default", timezone: "US/Eastern", by: .cli)
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let page = try await client.page("/sites/\(id)/settings", owner).1
+            #expect(page.contains(#"<option value="US/Eastern" selected>US/Eastern</option>"#))
+            #expect(page.components(separatedBy: " selected>").count == 3, "the policy and the zone")
+        }
+    }
 }
