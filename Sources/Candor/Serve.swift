@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("requests-every"), help: "Minutes between runs of the deletion-request processor (env CANDOR_REQUESTS_EVERY).")
     var requestsEvery: Double = env("CANDOR_REQUESTS_EVERY").flatMap(Double.init) ?? 5
 
+    @Option(name: .customLong("rollups-every"), help: "Seconds between rollup runs: how far the dashboard may lag behind the events (env CANDOR_ROLLUPS_EVERY).")
+    var rollupsEvery: Double = env("CANDOR_ROLLUPS_EVERY").flatMap(Double.init) ?? 60
+
     @Flag(name: .customLong("secure-cookies"), help: "Mark dashboard cookies Secure (behind TLS) (env CANDOR_SECURE_COOKIES=1).")
     var secureCookiesFlag = false
     var secureCookies: Bool { secureCookiesFlag || env("CANDOR_SECURE_COOKIES") == "1" }
@@ -131,7 +134,9 @@ struct Serve: AsyncParsableCommand {
                 return report.summary
             },
         ]
-        jobs.append(ScheduledJob(name: "rollups", interval: .seconds(60)) { try RollupJob.run(database: database, now: Date()) })
+        jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000))) {
+            try RollupJob.run(database: database, now: Date())
+        })
         if purgeEvery > 0 {
             jobs.append(ScheduledJob(name: "purge", interval: .milliseconds(Int64(purgeEvery * 3_600_000))) {
                 let outcome = try await purger.run(actor: "scheduler")

@@ -114,9 +114,24 @@ struct Tally {
         count[code] += n
     }
 
-    /// Rows of a dimension whose codes start at `offset` (code 0 is no value, NULL).
-    func rows(_ values: [String], offset: Int = 0, limit: Int) -> [BreakdownRow] {
-        rows(offset: offset, count: values.count, limit: limit) { $0 == 0 ? nil : values[$0] }
+    /// Rows of a dimension's `n` codes from `offset` (code 0 is no value, NULL) with at least one
+    /// visitor, as the SQL orders them: most visitors first, then count, then value (bytewise,
+    /// NULL first: the codebook's `ranks`).
+    func rows(_ book: (values: [String], ranks: [UInt32]), offset: Int = 0, count n: Int, limit: Int) -> [BreakdownRow] {
+        let n = min(n, book.values.count)
+        let visitors = self.visitors, count = self.count, ranks = book.ranks
+        var codes: [Int] = []
+        for c in 0..<n where visitors[offset + c] > 0 { codes.append(c) }
+        codes.sort { a, b in
+            let va = visitors[offset + a], vb = visitors[offset + b]
+            if va != vb { return va > vb }
+            let ca = count[offset + a], cb = count[offset + b]
+            if ca != cb { return ca > cb }
+            return ranks[a] < ranks[b]
+        }
+        return codes.prefix(limit).map {
+            BreakdownRow(value: $0 == 0 ? nil : book.values[$0], visitors: Int(visitors[offset + $0]), pageviews: Int(count[offset + $0]))
+        }
     }
 
     /// Rows of the `count` codes from `offset` with at least one visitor, as the SQL orders them:
@@ -429,10 +444,8 @@ extension FactView {
     /// totals (computed when loaded) instead of being scanned again (goals still scan them).
     func figures(filters: Filters, goals: [Goal], hourly: Bool = true, limit: Int = 1000) -> FactFigures {
         var out = FactFigures()
-        let names = codes.name.values
-        let fieldValues = codes.fields.map(\.values)
         let start = Scan(view: self, filters: filters, goals: goals, hourly: hourly)
-        let paths = start.paths
+        let paths = codes.path.ranked, names = codes.name.ranked
         // The days are shared among the cores: each worker tallies its own days (distinct visitors
         // never span days), then the tallies are added up.
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, blocks.count))
@@ -456,30 +469,33 @@ extension FactView {
         }
         out.summary.visitors = scan.visitors; out.summary.pageviews = scan.pageviews; out.summary.visits = scan.visitCount
         out.summary.bounces = scan.bounces; out.summary.durationMs = scan.durationMs
+        let pageCodes = scan.pages.visitors.count
         for d in Dimension.allCases {
             switch d {
-            case .page: out.breakdowns[d] = scan.pages.rows(paths, limit: limit)
-            case .event: out.breakdowns[d] = scan.named.rows(names, limit: limit)
+            case .page: out.breakdowns[d] = scan.pages.rows(paths, count: pageCodes, limit: limit)
+            case .event: out.breakdowns[d] = scan.named.rows(names, count: scan.named.visitors.count, limit: limit)
             default:
                 let f = FactStore.profileDimensions.firstIndex(of: d)!
-                out.breakdowns[d] = scan.fields.rows(fieldValues[f], offset: scan.fieldOffsets[f], limit: limit)
+                let offset = scan.fieldOffsets[f]
+                let end = f + 1 < scan.fieldOffsets.count ? scan.fieldOffsets[f + 1] : scan.fields.visitors.count
+                out.breakdowns[d] = scan.fields.rows(codes.fields[f].ranked, offset: offset, count: end - offset, limit: limit)
             }
         }
-        out.entry = scan.entry.rows(paths, limit: limit)
-        out.exit = scan.exit.rows(paths, limit: limit)
+        out.entry = scan.entry.rows(paths, count: pageCodes, limit: limit)
+        out.exit = scan.exit.rows(paths, count: pageCodes, limit: limit)
         out.daily = scan.dayBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.daily.visitors[$0]), pageviews: Int(scan.daily.count[$0])) }
         if hourly {
             out.hourly = scan.hourBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.hourly.visitors[$0]), pageviews: Int(scan.hourly.count[$0])) }
         }
         // Pages with their engagement: every page with a kept event, most pageviews first.
         let pages = scan.pages
-        var withEvents = pages.visitors.indices.filter { pages.visitors[$0] > 0 }
+        var withEvents = pages.visitors.indices.filter { pages.visitors[$0] > 0 && $0 < paths.values.count }
         withEvents.sort { a, b in
-            pages.count[a] != pages.count[b] ? pages.count[a] > pages.count[b] : paths[a].utf8.lexicographicallyPrecedes(paths[b].utf8)
+            pages.count[a] != pages.count[b] ? pages.count[a] > pages.count[b] : paths.ranks[a] < paths.ranks[b]
         }
         out.engagement = withEvents.prefix(50).map { c in
             let e = scan.engaged[c]
-            return PageEngagement(path: paths[c], pageviews: Int(pages.count[c]),
+            return PageEngagement(path: paths.values[c], pageviews: Int(pages.count[c]),
                                   averageEngagedMs: e.count == 0 ? 0 : Int64((Double(e.sum) / Double(e.count)).rounded()),
                                   averageScroll: e.scrolls == 0 ? 0 : Int((Double(e.depth) / Double(e.scrolls)).rounded()))
         }
@@ -569,22 +585,31 @@ extension AppDatabase {
         var out = view.figures(filters: filters, goals: goals, hourly: hourly)
         let events = try writer.read { db in try Self.eventSpan(db, site: site) }
         out.summary.lastEvent = events?.last
-        // Conversions in the range, each with the visit it is attributed to (its visitor looked up in memory).
-        typealias Sale = (ts: Int64, kind: String, currency: String, value: Double, session: Int64?, visitor: UInt64?)
-        var rows = try writer.read { db -> [Sale] in
+        // Conversions in the range as columns, each with the visit it is attributed to (its
+        // visitor looked up in memory); kinds and currencies as small codes.
+        let kinds = ConversionRow.Kind.allCases.map(\.rawValue)
+        var sales = SaleColumns()
+        try writer.read { db in
             var statement = try RawStatement(db, """
-                SELECT ts, kind, coalesce(currency, ''), value, session_id FROM conversions
+                SELECT ts, kind, coalesce(currency, ''), value, coalesce(session_id, -1) FROM conversions
                 WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id
                 """)
             statement.start(); statement.bind(site); statement.bind(from); statement.bind(to)
-            var rows: [Sale] = []
+            var currencyCodes: [[UInt8]: UInt16] = [:]
             try statement.forEachRow { r in
-                rows.append((r.int64(0), r.text(1) ?? "", r.text(2) ?? "", r.double(3), r.isNull(4) ? nil : r.int64(4), nil))
+                let kind = r.textBytes(1).flatMap { k in kinds.firstIndex { $0.utf8.elementsEqual(k) } } ?? kinds.count
+                let bytes = r.textBytes(2).map(Array.init) ?? []
+                let currency = currencyCodes[bytes] ?? {
+                    let c = UInt16(clamping: sales.currencies.count)
+                    currencyCodes[bytes] = c
+                    sales.currencies.append(String(decoding: bytes, as: UTF8.self))
+                    return c
+                }()
+                sales.append(ts: r.int64(0), kind: UInt8(kind), currency: currency, value: r.double(3), session: r.int64(4))
             }
-            return rows
         }
         var matching: SessionBits?
-        if let first = rows.compactMap(\.session).min() {
+        if let first = sales.session.filter({ $0 >= 0 }).min() {
             // The days from the earliest attributed visit on: the visits' visitors, and (under
             // filters) whether each visit matches, wherever it lies in time.
             let (oldest, last) = events ?? (from, to)
@@ -598,7 +623,7 @@ extension AppDatabase {
             guard let wide = facts.view(site: site, from: min(earliest, from), to: max(to, last + 1)) else { return nil }
             var attributed = SessionBits(wide.blocks)
             let span = attributed.base..<(attributed.base + Int64(attributed.words.count * 64))
-            for r in rows { if let s = r.session, span.contains(s) { attributed.insert(s) } }
+            for s in sales.session where span.contains(s) { attributed.insert(s) }
             if goals.contains(where: { $0.kind == .conversion }) {
                 // (visit, its visitor's key), sorted by visit for a binary search per conversion.
                 var visitors: [(Int64, UInt64)] = []
@@ -608,35 +633,37 @@ extension AppDatabase {
                     }
                 }
                 visitors.sort { $0.0 < $1.0 }
-                for i in rows.indices {
-                    guard let s = rows[i].session else { continue }
+                for i in sales.session.indices {
+                    let s = sales.session[i]
+                    guard s >= 0 else { continue }
                     var lo = 0, hi = visitors.count
                     while lo < hi { let mid = (lo + hi) / 2; if visitors[mid].0 < s { lo = mid + 1 } else { hi = mid } }
-                    if lo < visitors.count && visitors[lo].0 == s { rows[i].visitor = visitors[lo].1 }
+                    if lo < visitors.count && visitors[lo].0 == s { sales.visitor[i] = visitors[lo].1 }
                 }
             }
             if !filters.isEmpty { matching = wide.sessionsMatchingAnyTime(filters, among: attributed) }
         } else if !filters.isEmpty {
             matching = SessionBits([])
         }
-        func counts(_ r: Sale) -> Bool {
-            guard let matching else { return true }
-            return r.session.map { matching.contains($0) } ?? false
-        }
+        // Which conversions the view counts: all without filters, else those of matching visits.
+        let counted: [Bool] = sales.session.map { s in matching.map { m in s >= 0 && m.contains(s) } ?? true }
+        let sale = UInt8(kinds.firstIndex(of: "sale")!), refund = UInt8(kinds.firstIndex(of: "refund")!)
         // Revenue per currency that had a sale or refund.
-        var sold: [String: Double] = [:]
-        for r in rows where counts(r) {
-            if r.kind != "refund" { out.summary.conversions += 1 }
-            if r.kind == "sale" || r.kind == "refund" { sold[r.currency, default: 0] += r.value }
+        var sold = [Double?](repeating: nil, count: sales.currencies.count)
+        for i in sales.ts.indices where counted[i] {
+            let k = sales.kind[i]
+            if k != refund { out.summary.conversions += 1 }
+            if k == sale || k == refund { sold[Int(sales.currency[i])] = (sold[Int(sales.currency[i])] ?? 0) + sales.value[i] }
         }
-        out.summary.revenue = Revenue(sold)
+        out.summary.revenue = Revenue(Dictionary(uniqueKeysWithValues: sold.enumerated().compactMap { c, v in v.map { (sales.currencies[c], $0) } }))
         out.goals = goals.map { g in
             guard g.kind == .conversion else { return out.eventGoals[g.id ?? -1] ?? GoalResult(goal: g, visitors: 0, completions: 0) }
+            guard let code = kinds.firstIndex(of: g.match).map(UInt8.init) else { return GoalResult(goal: g, visitors: 0, completions: 0) }
             var completions = 0
             var visitors: [(Int64, UInt64)] = []
-            for r in rows where r.kind == g.match && counts(r) {
+            for i in sales.ts.indices where sales.kind[i] == code && counted[i] {
                 completions += 1
-                if let v = r.visitor { visitors.append((view.calendar.day(of: r.ts), v)) }
+                if sales.visitor[i] != .max { visitors.append((view.calendar.day(of: sales.ts[i]), sales.visitor[i])) }
             }
             // Distinct (day, visitor) pairs.
             visitors.sort { $0 < $1 }
@@ -771,6 +798,18 @@ struct FunnelKey: Hashable, Sendable {
     let steps: [String]
     let from: Int64, to: Int64
     let days: [[Int64]]
+}
+
+/// A range's conversions as columns (kinds by their index in `ConversionRow.Kind.allCases`,
+/// currencies by code; session -1 and visitor `.max` are none).
+struct SaleColumns {
+    var ts: [Int64] = [], kind: [UInt8] = [], currency: [UInt16] = [], value: [Double] = [], session: [Int64] = [], visitor: [UInt64] = []
+    var currencies: [String] = []
+
+    mutating func append(ts: Int64, kind: UInt8, currency: UInt16, value: Double, session: Int64) {
+        self.ts.append(ts); self.kind.append(kind); self.currency.append(currency); self.value.append(value)
+        self.session.append(session); visitor.append(.max)
+    }
 }
 
 /// Results kept by what they depend on (the keys name the days' generations, so nothing is ever

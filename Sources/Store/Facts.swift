@@ -277,7 +277,7 @@ final class SiteFacts: @unchecked Sendable {
 /// Values are told apart by their bytes, as SQLite compares text (Swift's `==` would merge
 /// canonically equivalent spellings such as a composed and a decomposed "é").
 final class Codebook: Sendable {
-    private let state = Mutex<(codes: [[UInt8]: UInt32], values: [String])>(([:], [""]))
+    private let state = Mutex<(codes: [[UInt8]: UInt32], values: [String], ranks: [UInt32])>(([:], [""], [0]))
 
     func code(_ value: String) -> UInt32 { code(bytes: Array(value.utf8)) }
 
@@ -296,6 +296,22 @@ final class Codebook: Sendable {
 
     /// Every value by code (index 0 unused).
     var values: [String] { state.withLock { $0.values } }
+
+    /// Every value by code, with each code's place in the bytewise order of the values (0 for no
+    /// value, code 0), as SQLite orders text: tables sort by integers instead of comparing
+    /// strings. Ordered again only when the book has grown since last asked.
+    var ranked: (values: [String], ranks: [UInt32]) {
+        state.withLock { s in
+            if s.ranks.count != s.values.count {
+                let values = s.values
+                let order = (1..<values.count).sorted { values[$0].utf8.lexicographicallyPrecedes(values[$1].utf8) }
+                var ranks = [UInt32](repeating: 0, count: values.count)
+                for (place, code) in order.enumerated() { ranks[code] = UInt32(place + 1) }
+                s.ranks = ranks
+            }
+            return (s.values, s.ranks)
+        }
+    }
 }
 
 /// The codebooks of one site: pages (also entry and exit pages), event names, each profile

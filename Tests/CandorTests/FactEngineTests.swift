@@ -200,5 +200,16 @@ import Testing
         try db.refreshRollup(site: site, day: from / Self.day + 3, now: Self.end + 60_000)
         #expect(loaded())
         try expectSame(db, site: site, from: from, to: to, filters: filters)
+        // An erasure: the days of the subject's events and visits are not used again until reloaded
+        // (the privacy office refreshes their rollups afterwards; this is before that).
+        let request = PrivacyRequest(id: "req-engine", siteID: site, subjectKind: .subject, subjectHash: 11, receivedAt: Self.end,
+                                     deadlineAt: Self.end + Self.day, status: .received, filedBy: "test")
+        try db.transaction { tx in try tx.insertPrivacyRequest(request) }
+        let erased = try db.transaction { tx in try tx.eraseSubject(of: request, keepConsentProof: false, at: Self.end) { _ in "{}" } }
+        #expect((erased?.counts["events"] ?? 0) > 0)
+        #expect(!loaded())
+        #expect(try db.factFigures(site: site, from: from, to: to, filters: filters) == nil)
+        #expect(try db.facts.reconcile() >= 1)
+        try expectSame(db, site: site, from: from, to: to, filters: filters)
     }
 }

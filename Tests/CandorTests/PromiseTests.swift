@@ -193,6 +193,75 @@ extension LiveServerTests {
             install.stop()
         }
 
+        /// The analytics engine holds today in memory (the rollup job reloads it every half second
+        /// here); an erasure, under event load, takes the subject out of every figure the server
+        /// answers from the moment its rows are deleted: the site page's filtered view and the CSV
+        /// export (as the owner, unfolded), and the engine's reloaded day afterwards.
+        @Test func anErasureTakesTheSubjectOutOfTheEnginesFiguresAtOnce() async throws {
+            let install = try await LiveInstall(serve: ["--requests-every", "0.1", "--purge-every", "0", "--rollups-every", "0.5"])
+            let load = EventLoad(port: install.server.port, site: install.site, clients: 2, eventsPerSecond: 300)
+            let consent = #"{"analytics":true,"marketing":true}"#
+            var subjects: [(subject: String, path: String)] = []
+            for i in 0..<3 {
+                let subject = try #require(PrivacyKey.subject(forKey: randomPrivacyKey()))
+                // Letters only: the collector minimizes runs of digits in paths.
+                let path = "/only-" + String((0..<12).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+                let body = "{\"events\":[" + (0..<2).map { n in
+                    #"{"site":"\#(install.site)","url":"https://localhost\#(path)","id":"\#(subject)-\#(n)","consent":\#(consent),"subject":"\#(subject)"}"#
+                }.joined(separator: ",") + "]}"
+                let r = try await install.request(.post, "/api/event", headers: [
+                    .contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: "198.21.0.\(i + 1)", .origin: "http://localhost",
+                ], body: body)
+                #expect(r.status == .accepted, "\(r.body)")
+                subjects.append((subject, path))
+            }
+            let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
+            let site = install.site
+            func export() async throws -> String {
+                try await install.request(.get, "/sites/\(site)/export?range=today&dimension=path", headers: [.cookie: owner.cookie]).body
+            }
+            func filtered(_ path: String) async throws -> String {
+                try await install.request(.get, "/sites/\(site)?range=today&f.path=\(path)", headers: [.cookie: owner.cookie]).body
+            }
+            func engineEvents() async throws -> Int {
+                let m = try await install.request(.get, "/metrics", headers: [.authorization: "Bearer \(testMetricsToken)"]).body
+                return m.split(separator: "\n").first { $0.hasPrefix("candor_engine_events_loaded ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            }
+            // The engine has loaded the day with every subject's page.
+            let held = try await eventually(60) {
+                let text = try await export()
+                return try await engineEvents() > 0 && subjects.allSatisfy { text.contains("\($0.path),1,2") }
+            }
+            let before = try await export()
+            #expect(held, "\(before.prefix(400))")
+            // The erasures happen while events keep arriving.
+            #expect(try await eventually(30) { load.acceptedSoFar >= 300 })
+            let first = try await filtered(subjects[0].path)
+            #expect(first.contains("<span>Visitors</span><strong>1</strong>"))
+            for (i, s) in subjects.enumerated() {
+                // Erased through the CLI (a separate process): the server learns of it only from the database.
+                do {
+                    _ = try install.cli(["forget", "--site", site, "--subject", s.subject, "--now"])
+                } catch let error as ServerProcess.CLIError where error.status == 3 {
+                    // Rows deleted, WAL truncation pending: the figures must already be without them.
+                }
+                let text = try await export()
+                #expect(!text.contains(s.path), "erased subject \(i) still in the export")
+                for other in subjects[(i + 1)...] { #expect(text.contains("\(other.path),1,2"), "subject \(i): \(other.path) missing") }
+                let page = try await filtered(s.path)
+                #expect(page.contains("<span>Visitors</span><strong>0</strong>") && page.contains("<span>Pageviews</span><strong>0</strong>"),
+                        "erased subject \(i) still counted on the filtered page")
+            }
+            // The engine reloads the day (the rollup job) and answers again, without them.
+            let reloaded = try await eventually(30) { try await engineEvents() > 0 }
+            #expect(reloaded)
+            let after = try await export()
+            #expect(subjects.allSatisfy { !after.contains($0.path) }, "\(after.prefix(400))")
+            let figures = await load.stop()
+            #expect(figures.accepted >= 300 && figures.failed == 0, "\(figures)")
+            install.stop()
+        }
+
         /// A reader holding an old snapshot keeps the WAL from being truncated: the request stays
         /// `erasing`, with no receipt and no `request_done`; once the reader is gone it completes.
         @Test func aHeldReadKeepsARequestErasingUntilTheWALCanBeTruncated() async throws {
