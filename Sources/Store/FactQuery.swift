@@ -56,6 +56,10 @@ struct SessionBits {
         words = upper >= lower ? [UInt64](repeating: 0, count: Int((upper - lower) / 64) + 1) : []
     }
 
+    mutating func formUnion(_ o: SessionBits) {
+        for w in words.indices { words[w] |= o.words[w] }
+    }
+
     @inline(__always) mutating func insert(_ id: Int64) {
         let i = Int(id - base)
         words[i >> 6] |= 1 << UInt64(i & 63)
@@ -349,7 +353,6 @@ struct Scan {
     /// Scans one day's events in the range that pass the filters.
     mutating func events(_ bi: Int, _ b: FactBlock) {
         let width = FactStore.profileDimensions.count
-        let from = view.from
         let (lo, hi) = view.bounds(b)
         let profileCount = b.profiles.count / width
         let profileOK = compiled.profilesMatching(b)
@@ -423,10 +426,24 @@ struct Scan {
 extension FactView {
     /// Sessions that sent event `name` (a code) in the range.
     func sessions(sending name: UInt32, into bits: inout SessionBits) {
-        for b in blocks {
+        let found = inParallel(start: bits) { bits, _, b in
             let (lo, hi) = bounds(b)
             for i in b.name.indices where b.name[i] == name && b.session[i] >= 0 && b.ts[i] >= lo && b.ts[i] < hi { bits.insert(b.session[i]) }
+        } merge: { $0.formUnion($1) }
+        bits = found
+    }
+
+    /// Runs `body` over the blocks on every core (at most 8), each worker from its own copy of
+    /// `start`, then merges the workers' results into the first.
+    func inParallel<T: Sendable>(start: T, _ body: @Sendable (inout T, Int, FactBlock) -> Void, merge: (inout T, T) -> Void) -> T {
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, blocks.count))
+        let parts = Mutex<[T]>([])
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var part = start
+            for bi in stride(from: w, to: blocks.count, by: workers) { body(&part, bi, blocks[bi]) }
+            parts.withLock { $0.append(part) }
         }
+        return parts.withLock { all in all.dropFirst().reduce(into: all.first ?? start) { merge(&$0, $1) } }
     }
 
     /// The block's part of the range, in ms after its start.
@@ -539,24 +556,29 @@ extension FactView {
         let compiled = CompiledFilters(filters, codes: codes)
         var matching = SessionBits(blocks)
         if compiled.empty { return matching }
-        var fieldsOK = SessionBits(blocks)
-        var sent = compiled.names.map { _ in SessionBits(blocks) }
         let anyField = !compiled.fields.isEmpty || !compiled.paths.isEmpty
-        var candidates = SessionBits(blocks)
-        for b in blocks {
+        // Per worker: the candidate sessions, those with an event having every field value, and
+        // those that sent each named event.
+        typealias Found = (candidates: SessionBits, fieldsOK: SessionBits, sent: [SessionBits])
+        let empty = SessionBits(blocks)
+        let found = inParallel(start: (empty, empty, compiled.names.map { _ in empty }) as Found) { f, _, b in
             let profileOK = compiled.profilesMatching(b)
             for i in 0..<b.events {
                 let session = b.session[i]
                 guard session >= 0, among.contains(session) else { continue }
-                candidates.insert(session)
-                for (n, name) in compiled.names.enumerated() where b.name[i] == name { sent[n].insert(session) }
+                f.candidates.insert(session)
+                for (n, name) in compiled.names.enumerated() where b.name[i] == name { f.sent[n].insert(session) }
                 guard anyField else { continue }
                 if !profileOK[Int(b.profile[i])] { continue }
                 let path = b.path[i]
                 if !compiled.paths.allSatisfy({ $0 == path }) { continue }
-                fieldsOK.insert(session)
+                f.fieldsOK.insert(session)
             }
+        } merge: { a, b in
+            a.candidates.formUnion(b.candidates); a.fieldsOK.formUnion(b.fieldsOK)
+            for n in a.sent.indices { a.sent[n].formUnion(b.sent[n]) }
         }
+        let (candidates, fieldsOK, sent) = found
         for w in matching.words.indices {
             var word = anyField ? fieldsOK.words[w] : candidates.words[w]
             for s in sent { word &= s.words[w] }

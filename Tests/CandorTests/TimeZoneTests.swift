@@ -199,10 +199,16 @@ private func ms(_ iso: String) -> Int64 { Int64(instant(iso).timeIntervalSince19
         #expect(november.json.text.contains(#""timezone":"Europe/Berlin""#))
     }
 
-    @Test func movingASiteToAnotherZoneRecountsItsDays() async throws {
+    /// The scenario on a UTC site, rolled up.
+    func utcSite() async throws -> DashboardFixture {
         let f = try await DashboardFixture(start: instant("2026-10-24T12:00:00Z"))
         try await scenario(f)
         try f.rollUp()
+        return f
+    }
+
+    @Test func movingASiteToAnotherZoneRecountsItsDays() async throws {
+        let f = try await utcSite()
         let id = f.t.site.id
         let d2 = SiteCalendar.dayNumber(year: 2026, month: 10, day: 25)
         // In UTC, Oct 25 holds B's two pageviews, D's and C's landing (C's /signup is 23:10Z: Oct 25 too).
@@ -240,9 +246,7 @@ private func ms(_ iso: String) -> Int64 { Int64(instant(iso).timeIntervalSince19
     /// Moving west: the first stored event's new day is an old day whose rollup holds purged
     /// events; that rollup is kept, never rebuilt from the few hours left.
     @Test func aDayKeptFromBeforeAMoveIsNotRebuilt() async throws {
-        let f = try await DashboardFixture(start: instant("2026-10-24T12:00:00Z"))
-        try await scenario(f)
-        try f.rollUp()
+        let f = try await utcSite()
         let id = f.t.site.id
         let oct24 = SiteCalendar.dayNumber(year: 2026, month: 10, day: 24)
         // Retention took A's events (Oct 24 in UTC); the day's rollup stays.
