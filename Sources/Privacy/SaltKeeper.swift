@@ -90,7 +90,9 @@ public final class SaltKeeper: Sendable {
                     }
                     return stored
                 }
-                if let made { state.salts[day] = made } else { state.deleted.insert(day) }
+                guard let made else { state.deleted.insert(day); continue }
+                state.salts[day] = made
+                return (made, inOverlap ? state.salts[day - 1] : nil)
             }
             throw StoreError("no salt can be made for day \(day)")
         }
