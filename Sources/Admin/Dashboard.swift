@@ -264,11 +264,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         let today = calendar.day(of: t)
         let q = request.uri.queryParameters
         let key = q.get("range") ?? "30d"
-        if key == "custom", let f = q.get("from").flatMap(SiteCalendar.day(parsing:)), let l = q.get("to").flatMap(SiteCalendar.day(parsing:)),
-           f <= l, l - f < 366 {
-            return Range(key: key, from: calendar.start(of: f), to: calendar.end(of: l),
-                         label: "\(SiteCalendar.dateText(f)) – \(SiteCalendar.dateText(l))", calendar: calendar)
-        }
+        if key == "custom", case .success(let custom) = Self.customRange(from: q.get("from"), to: q.get("to"), calendar) { return custom }
         func last(_ days: Int64, _ key: String, _ label: String) -> Range {
             Range(key: key, from: calendar.start(of: today - days + 1), to: t + 1, label: label, calendar: calendar)
         }
@@ -283,7 +279,24 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
     }
 
+    /// The days `from` to `to` (YYYY-MM-DD, both included, at most 366 days) in the site's days,
+    /// or why not.
+    static func customRange(from: String?, to: String?, _ calendar: SiteCalendar) -> Result<Range, RangeRefusal> {
+        guard let f = from.flatMap(SiteCalendar.day(parsing:)), let l = to.flatMap(SiteCalendar.day(parsing:)) else {
+            return .failure(RangeRefusal(reason: "from and to are dates (YYYY-MM-DD) in the site's time zone (\(calendar))"))
+        }
+        guard f <= l else { return .failure(RangeRefusal(reason: "from must not be after to")) }
+        guard l - f < 366 else { return .failure(RangeRefusal(reason: "a range spans at most 366 days")) }
+        return .success(Range(key: "custom", from: calendar.start(of: f), to: calendar.end(of: l),
+                              label: "\(SiteCalendar.dateText(f)) – \(SiteCalendar.dateText(l))", calendar: calendar))
+    }
+
     static var ranges: [(String, String)] { [("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("month", "This month")] }
+}
+
+/// Why a custom range was refused.
+struct RangeRefusal: Error {
+    let reason: String
 }
 
 /// The period a view shows, in the site's days.

@@ -144,12 +144,10 @@ extension DashboardRoutes {
         let calendar = site.calendar
         var r = range(request, calendar)
         if params.get("range") == nil, params.get("from") != nil || params.get("to") != nil {
-            guard let f = params.get("from").flatMap(SiteCalendar.day(parsing:)), let l = params.get("to").flatMap(SiteCalendar.day(parsing:)) else {
-                return Self.apiError(400, "from and to are dates (YYYY-MM-DD) in the site's time zone (\(calendar))")
+            switch Self.customRange(from: params.get("from"), to: params.get("to"), calendar) {
+            case .success(let custom): r = custom
+            case .failure(let refusal): return Self.apiError(400, refusal.reason)
             }
-            guard f <= l else { return Self.apiError(400, "from must not be after to") }
-            guard l - f < 366 else { return Self.apiError(400, "a range spans at most 366 days") }
-            r = Range(key: "custom", from: calendar.start(of: f), to: calendar.end(of: l), label: "", calendar: calendar)
         }
         var terms: [(Store.Dimension, String)] = []
         for part in (params.get("filters") ?? "").split(separator: ";") where !part.isEmpty {

@@ -31,8 +31,7 @@ struct Figures {
     /// The engine's figures of the view, computed on first use (nil when it does not hold the range).
     private let engine = EngineFigures()
 
-    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar? = nil) {
-        let calendar = calendar ?? (try? database.calendar(site: site)) ?? .utc
+    init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar) {
         let aligned = wholeDays && to > from && calendar.isDayStart(from)
         // A failed check counts as not ready: the raw events give the right figures, only slower.
         let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: calendar.day(of: from), toDay: calendar.day(of: to - 1),
@@ -163,7 +162,7 @@ public enum DashboardTiming {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
         func page(_ filters: Filters) throws {
-            let f = Figures(database: database, site: site, from: from, to: t + 1, filters: filters, wholeDays: true)
+            let f = Figures(database: database, site: site, from: from, to: t + 1, filters: filters, wholeDays: true, calendar: calendar)
             _ = try f.summary()
             for d in Dimension.allCases { _ = try f.breakdown(d) }
             for d in SessionDimension.allCases { _ = try f.sessionBreakdown(d) }

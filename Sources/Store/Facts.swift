@@ -47,10 +47,11 @@ public final class FactStore: Sendable {
             for gone in Set(current.keys).subtracting(sites) { current[gone] = nil }
         }
         for site in sites {
+            let calendar = try writer.read { db in try AppDatabase.calendar(db, site: site) }
             // Days before the first stored event are answered by their rollups alone.
-            let first = try daysWithEvents(site: site, fromDay: .max, toDay: .max).first ?? .max
+            let first = try daysWithEvents(site: site, calendar, fromDay: .max, toDay: .max).first ?? .max
             // Days counted in another zone (the site moved) wait for their new rollup.
-            let wanted = try versions(site: site, fromDay: first, toDay: .max).compactMapValues { $0.current ? $0.generation : nil }
+            let wanted = try versions(site: site, calendar, fromDay: first, toDay: .max).compactMapValues { $0.current ? $0.generation : nil }
             let facts = siteFacts(site)
             let have = state.withLock { _ in facts.blocks.mapValues(\.generation) }
             for day in have.keys where wanted[day] == nil { state.withLock { _ in facts.blocks[day] = nil } }
@@ -81,8 +82,8 @@ public final class FactStore: Sendable {
         guard to > from, let calendar = try? writer.read({ db in try AppDatabase.calendar(db, site: site) }) else { return nil }
         let fromDay = calendar.day(of: from), toDay = calendar.day(of: to - 1)
         guard let facts = state.withLock({ $0[site] }),
-              let wanted = try? versions(site: site, fromDay: fromDay, toDay: toDay),
-              let (first, days) = try? daysWithEvents(site: site, fromDay: fromDay, toDay: toDay) else { return nil }
+              let wanted = try? versions(site: site, calendar, fromDay: fromDay, toDay: toDay),
+              let (first, days) = try? daysWithEvents(site: site, calendar, fromDay: fromDay, toDay: toDay) else { return nil }
         // Days before the first stored event (retention keeps rollups longer than events) are
         // answered by their rollups, not by the engine's empty copies.
         if wanted.keys.contains(where: { day in first.map { day < $0 } ?? true }) { return nil }
@@ -90,7 +91,7 @@ public final class FactStore: Sendable {
         for day in days {
             guard let version = wanted[day] else {
                 // A day without a rollup is fine only when it has nothing to roll up (no event).
-                guard (try? hasEvents(site: site, day: day)) == false else { return nil }
+                guard (try? hasEvents(site: site, calendar, day: day)) == false else { return nil }
                 continue
             }
             // A day counted in another zone is not rolled up anew yet.
@@ -111,24 +112,23 @@ public final class FactStore: Sendable {
     }
 
     /// Rolled-up days of the site in `fromDay...toDay` not waiting for late events, with the
-    /// day's change generation and whether the rollup is in the site's zone.
-    private func versions(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (generation: Int64, current: Bool)] {
+    /// day's change generation and whether the rollup is in the site's zone (`calendar`'s).
+    private func versions(site: String, _ calendar: SiteCalendar, fromDay: Int64, toDay: Int64) throws -> [Int64: (generation: Int64, current: Bool)] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT r.day, coalesce(c.generation, 0), r.zone = ? FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
                 WHERE r.site_id = ? AND r.day BETWEEN ? AND ?
                   AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [try AppDatabase.calendar(db, site: site).identifier, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
+                """, arguments: [calendar.identifier, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
         }
     }
 
     /// The day of the site's first stored event, and the days of `fromDay...toDay` from it to the
-    /// last event's (a day outside needs no block).
-    private func daysWithEvents(site: String, fromDay: Int64, toDay: Int64) throws -> (first: Int64?, days: [Int64]) {
+    /// last event's (a day outside needs no block), in the site's days (`calendar`).
+    private func daysWithEvents(site: String, _ calendar: SiteCalendar, fromDay: Int64, toDay: Int64) throws -> (first: Int64?, days: [Int64]) {
         try writer.read { db in
             guard let (first, last) = try AppDatabase.eventSpan(db, site: site) else { return (nil, []) }
-            let calendar = try AppDatabase.calendar(db, site: site)
             let firstDay = calendar.day(of: first)
             let lower = max(firstDay, fromDay), upper = min(calendar.day(of: last), toDay)
             guard lower <= upper else { return (firstDay, []) }
@@ -136,10 +136,9 @@ public final class FactStore: Sendable {
         }
     }
 
-    private func hasEvents(site: String, day: Int64) throws -> Bool {
+    private func hasEvents(site: String, _ calendar: SiteCalendar, day: Int64) throws -> Bool {
         try writer.read { db in
-            let calendar = try AppDatabase.calendar(db, site: site)
-            return try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
+            try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
                                     arguments: [site, calendar.start(of: day), calendar.end(of: day)]) != nil
         }
     }

@@ -486,8 +486,8 @@ extension TestClientProtocol {
         try f.rollUp()
         let t = Int64(f.t.clock.now.timeIntervalSince1970 * 1000)
         let from = (t / 86_400_000 - 3) * 86_400_000
-        let raw = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: false)
-        let rolled = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: true)
+        let raw = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: false, calendar: .utc)
+        let rolled = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: Filters(), wholeDays: true, calendar: .utc)
         #expect(rolled.rollups && !raw.rollups)
         #expect(try raw.summary() == rolled.summary())
         #expect(try raw.summary().visitors == 15)
@@ -498,8 +498,8 @@ extension TestClientProtocol {
         #expect(try raw.engagement() == rolled.engagement())
         #expect(try raw.series(hourly: false).map(\.visitors) == rolled.series(hourly: false).map(\.visitors))
         let organic = Filters([(.source, "organic")])
-        let rawFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: false)
-        let pairFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: true)
+        let rawFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: false, calendar: .utc)
+        let pairFiltered = Figures(database: f.t.database, site: id, from: from, to: t + 1, filters: organic, wholeDays: true, calendar: .utc)
         #expect(!pairFiltered.rollups)
         for d in [Store.Dimension.page, .browser, .event, .country] {
             #expect(try rawFiltered.breakdown(d) == pairFiltered.breakdown(d), "\(d)")
