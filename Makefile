@@ -5,7 +5,11 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev sqlite3 pkg-config tzdata
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser python3-pip
+# The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
+# installed where candor serve reads it by default (--crawler-list to change).
+CRAWLERS_VERSION := 1.67.0
+CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
 TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
@@ -23,13 +27,17 @@ endef
 
 deps-run:
 	$(call ensure_packages,$(RUN_PACKAGES))
+	@[ -d $(CRAWLERS_DIR)/crawler_user_agents-$(CRAWLERS_VERSION).dist-info ] || { \
+	  echo "installing: crawler-user-agents $(CRAWLERS_VERSION) (PyPI) into $(CRAWLERS_DIR)"; \
+	  $(SUDO) rm -rf $(CRAWLERS_DIR) && \
+	  $(SUDO) python3 -m pip install --quiet --no-deps --disable-pip-version-check --root-user-action=ignore --target $(CRAWLERS_DIR) crawler-user-agents==$(CRAWLERS_VERSION); }
 
-deps-test:
+deps-test: deps-run
 	$(call ensure_packages,$(TEST_PACKAGES))
 	@python3 -c "import selenium, pytest" 2>/dev/null || python3 -m pip install --quiet selenium pytest \
 	  || python3 -m pip install --quiet --break-system-packages selenium pytest
 
-deps-bench:
+deps-bench: deps-run
 	$(call ensure_packages,$(BENCH_PACKAGES))
 
 release: deps-run

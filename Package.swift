@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic"]
 
 let package = Package(
     name: "Candor",
@@ -29,12 +29,19 @@ let package = Package(
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .target(
             name: "JSONOutput",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Traffic",
+            dependencies: ["CPCRE2", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -60,7 +67,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations",
+                "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -81,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "Integrations",
-            dependencies: ["Store", "Privacy", "JSONOutput", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Store", "Privacy", "JSONOutput", "Traffic", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -120,6 +127,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Tests/CandorTests",
             resources: [.copy("Fixtures")],

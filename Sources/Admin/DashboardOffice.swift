@@ -33,6 +33,8 @@ extension DashboardRoutes {
         c["p50"] = h?.commitP50Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
         c["p99"] = h?.commitP99Ms.map { String(format: "≤ %.1f ms", $0) } ?? "–"
         c["geo"] = (h?.geo ?? []).map { ["label": $0.0, "value": $0.1] }
+        c["datasets"] = (h?.datasets ?? []).map { ["label": $0.0, "value": $0.1] }
+        c["botDrops"] = (h?.botDrops ?? []).map { ["layer": $0.layer, "count": $0.count] }
         c["webhooks"] = (h?.webhooks ?? []).map { ["provider": $0.provider, "outcome": $0.outcome, "count": $0.count,
                                                      "bad": !["stored", "duplicate", "ignored"].contains($0.outcome)] }
         let runs = Dictionary(uniqueKeysWithValues: try database.jobRuns().map { ($0.name, $0) })

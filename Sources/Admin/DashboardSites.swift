@@ -241,7 +241,7 @@ extension DashboardRoutes {
     }
 
     static var siteDimensions: [Store.Dimension] {
-        [.page, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent, .country, .region, .city, .asnOrg,
+        [.page, .channel, .sourceName, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent, .country, .region, .city, .asnOrg,
          .browser, .os, .device, .screen, .event]
     }
 

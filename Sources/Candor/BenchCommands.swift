@@ -9,11 +9,12 @@ import Admin
 import Privacy
 import Retention
 import Store
+import Traffic
 
 /// Helpers for `make bench` (hidden from help): a synthetic 10M-event site, timed exports.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self, PipelineStages.self])
+        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self, PipelineStages.self, ClassifyTiming.self])
 
     static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
 
@@ -133,6 +134,33 @@ struct Bench: ParsableCommand {
                 addresses: ClientAddressResolver(trustedProxies: []), logger: Logger(label: "bench"))
             let r = try PipelineTiming.run(collector: collector, site: site.id, count: events, batch: batch)
             print(String(format: "RESULT parse_ns=%.0f pipeline_ns=%.0f write_ns=%.0f stored=%d", r.parseNs, r.pipelineNs, r.writeNs, r.stored))
+        }
+    }
+
+    struct ClassifyTiming: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "classify", abstract: "Classifier figures on public samples kept outside the project: cold lookups, bots, devices, referrers.")
+        @Option(name: .customLong("matomo-fixtures"), help: "device-detector's tests/fixtures/upstream directory.")
+        var matomoFixtures: String
+        @Option(name: .customLong("referrer-tests"), help: "Snowplow referer-parser's referer-tests.json.")
+        var referrerTests: String?
+
+        func run() throws {
+            let traffic = try TrafficClassifier(paths: DatasetPaths())
+            let measure = ClassificationMeasurement(traffic: traffic)
+            let fixtures = try ClassificationMeasurement.matomoFixtures(in: matomoFixtures)
+            let agents = Array(Set(fixtures.map(\.userAgent))).sorted()
+            let cold = measure.latency(agents)
+            let hostile = measure.hostileWorst(count: 500, length: 2000, seed: 42)
+            print(String(format: "cold lookups of %d distinct user agents: p50 %.0f µs, p99 %.0f µs, max %.0f µs; 2,000-byte hostile: worst %.0f µs",
+                         agents.count, cold.p50, cold.p99, cold.max, hostile))
+            for line in measure.userAgentReport(fixtures) { print(line) }
+            if let referrerTests {
+                let datasetOnly = try ReferrerList(json: DatasetPaths.defaultReferrers, additions: false)
+                for line in try measure.referrerReport(testsJSON: referrerTests, referrers: datasetOnly, label: " (dataset alone)") { print(line) }
+                for line in try measure.referrerReport(testsJSON: referrerTests, label: " (dataset + Candor's additions)") { print(line) }
+            }
+            print(String(format: "RESULT classify_p50_us=%.1f classify_p99_us=%.1f classify_max_us=%.1f hostile_worst_us=%.1f", cold.p50, cold.p99, cold.max, hostile))
         }
     }
 }

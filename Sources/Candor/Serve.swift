@@ -13,6 +13,7 @@ import Privacy
 import Retention
 import ServiceLifecycle
 import Store
+import Traffic
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the collector and its endpoints.")
@@ -75,6 +76,25 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("body-timeout"), help: "Seconds a client may take to send a request from its head to its end (env CANDOR_BODY_TIMEOUT).")
     var bodyTimeout: Int = env("CANDOR_BODY_TIMEOUT").flatMap(Int.init) ?? 30
 
+    @Option(name: .customLong("uap-core"), help: "uap-core's regexes.yaml (env CANDOR_UAP_CORE; Debian package uap-core).")
+    var uapCore: String = env("CANDOR_UAP_CORE") ?? DatasetPaths().userAgents
+
+    @Option(name: .customLong("crawler-list"),
+            help: "crawler-user-agents.json, or 'none' to run without that bot layer (env CANDOR_CRAWLER_LIST; PyPI package crawler-user-agents).")
+    var crawlerList: String = env("CANDOR_CRAWLER_LIST") ?? DatasetPaths.defaultCrawlers
+
+    @Option(name: .customLong("referrer-list"),
+            help: "referer-parser's referers.json, or 'none' for Candor's own short list only (env CANDOR_REFERRER_LIST; Debian package ruby-referer-parser).")
+    var referrerList: String = env("CANDOR_REFERRER_LIST") ?? DatasetPaths.defaultReferrers
+
+    var datasetPaths: DatasetPaths {
+        var paths = DatasetPaths()
+        paths.userAgents = uapCore
+        paths.crawlers = crawlerList == "none" ? nil : crawlerList
+        paths.referrers = referrerList == "none" ? nil : referrerList
+        return paths
+    }
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
 
@@ -104,11 +124,17 @@ struct Serve: AsyncParsableCommand {
             geo = NoGeo()
         }
         let salts = try SaltKeeper(database: database)
+        let traffic: TrafficClassifier
+        do { traffic = try TrafficClassifier(paths: datasetPaths) } catch { throw UsageError(description: "\(error)") }
+        for dataset in traffic.datasets {
+            logger.info("dataset", metadata: ["name": "\(dataset.name)", "package": "\(dataset.package) \(dataset.version)",
+                                              "entries": "\(dataset.entries)", "path": "\(dataset.path)"])
+        }
         let collector = Collector(
             database: database, policies: policies, geo: geo, salts: salts,
             subjects: try SubjectHasher(database: database),
             limiter: RateLimiter(limits: .init(perSite: (rateSite, rateSite * 5), perClient: (rateClient, rateClient * 10))),
-            addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger)
+            addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger, traffic: traffic)
         let assets: PublicAssets?
         do {
             assets = try PublicAssets(directory: publicDir)
@@ -134,6 +160,10 @@ struct Serve: AsyncParsableCommand {
                 return report.summary
             },
         ]
+        // Visits stored before channels existed get theirs (a second of work per run until none is left).
+        jobs.append(ScheduledJob(name: "channel_backfill", interval: .seconds(10)) {
+            try backfillChannels(database: database, referrers: traffic.referrers)
+        })
         jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000))) {
             try RollupJob.run(database: database, now: Date())
         })
@@ -162,7 +192,7 @@ struct Serve: AsyncParsableCommand {
         let auth = Authenticator(database: database)
         if let token = metricsToken, token.utf8.count < 16 { throw UsageError(description: "--metrics-token must be at least 16 characters") }
         let router = buildRouter(collector: collector, assets: assets, office: office,
-                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database)),
+                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database), referrers: traffic.referrers),
                                  mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: metricsToken) { auth.isOperator($0) })
         do {
             let pages = try await Pages(directory: publicDir + "/templates")
@@ -228,5 +258,9 @@ func pipelineHealth(_ collector: Collector) -> PipelineHealth {
         commitP99Ms: m.commitSeconds.quantile(0.99).map { $0 * 1000 },
         geo: [("City database", geo.city), ("ASN database", geo.asn),
               ("Built", geo.buildEpoch.map { "\($0.formatted(.iso8601)) (\(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? "unknown")],
-        webhooks: m.webhookCounts)
+        webhooks: m.webhookCounts,
+        datasets: collector.pipeline.deps.traffic.datasets.map {
+            ($0.name, "\($0.package) \($0.version), \($0.entries) entries\($0.rejected > 0 ? ", \($0.rejected) refused" : "") (\($0.path))")
+        },
+        botDrops: BotLayer.allCases.map { ($0.rawValue, m.botDropCount($0)) })
 }

@@ -1,4 +1,7 @@
+import Foundation
 import Privacy
+public import Store
+public import Traffic
 
 /// A URL split into the parts the pipeline needs. Userinfo and fragment are discarded.
 struct LightURL {
@@ -74,17 +77,12 @@ func asciiLowercased(_ s: Substring) -> String {
     return String(decoding: s.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
 }
 
-/// Traffic source classification: direct, organic, paid, social, email, referral.
-enum SourceType: String, Sendable {
-    case direct, organic, paid, social, email, referral
-}
-
 /// Click-id query keys; only the kind is kept under anonymous, the value only under
 /// identified + marketing consent.
 let clickIDKeys = ["gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "sc_click_id", "dclid", "wbraid", "gbraid"]
 
 struct Attribution: Equatable {
-    var sourceType: SourceType = .direct
+    var acquisition = Acquisition(channel: .direct, source: nil)
     var referrerHost: String?
     var referrerPath: String?
     var utmSource: String?
@@ -97,41 +95,10 @@ struct Attribution: Equatable {
 }
 
 enum Classifier {
-    static let searchHosts = ["google.", "bing.com", "duckduckgo.com", "search.yahoo.", "yahoo.com", "baidu.com",
-                              "yandex.", "ecosia.org", "qwant.com", "search.brave.com", "startpage.com", "naver.com",
-                              "seznam.cz", "kagi.com", "sogou.com"]
-    static let socialHosts = ["facebook.com", "fb.com", "m.facebook.com", "l.facebook.com", "lm.facebook.com",
-                              "instagram.com", "l.instagram.com", "t.co", "twitter.com", "x.com", "linkedin.com",
-                              "lnkd.in", "reddit.com", "old.reddit.com", "youtube.com", "youtu.be", "pinterest.com",
-                              "tiktok.com", "news.ycombinator.com", "mastodon.social", "threads.net", "bsky.app",
-                              "vk.com", "snapchat.com", "tumblr.com", "quora.com", "whatsapp.com", "telegram.org", "t.me"]
-    static let emailHosts = ["mail.google.com", "outlook.live.com", "outlook.office.com", "outlook.office365.com",
-                             "mail.yahoo.com", "mail.proton.me", "app.fastmail.com", "mail.aol.com", "webmail."]
-    static let paidMediums: Set<String> = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "cpm",
-                                           "cpv", "cpa", "display", "banner", "paid_social", "paidsocial", "paid-social",
-                                           "retargeting", "affiliate", "ads"]
-    static let socialMediums: Set<String> = ["social", "social-network", "social-media", "sm", "social_network", "social_media"]
-    static let emailMediums: Set<String> = ["email", "e-mail", "e_mail", "newsletter", "mail"]
-    static let organicMediums: Set<String> = ["organic", "seo"]
-
-    static func matches(_ host: String, _ list: [String]) -> Bool {
-        list.contains { entry in
-            if entry.utf8.last == UInt8(ascii: ".") {
-                // "google." matches google.com, www.google.co.uk, …: the entry starts a label of the host.
-                let h = host.utf8
-                var i = h.startIndex
-                while i < h.endIndex {
-                    if (i == h.startIndex || h[h.index(before: i)] == UInt8(ascii: ".")) && h[i...].starts(with: entry.utf8) { return true }
-                    i = h.index(after: i)
-                }
-                return false
-            }
-            return hostMatches(host, domain: entry)
-        }
-    }
-
-    /// Classifies one event's landing URL and referrer. `siteDomains` makes self-referrals direct.
-    static func attribution(page: LightURL?, referrer: String?, siteDomains: [String], keepClickID: Bool) -> Attribution {
+    /// Classifies one event's landing URL and referrer (`ReferrerList.acquisition` decides the
+    /// channel). `siteDomains` makes self-referrals direct.
+    static func attribution(page: LightURL?, referrer: String?, siteDomains: [String], keepClickID: Bool,
+                            referrers: ReferrerList) -> Attribution {
         var a = Attribution()
         if let page {
             a.utmSource = bounded(page.queryValue("utm_source") ?? page.queryValue("ref") ?? page.queryValue("source"))
@@ -147,36 +114,18 @@ enum Classifier {
                 }
             }
         }
-        if let referrer, let ref = LightURL(referrer) {
-            let host = ref.host.hasPrefix("www.") ? String(ref.host.dropFirst(4)) : ref.host
-            if !hostMatches(ref.host, domains: siteDomains) {
-                a.referrerHost = host
-                if matches(host, searchHosts) || matches(host, socialHosts) {
-                    // Path only for classification-relevant hosts (e.g. reddit.com/r/swift), redacted.
-                    a.referrerPath = Minimize.path(ref.path)
-                }
-            }
+        var referrerPath: Substring = "/"
+        if let referrer, let ref = LightURL(referrer), !hostMatches(ref.host, domains: siteDomains) {
+            a.referrerHost = ref.host.hasPrefix("www.") ? String(ref.host.dropFirst(4)) : ref.host
+            referrerPath = ref.path
         }
-        a.sourceType = sourceType(a)
+        a.acquisition = referrers.acquisition(referrerHost: a.referrerHost, referrerPath: referrerPath, utmSource: a.utmSource,
+                                              utmMedium: a.utmMedium, clickIDKind: a.clickIDKind)
+        if let kind = a.acquisition.source?.kind, kind == .search || kind == .social, a.referrerHost != nil {
+            // Path only for search and social referrers (e.g. reddit.com/r/swift), redacted.
+            a.referrerPath = Minimize.path(referrerPath)
+        }
         return a
-    }
-
-    static func sourceType(_ a: Attribution) -> SourceType {
-        if let m = a.utmMedium {
-            if paidMediums.contains(m) { return .paid }
-            if emailMediums.contains(m) { return .email }
-            if socialMediums.contains(m) { return .social }
-            if organicMediums.contains(m) { return .organic }
-        }
-        if a.clickIDKind != nil { return .paid }
-        if let host = a.referrerHost {
-            if matches(host, emailHosts) { return .email }
-            if matches(host, searchHosts) { return .organic }
-            if matches(host, socialHosts) { return .social }
-            return .referral
-        }
-        if a.utmSource != nil { return .referral }
-        return .direct
     }
 
     static func bounded(_ s: String?) -> String? {
@@ -194,4 +143,48 @@ enum Classifier {
         default: return "desktop"
         }
     }
+}
+
+/// What the pipeline derives from a request's user agent, page URL and referrer, as labelled
+/// lines (`candor classify`, for debugging a classification).
+public func explainClassification(traffic: TrafficClassifier, userAgent: String?, purpose: String?, page: String?,
+                                  referrer: String?, siteDomains: [String]) -> [(String, String)] {
+    var lines: [(String, String)] = []
+    if let userAgent {
+        let v = traffic.agent(userAgent, purpose: purpose)
+        lines.append(("bot", v.bot.map { "yes (\($0.rawValue)\(v.crawlerPattern.map { ": /\($0)/" } ?? ""))" } ?? "no"))
+        lines.append(("browser", v.browser + (v.browserVersion.map { " \($0)" } ?? "")))
+        lines.append(("os", v.os + (v.facts.osMajor.map { " \($0)" } ?? "")))
+        lines.append(("device", "\(v.device.rawValue) (uap-core: \(v.facts.device)\(v.facts.brand.map { ", brand \($0)" } ?? "")\(v.facts.model.map { ", model \($0)" } ?? ""))"))
+    }
+    if page != nil || referrer != nil {
+        let a = Classifier.attribution(page: page.flatMap(LightURL.init), referrer: referrer, siteDomains: siteDomains,
+                                       keepClickID: false, referrers: traffic.referrers)
+        lines.append(("channel", a.acquisition.channel.rawValue))
+        lines.append(("source type", a.acquisition.sourceType))
+        lines.append(("source", a.acquisition.source.map { "\($0.name) (\($0.kind.rawValue))" } ?? "-"))
+        lines.append(("referrer host", a.referrerHost ?? "-"))
+        for (label, value) in [("utm_source", a.utmSource), ("utm_medium", a.utmMedium), ("utm_campaign", a.utmCampaign),
+                               ("click id", a.clickIDKind)] where value != nil {
+            lines.append((label, value!))
+        }
+    }
+    return lines
+}
+
+/// Fills in the channel and source name of rows stored before Candor recorded them, a batch per
+/// call for up to `budget` seconds; the summary says how many rows were filled.
+public func backfillChannels(database: AppDatabase, referrers: ReferrerList, budget: Double = 1) throws -> String {
+    let start = Date()
+    var filled = 0
+    while Date().timeIntervalSince(start) < budget {
+        let n = try database.fillUnsetChannels(limit: 20_000) { stored in
+            let a = referrers.acquisition(referrerHost: stored.referrerHost, referrerPath: Substring(stored.referrerPath ?? "/"),
+                                          utmSource: stored.utmSource, utmMedium: stored.utmMedium, clickIDKind: stored.clickIDKind)
+            return (a.channel.rawValue, a.source?.name)
+        }
+        if n == 0 { break }
+        filled += n
+    }
+    return filled == 0 ? "nothing to fill" : "\(filled) row(s) given their channel"
 }

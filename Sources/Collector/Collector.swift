@@ -4,6 +4,7 @@ public import Geo
 public import Logging
 public import Privacy
 public import Store
+public import Traffic
 import Synchronization
 
 /// Everything ingestion needs, wired once at start-up and shared by all requests.
@@ -30,11 +31,11 @@ public final class Collector: Sendable {
 
     public init(database: AppDatabase, policies: PolicyBook, geo: any GeoLookup, salts: SaltKeeper,
                 subjects: SubjectHasher, limiter: RateLimiter, addresses: ClientAddressResolver,
-                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+                logger: Logger, traffic: TrafficClassifier = .installed, now: @escaping @Sendable () -> Date = { Date() }) {
         self.database = database
         self.policies = policies
         self.metrics = CollectorMetrics()
-        self.pipeline = Pipeline(deps: .init(geo: geo, salts: salts, subjects: subjects, limiter: limiter))
+        self.pipeline = Pipeline(deps: .init(geo: geo, salts: salts, subjects: subjects, limiter: limiter, traffic: traffic))
         self.writer = EventWriter(database: database, metrics: metrics, logger: logger)
         self.addresses = addresses
         self.logger = logger

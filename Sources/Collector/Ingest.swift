@@ -140,6 +140,7 @@ extension Collector {
         }
         let result = pipeline.run(events, site: site, policy: policy, facts: facts)
         for (reason, n) in result.drops { metrics.drop(reason, count: n) }
+        if let layer = result.botLayer { metrics.botDrop(layer, count: result.drops[.bot] ?? 0) }
         if let retryAfter = result.retryAfter {
             var answer = rejection(429, "rate limited; retry after \(retryAfter) s", path: path)
             answer.headers[.retryAfter] = String(retryAfter)

@@ -1,5 +1,6 @@
 public import Foundation
 public import ServiceLifecycle
+public import Traffic
 import Synchronization
 
 /// Why an event was not stored. Counted per reason in /metrics and returned to the sender.
@@ -78,6 +79,7 @@ public final class CollectorMetrics: Sendable {
     public let received = Counter()
     public let accepted = Counter()
     private let dropped: [Counter] = DropReason.allCases.map { _ in Counter() }
+    private let botDropped: [Counter] = BotLayer.allCases.map { _ in Counter() }
     private let rejected = Mutex<[String: Int]>([:])
     private let webhooks = Mutex<[String: Int]>([:])
     public let queueDepth = Counter()
@@ -91,6 +93,15 @@ public final class CollectorMetrics: Sendable {
 
     public func drop(_ reason: DropReason, count: Int = 1) {
         dropped[DropReason.allCases.firstIndex(of: reason)!].add(count)
+    }
+
+    /// Events dropped as bots, by the layer that decided.
+    public func botDrop(_ layer: BotLayer, count: Int) {
+        botDropped[BotLayer.allCases.firstIndex(of: layer)!].add(count)
+    }
+
+    public func botDropCount(_ layer: BotLayer) -> Int {
+        botDropped[BotLayer.allCases.firstIndex(of: layer)!].value
     }
 
     public func droppedCount(_ reason: DropReason) -> Int {
@@ -147,6 +158,10 @@ public final class CollectorMetrics: Sendable {
         out += "# HELP candor_events_dropped_total Events not stored, by reason.\n# TYPE candor_events_dropped_total counter\n"
         for (i, reason) in DropReason.allCases.enumerated() {
             out += "candor_events_dropped_total{reason=\"\(reason.rawValue)\"} \(dropped[i].value)\n"
+        }
+        out += "# HELP candor_bot_drops_total Events dropped as bots, by the layer that decided.\n# TYPE candor_bot_drops_total counter\n"
+        for (i, layer) in BotLayer.allCases.enumerated() {
+            out += "candor_bot_drops_total{layer=\"\(layer.rawValue)\"} \(botDropped[i].value)\n"
         }
         out += "# HELP candor_requests_rejected_total Requests refused whole, by HTTP status.\n# TYPE candor_requests_rejected_total counter\n"
         for (status, n) in rejected.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {

@@ -1,3 +1,4 @@
+import Traffic
 public import Foundation
 public import HTTPTypes
 import JSONOutput
@@ -104,6 +105,11 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
         let m = collector.metrics
         let p50 = m.commitSeconds.quantile(0.5).map { JSONText.number($0 * 1000) } ?? "null"
         let p99 = m.commitSeconds.quantile(0.99).map { JSONText.number($0 * 1000) } ?? "null"
+        let datasets = collector.pipeline.deps.traffic.datasets.map {
+            "{\"name\":\(JSONText.quoted($0.name)),\"package\":\(JSONText.quoted($0.package)),\"version\":\(JSONText.quoted($0.version)),"
+                + "\"entries\":\($0.entries),\"rejected\":\($0.rejected),\"path\":\(JSONText.quoted($0.path))}"
+        }.joined(separator: ",")
+        let botDrops = BotLayer.allCases.map { "\(JSONText.quoted($0.rawValue)):\(m.botDropCount($0))" }.joined(separator: ",")
         let saltDays = collector.pipeline.deps.salts.daysInMemory.map(String.init).joined(separator: ",")
         let body = """
             {"status":\(JSONText.quoted(dbOK ? "ok" : "degraded")),"database":\(JSONText.quoted(readable ? "ok" : "unreachable")),\
@@ -116,6 +122,7 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
             "built":\(geo.buildEpoch.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null")},\
             "queue_depth":\(m.queueDepth.value),"accepted":\(m.accepted.value),\
             "commit_ms":{"p50_le":\(p50),"p99_le":\(p99)},"salt_days":[\(saltDays)],\
+            "datasets":[\(datasets)],"bot_drops":{\(botDrops)},\
             "pipeline":[\(Pipeline.stepNames.map(JSONText.quoted).joined(separator: ","))]}
             """
         return Response(status: dbOK ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],

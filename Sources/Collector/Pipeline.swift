@@ -3,6 +3,7 @@ public import Foundation
 public import Geo
 public import Privacy
 public import Store
+public import Traffic
 import JSONOutput
 
 /// Facts about the request that carried the events. The IP address and user agent live only
@@ -29,6 +30,8 @@ public struct PipelineResult: Sendable {
     public var drops: [DropReason: Int] = [:]
     /// Set when the rate-limit step refused the request; retry after this many seconds.
     public var retryAfter: Int?
+    /// Set when the bot step dropped the request's events: the layer that decided.
+    public var botLayer: BotLayer?
 }
 
 /// The ingestion pipeline: an ordered list of named steps. Each step reads and enriches one
@@ -42,11 +45,15 @@ public struct Pipeline: Sendable {
         public var limiter: RateLimiter
         /// Per-process random key for the rate limiter's client hash (never stored).
         public var limiterKey: SecretBytes
-        let userAgents = UserAgentCache()
+        public let traffic: TrafficClassifier
+        let userAgents: UserAgentCache
 
-        public init(geo: any GeoLookup, salts: SaltKeeper, subjects: SubjectHasher, limiter: RateLimiter) {
+        public init(geo: any GeoLookup, salts: SaltKeeper, subjects: SubjectHasher, limiter: RateLimiter,
+                    traffic: TrafficClassifier = .installed) {
             self.geo = geo; self.salts = salts; self.subjects = subjects; self.limiter = limiter
             self.limiterKey = SecretBytes(random: 32)
+            self.traffic = traffic
+            self.userAgents = UserAgentCache(traffic: traffic)
         }
     }
 
@@ -60,7 +67,8 @@ public struct Pipeline: Sendable {
         /// The site's day the request arrived on.
         lazy var receivedDay: Int64 = site.calendar.day(of: facts.nowMs)
         lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
-        lazy var isBot: Bool = BotFilter.isSpeculative(purpose: facts.purpose) || agent.bot
+        /// The layer that found a bot (a speculative load is decided per request), or nil.
+        lazy var botLayer: BotLayer? = facts.purpose.map(TrafficClassifier.isSpeculative) == true ? .speculative : agent.bot
         lazy var retryAfter: Int? = {
             let ip = facts.ip ?? ""
             let client = deps.limiterKey.withBytes { key in
@@ -95,7 +103,7 @@ public struct Pipeline: Sendable {
 
     /// The steps, in order (DESIGN.md, "Data flow").
     static let steps: [Step] = [
-        Step(name: "bot") { _, scope in scope.isBot ? .bot : nil },
+        Step(name: "bot") { _, scope in scope.botLayer != nil ? .bot : nil },
         Step(name: "rate_limit") { _, scope in scope.retryAfter != nil ? .rateLimited : nil },
         Step(name: "consent") { w, scope in
             w.decision = ConsentDecider.decide(policy: scope.policy, state: w.incoming.consent, signals: scope.facts.signals)
@@ -152,8 +160,10 @@ public struct Pipeline: Sendable {
         Step(name: "attribution") { w, scope in
             let page = w.page
             let a = Classifier.attribution(page: page, referrer: w.incoming.referrer, siteDomains: scope.site.domains,
-                                           keepClickID: w.decision.allowsMarketing)
-            w.row.sourceType = a.sourceType.rawValue
+                                           keepClickID: w.decision.allowsMarketing, referrers: scope.deps.traffic.referrers)
+            w.row.sourceType = a.acquisition.sourceType
+            w.row.channel = a.acquisition.channel.rawValue
+            w.row.sourceName = a.acquisition.source?.name
             w.row.referrerHost = a.referrerHost; w.row.referrerPath = a.referrerPath
             w.row.utmSource = a.utmSource; w.row.utmMedium = a.utmMedium; w.row.utmCampaign = a.utmCampaign
             w.row.utmTerm = a.utmTerm; w.row.utmContent = a.utmContent
@@ -221,6 +231,7 @@ public struct Pipeline: Sendable {
         }
         // Only a request whose events reached the rate-limit step (and were refused there) is a 429.
         if result.drops[.rateLimited] != nil { result.retryAfter = scope.retryAfter }
+        if result.drops[.bot] != nil { result.botLayer = scope.botLayer }
         return result
     }
 }

@@ -2,6 +2,7 @@ public import Foundation
 import JSONOutput
 public import Privacy
 public import Store
+public import Traffic
 
 /// A conversion that cannot be attributed as given.
 public struct AttributionError: Error, CustomStringConvertible {
@@ -18,9 +19,13 @@ public struct Attributor: Sendable {
     let database: AppDatabase
     let subjects: SubjectHasher
 
-    public init(database: AppDatabase, subjects: SubjectHasher) {
+    /// Decides the source type of a touch known only from its campaign fields, as for events.
+    let referrers: ReferrerList
+
+    public init(database: AppDatabase, subjects: SubjectHasher, referrers: ReferrerList = TrafficClassifier.installed.referrers) {
         self.database = database
         self.subjects = subjects
+        self.referrers = referrers
     }
 
     /// First touch: the earliest visit in the window. Last touch: the latest visit that did not
@@ -28,17 +33,6 @@ public struct Attributor: Sendable {
     static func touches(_ journey: [Touch]) -> (first: Touch, last: Touch)? {
         guard let first = journey.first, let latest = journey.last else { return nil }
         return (first, journey.last { $0.sourceType != "direct" } ?? latest)
-    }
-
-    /// Source type of a touch known only from its UTM medium.
-    static func sourceType(medium: String?) -> String {
-        switch medium?.lowercased() {
-        case "cpc", "ppc", "paid", "paidsearch", "paid_search", "cpm", "display": "paid"
-        case "email", "newsletter": "email"
-        case "social", "social-media", "social_media": "social"
-        case "organic": "organic"
-        default: "referral"
-        }
     }
 
     public func conversion(_ e: WebhookEvent, site: String, provider: Provider, receivedAt: Date) throws -> ConversionRow {
@@ -87,7 +81,8 @@ public struct Attributor: Sendable {
             // The visitor who converted: the latest visit before the conversion.
             row.visit = journey.last?.visit
         } else if e.utmSource != nil || e.utmMedium != nil || e.utmCampaign != nil {
-            let touch = Touch(sourceType: Self.sourceType(medium: e.utmMedium), utmSource: e.utmSource, utmMedium: e.utmMedium,
+            let touch = Touch(sourceType: referrers.acquisition(referrerHost: nil, utmSource: e.utmSource, utmMedium: e.utmMedium,
+                                                           clickIDKind: nil).sourceType, utmSource: e.utmSource, utmMedium: e.utmMedium,
                               utmCampaign: e.utmCampaign)
             row.attributedVia = "payload"
             row.firstTouch = touch

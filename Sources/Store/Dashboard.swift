@@ -57,6 +57,7 @@ public enum Dimension: String, Sendable, CaseIterable {
     case page = "path", source = "source_type", referrer = "referrer_host", utmSource = "utm_source", utmMedium = "utm_medium"
     case utmCampaign = "utm_campaign", utmTerm = "utm_term", utmContent = "utm_content", country, region, city
     case asnOrg = "asn_org", browser, os, device, screen, event = "name"
+    case channel, sourceName = "source_name"
 
     public var label: String {
         switch self {
@@ -77,6 +78,8 @@ public enum Dimension: String, Sendable, CaseIterable {
         case .device: "Devices"
         case .screen: "Screen sizes"
         case .event: "Events"
+        case .channel: "Channels"
+        case .sourceName: "Source names"
         }
     }
 }

@@ -35,6 +35,9 @@ public struct EventRow: Sendable, Equatable {
     public var device: String?
     public var screen: String?
     public var sourceType: String
+    /// The channel group (Direct, Organic Search, Email, …) and the known source's name.
+    public var channel: String?
+    public var sourceName: String?
     public var referrerHost: String?
     public var referrerPath: String?
     public var utmSource: String?
@@ -84,6 +87,8 @@ public struct EventRow: Sendable, Equatable {
 /// event's consent.
 struct VisitAcquisition: Equatable {
     var sourceType: String
+    var channel: String?
+    var sourceName: String?
     var referrerHost: String?
     var referrerPath: String?
     var utmSource: String?
@@ -94,7 +99,8 @@ struct VisitAcquisition: Equatable {
     var clickIDKind: String?
 
     init(_ e: EventRow) {
-        sourceType = e.sourceType; referrerHost = e.referrerHost; referrerPath = e.referrerPath
+        sourceType = e.sourceType; channel = e.channel; sourceName = e.sourceName
+        referrerHost = e.referrerHost; referrerPath = e.referrerPath
         utmSource = e.utmSource; utmMedium = e.utmMedium; utmCampaign = e.utmCampaign; utmTerm = e.utmTerm; utmContent = e.utmContent
         clickIDKind = e.clickIDKind
     }
@@ -105,6 +111,7 @@ struct VisitAcquisition: Equatable {
         referrerHost = row.text(column + 1); referrerPath = row.text(column + 2)
         utmSource = row.text(column + 3); utmMedium = row.text(column + 4); utmCampaign = row.text(column + 5)
         utmTerm = row.text(column + 6); utmContent = row.text(column + 7); clickIDKind = row.text(column + 8)
+        channel = row.text(column + 9); sourceName = row.text(column + 10)
     }
 
     /// Gives the event the visit's acquisition. An event that carries a click id of its own (an
@@ -112,18 +119,20 @@ struct VisitAcquisition: Equatable {
     func apply(to e: inout EventRow) {
         e.sourceType = sourceType; e.referrerHost = referrerHost; e.referrerPath = referrerPath
         e.utmSource = utmSource; e.utmMedium = utmMedium; e.utmCampaign = utmCampaign; e.utmTerm = utmTerm; e.utmContent = utmContent
+        e.channel = channel; e.sourceName = sourceName
         if e.clickID == nil { e.clickIDKind = clickIDKind }
     }
 
     func bind(to statement: inout RawStatement) {
         statement.bind(sourceType); statement.bind(referrerHost); statement.bind(referrerPath); statement.bind(utmSource)
         statement.bind(utmMedium); statement.bind(utmCampaign); statement.bind(utmTerm); statement.bind(utmContent); statement.bind(clickIDKind)
+        statement.bind(channel); statement.bind(sourceName)
     }
 }
 
 extension AppDatabase {
     /// The columns of a session (and of each of its events) that hold its ``VisitAcquisition``.
-    static let acquisitionColumns = "source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_kind"
+    static let acquisitionColumns = "source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_kind, channel, source_name"
 }
 
 /// What happened to each event of a batch.
@@ -204,6 +213,7 @@ extension AppDatabase {
         st.insert.bind(e.utmMedium); st.insert.bind(e.utmCampaign); st.insert.bind(e.utmTerm); st.insert.bind(e.utmContent)
         st.insert.bind(e.clickIDKind); st.insert.bind(e.clickID); st.insert.bind(e.props); st.insert.bind(e.value); st.insert.bind(e.currency)
         st.insert.bind(e.engagedMs); st.insert.bind(e.scroll); st.insert.bind(e.emailHash)
+        st.insert.bind(e.channel); st.insert.bind(e.sourceName)
         try st.insert.run()
         if e.isConversion {
             // The same conversion model as webhooks: a sale (with a value) or a lead, attributed to its visit.
@@ -344,14 +354,14 @@ struct IngestStatements {
             INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
               pageviews, interactions, engaged_ms, duration_ms, bounce, \(AppDatabase.acquisitionColumns),
               country, browser, os, device)
-            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?, ?,?,?,?,?,?,?,?,?, ?,?,?,?)
+            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?, ?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?)
             """)
         insert = try RawStatement(db, """
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,
               country, region, city, asn, asn_org, browser, browser_version, os, device, screen,
               source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term,
-              utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash)
-            VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+              utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll, email_hash, channel, source_name)
+            VALUES (?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?, ?,?)
             """)
         staleDay = try RawStatement(db, "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING")
         zone = try RawStatement(db, "SELECT timezone FROM sites WHERE id = ?")
@@ -394,6 +404,7 @@ extension AppDatabase {
                 e.subject = r["subject"]; e.country = r["country"]; e.region = r["region"]; e.city = r["city"]
                 e.asn = r["asn"]; e.asnOrg = r["asn_org"]; e.browser = r["browser"]
                 e.browserVersion = r["browser_version"]; e.os = r["os"]; e.device = r["device"]; e.screen = r["screen"]
+                e.channel = r["channel"]; e.sourceName = r["source_name"]
                 e.referrerHost = r["referrer_host"]; e.referrerPath = r["referrer_path"]
                 e.utmSource = r["utm_source"]; e.utmMedium = r["utm_medium"]; e.utmCampaign = r["utm_campaign"]
                 e.utmTerm = r["utm_term"]; e.utmContent = r["utm_content"]

@@ -25,7 +25,7 @@ public final class FactStore: Sendable {
 
     /// The dimensions every event carries besides its page and name: one "profile" per distinct
     /// combination and day (events of one visit mostly share one).
-    static let profileDimensions: [Dimension] = [.source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent,
+    static let profileDimensions: [Dimension] = [.channel, .sourceName, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent,
                                                  .country, .region, .city, .asnOrg, .browser, .os, .device, .screen]
 
     /// Events and visits held in memory (for `/metrics` and the benchmark).

@@ -452,6 +452,20 @@ extension AppDatabase {
                 ALTER TABLE rollup_days ADD COLUMN zone TEXT NOT NULL DEFAULT 'UTC';
                 """)
         }
+        migrator.registerMigration("v16-channels") { db in
+            // A visit's channel (GA4-style group) and the name of its known source (Google, GMX…),
+            // decided by the classifier at ingestion. Rows stored before are filled in by the
+            // serve process's backfill (the classifier is not the database's), found through the
+            // partial indexes, which empty as it goes.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN channel TEXT;
+                ALTER TABLE events ADD COLUMN source_name TEXT;
+                ALTER TABLE sessions ADD COLUMN channel TEXT;
+                ALTER TABLE sessions ADD COLUMN source_name TEXT;
+                CREATE INDEX events_channel_unset ON events(id) WHERE channel IS NULL;
+                CREATE INDEX sessions_channel_unset ON sessions(id) WHERE channel IS NULL;
+                """)
+        }
         return migrator
     }
 }

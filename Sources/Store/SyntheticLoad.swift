@@ -62,6 +62,11 @@ extension AppDatabase {
             + (8..<max(8, s.pages)).map { i in ["/blog/post-\(i)", "/docs/page-\(i)", "/product/item-\(i)"][i % 3] }
         let searches = ["www.google.com", "www.bing.com", "duckduckgo.com", "www.ecosia.org"]
         let socials = ["news.ycombinator.com", "www.reddit.com", "t.co", "www.linkedin.com"]
+        // Channel and source name as the classifier names them (this module does not run it).
+        let names = ["www.google.com": "Google", "www.bing.com": "Bing", "duckduckgo.com": "DuckDuckGo", "www.ecosia.org": "Ecosia",
+                     "news.ycombinator.com": "Hacker News", "www.reddit.com": "Reddit", "t.co": "X", "www.linkedin.com": "LinkedIn"]
+        let channels = ["direct": "Direct", "organic": "Organic Search", "social": "Organic Social", "referral": "Referral",
+                        "email": "Email", "paid": "Paid Search"]
         let referrals = (0..<max(1, s.referrers)).map { "site-\($0).example.net" }
         let countries = ["US", "DE", "GB", "FR", "IN", "NL", "BR", "CA", "ES", "IT", "SE", "PL", "JP", "AU", "CH", "AT", "BE", "MX", "DK", "NO"]
         let cities = (0..<max(1, s.cities)).map { "City \($0)" }
@@ -80,8 +85,8 @@ extension AppDatabase {
                 let insertSession = try db.cachedStatement(sql: """
                     INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
                       pageviews, interactions, engaged_ms, duration_ms, bounce, source_type, referrer_host, utm_source, utm_medium,
-                      utm_campaign, country, browser, os, device)
-                    VALUES (?,?,?,?,?,?,?,?, ?,?,?,?,?, ?,?,?,?,?, ?,?,?,?)
+                      utm_campaign, country, browser, os, device, channel, source_name)
+                    VALUES (?,?,?,?,?,?,?,?, ?,?,?,?,?, ?,?,?,?,?, ?,?,?,?, ?,?)
                     """)
                 let updateSession = try db.cachedStatement(sql: """
                     UPDATE sessions SET last_seen = ?, exit_path = ?, pageviews = ?, interactions = ?, duration_ms = ?, bounce = ? WHERE id = ?
@@ -89,8 +94,8 @@ extension AppDatabase {
                 let insertEvent = try db.cachedStatement(sql: """
                     INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject, country, region, city,
                       asn_org, browser, browser_version, os, device, screen, source_type, referrer_host, utm_source, utm_medium,
-                      utm_campaign, value, currency, engaged_ms, scroll, props)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?, ?,?,'131',?,?,?,?,?,?,?, ?,?,?,?,?,?)
+                      utm_campaign, value, currency, engaged_ms, scroll, props, channel, source_name)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?, ?,?,'131',?,?,?,?,?,?,?, ?,?,?,?,?,?, ?,?)
                     """)
                 let insertConversion = try db.cachedStatement(sql: """
                     INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
@@ -118,6 +123,7 @@ extension AppDatabase {
                     case 66..<72: source = "paid"; referrer = searches[0]; utm = ("google", "cpc", campaigns[rng.skewed(campaigns.count)])
                     default: break
                     }
+                    let channel = channels[source], sourceName = referrer.flatMap { names[$0] }
                     let country = countries[rng.skewed(countries.count)]
                     let city: String? = rng.chance(0.9) ? cities[rng.skewed(cities.count, skew: 4)] : nil
                     let region: String? = city.map { _ in "\(country)-\(rng.skewed(12))" }
@@ -139,7 +145,7 @@ extension AppDatabase {
                     }
                     try insertSession.execute(arguments: [
                         s.site, visitor, subject, decision, t0, t0, visitPaths[0], visitPaths[0], 0, 0, 0, 0, 1,
-                        source, referrer, utm.0, utm.1, utm.2, country, browser, os, device,
+                        source, referrer, utm.0, utm.1, utm.2, country, browser, os, device, channel, sourceName,
                     ])
                     let session = db.lastInsertedRowID
                     var t = t0, views = 0, interactions = 0
@@ -148,6 +154,7 @@ extension AppDatabase {
                         try insertEvent.execute(arguments: [
                             s.site, "s\(s.seed)-\(done)", t, name, path, decision, visitor, session, subject, country, region, city,
                             network, browser, os, device, screen, source, referrer, utm.0, utm.1, utm.2, value, currency, engaged, scroll, props,
+                            channel, sourceName,
                         ])
                         done += 1; inBatch += 1
                     }

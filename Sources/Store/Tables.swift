@@ -72,12 +72,12 @@ extension AppDatabase {
             var tables: [ResultTable] = []
             let eventColumns = """
                 id, client_id, ts, name, path, decision, session_id, country, region, city, asn, asn_org, browser,
-                browser_version, os, device, screen, source_type, referrer_host, referrer_path, utm_source, utm_medium,
+                browser_version, os, device, screen, channel, source_name, source_type, referrer_host, referrer_path, utm_source, utm_medium,
                 utm_campaign, utm_term, utm_content, click_id_kind, click_id, props, value, currency, engaged_ms, scroll
                 """
             let sessionColumns = """
                 id, decision, started_at, last_seen, entry_path, exit_path, pageviews, interactions, engaged_ms,
-                duration_ms, bounce, source_type, referrer_host, utm_source, utm_medium, utm_campaign, country, browser, os, device
+                duration_ms, bounce, channel, source_name, source_type, referrer_host, utm_source, utm_medium, utm_campaign, country, browser, os, device
                 """
             if let scope = Self.subjectScope(kind: kind) {
                 tables.append(try .fetch(db, name: "events",

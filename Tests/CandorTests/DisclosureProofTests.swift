@@ -22,11 +22,11 @@ extension LiveServerTests {
         ]
         static let referrers: [String?] = [nil, nil, "https://www.google.com/search?q=x", "https://www.facebook.com/", "https://news.example.org/a"]
         static let tableDimensions: [(label: String, dimension: Store.Dimension)] = [
-            ("Pages", .page), ("Sources", .source), ("Referrers", .referrer), ("UTM source", .utmSource), ("UTM medium", .utmMedium),
+            ("Pages", .page), ("Channels", .channel), ("Source names", .sourceName), ("Sources", .source), ("Referrers", .referrer), ("UTM source", .utmSource), ("UTM medium", .utmMedium),
             ("UTM campaign", .utmCampaign), ("Countries", .country), ("Browsers", .browser), ("Operating systems", .os),
             ("Devices", .device), ("Screen sizes", .screen), ("Events", .event),
         ]
-        static let filterDimensions: [Store.Dimension] = [.page, .source, .referrer, .utmSource, .browser, .os, .device, .event]
+        static let filterDimensions: [Store.Dimension] = [.page, .channel, .sourceName, .source, .referrer, .utmSource, .browser, .os, .device, .event]
 
         static func value(_ e: EventRow, _ d: Store.Dimension) -> String? {
             switch d {
@@ -47,6 +47,8 @@ extension LiveServerTests {
             case .device: e.device
             case .screen: e.screen
             case .event: e.name
+            case .channel: e.channel
+            case .sourceName: e.sourceName
             }
         }
 

@@ -114,7 +114,7 @@ import Testing
         let (db, site) = try dataset(seed: seed)
         var rng = SplitMix(seed: seed * 7919)
         var nonEmpty = 0
-        for _ in 0..<40 {
+        for _ in 0..<60 {
             let filters = try randomFilters(db, site: site, rng: &rng)
             let (from, to) = randomRange(rng: &rng)
             try expectSame(db, site: site, from: from, to: to, filters: filters)

@@ -1,6 +1,7 @@
 @testable import Collector
 import Privacy
 import Testing
+import Traffic
 
 @Suite struct MinimizeTests {
     @Test(arguments: [
@@ -33,25 +34,26 @@ import Testing
 
 @Suite struct ClassifyTests {
     func attribution(_ url: String, _ referrer: String?, identifiedMarketing: Bool = false) -> Attribution {
-        Classifier.attribution(page: LightURL(url), referrer: referrer, siteDomains: ["example.com"], keepClickID: identifiedMarketing)
+        Classifier.attribution(page: LightURL(url), referrer: referrer, siteDomains: ["example.com"], keepClickID: identifiedMarketing,
+                               referrers: TrafficClassifier.installed.referrers)
     }
 
     @Test func sourcesAreClassified() {
-        #expect(attribution("https://example.com/", nil).sourceType == .direct)
-        #expect(attribution("https://example.com/", "https://www.google.co.uk/search?q=x").sourceType == .organic)
-        #expect(attribution("https://example.com/", "https://duckduckgo.com/").sourceType == .organic)
-        #expect(attribution("https://example.com/", "https://t.co/abc").sourceType == .social)
-        #expect(attribution("https://example.com/", "https://mail.google.com/mail/u/0").sourceType == .email)
-        #expect(attribution("https://example.com/", "https://blog.other.org/post").sourceType == .referral)
-        #expect(attribution("https://example.com/?utm_source=nl&utm_medium=email", nil).sourceType == .email)
-        #expect(attribution("https://example.com/?utm_medium=cpc&utm_source=google", "https://google.com/").sourceType == .paid)
-        #expect(attribution("https://example.com/?gclid=abc", "https://www.google.com/").sourceType == .paid)
-        #expect(attribution("https://example.com/?utm_medium=social", nil).sourceType == .social)
+        #expect(attribution("https://example.com/", nil).acquisition.sourceType == "direct")
+        #expect(attribution("https://example.com/", "https://www.google.co.uk/search?q=x").acquisition.sourceType == "organic")
+        #expect(attribution("https://example.com/", "https://duckduckgo.com/").acquisition.sourceType == "organic")
+        #expect(attribution("https://example.com/", "https://t.co/abc").acquisition.sourceType == "social")
+        #expect(attribution("https://example.com/", "https://mail.google.com/mail/u/0").acquisition.sourceType == "email")
+        #expect(attribution("https://example.com/", "https://blog.other.org/post").acquisition.sourceType == "referral")
+        #expect(attribution("https://example.com/?utm_source=nl&utm_medium=email", nil).acquisition.sourceType == "email")
+        #expect(attribution("https://example.com/?utm_medium=cpc&utm_source=google", "https://google.com/").acquisition.sourceType == "paid")
+        #expect(attribution("https://example.com/?gclid=abc", "https://www.google.com/").acquisition.sourceType == "paid")
+        #expect(attribution("https://example.com/?utm_medium=social", nil).acquisition.sourceType == "social")
     }
 
     @Test func selfReferralsAreDirectAndDropTheHost() {
         let a = attribution("https://example.com/b", "https://shop.example.com/a?x=1")
-        #expect(a.sourceType == .direct)
+        #expect(a.acquisition.sourceType == "direct")
         #expect(a.referrerHost == nil)
     }
 
@@ -79,25 +81,27 @@ import Testing
     }
 
     @Test func userAgentsAreReduced() {
-        let chrome = ReducedUserAgent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+        func reduced(_ ua: String) -> ReducedUserAgent { ReducedUserAgent(TrafficClassifier.installed.agent(ua)) }
+        let chrome = reduced("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
         #expect(chrome == ReducedUserAgent(browser: "Chrome", browserVersion: "131", os: "Windows", device: "desktop"))
-        let edge = ReducedUserAgent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86")
+        let edge = reduced("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86")
         #expect(edge.browser == "Edge")
-        let iphone = ReducedUserAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
-        #expect(iphone == ReducedUserAgent(browser: "Safari", browserVersion: "17", os: "iOS", device: "mobile"))
-        let firefox = ReducedUserAgent("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:128.0) Gecko/20100101 Firefox/128.0")
+        let iphone = reduced("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+        #expect(iphone == ReducedUserAgent(browser: "Mobile Safari", browserVersion: "17", os: "iOS", device: "mobile"))
+        let firefox = reduced("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:128.0) Gecko/20100101 Firefox/128.0")
         #expect(firefox == ReducedUserAgent(browser: "Firefox", browserVersion: "128", os: "macOS", device: "desktop"))
-        let tablet = ReducedUserAgent("Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+        let tablet = reduced("Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
         #expect(tablet.device == "tablet")
     }
 
     @Test func botsAndPrefetchAreDetected() {
-        #expect(BotFilter.isBot(userAgent: "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", purpose: nil))
-        #expect(BotFilter.isBot(userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36", purpose: nil))
-        #expect(BotFilter.isBot(userAgent: "curl/8.0.1", purpose: nil))
-        #expect(BotFilter.isBot(userAgent: "", purpose: nil))
-        #expect(BotFilter.isBot(userAgent: chromeUA, purpose: "prefetch;prerender"))
-        #expect(!BotFilter.isBot(userAgent: chromeUA, purpose: nil))
+        let t = TrafficClassifier.installed
+        #expect(t.agent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").bot != nil)
+        #expect(t.agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36").bot != nil)
+        #expect(t.agent("curl/8.0.1").bot != nil)
+        #expect(t.agent("").bot == .header)
+        #expect(t.agent(chromeUA, purpose: "prefetch;prerender").bot == .speculative)
+        #expect(t.agent(chromeUA).bot == nil)
     }
 
     @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
@@ -115,18 +119,19 @@ import Testing
 
 @Suite struct UserAgentCacheTests {
     @Test func cachedAnswersEqualFreshOnesAndTheCacheStaysBounded() {
-        let cache = UserAgentCache(capacity: 2)
+        let cache = UserAgentCache(traffic: .installed, capacity: 2)
         let agents = [chromeUA, "Googlebot/2.1 (+http://www.google.com/bot.html)",
                       "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
                       "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36"]
         for _ in 0..<3 {
             for ua in agents {
                 let entry = cache.lookup(ua)
-                #expect(entry.bot == BotFilter.isBot(userAgent: ua, purpose: nil))
-                #expect(entry.reduced == ReducedUserAgent(ua))
+                let fresh = TrafficClassifier.installed.agent(ua)
+                #expect(entry.bot == fresh.bot)
+                #expect(entry.reduced == ReducedUserAgent(fresh))
             }
         }
-        #expect(cache.lookup(agents[1]).bot && !cache.lookup(agents[0]).bot)
+        #expect(cache.lookup(agents[1]).bot != nil && cache.lookup(agents[0]).bot == nil)
         #expect(cache.count <= 2)
     }
 }

@@ -1,0 +1,104 @@
+@testable import Collector
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Store
+import Testing
+
+extension LiveServerTests {
+    /// Issue 14, proven against the running binary: under concurrent posts from people and from
+    /// bots of every layer, the people's events are stored with the families and classes the
+    /// datasets give, no bot's is, the answers say "bot", and /metrics and /health count the drops
+    /// per layer and name the datasets.
+    @Suite struct BotLayerServedTests {
+        static let people: [(ua: String, browser: String, os: String, device: String)] = [
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+             "Chrome", "Windows", "desktop"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+             "Mobile Safari", "iOS", "mobile"),
+            ("Nokia6300/2.0 (05.00) Profile/MIDP-2.0 Configuration/CLDC-1.1", "Nokia Services (WAP) Browser", "Other", "mobile"),
+            ("Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+             "Chrome Mobile", "Android", "mobile"),
+            ("Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/120.2.1 like Chrome/120.0.6099.230 Safari/537.36",
+             "Amazon Silk", "Android", "tablet"),
+        ]
+        static let bots: [(ua: String, layer: String)] = [
+            ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "uap_spider"),
+            ("python-requests/2.31.0", "crawler_list"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36", "crawler_list"),
+            ("MyMonitor/1.0 (+https://monitor.example)", "contact"),
+            ("l9tcpid/v1.0.0", "unidentified"),
+            ("", "header"),
+        ]
+
+        @Test func peopleAreCountedAndEveryBotLayerDropsAndCounts() async throws {
+            let dir = TempDir()
+            let site = try ServerProcess.run(["sites", "add", "--data", dir.path, "--name", "Bots", "--domain", "example.com",
+                                              "--policies", dir.path + "/no-policies"]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let server = ServerProcess(data: dir.path, logPath: dir.file("server.log"))
+            let token = "bot-layers-token-0123456789"
+            try await server.start(["--trusted-proxy", "127.0.0.1/32", "--metrics-token", token, "--rate-client", "1000", "--rate-site", "100000"])
+            defer { server.terminate() }
+            let rounds = 8
+            // Each round posts every person and every bot (and a prefetch), from 4 tasks at once.
+            let answers = try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+                for task in 0..<4 {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                            var answers: [(String, String)] = []
+                            for round in stride(from: task, to: rounds, by: 4) {
+                                let ip = "81.2.\(round).\(task + 10)"
+                                func post(_ ua: String, _ tag: String, purpose: String? = nil) async throws {
+                                    var headers: HTTPFields = [.contentType: "text/plain", .init("X-Forwarded-For")!: ip]
+                                    if !ua.isEmpty { headers[.userAgent] = ua }
+                                    if let purpose { headers[.init("Sec-Purpose")!] = purpose }
+                                    let body = #"{"site":"\#(site)","url":"https://example.com/\#(tag)","id":"\#(tag)-\#(round)"}"#
+                                    let r = try await client.post("/api/event", headers: headers, body: ByteBuffer(string: body))
+                                    answers.append((tag, "\(r.status.code) " + (r.body.map { String(buffer: $0) } ?? "")))
+                                }
+                                for (i, person) in Self.people.enumerated() { try await post(person.ua, "person\(i)") }
+                                for (i, bot) in Self.bots.enumerated() { try await post(bot.ua, "bot\(i)") }
+                                try await post(Self.people[0].ua, "prefetch", purpose: "prefetch")
+                            }
+                            return answers
+                        }
+                    }
+                }
+                var all: [(String, String)] = []
+                for try await part in group { all += part }
+                return all
+            }
+            #expect(answers.count == rounds * (Self.people.count + Self.bots.count + 1))
+            for (tag, answer) in answers {
+                if tag.hasPrefix("person") {
+                    #expect(answer.hasPrefix("202 ") && answer.contains(#""accepted":1"#), "\(tag): \(answer)")
+                } else {
+                    #expect(answer.hasPrefix("202 ") && answer.contains(#""accepted":0"#) && answer.contains("bot"), "\(tag): \(answer)")
+                }
+            }
+            // What is on disk: the people's events only, classified.
+            let db = dir.file("candor.sqlite")
+            let rows = try sqlite3(db, "SELECT path, browser, os, device, count(*) FROM events GROUP BY path, browser, os, device ORDER BY path")
+                .output.split(separator: "\n").map(String.init)
+            #expect(rows == Self.people.enumerated().map { i, p in "/person\(i)|\(p.browser)|\(p.os)|\(p.device)|\(rounds)" })
+            // The counters, per layer, and the datasets.
+            let (metrics, health) = try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                let auth: HTTPFields = [.authorization: "Bearer \(token)"]
+                let m = try await client.execute(.init("/metrics", method: .get, headers: auth))
+                let h = try await client.execute(.init("/health", method: .get, headers: auth))
+                return (m.body.map { String(buffer: $0) } ?? "", h.body.map { String(buffer: $0) } ?? "")
+            }
+            var expected: [String: Int] = ["speculative": rounds]
+            for bot in Self.bots { expected[bot.layer, default: 0] += rounds }
+            for (layer, n) in expected {
+                #expect(metrics.contains("candor_bot_drops_total{layer=\"\(layer)\"} \(n)\n"), "\(layer)")
+                #expect(health.contains("\"\(layer)\":\(n)"), "\(layer)")
+            }
+            #expect(metrics.contains("candor_events_dropped_total{reason=\"bot\"} \(rounds * (Self.bots.count + 1))\n"))
+            for package in ["uap-core", "crawler-user-agents", "ruby-referer-parser"] {
+                #expect(health.contains("\"package\":\"\(package)\""), "\(package)")
+            }
+        }
+    }
+}
