@@ -13,7 +13,7 @@ CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
 TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
-.PHONY: run test bench bench-dashboard build release deps-run deps-test deps-bench fixtures clean
+.PHONY: run test bench bench-classify bench-dashboard build release deps-run deps-test deps-bench fixtures clean
 
 # Installs the Debian packages in $(1) that are missing (apt-get update only when needed).
 define ensure_packages
@@ -59,10 +59,24 @@ test: deps-test
 	swift test
 	python3 -m pytest -q -p no:cacheprovider Tests/browser -s
 
-# Collector vs nginx, then the privacy office on a 10M-event database (BENCH_EVENTS to change).
+# Collector vs nginx, then the privacy office on a 10M-event database (BENCH_EVENTS to change),
+# then the classifier; with BENCH_BASELINE=<git ref> (or BENCH_BASELINE_BIN), ingestion paired
+# against that build first.
 bench: deps-bench release
+	@if [ -n "$(BENCH_BASELINE)$(BENCH_BASELINE_BIN)" ]; then ./bench/paired.sh; fi
 	./bench/run.sh
 	./bench/privacy.sh
+	@$(MAKE) --no-print-directory bench-classify
+
+# Classifier figures on public samples kept outside the repository: Matomo device-detector's
+# labelled fixtures (PyPI device-detector 6.5.1, LGPL-3.0, downloaded to /tmp) and, when
+# REFERRER_TESTS names it, Snowplow referer-parser's resources/referer-tests.json.
+bench-classify: deps-bench release
+	@d=$$(mktemp -d /tmp/candor-dd.XXXXXX); \
+	python3 -m pip download --quiet --no-deps --disable-pip-version-check -d $$d device-detector==6.5.1 \
+	  && python3 -c "import zipfile, glob; zipfile.ZipFile(glob.glob('$$d/*.whl')[0]).extractall('$$d/x')" \
+	  && .build/release/candor bench classify --matomo-fixtures $$d/x/device_detector/tests/fixtures/upstream \
+	     $(if $(REFERRER_TESTS),--referrer-tests $(REFERRER_TESTS)); rc=$$?; rm -rf $$d; exit $$rc
 
 # 10M events over 30 days, rollups, the site view's query timings (BENCH_EVENTS to change).
 bench-dashboard: deps-bench release

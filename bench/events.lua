@@ -4,6 +4,7 @@
 -- pixel.js sends (crypto.randomUUID), so the idempotency index sees random keys.
 local site = os.getenv("BENCH_SITE")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local unique_ua = os.getenv("BENCH_UNIQUE_UA") == "1"
 local paths = {"/", "/pricing", "/blog/how-we-count", "/docs/install", "/signup", "/blog/2024/05/launch", "/about", "/contact"}
 local refs = {"", "https://www.google.com/search?q=candor", "https://news.ycombinator.com/item?id=1", "https://t.co/abc",
               "https://duckduckgo.com/", "https://blog.example.org/post", "https://mail.google.com/mail/u/0"}
@@ -47,7 +48,8 @@ function request()
   if not ip:find(":") then ip = ip:gsub("%d+$", tostring(i % 250 + 1)) end
   return wrk.format("POST", "/api/event", {
     ["Content-Type"] = "text/plain",
-    ["User-Agent"] = uas[i % #uas + 1],
+    -- BENCH_UNIQUE_UA=1: every request a user agent never seen before (no classifier cache hit).
+    ["User-Agent"] = unique_ua and (uas[i % #uas + 1] .. " Build/" .. (tid or 0) .. "." .. i) or uas[i % #uas + 1],
     ["X-Forwarded-For"] = ip,
   }, body)
 end

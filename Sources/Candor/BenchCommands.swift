@@ -131,7 +131,8 @@ struct Bench: ParsableCommand {
                 database: database, policies: policies, geo: geo, salts: try SaltKeeper(database: database),
                 subjects: try SubjectHasher(database: database),
                 limiter: RateLimiter(limits: .init(perSite: (1e9, 1e9), perClient: (1e9, 1e9))),
-                addresses: ClientAddressResolver(trustedProxies: []), logger: Logger(label: "bench"))
+                addresses: ClientAddressResolver(trustedProxies: []), logger: Logger(label: "bench"),
+                traffic: try TrafficClassifier(paths: DatasetPaths()))
             let r = try PipelineTiming.run(collector: collector, site: site.id, count: events, batch: batch)
             print(String(format: "RESULT parse_ns=%.0f pipeline_ns=%.0f write_ns=%.0f stored=%d", r.parseNs, r.pipelineNs, r.writeNs, r.stored))
         }

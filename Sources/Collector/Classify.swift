@@ -121,7 +121,7 @@ enum Classifier {
         }
         a.acquisition = referrers.acquisition(referrerHost: a.referrerHost, referrerPath: referrerPath, utmSource: a.utmSource,
                                               utmMedium: a.utmMedium, clickIDKind: a.clickIDKind)
-        if let kind = a.acquisition.source?.kind, kind == .search || kind == .social, a.referrerHost != nil {
+        if let host = a.referrerHost, let kind = referrers.lookup(host: host, path: referrerPath)?.kind, kind == .search || kind == .social {
             // Path only for search and social referrers (e.g. reddit.com/r/swift), redacted.
             a.referrerPath = Minimize.path(referrerPath)
         }
@@ -181,7 +181,7 @@ public func backfillChannels(database: AppDatabase, referrers: ReferrerList, bud
         let n = try database.fillUnsetChannels(limit: 20_000) { stored in
             let a = referrers.acquisition(referrerHost: stored.referrerHost, referrerPath: Substring(stored.referrerPath ?? "/"),
                                           utmSource: stored.utmSource, utmMedium: stored.utmMedium, clickIDKind: stored.clickIDKind)
-            return (a.channel.rawValue, a.source?.name)
+            return Classified(channel: a.channel.rawValue, sourceName: a.source?.name, sourceType: a.sourceType)
         }
         if n == 0 { break }
         filled += n

@@ -61,6 +61,9 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
     func engineMetrics() -> String {
         let loaded = collector.database.facts.loaded
         return """
+            # HELP candor_classifier_match_errors_total Pattern matches that hit PCRE2's limits (counted as no match).
+            # TYPE candor_classifier_match_errors_total counter
+            candor_classifier_match_errors_total \(collector.pipeline.deps.traffic.matchErrorCount)
             # HELP candor_engine_days_loaded Site-days the analytics engine holds in memory.
             # TYPE candor_engine_days_loaded gauge
             candor_engine_days_loaded \(loaded.days)
@@ -109,6 +112,7 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
             "{\"name\":\(JSONText.quoted($0.name)),\"package\":\(JSONText.quoted($0.package)),\"version\":\(JSONText.quoted($0.version)),"
                 + "\"entries\":\($0.entries),\"rejected\":\($0.rejected),\"path\":\(JSONText.quoted($0.path))}"
         }.joined(separator: ",")
+        let matchErrors = collector.pipeline.deps.traffic.matchErrorCount
         let botDrops = BotLayer.allCases.map { "\(JSONText.quoted($0.rawValue)):\(m.botDropCount($0))" }.joined(separator: ",")
         let saltDays = collector.pipeline.deps.salts.daysInMemory.map(String.init).joined(separator: ",")
         let body = """
@@ -122,7 +126,7 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
             "built":\(geo.buildEpoch.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null")},\
             "queue_depth":\(m.queueDepth.value),"accepted":\(m.accepted.value),\
             "commit_ms":{"p50_le":\(p50),"p99_le":\(p99)},"salt_days":[\(saltDays)],\
-            "datasets":[\(datasets)],"bot_drops":{\(botDrops)},\
+            "datasets":[\(datasets)],"bot_drops":{\(botDrops)},"classifier_match_errors":\(matchErrors),\
             "pipeline":[\(Pipeline.stepNames.map(JSONText.quoted).joined(separator: ","))]}
             """
         return Response(status: dbOK ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],

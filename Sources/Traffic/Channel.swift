@@ -51,9 +51,14 @@ extension ReferrerList {
     /// `referrerHost` is an external referrer (self-referrals already removed).
     public func acquisition(referrerHost: String?, referrerPath: Substring = "/", utmSource: String?, utmMedium: String?,
                             clickIDKind: String?) -> Acquisition {
-        let medium = utmMedium.map { $0.lowercased().trimmingSpaces() }.flatMap { $0.isEmpty ? nil : $0 }
-        let source = utmSource.map { $0.trimmingSpaces() }.flatMap { $0.isEmpty ? nil : $0 }
-        var known = source.flatMap { lookup(source: $0) } ?? referrerHost.flatMap { lookup(host: $0, path: referrerPath) }
+        var medium = utmMedium.map { $0.lowercased().trimmingSpaces() }.flatMap { $0.isEmpty ? nil : $0 }
+        var source = utmSource.map { $0.trimmingSpaces() }.flatMap { $0.isEmpty ? nil : $0 }
+        // GA4's own notation for no campaign.
+        if source?.lowercased() == "(direct)" { source = nil }
+        if medium == "(none)" || medium == "(not set)" { medium = nil }
+        // The campaign's source, when it names one, is the source (as in GA4); else the referrer.
+        var known: KnownReferrer?
+        if let source { known = lookup(source: source) } else if let referrerHost { known = lookup(host: referrerHost, path: referrerPath) }
         if known == nil, let click = clickIDKind, let name = Self.socialClicks[click] {
             known = KnownReferrer(name: name, kind: .social)
         }
@@ -71,13 +76,15 @@ extension ReferrerList {
             return result(.paidOther)
         }
         if Self.displayMediums.contains(m) { return result(.display) }
+        // GA4's order from here: social, search, referral medium, e-mail; AI assistants first.
         if known?.kind == .ai { return result(.ai) }
+        if known?.kind == .social || Self.socialMediums.contains(m) { return result(.organicSocial) }
+        if known?.kind == .search || Self.searchMediums.contains(m) { return result(.organicSearch) }
+        if Self.referralMediums.contains(m) { return result(.referral) }
         if known?.kind == .email || Self.emailMediums.contains(m) || source.map({ Self.emailMediums.contains($0.lowercased()) }) == true {
             return result(.email)
         }
-        if known?.kind == .social || Self.socialMediums.contains(m) { return result(.organicSocial) }
-        if known?.kind == .search || Self.searchMediums.contains(m) { return result(.organicSearch) }
-        if Self.referralMediums.contains(m) || referrerHost != nil { return result(.referral) }
+        if referrerHost != nil { return result(.referral) }
         return result(.other)
     }
 }

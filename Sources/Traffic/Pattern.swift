@@ -41,10 +41,13 @@ final class Pattern: @unchecked Sendable {
     func captures(in subject: UnsafeBufferPointer<UInt8>, _ scratch: MatchScratch) -> [Range<Int>?]? {
         guard let base = subject.baseAddress else { return nil }
         let rc = pcre2_match_8(code, base, subject.count, 0, 0, scratch.data, MatchScratch.context)
-        guard rc > 0 else { return nil }
+        if rc < -1 { scratch.errors += 1; return nil }  // a limit reached, not "no match"
+        guard rc >= 0 else { return nil }
         let vector = pcre2_get_ovector_pointer_8(scratch.data)!
         let unset = ~Int(0)
-        return (0..<Int(rc)).map { i in
+        // 0: a match with more groups than the match data holds; the first ones are there.
+        let groups = rc == 0 ? Int(pcre2_get_ovector_count_8(scratch.data)) : Int(rc)
+        return (0..<groups).map { i in
             let start = vector[2 * i], end = vector[2 * i + 1]
             return start == unset || end == unset || start > end ? nil : start..<end
         }
@@ -52,13 +55,17 @@ final class Pattern: @unchecked Sendable {
 
     func matches(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: MatchScratch) -> Bool {
         guard let base = subject.baseAddress else { return false }
-        return pcre2_match_8(code, base, subject.count, 0, 0, scratch.data, MatchScratch.context) > 0
+        let rc = pcre2_match_8(code, base, subject.count, 0, 0, scratch.data, MatchScratch.context)
+        if rc < -1 { scratch.errors += 1 }
+        return rc >= 0
     }
 }
 
 /// Per-call match state (not shareable between threads): one per classification.
 final class MatchScratch {
     let data: OpaquePointer
+    /// Matches that ended in an error (a match or depth limit) instead of a verdict.
+    var errors = 0
 
     /// Bounds every match: a pathological pattern/subject pair gives up (no match) instead of
     /// spinning; real user agents need a few hundred steps at most.
@@ -116,11 +123,12 @@ struct PatternList<Payload: Sendable>: Sendable {
     mutating func seal() { scanner = LiteralScanner(literals) }
 
     /// The first entry matching `subject`, with its capture groups.
-    func firstMatch(in subject: Subject, _ scratch: MatchScratch) -> (entry: Entry, groups: [Range<Int>?])? {
+    /// `prefilter: false` tries every pattern (the reference the prefilter is tested against).
+    func firstMatch(in subject: Subject, _ scratch: MatchScratch, prefilter: Bool = true) -> (entry: Entry, groups: [Range<Int>?])? {
         precondition(scanner.count == literals.count, "PatternList used before seal()")
-        let present = scanner.present(in: subject.lowered)
+        let present = prefilter ? scanner.present(in: subject.lowered) : []
         for entry in entries {
-            if !entry.literals.isEmpty, !entry.literals.contains(where: { present[$0] }) { continue }
+            if prefilter, !entry.literals.isEmpty, !entry.literals.contains(where: { present[$0] }) { continue }
             let groups = subject.bytes.withUnsafeBufferPointer { entry.pattern.captures(in: $0, scratch) }
             if let groups { return (entry, groups) }
         }
@@ -168,9 +176,70 @@ struct Subject {
 /// could match.
 func requiredLiterals(_ source: String) -> [[UInt8]]? {
     let b = Array(source.utf8)
+    guard onlyModelledSyntax(b) else { return nil }
     var i = 0
     let sets = requirements(b, &i)
     return bestRequirement(sets)
+}
+
+/// Whether `requirements` models every construct of the pattern: escapes of punctuation or of
+/// the plain character types only (no `\x41`, `\12`, `\p{…}`, `\Q…\E`, `\k<…>`…), no POSIX
+/// classes, verbs, comments, conditionals, branch resets, back-references by name or extended
+/// mode, and braces only as quantifiers. Anything else: no prefilter (the pattern is always tried).
+func onlyModelledSyntax(_ b: [UInt8]) -> Bool {
+    let plainEscapes = Set("dDwWsSbBAzZhHvVtnrfe".utf8)
+    var i = 0
+    var inClass = false
+    while i < b.count {
+        let c = b[i]
+        if c == UInt8(ascii: "\\") {
+            guard i + 1 < b.count else { return false }
+            let e = b[i + 1]
+            let isAlnum = (e >= 48 && e <= 57) || ((e | 0x20) >= 97 && (e | 0x20) <= 122)
+            if isAlnum && !plainEscapes.contains(e) { return false }
+            i += 2
+            continue
+        }
+        if inClass {
+            if c == UInt8(ascii: "[") && i + 1 < b.count && b[i + 1] == UInt8(ascii: ":") { return false }
+            if c == UInt8(ascii: "]") { inClass = false }
+            i += 1
+            continue
+        }
+        switch c {
+        case UInt8(ascii: "["):
+            inClass = true
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "^") { i += 1 }
+            if i < b.count, b[i] == UInt8(ascii: "]") { i += 1 }
+            continue
+        case UInt8(ascii: "("):
+            if i + 1 < b.count, b[i + 1] == UInt8(ascii: "*") { return false }
+            if i + 2 < b.count, b[i + 1] == UInt8(ascii: "?") {
+                let k = b[i + 2]
+                if [UInt8(ascii: "#"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: "|"), UInt8(ascii: "&"),
+                    UInt8(ascii: "R"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains(k) || (k >= 48 && k <= 57) { return false }
+                if k == UInt8(ascii: "P"), i + 3 < b.count, b[i + 3] != UInt8(ascii: "<") { return false }
+                // Inline flags: only i, m, s (not x: extended mode changes what a space means).
+                var j = i + 2
+                while j < b.count, (b[j] | 0x20) >= 97, (b[j] | 0x20) <= 122 {
+                    if b[j] == UInt8(ascii: "x") || b[j] == UInt8(ascii: "n") || b[j] == UInt8(ascii: "J") || b[j] == UInt8(ascii: "U") { return false }
+                    j += 1
+                }
+            }
+        case UInt8(ascii: "{"):
+            // Only {n}, {n,}, {n,m}, {,m}.
+            var j = i + 1, digits = 0, commas = 0
+            while j < b.count, b[j] != UInt8(ascii: "}") {
+                if b[j] >= 48 && b[j] <= 57 { digits += 1 } else if b[j] == UInt8(ascii: ",") { commas += 1 } else { return false }
+                j += 1
+            }
+            if j >= b.count || digits == 0 || commas > 1 { return false }
+        default: break
+        }
+        i += 1
+    }
+    return true
 }
 
 /// Text nearly every user agent contains: a literal inside it says little.

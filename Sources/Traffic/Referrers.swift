@@ -127,14 +127,15 @@ public final class ReferrerList: Sendable {
             guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw DatasetError.malformed(path, "not an object")
             }
-            for (medium, group) in root {
-                guard let kind = ReferrerKind(rawValue: medium), let group = group as? [String: Any] else { continue }
-                for (name, value) in group {
+            // In a fixed order, so that a domain or name listed twice resolves the same way in
+            // every process: a main kind before "unknown" (a company's other sites).
+            for medium in ["search", "social", "email", "unknown"] {
+                guard let kind = ReferrerKind(rawValue: medium), let group = root[medium] as? [String: Any] else { continue }
+                for (name, value) in group.sorted(by: { $0.key < $1.key }) {
                     guard let hosts = (value as? [String: Any])?["domains"] as? [String] else { continue }
                     let known = KnownReferrer(name: name, kind: kind)
                     counts[kind, default: 0] += 1
-                    // A name in several groups ("Google": search, and its other sites) is its main kind.
-                    if names[name.lowercased()].map({ $0.kind == .unknown }) ?? true { names[name.lowercased()] = known }
+                    names[name.lowercased()] = names[name.lowercased()] ?? known
                     for host in hosts { domains[host.lowercased()] = domains[host.lowercased()] ?? known }
                 }
             }
@@ -155,6 +156,24 @@ public final class ReferrerList: Sendable {
 
     /// The referrer `host` (lowercased) with `path` belongs to, if it is known.
     public func lookup(host: String, path: Substring = "/") -> KnownReferrer? {
+        // Hosts are stored without "www."; the dataset lists some only with it (www.baidu.com).
+        if let hit = lookupListed(host: host.hasPrefix("www.") ? host : "www." + host, path: path) { return hit }
+        guard withRules else { return nil }
+        // Not in the lists: webmail front-ends by their conventional first label, whole or
+        // followed by digits or "-" (mail01.orange.fr, webmail1m.…, lightmailer-bs.gmx.net,
+        // email.t-online.de, owa.…; three labels at least, so mail.ru the portal is not one)
+        // and link dereferrers ("deref-…").
+        let labels = host.split(separator: ".")
+        if labels.count >= 3, let first = labels.first, Self.webmailLabels.contains(where: { word in
+            first == word || (first.hasPrefix(word) && first.dropFirst(word.count).first.map { $0.isNumber || $0 == "-" } == true)
+        }) {
+            return KnownReferrer(name: host, kind: .email)
+        }
+        if host.hasPrefix("deref-") { return KnownReferrer(name: host, kind: .email) }
+        return nil
+    }
+
+    private func lookupListed(host: String, path: Substring) -> KnownReferrer? {
         let segment = path.dropFirst().prefix { $0 != "/" && $0 != "?" }
         var candidate = Substring(host)
         while true {
@@ -163,15 +182,6 @@ public final class ReferrerList: Sendable {
             guard let dot = candidate.firstIndex(of: "."), candidate[candidate.index(after: dot)...].contains(".") else { break }
             candidate = candidate[candidate.index(after: dot)...]
         }
-        guard withRules else { return nil }
-        // Not in the lists: webmail front-ends by their conventional host names (mail01.orange.fr,
-        // webmail.tim.it, email.t-online.de, messagerie.…, owa.…; three labels at least, so
-        // mail.ru the portal is not one) and link dereferrers ("deref-…").
-        let labels = host.split(separator: ".")
-        if labels.count >= 3, let first = labels.first, Self.webmailLabels.contains(where: { first.hasPrefix($0) }) {
-            return KnownReferrer(name: host, kind: .email)
-        }
-        if host.hasPrefix("deref-") { return KnownReferrer(name: host, kind: .email) }
         return nil
     }
 

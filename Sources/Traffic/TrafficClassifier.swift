@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 public enum DatasetError: Error, CustomStringConvertible {
     case missing(dataset: String, path: String, package: String)
@@ -81,6 +82,9 @@ public final class TrafficClassifier: Sendable {
     public let crawlers: CrawlerList?
     public let referrers: ReferrerList
     public let datasets: [DatasetStatus]
+    private let matchErrors = Atomic<Int>(0)
+    /// Pattern matches that hit PCRE2's limits since start (their patterns counted as not matching).
+    public var matchErrorCount: Int { matchErrors.load(ordering: .relaxed) }
 
     public init(paths: DatasetPaths) throws {
         guard FileManager.default.fileExists(atPath: paths.userAgents) else {
@@ -138,7 +142,8 @@ public final class TrafficClassifier: Sendable {
             verdict.crawlerPattern = pattern
         }
         else if Self.namesContact(subject) { verdict.bot = .contact }
-        else if facts.browser == "Other", facts.os == "Other", facts.device == "Other" { verdict.bot = .unidentified }
+        else if facts.browser == "Other", facts.os == "Other", facts.device == "Other", scratch.errors == 0 { verdict.bot = .unidentified }
+        if scratch.errors > 0 { matchErrors.add(scratch.errors, ordering: .relaxed) }
         return verdict
     }
 

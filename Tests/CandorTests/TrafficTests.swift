@@ -214,6 +214,28 @@ enum DatasetCases {
         #expect(a.channel == channel, "\(String(describing: host)) \(String(describing: medium)) \(String(describing: source))")
     }
 
+    /// The prefilter never changes a verdict: for real user agents of every kind (uap-core's
+    /// browser, OS and device cases, the crawler list's instances), each list's first match is the
+    /// same with the prefilter and with every pattern tried in order.
+    @Test func thePrefilterChangesNoVerdict() throws {
+        let t = TrafficClassifier.installed
+        var agents = try DatasetCases.crawlerInstances()
+        for file in ["test_ua", "test_os", "test_device"] {
+            agents += try DatasetCases.yamlCases(DatasetCases.uapTests + "/\(file).yaml").compactMap { $0["user_agent_string"] }.prefix(3000)
+        }
+        var differences: [String] = []
+        let scratch = MatchScratch()
+        for ua in agents {
+            let subject = Subject(ua, limit: UserAgentParser.inputLimit)
+            func same<P>(_ list: PatternList<P>) -> Bool {
+                list.firstMatch(in: subject, scratch)?.entry.pattern.source == list.firstMatch(in: subject, scratch, prefilter: false)?.entry.pattern.source
+            }
+            if !same(t.agents.agents) || !same(t.agents.systems) || !same(t.agents.devices) || !same(t.crawlers!.patterns) { differences.append(ua) }
+        }
+        #expect(agents.count > 6500)
+        #expect(differences == [])
+    }
+
     @Test func requiredLiteralsAreConservative() {
         func r(_ p: String) -> [String]? { requiredLiterals(p).map { $0.map { String(decoding: $0, as: UTF8.self) } } }
         #expect(r(#"(Chrome)/(\d+)"#) == ["chrome"])
@@ -226,5 +248,10 @@ enum DatasetCases {
         #expect(r(#"; {0,2}(Acer |ACER )([^;/]{1,100}?)(?: Build|\) AppleWebKit)"#) == ["acer "])
         #expect(r(#"(?:ab|cd)x"#) == ["ab", "cd"])
         #expect(r(#"(?=Chrome)Safari|Opera"#) == ["safari", "opera"])
+        // Syntax the reader does not model: no prefilter at all (the pattern is always tried).
+        for p in [#"foo\x41bar"#, #"foo\12bar"#, #"foo\p{Lu}bar"#, #"[[:alpha:]]bot"#, #"(?P<n>a)(?P=n)xy|(?P<m>zz)"#, #"(?#note:xyzw)fo"#,
+                  #"(a)?(?(1)bcd)xyz"#, #"(?x)foo bar"#, #"(*UCP)foo"#, #"\Qab\)cd\E"#, #"ab{1, 3}cd"#, #"(?'n'(a)bc)?xyz"#] {
+            #expect(r(p) == nil, "\(p)")
+        }
     }
 }
