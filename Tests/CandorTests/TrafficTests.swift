@@ -223,6 +223,8 @@ enum DatasetCases {
         for file in ["test_ua", "test_os", "test_device"] {
             agents += try DatasetCases.yamlCases(DatasetCases.uapTests + "/\(file).yaml").compactMap { $0["user_agent_string"] }.prefix(3000)
         }
+        // Every other one: trying every pattern is slow in a debug build, and the suites run side by side.
+        agents = agents.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
         var differences: [String] = []
         let scratch = MatchScratch()
         for ua in agents {
@@ -232,7 +234,7 @@ enum DatasetCases {
             }
             if !same(t.agents.agents) || !same(t.agents.systems) || !same(t.agents.devices) || !same(t.crawlers!.patterns) { differences.append(ua) }
         }
-        #expect(agents.count > 6500)
+        #expect(agents.count > 3000)
         #expect(differences == [])
     }
 
