@@ -152,7 +152,8 @@ struct Bench: ParsableCommand {
             let fixtures = try ClassificationMeasurement.matomoFixtures(in: matomoFixtures)
             let agents = Array(Set(fixtures.map(\.userAgent))).sorted()
             let cold = measure.latency(agents)
-            let hostile = measure.hostileWorst(count: 500, length: 2000, seed: 42)
+            var rng = SplitMix(seed: 42)
+            let hostile = measure.hostileWorst(count: 500, length: 2000, using: &rng)
             print(String(format: "cold lookups of %d distinct user agents: p50 %.0f µs, p99 %.0f µs, max %.0f µs; 2,000-byte hostile: worst %.0f µs",
                          agents.count, cold.p50, cold.p99, cold.max, hostile))
             for line in measure.userAgentReport(fixtures) { print(line) }

@@ -38,12 +38,8 @@ struct Classify: ParsableCommand {
         guard userAgent != nil || url != nil || referrer != nil || !utm.isEmpty else {
             throw ValidationError("give --user-agent, --url, --referrer or --utm")
         }
-        var paths = DatasetPaths()
-        paths.userAgents = uapCore
-        paths.crawlers = crawlerList == "none" ? nil : crawlerList
-        paths.referrers = referrerList == "none" ? nil : referrerList
         let traffic: TrafficClassifier
-        do { traffic = try TrafficClassifier(paths: paths) } catch { throw UsageError(description: "\(error)") }
+        do { traffic = try TrafficClassifier(paths: DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList)) } catch { throw UsageError(description: "\(error)") }
         for term in utm where !term.contains("=") { throw ValidationError("--utm takes key=value, not \(term)") }
         var page = url
         if !utm.isEmpty {

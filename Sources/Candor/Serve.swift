@@ -87,13 +87,7 @@ struct Serve: AsyncParsableCommand {
             help: "referer-parser's referers.json, or 'none' for Candor's own short list only (env CANDOR_REFERRER_LIST; Debian package ruby-referer-parser).")
     var referrerList: String = env("CANDOR_REFERRER_LIST") ?? DatasetPaths.defaultReferrers
 
-    var datasetPaths: DatasetPaths {
-        var paths = DatasetPaths()
-        paths.userAgents = uapCore
-        paths.crawlers = crawlerList == "none" ? nil : crawlerList
-        paths.referrers = referrerList == "none" ? nil : referrerList
-        return paths
-    }
+    var datasetPaths: DatasetPaths { DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList) }
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"

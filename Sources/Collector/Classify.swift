@@ -121,7 +121,7 @@ enum Classifier {
         }
         a.acquisition = referrers.acquisition(referrerHost: a.referrerHost, referrerPath: referrerPath, utmSource: a.utmSource,
                                               utmMedium: a.utmMedium, clickIDKind: a.clickIDKind)
-        if let host = a.referrerHost, let kind = referrers.lookup(host: host, path: referrerPath)?.kind, kind == .search || kind == .social {
+        if a.referrerHost != nil, let kind = a.acquisition.referrer?.kind, kind == .search || kind == .social {
             // Path only for search and social referrers (e.g. reddit.com/r/swift), redacted.
             a.referrerPath = Minimize.path(referrerPath)
         }

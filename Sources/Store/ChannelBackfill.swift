@@ -62,21 +62,24 @@ extension AppDatabase {
                 WHERE id IN (SELECT id FROM sessions WHERE channel IS NULL ORDER BY id LIMIT ?)
                 """, arguments: [limit])
             let sessions = db.changesCount
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM events WHERE channel IS NULL ORDER BY id LIMIT ?", arguments: [limit])
-            guard let low = ids.first, let high = ids.last else { return sessions }
+            let span = try Row.fetchOne(db, sql: """
+                SELECT min(id), max(id) FROM (SELECT id FROM events WHERE channel IS NULL ORDER BY id LIMIT ?)
+                """, arguments: [limit])
+            guard let low: Int64 = span?[0], let high: Int64 = span?[1] else { return sessions }
             // Their days' figures change: mark them as late events do.
             var calendars: [String: SiteCalendar] = [:]
-            var days: Set<[String]> = []
+            var days: [String: Set<Int64>] = [:]
             for row in try Row.fetchAll(db, sql: """
                 SELECT site_id, ts FROM events WHERE id BETWEEN ? AND ? AND channel IS NULL
                 """, arguments: [low, high]) {
                 let site: String = row["site_id"]
                 if calendars[site] == nil { calendars[site] = try Self.calendar(db, site: site) }
-                days.insert([site, String(calendars[site]!.day(of: row["ts"]))])
+                days[site, default: []].insert(calendars[site]!.day(of: row["ts"]))
             }
-            for day in days {
-                try db.execute(sql: "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                               arguments: [day[0], Int64(day[1])!])
+            for (site, siteDays) in days {
+                for day in siteDays {
+                    try db.execute(sql: "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [site, day])
+                }
             }
             try db.execute(sql: """
                 UPDATE events SET channel = candor_fill_channel(\(fields)), source_name = candor_fill_source_name(\(fields)),

@@ -19,13 +19,17 @@ public enum Channel: String, Sendable, CaseIterable {
     }
 }
 
-/// How a visit arrived: channel, the known source behind it (name and kind), if any.
+/// How a visit arrived: channel, the known source behind it (name and kind), if any, and what
+/// the referrer itself is (the source may be the campaign's instead).
 public struct Acquisition: Sendable, Equatable {
     public var channel: Channel
     public var source: KnownReferrer?
+    public var referrer: KnownReferrer?
     public var sourceType: String { channel.sourceType }
 
-    public init(channel: Channel, source: KnownReferrer?) { self.channel = channel; self.source = source }
+    public init(channel: Channel, source: KnownReferrer?, referrer: KnownReferrer? = nil) {
+        self.channel = channel; self.source = source; self.referrer = referrer
+    }
 }
 
 extension ReferrerList {
@@ -57,12 +61,13 @@ extension ReferrerList {
         if source?.lowercased() == "(direct)" { source = nil }
         if medium == "(none)" || medium == "(not set)" { medium = nil }
         // The campaign's source, when it names one, is the source (as in GA4); else the referrer.
+        let referrer = referrerHost.flatMap { lookup(host: $0, path: referrerPath) }
         var known: KnownReferrer?
-        if let source { known = lookup(source: source) } else if let referrerHost { known = lookup(host: referrerHost, path: referrerPath) }
+        if let source { known = lookup(source: source) } else { known = referrer }
         if known == nil, let click = clickIDKind, let name = Self.socialClicks[click] {
             known = KnownReferrer(name: name, kind: .social)
         }
-        func result(_ channel: Channel) -> Acquisition { Acquisition(channel: channel, source: known) }
+        func result(_ channel: Channel) -> Acquisition { Acquisition(channel: channel, source: known, referrer: referrer) }
 
         if referrerHost == nil, source == nil, medium == nil, clickIDKind == nil { return result(.direct) }
         let m = medium ?? ""

@@ -28,15 +28,8 @@ public struct ClassificationMeasurement {
 
     /// Hostile input: `count` user agents of `length` bytes built from the tokens the patterns
     /// look for, worst time in microseconds after warm-up.
-    public func hostileWorst(count: Int, length: Int, seed: UInt64) -> Double {
-        var state = seed
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+    public func hostileWorst(count: Int, length: Int, using rng: inout some RandomNumberGenerator) -> Double {
+        func next() -> UInt64 { rng.next() }
         let tokens = ["Mozilla/5.0 ", "(Linux; Android 14; ", "SM-", "Build/", "AppleWebKit/537.36 ", "Chrome/", "Mobile ",
                       "Safari/", "Version/", "; wv) ", "bot", "crawl", "spider", "(compatible; ", "+http://", "iPhone OS ",
                       "like Mac OS X", "Windows NT 10.0", "Firefox/", "Opera", " ", "/", ";", "1", "2.0", "(", ")", "aaaa"]

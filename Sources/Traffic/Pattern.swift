@@ -52,13 +52,6 @@ final class Pattern: @unchecked Sendable {
             return start == unset || end == unset || start > end ? nil : start..<end
         }
     }
-
-    func matches(_ subject: UnsafeBufferPointer<UInt8>, _ scratch: MatchScratch) -> Bool {
-        guard let base = subject.baseAddress else { return false }
-        let rc = pcre2_match_8(code, base, subject.count, 0, 0, scratch.data, MatchScratch.context)
-        if rc < -1 { scratch.errors += 1 }
-        return rc >= 0
-    }
 }
 
 /// Per-call match state (not shareable between threads): one per classification.

@@ -27,6 +27,13 @@ public struct DatasetPaths: Sendable {
     public static let defaultReferrers = "/usr/share/rubygems-integration/all/gems/referer-parser-0.3.0/data/referers.json"
 
     public init() {}
+
+    /// From command-line values: "none" for the crawler or referrer list turns that list off.
+    public init(userAgents: String, crawlers: String, referrers: String) {
+        self.userAgents = userAgents
+        self.crawlers = crawlers == "none" ? nil : crawlers
+        self.referrers = referrers == "none" ? nil : referrers
+    }
 }
 
 /// One dataset as loaded: shown in pipeline health and /health.
