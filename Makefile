@@ -69,13 +69,15 @@ bench: deps-bench release
 	@$(MAKE) --no-print-directory bench-classify
 
 # Classifier figures on public samples kept outside the repository: Matomo device-detector's
-# labelled fixtures (PyPI device-detector 6.5.1, LGPL-3.0, downloaded to /tmp) and, when
-# REFERRER_TESTS names it, Snowplow referer-parser's resources/referer-tests.json.
+# labelled fixtures (PyPI device-detector 6.5.1, LGPL-3.0), fake-useragent's traffic-weighted
+# real-world user agents (PyPI fake-useragent 2.2.0, Apache-2.0), both downloaded to /tmp, and,
+# when REFERRER_TESTS names it, Snowplow referer-parser's resources/referer-tests.json.
 bench-classify: deps-bench release
 	@d=$$(mktemp -d /tmp/candor-dd.XXXXXX); \
-	python3 -m pip download --quiet --no-deps --disable-pip-version-check -d $$d device-detector==6.5.1 \
-	  && python3 -c "import zipfile, glob; zipfile.ZipFile(glob.glob('$$d/*.whl')[0]).extractall('$$d/x')" \
+	python3 -m pip download --quiet --no-deps --disable-pip-version-check -d $$d device-detector==6.5.1 fake-useragent==2.2.0 \
+	  && python3 -c "import zipfile, glob; [zipfile.ZipFile(w).extractall('$$d/x') for w in glob.glob('$$d/*.whl')]" \
 	  && .build/release/candor bench classify --matomo-fixtures $$d/x/device_detector/tests/fixtures/upstream \
+	     --real-world $$d/x/fake_useragent/data/browsers.jsonl \
 	     $(if $(REFERRER_TESTS),--referrer-tests $(REFERRER_TESTS)); rc=$$?; rm -rf $$d; exit $$rc
 
 # 10M events over 30 days, rollups, the site view's query timings (BENCH_EVENTS to change).

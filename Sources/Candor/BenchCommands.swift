@@ -145,6 +145,8 @@ struct Bench: ParsableCommand {
         var matomoFixtures: String
         @Option(name: .customLong("referrer-tests"), help: "Snowplow referer-parser's referer-tests.json.")
         var referrerTests: String?
+        @Option(name: .customLong("real-world"), help: "fake-useragent's data/browsers.jsonl (user agents weighted by their share of real traffic).")
+        var realWorld: String?
 
         func run() throws {
             let traffic = try TrafficClassifier(paths: DatasetPaths())
@@ -157,6 +159,7 @@ struct Bench: ParsableCommand {
             print(String(format: "cold lookups of %d distinct user agents: p50 %.0f µs, p99 %.0f µs, max %.0f µs; 2,000-byte hostile: worst %.0f µs",
                          agents.count, cold.p50, cold.p99, cold.max, hostile))
             for line in measure.userAgentReport(fixtures) { print(line) }
+            if let realWorld { for line in try measure.realWorldReport(jsonl: realWorld) { print(line) } }
             if let referrerTests {
                 let datasetOnly = try ReferrerList(json: DatasetPaths.defaultReferrers, additions: false)
                 for line in try measure.referrerReport(testsJSON: referrerTests, referrers: datasetOnly, label: " (dataset alone)") { print(line) }

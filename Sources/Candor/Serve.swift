@@ -87,7 +87,13 @@ struct Serve: AsyncParsableCommand {
             help: "referer-parser's referers.json, or 'none' for Candor's own short list only (env CANDOR_REFERRER_LIST; Debian package ruby-referer-parser).")
     var referrerList: String = env("CANDOR_REFERRER_LIST") ?? DatasetPaths.defaultReferrers
 
-    var datasetPaths: DatasetPaths { DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList) }
+    @Option(name: .customLong("datacenter-asns"),
+            help: "Autonomous systems of data centres, one per line (AS123 # name), for policies with bots.drop_datacenter_networks (env CANDOR_DATACENTER_ASNS; needs --geoip-asn).")
+    var datacenterASNs: String? = env("CANDOR_DATACENTER_ASNS")
+
+    var datasetPaths: DatasetPaths {
+        DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList, datacenterNetworks: datacenterASNs)
+    }
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
@@ -120,6 +126,11 @@ struct Serve: AsyncParsableCommand {
         let salts = try SaltKeeper(database: database)
         let traffic: TrafficClassifier
         do { traffic = try TrafficClassifier(paths: datasetPaths) } catch { throw UsageError(description: "\(error)") }
+        if let policy = policies.policies.values.sorted(by: { $0.name < $1.name }).first(where: \.dropDatacenterNetworks),
+           traffic.datacenters == nil || geoipASN == nil {
+            throw UsageError(description: "policy \(policy.name) drops data-centre networks (bots.drop_datacenter_networks): "
+                + "give --datacenter-asns FILE and --geoip-asn FILE (a MaxMind ASN database), or set it to false")
+        }
         for dataset in traffic.datasets {
             logger.info("dataset", metadata: ["name": "\(dataset.name)", "package": "\(dataset.package) \(dataset.version)",
                                               "entries": "\(dataset.entries)", "path": "\(dataset.path)"])

@@ -68,7 +68,8 @@ public struct Pipeline: Sendable {
         lazy var receivedDay: Int64 = site.calendar.day(of: facts.nowMs)
         lazy var agent: UserAgentCache.Entry = deps.userAgents.lookup(facts.userAgent)
         /// The layer that found a bot (a speculative load is decided per request), or nil.
-        lazy var botLayer: BotLayer? = facts.purpose.map(TrafficClassifier.isSpeculative) == true ? .speculative : agent.bot
+        lazy var botLayer: BotLayer? = facts.purpose.map(TrafficClassifier.isSpeculative) == true ? .speculative
+            : agent.bot ?? (policy.dropDatacenterNetworks ? deps.traffic.networkLayer(asn: geo.asn) : nil)
         lazy var retryAfter: Int? = {
             let ip = facts.ip ?? ""
             let client = deps.limiterKey.withBytes { key in

@@ -65,6 +65,10 @@ public struct Policy: Sendable, Equatable {
     /// On erasure, keep the subject's consent records with the link to the subject removed
     /// (proof of what was consented to and when), instead of deleting them.
     public var keepConsentProof: Bool = true
+    /// Count nothing from the autonomous systems of data centres (the list given with
+    /// `--datacenter-asns`, addresses mapped by the ASN database): their traffic is mostly
+    /// scripts, but people behind a VPN or a cloud proxy are lost with it.
+    public var dropDatacenterNetworks: Bool = false
 
     public static let `default` = Policy(
         name: "default", version: 1, mode: .optIn, anonymousCounting: true, honorDNT: true, honorGPC: true,
@@ -97,7 +101,7 @@ extension Policy {
         do { table = try TOMLTable(string: text) } catch { throw PolicyError(file, "not valid TOML: \(error)") }
         var p = Policy.default
         p.name = name
-        try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "expire", "privacy", "dashboard"], file, "")
+        try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "expire", "privacy", "dashboard", "bots"], file, "")
         if let v = table["version"] { p.version = try Self.int(v, file, "version") }
         if let consent = table["consent"]?.table {
             try Self.checkKeys(consent, allowed: ["mode", "anonymous_counting", "honor_dnt", "honor_gpc"], file, "consent.")
@@ -158,6 +162,10 @@ extension Policy {
                 p.kThreshold = try Self.int(v, file, "dashboard.k_threshold")
                 guard p.kThreshold >= 1 else { throw PolicyError(file, "dashboard.k_threshold must be ≥ 1") }
             }
+        }
+        if let bots = table["bots"]?.table {
+            try Self.checkKeys(bots, allowed: ["drop_datacenter_networks"], file, "bots.")
+            if let v = bots["drop_datacenter_networks"] { p.dropDatacenterNetworks = try Self.bool(v, file, "bots.drop_datacenter_networks") }
         }
         if p.mode == .cookieless && p.identifiedGeo > p.anonymousGeo {
             // Cookieless never identifies; the identified level is unused but must not mislead.

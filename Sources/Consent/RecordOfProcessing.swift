@@ -17,6 +17,7 @@ extension Policy {
         members.append(("deletion_deadline_days", JSON(deletionDeadlineDays)))
         members.append(("keep_consent_proof", .bool(keepConsentProof)))
         members.append(("k_threshold", JSON(kThreshold)))
+        members.append(("drop_datacenter_networks", .bool(dropDatacenterNetworks)))
         return .object(members)
     }
 }
@@ -69,6 +70,7 @@ public enum RecordOfProcessing {
             let p = book.policies[name]!
             md += "\n## Policy `\(name)` (version \(p.version), consent mode \(p.mode.rawValue))\n\n"
             md += "Do Not Track honoured: \(p.honorDNT ? "yes" : "no"). Global Privacy Control honoured: \(p.honorGPC ? "yes" : "no").\n"
+            if p.dropDatacenterNetworks { md += "Nothing is counted from data-centre networks (by the address's autonomous system).\n" }
             for (level, items) in levels(p) {
                 md += "\n### Collected when \(level)\n\n" + items.map { "- \($0)\n" }.joined()
             }

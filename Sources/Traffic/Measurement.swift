@@ -153,6 +153,39 @@ public struct ClassificationMeasurement {
         return lines
     }
 
+    /// Lines of figures over a traffic-weighted sample of real browsers: fake-useragent's
+    /// `browsers.jsonl` (PyPI `fake-useragent`, Apache-2.0; user agents seen in real traffic, each
+    /// with its share in percent and the device type the visiting browser reported). Only the
+    /// device type is an independent label there (its browser and OS names come from a ua-parser
+    /// and would measure uap-core against itself), so only device classes and false bots are
+    /// measured, each weighted by the agent's share.
+    public func realWorldReport(jsonl path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var weight = 0.0, deviceRight = 0.0, botWeight = 0.0, rows = 0
+        var misses: [String: Double] = [:]
+        var missExamples: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let ua = object["useragent"] as? String, let share = (object["percent"] as? NSNumber)?.doubleValue,
+                  let type = object["type"] as? String, let expected = DeviceClass(rawValue: type) else { continue }
+            rows += 1
+            weight += share
+            let verdict = traffic.agent(ua)
+            if verdict.bot != nil { botWeight += share }
+            if verdict.device == expected { deviceRight += share } else {
+                let key = "\(type)→\(verdict.device.rawValue)"
+                misses[key, default: 0] += share
+                if missExamples[key] == nil { missExamples[key] = String(ua.prefix(160)) }
+            }
+        }
+        var lines = [String(format: "real-world sample (%d agents, weighted by share): device class right %.4f, false bots %.4f",
+                            rows, weight == 0 ? 0 : deviceRight / weight, weight == 0 ? 0 : botWeight / weight)]
+        for (key, share) in misses.sorted(by: { $0.value > $1.value }).prefix(5) {
+            lines.append(String(format: "  %@ %.4f, e.g. %@", key, weight == 0 ? 0 : share / weight, missExamples[key] ?? ""))
+        }
+        return lines
+    }
+
     /// Lines of figures over Snowplow's referrer test list: the kind (search, social, email,
     /// ai for its "chatbot") right for each case.
     public func referrerReport(testsJSON path: String, referrers: ReferrerList? = nil, label: String = "") throws -> [String] {

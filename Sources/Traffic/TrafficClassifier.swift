@@ -22,6 +22,8 @@ public struct DatasetPaths: Sendable {
     public var crawlers: String? = DatasetPaths.defaultCrawlers
     /// referer-parser's referers.json (Debian package ruby-referer-parser); nil: Candor's additions only.
     public var referrers: String? = DatasetPaths.defaultReferrers
+    /// Autonomous systems of data centres (``DatacenterNetworks``); nil: layer unavailable.
+    public var datacenterNetworks: String?
 
     public static let defaultCrawlers = "/usr/local/share/candor/crawler-user-agents/crawleruseragents/crawler-user-agents.json"
     public static let defaultReferrers = "/usr/share/rubygems-integration/all/gems/referer-parser-0.3.0/data/referers.json"
@@ -29,10 +31,11 @@ public struct DatasetPaths: Sendable {
     public init() {}
 
     /// From command-line values: "none" for the crawler or referrer list turns that list off.
-    public init(userAgents: String, crawlers: String, referrers: String) {
+    public init(userAgents: String, crawlers: String, referrers: String, datacenterNetworks: String? = nil) {
         self.userAgents = userAgents
         self.crawlers = crawlers == "none" ? nil : crawlers
         self.referrers = referrers == "none" ? nil : referrers
+        self.datacenterNetworks = datacenterNetworks
     }
 }
 
@@ -67,6 +70,8 @@ public enum BotLayer: String, Sendable, CaseIterable {
     case unidentified
     /// A speculative load (prefetch, prerender): not a visit, whoever sent it.
     case speculative
+    /// The address belongs to a data centre's autonomous system (a policy's choice).
+    case datacenter
 }
 
 /// A user agent as stored: browser family + major version, OS family, device class; or the
@@ -88,6 +93,7 @@ public final class TrafficClassifier: Sendable {
     public let agents: UserAgentParser
     public let crawlers: CrawlerList?
     public let referrers: ReferrerList
+    public let datacenters: DatacenterNetworks?
     public let datasets: [DatasetStatus]
     private let matchErrors = Atomic<Int>(0)
     /// Pattern matches that hit PCRE2's limits since start (their patterns counted as not matching).
@@ -120,6 +126,14 @@ public final class TrafficClassifier: Sendable {
         datasets.append(DatasetStatus(name: "referrers", package: paths.referrers == nil ? "none (Candor's additions only)" : "ruby-referer-parser",
                                       version: paths.referrers == nil ? "-" : packageVersion(debian: "ruby-referer-parser"),
                                       path: paths.referrers ?? "-", entries: referrers.domainCount, rejected: 0))
+        if let path = paths.datacenterNetworks {
+            let list = try DatacenterNetworks(list: path)
+            datacenters = list
+            datasets.append(DatasetStatus(name: "data-centre networks", package: "list supplied with --datacenter-asns", version: "-",
+                                          path: path, entries: list.numbers.count, rejected: 0))
+        } else {
+            datacenters = nil
+        }
         self.datasets = datasets
     }
 
@@ -152,6 +166,12 @@ public final class TrafficClassifier: Sendable {
         else if facts.browser == "Other", facts.os == "Other", facts.device == "Other", scratch.errors == 0 { verdict.bot = .unidentified }
         if scratch.errors > 0 { matchErrors.add(scratch.errors, ordering: .relaxed) }
         return verdict
+    }
+
+    /// The network layer: the request comes from an autonomous system on the data-centre list
+    /// (only where the site's policy asks for it; see ``DatacenterNetworks``).
+    public func networkLayer(asn: Int64?) -> BotLayer? {
+        datacenters?.contains(asn) == true ? .datacenter : nil
     }
 
     static func namesContact(_ subject: Subject) -> Bool {

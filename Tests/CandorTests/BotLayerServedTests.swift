@@ -100,5 +100,92 @@ extension LiveServerTests {
                 #expect(health.contains("\"package\":\"\(package)\""), "\(package)")
             }
         }
+
+        /// The data-centre layer is a policy's choice: a site whose policy drops data-centre
+        /// networks counts nothing from the listed autonomous systems (IPv4 and IPv6), a site on
+        /// another policy counts the same requests, and a server asked to apply the layer without
+        /// its list or its ASN database refuses to start and says what is missing.
+        @Test func dataCentreNetworksAreDroppedWhereThePolicySaysSo() async throws {
+            let dir = TempDir()
+            let policies = dir.path + "/no-policies"
+            try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+            try "[bots]\ndrop_datacenter_networks = true\n".write(toFile: policies + "/strict.toml", atomically: true, encoding: .utf8)
+            let list = dir.file("asn.txt")
+            try "# data centres\nAS29518 # the fixture's Swedish network\n\n6939 # Hurricane Electric\n".write(toFile: list, atomically: true, encoding: .utf8)
+            func add(_ name: String, _ policy: String) throws -> String {
+                try ServerProcess.run(["sites", "add", "--data", dir.path, "--name", name, "--domain", "example.com", "--policy", policy,
+                                       "--policies", policies]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let strict = try add("Strict", "strict"), open = try add("Open", "default")
+
+            // Without the list (or without the ASN database) the server does not start.
+            for extra in [["--geoip-asn", Fixtures.asnDB], ["--datacenter-asns", list]] {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: ServerProcess.binary)
+                p.arguments = ["serve", "--data", dir.path, "--port", "0", "--policies", policies] + extra
+                let err = Pipe()
+                p.standardError = err
+                p.standardOutput = FileHandle.nullDevice
+                try p.run()
+                let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                p.waitUntilExit()
+                #expect(p.terminationStatus != 0)
+                #expect(text.contains("policy strict drops data-centre networks") && text.contains("--datacenter-asns") && text.contains("--geoip-asn"), "\(text)")
+            }
+
+            let server = ServerProcess(data: dir.path, logPath: dir.file("server.log"))
+            let token = "datacentre-token-0123456789"
+            try await server.start(["--trusted-proxy", "127.0.0.1/32", "--metrics-token", token, "--rate-client", "1000", "--rate-site", "100000",
+                                    "--geoip-asn", Fixtures.asnDB, "--datacenter-asns", list])
+            defer { server.terminate() }
+            // Listed: 89.160.20.112/28 (AS29518), 2600:7000::/24 (AS6939). Not listed: 12.81.92.0/22
+            // (AS7018); 81.2.69.142 has no network in the fixture.
+            let addresses: [(ip: String, listed: Bool)] = [("89.160.20.113", true), ("2600:7000::5", true), ("12.81.92.7", false), ("81.2.69.142", false)]
+            let person = Self.people[0].ua
+            let rounds = 6
+            let answers = try await withThrowingTaskGroup(of: [(String, Bool, String)].self) { group in
+                for task in 0..<3 {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                            var answers: [(String, Bool, String)] = []
+                            for round in stride(from: task, to: rounds, by: 3) {
+                                for (site, tag) in [(strict, "strict"), (open, "open")] {
+                                    for (i, a) in addresses.enumerated() {
+                                        let headers: HTTPFields = [.contentType: "text/plain", .userAgent: person, .init("X-Forwarded-For")!: a.ip]
+                                        let body = #"{"site":"\#(site)","url":"https://example.com/\#(tag)/\#(i)","id":"\#(tag)-\#(i)-\#(round)"}"#
+                                        let r = try await client.post("/api/event", headers: headers, body: ByteBuffer(string: body))
+                                        answers.append((tag, tag == "strict" && a.listed, "\(r.status.code) " + (r.body.map { String(buffer: $0) } ?? "")))
+                                    }
+                                }
+                            }
+                            return answers
+                        }
+                    }
+                }
+                var all: [(String, Bool, String)] = []
+                for try await part in group { all += part }
+                return all
+            }
+            #expect(answers.count == rounds * 2 * addresses.count)
+            for (tag, dropped, answer) in answers {
+                if dropped {
+                    #expect(answer.hasPrefix("202 ") && answer.contains(#""accepted":0"#) && answer.contains("bot"), "\(tag): \(answer)")
+                } else {
+                    #expect(answer.hasPrefix("202 ") && answer.contains(#""accepted":1"#), "\(tag): \(answer)")
+                }
+            }
+            let rows = try sqlite3(dir.file("candor.sqlite"), "SELECT path, count(*) FROM events GROUP BY path ORDER BY path")
+                .output.split(separator: "\n").map(String.init)
+            #expect(rows == ["/open/0|\(rounds)", "/open/1|\(rounds)", "/open/2|\(rounds)", "/open/3|\(rounds)", "/strict/2|\(rounds)", "/strict/3|\(rounds)"])
+            let (metrics, health) = try await TestClient.withClient(host: "127.0.0.1", port: server.port) { client in
+                let auth: HTTPFields = [.authorization: "Bearer \(token)"]
+                let m = try await client.execute(.init("/metrics", method: .get, headers: auth))
+                let h = try await client.execute(.init("/health", method: .get, headers: auth))
+                return (m.body.map { String(buffer: $0) } ?? "", h.body.map { String(buffer: $0) } ?? "")
+            }
+            #expect(metrics.contains("candor_bot_drops_total{layer=\"datacenter\"} \(rounds * 2)\n"))
+            #expect(health.contains("\"datacenter\":\(rounds * 2)"))
+            #expect(health.contains("\"data-centre networks\"") && health.contains("\"entries\":2"), "\(health)")
+        }
     }
 }
