@@ -322,6 +322,8 @@ extension DashboardRoutes {
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
         c["conversionsFiltered"] = !f.isEmpty
         c["backfilling"] = report.figures.backfilling
+        let late = report.figures.lateDays
+        if late > 0 { c["lateDays"] = late == 1 ? "one day" : "\(late) days" }
         c["zoneNotes"] = try database.rollupZones(site: id, fromDay: report.figures.fromDay, toDay: report.figures.toDay).map {
             ["zone": $0.zone, "last": SiteCalendar.dateText($0.lastDay), "current": r.calendar.identifier]
         }

@@ -7,7 +7,9 @@ import Synchronization
 /// allows it (no filters, a range of whole days of the site's time zone, every day of it rolled up), else from the
 /// raw events. All give the same numbers for the same days; the engine and the rollups are at
 /// most a minute behind. A range with days not rolled up yet (a bulk load, an upgrade that
-/// rebuilds them) is read from the raw events, never summed from the days that are ready.
+/// rebuilds them) is read from the raw events, never summed from the days that are ready. Late
+/// events (queued by an offline browser) wait for their day's rebuild, within a minute, when the
+/// engine answers; the page says so (``lateDays``).
 struct Figures {
     let database: AppDatabase
     let site: String
@@ -20,8 +22,11 @@ struct Figures {
     /// Whole-day ranges without filters use the rollups.
     let rollups: Bool
 
-    /// Days of the range whose rollups are still being built (the figures come from the raw events).
-    let backfilling: Bool
+    /// Days of the range whose rollups are still being built and the engine does not answer (the
+    /// figures come from the raw events).
+    var backfilling: Bool { aligned && !ready && (try? facts()) == nil }
+    /// Days of the range whose late events are not counted yet (see ``FactFigures/lateDays``).
+    var lateDays: Int { ((try? facts()) ?? nil)?.lateDays ?? 0 }
     /// A range of whole local days (compared with the same number of whole days before it).
     let aligned: Bool
 
@@ -47,7 +52,6 @@ struct Figures {
         self.calendar = calendar
         self.aligned = aligned
         self.ready = ready
-        backfilling = aligned && !ready
         rollups = ready && filters.isEmpty
     }
 

@@ -13,6 +13,8 @@ struct FactView: Sendable {
     var site = ""
     /// Goal counts of whole days, by day, generation and goals (shared with the FactStore).
     var goalDays: Memo<GoalDayKey, Tally>? = nil
+    /// Days of the range whose late events are not in their loaded copy yet (see ``FactStore``).
+    var lateDays = 0
 }
 
 /// What a day's goal counts depend on.
@@ -43,6 +45,10 @@ public struct FactFigures: Sendable {
     public internal(set) var goals: [GoalResult] = []
     /// Page and event goals by id, before conversion goals join them.
     var eventGoals: [Int64: GoalResult] = [:]
+    /// Days of the range that late events (queued by an offline browser) arrived for since the
+    /// day was last rolled up: the figures count them once the rollup job has rebuilt the day,
+    /// within a minute.
+    public internal(set) var lateDays = 0
 }
 
 /// Sessions by id (a bitmap over the ids the days refer to).
@@ -461,6 +467,7 @@ extension FactView {
     /// totals (computed when loaded) instead of being scanned again (goals still scan them).
     func figures(filters: Filters, goals: [Goal], hourly: Bool = true, limit: Int = 1000) -> FactFigures {
         var out = FactFigures()
+        out.lateDays = lateDays
         let start = Scan(view: self, filters: filters, goals: goals, hourly: hourly)
         let paths = codes.path.ranked, names = codes.name.ranked
         // The days are shared among the cores: each worker tallies its own days (distinct visitors

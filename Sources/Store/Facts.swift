@@ -8,11 +8,13 @@ import Synchronization
 /// integer arrays instead of SQL over the raw rows (see `FactQuery.swift`).
 ///
 /// A day is loaded only once its rollup exists (the rollup job builds it); a loaded day is used
-/// only while no late event waits for it (`rollup_stale`) and its change generation is the one
-/// it was loaded at (`fact_changes`, raised in the same transaction by every rollup refresh, by
-/// any process, and by erasures, retention purges and expiring columns). Anything else — a day
-/// not loaded yet, a process that never loads (the CLI) — reads the raw events, which give the
-/// same figures, slower.
+/// only while its change generation is the one it was loaded at (`fact_changes`, raised in the
+/// same transaction by every rollup refresh, by any process, and by erasures, retention purges
+/// and expiring columns). A day that late events arrived for (`rollup_stale`: events a browser
+/// queued while offline) keeps its loaded copy until the rollup job rebuilds it, within a
+/// minute, as today's does; views over it say so (``FactFigures/lateDays``). Anything else — a
+/// day not loaded yet, a process that never loads (the CLI) — reads the raw events, which give
+/// the same figures, slower.
 public final class FactStore: Sendable {
     let writer: any DatabaseWriter
     private let state = Mutex<[String: SiteFacts]>([:])
@@ -88,6 +90,7 @@ public final class FactStore: Sendable {
         // answered by their rollups, not by the engine's empty copies.
         if wanted.keys.contains(where: { day in first.map { day < $0 } ?? true }) { return nil }
         var blocks: [FactBlock] = []
+        var lateDays = 0
         for day in days {
             guard let version = wanted[day] else {
                 // A day without a rollup is fine only when it has nothing to roll up (no event).
@@ -98,8 +101,15 @@ public final class FactStore: Sendable {
             guard version.current, let block = state.withLock({ _ in facts.blocks[day] }), block.generation == version.generation,
                   block.zone == calendar.identifier else { return nil }
             blocks.append(block)
+            if version.late { lateDays += 1 }
         }
-        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, calendar: calendar, site: site, goalDays: goalDays)
+        return FactView(codes: facts.codes, blocks: blocks, from: from, to: to, calendar: calendar, site: site, goalDays: goalDays,
+                        lateDays: lateDays)
+    }
+
+    /// Forgets every loaded day of a site (tests: a server that has not loaded it yet).
+    func unload(site: String) {
+        state.withLock { _ = $0.removeValue(forKey: site) }
     }
 
     private func siteFacts(_ site: String) -> SiteFacts {
@@ -111,16 +121,19 @@ public final class FactStore: Sendable {
         }
     }
 
-    /// Rolled-up days of the site in `fromDay...toDay` not waiting for late events, with the
-    /// day's change generation and whether the rollup is in the site's zone (`calendar`'s).
-    private func versions(site: String, _ calendar: SiteCalendar, fromDay: Int64, toDay: Int64) throws -> [Int64: (generation: Int64, current: Bool)] {
+    /// Rolled-up days of the site in `fromDay...toDay`, with the day's change generation, whether
+    /// the rollup is in the site's zone (`calendar`'s) and whether late events wait for it.
+    private func versions(site: String, _ calendar: SiteCalendar, fromDay: Int64, toDay: Int64)
+        throws -> [Int64: (generation: Int64, current: Bool, late: Bool)] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT r.day, coalesce(c.generation, 0), r.zone = ? FROM rollup_days r
+                SELECT r.day, coalesce(c.generation, 0), r.zone = ?, s.day IS NOT NULL FROM rollup_days r
                 LEFT JOIN fact_changes c ON c.site_id = r.site_id AND c.day = r.day
+                LEFT JOIN rollup_stale s ON s.site_id = r.site_id AND s.day = r.day
                 WHERE r.site_id = ? AND r.day BETWEEN ? AND ?
-                  AND r.day NOT IN (SELECT day FROM rollup_stale WHERE site_id = ?)
-                """, arguments: [calendar.identifier, site, fromDay, toDay, site]).reduce(into: [:]) { $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool) }
+                """, arguments: [calendar.identifier, site, fromDay, toDay]).reduce(into: [:]) {
+                $0[$1[0]] = ($1[1] as Int64, $1[2] as Bool, $1[3] as Bool)
+            }
         }
     }
 
