@@ -177,12 +177,15 @@ public final class TrafficClassifier: Sendable {
     static func namesContact(_ subject: Subject) -> Bool {
         if subject.containsLowercased(Array("http://".utf8)) || subject.containsLowercased(Array("https://".utf8))
             || subject.containsLowercased(Array("+http".utf8)) || subject.containsLowercased(Array("www.".utf8)) { return true }
-        // An e-mail address: "@" between a letter or digit and a dotted name.
+        // An e-mail address: "@" between a letter or digit and a host name with a dot (letters,
+        // digits, "-" and "." up to the next other character: a locale's "th-TH@calendar=gregorian"
+        // is no address).
         let b = subject.lowered
+        func isAlnum(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 122) }
         for i in b.indices where b[i] == UInt8(ascii: "@") && i > 0 && i + 3 < b.count {
-            let before = b[i - 1], after = b[i + 1]
-            func isAlnum(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 122) }
-            if isAlnum(before), isAlnum(after), b[(i + 1)...].prefix(64).contains(UInt8(ascii: ".")) { return true }
+            guard isAlnum(b[i - 1]), isAlnum(b[i + 1]) else { continue }
+            let host = b[(i + 1)...].prefix(64).prefix { isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+            if let dot = host.lastIndex(of: UInt8(ascii: ".")), dot > host.startIndex, dot < host.endIndex - 1 { return true }
         }
         return false
     }

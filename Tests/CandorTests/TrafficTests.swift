@@ -117,6 +117,9 @@ enum DatasetCases {
         ("Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", false),
         ("Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 Version/10.54", false),
         ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) GSA/300.0.598994205 Mobile/15E148 Safari/604", false),
+        // A contact address names a crawler; a locale's keyword after "@" is no address.
+        ("SiteChecker/2.1 (ops@checker-example.net)", true),
+        ("Mozilla/5.0 (X11; U; Linux i686; th-TH@calendar=gregorian) AppleWebKit/534.12 (KHTML, like Gecko) Puffin/1.3.2665MS Safari/534.12", false),
     ])
     func botsAndPeople(ua: String, bot: Bool) {
         #expect((t.agent(ua).bot != nil) == bot, "\(ua)")
