@@ -42,6 +42,25 @@ public struct Administration: Sendable {
         }
     }
 
+    /// Refuses a name another site has (letter case aside): lists and exports name sites.
+    func checkNameIsFree(_ name: String, except id: String?, _ tx: WriteTransaction) throws {
+        if let other = try tx.sites().first(where: { $0.id != id && $0.name.lowercased() == name.lowercased() }) {
+            throw ActionError.invalid("Another site (\(other.id)) is already named \(other.name.prefix(200)): choose another name.")
+        }
+    }
+
+    /// Where the domains of `site` meet another site's: the same domain, or one under the other.
+    /// Both sites then accept events from those pages (an event names its site); settings and
+    /// `candor sites add` say so.
+    public static func sharedDomains(of site: Site, among sites: [Site]) -> [(domain: String, other: Site, otherDomain: String)] {
+        func meets(_ a: String, _ b: String) -> Bool { a == b || a.hasSuffix("." + b) || b.hasSuffix("." + a) }
+        var found: [(String, Site, String)] = []
+        for other in sites where other.id != site.id {
+            for d in site.domains { for o in other.domains where meets(d, o) { found.append((d, other, o)) } }
+        }
+        return found
+    }
+
     @discardableResult
     public func addSite(name: String, domains: [String], policy: String, timezone: String = "UTC", by actor: Actor) throws -> Site {
         try require(actor, .addSites)
@@ -49,6 +68,7 @@ public struct Administration: Sendable {
         let site = Site(id: Bootstrap.newSiteID(), name: name, domains: domains, policy: policy, createdAt: now(),
                         calendar: try Self.calendar(timezone))
         try database.transaction { tx in
+            try checkNameIsFree(name, except: nil, tx)
             try tx.addSite(site)
             try audit.record(in: tx, actor: actor.label, action: "site_added", site: site.id,
                              detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy),
@@ -67,6 +87,7 @@ public struct Administration: Sendable {
         return try database.transaction { tx in
             guard let before = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
             if policy != before.policy { try require(actor, .changePolicy) }
+            try checkNameIsFree(name, except: id, tx)
             try tx.updateSite(id: id, name: name, domains: domains, policy: policy)
             try audit.record(in: tx, actor: actor.label, action: "site_changed", site: id,
                              detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])

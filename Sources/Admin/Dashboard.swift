@@ -263,24 +263,27 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     }
 
     /// The range a request asks for (`range=today|7d|30d|90d|month`, or `range=custom&from=&to=`
-    /// with YYYY-MM-DD dates, both included), in the site's days; 30 days by default.
-    func range(_ request: Request, _ calendar: SiteCalendar) -> Range {
+    /// with YYYY-MM-DD dates, both included), in the site's days; 30 days when it names none. A
+    /// range that cannot be read is refused with its reason, never replaced by another period.
+    func range(_ request: Request, _ calendar: SiteCalendar) -> Result<Range, RangeRefusal> {
         let t = Int64(now().timeIntervalSince1970 * 1000)
         let today = calendar.day(of: t)
         let q = request.uri.queryParameters
         let key = q.get("range") ?? "30d"
-        if key == "custom", case .success(let custom) = Self.customRange(from: q.get("from"), to: q.get("to"), calendar) { return custom }
         func last(_ days: Int64, _ key: String, _ label: String) -> Range {
             Range(key: key, from: calendar.start(of: today - days + 1), to: t + 1, label: label, calendar: calendar)
         }
         switch key {
-        case "today": return last(1, key, "Today")
-        case "7d": return last(7, key, "Last 7 days")
-        case "90d": return last(90, key, "Last 90 days")
+        case "custom": return Self.customRange(from: q.get("from"), to: q.get("to"), calendar)
+        case "today": return .success(last(1, key, "Today"))
+        case "7d": return .success(last(7, key, "Last 7 days"))
+        case "30d": return .success(last(30, key, "Last 30 days"))
+        case "90d": return .success(last(90, key, "Last 90 days"))
         case "month":
             let start = calendar.bounds(month: calendar.month(of: t))?.from ?? calendar.start(of: today)
-            return Range(key: key, from: start, to: t + 1, label: "This month", calendar: calendar)
-        default: return last(30, "30d", "Last 30 days")
+            return .success(Range(key: key, from: start, to: t + 1, label: "This month", calendar: calendar))
+        default:
+            return .failure(RangeRefusal(reason: "range is one of today, 7d, 30d, 90d, month or custom (with from and to), not \(key.prefix(40))"))
         }
     }
 
@@ -290,7 +293,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         guard let f = from.flatMap(SiteCalendar.day(parsing:)), let l = to.flatMap(SiteCalendar.day(parsing:)) else {
             return .failure(RangeRefusal(reason: "from and to are dates (YYYY-MM-DD) in the site's time zone (\(calendar))"))
         }
-        guard f <= l else { return .failure(RangeRefusal(reason: "from must not be after to")) }
+        guard f <= l else {
+            return .failure(RangeRefusal(reason: "the range starts (\(SiteCalendar.dateText(f))) after it ends (\(SiteCalendar.dateText(l))): from must not be after to"))
+        }
         guard l - f < 366 else { return .failure(RangeRefusal(reason: "a range spans at most 366 days")) }
         return .success(Range(key: "custom", from: calendar.start(of: f), to: calendar.end(of: l),
                               label: "\(SiteCalendar.dateText(f)) – \(SiteCalendar.dateText(l))", calendar: calendar))

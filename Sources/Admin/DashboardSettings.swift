@@ -27,11 +27,10 @@ extension DashboardRoutes {
         c["zones"] = Self.zones(selected: site.calendar.identifier)
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
-        let origin = "http://" + (request.head.authority ?? "localhost:8080")
-        c["snippet"] = """
-            <script defer src="\(origin)/pixel.js" data-site="\(site.id)"></script>
-            <script defer src="\(origin)/consent.js" data-site="\(site.id)"></script>
-            """
+        c["snippet"] = Self.snippet(site: site.id, origin: origin(of: request))
+        c["sharedDomains"] = Administration.sharedDomains(of: site, among: try database.sites()).filter { v.may(see: $0.other.id) }.map {
+            ["domain": $0.domain, "otherDomain": $0.otherDomain, "otherName": $0.other.name, "otherID": $0.other.id]
+        }
         let last = try database.newest(.events, site: id)
         c["installed"] = last != nil
         // A restricted reader learns that events arrive, not when the last visitor came.
@@ -51,6 +50,25 @@ extension DashboardRoutes {
         }
         c["scopes"] = APIKeyScope.allCases.filter { v.actor.may(.issueKey(site: id, scope: $0)) }.map { ["name": $0.rawValue] }
         return html("settings", c, status: status)
+    }
+
+    /// The install snippet: the banner's style sheet, the pixel and the banner, from `origin`.
+    static func snippet(site: String, origin: String) -> String {
+        """
+        <link rel="stylesheet" href="\(origin)/consent.css">
+        <script defer src="\(origin)/pixel.js" data-site="\(site)"></script>
+        <script defer src="\(origin)/consent.js" data-site="\(site)"></script>
+        """
+    }
+
+    /// Where the browser reached this server: the scheme a reverse proxy says it used
+    /// (`X-Forwarded-Proto`), else https when cookies are marked Secure (served behind TLS), else
+    /// http; the host the request named.
+    func origin(of request: Request) -> String {
+        let forwarded = request.headers[.init("X-Forwarded-Proto")!]?.split(separator: ",").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        let scheme = forwarded == "https" || forwarded == "http" ? forwarded! : (secureCookies ? "https" : "http")
+        return scheme + "://" + (request.head.authority ?? "localhost:8080")
     }
 
     /// The zones for a select, `selected` marked (and listed, when it is a name settings do not

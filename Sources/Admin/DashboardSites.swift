@@ -35,12 +35,16 @@ extension DashboardRoutes {
 
     func exportOverview(_ request: Request, _ v: Viewer) throws -> Response {
         // Each site's range is in its own days.
-        let r = range(request, .utc)
+        let r: Range
+        switch range(request, .utc) {
+        case .success(let range): r = range
+        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: .badRequest)
+        }
         var rows: [[Cell]] = []
         var json: [JSON] = []
         for site in try database.sites() where v.may(see: site.id) {
             let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site, range(request, site.calendar)).summary()
+            let s = try figures(site, try range(request, site.calendar).get()).summary()
             let c = rule.cards(s)
             // A restricted reader learns whether a site is active, not when its last visitor came.
             let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(site.calendar.iso($0)) } ?? .null
@@ -142,12 +146,12 @@ extension DashboardRoutes {
         guard key.siteID == id, let site = try database.site(id: id) else { return Self.apiError(404, "no such site") }
         let params = request.uri.queryParameters
         let calendar = site.calendar
-        var r = range(request, calendar)
-        if params.get("range") == nil, params.get("from") != nil || params.get("to") != nil {
-            switch Self.customRange(from: params.get("from"), to: params.get("to"), calendar) {
-            case .success(let custom): r = custom
-            case .failure(let refusal): return Self.apiError(400, refusal.reason)
-            }
+        let asked = params.get("range") == nil && (params.get("from") != nil || params.get("to") != nil)
+            ? Self.customRange(from: params.get("from"), to: params.get("to"), calendar) : range(request, calendar)
+        let r: Range
+        switch asked {
+        case .success(let range): r = range
+        case .failure(let refusal): return Self.apiError(400, refusal.reason)
         }
         var terms: [(Store.Dimension, String)] = []
         for part in (params.get("filters") ?? "").split(separator: ";") where !part.isEmpty {
@@ -194,14 +198,18 @@ extension DashboardRoutes {
 
     func overview(_ request: Request, _ v: Viewer, message: String? = nil) throws -> Response {
         // Each site's range is in its own days.
-        let r = range(request, .utc)
+        let r: Range
+        switch range(request, .utc) {
+        case .success(let range): r = range
+        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: .badRequest)
+        }
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
         var rows: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
             let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site, range(request, site.calendar)).summary()
+            let s = try figures(site, try range(request, site.calendar).get()).summary()
             let cards = rule.cards(s)
             let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
             // Sparkline: visitors per day over the last 30 days, from the rollups; days the reader
@@ -281,7 +289,11 @@ extension DashboardRoutes {
 
     /// A report of the view the request asks for, or the answer refusing it.
     func report(_ request: Request, site: Site, disclosure: Disclosure) -> Result<(SiteReport, Range), Refusal> {
-        let r = range(request, site.calendar)
+        let r: Range
+        switch range(request, site.calendar) {
+        case .success(let range): r = range
+        case .failure(let refusal): return .failure(Refusal(status: .badRequest, reason: refusal.reason))
+        }
         let f = filters(request)
         if disclosure.restricted && f.terms.count > SiteReport.maxRestrictedFilters {
             return .failure(Refusal(status: .badRequest, reason: "Combine at most \(SiteReport.maxRestrictedFilters) filters."))
@@ -312,12 +324,15 @@ extension DashboardRoutes {
         c["site"] = ["id": site.id, "name": site.name]
         c["range"] = r.label
         c["rangeKey"] = r.key
-        c["query"] = Self.query(request, [:])
+        // The date inputs show the period on screen (its first and last day).
+        c["rangeFrom"] = SiteCalendar.dateText(r.calendar.day(of: r.from))
+        c["rangeTo"] = SiteCalendar.dateText(r.calendar.day(of: max(r.from, r.to - 1)))
         c["ranges"] = Self.ranges.map { ["key": $0.0, "label": $0.1, "current": $0.0 == r.key,
                                          "href": Self.query(request, ["range": $0.0, "from": nil, "to": nil])] }
         c["compareHref"] = Self.query(request, ["compare": compare ? nil : "1"])
         c["compareLabel"] = compare ? "Stop comparing" : "Compare to the previous period"
-        c["filters"] = f.terms.map { ["label": $0.0.label, "value": $0.1, "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
+        c["filters"] = f.terms.map { ["label": $0.0.label, "value": $0.0 == .country ? CountryNames.installed.name($0.1) : $0.1,
+                                      "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
         c["hasFilters"] = !f.isEmpty
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
         c["conversionsFiltered"] = !f.isEmpty
@@ -340,10 +355,14 @@ extension DashboardRoutes {
         func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
             let t = try report.table(kind, totals: totals)
             let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
+            let export = "/sites/\(site.id)/export"
             return (t, ["label": kind.label, "dimension": kind.key, "folded": t.folded, "hasFolded": t.folded > 0,
+                        "csvHref": export + Self.query(request, ["dimension": kind.key, "format": nil]),
+                        "jsonHref": export + Self.query(request, ["dimension": kind.key, "format": "json"]),
                         "empty": t.rows.isEmpty, "countLabel": kind.countLabel,
                         "rows": t.rows.prefix(10).map { row -> [String: Any] in
-                            var cell: [String: Any] = ["value": row.value ?? "(none)", "visitors": row.visitors.text { String($0) },
+                            let shown = row.value.map { filterable == .country && !row.isOther ? CountryNames.installed.name($0) : $0 }
+                            var cell: [String: Any] = ["value": shown ?? "(none)", "visitors": row.visitors.text { String($0) },
                                                        "pageviews": row.pageviews.text { String($0) }]
                             if let d = filterable, let value = row.value, !row.isOther {
                                 cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])

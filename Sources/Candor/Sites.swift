@@ -26,6 +26,9 @@ struct Sites: ParsableCommand {
             let database = try AppDatabase(path: data.databasePath)
             let site = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
                 .addSite(name: name, domains: domain, policy: policy, timezone: timezone, by: .cli)
+            for shared in Administration.sharedDomains(of: site, among: try database.sites()) {
+                FileHandle.standardError.write(Data("note: \(shared.domain) meets \(shared.otherDomain), a domain of site \(shared.other.id) (\(shared.other.name)): both accept events from those pages\n".utf8))
+            }
             print(site.id)
         }
     }

@@ -24,6 +24,11 @@ public struct Site: Sendable, Equatable {
 }
 
 extension Site {
+    /// Every site, oldest first.
+    static func all(_ db: Database) throws -> [Site] {
+        try Row.fetchAll(db, sql: "SELECT * FROM sites ORDER BY created_at, id").map(Site.init(row:))
+    }
+
     init(row: Row) {
         id = row["id"]
         name = row["name"]
@@ -65,6 +70,8 @@ extension WriteTransaction {
     public func site(id: String) throws -> Site? {
         try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE id = ?", arguments: [id]).map(Site.init(row:))
     }
+
+    public func sites() throws -> [Site] { try Site.all(db) }
 }
 
 extension AppDatabase {
@@ -73,9 +80,7 @@ extension AppDatabase {
     }
 
     public func sites() throws -> [Site] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM sites ORDER BY created_at, id").map(Site.init(row:))
-        }
+        try writer.read { db in try Site.all(db) }
     }
 
     public func site(id: String) throws -> Site? {

@@ -213,7 +213,7 @@ extension LiveServerTests {
                 (.get, "/account", nil, [303, 200, 200, 200, 200]),
                 (.post, "/privacy/file", { "site=\(a)&kind=subject&value=matrix-subject-0001" }, [303, 404, 404, 200, 200]),
                 (.post, "/privacy/export", { "site=\(a)&kind=subject&value=matrix-subject-0001" }, [303, 404, 404, 200, 200]),
-                (.post, "/sites", { "name=Added&domains=\(unique()).example&policy=default" }, [303, 404, 404, 303, 303]),
+                (.post, "/sites", { let u = unique(); return "name=Added+\(u)&domains=\(u).example&policy=default" }, [303, 404, 404, 303, 303]),
                 (.post, "/sites/\(a)/settings/key", { "label=k&scope=stats%3Aread" }, [303, 404, 200, 200, 200]),
                 (.post, "/sites/\(a)/settings/key", { "label=k&scope=privacy%3Aofficer" }, [303, 404, 400, 200, 200]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=viewer" }, [303, 404, 404, 200, 200]),

@@ -418,6 +418,11 @@ extension TestClientProtocol {
             // Settings: domains are validated, the change is audited, the snippet names the site.
             let settings = try await client.page("/sites/\(id)/settings", owner).1
             #expect(settings.contains("data-site=&quot;\(id)&quot;") && settings.contains("Installation detected"))
+            // The snippet brings the banner's style sheet, in the scheme the browser used (a TLS proxy says which).
+            #expect(settings.contains("&lt;link rel=&quot;stylesheet&quot; href=&quot;http://") && settings.contains("/consent.css&quot;&gt;"))
+            let proxied = String(buffer: try await client.execute(uri: "/sites/\(id)/settings", method: .get,
+                                                                  headers: [.cookie: owner, .init("X-Forwarded-Proto")!: "https"]).body)
+            #expect(proxied.contains("href=&quot;https://") && proxied.contains("src=&quot;https://") && !proxied.contains("src=&quot;http://"))
             #expect(try await post("site", "csrf=\(csrf)&name=Renamed&domains=https%3A%2F%2Fshop.example.com%2Fx+example.com&policy=default").0 == .ok)
             #expect(try f.t.database.site(id: id)?.domains == ["shop.example.com", "example.com"])
             #expect(try await post("site", "csrf=\(csrf)&name=Renamed&domains=%3Cscript%3E&policy=default").0 == .badRequest)
@@ -531,6 +536,14 @@ extension TestClientProtocol {
             let added = try await add("csrf=\(csrf)&name=Shop&domains=https%3A%2F%2Fshop.example%2F&policy=default", owner)
             #expect(added.status == .seeOther && added.headers[.location]?.hasSuffix("/settings") == true)
             #expect(try f.t.database.sites().contains { $0.name == "Shop" && $0.domains == ["shop.example"] })
+            // A second site of that name is refused, whatever the letter case; a site whose domain
+            // lies under another site's is added, and its settings say both accept those pages.
+            let twin = try await add("csrf=\(csrf)&name=shop&domains=other.example&policy=default", owner)
+            #expect(twin.status == .badRequest && String(buffer: twin.body).contains("already named Shop"))
+            let blog = try await add("csrf=\(csrf)&name=Blog&domains=blog.example.com&policy=default", owner)
+            let blogSettings = try await client.page(try #require(blog.headers[.location]), owner).1
+            #expect(blogSettings.contains("blog.example.com meets example.com, a domain of <a href=\"/sites/\(f.t.site.id)\">"))
+            #expect(!(try await client.page("/sites/\(f.t.site.id)/settings", owner).1.contains("meets shop.example")))
             let overview = try await client.page("/export/overview", owner).1
             #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,last_event\r\n") && overview.contains(",Shop,0,0,0,0.00,"))
             #expect(try await client.page("/export/overview?format=json", viewer).1.contains(#""visitors":5"#))
@@ -689,5 +702,17 @@ extension TestClientProtocol {
             // A manager has no users page.
             #expect(try await client.page("/users", cookie).0 == .notFound)
         }
+    }
+}
+
+/// Countries are shown by name from Debian's iso-codes (codes stay in filters and exports).
+@Suite struct CountryNameTests {
+    @Test func namesComeFromTheInstalledList() throws {
+        try #require(FileManager.default.fileExists(atPath: CountryNames.path), "make test installs iso-codes")
+        let names = CountryNames.installed
+        #expect(names.names.count >= 240)
+        #expect(names.name("DE") == "Germany" && names.name("gb") == "United Kingdom" && names.name("BO") == "Bolivia")
+        #expect(names.name("XK") == "XK" && names.name("") == "")
+        #expect(CountryNames(path: "/nonexistent").name("DE") == "DE")
     }
 }

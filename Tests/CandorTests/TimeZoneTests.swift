@@ -187,6 +187,33 @@ private func ms(_ iso: String) -> Int64 { Int64(instant(iso).timeIntervalSince19
         #expect(b.count == 2 && Set(b).count == 1)
     }
 
+    /// A range that cannot be read is refused with its reason (page, export, overview, stats
+    /// API), never answered with the figures of another period.
+    @Test func anUnreadableRangeIsRefusedNotReplaced() async throws {
+        let f = try await DashboardFixture(start: instant("2026-10-24T12:00:00Z"), calendar: Self.berlin)
+        let id = f.t.site.id
+        let key = try f.t.issueKey()
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let reversed = "range=custom&from=2026-10-20&to=2026-10-10"
+            for path in ["/sites/\(id)?\(reversed)", "/sites/\(id)/export?\(reversed)&dimension=path", "/?\(reversed)", "/export/overview?\(reversed)",
+                         "/sites/\(id)?range=2d", "/sites/\(id)?range=custom&from=2026-10-20"] {
+                let (status, body, _) = try await client.page(path, owner)
+                #expect(status == .badRequest, "\(path): \(status)")
+                #expect(!body.contains("Last 30 days") && !body.contains("<span>Visitors</span>"), "\(path)")
+            }
+            let page = try await client.page("/sites/\(id)?\(reversed)", owner).1
+            #expect(page.contains("the range starts (2026-10-20) after it ends (2026-10-10)"))
+            for query in [reversed, "range=fortnight", "from=2026-10-20&to=2026-10-10"] {
+                let r = try await client.execute(uri: "/api/v1/sites/\(id)/stats?\(query)", method: .get, headers: [.authorization: "Bearer \(key)"])
+                #expect(r.status == .badRequest, "\(query)")
+                #expect(String(buffer: r.body).contains("range") || String(buffer: r.body).contains("from"), "\(query)")
+            }
+            // A readable range still answers.
+            #expect(try await client.page("/sites/\(id)?range=custom&from=2026-10-10&to=2026-10-20", owner).0 == .ok)
+        }
+    }
+
     @Test func commissionMonthsAreTheSitesMonths() async throws {
         let f = try await DashboardFixture(start: instant("2026-10-31T23:30:00Z"), calendar: Self.berlin)
         let attributor = Attributor(database: f.t.database, subjects: try SubjectHasher(database: f.t.database))
