@@ -38,7 +38,7 @@ extension DashboardRoutes {
         let r: Range
         switch range(request, .utc) {
         case .success(let range): r = range
-        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: .badRequest)
+        case .failure(let refusal): return refused(Refusal(status: .badRequest, reason: refusal.reason))
         }
         var rows: [[Cell]] = []
         var json: [JSON] = []
@@ -169,6 +169,11 @@ extension DashboardRoutes {
             return Self.apiError(400, "combine at most \(SiteReport.maxRestrictedFilters) filters")
         }
         let report = SiteReport(database: database, site: id, range: r, filters: filters, disclosure: rule)
+        if report.waitsForEngine {
+            var busy = Self.apiError(503, Self.engineLoading.reason)
+            busy.headers[.retryAfter] = String(Self.engineLoading.retryAfter ?? 5)
+            return busy
+        }
         let summaries = try report.summaries()
         var members: [(String, JSON)] = [("site", .string(id)), ("timezone", .string(calendar.identifier)),
                                          ("from", .string(calendar.iso(r.from))), ("to", .string(calendar.iso(r.to))),
@@ -201,7 +206,7 @@ extension DashboardRoutes {
         let r: Range
         switch range(request, .utc) {
         case .success(let range): r = range
-        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: .badRequest)
+        case .failure(let refusal): return refused(Refusal(status: .badRequest, reason: refusal.reason))
         }
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
@@ -298,13 +303,33 @@ extension DashboardRoutes {
         if disclosure.restricted && f.terms.count > SiteReport.maxRestrictedFilters {
             return .failure(Refusal(status: .badRequest, reason: "Combine at most \(SiteReport.maxRestrictedFilters) filters."))
         }
-        return .success((SiteReport(database: database, site: site.id, range: r, filters: f, disclosure: disclosure), r))
+        let report = SiteReport(database: database, site: site.id, range: r, filters: f, disclosure: disclosure)
+        if report.waitsForEngine { return .failure(Self.engineLoading) }
+        return .success((report, r))
     }
 
     struct Refusal: Error {
         let status: HTTPResponse.Status
         let reason: String
+        /// Seconds after which asking again may succeed (a 503 while the engine loads).
+        var retryAfter: Int? = nil
     }
+
+    /// A view that cannot be answered: its reason, with the status and a retry hint.
+    func refused(_ r: Refusal) -> Response {
+        var c: [String: Any] = ["title": r.retryAfter == nil ? "This view cannot be shown" : "Still loading", "detail": r.reason]
+        if let after = r.retryAfter { c["refresh"] = after }
+        var response = html("refusal", c, status: r.status)
+        if let after = r.retryAfter { response.headers[.retryAfter] = String(after) }
+        return response
+    }
+
+    /// The refusal of a view whose figures wait for the analytics engine: after a start it loads
+    /// every day (newest first, about a minute per 10M events); until it holds the view's days,
+    /// the view would be counted from the raw events, which takes minutes on a large site.
+    static var engineLoading: Refusal { Refusal(status: .serviceUnavailable, reason: """
+        The analytics engine is loading this site's days after a restart (about a minute per 10 million events);         this view is shown as soon as its days are in memory. The page reloads by itself.
+        """, retryAfter: 5) }
 
     func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
@@ -312,7 +337,7 @@ extension DashboardRoutes {
         let rule = disclosure(v, policy)
         let report: SiteReport, r: Range
         switch self.report(request, site: site, disclosure: rule) {
-        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
+        case .failure(let refusal): return refused(refusal)
         case .success(let built): (report, r) = built
         }
         let f = report.filters
@@ -462,7 +487,7 @@ extension DashboardRoutes {
         let policy = policies[site.policy] ?? .default
         let report: SiteReport, r: Range
         switch self.report(request, site: site, disclosure: disclosure(v, policy)) {
-        case .failure(let refusal): return html("notfound", ["title": refusal.reason], status: refusal.status)
+        case .failure(let refusal): return refused(refusal)
         case .success(let built): (report, r) = built
         }
         let table = try report.table(kind, totals: report.totals(try report.summaries()))

@@ -25,6 +25,9 @@ struct Figures {
     /// Days of the range whose rollups are still being built and the engine does not answer (the
     /// figures come from the raw events).
     var backfilling: Bool { aligned && !ready && (try? facts()) == nil }
+    /// Whether the server is still loading the engine after a start and it does not hold the
+    /// view yet: counting it from the raw events meanwhile could take minutes on a large site.
+    var waitsForEngine: Bool { database.facts.isLoading && (try? facts()) == nil }
     /// Days of the range whose late events are not counted yet (see ``FactFigures/lateDays``).
     var lateDays: Int { ((try? facts()) ?? nil)?.lateDays ?? 0 }
     /// A range of whole local days (compared with the same number of whole days before it).

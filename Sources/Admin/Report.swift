@@ -58,6 +58,8 @@ struct SiteReport {
     /// Figures of the view, then of each view with a proper subset of its filters (restricted
     /// readers only; the unfiltered view first among them).
     let views: [Figures]
+    /// Whether the server is still loading the engine and it does not hold this view's days yet.
+    var waitsForEngine: Bool { views.contains(where: \.waitsForEngine) }
 
     /// Most filters a restricted reader may combine (each combination is checked against all of
     /// its ancestor views).

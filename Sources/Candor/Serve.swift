@@ -169,6 +169,8 @@ struct Serve: AsyncParsableCommand {
         jobs.append(ScheduledJob(name: "channel_backfill", interval: .seconds(10)) {
             try backfillChannels(database: database, referrers: traffic.referrers)
         })
+        // Until the first rollup run has loaded the engine, views it does not hold answer "loading".
+        database.facts.expectLoad()
         jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000))) {
             try RollupJob.run(database: database, now: Date())
         })

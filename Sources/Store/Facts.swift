@@ -25,6 +25,14 @@ public final class FactStore: Sendable {
 
     init(writer: any DatabaseWriter) { self.writer = writer }
 
+    private let loading = Atomic<Bool>(false)
+    /// Whether this process is loading the engine for the first time (``expectLoad()`` until the
+    /// end of the first complete ``reconcile(maxDays:)``). Views it does not hold wait meanwhile
+    /// instead of being counted from the raw events. Processes that never load (the CLI) never are.
+    public var isLoading: Bool { loading.load(ordering: .acquiring) }
+    /// Marks the engine as loading until the next complete ``reconcile(maxDays:)`` (`candor serve` at start).
+    public func expectLoad() { loading.store(true, ordering: .releasing) }
+
     /// The dimensions every event carries besides its page and name: one "profile" per distinct
     /// combination and day (events of one visit mostly share one).
     static let profileDimensions: [Dimension] = [.channel, .sourceName, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent,
@@ -43,6 +51,9 @@ public final class FactStore: Sendable {
     /// that no longer have one, for every site; returns how many days were loaded.
     @discardableResult
     public func reconcile(maxDays: Int = .max) throws -> Int {
+        // The first complete pass ends the loading state, even when it fails (views then fall
+        // back to the raw events, slower, rather than wait for ever).
+        defer { if maxDays == .max { loading.store(false, ordering: .releasing) } }
         let sites = try writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM sites ORDER BY id") }
         var loaded = 0
         state.withLock { current in

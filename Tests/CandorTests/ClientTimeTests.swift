@@ -81,4 +81,36 @@ import Testing
                     == "path,visitors,pageviews\r\n/yesterday,3,3\r\n/offline,1,1\r\n")
         }
     }
+
+    /// After a start, until the engine has loaded, a view it does not hold answers 503 "still
+    /// loading" with Retry-After (pages reload by themselves) instead of being counted from the
+    /// raw events, which takes minutes on a large site; once loaded, the figures are there.
+    @Test func viewsWaitForTheEngineAfterAStartInsteadOfScanningTheRawEvents() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        for i in 0..<3 { try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/a")], ip: "81.2.69.\(40 + i)") }
+        try f.rollUp()
+        let key = try f.t.issueKey()
+        // A restart: nothing in memory, the first rollup run not done yet.
+        f.t.database.facts.unload(site: id)
+        f.t.database.facts.expectLoad()
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            for path in ["/sites/\(id)?range=7d&f.path=%2Fa", "/sites/\(id)?range=7d", "/sites/\(id)/export?range=7d&dimension=path"] {
+                let (status, body, headers) = try await client.page(path, owner)
+                #expect(status == .serviceUnavailable && headers[.retryAfter] == "5", "\(path): \(status)")
+                #expect(body.contains("Still loading") && body.contains(#"<meta http-equiv="refresh" content="5">"#), "\(path)")
+            }
+            let api = try await client.execute(uri: "/api/v1/sites/\(id)/stats?range=7d", method: .get, headers: [.authorization: "Bearer \(key)"])
+            #expect(api.status == .serviceUnavailable && api.headers[.retryAfter] == "5" && String(buffer: api.body).contains("loading"))
+            // The overview reads the rollups and answers meanwhile.
+            #expect(try await client.page("/", owner).0 == .ok)
+            // The first rollup run loads every day: the views answer.
+            try f.rollUp()
+            #expect(!f.t.database.facts.isLoading)
+            let page = try await client.page("/sites/\(id)?range=7d&f.path=%2Fa", owner)
+            #expect(page.0 == .ok && page.1.contains("<span>Visitors</span><strong>3</strong>"))
+            #expect(try await client.page("/sites/\(id)/export?range=7d&dimension=path", owner).1 == "path,visitors,pageviews\r\n/a,3,3\r\n")
+        }
+    }
 }
