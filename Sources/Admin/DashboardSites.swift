@@ -277,6 +277,15 @@ extension DashboardRoutes {
         return "?" + items.sorted { $0.0 < $1.0 }.map { "\(enc($0.0))=\(enc($0.1))" }.joined(separator: "&")
     }
 
+    /// A duration as people read it: "42 s", "1 min 55 s", "2 h 5 min" (whole seconds, rounded down).
+    static func duration(_ ms: Int64) -> String {
+        let s = max(0, ms) / 1000
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
+        let minutes = s % 3600 / 60
+        return minutes == 0 ? "\(s / 3600) h" : "\(s / 3600) h \(minutes) min"
+    }
+
     static func delta(_ now: Double, _ before: Double) -> String {
         guard before != 0 else { return now == 0 ? "±0 %" : "new" }
         let ratio = ((now - before) / before * 100).rounded()
@@ -387,7 +396,7 @@ extension DashboardRoutes {
                         "empty": t.rows.isEmpty, "countLabel": kind.countLabel,
                         "rows": t.rows.prefix(10).map { row -> [String: Any] in
                             let shown = row.value.map { filterable == .country && !row.isOther ? CountryNames.installed.name($0) : $0 }
-                            var cell: [String: Any] = ["value": shown ?? "(none)", "visitors": row.visitors.text { String($0) },
+                            var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text { String($0) },
                                                        "pageviews": row.pageviews.text { String($0) }]
                             if let d = filterable, let value = row.value, !row.isOther {
                                 cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])
@@ -441,7 +450,7 @@ extension DashboardRoutes {
         // Engagement per page: only for pages the reader sees in the pages table.
         c["engagement"] = try report.figures.engagement()
             .filter { !rule.restricted || shownPages.contains($0.path) }.prefix(15).map {
-                ["path": $0.path, "pageviews": $0.pageviews, "engaged": "\($0.averageEngagedMs / 1000) s", "scroll": "\($0.averageScroll) %"]
+                ["path": $0.path, "pageviews": $0.pageviews, "engaged": Self.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll) %"]
             }
         return html("site", c)
     }
@@ -453,7 +462,7 @@ extension DashboardRoutes {
          ("Pageviews", c.pageviews.text { String($0) }, c.pageviews.value.map(Double.init)),
          ("Views per visit", c.viewsPerVisit.text { String(format: "%.1f", $0) }, c.viewsPerVisit.value),
          ("Bounce rate", c.bounceRate.text { String(format: "%.0f %%", $0 * 100) }, c.bounceRate.value),
-         ("Visit duration", c.averageDurationMs.text { "\($0 / 1000) s" }, c.averageDurationMs.value.map(Double.init)),
+         ("Visit duration", c.averageDurationMs.text(Self.duration), c.averageDurationMs.value.map(Double.init)),
          ("Conversions", c.conversions.text { String($0) }, c.conversions.value.map(Double.init)),
          ("Revenue", c.revenue.text { $0.text }, c.revenue.value?.single)]
     }

@@ -36,6 +36,16 @@ enum TableKind: Sendable, Equatable {
         }
     }
 
+    /// What a row without a value means in the table on the page (exports leave it empty).
+    var noValueLabel: String {
+        switch self {
+        case .events(.referrer), .events(.sourceName): "Direct / none"
+        case .events(.utmSource), .events(.utmMedium), .events(.utmCampaign), .events(.utmTerm), .events(.utmContent): "(not set)"
+        case .events(.country), .events(.region), .events(.city), .events(.asnOrg), .events(.screen): "Unknown"
+        default: "(none)"
+        }
+    }
+
     /// The same as a column heading.
     var countLabel: String { countColumn.prefix(1).uppercased() + countColumn.dropFirst() }
 

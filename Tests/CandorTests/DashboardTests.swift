@@ -717,3 +717,32 @@ extension TestClientProtocol {
         #expect(CountryNames(path: "/nonexistent").name("DE") == "DE")
     }
 }
+
+/// Values are shown as people read them: durations in minutes and seconds, rows without a value
+/// named for what they mean, export links only under tables that have rows.
+@Suite struct ReadableValuesTests {
+    @Test func durationsReadAsMinutesAndSeconds() {
+        typealias D = DashboardRoutes<CandorRequestContext>
+        #expect(D.duration(0) == "0 s" && D.duration(42_900) == "42 s" && D.duration(115_000) == "1 min 55 s")
+        #expect(D.duration(120_000) == "2 min" && D.duration(7_500_000) == "2 h 5 min" && D.duration(3_600_000) == "1 h" && D.duration(-5) == "0 s")
+    }
+
+    @Test func rowsWithoutAValueSayWhatTheyMean() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/direct")], ip: "81.2.69.51")
+        f.t.clock.advance(115)
+        try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/next")], ip: "81.2.69.51")
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let page = try await client.page("/sites/\(id)?range=today", owner).1
+            #expect(page.contains("<td>Direct / none</td>") && page.contains("<td>(not set)</td>") && page.contains("<td>Unknown</td>"))
+            #expect(!page.contains("(none)"))
+            #expect(page.contains("<span>Visit duration</span><strong>1 min 55 s</strong>"))
+            // The events table has no custom event: no export link under it; the pages table has one.
+            #expect(page.contains("/export?dimension=path&amp;range=today\">CSV</a>") && !page.contains("/export?dimension=name&amp;"))
+            // Exports keep the empty value empty.
+            #expect(try await client.page("/sites/\(id)/export?range=today&dimension=referrer_host", owner).1 == "referrer_host,visitors,pageviews\r\n,1,2\r\n")
+        }
+    }
+}

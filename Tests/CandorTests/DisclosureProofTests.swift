@@ -1,3 +1,4 @@
+@testable import Admin
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -217,7 +218,7 @@ extension LiveServerTests {
                         reads.append(r)
                         if row.value == "Other (suppressed)" { other = r; continue }
                         if case .number(let n) = r { shownSum += n }
-                        let value: String? = row.value == "(none)" ? nil : row.value
+                        let value: String? = row.value == TableKind.events(d).noValueLabel ? nil : row.value
                         note(Self.check(r, group: view + [Term.equals(d, value)], pageviews: Self.read(row.pageviews), table: d,
                                         ref: ref, what: "\(label) \(title)=\(row.value)"))
                     }
