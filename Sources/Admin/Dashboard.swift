@@ -114,7 +114,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.get("/sites/:site/export") { request, context in
             try await self.withViewer(request) { v in try self.export(request, v, context.parameters.get("site") ?? "") }
         }
-        router.get("/privacy") { request, _ in try await self.withViewer(request) { v in try self.privacyCenter(v, message: nil) } }
+        router.get("/privacy") { request, _ in
+            try await self.withViewer(request) { v in try self.privacyCenter(v, message: nil, filed: request.uri.queryParameters.get("filed")) }
+        }
         router.post("/privacy/run") { request, _ in try await self.withViewer(request) { v in try await self.runRequests(request, v) } }
         router.post("/privacy/file") { request, _ in try await self.withViewer(request) { v in try await self.fileRequest(request, v) } }
         router.post("/privacy/export") { request, _ in try await self.withViewer(request) { v in try await self.officerExport(request, v) } }

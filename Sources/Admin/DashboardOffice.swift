@@ -44,11 +44,15 @@ extension DashboardRoutes {
         return html("health", c)
     }
 
-    func privacyCenter(_ v: Viewer, message: String?) throws -> Response {
+    func privacyCenter(_ v: Viewer, message: String?, filed: String? = nil) throws -> Response {
         guard v.isStaffAdmin else { return notFound() }
         let t = Int64(now().timeIntervalSince1970 * 1000)
         var c = base(v, title: "Privacy center")
         if let message { c["message"] = message }
+        // After filing (see fileRequest): the request named in the address, if the reader may see it.
+        if let filed, let r = try database.privacyRequest(id: filed), v.may(see: r.siteID) {
+            c["message"] = "Request \(r.id) received; deadline \(ISO.string(r.deadlineAt))."
+        }
         let open = try database.privacyRequests(openOnly: true)
         c["hasRequests"] = !open.isEmpty
         c["requests"] = open.map { r -> [String: Any] in
@@ -115,7 +119,8 @@ extension DashboardRoutes {
         try await withSubjectForm(request, v) { _, site, id in
             do {
                 let filed = try office.file(site: site, identifier: id, filedBy: "user:\(v.user.email)")
-                return try privacyCenter(v, message: "Request \(filed.id) received; deadline \(ISO.string(filed.deadlineAt)).")
+                // Post/redirect/get: reloading the page shows the request again, never files a second one.
+                return Response(status: .seeOther, headers: [.location: "/privacy?filed=\(filed.id)"])
             } catch let error as PrivacyOfficeError {
                 return try privacyCenter(v, message: "Not filed: \(error.description).")
             }

@@ -274,8 +274,15 @@ extension TestClientProtocol {
             #expect(json.0 == .ok && json.2[.contentDisposition]?.hasPrefix("attachment") == true && json.1.contains(#""path":"/a/2""#))
             let csv = try await post("/privacy/export", "csrf=\(csrf)&\(who)&format=csv&table=events", owner)
             #expect(csv.2[.contentType] == "text/csv; charset=utf-8" && csv.1.hasPrefix("id,client_id,ts,name,path"))
+            // Filing redirects to the privacy center naming the request: reloading shows it again
+            // and files nothing more.
             let filed = try await post("/privacy/file", "csrf=\(csrf)&\(who)", owner)
-            #expect(filed.1.contains("received; deadline"))
+            let location = try #require(filed.2[.location])
+            #expect(filed.0 == .seeOther && location.hasPrefix("/privacy?filed="))
+            for _ in 0..<2 { #expect(try await client.page(location, owner).1.contains("received; deadline")) }
+            #expect(try f.t.database.privacyRequests(site: f.t.site.id).count == 1)
+            // Another reader's request id shows nothing.
+            #expect(!(try await client.page("/privacy?filed=nope", owner).1.contains("received; deadline")))
             #expect(try await post("/privacy/file", "csrf=\(csrf)&\(who)", viewer).0 == .notFound)
             #expect(try await post("/privacy/run", "csrf=\(csrf)", owner).1.contains("1 request(s) done."))
             let request = try #require(try f.t.database.privacyRequests(site: f.t.site.id).first)
