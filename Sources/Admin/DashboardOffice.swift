@@ -165,6 +165,7 @@ extension DashboardRoutes {
         func money(_ d: Double) -> String { String(format: "%.2f %@", d, r.terms.currency) }
         c["site"] = ["id": site.id, "name": site.name]
         c["month"] = month
+        c.merge(Self.monthNavigation(month)) { $1 }
         c["figures"] = [["label": "Sales", "value": String(r.sales)], ["label": "Revenue", "value": money(r.totalRevenue)],
                         ["label": "Attributed revenue", "value": money(r.attributedRevenue)],
                         ["label": "Our leads / calls", "value": "\(r.ourLeads) / \(r.ourCalls)"],
@@ -187,6 +188,14 @@ extension DashboardRoutes {
         return try privacyCenter(v, message: report.summary + ".")
     }
 
+    /// The months before and after `month` (YYYY-MM) for the month picker.
+    static func monthNavigation(_ month: String) -> [String: Any] {
+        let parts = month.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 2 else { return [:] }
+        func text(_ y: Int, _ m: Int) -> String { String(format: "%04d-%02d", y + (m - 1).floorDiv(12), (m - 1).floorMod(12) + 1) }
+        return ["previousMonth": text(parts[0], parts[1] - 1), "nextMonth": text(parts[0], parts[1] + 1)]
+    }
+
     func clients(_ request: Request, _ v: Viewer) throws -> Response {
         guard v.user.role != .viewer else { return notFound() }
         let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now())
@@ -199,8 +208,14 @@ extension DashboardRoutes {
         }
         var c = base(v, title: "Clients")
         c["month"] = month
+        c.merge(Self.monthNavigation(month)) { $1 }
         c["clients"] = rows
         c["empty"] = rows.isEmpty
         return html("clients", c)
     }
+}
+
+private extension Int {
+    func floorDiv(_ d: Int) -> Int { self >= 0 ? self / d : -((-self + d - 1) / d) }
+    func floorMod(_ d: Int) -> Int { self - floorDiv(d) * d }
 }

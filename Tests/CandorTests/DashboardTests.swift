@@ -309,6 +309,11 @@ extension TestClientProtocol {
             let page = try await client.page("/clients/\(f.t.site.id)?month=2026-03", owner).1
             #expect(page.contains("<td>generic</td><td>sale</td><td>200.00 USD</td><td>payload</td><td>paid</td><td>paid</td><td>yes</td>"))
             #expect(page.contains("<span>Commission</span><strong>20.00 USD</strong>"))
+            // A month picker with the months around the one shown, on both pages (January wraps to December).
+            #expect(page.contains(#"href="?month=2026-02" rel="prev""#) && page.contains(#"href="?month=2026-04" rel="next""#)
+                    && page.contains(#"<input type="month" name="month" value="2026-03" required>"#))
+            let january = try await client.page("/clients?month=2026-01", owner).1
+            #expect(january.contains(#"href="?month=2025-12" rel="prev""#) && january.contains(#"href="?month=2026-02" rel="next""#))
             #expect(try await client.page("/clients/\(f.t.site.id)?month=2026-03&format=csv", owner).1.contains("o1,sale,200.0,USD"))
             #expect(try await client.page("/clients/\(f.t.site.id)", viewer).0 == .notFound)
             let overview = try await client.page("/", owner).1
