@@ -5,7 +5,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes python3-pip
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip
 # The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0

@@ -35,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CCompression", providers: [.apt(["zlib1g-dev", "libbrotli-dev"])]),
         .target(
             name: "JSONOutput",
             swiftSettings: swiftSettings
@@ -67,7 +68,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic",
+                "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "CCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

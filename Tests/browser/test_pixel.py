@@ -3,7 +3,6 @@
 Run by `make test` (after the Swift tests): Debian's chromium + chromium-driver, selenium from PyPI.
 Each test starts `candor serve` on its own data directory and checks the SQLite rows it stored.
 """
-import gzip
 import http.server
 import json
 import os
@@ -123,11 +122,14 @@ def storage(driver):
 
 
 def test_pixel_size_budget(server):
-    # Measure exactly what the server sends for the install snippet's URL.
-    with urllib.request.urlopen(server.url + "/pixel.js") as r:
-        size = len(gzip.compress(r.read(), 9))
-    print(f"\npixel.js served size: {size} bytes gzip (target 2500, limit 4096)")
-    assert size <= 4096
+    # Measure exactly what the server sends for the install snippet's URL, as a browser asks.
+    sizes = {}
+    for accept in ["br, gzip", "gzip"]:
+        req = urllib.request.Request(server.url + "/pixel.js", headers={"Accept-Encoding": accept})
+        with urllib.request.urlopen(req) as r:
+            sizes[r.headers.get("Content-Encoding")] = len(r.read())
+    print(f"\npixel.js on the wire: {sizes} bytes (target 2560, limit 4096)")
+    assert set(sizes) == {"br", "gzip"} and max(sizes.values()) <= 4096
 
 
 def test_opt_in_without_choice_is_anonymous_and_stores_nothing_on_the_device(server):
