@@ -44,8 +44,8 @@ public struct Administration: Sendable {
 
     /// Refuses a name another site has (letter case aside): lists and exports name sites.
     func checkNameIsFree(_ name: String, except id: String?, _ tx: WriteTransaction) throws {
-        if let other = try tx.sites().first(where: { $0.id != id && $0.name.lowercased() == name.lowercased() }) {
-            throw ActionError.invalid("Another site (\(other.id)) is already named \(other.name.prefix(200)): choose another name.")
+        if try tx.sites().contains(where: { $0.id != id && $0.name.lowercased() == name.lowercased() }) {
+            throw ActionError.invalid("Another site is already named \(name.prefix(200)): choose another name.")
         }
     }
 
@@ -87,7 +87,8 @@ public struct Administration: Sendable {
         return try database.transaction { tx in
             guard let before = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
             if policy != before.policy { try require(actor, .changePolicy) }
-            try checkNameIsFree(name, except: id, tx)
+            // Installs that already have two sites of one name can still save other changes.
+            if name.lowercased() != before.name.lowercased() { try checkNameIsFree(name, except: id, tx) }
             try tx.updateSite(id: id, name: name, domains: domains, policy: policy)
             try audit.record(in: tx, actor: actor.label, action: "site_changed", site: id,
                              detail: ["name": .string(name), "domains": .string(domains.joined(separator: " ")), "policy": .string(policy)])

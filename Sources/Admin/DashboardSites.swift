@@ -313,7 +313,8 @@ extension DashboardRoutes {
             return .failure(Refusal(status: .badRequest, reason: "Combine at most \(SiteReport.maxRestrictedFilters) filters."))
         }
         let report = SiteReport(database: database, site: site.id, range: r, filters: f, disclosure: disclosure)
-        if report.waitsForEngine { return .failure(Self.engineLoading) }
+        let comparing = request.uri.queryParameters.get("compare") == "1"
+        if report.waitsForEngine || (comparing && report.previous().waitsForEngine) { return .failure(Self.engineLoading) }
         return .success((report, r))
     }
 
@@ -336,9 +337,12 @@ extension DashboardRoutes {
     /// The refusal of a view whose figures wait for the analytics engine: after a start it loads
     /// every day (newest first, about a minute per 10M events); until it holds the view's days,
     /// the view would be counted from the raw events, which takes minutes on a large site.
-    static var engineLoading: Refusal { Refusal(status: .serviceUnavailable, reason: """
-        The analytics engine is loading this site's days after a restart (about a minute per 10 million events);         this view is shown as soon as its days are in memory. The page reloads by itself.
-        """, retryAfter: 5) }
+    static var engineLoading: Refusal {
+        Refusal(status: .serviceUnavailable,
+                reason: "The analytics engine is loading this site's days after a restart (about a minute per 10 million events); "
+                    + "this view is shown as soon as its days are in memory. The page reloads by itself.",
+                retryAfter: 5)
+    }
 
     func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }

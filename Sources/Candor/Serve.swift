@@ -171,7 +171,7 @@ struct Serve: AsyncParsableCommand {
         })
         // Until the first rollup run has loaded the engine, views it does not hold answer "loading".
         database.facts.expectLoad()
-        jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000))) {
+        jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000)), atStart: true) {
             try RollupJob.run(database: database, now: Date())
         })
         if purgeEvery > 0 {

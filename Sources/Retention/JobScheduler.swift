@@ -8,10 +8,14 @@ public struct ScheduledJob: Sendable {
     public var name: String
     public var interval: Duration
     public var run: @Sendable () async throws -> String
+    /// Also run as soon as the process starts, whenever it last ran (the rollups, which load the
+    /// analytics engine).
+    public var atStart: Bool
 
-    public init(name: String, interval: Duration, run: @escaping @Sendable () async throws -> String) {
+    public init(name: String, interval: Duration, atStart: Bool = false, run: @escaping @Sendable () async throws -> String) {
         self.name = name
         self.interval = interval
+        self.atStart = atStart
         self.run = run
     }
 }
@@ -43,13 +47,18 @@ public struct JobScheduler: Service {
         self.now = now
         self.sleep = sleep
         self.maxSleep = maxSleep
+        self.started = Int64(now().timeIntervalSince1970 * 1000)
     }
+
+    /// When this scheduler was made (ms): jobs run `atStart` are due until they ran after it.
+    let started: Int64
 
     static func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
 
     /// When `job` is next due (ms), from its stored last run; now if it never ran.
     func nextDue(_ job: ScheduledJob, at t: Int64) throws -> Int64 {
         guard let last = try database.lastRun(job: job.name) else { return t }
+        if job.atStart && last < started { return t }
         return last + Self.ms(job.interval)
     }
 

@@ -11,18 +11,30 @@ public enum RollupJob {
     public static func run(database: AppDatabase, now: Date, backfillPerRun: Int = 7, engine: Bool = true) throws -> String {
         let ms = Int64(now.timeIntervalSince1970 * 1000)
         var refreshed = 0
-        for site in try database.sites() {
-            // Today and yesterday are the site's own (its time zone).
-            let today = site.calendar.day(of: ms)
-            var days: Set<Int64> = [today]
-            if ms - site.calendar.start(of: today) < 2 * 3_600_000 { days.insert(today - 1) }
-            days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
-            for day in days.sorted() {
-                try database.refreshRollup(site: site.id, day: day, now: ms)
-                refreshed += 1
+        var failure: (any Error)?
+        do {
+            for site in try database.sites() {
+                // Today and yesterday are the site's own (its time zone).
+                let today = site.calendar.day(of: ms)
+                var days: Set<Int64> = [today]
+                if ms - site.calendar.start(of: today) < 2 * 3_600_000 { days.insert(today - 1) }
+                days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
+                for day in days.sorted() {
+                    try database.refreshRollup(site: site.id, day: day, now: ms)
+                    refreshed += 1
+                }
             }
+        } catch {
+            failure = error
         }
-        guard engine else { return "\(refreshed) site-day(s) rolled up" }
-        return "\(refreshed) site-day(s) rolled up, \(try database.facts.reconcile()) loaded by the engine"
+        guard engine else {
+            if let failure { throw failure }
+            return "\(refreshed) site-day(s) rolled up"
+        }
+        // The engine loads what is rolled up even when a refresh failed (it also ends the loading
+        // state after a start; see FactStore.isLoading).
+        let loaded = try database.facts.reconcile()
+        if let failure { throw failure }
+        return "\(refreshed) site-day(s) rolled up, \(loaded) loaded by the engine"
     }
 }

@@ -80,6 +80,9 @@ extension AppDatabase {
                 for day in siteDays {
                     try db.execute(sql: "INSERT INTO rollup_stale (site_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [site, day])
                 }
+                // The rows change: the engine's loaded copies of these days are no longer current
+                // (it reads the events until the rollup job rebuilds them).
+                try WriteTransaction(db: db).factsChanged(site: site, days: Array(siteDays))
             }
             try db.execute(sql: """
                 UPDATE events SET channel = candor_fill_channel(\(fields)), source_name = candor_fill_source_name(\(fields)),

@@ -15,7 +15,7 @@ public struct DatacenterNetworks: Sendable {
             throw DatasetError.missing(dataset: "data-centre network", path: path, package: "a list of autonomous systems (README: bot layers)")
         }
         var numbers = Set<Int64>()
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.prefix { $0 != "#" }.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             let digits = line.uppercased().hasPrefix("AS") ? line.dropFirst(2) : Substring(line)

@@ -1,5 +1,8 @@
 @testable import Collector
 import Foundation
+import Logging
+@testable import Retention
+import Traffic
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
@@ -187,5 +190,34 @@ extension LiveServerTests {
             #expect(health.contains("\"datacenter\":\(rounds * 2)"))
             #expect(health.contains("\"data-centre networks\"") && health.contains("\"entries\":2"), "\(health)")
         }
+    }
+}
+
+/// Review fixes: a list saved with Windows line ends keeps every entry; a job run at start is due
+/// when the process starts, whenever it last ran; odd months in the address never crash.
+@Suite struct ReviewFixTests {
+    @Test func aDataCentreListWithCRLFLineEndsKeepsEveryEntry() throws {
+        let dir = TempDir()
+        let path = dir.file("asn.txt")
+        try "AS16509 # Amazon\r\n# comment\r\n14061\r\n\r\nAS24940 # Hetzner\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try DatacenterNetworks(list: path).numbers == [16509, 14061, 24940])
+        try "AS1\r\nnot-a-number\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: DatasetError.self) { try DatacenterNetworks(list: path) }
+    }
+
+    @Test func aJobRunAtStartIsDueAtStartWheneverItLastRan() throws {
+        let dir = TempDir()
+        let database = try AppDatabase(path: dir.file("candor.sqlite"))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let t = Int64(start.timeIntervalSince1970 * 1000)
+        try database.recordRun(job: "rollups", at: t - 10_000, detail: nil)
+        try database.recordRun(job: "purge", at: t - 10_000, detail: nil)
+        let rollups = ScheduledJob(name: "rollups", interval: .seconds(60), atStart: true) { "" }
+        let purge = ScheduledJob(name: "purge", interval: .seconds(60)) { "" }
+        let scheduler = JobScheduler(database: database, jobs: [rollups, purge], logger: Logger(label: "test"), now: { start })
+        #expect(try scheduler.nextDue(rollups, at: t) == t)
+        #expect(try scheduler.nextDue(purge, at: t) == t + 50_000)
+        try database.recordRun(job: "rollups", at: t + 1, detail: nil)
+        #expect(try scheduler.nextDue(rollups, at: t + 2) == t + 60_001)
     }
 }
