@@ -12,16 +12,22 @@ enum Compression {
         }
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
+        guard finish(&stream, input, &output, deflate) == Z_STREAM_END else { return nil }
+        return Array(output.prefix(Int(stream.total_out)))
+    }
+
+    /// Runs a zlib stream over all of `input` into `output` in one call (`deflate` or `inflate`
+    /// with Z_FINISH); the buffers live only for the call.
+    private static func finish(_ stream: inout z_stream, _ input: [UInt8], _ output: inout [UInt8],
+                               _ step: (UnsafeMutablePointer<z_stream>, Int32) -> Int32) -> Int32 {
         var source = input
-        let result: Int32 = source.withUnsafeMutableBufferPointer { src in
+        return source.withUnsafeMutableBufferPointer { src in
             output.withUnsafeMutableBufferPointer { dst in
                 stream.next_in = src.baseAddress; stream.avail_in = UInt32(src.count)
                 stream.next_out = dst.baseAddress; stream.avail_out = UInt32(dst.count)
-                return deflate(&stream, Z_FINISH)
+                return step(&stream, Z_FINISH)
             }
         }
-        guard result == Z_STREAM_END else { return nil }
-        return Array(output.prefix(Int(stream.total_out)))
     }
 
     /// Brotli (RFC 7932) at the highest quality, text mode.
@@ -43,15 +49,8 @@ enum Compression {
         guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: limit)
-        var source = input
-        let result: Int32 = source.withUnsafeMutableBufferPointer { src in
-            output.withUnsafeMutableBufferPointer { dst in
-                stream.next_in = src.baseAddress; stream.avail_in = UInt32(src.count)
-                stream.next_out = dst.baseAddress; stream.avail_out = UInt32(dst.count)
-                return inflate(&stream, Z_FINISH)
-            }
-        }
-        return result == Z_STREAM_END ? Array(output.prefix(Int(stream.total_out))) : nil
+        guard finish(&stream, input, &output, inflate) == Z_STREAM_END else { return nil }
+        return Array(output.prefix(Int(stream.total_out)))
     }
 
     /// The content of a brotli stream, or nil.
