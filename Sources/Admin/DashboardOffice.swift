@@ -190,16 +190,10 @@ extension DashboardRoutes {
 
     /// The months before and after `month` (YYYY-MM) for the month picker.
     static func monthNavigation(_ month: String) -> [String: Any] {
-        // Only a real month (YYYY-MM, years 1–9999): the numbers come from the address.
-        let parts = month.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-        guard parts.count == 2, let y = parts[0], let m = parts[1], (1...9999).contains(y), (1...12).contains(m) else { return [:] }
-        return navigation(y, m)
-    }
-
-    private static func navigation(_ year: Int, _ month: Int) -> [String: Any] {
-        let parts = [year, month]
-        func text(_ y: Int, _ m: Int) -> String { String(format: "%04d-%02d", y + (m - 1).floorDiv(12), (m - 1).floorMod(12) + 1) }
-        return ["previousMonth": text(parts[0], parts[1] - 1), "nextMonth": text(parts[0], parts[1] + 1)]
+        // The month's bounds as the commission reports read them (nil for anything else: the
+        // text comes from the address); the months around are those of the instants beside them.
+        guard let bounds = SiteCalendar.utc.bounds(month: month) else { return [:] }
+        return ["previousMonth": SiteCalendar.utc.month(of: bounds.from - 1), "nextMonth": SiteCalendar.utc.month(of: bounds.to)]
     }
 
     func clients(_ request: Request, _ v: Viewer) throws -> Response {
@@ -219,9 +213,4 @@ extension DashboardRoutes {
         c["empty"] = rows.isEmpty
         return html("clients", c)
     }
-}
-
-private extension Int {
-    func floorDiv(_ d: Int) -> Int { self >= 0 ? self / d : -((-self + d - 1) / d) }
-    func floorMod(_ d: Int) -> Int { self - floorDiv(d) * d }
 }
