@@ -5,15 +5,15 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
 # The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0
 CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
-TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip
+TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
-.PHONY: run test bench bench-classify bench-dashboard build release deps-run deps-test deps-bench fixtures clean
+.PHONY: run test bench bench-classify bench-dashboard build release assets deps-run deps-test deps-bench fixtures clean
 
 # Installs the Debian packages in $(1) that are missing (apt-get update only when needed).
 define ensure_packages
@@ -40,10 +40,19 @@ deps-test: deps-run
 deps-bench: deps-run
 	$(call ensure_packages,$(BENCH_PACKAGES))
 
-release: deps-run
+# The client and dashboard assets, minified by esbuild (Debian) into Public/build/, which
+# candor serve reads: pixel.js and its pageview-only variant pixel-lite.js from one source.
+ESBUILD := esbuild --minify --legal-comments=none --log-level=warning --target=es2020
+assets: deps-run
+	@mkdir -p Public/build
+	@$(ESBUILD) Public/pixel.js --bundle --format=iife --define:LITE=false --outfile=Public/build/pixel.js
+	@$(ESBUILD) Public/pixel.js --bundle --format=iife --define:LITE=true --outfile=Public/build/pixel-lite.js
+	@for f in consent.js consent.css admin.js admin.css demo.js demo.css; do $(ESBUILD) Public/$$f --outfile=Public/build/$$f || exit 1; done
+
+release: deps-run assets
 	swift build -c release
 
-build: deps-run
+build: deps-run assets
 	swift build
 
 run: release
@@ -54,7 +63,7 @@ run: release
 	.build/release/candor serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 # Swift Testing suites, then the headless-Chromium tests of pixel.js and the banner.
-test: deps-test
+test: deps-test assets
 	swift build --build-tests
 	swift test
 	python3 -m pytest -q -p no:cacheprovider Tests/browser -s

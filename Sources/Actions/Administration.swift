@@ -253,7 +253,8 @@ public struct Administration: Sendable {
         let value = secret ?? PasswordHasher.randomPassword(length: 40)
         guard (16...200).contains(value.utf8.count) else { throw ActionError.invalid("the secret must be 16-200 characters") }
         try database.transaction { tx in
-            guard try tx.site(id: site) != nil else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            guard let found = try tx.site(id: site) else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            if policies[found.policy]?.mode == .cnilExempt { throw ActionError.invalid(ConversionsRefusal.cnilExempt) }
             try tx.setWebhookSecret(site: site, provider: provider.rawValue, secret: value, at: nowMs)
             try audit.record(in: tx, actor: actor.label, action: "webhook_configured", site: site, detail: ["provider": .string(provider.rawValue)])
         }

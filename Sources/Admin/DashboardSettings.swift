@@ -27,7 +27,9 @@ extension DashboardRoutes {
         c["zones"] = Self.zones(selected: site.calendar.identifier)
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
-        c["snippet"] = Self.snippet(site: site.id, origin: origin(of: request))
+        let mode = (policies[site.policy] ?? .default).mode
+        c["snippet"] = Self.snippet(site: site.id, origin: origin(of: request), mode: mode)
+        c["snippetNote"] = Self.snippetNote(mode)
         c["sharedDomains"] = Administration.sharedDomains(of: site, among: try database.sites()).filter { v.may(see: $0.other.id) }.map {
             ["domain": $0.domain, "otherDomain": $0.otherDomain, "otherName": $0.other.name, "otherID": $0.other.id]
         }
@@ -52,13 +54,29 @@ extension DashboardRoutes {
         return html("settings", c, status: status)
     }
 
-    /// The install snippet: the banner's style sheet, the pixel and the banner, from `origin`.
-    static func snippet(site: String, origin: String) -> String {
-        """
-        <link rel="stylesheet" href="\(origin)/consent.css">
+    /// The install snippet for the site's consent mode, from `origin`: the pixel, and consent.js
+    /// (the banner or the site's CMP, and the visitor's rights) where anyone can be identified.
+    static func snippet(site: String, origin: String, mode: ConsentMode) -> String {
+        if mode.neverIdentifies {
+            return "<script defer src=\"\(origin)/pixel.js\" data-site=\"\(site)\" data-mode=\"\(mode.rawValue)\"></script>"
+        }
+        return """
         <script defer src="\(origin)/pixel.js" data-site="\(site)"></script>
         <script defer src="\(origin)/consent.js" data-site="\(site)"></script>
         """
+    }
+
+    static func snippetNote(_ mode: ConsentMode) -> String {
+        switch mode {
+        case .cnilExempt:
+            "Consent-free audience measurement (CNIL): no banner. Offer the opt-out the exemption requires: "
+                + "a button on your privacy page whose click handler calls candor('optout')."
+        case .cookieless:
+            "Cookieless: nothing is stored on visitors' devices and nobody is identified, so no banner is needed for Candor."
+        case .optIn, .optOut:
+            "consent.js shows Candor's banner, or reads the choice from your CMP (IAB TCF or Google Consent Mode) "
+                + "when the policy's consent.sources list it and the page has one. For pageviews only, use pixel-lite.js."
+        }
     }
 
     /// Where the browser reached this server: the scheme a reverse proxy says it used

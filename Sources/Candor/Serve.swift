@@ -144,6 +144,10 @@ struct Serve: AsyncParsableCommand {
         do {
             assets = try PublicAssets(directory: publicDir)
             logger.info("client assets", metadata: ["pixel": "\(assets!.assets["pixel.js"]!.versionedPath)"])
+        } catch let error as PublicAssets.NotBuilt {
+            // The sources are there but not their build: serving without the pixel would look
+            // like a working install that counts nothing.
+            throw ValidationError(error.description)
         } catch {
             assets = nil
             logger.warning("pixel.js not found: /pixel.js and /demo are not served", metadata: ["public-dir": "\(publicDir)"])

@@ -3,11 +3,13 @@ public import Hummingbird
 import NIOCore
 import Privacy
 
-/// The files client sites load (pixel.js, consent.js, consent.css), read once at start-up.
+/// The files client sites load (pixel.js, pixel-lite.js, consent.js, consent.css) and the
+/// dashboard's, read once at start-up from what `make assets` built (esbuild, minified) into
+/// `Public/build/`; a missing or stale build is refused with the command that makes it.
 ///
 /// Each is served at a stable URL with a short cache (`/pixel.js`, for the install snippet) and
 /// at a content-versioned URL with a year-long immutable cache (`/assets/pixel.<hash>.js`).
-/// JavaScript is served with comment lines and indentation stripped. Every asset is compressed
+/// Every asset is compressed
 /// once at start, with brotli and gzip, and served in the encoding the request accepts
 /// (brotli first), with `Vary: Accept-Encoding`, a strong ETag per encoding and 304 for a
 /// matching `If-None-Match`.
@@ -28,17 +30,36 @@ public struct PublicAssets: Sendable {
 
     public let assets: [String: Asset]
 
+    public struct NotBuilt: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The built file for a source in `directory`: `build/NAME`, which must not be older than
+    /// the source (an edit not yet built would otherwise be served as if it were).
+    static func built(_ name: String, in directory: String) throws -> Data? {
+        let fm = FileManager.default
+        let source = directory + "/" + name, output = directory + "/build/" + name
+        guard fm.fileExists(atPath: source) || name == "pixel-lite.js" else { return nil }
+        let sourceName = name == "pixel-lite.js" ? directory + "/pixel.js" : source
+        func modified(_ path: String) -> Date? { (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date }
+        guard let data = fm.contents(atPath: output), let builtAt = modified(output) else {
+            throw NotBuilt(description: "\(output) is missing: run `make assets` (esbuild) to build the client assets")
+        }
+        if let changed = modified(sourceName), changed > builtAt {
+            throw NotBuilt(description: "\(output) is older than \(sourceName): run `make assets` to rebuild it")
+        }
+        return data
+    }
+
     public init(directory: String) throws {
         var found: [String: Asset] = [:]
-        for (name, type) in [("pixel.js", "text/javascript; charset=utf-8"), ("consent.js", "text/javascript; charset=utf-8"),
+        for (name, type) in [("pixel.js", "text/javascript; charset=utf-8"), ("pixel-lite.js", "text/javascript; charset=utf-8"),
+                             ("consent.js", "text/javascript; charset=utf-8"),
                              ("consent.css", "text/css; charset=utf-8"), ("demo.css", "text/css; charset=utf-8"),
                              ("demo.js", "text/javascript; charset=utf-8"), ("admin.css", "text/css; charset=utf-8"),
                              ("admin.js", "text/javascript; charset=utf-8")] {
-            let path = directory + "/" + name
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
-            var text = String(decoding: data, as: UTF8.self)
-            if name.hasSuffix(".js") { text = Self.strip(text) }
-            let body = Array(text.utf8)
+            guard let data = try Self.built(name, in: directory) else { continue }
+            let body = Array(data)
             // Unkeyed BLAKE2b of the served bytes names the version.
             let hash = Sodium.hash(body, outputLength: 16)
             let br = Compression.brotli(body).flatMap { $0.count < body.count ? $0 : nil }
@@ -49,14 +70,6 @@ public struct PublicAssets: Sendable {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: directory + "/pixel.js"])
         }
         assets = found
-    }
-
-    /// Drops whole-line `//` comments and leading indentation; keeps `/*! */` licence headers.
-    static func strip(_ js: String) -> String {
-        js.split(separator: "\n", omittingEmptySubsequences: true).compactMap { line -> Substring? in
-            let t = line.drop(while: { $0 == " " || $0 == "\t" })
-            return t.hasPrefix("// ") || t == "//" ? nil : t
-        }.joined(separator: "\n") + "\n"
     }
 
     public func add<Context: RequestContext>(to router: Router<Context>) {

@@ -1,3 +1,4 @@
+import Consent
 import Foundation
 import Privacy
 public import Store
@@ -77,9 +78,6 @@ func asciiLowercased(_ s: Substring) -> String {
     return String(decoding: s.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
 }
 
-/// Click-id query keys; only the kind is kept under anonymous, the value only under
-/// identified + marketing consent.
-let clickIDKeys = ["gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "sc_click_id", "dclid", "wbraid", "gbraid"]
 
 struct Attribution: Equatable {
     var acquisition = Acquisition(channel: .direct, source: nil)
@@ -96,17 +94,18 @@ struct Attribution: Equatable {
 
 enum Classifier {
     /// Classifies one event's landing URL and referrer (`ReferrerList.acquisition` decides the
-    /// channel). `siteDomains` makes self-referrals direct.
+    /// channel). `siteDomains` makes self-referrals direct. `audienceOnly` (the cnil-exempt
+    /// mode) reads no campaign values or click ids and keeps referrer hosts only.
     static func attribution(page: LightURL?, referrer: String?, siteDomains: [String], keepClickID: Bool,
-                            referrers: ReferrerList) -> Attribution {
+                            referrers: ReferrerList, audienceOnly: Bool = false) -> Attribution {
         var a = Attribution()
-        if let page {
+        if let page, !audienceOnly {
             a.utmSource = bounded(page.queryValue("utm_source") ?? page.queryValue("ref") ?? page.queryValue("source"))
             a.utmMedium = bounded(page.queryValue("utm_medium"))?.lowercased()
             a.utmCampaign = bounded(page.queryValue("utm_campaign"))
             a.utmTerm = bounded(page.queryValue("utm_term"))
             a.utmContent = bounded(page.queryValue("utm_content"))
-            for key in clickIDKeys {
+            for key in Policy.clickIDKeys {
                 if let v = page.queryValue(key) {
                     a.clickIDKind = key
                     if keepClickID { a.clickID = bounded(v) }
@@ -121,7 +120,7 @@ enum Classifier {
         }
         a.acquisition = referrers.acquisition(referrerHost: a.referrerHost, referrerPath: referrerPath, utmSource: a.utmSource,
                                               utmMedium: a.utmMedium, clickIDKind: a.clickIDKind)
-        if a.referrerHost != nil, let kind = a.acquisition.referrer?.kind, kind == .search || kind == .social {
+        if !audienceOnly, a.referrerHost != nil, let kind = a.acquisition.referrer?.kind, kind == .search || kind == .social {
             // Path only for search and social referrers (e.g. reddit.com/r/swift), redacted.
             a.referrerPath = Minimize.path(referrerPath)
         }

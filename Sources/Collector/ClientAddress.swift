@@ -54,6 +54,25 @@ func ipBytes(_ text: String) -> [UInt8]? {
     return nil
 }
 
+/// The address with its host part dropped, as the CNIL's exempted audience measurement asks
+/// before any use: the last byte of an IPv4 address (also inside an IPv4-mapped IPv6 one) and
+/// the last 80 bits of an IPv6 address (its first 48 bits, a site prefix, remain). Not an
+/// address: nil, so nothing derived from it is computed.
+public func truncatedAddress(_ text: String) -> String? {
+    guard var bytes = ipBytes(text) else { return nil }
+    let mapped = bytes.count == 16 && bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    if bytes.count == 4 || mapped {
+        bytes[bytes.count - 1] = 0
+    } else {
+        for i in 6..<16 { bytes[i] = 0 }
+    }
+    var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    let ok = bytes.withUnsafeBytes { raw in
+        inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count)) != nil
+    }
+    return ok ? String(cString: out) : nil
+}
+
 /// Decides the client address of a request. `X-Forwarded-For` is believed only when the
 /// connection comes from a trusted proxy; then the right-most address that is not itself a
 /// trusted proxy is the client.

@@ -1,5 +1,6 @@
 import Consent
 import Foundation
+import JSONOutput
 public import Hummingbird
 import NIOCore
 import Privacy
@@ -22,12 +23,37 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.on("/api/consent", method: .options) { request, _ in
             CollectorRoutes<Context>(collector: collector).preflight(request)
         }
+        router.get("/api/consent/config") { request, _ in self.config(request) }
         if let assets {
             router.get("/demo") { _, _ in self.demo(page: 1, assets) }
             router.get("/demo/second") { _, _ in self.demo(page: 2, assets) }
             router.post("/demo/second") { _, _ in self.demo(page: 2, assets) }
             router.get("/demo/spa-view") { _, _ in self.demo(page: 3, assets) }
         }
+    }
+
+    /// `GET /api/consent/config?site=ID&lang=TAG`: what consent.js needs from the site's policy:
+    /// the sources to read in order, the TCF vendor to require, the mode, the version a stored
+    /// choice must carry (a new policy or version asks again) and the banner's texts in the
+    /// page's language. Public (it is what every visitor's banner shows), cached five minutes.
+    func config(_ request: Request) -> Response {
+        let query = request.uri.queryParameters
+        guard let id = query.get("site"), let (_, policy) = collector.site(id) else {
+            return withOrigin(jsonError(404, "unknown site"), request)
+        }
+        let language = BannerStrings.language(query.get("lang"))
+        let body: JSON = [
+            "version": .string("\(policy.name)/\(policy.version)"),
+            "mode": .string(policy.mode.rawValue),
+            "sources": .array(policy.consentSources.map { .string($0.rawValue) }),
+            "tcf_vendor_id": JSON(policy.tcfVendorID),
+            "lang": .string(language),
+            "strings": .object(BannerStrings.strings(language).map { ($0.0, JSON.string($0.1)) }),
+            "css": .string(assets?.assets["consent.css"]?.versionedPath ?? "/consent.css"),
+        ]
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300",
+                                               .accessControlAllowOrigin: "*", .vary: "Accept-Encoding"],
+                         body: .init(byteBuffer: ByteBuffer(string: body.text)))
     }
 
     /// A proof-of-consent record from the banner. It is linked to a subject only with the
@@ -45,14 +71,24 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         var banner = "custom"
         if case .string(let b)? = doc["banner"] { banner = String(b.prefix(32)) }
+        let source: ConsentSource, cmp: ConsentRecord.CMPDetails
+        switch Self.cmpDetails(doc) {
+        case .failure(let error): return withOrigin(jsonError(400, error.description), request)
+        case .success(let found): (source, cmp) = found
+        }
+        guard policy.consentSources.contains(source) else {
+            return withOrigin(jsonError(409, "the site's policy does not take consent from \(source.rawValue) (consent.sources)"), request)
+        }
         var subject: Int64?
         if analytics, let proven = admitted.subject {
             if let limited = gate.limit(.consent, subject: proven.hash, request) { return limited }
             subject = proven.hash
         }
-        let record = ConsentRecord(siteID: site.id, timestamp: Int64(collector.now().timeIntervalSince1970 * 1000),
+        var record = ConsentRecord(siteID: site.id, timestamp: Int64(collector.now().timeIntervalSince1970 * 1000),
                                    bannerVersion: banner, policy: policy.name, policyVersion: policy.version,
                                    analytics: analytics, marketing: marketing, subject: subject)
+        record.source = source.rawValue
+        record.cmp = cmp
         do { try collector.database.insertConsentRecord(record) } catch {
             return withOrigin(jsonError(503, "storage unavailable; retry later"), request)
         }
@@ -60,10 +96,57 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
                                    body: .init(byteBuffer: ByteBuffer(string: "{\"recorded\":true,\"linked\":\(subject != nil)}"))), request)
     }
 
+    /// The source of a recorded choice and what its CMP reported: `source` (candor, tcf, gcm;
+    /// candor when absent); for tcf `cmp_id`, `cmp_version`, `tcf_policy_version` (integers) and
+    /// `purposes` (the purpose ids consented to, 1-24); for gcm `signals` (Consent Mode v2's
+    /// four storage types, granted or denied). Anything else, or a TC string, is refused.
+    static func cmpDetails(_ doc: JSONValue) -> Result<(ConsentSource, ConsentRecord.CMPDetails), WireError> {
+        var source = ConsentSource.candor
+        if let v = doc["source"] {
+            guard case .string(let name) = v, let known = ConsentSource(rawValue: name) else {
+                return .failure(WireError("source must be candor, tcf or gcm"))
+            }
+            source = known
+        }
+        var cmp = ConsentRecord.CMPDetails()
+        func small(_ key: String) throws(WireError) -> Int? {
+            guard let v = doc[key] else { return nil }
+            guard case .number(let n) = v, n.rounded() == n, (0...65_535).contains(n) else { throw WireError("\(key) must be an integer 0-65535") }
+            return Int(n)
+        }
+        do throws(WireError) {
+            if source == .tcf {
+                cmp.cmpID = try small("cmp_id"); cmp.cmpVersion = try small("cmp_version")
+                cmp.tcfPolicyVersion = try small("tcf_policy_version")
+                if let v = doc["purposes"] {
+                    guard case .array(let items) = v, items.count <= 24 else { throw WireError("purposes must be a list of purpose ids") }
+                    var ids: Set<Int> = []
+                    for item in items {
+                        guard case .number(let n) = item, n.rounded() == n, (1...24).contains(n) else { throw WireError("purposes are integers 1-24") }
+                        ids.insert(Int(n))
+                    }
+                    cmp.purposes = ids.sorted().map(String.init).joined(separator: ",")
+                }
+            }
+            if source == .gcm, let v = doc["signals"] {
+                guard case .object(let members) = v else { throw WireError("signals must be an object") }
+                let known: Set<String> = ["analytics_storage", "ad_storage", "ad_user_data", "ad_personalization"]
+                var pairs: [String] = []
+                for (key, value) in members {
+                    guard known.contains(key), case .string(let state) = value, state == "granted" || state == "denied" else {
+                        throw WireError("signals takes \(known.sorted().joined(separator: ", ")) as granted or denied")
+                    }
+                    pairs.append("\(key)=\(state)")
+                }
+                cmp.signals = pairs.sorted().joined(separator: ",")
+            }
+        } catch { return .failure(error) }
+        return .success((source, cmp))
+    }
+
     func demo(page: Int, _ assets: PublicAssets) -> Response {
         let site = (try? collector.database.sites())?.first(where: { $0.name == "Demo site" })
-        guard let site, let pixel = assets.assets["pixel.js"], let banner = assets.assets["consent.js"],
-              let css = assets.assets["consent.css"] else {
+        guard let site, let pixel = assets.assets["pixel.js"], let banner = assets.assets["consent.js"] else {
             return jsonError(404, "no demo site: run candor init")
         }
         let id = HTML.escape(site.id)
@@ -74,7 +157,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
             <title>Candor demo — page \(page)</title>
-            <link rel="stylesheet" href="\(css.versionedPath)">\(demoCSS)
+            \(demoCSS)
             <script src="\(pixel.versionedPath)" data-site="\(id)" defer></script>
             <script src="\(banner.versionedPath)" data-site="\(id)" defer></script>\(demoJS)
             </head><body><main>

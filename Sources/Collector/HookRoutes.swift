@@ -1,3 +1,4 @@
+import Consent
 import Foundation
 public import Hummingbird
 import HTTPTypes
@@ -61,7 +62,8 @@ public struct HookRoutes<Context: RequestContext>: Sendable {
                           "unknown", site, "unknown_provider")
         }
         let p = provider.rawValue
-        guard collector.site(site) != nil else { return answer(404, ["error": "unknown site"], p, site, "unknown_site") }
+        guard let (_, policy) = collector.site(site) else { return answer(404, ["error": "unknown site"], p, site, "unknown_site") }
+        if policy.mode == .cnilExempt { return answer(409, ["error": .string(ConversionsRefusal.cnilExempt)], p, site, "not_configured") }
         let secret: String
         do {
             guard let s = try collector.database.webhookSecret(site: site, provider: p) else {

@@ -70,17 +70,20 @@ public struct Pipeline: Sendable {
         /// The layer that found a bot (a speculative load is decided per request), or nil.
         lazy var botLayer: BotLayer? = facts.purpose.map(TrafficClassifier.isSpeculative) == true ? .speculative
             : agent.bot ?? (policy.dropDatacenterNetworks ? deps.traffic.networkLayer(asn: geo.asn) : nil)
+        /// The client address every step uses: truncated first under the cnil-exempt mode (for
+        /// the rate limit, the geo lookup and the visitor hash alike).
+        lazy var ip: String? = policy.mode == .cnilExempt ? facts.ip.flatMap(truncatedAddress) : facts.ip
         lazy var retryAfter: Int? = {
-            let ip = facts.ip ?? ""
+            let ip = self.ip ?? ""
             let client = deps.limiterKey.withBytes { key in
                 Array(ip.utf8).withUnsafeBytes { Sodium.keyedHash64(key: key, message: $0) }
             }
             return deps.limiter.admit(site: site.id, client: client, count: eventCount,
                                       now: facts.now.timeIntervalSince1970)
         }()
-        lazy var geo: GeoResult = facts.ip.map { deps.geo.lookup($0) } ?? .unknown
+        lazy var geo: GeoResult = ip.map { deps.geo.lookup($0) } ?? .unknown
         lazy var hashes: (current: Int64, previous: Int64?)? = try? deps.salts.visitorHashes(
-            site: site.id, ip: facts.ip ?? "", userAgent: facts.userAgent, now: facts.now, calendar: site.calendar)
+            site: site.id, ip: ip ?? "", userAgent: facts.userAgent, now: facts.now, calendar: site.calendar)
         lazy var userAgent: ReducedUserAgent = agent.reduced
 
         init(site: Site, policy: Policy, facts: RequestFacts, deps: Dependencies, eventCount: Int) {
@@ -107,7 +110,8 @@ public struct Pipeline: Sendable {
         Step(name: "bot") { _, scope in scope.botLayer != nil ? .bot : nil },
         Step(name: "rate_limit") { _, scope in scope.retryAfter != nil ? .rateLimited : nil },
         Step(name: "consent") { w, scope in
-            w.decision = ConsentDecider.decide(policy: scope.policy, state: w.incoming.consent, signals: scope.facts.signals)
+            w.decision = ConsentDecider.decide(policy: scope.policy, state: w.incoming.consent, source: w.incoming.consentSource,
+                                                signals: scope.facts.signals)
             switch w.decision {
             case .drop(let cause):
                 switch cause {
@@ -161,7 +165,8 @@ public struct Pipeline: Sendable {
         Step(name: "attribution") { w, scope in
             let page = w.page
             let a = Classifier.attribution(page: page, referrer: w.incoming.referrer, siteDomains: scope.site.domains,
-                                           keepClickID: w.decision.allowsMarketing, referrers: scope.deps.traffic.referrers)
+                                           keepClickID: w.decision.allowsMarketing, referrers: scope.deps.traffic.referrers,
+                                           audienceOnly: scope.policy.mode == .cnilExempt)
             w.row.sourceType = a.acquisition.sourceType
             w.row.channel = a.acquisition.channel.rawValue
             w.row.sourceName = a.acquisition.source?.name

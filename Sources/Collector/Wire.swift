@@ -37,6 +37,8 @@ public struct IncomingEvent: Sendable, Equatable {
     public var value: Double?
     public var currency: String?
     public var consent: ConsentState
+    /// Where the pixel read a grant from (nil: Candor's banner or a `candor('consent')` call).
+    public var consentSource: ConsentSource?
     public var subject: String?
     public var screen: Int?
     public var engagedMs: Int?
@@ -57,7 +59,8 @@ public struct IncomingEvent: Sendable, Equatable {
     public static func == (a: Self, b: Self) -> Bool {
         a.site == b.site && a.name == b.name && a.url == b.url && a.referrer == b.referrer && a.id == b.id
             && a.props.count == b.props.count && zip(a.props, b.props).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-            && a.value == b.value && a.currency == b.currency && a.consent == b.consent && a.subject == b.subject
+            && a.value == b.value && a.currency == b.currency && a.consent == b.consent && a.consentSource == b.consentSource
+            && a.subject == b.subject
             && a.screen == b.screen && a.engagedMs == b.engagedMs && a.scroll == b.scroll
     }
 }
@@ -134,7 +137,7 @@ enum Wire {
             e.currency = currency
         }
         if e.currency != nil && e.value == nil { throw WireError("currency without value") }
-        e.consent = try consent(v["consent"])
+        (e.consent, e.consentSource) = try consent(v["consent"])
         e.screen = try optionalInt(v, "screen", 0...WireLimits.maxScreenWidth)
         e.engagedMs = try optionalInt(v, "engaged_ms", 0...WireLimits.maxEngagedMs)
         e.scroll = try optionalInt(v, "scroll", 0...100)
@@ -145,31 +148,35 @@ enum Wire {
         return e
     }
 
-    static func consent(_ v: JSONValue?) throws(WireError) -> ConsentState {
+    static func consent(_ v: JSONValue?) throws(WireError) -> (ConsentState, ConsentSource?) {
         switch v {
-        case nil, .null?: return .unset
-        case .string("unset")?: return .unset
-        case .string("denied")?: return .denied
-        case .string("granted")?: return .granted(analytics: true, marketing: true)
+        case nil, .null?: return (.unset, nil)
+        case .string("unset")?: return (.unset, nil)
+        case .string("denied")?: return (.denied, nil)
+        case .string("granted")?: return (.granted(analytics: true, marketing: true), nil)
         case .object(let members)?:
             var state: String?
             var analytics: Bool?
             var marketing: Bool?
+            var source: ConsentSource?
             for (key, value) in members {
                 switch (key, value) {
                 case ("state", .string(let s)): state = s
                 case ("analytics", .bool(let b)): analytics = b
                 case ("marketing", .bool(let b)): marketing = b
-                default: throw WireError("consent accepts state (string), analytics and marketing (booleans)")
+                case ("src", .string(let s)):
+                    guard let known = ConsentSource(rawValue: s) else { throw WireError("consent.src must be candor, tcf or gcm") }
+                    source = known
+                default: throw WireError("consent accepts state (string), analytics and marketing (booleans), src (string)")
                 }
             }
             switch state {
-            case "unset"?: return .unset
-            case "denied"?: return .denied
+            case "unset"?: return (.unset, source)
+            case "denied"?: return (.denied, source)
             case "granted"?, nil:
                 let a = analytics ?? (state != nil), m = marketing ?? false
-                if state == nil && analytics == nil && marketing == nil { return .unset }
-                return a || m ? .granted(analytics: a, marketing: m) : .denied
+                if state == nil && analytics == nil && marketing == nil { return (.unset, source) }
+                return (a || m ? .granted(analytics: a, marketing: m) : .denied, source)
             default: throw WireError("consent.state must be unset, granted or denied")
             }
         default:

@@ -57,17 +57,22 @@ public enum ConsentDecider {
     /// - opt-in: identified only after analytics consent; before it (or after refusal) anonymous
     ///   if allowed, else drop.
     /// - opt-out: identified unless refused; refusal ⇒ anonymous if allowed, else drop.
-    /// - cookieless: never identified; anonymous if allowed, else drop.
-    public static func decide(policy: Policy, state: ConsentState, signals: PrivacySignals) -> ConsentDecision {
+    /// - cookieless and cnil-exempt: never identified; anonymous if allowed, else drop.
+    /// - A grant read from a consent source the policy does not trust (`source`, nil for
+    ///   Candor's own banner and API) counts as no choice; a refusal counts from any source.
+    public static func decide(policy: Policy, state: ConsentState, source: ConsentSource? = nil,
+                              signals: PrivacySignals) -> ConsentDecision {
         let anonymousOr = { (cause: ConsentDecision.DropCause) -> ConsentDecision in
             policy.anonymousCounting ? .anonymous : .drop(cause)
         }
         let objects = (policy.honorDNT && signals.doNotTrack) || (policy.honorGPC && signals.globalPrivacyControl)
         if objects { return anonymousOr(.optOutSignal) }
+        var state = state
+        if case .granted = state, !policy.consentSources.contains(source ?? .candor) { state = .unset }
         switch (policy.mode, state) {
-        case (.cookieless, .denied):
+        case (.cookieless, .denied), (.cnilExempt, .denied):
             return anonymousOr(.consentDenied)
-        case (.cookieless, _):
+        case (.cookieless, _), (.cnilExempt, _):
             return anonymousOr(.consentMissing)
         case (.optIn, .unset):
             return anonymousOr(.consentMissing)

@@ -16,6 +16,27 @@ public enum ConsentMode: String, Sendable, CaseIterable {
     case optOut = "opt-out"
     /// Never identified, no device storage.
     case cookieless
+    /// The CNIL's consent-free audience measurement: never identified, nothing on the device
+    /// but a visitor's opt-out, addresses truncated before any use, referrer hosts only, no
+    /// campaign values or click ids, no attribution (the loader refuses contradicting settings).
+    case cnilExempt = "cnil-exempt"
+
+    /// Modes that never identify a visitor (and never store on the device).
+    public var neverIdentifies: Bool { self == .cookieless || self == .cnilExempt }
+}
+
+/// Why a site under the cnil-exempt mode takes no webhook conversions (so its commission
+/// reports stay empty): they attribute outcomes in other systems to visits, which is not
+/// audience measurement.
+public enum ConversionsRefusal {
+    public static let cnilExempt = "this site's policy is cnil-exempt (audience measurement without consent): "
+        + "webhook conversions attribute outcomes in other systems to visits, which the exemption does not cover"
+}
+
+/// Where a visitor's consent comes from: Candor's banner (or `candor('consent', …)` calls), a
+/// CMP through IAB TCF v2.2 (`__tcfapi`), or Google Consent Mode v2 (`gtag('consent', …)`).
+public enum ConsentSource: String, Sendable, CaseIterable {
+    case candor, tcf, gcm
 }
 
 /// Data classes with their own retention.
@@ -69,6 +90,12 @@ public struct Policy: Sendable, Equatable {
     /// `--datacenter-asns`, addresses mapped by the ASN database): their traffic is mostly
     /// scripts, but people behind a VPN or a cloud proxy are lost with it.
     public var dropDatacenterNetworks: Bool = false
+    /// The consent sources trusted, in the order consent.js asks them (the first present on a
+    /// page decides); a grant reported from any other source counts as no choice.
+    public var consentSources: [ConsentSource] = [.tcf, .gcm, .candor]
+    /// When set, a TCF grant also needs consent for this IAB vendor id (an operator registered
+    /// as a vendor); 0 reads the purpose consents alone (README: consent sources).
+    public var tcfVendorID: Int = 0
 
     public static let `default` = Policy(
         name: "default", version: 1, mode: .optIn, anonymousCounting: true, honorDNT: true, honorGPC: true,
@@ -104,13 +131,30 @@ extension Policy {
         try Self.checkKeys(table, allowed: ["version", "consent", "geo", "collect", "retention", "expire", "privacy", "dashboard", "bots"], file, "")
         if let v = table["version"] { p.version = try Self.int(v, file, "version") }
         if let consent = table["consent"]?.table {
-            try Self.checkKeys(consent, allowed: ["mode", "anonymous_counting", "honor_dnt", "honor_gpc"], file, "consent.")
+            try Self.checkKeys(consent, allowed: ["mode", "anonymous_counting", "honor_dnt", "honor_gpc", "sources", "tcf_vendor_id"],
+                               file, "consent.")
             if let m = consent["mode"] {
                 let s = try Self.string(m, file, "consent.mode")
                 guard let mode = ConsentMode(rawValue: s) else {
-                    throw PolicyError(file, "consent.mode must be opt-in, opt-out or cookieless, not \(s)")
+                    throw PolicyError(file, "consent.mode must be opt-in, opt-out, cookieless or cnil-exempt, not \(s)")
                 }
                 p.mode = mode
+            }
+            if let v = consent["sources"] {
+                let names = try Self.strings(v, file, "consent.sources")
+                p.consentSources = try names.map { name in
+                    guard let source = ConsentSource(rawValue: name) else {
+                        throw PolicyError(file, "consent.sources takes candor, tcf and gcm, not \(name)")
+                    }
+                    return source
+                }
+                guard !p.consentSources.isEmpty, Set(p.consentSources).count == p.consentSources.count else {
+                    throw PolicyError(file, "consent.sources must name each source at most once, and at least one")
+                }
+            }
+            if let v = consent["tcf_vendor_id"] {
+                p.tcfVendorID = try Self.int(v, file, "consent.tcf_vendor_id")
+                guard p.tcfVendorID >= 0 else { throw PolicyError(file, "consent.tcf_vendor_id must be ≥ 0 (0 = purposes only)") }
             }
             if let v = consent["anonymous_counting"] { p.anonymousCounting = try Self.bool(v, file, "consent.anonymous_counting") }
             if let v = consent["honor_dnt"] { p.honorDNT = try Self.bool(v, file, "consent.honor_dnt") }
@@ -167,12 +211,53 @@ extension Policy {
             try Self.checkKeys(bots, allowed: ["drop_datacenter_networks"], file, "bots.")
             if let v = bots["drop_datacenter_networks"] { p.dropDatacenterNetworks = try Self.bool(v, file, "bots.drop_datacenter_networks") }
         }
-        if p.mode == .cookieless && p.identifiedGeo > p.anonymousGeo {
-            // Cookieless never identifies; the identified level is unused but must not mislead.
+        if p.mode.neverIdentifies && p.identifiedGeo > p.anonymousGeo {
+            // These modes never identify; the identified level is unused but must not mislead.
             p.identifiedGeo = p.anonymousGeo
+        }
+        if p.mode == .cnilExempt {
+            if let conflict = p.cnilConflicts.first { throw PolicyError(file, "consent.mode = \"cnil-exempt\": \(conflict)") }
         }
         self = p
     }
+
+    /// The CNIL's conditions for audience measurement without consent (its 2020 guidelines on
+    /// cookies and trackers, art. 5; the "exempted audience measurement" sheet, 2021) that a
+    /// policy's settings can contradict, each as the reason it is refused. The conditions Candor
+    /// meets by construction in that mode (addresses truncated, referrer hosts only, no campaign
+    /// values or click ids, nothing identified, no identifier across sites, no attribution) are
+    /// listed in the record of processing.
+    public var cnilConflicts: [String] {
+        var out: [String] = []
+        if !anonymousCounting { out.append("consent.anonymous_counting must be true (the exemption is what lets it count)") }
+        if identifiedGeo > .city || anonymousGeo > .city { out.append("geo is no finer than city") }
+        let campaignKeys = queryAllowlist.filter { $0.lowercased().hasPrefix("utm_") || Self.clickIDKeys.contains($0.lowercased()) }
+        if !campaignKeys.isEmpty {
+            out.append("collect.query_allowlist must not keep campaign values or click ids (\(campaignKeys.joined(separator: ", ")))")
+        }
+        if !formFieldAllowlist.isEmpty { out.append("collect.form_field_allowlist must be empty (form values are not audience measurement)") }
+        for c in [DataClass.events, .sessions, .rollups] {
+            guard let days = retentionDays[c] else {
+                out.append("retention.\(c.rawValue) must be set: data is kept at most 25 months (760 days), not forever"); continue
+            }
+            if days > Self.cnilMaximumRetentionDays {
+                out.append("retention.\(c.rawValue) = \(days) is over 25 months (\(Self.cnilMaximumRetentionDays) days)")
+            }
+        }
+        if kThreshold < 5 { out.append("dashboard.k_threshold must be at least 5 (published figures are k-suppressed)") }
+        if !restrictManagers { out.append("dashboard.restrict_managers must be true (figures outside the owners are k-suppressed)") }
+        return out
+    }
+
+    /// 25 months, counted as 30.4 days each and rounded down.
+    public static let cnilMaximumRetentionDays = 760
+    /// A stored opt-out (the only device storage in that mode) is honoured for 13 months and not
+    /// extended; pixel.js applies it.
+    public static let cnilMaximumStorageDays = 395
+    /// Query keys that carry an ad click id, in the order the classifier tries them: only the
+    /// kind is kept when anonymous, the value only when identified with marketing consent, and
+    /// neither in cnil-exempt mode.
+    public static let clickIDKeys = ["gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "sc_click_id", "dclid", "wbraid", "gbraid"]
 
     private static func checkKeys(_ t: TOMLTable, allowed: Set<String>, _ file: String, _ prefix: String) throws {
         for key in t.keys where !allowed.contains(key) {

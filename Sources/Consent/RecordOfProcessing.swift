@@ -32,8 +32,39 @@ public enum RecordOfProcessing {
         "cookies: none are set by Candor",
     ]
 
+    /// The conditions of the CNIL's exemption for audience measurement, as Candor meets them in
+    /// the cnil-exempt mode (README: CNIL-exempt mode).
+    static func cnilConditions(_ p: Policy) -> [String] {
+        [
+            "purpose: audience measurement for the site's publisher only; no attribution of conversions "
+                + "(webhooks refused), no commission, no forwarding to third parties",
+            "no identifier shared across sites: the visitor hash is keyed per site and its salt destroyed daily; "
+                + "no subject id, nothing identified",
+            "device storage: none, except a visitor's opt-out (candor('optout')), honoured for "
+                + "\(Policy.cnilMaximumStorageDays) days (13 months) from when it was given and not extended",
+            "IP address truncated before any use (last byte of IPv4, last 80 bits of IPv6), for the visitor hash, "
+                + "the geo lookup and rate limits alike",
+            "geography no finer than: \(p.anonymousGeo.rawValue)",
+            "referrer: host only; no UTM values, no click ids (not even their kind)",
+            "kept at most \(Policy.cnilMaximumRetentionDays) days (25 months): events \(p.retentionDays[.events] ?? 0), "
+                + "sessions \(p.retentionDays[.sessions] ?? 0), rollups \(p.retentionDays[.rollups] ?? 0) days",
+            "figures shown to viewers, managers and API keys suppressed below k = \(p.kThreshold) visitors",
+            "opt-out: candor('optout') stops every event from that browser; nothing else is read or written",
+        ]
+    }
+
     static func collected(_ p: Policy, identified: Bool) -> [String] {
         let geo = identified ? p.identifiedGeo : p.anonymousGeo
+        if p.mode == .cnilExempt {
+            return [
+                "page path (minimized), event name, custom event properties (e-mails and long numbers redacted)",
+                "referrer host and source type (from the referrer alone)",
+                "browser family and major version, OS family, device class, screen width bucket",
+                "country/region/city up to: \(geo.rawValue), from the truncated address"
+                    + (p.keepASN && geo != .none ? "; network (ASN number and organisation)" : ""),
+                "visitor hash: keyed BLAKE2b of site, truncated IP and user agent under a salt that is destroyed after a day",
+            ]
+        }
         var items = [
             "page path (minimized), event name, custom event properties (e-mails and long numbers redacted)",
             "referrer host and path, source type, UTM fields",
@@ -54,7 +85,7 @@ public enum RecordOfProcessing {
     static func levels(_ p: Policy) -> [(String, [String])] {
         var out: [(String, [String])] = []
         if p.anonymousCounting { out.append(("anonymous (no consent needed, or consent not given)", collected(p, identified: false))) }
-        if p.mode != .cookieless {
+        if !p.mode.neverIdentifies {
             out.append(("identified (\(p.mode == .optIn ? "after the visitor agrees" : "unless the visitor objects, DNT or GPC"))",
                         collected(p, identified: true)))
         }
@@ -71,6 +102,11 @@ public enum RecordOfProcessing {
             md += "\n## Policy `\(name)` (version \(p.version), consent mode \(p.mode.rawValue))\n\n"
             md += "Do Not Track honoured: \(p.honorDNT ? "yes" : "no"). Global Privacy Control honoured: \(p.honorGPC ? "yes" : "no").\n"
             if p.dropDatacenterNetworks { md += "Nothing is counted from data-centre networks (by the address's autonomous system).\n" }
+            if p.mode == .cnilExempt {
+                md += "\nLegal basis: exempt from consent as audience measurement under the CNIL's conditions "
+                md += "(délibération 2020-091, art. 5; CNIL, « Cookies : solutions pour les outils de mesure d'audience »). "
+                md += "The conditions, as met:\n\n" + cnilConditions(p).map { "- \($0)\n" }.joined()
+            }
             for (level, items) in levels(p) {
                 md += "\n### Collected when \(level)\n\n" + items.map { "- \($0)\n" }.joined()
             }
@@ -92,6 +128,10 @@ public enum RecordOfProcessing {
             guard case .object(var entry) = p.summary else { return p.summary }
             entry.append(("collected", .object(levels(p).map { ($0.0, .array($0.1.map(JSON.string))) })))
             entry.append(("never_stored", .array(alwaysDropped.map(JSON.string))))
+            if p.mode == .cnilExempt {
+                entry.append(("consent_exemption", ["authority": "CNIL", "basis": "audience measurement exempt from consent",
+                                                    "conditions": .array(cnilConditions(p).map(JSON.string))]))
+            }
             return .object(entry)
         }
         return ["controller": "the operator of this Candor install", "processors": [],

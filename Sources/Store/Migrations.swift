@@ -466,6 +466,19 @@ extension AppDatabase {
                 CREATE INDEX sessions_channel_unset ON sessions(id) WHERE channel IS NULL;
                 """)
         }
+        migrator.registerMigration("v17-consent-sources") { db in
+            // Where a recorded choice came from (Candor's banner, a CMP through IAB TCF, Google
+            // Consent Mode) and what the CMP reported: its id and version, the TCF policy
+            // version and the purposes consented to, the Consent Mode signals. Never the TC string.
+            try db.execute(sql: """
+                ALTER TABLE consent_records ADD COLUMN source TEXT NOT NULL DEFAULT 'candor' CHECK (source IN ('candor', 'tcf', 'gcm'));
+                ALTER TABLE consent_records ADD COLUMN cmp_id INTEGER;
+                ALTER TABLE consent_records ADD COLUMN cmp_version INTEGER;
+                ALTER TABLE consent_records ADD COLUMN tcf_policy_version INTEGER;
+                ALTER TABLE consent_records ADD COLUMN purposes TEXT CHECK (purposes IS NULL OR length(purposes) <= 100);
+                ALTER TABLE consent_records ADD COLUMN signals TEXT CHECK (signals IS NULL OR length(signals) <= 200);
+                """)
+        }
         return migrator
     }
 }

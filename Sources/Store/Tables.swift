@@ -98,7 +98,8 @@ extension AppDatabase {
                 """, arguments: args, calendar: calendar))
             let consent = kind == .subject ? "site_id = :site AND subject = :h" : "site_id = :site AND :h IS NULL"
             tables.append(try .fetch(db, name: "consent_records", sql: """
-                SELECT id, ts, banner_version, policy, policy_version, analytics, marketing FROM consent_records
+                SELECT id, ts, source, banner_version, policy, policy_version, analytics, marketing, cmp_id, cmp_version,
+                  tcf_policy_version, purposes, signals FROM consent_records
                 WHERE \(consent) ORDER BY ts, id
                 """, arguments: args, calendar: calendar))
             return tables

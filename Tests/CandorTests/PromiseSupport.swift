@@ -21,8 +21,14 @@ final class LiveInstall: @unchecked Sendable {
     /// (a checkpoint), never back; reading the WAL before the file cannot miss a page in flight.
     var files: [String] { ["candor.sqlite-wal", "candor.sqlite-shm", "candor.sqlite"].map(dir.file) }
 
-    init(serve extra: [String] = []) async throws {
+    /// `policyFiles`: files of the repository's policies/ directory the install loads besides the
+    /// built-in default (the shipped files themselves, as a user would copy them).
+    init(serve extra: [String] = [], policyFiles: [String] = []) async throws {
         let data = ["--data", dir.path, "--policies", dir.path + "/no-policies"]
+        if !policyFiles.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir.path + "/no-policies", withIntermediateDirectories: true)
+            for f in policyFiles { try FileManager.default.copyItem(atPath: "policies/" + f, toPath: dir.path + "/no-policies/" + f) }
+        }
         let out = try ServerProcess.run(["init"] + data)
         site = try Self.field(out, "Demo site id: ").split(separator: " ").first.map(String.init) ?? ""
         let login = try Self.field(out, "Admin login: ").split(separator: " ")

@@ -1,0 +1,143 @@
+@testable import Collector
+import Consent
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Store
+import Testing
+
+/// Issue 16, the cnil-exempt mode: the loader refuses every setting that contradicts the CNIL's
+/// conditions, and the running server keeps nothing the exemption excludes.
+@Suite struct CNILPolicyTests {
+    /// A cnil-exempt policy with the retention and any other tables given.
+    static func policy(consent: String = "", retention: String = "events = 395\nsessions = 395\nrollups = 760", _ extra: String = "") -> String {
+        "[consent]\nmode = \"cnil-exempt\"\n\(consent)\n[retention]\n\(retention)\n\(extra)"
+    }
+
+    @Test func theShippedPolicyLoadsAndEachContradictionIsRefusedByName() throws {
+        let shipped = try Policy(toml: String(contentsOfFile: "policies/cnil-exempt.toml", encoding: .utf8), name: "cnil-exempt")
+        #expect(shipped.mode == .cnilExempt && shipped.cnilConflicts.isEmpty)
+        #expect(try Policy(toml: Self.policy(), name: "ok").mode == .cnilExempt)
+        let refused: [(String, String)] = [
+            (Self.policy(consent: "anonymous_counting = false"), "anonymous_counting"),
+            (Self.policy("[collect]\nquery_allowlist = [\"page\", \"utm_campaign\"]"), "utm_campaign"),
+            (Self.policy("[collect]\nquery_allowlist = [\"GCLID\"]"), "GCLID"),
+            (Self.policy("[collect]\nform_field_allowlist = [\"plan\"]"), "form_field_allowlist"),
+            (Self.policy(retention: "events = 0\nsessions = 395\nrollups = 760"), "retention.events must be set"),
+            (Self.policy(retention: "events = 395\nsessions = 395\nrollups = 761"), "retention.rollups = 761 is over 25 months"),
+            (Self.policy("[dashboard]\nk_threshold = 2"), "k_threshold"),
+            (Self.policy("[dashboard]\nrestrict_managers = false"), "restrict_managers"),
+        ]
+        for (text, named) in refused {
+            do {
+                _ = try Policy(toml: text, name: "x")
+                Issue.record("accepted: \(text)")
+            } catch let error as PolicyError {
+                #expect(error.description.contains("cnil-exempt") && error.description.contains(named), "\(error)")
+            }
+        }
+        // The same settings are fine under another mode.
+        #expect(throws: Never.self) { try Policy(toml: "[collect]\nquery_allowlist = [\"utm_campaign\"]\n[retention]\nevents = 0", name: "y") }
+    }
+
+    @Test func addressesLoseTheirHostPart() {
+        #expect(truncatedAddress("89.160.20.112") == "89.160.20.0")
+        #expect(truncatedAddress("2001:db8:abcd:12:1:2:3:4") == "2001:db8:abcd::")
+        #expect(truncatedAddress("::ffff:81.2.69.160") == "::ffff:81.2.69.0")
+        #expect(truncatedAddress("not an address") == nil)
+    }
+
+    @Test func aGrantCountsOnlyFromATrustedSourceAndARefusalFromAny() throws {
+        var policy = Policy.default
+        let granted = ConsentState.granted(analytics: true, marketing: true)
+        for source: ConsentSource? in [nil, .candor, .tcf, .gcm] {
+            #expect(ConsentDecider.decide(policy: policy, state: granted, source: source, signals: .init()) == .identified(marketing: true))
+        }
+        policy.consentSources = [.candor]
+        #expect(ConsentDecider.decide(policy: policy, state: granted, source: .tcf, signals: .init()) == .anonymous)
+        #expect(ConsentDecider.decide(policy: policy, state: granted, source: nil, signals: .init()) == .identified(marketing: true))
+        policy.consentSources = [.gcm]
+        #expect(ConsentDecider.decide(policy: policy, state: granted, source: nil, signals: .init()) == .anonymous)
+        policy.anonymousCounting = false
+        #expect(ConsentDecider.decide(policy: policy, state: .denied, source: .tcf, signals: .init()) == .drop(.consentDenied))
+        #expect(throws: PolicyError.self) { try Policy(toml: "[consent]\nsources = [\"tcf\", \"onetrust\"]", name: "z") }
+        #expect(throws: PolicyError.self) { try Policy(toml: "[consent]\nsources = [\"tcf\", \"tcf\"]", name: "z") }
+        #expect(try Policy(toml: "[consent]\nsources = [\"gcm\", \"candor\"]", name: "z").consentSources == [.gcm, .candor])
+    }
+}
+
+extension LiveServerTests {
+    @Suite struct CNILExemptServedTests {
+        /// Against the running binary, under concurrent posts to a cnil-exempt site and a default
+        /// one from two addresses of one /24 with one browser: the exempt site's rows hold no
+        /// subject, campaign value, click id (nor its kind) or referrer path, its two addresses
+        /// make one visitor and look up no city (both truncated to 89.160.20.0 before any use),
+        /// and none of the values it was sent is anywhere in the database, its WAL or the log;
+        /// the default site keeps what its consent allows (so the scan can find such bytes).
+        /// Webhooks are refused for the exempt site, by the CLI and by the endpoint.
+        @Test func theExemptSiteKeepsAudienceMeasurementOnly() async throws {
+            let install = try await LiveInstall(serve: ["--geoip-city", Fixtures.cityDB], policyFiles: ["cnil-exempt.toml"])
+            defer { install.stop() }
+            let exempt = try install.cli(["sites", "add", "--name", "Exempt", "--domain", "exempt.example", "--policy", "cnil-exempt"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let plain = try install.cli(["sites", "add", "--name", "Plain", "--domain", "plain.example"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            // The server reloads its sites for an unknown id at most every 2 s.
+            try await Task.sleep(for: .seconds(2.5))
+            let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+            @Sendable func event(_ site: String, _ tag: String, _ n: Int) -> String {
+                let host = site == exempt ? "exempt.example" : "plain.example"
+                return #"{"site":"\#(site)","url":"https://\#(host)/landing?utm_source=news&utm_campaign=\#(tag)campaign&gclid=\#(tag.uppercased())CLICK","#
+                    + #""referrer":"https://www.reddit.com/r/\#(tag)-ref-path","id":"\#(tag)-\#(n)","#
+                    + #""consent":{"analytics":true,"marketing":true},"subject":"\#(tag)-subject-0123456789abcdef"}"#
+            }
+            let statuses = try await withThrowingTaskGroup(of: [UInt].self) { group in
+                for task in 0..<4 {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: install.server.port) { client in
+                            var out: [UInt] = []
+                            for n in stride(from: task, to: 40, by: 4) {
+                                for (site, tag) in [(exempt, "exempt"), (plain, "plain")] {
+                                    let headers: HTTPFields = [.contentType: "text/plain", .userAgent: ua,
+                                                               .init("X-Forwarded-For")!: "89.160.20.\(112 + n % 2)"]
+                                    let r = try await client.post("/api/event", headers: headers, body: ByteBuffer(string: event(site, tag, n)))
+                                    out.append(UInt(r.status.code))
+                                }
+                            }
+                            return out
+                        }
+                    }
+                }
+                var all: [UInt] = []
+                for try await part in group { all += part }
+                return all
+            }
+            #expect(statuses.count == 80 && statuses.allSatisfy { $0 == 202 }, "\(statuses)")
+            let db = try install.database()
+            let rows = try db.events(site: exempt)
+            #expect(rows.count == 40)
+            for r in rows {
+                #expect(r.decision == .anonymous && r.subject == nil)
+                #expect(r.utmSource == nil && r.utmCampaign == nil && r.clickID == nil && r.clickIDKind == nil)
+                #expect(r.referrerHost == "reddit.com" && r.referrerPath == nil)
+                #expect(r.country == nil && r.city == nil)
+            }
+            #expect(Set(rows.map(\.visitor)).count == 1)
+            let others = try db.events(site: plain)
+            #expect(others.count == 40 && others.allSatisfy { $0.decision == .identified && $0.country == "SE" })
+            #expect(Set(others.map(\.visitor)).count == 2)
+            for needle in ["exemptcampaign", "EXEMPTCLICK", "exempt-ref-path", "exempt-subject"] {
+                #expect(install.scan(Array(needle.utf8)).values.reduce(0, +) == 0, "\(needle) on disk")
+                #expect(occurrences(of: needle, inFile: install.dir.file("server.log")) == 0, "\(needle) in the log")
+            }
+            #expect(install.scan(Array("PLAINCLICK".utf8)).values.reduce(0, +) > 0)
+
+            #expect(throws: (any Error).self) {
+                try install.cli(["hooks", "set", "--site", exempt, "--provider", "generic", "--secret", "exempt-secret-0123456789"])
+            }
+            let hook = try await install.request(.post, "/hooks/generic/\(exempt)", headers: [.contentType: "application/json"], body: "{}")
+            #expect(hook.status == .conflict && hook.body.contains("cnil-exempt"), "\(hook.body)")
+        }
+    }
+}
