@@ -105,6 +105,24 @@ public struct Administration: Sendable {
         }
     }
 
+    /// Sets the consent banner's texts of one language for a site (empty fields: the built-in text).
+    public func setBannerTexts(site id: String, language: String, fields: [String: String], by actor: Actor) throws {
+        try require(actor, .configure(site: id))
+        try database.transaction { tx in
+            guard let site = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
+            let texts: BannerTexts.Overrides
+            switch BannerTexts.replacing(language, with: fields, in: site.bannerTexts) {
+            case .failure(let error): throw ActionError.invalid("Banner texts: \(error.description).")
+            case .success(let t): texts = t
+            }
+            guard texts != site.bannerTexts else { return }
+            try tx.setBannerTexts(site: id, texts)
+            try audit.record(in: tx, actor: actor.label, action: "banner_texts_changed", site: id,
+                             detail: ["language": .string(language),
+                                      "overridden": .string((texts[language] ?? [:]).keys.sorted().joined(separator: ","))])
+        }
+    }
+
     /// The calendar of an IANA zone name, or a clear refusal.
     static func calendar(_ name: String) throws(ActionError) -> SiteCalendar {
         let name = name.trimmingCharacters(in: .whitespaces)

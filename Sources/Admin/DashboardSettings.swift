@@ -28,6 +28,14 @@ extension DashboardRoutes {
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
         let mode = (policies[site.policy] ?? .default).mode
+        let language = BannerTexts.language(request.uri.queryParameters.get("lang"))
+        c["bannerLanguages"] = BannerTexts.languageCodes.map { ["code": $0, "selected": $0 == language] }
+        c["bannerLanguage"] = language
+        c["bannerFields"] = BannerTexts.keys.map { key -> [String: Any] in
+            ["key": key, "label": Self.bannerLabels[key] ?? key, "value": site.bannerTexts[language]?[key] ?? "",
+             "builtIn": BannerTexts.builtIn(key, language), "long": key == "text", "max": BannerTexts.maximumLength(key)]
+        }
+        c["bannerShown"] = !mode.neverIdentifies
         c["snippet"] = Self.snippet(site: site.id, origin: origin(of: request), mode: mode)
         c["snippetNote"] = Self.snippetNote(mode)
         c["sharedDomains"] = Administration.sharedDomains(of: site, among: try database.sites()).filter { v.may(see: $0.other.id) }.map {
@@ -65,6 +73,12 @@ extension DashboardRoutes {
         <script defer src="\(origin)/consent.js" data-site="\(site)"></script>
         """
     }
+
+    static var bannerLabels: [String: String] { [
+        "title": "Title", "text": "Explanation", "accept": "Accept button", "reject": "Reject button",
+        "customize": "Customize button", "save": "Save button", "necessary": "Necessary category",
+        "analytics": "Analytics category", "marketing": "Marketing category", "settings": "Reopen button",
+    ] }
 
     static func snippetNote(_ mode: ConsentMode) -> String {
         switch mode {
@@ -107,6 +121,11 @@ extension DashboardRoutes {
                                                   timezone: f["timezone"], by: v.actor)
             } catch let error as ActionError { return try refuse(error.description) }
             return try settings(request, v, id, message: "Saved.")
+        case "banner":
+            do {
+                try administration.setBannerTexts(site: id, language: f["lang"] ?? "", fields: f, by: v.actor)
+            } catch let error as ActionError { return try refuse(error.description) }
+            return try settings(request, v, id, message: "Banner texts saved (visitors see them within about five minutes).")
         case "goal":
             let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces), match = (f["match"] ?? "").trimmingCharacters(in: .whitespaces)
             guard let kind = Goal.Kind(rawValue: f["kind"] ?? ""), (1...100).contains(name.count), (1...200).contains(match.count) else {

@@ -38,17 +38,19 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     /// page's language. Public (it is what every visitor's banner shows), cached five minutes.
     func config(_ request: Request) -> Response {
         let query = request.uri.queryParameters
-        guard let id = query.get("site"), let (_, policy) = collector.site(id) else {
+        // Read from the database, not the collector's cache: a change in Settings shows at once.
+        guard let id = query.get("site"), let site = try? collector.database.site(id: id) else {
             return withOrigin(jsonError(404, "unknown site"), request)
         }
-        let language = BannerStrings.language(query.get("lang"))
+        let policy = collector.policies[site.policy] ?? .default
+        let language = BannerTexts.language(query.get("lang"))
         let body: JSON = [
             "version": .string("\(policy.name)/\(policy.version)"),
             "mode": .string(policy.mode.rawValue),
             "sources": .array(policy.consentSources.map { .string($0.rawValue) }),
             "tcf_vendor_id": JSON(policy.tcfVendorID),
             "lang": .string(language),
-            "strings": .object(BannerStrings.strings(language).map { ($0.0, JSON.string($0.1)) }),
+            "strings": .object(BannerTexts.texts(language, overrides: site.bannerTexts).map { ($0.0, JSON.string($0.1)) }),
             "css": .string(assets?.assets["consent.css"]?.versionedPath ?? "/consent.css"),
         ]
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300",

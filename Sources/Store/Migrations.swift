@@ -479,6 +479,11 @@ extension AppDatabase {
                 ALTER TABLE consent_records ADD COLUMN signals TEXT CHECK (signals IS NULL OR length(signals) <= 200);
                 """)
         }
+        migrator.registerMigration("v18-banner-texts") { db in
+            // The consent banner's texts a site sets in place of the built-in ones (JSON:
+            // language → key → text), read with the site.
+            try db.execute(sql: "ALTER TABLE sites ADD COLUMN banner_texts TEXT NOT NULL DEFAULT '{}' CHECK (length(banner_texts) <= 65536)")
+        }
         return migrator
     }
 }

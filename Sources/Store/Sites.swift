@@ -12,6 +12,8 @@ public struct Site: Sendable, Equatable {
     public var createdAt: Date
     /// The site's time zone: where its days, months and hours start.
     public var calendar: SiteCalendar
+    /// The consent banner's texts the site set in place of the built-in ones: language → key → text.
+    public var bannerTexts: [String: [String: String]] = [:]
 
     public init(id: String, name: String, domains: [String], policy: String, createdAt: Date, calendar: SiteCalendar = .utc) {
         self.id = id
@@ -37,6 +39,8 @@ extension Site {
         createdAt = Date(timeIntervalSince1970: Double(row["created_at"] as Int64) / 1000)
         // A zone the system's tz database no longer knows reads as UTC (settings show it).
         calendar = SiteCalendar(identifier: row["timezone"]) ?? .utc
+        let texts: String = row["banner_texts"] ?? "{}"
+        bannerTexts = (try? JSONDecoder().decode([String: [String: String]].self, from: Data(texts.utf8))) ?? [:]
     }
 }
 
@@ -60,6 +64,13 @@ extension WriteTransaction {
                 try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day >= ?", arguments: [id, before.calendar.day(of: first)])
             }
         }
+    }
+
+    public func setBannerTexts(site id: String, _ texts: [String: [String: String]]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try encoder.encode(texts), as: UTF8.self)
+        try db.execute(sql: "UPDATE sites SET banner_texts = ? WHERE id = ?", arguments: [json, id])
     }
 
     public func updateSite(id: String, name: String, domains: [String], policy: String) throws {

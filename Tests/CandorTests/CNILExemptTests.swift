@@ -141,3 +141,40 @@ extension LiveServerTests {
         }
     }
 }
+
+extension LiveServerTests {
+    /// Issue 16, banner texts per site: set in Settings by language, served by
+    /// /api/consent/config for the page's language at once, escaped on the page, refused when
+    /// too long, holding control characters, or for a language without built-in texts.
+    @Suite struct BannerTextsServedTests {
+        @Test func aSiteSetsItsTextsPerLanguage() async throws {
+            let install = try await LiveInstall()
+            defer { install.stop() }
+            let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
+            func save(_ body: String) async throws -> HTTPResponse.Status {
+                try await install.request(.post, "/sites/\(install.site)/settings/banner",
+                                          headers: [.contentType: "application/x-www-form-urlencoded", .cookie: owner.cookie],
+                                          body: "csrf=\(owner.csrf)&" + body).status
+            }
+            func config(_ lang: String) async throws -> [String: String] {
+                let r = try await install.request(.get, "/api/consent/config?site=\(install.site)&lang=\(lang)")
+                #expect(r.status == .ok && r.headers[.cacheControl] == "public, max-age=300")
+                let doc = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any]
+                return doc?["strings"] as? [String: String] ?? [:]
+            }
+            #expect(try await config("fr-BE")["title"] == "Votre vie privée")
+            #expect(try await save("lang=fr&title=Vos+donn%C3%A9es&reject=%3Cb%3ENon+merci%3C%2Fb%3E&accept=") == .ok)
+            let fr = try await config("fr-BE")
+            #expect(fr["title"] == "Vos données" && fr["reject"] == "<b>Non merci</b>" && fr["accept"] == "Tout accepter")
+            #expect(try await config("en")["title"] == "Your privacy")
+            let page = try await install.request(.get, "/sites/\(install.site)/settings?lang=fr", headers: [.cookie: owner.cookie]).body
+            #expect(page.contains("value=\"&lt;b&gt;Non merci&lt;/b&gt;\"") && !page.contains("<b>Non merci"))
+            #expect(try await save("lang=fr&title=" + String(repeating: "x", count: 81)) == .badRequest)
+            #expect(try await save("lang=fr&title=a%07b") == .badRequest)
+            #expect(try await save("lang=pt&title=Privacidade") == .badRequest)
+            #expect(try await config("fr")["title"] == "Vos données")
+            let audit = try install.cli(["audit", "list"])
+            #expect(audit.contains("banner_texts_changed"))
+        }
+    }
+}
