@@ -12,8 +12,10 @@
   let config, T, source, box, back, root, forgotten;
 
   const load = () => { try { return JSON.parse(localStorage[KEY]); } catch (e) {} };
-  // Before pixel.js has loaded, the call waits in its queue (candor_q), as the install snippet's do.
-  const tell = (c) => w.candor ? w.candor('consent', c) : (w.candor_q = w.candor_q || []).push(['consent', c]);
+  // Before pixel.js has loaded, a call waits in its queue (candor_q), as the install snippet's do.
+  const call = (...a) => w.candor ? w.candor(...a) : (w.candor_q = w.candor_q || []).push(a);
+  const tell = (c) => call('consent', c);
+  const release = () => call('hold', 0);
   const post = (path, body) => fetch(base + path, { method: 'POST', keepalive: true, credentials: 'omit',
     headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(Object.assign({ site }, body)) });
   // Proof of consent: the choice, where it was read and what the CMP reported (never its TC
@@ -37,10 +39,11 @@
   // its measurement). Consents only: a legitimate interest never identifies anyone. With a
   // tcf_vendor_id in the policy, that vendor's consent is needed too. gdprApplies false: no answer.
   const tcf = () => w.__tcfapi('addEventListener', 2, (t, ok) => {
+    release();
     if (!ok || !t || t.gdprApplies === false || !/tcloaded|useractioncomplete/.test(t.eventStatus)) return;
     const p = (t.purpose && t.purpose.consents) || {}, v = config.tcf_vendor_id;
     const has = (...ids) => ids.every((i) => p[i]) && (!v || !!(t.vendor && t.vendor.consents && t.vendor.consents[v]));
-    fromCMP({ analytics: has(1) && (p[8] || p[9]) && has(), marketing: has(1, 2, 3, 4, 7), src: 'tcf' },
+    fromCMP({ analytics: has(1) && !!(p[8] || p[9]), marketing: has(1, 2, 3, 4, 7), src: 'tcf' },
       t.eventStatus == 'useractioncomplete',
       { cmp_id: t.cmpId, cmp_version: t.cmpVersion, tcf_policy_version: t.tcfPolicyVersion,
         purposes: Object.keys(p).filter((i) => p[i]).map(Number) });
@@ -48,13 +51,17 @@
 
   // Google Consent Mode v2, from gtag('consent', 'default' | 'update', {...}) in the dataLayer:
   // analytics_storage → analytics; ad_storage and ad_user_data → marketing; ad_personalization
-  // is recorded. Updates pushed after this script started are the visitor's acts.
+  // is recorded. Only an update grants: a default can only refuse (a site's default is not the
+  // visitor's choice), and defaults for some regions only are not read. Updates pushed after
+  // this script started are the visitor's acts, recorded as proof.
   const gcmSeen = () => (w.dataLayer || []).some((e) => e && e[0] == 'consent');
   const gcm = () => {
     const s = {}, dl = w.dataLayer, push = dl.push;
     const see = (e, live) => {
-      if (!e || e[0] != 'consent' || !e[2]) return;
-      for (const k of ['analytics_storage', 'ad_storage', 'ad_user_data', 'ad_personalization']) if (e[2][k]) s[k] = e[2][k];
+      if (!e || e[0] != 'consent' || !e[2] || e[1] == 'default' && e[2].region) return;
+      for (const k of ['analytics_storage', 'ad_storage', 'ad_user_data', 'ad_personalization']) {
+        if (e[2][k] && (e[1] == 'update' || e[2][k] == 'denied')) s[k] = e[2][k];
+      }
       const g = (k) => s[k] == 'granted';
       fromCMP({ analytics: g('analytics_storage'), marketing: g('ad_storage') && g('ad_user_data'), src: 'gcm' },
         live && e[1] == 'update', { signals: Object.assign({}, s) });
@@ -125,16 +132,19 @@
     css.onload = css.onerror = () => { show('block'); if (box) box.querySelector('button').focus(); };
     root.append(css, back);
     d.body.append(host);
+    // A choice made under another policy or version is asked again; a refusal stands (it was
+    // told at start) and is not asked again.
     const prior = load();
-    if (prior && prior.v == config.version) tell(prior); else open();
+    if (prior && prior.v == config.version) tell(prior); else if (!refusal(prior)) open();
   };
+  const refusal = (c) => c && !c.analytics && !c.marketing;
 
   // The visitor's rights, with the privacy key the pixel keeps on this device. A filed deletion
   // also withdraws consent, so the visitor is not recognised again unless they agree again.
   const rights = (what) => {
     let key;
     try { key = JSON.parse(localStorage.candor_key); } catch (e) {}
-    if (!key) return Promise.reject(Error('no privacy key: this browser has not agreed to be recognised'));
+    if (!key) return Promise.reject(Error('no privacy key (no consent given)'));
     return post('/privacy/' + what, { key }).then((r) => r.json().then((j) => {
       if (!r.ok) throw Error(j.error);
       if (what == 'forget') {
@@ -151,11 +161,19 @@
   const start = (c) => {
     config = c; T = c.strings;
     try { T = Object.assign(T, JSON.parse(at('strings') || '{}')); } catch (e) {}
+    // Modes that identify nobody ask nothing, and the pixel stores nothing there.
+    if (/cookieless|cnil/.test(c.mode)) return call('init', { mode: c.mode }), release();
     const present = { tcf: typeof w.__tcfapi == 'function', gcm: gcmSeen(), candor: 1 };
     source = c.sources.find((s) => present[s]);
-    if (source == 'tcf') tcf(); else if (source == 'gcm') gcm(); else if (source) banner();
+    if (source == 'tcf') return tcf();
+    if (source == 'gcm') gcm(); else if (source) banner();
+    release();
   };
+  // The pixel holds its events until the choice is known; a stored refusal applies at once.
+  call('hold', 1);
+  setTimeout(release, 4000);
+  if (refusal(load())) tell(load());
   fetch(base + '/consent/config?site=' + encodeURIComponent(site) + '&lang=' + encodeURIComponent(d.documentElement.lang || navigator.language), { credentials: 'omit' })
     .then((r) => r.ok ? r.json() : Promise.reject())
-    .then((c) => d.body ? start(c) : d.addEventListener('DOMContentLoaded', () => start(c)), () => {});
+    .then((c) => d.body ? start(c) : d.addEventListener('DOMContentLoaded', () => start(c)), release);
 })();

@@ -7,9 +7,9 @@ const w = window, d = document, n = navigator;
 // data-api: where Candor's /api is reached (a path on the site's own domain behind a proxy).
 var base = at('api') || (me ? new URL(me.src).origin : '') + '/api';
 var site = at('site'), mode = at('mode') || 'opt-in', P = 'candor_';
-var objects = n.doNotTrack == '1' || w.doNotTrack == '1' || n.globalPrivacyControl === true;
-var queue = [], page, timer, consent, subject, key, deriving, sending, backoff = 0, mem = {}, visit = {};
-var engaged = 0, since = 0, depth = 0, optedOut;
+var objects = !LITE && (n.doNotTrack == '1' || w.doNotTrack == '1' || n.globalPrivacyControl === true);
+var queue = [], page, timer, consent, subject, key, deriving, sending, backoff = 0, visit = {};
+var engaged = 0, since = 0, depth = 0, optedOut, held;
 // A stored opt-out ends everything: no event is sent and nothing else is read or written. It is
 // honoured for 13 months from when it was given (the CNIL's limit for what an exempt measurement
 // keeps on a device), never extended.
@@ -17,29 +17,29 @@ try { optedOut = Date.now() - localStorage[P + 'optout'] < 3.4128e10; } catch (e
 
 // Device storage: only with analytics consent, without DNT/GPC, and never in cookieless or
 // CNIL-exempt mode (both count without storing anything on the device).
-function stored() { return !LITE && consent && consent.analytics && !objects && !/cookieless|cnil/.test(mode) && w.crypto && crypto.subtle; }
+function stored() { return !LITE && !optedOut && consent && consent.analytics && !objects && !/cookieless|cnil/.test(mode) && w.crypto && crypto.subtle; }
 function store(k, v, session) {
-  mem[k] = v;
   if (stored()) try { w[session ? 'sessionStorage' : 'localStorage'][P + k] = JSON.stringify(v); } catch (e) {}
 }
 function read(k) { try { return JSON.parse(localStorage[P + k]); } catch (e) {} }
-function wipe(all, keys) {
+function wipe(all) {
   try {
-    (keys || ['subject', 'queue', 'key', all && 'consent']).forEach((k) => { localStorage.removeItem(P + k); });
-    keys || sessionStorage.removeItem(P + 'visit');
+    ['subject', 'queue', 'key', all && 'consent'].forEach((k) => { localStorage.removeItem(P + k); });
+    sessionStorage.removeItem(P + 'visit');
   } catch (e) {}
 }
 function hex(b) { return [].map.call(b, (x) => (x + 256).toString(16).slice(1)).join(''); }
 function uuid() { return crypto.randomUUID ? crypto.randomUUID() : hex(crypto.getRandomValues(new Uint8Array(16))); }
 // A browser DNT/GPC signal is reported as a refusal: nothing identified leaves the page.
+// pixel-lite.js reports every event as not consented: it is counted anonymously, never identified.
 function consentField() {
-  return LITE ? objects ? 'denied' : 'unset' : objects || consent && !consent.analytics && !consent.marketing ? 'denied' : consent ?
+  return LITE ? 'denied' : objects || consent && !consent.analytics && !consent.marketing ? 'denied' : consent ?
     { analytics: consent.analytics, marketing: consent.marketing, src: consent.src } : 'unset';
 }
 
 function track(name, props, extra) {
   if (!site || optedOut) return;
-  var e = { site: site, name: name, url: location.href, id: uuid(), consent: consentField(), screen: w.innerWidth, ts: Date.now() }, k;
+  var e = { site: site, name: name, url: location.href, id: uuid(), consent: consentField(), screen: w.innerWidth, ts: LITE ? void 0 : Date.now() }, k;
   if (name == 'pageview' && d.referrer) e.referrer = d.referrer;
   if (subject) e.subject = subject;
   for (k in extra) e[k] = extra[k];
@@ -57,13 +57,13 @@ function save() { LITE || store('queue', queue.slice(-200)); }
 // Delivery: batches of up to 50, text/plain (no preflight), keepalive; retried with backoff;
 // held while offline. Every event carries a UUID, so a retry is never counted twice.
 function flush(beacon) {
-  if (!queue.length || sending || deriving && beacon !== true) return;
+  if (!queue.length || sending || (deriving || held) && beacon !== true) return;
   // An event's own time goes along only when it waited (offline, retried, from an earlier page);
   // the server takes times up to 72 h old, so older queued events are let go.
   var now = Date.now(), api = base + '/event', batch, body;
   if (!LITE) queue = queue.filter((e) => now - e.ts < 2.5e8);
   batch = queue.slice(0, 50);
-  body = JSON.stringify({ events: batch }, (k, v) => k == 'ts' && (LITE || now - v < 5000) ? void 0 : v);
+  body = JSON.stringify({ events: batch }, LITE ? null : (k, v) => k == 'ts' && now - v < 5000 ? void 0 : v);
   if (!LITE && beacon === true && n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: 'text/plain' }))) return done(batch);
   if (!LITE && n.onLine === false) return;
   sending = true;
@@ -153,7 +153,6 @@ function setConsent(c) {
     // to it; without WebCrypto (a page not served over https) the events stay anonymous.
     if (!(key = read('key'))) store('key', key = hex(crypto.getRandomValues(new Uint8Array(32))));
     subject = null; deriving = true;
-    wipe(0, ['subject']);
     // Until the subject id is derived from the key, events wait and go out with it.
     crypto.subtle.digest('SHA-256', new TextEncoder().encode(key)).then((b) => {
       deriving = false;
@@ -172,20 +171,24 @@ function setConsent(c) {
   stamp();
 }
 // Events of this page still unsent were recorded before the choice was reported (the pageview
-// fires first): they go out under the choice, not as "unset", and with the subject once known.
+// fires first): they go out under the choice, not as "unset", and with the subject once known;
+// after a withdrawal or a deletion request, queued events no longer carry one.
 function stamp() {
   queue.forEach((e) => {
     if (e.consent == 'unset') e.consent = consentField();
-    if (e.consent.analytics && subject) e.subject = e.subject || subject;
+    e.subject = e.consent.analytics && subject || void 0;
   });
 }
 
 // The commands of `candor(...)`. forget and export are the visitor's rights: consent.js carries
 // them out with the privacy key (and after a deletion withdraws consent, so its banner asks again).
-var rights = (what) => w.candorConsent ? candorConsent[what]() : Promise.reject(Error('candor: consent.js is not loaded'));
+var rights = (what) => w.candorConsent ? candorConsent[what]() : Promise.reject(Error('candor: no consent.js'));
 var commands = LITE ? { init, track: custom, optout } : {
   init, track: custom, optout,
   consent: setConsent,
+  // consent.js holds the events while it reads the visitor's choice (at most 4 s), so a stored
+  // refusal is not preceded by events sent as "no choice yet".
+  hold(h) { held = h; h || later(1000); },
   // The subject id (after analytics consent, else null): pass it through checkouts and forms
   // (Stripe client_reference_id, a Shopify cart attribute, a hidden form field) to attribute conversions.
   subject: () => subject,
@@ -199,7 +202,7 @@ function custom(name, props) {
 }
 // The visitor's lasting refusal (CNIL's opt-out for consent-free audience measurement): the only
 // thing ever written without consent; afterwards no event is sent.
-function optout() { LITE || wipe(1); try { localStorage[P + 'optout'] = Date.now(); } catch (e) {} optedOut = 1; queue = []; }
+function optout() { optedOut = 1; queue = []; LITE || wipe(1); try { localStorage[P + 'optout'] = Date.now(); } catch (e) {} }
 
 w.candor = (cmd, ...args) => commands[cmd] && commands[cmd](...args);
 var early = w.candor_q || [], inited;

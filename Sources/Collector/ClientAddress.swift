@@ -1,3 +1,4 @@
+import Consent
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -71,6 +72,12 @@ public func truncatedAddress(_ text: String) -> String? {
         inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count)) != nil
     }
     return ok ? String(cString: out) : nil
+}
+
+/// The client address a site's policy lets any step use: truncated under cnil-exempt, else
+/// whole. Every use (the visitor hash, the geo lookup, rate limits) goes through here.
+func usableAddress(_ address: String?, under policy: Policy) -> String? {
+    policy.mode == .cnilExempt ? address.flatMap(truncatedAddress) : address
 }
 
 /// Decides the client address of a request. `X-Forwarded-For` is believed only when the

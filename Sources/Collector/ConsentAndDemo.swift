@@ -78,6 +78,9 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         case .failure(let error): return withOrigin(jsonError(400, error.description), request)
         case .success(let found): (source, cmp) = found
         }
+        guard !policy.mode.neverIdentifies else {
+            return withOrigin(jsonError(409, "the site's policy (\(policy.mode.rawValue)) identifies nobody: there is no consent to record"), request)
+        }
         guard policy.consentSources.contains(source) else {
             return withOrigin(jsonError(409, "the site's policy does not take consent from \(source.rawValue) (consent.sources)"), request)
         }

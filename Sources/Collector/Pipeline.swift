@@ -72,7 +72,7 @@ public struct Pipeline: Sendable {
             : agent.bot ?? (policy.dropDatacenterNetworks ? deps.traffic.networkLayer(asn: geo.asn) : nil)
         /// The client address every step uses: truncated first under the cnil-exempt mode (for
         /// the rate limit, the geo lookup and the visitor hash alike).
-        lazy var ip: String? = policy.mode == .cnilExempt ? facts.ip.flatMap(truncatedAddress) : facts.ip
+        lazy var ip: String? = usableAddress(facts.ip, under: policy)
         lazy var retryAfter: Int? = {
             let ip = self.ip ?? ""
             let client = deps.limiterKey.withBytes { key in
@@ -185,7 +185,12 @@ public struct Pipeline: Sendable {
             }
             w.row.path = path
             // Form values ("field.NAME" props) survive only under marketing consent and the policy's allowlist.
+            // Under cnil-exempt, campaign values and click ids (which the pixel adds to conversions)
+            // are not kept as properties either, and no conversion is attributed.
+            let audienceOnly = scope.policy.mode == .cnilExempt
+            if audienceOnly { w.row.attributable = false }
             var props = w.incoming.props.filter { key, _ in
+                if audienceOnly && Policy.isCampaignKey(key) { return false }
                 guard key.hasPrefix("field.") else { return true }
                 return w.decision.allowsMarketing && scope.policy.formFieldAllowlist.contains(String(key.dropFirst(6)))
             }

@@ -80,7 +80,8 @@ public final class SelfServiceGate: Sendable {
             return .refuse(withOrigin(jsonError(403, "origin \(origin.prefix(200)) is not registered for site \(site.id)"), request))
         }
         let now = collector.now().timeIntervalSince1970
-        let address = collector.addresses.resolve(peer: peer?.ipAddress, forwardedFor: request.headers[.xForwardedFor]) ?? ""
+        let address = usableAddress(collector.addresses.resolve(peer: peer?.ipAddress, forwardedFor: request.headers[.xForwardedFor]),
+                                    under: policy) ?? ""
         // IPv6 clients are counted by their /64: one subscriber holds a whole /64.
         let clientKey = collector.pipeline.deps.limiterKey.withBytes { key in
             Array(ClientAddressResolver.limitKey(address).utf8).withUnsafeBytes { Sodium.keyedHash64(key: key, message: $0) }

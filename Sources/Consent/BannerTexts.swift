@@ -58,7 +58,8 @@ public enum BannerTexts {
         guard languages[language] != nil else { return .failure(.init("choose one of \(languageCodes.joined(separator: ", "))")) }
         var own: [String: String] = [:]
         for key in keys {
-            let text = (fields[key] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            // Browsers send a textarea's line breaks as CRLF.
+            let text = (fields[key] ?? "").replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty, text != builtIn(key, language) else { continue }
             guard text.count <= maximumLength(key) else {
                 return .failure(.init("the \(key) text is longer than \(maximumLength(key)) characters"))

@@ -59,7 +59,9 @@ public enum ConsentDecider {
     /// - opt-out: identified unless refused; refusal ⇒ anonymous if allowed, else drop.
     /// - cookieless and cnil-exempt: never identified; anonymous if allowed, else drop.
     /// - A grant read from a consent source the policy does not trust (`source`, nil for
-    ///   Candor's own banner and API) counts as no choice; a refusal counts from any source.
+    ///   Candor's own banner and API) counts as no choice; a refusal counts from any source,
+    ///   also the refused part of such a grant (no analytics: not identified; no marketing:
+    ///   identified without marketing where no choice would identify).
     public static func decide(policy: Policy, state: ConsentState, source: ConsentSource? = nil,
                               signals: PrivacySignals) -> ConsentDecision {
         let anonymousOr = { (cause: ConsentDecision.DropCause) -> ConsentDecision in
@@ -67,8 +69,12 @@ public enum ConsentDecider {
         }
         let objects = (policy.honorDNT && signals.doNotTrack) || (policy.honorGPC && signals.globalPrivacyControl)
         if objects { return anonymousOr(.optOutSignal) }
-        var state = state
-        if case .granted = state, !policy.consentSources.contains(source ?? .candor) { state = .unset }
+        if case .granted(let analytics, let marketing) = state, !policy.consentSources.contains(source ?? .candor) {
+            // What such a source grants counts as no choice; what it refuses still counts.
+            guard analytics else { return decide(policy: policy, state: .denied, signals: signals) }
+            let decision = decide(policy: policy, state: .unset, signals: signals)
+            return decision == .identified(marketing: true) && !marketing ? .identified(marketing: false) : decision
+        }
         switch (policy.mode, state) {
         case (.cookieless, .denied), (.cnilExempt, .denied):
             return anonymousOr(.consentDenied)

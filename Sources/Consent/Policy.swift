@@ -230,8 +230,7 @@ extension Policy {
     public var cnilConflicts: [String] {
         var out: [String] = []
         if !anonymousCounting { out.append("consent.anonymous_counting must be true (the exemption is what lets it count)") }
-        if identifiedGeo > .city || anonymousGeo > .city { out.append("geo is no finer than city") }
-        let campaignKeys = queryAllowlist.filter { $0.lowercased().hasPrefix("utm_") || Self.clickIDKeys.contains($0.lowercased()) }
+        let campaignKeys = queryAllowlist.filter(Self.isCampaignKey)
         if !campaignKeys.isEmpty {
             out.append("collect.query_allowlist must not keep campaign values or click ids (\(campaignKeys.joined(separator: ", ")))")
         }
@@ -247,6 +246,14 @@ extension Policy {
         if kThreshold < 5 { out.append("dashboard.k_threshold must be at least 5 (published figures are k-suppressed)") }
         if !restrictManagers { out.append("dashboard.restrict_managers must be true (figures outside the owners are k-suppressed)") }
         return out
+    }
+
+    /// A query key (or pixel property) that carries a campaign value or an ad click id: `utm_*`,
+    /// the keys the classifier reads as a campaign source (`ref`, `source`), the click-id keys
+    /// and other ad platforms' tracking keys.
+    public static func isCampaignKey(_ key: String) -> Bool {
+        let k = key.lowercased()
+        return k.hasPrefix("utm_") || clickIDKeys.contains(k) || ["ref", "source", "_gl", "yclid", "gad_source", "srsltid", "mc_cid", "mc_eid"].contains(k)
     }
 
     /// 25 months, counted as 30.4 days each and rounded down.

@@ -71,6 +71,10 @@ public struct EventRow: Sendable, Equatable {
         self.sourceType = sourceType
     }
 
+    /// Whether a conversion tracked by this event becomes an attributed conversion row (not
+    /// under the cnil-exempt mode, whose measurement attributes nothing).
+    public var attributable = true
+
     public var isPageview: Bool { name == "pageview" }
     /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
     public var isConversion: Bool { name == "conversion" || value != nil }
@@ -215,7 +219,7 @@ extension AppDatabase {
         st.insert.bind(e.engagedMs); st.insert.bind(e.scroll); st.insert.bind(e.emailHash)
         st.insert.bind(e.channel); st.insert.bind(e.sourceName)
         try st.insert.run()
-        if e.isConversion {
+        if e.isConversion && e.attributable {
             // The same conversion model as webhooks: a sale (with a value) or a lead, attributed to its visit.
             let eventID = st.insert.lastInsertedRowID
             st.conversion.start()

@@ -23,6 +23,8 @@ import Testing
             (Self.policy(consent: "anonymous_counting = false"), "anonymous_counting"),
             (Self.policy("[collect]\nquery_allowlist = [\"page\", \"utm_campaign\"]"), "utm_campaign"),
             (Self.policy("[collect]\nquery_allowlist = [\"GCLID\"]"), "GCLID"),
+            (Self.policy("[collect]\nquery_allowlist = [\"ref\"]"), "ref"),
+            (Self.policy("[collect]\nquery_allowlist = [\"srsltid\"]"), "srsltid"),
             (Self.policy("[collect]\nform_field_allowlist = [\"plan\"]"), "form_field_allowlist"),
             (Self.policy(retention: "events = 0\nsessions = 395\nrollups = 760"), "retention.events must be set"),
             (Self.policy(retention: "events = 395\nsessions = 395\nrollups = 761"), "retention.rollups = 761 is over 25 months"),
@@ -59,6 +61,15 @@ import Testing
         #expect(ConsentDecider.decide(policy: policy, state: granted, source: nil, signals: .init()) == .identified(marketing: true))
         policy.consentSources = [.gcm]
         #expect(ConsentDecider.decide(policy: policy, state: granted, source: nil, signals: .init()) == .anonymous)
+        // The refused part of an untrusted grant still counts (opt-out identifies without a choice).
+        policy.mode = .optOut
+        #expect(ConsentDecider.decide(policy: policy, state: .granted(analytics: true, marketing: false), source: .tcf, signals: .init())
+                == .identified(marketing: false))
+        #expect(ConsentDecider.decide(policy: policy, state: .granted(analytics: false, marketing: true), source: .tcf, signals: .init())
+                == .anonymous)
+        #expect(ConsentDecider.decide(policy: policy, state: .granted(analytics: true, marketing: true), source: .tcf, signals: .init())
+                == .identified(marketing: true))
+        policy.mode = .optIn
         policy.anonymousCounting = false
         #expect(ConsentDecider.decide(policy: policy, state: .denied, source: .tcf, signals: .init()) == .drop(.consentDenied))
         #expect(throws: PolicyError.self) { try Policy(toml: "[consent]\nsources = [\"tcf\", \"onetrust\"]", name: "z") }
@@ -114,8 +125,24 @@ extension LiveServerTests {
                 return all
             }
             #expect(statuses.count == 80 && statuses.allSatisfy { $0 == 202 }, "\(statuses)")
+            // A conversion from the pixel, carrying the visit's campaign values as it does: counted as
+            // an event, its campaign and click-id properties dropped, no attributed conversion.
+            let conversion = #"{"site":"\#(exempt)","name":"conversion","url":"https://exempt.example/thanks","id":"exempt-conv","#
+                + #""value":49,"currency":"EUR","props":{"utm_campaign":"exemptcampaign","gclid":"EXEMPTCLICK","plan":"pro"}}"#
+            let posted = try await install.request(.post, "/api/event", headers: [.contentType: "text/plain", .userAgent: ua,
+                                                                                  .init("X-Forwarded-For")!: "89.160.20.112"], body: conversion)
+            #expect(posted.status == .accepted && posted.body.contains(#""accepted":1"#), "\(posted.body)")
+            // Consent is not recorded for a site that identifies nobody.
+            let record = try await install.request(.post, "/api/consent", headers: [.contentType: "text/plain", .origin: "https://exempt.example"],
+                                                   body: #"{"site":"\#(exempt)","analytics":true,"marketing":true}"#)
+            #expect(record.status == .conflict, "\(record.body)")
             let db = try install.database()
-            let rows = try db.events(site: exempt)
+            let all = try db.events(site: exempt)
+            #expect(all.count == 41)
+            let converted = try #require(all.first { $0.name == "conversion" })
+            #expect(converted.value == 49 && converted.props?.contains("plan") == true)
+            #expect(try db.conversions(site: exempt).isEmpty)
+            let rows = all.filter { $0.name == "pageview" }
             #expect(rows.count == 40)
             for r in rows {
                 #expect(r.decision == .anonymous && r.subject == nil)

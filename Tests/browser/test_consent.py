@@ -41,6 +41,8 @@ GCM_STUB = """<script>
 window.dataLayer = window.dataLayer || [];
 function gtag() { dataLayer.push(arguments); }
 gtag('consent', 'default', { analytics_storage: 'denied', ad_storage: 'denied', ad_user_data: 'denied', ad_personalization: 'denied' });
+// A default for other regions is not this visitor's, and a default never grants.
+gtag('consent', 'default', { analytics_storage: 'granted', ad_storage: 'granted', ad_user_data: 'granted', region: ['US'] });
 </script>"""
 
 HOSTILE_CSS = """<style>
