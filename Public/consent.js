@@ -135,7 +135,7 @@
     // A choice made under another policy or version is asked again; a refusal stands (it was
     // told at start) and is not asked again.
     const prior = load();
-    if (prior && prior.v == config.version) tell(prior); else if (!refusal(prior)) open();
+    if (prior && prior.v == config.version) tell(prior); else if (!refusal(prior)) open(), post('/consent/shown').catch(() => {});
   };
   const refusal = (c) => c && !c.analytics && !c.marketing;
 

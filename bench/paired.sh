@@ -11,6 +11,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
 CURRENT=${CANDOR_BIN:-.build/release/candor}
+# BENCH_POLICIES: the policies both builds load (a baseline may not know a newer policy mode).
+POLICIES=${BENCH_POLICIES:-policies}
 BASE=${BENCH_BASELINE_BIN:-}
 if [ -z "$BASE" ]; then
   [ -n "${BENCH_BASELINE:-}" ] || { echo "set BENCH_BASELINE (a git ref) or BENCH_BASELINE_BIN"; exit 2; }
@@ -28,8 +30,8 @@ trap cleanup EXIT
 
 run_one() { # binary, unique_ua -> events/s
   local bin=$1 data="$WORK/d$RANDOM$RANDOM"
-  local site; site=$($bin sites add --data "$data" --name Bench --domain example.com)
-  $bin serve --data "$data" --port $PORT --trusted-proxy 127.0.0.1/32 --rate-site 10000000 --rate-client 10000000 \
+  local site; site=$($bin sites add --data "$data" --policies "$POLICIES" --name Bench --domain example.com)
+  $bin serve --data "$data" --policies "$POLICIES" --port $PORT --trusted-proxy 127.0.0.1/32 --rate-site 10000000 --rate-client 10000000 \
     --geoip-city Tests/CandorTests/Fixtures/candor-city-test.mmdb --geoip-asn Tests/CandorTests/Fixtures/candor-asn-test.mmdb \
     --log-level warning >"$data.log" 2>&1 &
   PID=$!

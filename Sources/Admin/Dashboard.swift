@@ -133,6 +133,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                                 body: .init(byteBuffer: ByteBuffer(string: RecordOfProcessing.markdown(self.policies))))
             }
         }
+        router.get("/consent") { request, _ in try await self.withViewer(request) { v in try self.consentPage(request, v) } }
         router.get("/clients") { request, _ in try await self.withViewer(request) { v in try self.clients(request, v) } }
         router.get("/api/v1/sites/:site/stats") { request, context in try self.statsAPI(request, context.parameters.get("site") ?? "") }
         router.post("/sites") { request, _ in try await self.withViewer(request) { v in try await self.addSite(request, v) } }

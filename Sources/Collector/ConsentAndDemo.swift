@@ -24,6 +24,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
             CollectorRoutes<Context>(collector: collector).preflight(request)
         }
         router.get("/api/consent/config") { request, _ in self.config(request) }
+        router.post("/api/consent/shown") { request, context in await self.shown(request, context) }
         if let assets {
             router.get("/demo") { _, _ in self.demo(page: 1, assets) }
             router.get("/demo/second") { _, _ in self.demo(page: 2, assets) }
@@ -56,6 +57,23 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300",
                                                .accessControlAllowOrigin: "*", .vary: "Accept-Encoding"],
                          body: .init(byteBuffer: ByteBuffer(string: body.text)))
+    }
+
+    /// `POST /api/consent/shown {"site": ID}`: Candor's banner opened by itself (not from the
+    /// settings button) on a page: one more "banner shown" in the site's consent counts. Nothing
+    /// about the visitor is kept. Behind the same gate as consent records.
+    func shown(_ request: Request, _ context: Context) async -> Response {
+        let admitted: SelfServiceGate.Admitted
+        switch await gate.admit(request, peer: context.remoteAddress, endpoint: .consent) {
+        case .failure(let refusal): return refusal.response
+        case .success(let a): admitted = a
+        }
+        var tally = ConsentTally(site: admitted.site.id)
+        tally.add(.bannerShown, day: admitted.site.calendar.day(of: Int64(collector.now().timeIntervalSince1970 * 1000)))
+        do { try collector.database.add(tally) } catch {
+            return withOrigin(jsonError(503, "storage unavailable; retry later"), request)
+        }
+        return withOrigin(Response(status: .noContent), request)
     }
 
     /// A proof-of-consent record from the banner. It is linked to a subject only with the

@@ -45,6 +45,8 @@ struct PendingIngest: Sendable {
     enum Reply: Sendable { case json, gif }
     var rows: [EventRow]
     var drops: [DropReason: Int]
+    /// Consent counts of the events dropped for consent (stored ones are counted by the store).
+    var tally: ConsentTally
     var origin: String?
     var reply: Reply
 }
@@ -146,8 +148,17 @@ extension Collector {
             answer.headers[.retryAfter] = String(retryAfter)
             return .answer(answer.readable(by: origin))
         }
-        let pending = PendingIngest(rows: result.rows, drops: result.drops, origin: origin, reply: reply)
-        if pending.rows.isEmpty { return .answer(finish(pending, outcomes: .success([]), path: path)) }
+        var tally = ConsentTally(site: site.id)
+        let today = site.calendar.day(of: nowMs)
+        for (reason, metric) in [(DropReason.consentDenied, ConsentMetric.droppedDenied), (.consentMissing, .droppedMissing),
+                                 (.optOutSignal, .droppedSignal)] {
+            let n = result.drops[reason] ?? 0
+            tally.add(metric, day: today, n)
+            if facts.signals.doNotTrack { tally.add(.dnt, day: today, n) }
+            if facts.signals.globalPrivacyControl { tally.add(.gpc, day: today, n) }
+        }
+        let pending = PendingIngest(rows: result.rows, drops: result.drops, tally: tally, origin: origin, reply: reply)
+        if pending.rows.isEmpty && tally.isEmpty { return .answer(finish(pending, outcomes: .success([]), path: path)) }
         return .commit(pending)
     }
 

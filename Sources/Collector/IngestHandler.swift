@@ -148,7 +148,7 @@ public final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHan
                 let loop = context.eventLoop
                 let bound = NIOLoopBound((self, context), eventLoop: loop)
                 let collector = collector
-                collector.writer.enqueue(pending.rows) { outcomes in
+                collector.writer.enqueue(pending.rows, tally: pending.tally) { outcomes in
                     loop.execute {
                         let (handler, context) = bound.value
                         handler.finishRequest(collector.finish(pending, outcomes: outcomes, path: Self.path),

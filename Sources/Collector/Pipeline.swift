@@ -124,6 +124,8 @@ public struct Pipeline: Sendable {
             case .identified:
                 w.row.decision = .identified
             }
+            w.row.doNotTrack = scope.facts.signals.doNotTrack
+            w.row.globalPrivacyControl = scope.facts.signals.globalPrivacyControl
             return nil
         },
         Step(name: "geo") { w, scope in

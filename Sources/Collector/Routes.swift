@@ -87,7 +87,7 @@ public struct CollectorRoutes<Context: RemoteAddressRequestContext>: Sendable {
             return Response(answer)
         case .commit(let pending):
             let outcomes: Result<[InsertOutcome], any Error>
-            do { outcomes = .success(try await collector.writer.write(pending.rows)) } catch { outcomes = .failure(error) }
+            do { outcomes = .success(try await collector.writer.write(pending.rows, tally: pending.tally)) } catch { outcomes = .failure(error) }
             return Response(collector.finish(pending, outcomes: outcomes, path: path))
         }
     }

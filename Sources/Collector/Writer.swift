@@ -19,6 +19,7 @@ public final class EventWriter: Sendable {
 
     private struct Pending {
         var rows: [EventRow]
+        var tally: ConsentTally?
         var completion: Completion
     }
     private struct State {
@@ -62,19 +63,21 @@ public final class EventWriter: Sendable {
     }
 
     /// Queues rows and returns their outcomes once the transaction holding them committed.
-    public func write(_ rows: [EventRow]) async throws -> [InsertOutcome] {
-        if rows.isEmpty { return [] }
+    /// `tally`: consent counts that come with no row (events dropped for consent), committed
+    /// in the same transaction.
+    public func write(_ rows: [EventRow], tally: ConsentTally? = nil) async throws -> [InsertOutcome] {
+        if rows.isEmpty && tally?.isEmpty != false { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            enqueue(rows) { continuation.resume(with: $0) }
+            enqueue(rows, tally: tally) { continuation.resume(with: $0) }
         }
     }
 
     /// Queues rows; `completion` runs on the writer thread after the commit. For callers that
     /// must not suspend (the event-loop handler hops back to its loop from the completion).
-    public func enqueue(_ rows: [EventRow], completion: @escaping Completion) {
+    public func enqueue(_ rows: [EventRow], tally: ConsentTally? = nil, completion: @escaping Completion) {
         let (accepted, mustWake) = state.withLock { s -> (Bool, Bool) in
             if s.stopping { return (false, false) }
-            s.queue.append(Pending(rows: rows, completion: completion))
+            s.queue.append(Pending(rows: rows, tally: tally?.isEmpty == false ? tally : nil, completion: completion))
             s.queuedRows += rows.count
             return (true, s.writerWaiting)
         }
@@ -146,7 +149,7 @@ public final class EventWriter: Sendable {
             metrics.queueDepth.add(-rows.count)
             let started = ContinuousClock.now
             do {
-                let outcomes = try database.insertEvents(rows)
+                let outcomes = try database.insertEvents(rows, tallies: batch.compactMap(\.tally))
                 self.outcomes.withLock { $0.lastCommit = Date() }
                 let elapsed = ContinuousClock.now - started
                 metrics.commitSeconds.observe(elapsed.inSeconds)

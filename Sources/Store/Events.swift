@@ -71,6 +71,10 @@ public struct EventRow: Sendable, Equatable {
         self.sourceType = sourceType
     }
 
+    /// The request came with DNT: 1 / Sec-GPC: 1 (counted in consent_counts, not stored on the row).
+    public var doNotTrack = false
+    public var globalPrivacyControl = false
+
     /// Whether a conversion tracked by this event becomes an attributed conversion row (not
     /// under the cnil-exempt mode, whose measurement attributes nothing).
     public var attributable = true
@@ -172,15 +176,31 @@ public let sessionGapMilliseconds: Int64 = 30 * 60 * 1000
 extension AppDatabase {
     /// Stores a batch in one transaction and keeps sessions current. Either the whole batch
     /// commits or nothing does.
-    public func insertEvents(_ batch: [EventRow]) throws -> [InsertOutcome] {
+    /// Stores events and, in the same transaction, the consent counts of the events stored
+    /// (by decision and signal, on the event's day) and the `tallies` that come without a row
+    /// (events dropped for consent).
+    public func insertEvents(_ batch: [EventRow], tallies: [ConsentTally] = []) throws -> [InsertOutcome] {
         do {
             return try writer.write { db in
                 var statements = try IngestStatements(db)
                 var outcomes: [InsertOutcome] = []
                 outcomes.reserveCapacity(batch.count)
-                for event in batch {
-                    outcomes.append(try insert(event, &statements))
+                var counted: [String: ConsentTally] = [:]
+                for t in tallies {
+                    for (day, metrics) in t.counts { for (m, n) in metrics { counted[t.site, default: .init(site: t.site)].add(m, day: day, n) } }
                 }
+                for event in batch {
+                    let outcome = try insert(event, &statements)
+                    outcomes.append(outcome)
+                    guard outcome == .stored else { continue }
+                    let day = try statements.calendar(site: event.siteID).day(of: event.timestamp)
+                    var t = counted[event.siteID] ?? .init(site: event.siteID)
+                    t.add(event.decision == .identified ? .identified : .anonymous, day: day)
+                    if event.doNotTrack { t.add(.dnt, day: day) }
+                    if event.globalPrivacyControl { t.add(.gpc, day: day) }
+                    counted[event.siteID] = t
+                }
+                for t in counted.values { try Self.add(t, db) }
                 return outcomes
             }
         } catch {

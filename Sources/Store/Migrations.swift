@@ -484,6 +484,19 @@ extension AppDatabase {
             // language → key → text), read with the site.
             try db.execute(sql: "ALTER TABLE sites ADD COLUMN banner_texts TEXT NOT NULL DEFAULT '{}' CHECK (length(banner_texts) <= 65536)")
         }
+        migrator.registerMigration("v19-consent-counts") { db in
+            // Per site and day, how consent shaped collection (see ConsentMetric); kept as long as
+            // the site's rollups.
+            try db.execute(sql: """
+                CREATE TABLE consent_counts (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    metric TEXT NOT NULL CHECK (length(metric) <= 40),
+                    n INTEGER NOT NULL CHECK (n >= 0),
+                    PRIMARY KEY (site_id, day, metric)
+                )
+                """)
+        }
         return migrator
     }
 }

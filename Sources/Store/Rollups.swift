@@ -171,9 +171,12 @@ extension AppDatabase {
 extension WriteTransaction {
     /// Deletes the oldest rolled-up day that ended before `cutoff` (both rollup tables); returns
     /// false when none is left.
+    /// The site's consent counts of those days go with them.
     public func deleteOldestRollupDay(site: String, cutoff: Int64) throws -> Bool {
+        let cutoffDay = try AppDatabase.calendar(db, site: site).day(of: cutoff)
+        try db.execute(sql: "DELETE FROM consent_counts WHERE site_id = ? AND day < ?", arguments: [site, cutoffDay])
         guard let day = try Int64.fetchOne(db, sql: "SELECT min(day) FROM rollup_days WHERE site_id = ? AND day < ?",
-                                           arguments: [site, try AppDatabase.calendar(db, site: site).day(of: cutoff)]) else { return false }
+                                           arguments: [site, cutoffDay]) else { return false }
         for table in ["rollup_values", "rollup_days"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
         }

@@ -205,3 +205,71 @@ extension LiveServerTests {
         }
     }
 }
+
+extension LiveServerTests {
+    /// Issue 15, consent analytics, against the running binary and a hand-computed scenario:
+    /// concurrent events with and without consent, DNT and GPC, on a site that counts
+    /// anonymously and on one that drops; a retried event; banners shown; four recorded choices.
+    @Suite struct ConsentAnalyticsServedTests {
+        @Test func theConsentPageShowsWhatWasCounted() async throws {
+            let install = try await LiveInstall(policyTexts: ["strict.toml": "[consent]\nanonymous_counting = false\n"])
+            defer { install.stop() }
+            let strict = try install.cli(["sites", "add", "--name", "Strict", "--domain", "strict.example", "--policy", "strict"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try await Task.sleep(for: .seconds(2.5))
+            let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+            let granted = #""consent":{"analytics":true,"marketing":true},"subject":"analytics-subject-0123456789""#
+            // (site, id, consent fields, DNT, GPC): demo site 4 identified, 3 DNT (anonymous),
+            // 2 GPC (anonymous), 1 no choice (anonymous); strict site 2 denied, 3 no choice, 1 DNT: all dropped.
+            var posts: [(String, String, String, Bool, Bool)] = []
+            for i in 0..<4 { posts.append((install.site, "id\(i)", granted, false, false)) }
+            for i in 4..<7 { posts.append((install.site, "dnt\(i)", granted, true, false)) }
+            for i in 7..<9 { posts.append((install.site, "gpc\(i)", #""consent":"unset""#, false, true)) }
+            posts.append((install.site, "unset9", #""consent":"unset""#, false, false))
+            for i in 0..<2 { posts.append((strict, "denied\(i)", #""consent":"denied""#, false, false)) }
+            for i in 0..<3 { posts.append((strict, "missing\(i)", #""consent":"unset""#, false, false)) }
+            posts.append((strict, "dntstrict", granted, true, false))
+            posts.append((install.site, "id0", granted, false, false))  // a retry: stored once, counted once
+            let port = install.server.port
+            let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
+                for (n, p) in posts.enumerated() {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+                            var headers: HTTPFields = [.contentType: "text/plain", .userAgent: ua, .init("X-Forwarded-For")!: "81.2.69.\(n + 10)"]
+                            if p.3 { headers[.init("DNT")!] = "1" }
+                            if p.4 { headers[.init("Sec-GPC")!] = "1" }
+                            let host = p.0 == strict ? "strict.example" : "localhost"
+                            let body = #"{"site":"\#(p.0)","url":"https://\#(host)/x","id":"\#(p.1)",\#(p.2)}"#
+                            let r = try await client.post("/api/event", headers: headers, body: ByteBuffer(string: body))
+                            #expect(r.status == .accepted)
+                            return r.body.map { String(buffer: $0) }?.contains(#""accepted":1"#) == true ? 1 : 0
+                        }
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(accepted == 10)
+            let origin: HTTPFields = [.contentType: "text/plain", .origin: "http://127.0.0.1"]
+            for _ in 0..<3 {
+                #expect(try await install.request(.post, "/api/consent/shown", headers: origin, body: #"{"site":"\#(install.site)"}"#).status == .noContent)
+            }
+            for (a, m) in [(true, true), (true, true), (false, false), (true, false)] {
+                let r = try await install.request(.post, "/api/consent", headers: origin,
+                                                  body: #"{"site":"\#(install.site)","analytics":\#(a),"marketing":\#(m)}"#)
+                #expect(r.status == .created, "\(r.body)")
+            }
+            let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
+            let page = try await install.request(.get, "/consent?days=7", headers: [.cookie: owner.cookie]).body
+                .replacingOccurrences(of: "\n", with: "")
+            // Demo site: 3 shown; 4 choices: 2 all (50 %), 1 none (25 %), 1 analytics only (25 %);
+            // analytics 3/4, marketing 2/4; 10 events, 4 identified; DNT 3/10, GPC 2/10; no drops.
+            #expect(page.contains("<td>3</td><td>4</td><td>50.0 %</td><td>25.0 %</td><td>25.0 %</td><td>75.0 %</td><td>50.0 %</td>"
+                                  + "<td>10</td><td>40.0 %</td><td>30.0 %</td><td>20.0 %</td><td>0</td><td>0</td><td>0</td>"), "\(page)")
+            // Strict site: nothing stored; 2 denied, 3 without a choice, 1 DNT of 6 (16.7 %).
+            #expect(page.contains("<td>0</td><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td>"
+                                  + "<td>0</td><td>–</td><td>16.7 %</td><td>0.0 %</td><td>2</td><td>3</td><td>1</td>"), "\(page)")
+            let detail = try await install.request(.get, "/consent?days=7&site=\(install.site)", headers: [.cookie: owner.cookie]).body
+            #expect(detail.contains("by day") && detail.contains("candor 4"))
+        }
+    }
+}

@@ -23,11 +23,13 @@ final class LiveInstall: @unchecked Sendable {
 
     /// `policyFiles`: files of the repository's policies/ directory the install loads besides the
     /// built-in default (the shipped files themselves, as a user would copy them).
-    init(serve extra: [String] = [], policyFiles: [String] = []) async throws {
+    /// `policyTexts`: more policy files, by file name.
+    init(serve extra: [String] = [], policyFiles: [String] = [], policyTexts: [String: String] = [:]) async throws {
         let data = ["--data", dir.path, "--policies", dir.path + "/no-policies"]
-        if !policyFiles.isEmpty {
+        if !policyFiles.isEmpty || !policyTexts.isEmpty {
             try FileManager.default.createDirectory(atPath: dir.path + "/no-policies", withIntermediateDirectories: true)
             for f in policyFiles { try FileManager.default.copyItem(atPath: "policies/" + f, toPath: dir.path + "/no-policies/" + f) }
+            for (f, text) in policyTexts { try text.write(toFile: dir.path + "/no-policies/" + f, atomically: true, encoding: .utf8) }
         }
         let out = try ServerProcess.run(["init"] + data)
         site = try Self.field(out, "Demo site id: ").split(separator: " ").first.map(String.init) ?? ""

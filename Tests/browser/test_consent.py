@@ -16,9 +16,8 @@ import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
-from test_pixel import ARTIFACTS, BIN, ROOT, UA, Server, banner_root, chromium, focused, storage
+from test_pixel import ARTIFACTS, BIN, ROOT, UA, Server, banner_root, chromium, keyboard_choose_analytics_only, storage, wait_subject
 
 TCF_STUB = """<script>
 (function () {
@@ -120,9 +119,7 @@ def test_tcf_cmp_default_denied_then_granted_then_withdrawn(setup):
         assert storage(d) == ["", [], []]
         # The visitor agrees in the CMP: identified, with marketing (purposes 1-4, 7, 8).
         d.execute_script("tcfAct({1: true, 2: true, 3: true, 4: true, 7: true, 8: true})")
-        deadline = time.time() + 5
-        while time.time() < deadline and not d.execute_script("return candor('subject')"):
-            time.sleep(0.05)
+        wait_subject(d)
         d.find_element(By.ID, "cta").click()
         wait_rows(server, "SELECT 1 FROM events WHERE name = 'cta_click'", lambda r: len(r) == 2)
         assert ctas(server)[-1] == ("identified", 1)
@@ -156,9 +153,7 @@ def test_google_consent_mode_default_denied_then_update(setup):
         assert server.events()[0][2] == "anonymous"
         d.execute_script("gtag('consent', 'update', {analytics_storage: 'granted', ad_storage: 'granted', "
                          "ad_user_data: 'granted', ad_personalization: 'denied'})")
-        deadline = time.time() + 5
-        while time.time() < deadline and not d.execute_script("return candor('subject')"):
-            time.sleep(0.05)
+        wait_subject(d)
         d.find_element(By.ID, "cta").click()
         wait_rows(server, "SELECT 1 FROM events WHERE name = 'cta_click'", lambda r: len(r) == 1)
         assert ctas(server) == [("identified", 1)]
@@ -229,20 +224,7 @@ def test_banner_survives_hostile_host_css_and_works_by_keyboard(setup):
         assert accept.text == "Tout accepter" and reject.text == "Tout refuser"
         assert accept.size["height"] == reject.size["height"] and abs(accept.size["width"] - reject.size["width"]) <= 2
         # Keyboard only: focus starts on the first choice, stays in the dialog, customizes and saves.
-        active = lambda: focused(d).get_attribute("data-choice")
-        assert active() == "accept"
-        focused(d).send_keys(Keys.TAB)
-        assert active() == "reject"
-        focused(d).send_keys(Keys.TAB)
-        assert active() == "customize"
-        focused(d).send_keys(Keys.ENTER)
-        assert focused(d).get_attribute("name") == "analytics"
-        focused(d).send_keys(Keys.SPACE)
-        for _ in range(4):
-            focused(d).send_keys(Keys.TAB)
-        assert active() == "customize"
-        focused(d).send_keys(Keys.ENTER)
-        assert not root.find_elements(By.CSS_SELECTOR, ".banner")
+        keyboard_choose_analytics_only(d)
         assert wait_rows(server, "SELECT source, analytics, marketing FROM consent_records", lambda r: len(r) == 1) == [("candor", 1, 0)]
         # The way back is as easy: the settings button reopens it.
         root.find_element(By.CSS_SELECTOR, ".settings").click()
@@ -254,9 +236,7 @@ def test_forget_withdraws_consent_and_the_banner_asks_again(setup):
     with chromium() as d:
         d.get(client.page("forget.html", server.site))
         banner_root(d).find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
-        deadline = time.time() + 5
-        while time.time() < deadline and not d.execute_script("return candor('subject')"):
-            time.sleep(0.05)
+        wait_subject(d)
         result = d.execute_async_script("var done = arguments[0]; candor('forget').then(function (r) { done(r.request) }, function (e) { done('refused: ' + e.message) })")
         assert result.startswith("dsr_"), result
         assert d.execute_script("return candor('subject')") is None

@@ -118,7 +118,8 @@ def test_xss_battery_as_every_role(server):
     passwords = {"owner": server.admin, "manager": ("manager@example.org", add_user(server, "manager", server.site)),
                  "viewer": ("viewer@example.org", add_user(server, "viewer", server.site))}
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today", f"/sites/{server.site}/realtime",
-             f"/sites/{server.site}/settings", "/privacy", "/clients", "/health/pipeline", "/account"]
+             f"/sites/{server.site}/settings", "/privacy", "/clients", "/health/pipeline", "/account",
+             "/consent", f"/consent?site={server.site}"]
     for role, (email, password) in passwords.items():
         with chromium() as d:
             d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
@@ -153,7 +154,7 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
     post_events(server, [{"site": server.site, "url": "http://localhost/pricing", "name": "signup"}])
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today&f.path=%2Fpricing",
              f"/sites/{server.site}/settings", f"/sites/{server.site}/realtime", "/privacy", "/health/pipeline",
-             "/clients", "/users", "/account"]
+             "/clients", "/users", "/account", "/consent", f"/consent?site={server.site}"]
     with chromium() as d:
         sign_in(d, server, *server.admin)
         for width, height in [(390, 844), (1366, 900)]:

@@ -153,6 +153,36 @@ def focused(driver):
     return driver.execute_script("const h = document.querySelector('candor-consent'); return h && h.shadowRoot.activeElement")
 
 
+def wait_subject(driver, timeout=5):
+    """The subject id once the pixel derived it from the privacy key (SHA-256, asynchronous), or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not driver.execute_script("return candor('subject')"):
+        time.sleep(0.05)
+    return driver.execute_script("return candor('subject')")
+
+
+def keyboard_choose_analytics_only(driver):
+    """From the banner's first choice, by keyboard alone: the focus trap both ways, Customize,
+    tick analytics, Save. Returns the banner's shadow root."""
+    root = banner_root(driver)
+    active = lambda: focused(driver).get_attribute("data-choice")
+    assert active() == "accept"
+    for expected in ["reject", "customize", "accept"]:  # the last Tab wraps to the first button
+        focused(driver).send_keys(Keys.TAB)
+        assert active() == expected
+    focused(driver).send_keys(Keys.SHIFT, Keys.TAB)
+    assert active() == "customize"
+    focused(driver).send_keys(Keys.ENTER)  # open the categories
+    assert focused(driver).get_attribute("name") == "analytics"
+    focused(driver).send_keys(Keys.SPACE)  # tick analytics
+    for _ in range(4):
+        focused(driver).send_keys(Keys.TAB)
+    assert active() == "customize"
+    focused(driver).send_keys(Keys.ENTER)  # save
+    assert not root.find_elements(By.CSS_SELECTOR, ".banner")
+    return root
+
+
 def storage(driver):
     return driver.execute_script("return [document.cookie, Object.keys(localStorage), Object.keys(sessionStorage)]")
 
@@ -297,26 +327,7 @@ def test_banner_keyboard_only(server):
         banner = root.find_element(By.CSS_SELECTOR, ".banner")
         assert banner.get_attribute("role") == "dialog" and banner.get_attribute("aria-modal") == "true"
         d.save_screenshot(os.path.join(ARTIFACTS, "banner-320px.png"))
-        active = lambda: focused(d).get_attribute("data-choice")
-        assert active() == "accept"
-        focused(d).send_keys(Keys.TAB)
-        assert active() == "reject"
-        focused(d).send_keys(Keys.TAB)
-        assert active() == "customize"
-        focused(d).send_keys(Keys.TAB)  # focus trap wraps to the first button
-        assert active() == "accept"
-        focused(d).send_keys(Keys.SHIFT, Keys.TAB)
-        assert active() == "customize"
-        focused(d).send_keys(Keys.ENTER)  # open the categories
-        assert focused(d).get_attribute("name") == "analytics"
-        focused(d).send_keys(Keys.SPACE)  # tick analytics
-        focused(d).send_keys(Keys.TAB)
-        focused(d).send_keys(Keys.TAB)
-        focused(d).send_keys(Keys.TAB)
-        focused(d).send_keys(Keys.TAB)
-        assert active() == "customize"
-        focused(d).send_keys(Keys.ENTER)  # save
-        assert not root.find_elements(By.CSS_SELECTOR, ".banner")
+        keyboard_choose_analytics_only(d)
         assert server.rows("SELECT analytics, marketing FROM consent_records") == [(1, 0)]
 
 
@@ -384,10 +395,7 @@ def test_webhook_conversion_is_attributed_to_the_consented_visit(server):
         assert d.execute_script("return candor('subject')") is None  # nothing before consent
         choose(d, "accept")
         # The subject id is derived from the browser's privacy key (SHA-256, asynchronous).
-        deadline = time.time() + 5
-        while time.time() < deadline and not d.execute_script("return candor('subject')"):
-            time.sleep(0.05)
-        subject = d.execute_script("return candor('subject')")
+        subject = wait_subject(d)
         key = d.execute_script("return JSON.parse(localStorage.getItem('candor_key'))")
         assert subject and subject == d.execute_script("return JSON.parse(localStorage.getItem('candor_subject'))")
         import hashlib

@@ -9,7 +9,7 @@ import time
 from selenium.webdriver.common.by import By
 
 from test_consent import ClientSite, ctas, wait_rows
-from test_pixel import ROOT, Server, banner_root, chromium, free_port
+from test_pixel import ROOT, Server, banner_root, chromium, free_port, wait_subject
 
 NGINX_CONF = """
 daemon off;
@@ -69,9 +69,7 @@ def test_nginx_first_party_recipe(tmp_path):
             requested = d.execute_script("return performance.getEntriesByType('resource').map(function (e) { return e.name })")
             assert all(u.startswith(proxied + "/") for u in requested), requested
             banner_root(d).find_element(By.CSS_SELECTOR, "[data-choice=accept]").click()
-            deadline = time.time() + 5
-            while time.time() < deadline and not d.execute_script("return candor('subject')"):
-                time.sleep(0.05)
+            wait_subject(d)
             d.find_element(By.ID, "cta").click()
             wait_rows(server, "SELECT 1 FROM events WHERE name = 'cta_click'", lambda r: len(r) == 1)
             assert ctas(server) == [("identified", 1)]

@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+
+/// Per site and day, how consent shaped what was collected: events stored identified and
+/// anonymous, events that came with DNT or GPC, events dropped for consent, banners shown.
+/// Counted in the transaction that stores (or would have stored) the events, so a count is
+/// never ahead of, or lost behind, what was acknowledged.
+public enum ConsentMetric: String, Sendable, CaseIterable {
+    case identified, anonymous, dnt, gpc
+    case droppedDenied = "dropped_consent_denied"
+    case droppedMissing = "dropped_consent_missing"
+    case droppedSignal = "dropped_opt_out_signal"
+    case bannerShown = "banner_shown"
+}
+
+/// Counts to add for one site: day → metric → n. Days are the site's days.
+public struct ConsentTally: Sendable, Equatable {
+    public var site: String
+    public var counts: [Int64: [ConsentMetric: Int]] = [:]
+    public init(site: String) { self.site = site }
+    public var isEmpty: Bool { counts.isEmpty }
+    public mutating func add(_ metric: ConsentMetric, day: Int64, _ n: Int = 1) {
+        guard n > 0 else { return }
+        counts[day, default: [:]][metric, default: 0] += n
+    }
+}
+
+/// One day of a site's consent counts.
+public struct ConsentDay: Sendable, Equatable {
+    public var day: Int64
+    public var counts: [ConsentMetric: Int]
+}
+
+extension WriteTransaction {
+    public func add(_ tally: ConsentTally) throws {
+        try AppDatabase.add(tally, db)
+    }
+}
+
+extension AppDatabase {
+    static func add(_ tally: ConsentTally, _ db: Database) throws {
+        for (day, metrics) in tally.counts {
+            for (metric, n) in metrics {
+                try db.execute(sql: """
+                    INSERT INTO consent_counts (site_id, day, metric, n) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (site_id, day, metric) DO UPDATE SET n = n + excluded.n
+                    """, arguments: [tally.site, day, metric.rawValue, n])
+            }
+        }
+    }
+
+    /// Adds counts that come with no event (banners shown).
+    public func add(_ tally: ConsentTally) throws {
+        guard !tally.isEmpty else { return }
+        try writer.write { db in try Self.add(tally, db) }
+    }
+
+    /// A site's consent counts for the days `from...to`, oldest first (days without any omitted).
+    public func consentDays(site: String, from: Int64, to: Int64) throws -> [ConsentDay] {
+        try writer.read { db in
+            var days: [Int64: [ConsentMetric: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT day, metric, n FROM consent_counts WHERE site_id = ? AND day BETWEEN ? AND ?",
+                                        arguments: [site, from, to]) {
+                guard let metric = ConsentMetric(rawValue: row["metric"]) else { continue }
+                days[row["day"], default: [:]][metric] = row["n"]
+            }
+            return days.keys.sorted().map { ConsentDay(day: $0, counts: days[$0]!) }
+        }
+    }
+
+    /// The choices recorded for a site between two times (ms), per site day: all accepted, all
+    /// rejected, customised (one category of two), with the source they were read from.
+    public func consentChoices(site: String, from: Int64, to: Int64, calendar: SiteCalendar) throws -> [(day: Int64, analytics: Bool, marketing: Bool, source: String)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT ts, analytics, marketing, source FROM consent_records WHERE site_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                             arguments: [site, from, to]).map {
+                (calendar.day(of: $0["ts"]), $0["analytics"], $0["marketing"], $0["source"])
+            }
+        }
+    }
+}
