@@ -144,7 +144,7 @@
   const rights = (what) => {
     let key;
     try { key = JSON.parse(localStorage.candor_key); } catch (e) {}
-    if (!key) return Promise.reject(Error('no privacy key (no consent given)'));
+    if (!key) return Promise.reject(Error('no privacy key'));
     return post('/privacy/' + what, { key }).then((r) => r.json().then((j) => {
       if (!r.ok) throw Error(j.error);
       if (what == 'forget') {
