@@ -105,14 +105,19 @@ def ctas(server):
     return server.rows("SELECT decision, subject IS NOT NULL FROM events WHERE name = 'cta_click' ORDER BY id")
 
 
+def open_under_cmp(d, server, client, name, stub):
+    """Opens a client page that runs a CMP: its pageview arrives, and Candor's banner is not shown."""
+    d.get(client.page(name, server.site, head=stub))
+    server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
+    time.sleep(1)
+    assert d.find_elements(By.CSS_SELECTOR, "candor-consent") == []
+
+
 def test_tcf_cmp_default_denied_then_granted_then_withdrawn(setup):
     server, client = setup
     with chromium() as d:
-        d.get(client.page("tcf.html", server.site, head=TCF_STUB))
-        server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
-        time.sleep(1)
-        # The CMP answers: Candor's banner is not shown; legitimate interest alone identifies nobody.
-        assert d.find_elements(By.CSS_SELECTOR, "candor-consent") == []
+        # Legitimate interest alone identifies nobody.
+        open_under_cmp(d, server, client, "tcf.html", TCF_STUB)
         d.find_element(By.ID, "cta").click()
         wait_rows(server, "SELECT 1 FROM events WHERE name = 'cta_click'", lambda r: len(r) == 1)
         assert ctas(server) == [("anonymous", 0)]
@@ -146,10 +151,7 @@ def test_tcf_cmp_default_denied_then_granted_then_withdrawn(setup):
 def test_google_consent_mode_default_denied_then_update(setup):
     server, client = setup
     with chromium() as d:
-        d.get(client.page("gcm.html", server.site, head=GCM_STUB))
-        server.wait_for(lambda r: any(x[0] == "pageview" for x in r))
-        time.sleep(1)
-        assert d.find_elements(By.CSS_SELECTOR, "candor-consent") == []
+        open_under_cmp(d, server, client, "gcm.html", GCM_STUB)
         assert server.events()[0][2] == "anonymous"
         d.execute_script("gtag('consent', 'update', {analytics_storage: 'granted', ad_storage: 'granted', "
                          "ad_user_data: 'granted', ad_personalization: 'denied'})")
