@@ -42,3 +42,28 @@ document.addEventListener('click', function (e) {
   });
   filter.addEventListener('input', function () { Array.prototype.forEach.call(body.children, visible); });
 })();
+
+/* Real time: the visitor counts and the pages table, refreshed every 10 seconds (textContent only). */
+(function () {
+  var pages = document.getElementById('rt-pages');
+  if (!pages || !window.fetch) return;
+  var status = document.getElementById('rt-status');
+  function refresh() {
+    fetch(pages.getAttribute('data-src'), { credentials: 'same-origin' }).then(function (r) {
+      if (!r.ok) throw new Error(r.status);
+      return r.json();
+    }).then(function (f) {
+      document.getElementById('rt-five').textContent = f.five;
+      document.getElementById('rt-thirty').textContent = f.thirty;
+      while (pages.firstChild) pages.removeChild(pages.firstChild);
+      f.pages.forEach(function (p) {
+        var row = document.createElement('tr');
+        [p.value, p.visitors].forEach(function (v) { var td = document.createElement('td'); td.textContent = v; row.appendChild(td); });
+        pages.appendChild(row);
+      });
+      document.getElementById('rt-empty').hidden = f.pages.length > 0;
+      status.textContent = 'Updated ' + new Date().toLocaleTimeString();
+    }, function () { status.textContent = 'Not updated: the server did not answer; retrying.'; });
+  }
+  setInterval(refresh, 10000);
+})();

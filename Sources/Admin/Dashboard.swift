@@ -149,6 +149,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.get("/sites/:site/realtime") { request, context in
             try await self.withViewer(request) { v in try self.realtime(v, context.parameters.get("site") ?? "") }
         }
+        router.get("/sites/:site/realtime.json") { request, context in
+            try await self.withViewer(request) { v in try self.realtimeJSON(v, context.parameters.get("site") ?? "") }
+        }
         router.get("/sites/:site/live") { request, context in
             try await self.withViewer(request) { v in try self.live(request, v, context.parameters.get("site") ?? "") }
         }

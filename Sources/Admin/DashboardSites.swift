@@ -70,22 +70,40 @@ extension DashboardRoutes {
     /// The live stream shows single events, so only owners and admins (who see unfolded figures) get it.
     func mayWatchLive(_ v: Viewer) -> Bool { v.isStaffAdmin }
 
+    /// Visitors in the last 5 and 30 minutes and the top pages of the last 30, under the reader's
+    /// disclosure rule: the page renders them, and `realtime.json` gives them to the page's
+    /// script every 10 seconds.
+    func realtimeFigures(_ v: Viewer, _ site: Site) throws -> (five: String, thirty: String, pages: [(value: String, visitors: String)]) {
+        let t = Int64(now().timeIntervalSince1970 * 1000)
+        let rule = disclosure(v, policies[site.policy] ?? .default)
+        let five = try database.activeVisitors(site: site.id, since: t - 5 * 60_000)
+        let thirty = try database.activeVisitors(site: site.id, since: t - 30 * 60_000)
+        let pages = rule.table(try database.breakdown(site: site.id, from: t - 30 * 60_000, to: t + 1, dimension: .page), total: thirty,
+                               partition: false)
+        return (rule.part(five, of: [thirty]).text { String($0) }, rule.count(thirty).text { String($0) },
+                pages.rows.prefix(10).map { ($0.value ?? "(none)", $0.visitors.text { String($0) }) })
+    }
+
     func realtime(_ v: Viewer, _ id: String) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
-        let t = Int64(now().timeIntervalSince1970 * 1000)
-        let policy = policies[site.policy] ?? .default
         var c = base(v, title: "Real time — \(site.name)")
         c["site"] = ["id": site.id, "name": site.name]
-        let rule = disclosure(v, policy)
-        let five = try database.activeVisitors(site: id, since: t - 5 * 60_000)
-        let thirty = try database.activeVisitors(site: id, since: t - 30 * 60_000)
-        c["five"] = rule.part(five, of: [thirty]).text { String($0) }
-        c["thirty"] = rule.count(thirty).text { String($0) }
-        let pages = rule.table(try database.breakdown(site: id, from: t - 30 * 60_000, to: t + 1, dimension: .page), total: thirty,
-                               partition: false)
-        c["pages"] = pages.rows.prefix(10).map { ["value": $0.value ?? "(none)", "visitors": $0.visitors.text { String($0) }] }
+        let f = try realtimeFigures(v, site)
+        c["five"] = f.five
+        c["thirty"] = f.thirty
+        c["pages"] = f.pages.map { ["value": $0.value, "visitors": $0.visitors] }
+        c["hasPages"] = !f.pages.isEmpty
         c["live"] = mayWatchLive(v)
         return html("realtime", c)
+    }
+
+    func realtimeJSON(_ v: Viewer, _ id: String) throws -> Response {
+        guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+        let f = try realtimeFigures(v, site)
+        let body = JSON.object([("five", .string(f.five)), ("thirty", .string(f.thirty)),
+                                ("pages", .array(f.pages.map { .object([("value", .string($0.value)), ("visitors", .string($0.visitors))]) }))])
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: body.text)))
     }
 
     /// Server-Sent Events: the site's new events as JSON, polled from the database every second,
@@ -471,27 +489,74 @@ extension DashboardRoutes {
          ("Revenue", c.revenue.text { $0.text }, c.revenue.value?.single)]
     }
 
-    /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the template;
-    /// each bar's `<title>` holds its values (shown on hover, read by screen readers). A bar the
-    /// reader may not see is drawn as a thin marker titled "< k" or "–".
+    /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the
+    /// template: a value axis with gridlines at round steps, time ticks in the site's zone, the
+    /// period still under way drawn apart ("so far"), each bar's values in its `<title>` (hover,
+    /// screen readers) and in a table under the chart (touch, keyboard). A bar the reader may not
+    /// see is drawn as a thin marker titled "< k" or "–".
     func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals) throws -> [String: Any] {
         let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
-        let top = max(1, points.compactMap(\.visitors.value).max() ?? 1)
-        let width = 600.0, height = 120.0
-        let w = width / Double(max(points.count, 1))
-        return ["width": Int(width), "height": Int(height) + 20, "max": top,
-                "bars": points.enumerated().map { i, p -> [String: Any] in
-                    let v = p.visitors.value ?? 0
-                    let h = max(p.visitors.value == nil ? 1 : (v > 0 ? 1 : 0), height * Double(v) / Double(top))
-                    let when = hourly ? r.calendar.iso(p.start) : r.calendar.dateText(of: p.start)
-                    return ["x": String(format: "%.1f", Double(i) * w), "y": String(format: "%.1f", height - h),
-                            "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h),
-                            "title": "\(when): \(p.visitors.text { String($0) }) visitors, \(p.pageviews.text { String($0) }) pageviews"]
+        let step = Self.niceStep(Double(max(1, points.compactMap(\.visitors.value).max() ?? 1)) / 4)
+        let top = step * (Double(max(1, points.compactMap(\.visitors.value).max() ?? 1)) / step).rounded(.up)
+        let left = 40.0, plotWidth = 600.0, plotHeight = 120.0, above = 8.0
+        let w = plotWidth / Double(max(points.count, 1))
+        let nowMs = Int64(now().timeIntervalSince1970 * 1000)
+        func label(_ p: Disclosure.Point) -> String { hourly ? r.calendar.clock(p.start) : Self.shortDate(r.calendar.day(of: p.start)) }
+        // An hour names its offset: the autumn day has two 02:00 hours.
+        func when(_ p: Disclosure.Point) -> String {
+            hourly ? "\(Self.shortDate(r.calendar.day(of: p.start))) \(r.calendar.clock(p.start)) (UTC\(r.calendar.iso(p.start).suffix(6)))"
+                : Self.shortDate(r.calendar.day(of: p.start))
+        }
+        let every = max(1, Int((Double(points.count) / 6).rounded(.up)))
+        let partial = { (i: Int) -> Bool in
+            i == points.count - 1 && nowMs >= points[i].start && nowMs < (hourly ? points[i].start + 3_600_000 : r.calendar.end(of: r.calendar.day(of: points[i].start)))
+        }
+        return ["width": Int(left + plotWidth), "height": Int(above + plotHeight + 22), "max": Int(top),
+                "grid": stride(from: 0.0, through: top, by: step).map { v -> [String: Any] in
+                    let y = above + plotHeight - plotHeight * v / top
+                    return ["y": String(format: "%.1f", y), "ly": String(format: "%.1f", y + 4), "x2": Int(left + plotWidth),
+                            "lx": Int(left - 4), "label": Self.grouped(Int(v))]
                 },
-                "first": points.first.map { hourly ? r.calendar.iso($0.start) : r.calendar.dateText(of: $0.start) } ?? "",
-                "last": points.last.map { hourly ? r.calendar.iso($0.start) : r.calendar.dateText(of: $0.start) } ?? "",
+                "ticks": points.enumerated().filter { $0.offset % every == 0 }.map { i, p -> [String: Any] in
+                    ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(p)]
+                },
+                "bars": points.enumerated().map { i, p -> [String: Any] in
+                    let v = Double(p.visitors.value ?? 0)
+                    let h = max(p.visitors.value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
+                    let soFar = partial(i) ? " (so far)" : ""
+                    return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
+                            "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
+                            "title": "\(when(p))\(soFar): \(p.visitors.text { Self.grouped($0) }) visitors, \(p.pageviews.text { Self.grouped($0) }) pageviews",
+                            "when": when(p) + soFar, "visitors": p.visitors.text { Self.grouped($0) }, "pageviews": p.pageviews.text { Self.grouped($0) }]
+                },
+                "first": points.first.map(when) ?? "", "last": points.last.map(when) ?? "",
+                "hasPartial": points.indices.contains { partial($0) },
                 "timezone": r.calendar.identifier]
+    }
+
+    /// 1, 2 or 5 times a power of ten, at least `raw` (gridline steps).
+    static func niceStep(_ raw: Double) -> Double {
+        let power = pow(10, log10(max(raw, 1)).rounded(.down))
+        return [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= raw } ?? 10 * power
+    }
+
+    /// "3 Nov 2026" for a site day.
+    static func shortDate(_ day: Int64) -> String {
+        let c = SiteCalendar.civil(day)
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return "\(c.day) \(months[c.month - 1]) \(c.year)"
+    }
+
+    /// 12,345.
+    static func grouped(_ n: Int) -> String {
+        let digits = String(abs(n))
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+            out.append(ch)
+        }
+        return (n < 0 ? "-" : "") + out
     }
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {

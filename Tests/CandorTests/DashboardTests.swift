@@ -458,9 +458,15 @@ extension TestClientProtocol {
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let id = f.t.site.id
             let page = try await client.page("/sites/\(id)/realtime", owner).1
-            #expect(page.contains("<span>Visitors, last 5 minutes</span><strong>1</strong>") && page.contains("id=\"live-events\""))
+            #expect(page.contains("<span>Visitors, last 5 minutes</span><strong id=\"rt-five\">1</strong>") && page.contains("id=\"live-events\""))
             let viewed = try await client.page("/sites/\(id)/realtime", viewer).1
-            #expect(viewed.contains("<strong>&lt; 5</strong>") && !viewed.contains("live-events") && !viewed.contains("/now"))
+            #expect(viewed.contains("<strong id=\"rt-five\">&lt; 5</strong>") && !viewed.contains("live-events") && !viewed.contains("/now"))
+            // The figures the page's script refreshes, under the same rule.
+            let ownerJSON = try await client.page("/sites/\(id)/realtime.json", owner)
+            #expect(ownerJSON.0 == .ok && ownerJSON.1.contains(#""five":"1""#) && ownerJSON.1.contains("/now"), "\(ownerJSON.1)")
+            let viewerJSON = try await client.page("/sites/\(id)/realtime.json", viewer).1
+            #expect(viewerJSON.contains(#""five":"\u003c 5""#) && !viewerJSON.contains("/now"), "\(viewerJSON)")
+            #expect(try await client.page("/sites/\(id)/realtime.json", nil).0 != .ok)
             #expect(try await client.page("/sites/\(id)/live", viewer).0 == .notFound)
             let (status, stream, headers) = try await client.page("/sites/\(id)/live", owner)
             #expect(status == .ok && headers[.contentType] == "text/event-stream")

@@ -101,6 +101,40 @@ def test_live_stream_shows_new_events_and_pauses(server):
         assert "/while-paused" not in body.text
 
 
+def test_real_time_counts_and_pages_refresh_without_a_reload(server):
+    """Issue 15: the counts and the pages table follow new visits (every 10 s), for every role
+    allowed on the site, under its k rule: a viewer sees "< 5" until five visitors are there."""
+    viewer = ("viewer@example.org", add_user(server, "viewer", server.site))
+    for who in [server.admin, viewer]:
+        with chromium() as d:
+            sign_in(d, server, *who)
+            d.get(f"{server.url}/sites/{server.site}/realtime")
+            first = d.find_element(By.ID, "rt-thirty").text
+            if who == server.admin:
+                assert first == "0" and d.find_element(By.ID, "rt-empty").is_displayed()
+                # Six visitors (six user agents) arrive on one page while the page stays open.
+                for v in range(6):
+                    post_events(server, [{"site": server.site, "url": "http://localhost/right-now"}], ua=f"{UA} rt{v}")
+                want = "6"
+            else:
+                assert first == "6"
+                # One more visitor, alone on a page: the viewer's count follows, the page stays hidden under k = 5.
+                post_events(server, [{"site": server.site, "url": "http://localhost/alone"}], ua=f"{UA} alone")
+                want = "7"
+            deadline = time.time() + 25
+            while time.time() < deadline and d.find_element(By.ID, "rt-thirty").text != want:
+                time.sleep(0.5)
+            assert d.find_element(By.ID, "rt-thirty").text == want
+            rows = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#rt-pages tr")]
+            if who == server.admin:
+                assert any("/right-now" in r and r.endswith("6") for r in rows), rows
+            else:
+                # The lone visitor's page is not shown, nor any row that would give it away by
+                # difference with the total (here the whole table folds).
+                assert rows and not any("/alone" in r or "/right-now" in r for r in rows), rows
+            assert not d.find_element(By.ID, "rt-empty").is_displayed()
+
+
 PAYLOADS = [
     "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "javascript:alert(1)", "'><svg onload=alert(1)>",
     "=HYPERLINK(\"http://evil\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "{{constructor.constructor('alert(1)')()}}",
