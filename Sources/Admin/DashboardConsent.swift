@@ -10,7 +10,7 @@ import Store
 extension DashboardRoutes {
     /// One site's totals over the range, and the rates a reader compares.
     struct ConsentSummary {
-        var shown = 0, choices = 0, acceptedAll = 0, rejectedAll = 0, customised = 0, analytics = 0, marketing = 0
+        var choices = 0, acceptedAll = 0, rejectedAll = 0, customised = 0, analytics = 0, marketing = 0
         var bySource: [String: Int] = [:]
         var counts: [ConsentMetric: Int] = [:]
 
@@ -22,6 +22,7 @@ extension DashboardRoutes {
             if analytics && marketing { acceptedAll += 1 } else if !analytics && !marketing { rejectedAll += 1 } else { customised += 1 }
         }
 
+        var shown: Int { counts[.bannerShown] ?? 0 }
         var stored: Int { (counts[.identified] ?? 0) + (counts[.anonymous] ?? 0) }
         var dropped: Int { (counts[.droppedDenied] ?? 0) + (counts[.droppedMissing] ?? 0) + (counts[.droppedSignal] ?? 0) }
 
@@ -65,8 +66,6 @@ extension DashboardRoutes {
                     total.counts[m, default: 0] += n
                     perDay[d.day, default: .init()].counts[m, default: 0] += n
                 }
-                total.shown += d.counts[.bannerShown] ?? 0
-                perDay[d.day, default: .init()].shown += d.counts[.bannerShown] ?? 0
             }
             for choice in try database.consentChoices(site: site.id, from: calendar.start(of: first), to: calendar.end(of: today), calendar: calendar) {
                 total.add(choice: choice.analytics, choice.marketing, source: choice.source)

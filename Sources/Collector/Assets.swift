@@ -38,9 +38,9 @@ public struct PublicAssets: Sendable {
     /// the source (an edit not yet built would otherwise be served as if it were).
     static func built(_ name: String, in directory: String) throws -> Data? {
         let fm = FileManager.default
-        let source = directory + "/" + name, output = directory + "/build/" + name
-        guard fm.fileExists(atPath: source) || name == "pixel-lite.js" else { return nil }
-        let sourceName = name == "pixel-lite.js" ? directory + "/pixel.js" : source
+        // pixel-lite.js is built from pixel.js.
+        let sourceName = directory + "/" + (name == "pixel-lite.js" ? "pixel.js" : name), output = directory + "/build/" + name
+        guard fm.fileExists(atPath: sourceName) else { return nil }
         func modified(_ path: String) -> Date? { (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date }
         guard let data = fm.contents(atPath: output), let builtAt = modified(output) else {
             throw NotBuilt(description: "\(output) is missing: run `make assets` (esbuild) to build the client assets")
