@@ -42,7 +42,7 @@ public struct Actor: Sendable, Equatable {
 
     public func may(_ permission: Permission) -> Bool {
         switch permission {
-        case .addSites, .changePolicy, .configureWebhooks, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
+        case .addSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -75,6 +75,8 @@ public enum Permission: Sendable, Equatable {
     /// Adding (current nil), changing or removing (new nil) an account.
     case manageUser(current: Role?, new: Role?)
     case configureWebhooks
+    /// Forwarding conversions to third parties (destinations): owners and admins only.
+    case configureDestinations
     case setTerms
     case fileRequests
     case exportSubjects

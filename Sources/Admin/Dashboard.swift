@@ -1,4 +1,5 @@
 public import Consent
+public import Destinations
 public import Foundation
 public import Hummingbird
 import HTTPTypes
@@ -87,14 +88,17 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     /// The client's address from the peer and X-Forwarded-For (trusted proxies honoured), as
     /// abuse limits count it (`candor serve` passes the /64 of IPv6 addresses).
     let clientAddress: @Sendable (_ peer: String?, _ forwardedFor: String?) -> String?
+    /// Adds and changes destinations (nil: the page shows them read-only).
+    let destinationSetup: DestinationSetup?
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
                 secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
                 liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() },
-                clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer }) {
+                clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer },
+                destinations: DestinationSetup? = nil) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
         self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
-        self.clientAddress = clientAddress
+        self.clientAddress = clientAddress; self.destinationSetup = destinations
     }
 
     var administration: Administration { Administration(database: database, policies: policies, now: now) }
@@ -144,6 +148,18 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.post("/sites/:site/settings/:action") { request, context in
             try await self.withViewer(request) { v in
                 try await self.changeSettings(request, v, context.parameters.get("site") ?? "", context.parameters.get("action") ?? "")
+            }
+        }
+        router.get("/sites/:site/destinations") { request, context in
+            try await self.withViewer(request) { v in
+                let q = request.uri.queryParameters
+                return try self.destinationsPage(v, context.parameters.get("site") ?? "",
+                                                 message: Self.doneMessage(q.get("done"), q.get("n").flatMap { Int($0) } ?? 0))
+            }
+        }
+        router.post("/sites/:site/destinations/:action") { request, context in
+            try await self.withViewer(request) { v in
+                try await self.changeDestinations(request, v, context.parameters.get("site") ?? "", context.parameters.get("action") ?? "")
             }
         }
         router.get("/sites/:site/realtime") { request, context in

@@ -2,6 +2,7 @@ import Admin
 import ArgumentParser
 import Collector
 import Consent
+import Destinations
 import Foundation
 import JSONOutput
 import Geo
@@ -94,6 +95,13 @@ struct Serve: AsyncParsableCommand {
     var datasetPaths: DatasetPaths {
         DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList, datacenterNetworks: datacenterASNs)
     }
+
+    @Option(name: .customLong("delivery-retry-base"),
+            help: "Seconds before a failed delivery's first retry; doubled per attempt, with jitter (env CANDOR_DELIVERY_RETRY_BASE).")
+    var deliveryRetryBase: Double = env("CANDOR_DELIVERY_RETRY_BASE").flatMap(Double.init) ?? 10
+
+    @Option(name: .customLong("delivery-attempts"), help: "Attempts before a delivery is dead-lettered (env CANDOR_DELIVERY_ATTEMPTS).")
+    var deliveryAttempts: Int = env("CANDOR_DELIVERY_ATTEMPTS").flatMap(Int.init) ?? 8
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = env("CANDOR_LOG_LEVEL") ?? "info"
@@ -189,6 +197,14 @@ struct Serve: AsyncParsableCommand {
             logger.notice("scheduled purges are off (--purge-every 0): run candor purge yourself")
         }
         let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
+        guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
+            throw UsageError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")
+        }
+        var deliveryOptions = DeliveryService.Options()
+        deliveryOptions.retryBase = .milliseconds(Int64(deliveryRetryBase * 1000))
+        deliveryOptions.maxAttempts = deliveryAttempts
+        let box = try SecretBox.load(directory: data.data)
+        let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger)
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
@@ -212,7 +228,8 @@ struct Serve: AsyncParsableCommand {
                                                   health: { pipelineHealth(collector) },
                                                   clientAddress: { peer, forwarded in
                                                       collector.addresses.resolve(peer: peer, forwardedFor: forwarded).map(ClientAddressResolver.limitKey)
-                                                  })
+                                                  },
+                                                  destinations: DestinationSetup(database: database, box: box, audit: office.audit))
                 .add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])
@@ -231,7 +248,7 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer),
                        checkpoints,
-                       rotation, scheduler, MetricsSampler(metrics: collector.metrics)],
+                       rotation, scheduler, deliveries, MetricsSampler(metrics: collector.metrics)],
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)
         try await app.runService()

@@ -124,6 +124,7 @@ public struct Pipeline: Sendable {
             case .identified:
                 w.row.decision = .identified
             }
+            w.row.forwardable = ForwardingGate.allows(policy: scope.policy, decision: w.decision, signals: scope.facts.signals)
             w.row.doNotTrack = scope.facts.signals.doNotTrack
             w.row.globalPrivacyControl = scope.facts.signals.globalPrivacyControl
             return nil
@@ -205,6 +206,7 @@ public struct Pipeline: Sendable {
             }
             if let address = props.lazy.compactMap(email).first {
                 w.row.emailHash = scope.deps.subjects.hash(address, kind: .email)
+                if w.row.forwardable { w.row.forwardEmailSHA256 = Minimize.emailSHA256(address) }
                 props.removeAll { email($0) != nil }
             }
             w.row.props = PropsEncoder.encode(props)

@@ -47,6 +47,9 @@ public struct Attributor: Sendable {
         row.subject = e.subjectID.map { subjects.hash($0, kind: .subject) }
         row.emailHash = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
             .map { subjects.hash($0, kind: .email) }
+        // Leaves the appliance only if the attributed visit is forwardable (AppDatabase.insertConversion).
+        row.forwardEmailSHA256 = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
+            .map(Minimize.emailSHA256)
         row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }
         row.detail = e.detail.isEmpty ? nil : JSON.object(e.detail.map { ($0.0, .string($0.1)) }).text
 

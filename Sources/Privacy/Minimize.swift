@@ -1,3 +1,5 @@
+import Foundation
+
 /// Minimization helpers: what is left of visitor-supplied strings before they are stored.
 public enum Minimize {
     public static let maxPathLength = 512
@@ -39,6 +41,13 @@ public enum Minimize {
             words.append(looksLikeEmail(word) ? "[email]" : redactDigitRuns(word, minimum: 9, replacement: "[num]"))
         }
         return words.joined(separator: " ")
+    }
+
+    /// Lowercase hex SHA-256 of an e-mail address trimmed and lowercased: the match key ad
+    /// platforms accept (Meta's em, LinkedIn's SHA256_EMAIL).
+    public static func emailSHA256(_ address: String) -> String {
+        let normalized = address.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        return Sodium.sha256(Array(normalized.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     public static func looksLikeEmail(_ s: Substring) -> Bool {

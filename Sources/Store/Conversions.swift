@@ -53,6 +53,9 @@ public struct ConversionRow: Sendable, Equatable {
     public var lastTouch: Touch?
     /// Provider-specific facts as JSON text (call duration, first-time caller, form id …).
     public var detail: String?
+    /// Lowercase hex SHA-256 of the payload's e-mail address, for the delivery outbox only (not
+    /// stored on the row); used only when the attributed visit is forwardable.
+    public var forwardEmailSHA256: String?
 
     public init(siteID: String, provider: String, externalID: String, kind: Kind, timestamp: Int64, value: Double,
                 currency: String?, refersTo: String? = nil, subject: Int64? = nil, emailHash: Int64? = nil, userHash: Int64? = nil,
@@ -143,7 +146,14 @@ extension AppDatabase {
                 VALUES (?,?,?,?,?,?,?,?, ?,?,?,?, ?,?,?,?,?,?, ?,?,?,?,?,?,?,?)
                 ON CONFLICT(site_id, provider, external_id) DO NOTHING
                 """, arguments: StatementArguments(args))
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            var facts = DeliveryFacts(kind: c.kind.rawValue, name: c.provider, ts: c.timestamp)
+            if c.kind == .sale { facts.value = c.value; facts.currency = c.currency }
+            facts.emailSHA256 = c.forwardEmailSHA256
+            facts.sourceType = l?.sourceType; facts.utmSource = l?.utmSource; facts.utmMedium = l?.utmMedium; facts.utmCampaign = l?.utmCampaign
+            try db.enqueueDeliveries(site: c.siteID, conversionID: db.lastInsertedRowID, eventID: "\(c.provider):\(c.externalID)",
+                                     visit: c.visit, facts: facts, now: Int64(Date().timeIntervalSince1970 * 1000))
+            return true
         } }
     }
 

@@ -79,6 +79,13 @@ public struct EventRow: Sendable, Equatable {
     /// under the cnil-exempt mode, whose measurement attributes nothing).
     public var attributable = true
 
+    /// The ForwardingGate's answer for this event (kept on its visit, not on the row): its
+    /// visit's conversions may be forwarded to the site's destinations.
+    public var forwardable = false
+    /// Lowercase hex SHA-256 of an e-mail address the visitor entered, only when forwardable (for
+    /// the outbox; not stored on the row).
+    public var forwardEmailSHA256: String?
+
     public var isPageview: Bool { name == "pageview" }
     /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
     public var isConversion: Bool { name == "conversion" || value != nil }
@@ -251,7 +258,16 @@ extension AppDatabase {
                 st.conversion.bind(e.utmMedium); st.conversion.bind(e.utmCampaign); st.conversion.bind(startedAt)
             }
             st.conversion.bind(sessionID)
-            try st.conversion.run()
+            if try st.conversion.runCountingChanges() == 1 {
+                var facts = DeliveryFacts(kind: e.value == nil ? "lead" : "sale", name: e.name, ts: e.timestamp)
+                facts.value = e.value; facts.currency = e.currency; facts.path = e.path
+                if let id = e.clickID { facts.clickKind = e.clickIDKind; facts.clickID = id; facts.clickTS = e.timestamp }
+                facts.emailSHA256 = e.forwardEmailSHA256
+                facts.sourceType = e.sourceType; facts.utmSource = e.utmSource; facts.utmMedium = e.utmMedium; facts.utmCampaign = e.utmCampaign
+                try st.db.enqueueDeliveries(site: e.siteID, conversionID: st.conversion.lastInsertedRowID,
+                                            eventID: "\(ConversionRow.pixelProvider):\(e.clientID ?? "event-\(eventID)-\(e.timestamp)")",
+                                            visit: sessionID, facts: facts, now: e.timestamp)
+            }
         }
         return .stored
     }
@@ -291,6 +307,7 @@ extension AppDatabase {
         st.create.bind(pageview); st.create.bind(interaction); st.create.bind(max(0, e.engagedMs ?? 0)); st.create.bind(Int64(interaction == 0 ? 1 : 0))
         acquisition.bind(to: &st.create)
         st.create.bind(e.country); st.create.bind(e.browser); st.create.bind(e.os); st.create.bind(e.device)
+        st.create.bind(Int64(e.forwardable ? 1 : 0))
         try st.create.run()
         let created = st.create.lastInsertedRowID
         remember(key, SessionHint(id: created, startedAt: e.timestamp, acquisition: acquisition))
@@ -306,6 +323,7 @@ extension AppDatabase {
         update.start()
         update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.timestamp); update.bind(e.path)
         update.bind(pageview); update.bind(interaction); update.bind(max(0, e.engagedMs ?? 0)); update.bind(pageview); update.bind(interaction)
+        update.bind(Int64(e.forwardable ? 1 : 0))
         if let subject = e.subject { update.bind(subject) }
         update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.timestamp + sessionGapMilliseconds)
         update.bind(e.visitor); update.bind(e.previousVisitor ?? e.visitor)
@@ -348,6 +366,7 @@ struct IngestStatements {
     var staleDay: RawStatement
     var zone: RawStatement
     var calendars: [String: SiteCalendar] = [:]
+    let db: Database
 
     /// The site's calendar as this transaction sees it.
     mutating func calendar(site: String) throws -> SiteCalendar {
@@ -359,6 +378,7 @@ struct IngestStatements {
     }
 
     init(_ db: Database) throws {
+        self.db = db
         duplicate = try RawStatement(db, "SELECT 1 FROM events WHERE site_id = ? AND client_id = ?")
         find = try RawStatement(db, """
             SELECT id, started_at, \(AppDatabase.acquisitionColumns) FROM sessions WHERE site_id = ? AND visitor = ? AND last_seen >= ?
@@ -369,7 +389,7 @@ struct IngestStatements {
             UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
               exit_path = CASE WHEN ? AND ? >= last_seen THEN ? ELSE exit_path END,
               pageviews = pageviews + ?, interactions = interactions + ?, engaged_ms = engaged_ms + ?,
-              bounce = (pageviews + ? <= 1 AND interactions + ? = 0)\(subject)
+              bounce = (pageviews + ? <= 1 AND interactions + ? = 0), forwardable = ?\(subject)
             WHERE id = ? AND site_id = ? AND last_seen >= ? AND started_at <= ? AND visitor IN (?, ?)
             """ }
         self.update = try RawStatement(db, update(""))
@@ -377,8 +397,8 @@ struct IngestStatements {
         create = try RawStatement(db, """
             INSERT INTO sessions (site_id, visitor, subject, decision, started_at, last_seen, entry_path, exit_path,
               pageviews, interactions, engaged_ms, duration_ms, bounce, \(AppDatabase.acquisitionColumns),
-              country, browser, os, device)
-            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?, ?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?)
+              country, browser, os, device, forwardable)
+            VALUES (?,?,?,?,?,?,?,?, ?,?,?,0,?, ?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?)
             """)
         insert = try RawStatement(db, """
             INSERT INTO events (site_id, client_id, ts, name, path, decision, visitor, session_id, subject,

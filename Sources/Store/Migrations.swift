@@ -497,6 +497,48 @@ extension AppDatabase {
                 )
                 """)
         }
+        migrator.registerMigration("v20-destinations") { db in
+            // Destinations a site forwards consented conversions to, and the delivery outbox: a
+            // delivery row is written in the transaction that stores its conversion, and holds the
+            // minimised facts to send (cleared once delivered). Credentials are libsodium
+            // secretboxes under a key kept outside the database. sessions.forwardable is the
+            // latest ForwardingGate answer of the visit.
+            try db.execute(sql: """
+                CREATE TABLE destinations (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 32),
+                    label TEXT NOT NULL CHECK (length(label) BETWEEN 1 AND 80),
+                    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
+                    settings TEXT NOT NULL DEFAULT '{}' CHECK (length(settings) <= 8192),
+                    credential BLOB,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX destinations_by_site ON destinations(site_id);
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY,
+                    destination_id INTEGER NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+                    site_id TEXT NOT NULL,
+                    conversion_id INTEGER REFERENCES conversions(id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL CHECK (length(event_id) <= 200),
+                    facts TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('pending','sent','skipped','not_found','dead')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    due_at INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    sent_at INTEGER,
+                    duration_ms INTEGER,
+                    last_status INTEGER,
+                    last_error TEXT CHECK (last_error IS NULL OR length(last_error) <= 500),
+                    UNIQUE (destination_id, event_id)
+                );
+                CREATE INDEX deliveries_due ON deliveries(status, due_at);
+                CREATE INDEX deliveries_by_destination ON deliveries(destination_id, created_at);
+                CREATE INDEX deliveries_by_conversion ON deliveries(conversion_id);
+                ALTER TABLE sessions ADD COLUMN forwardable INTEGER NOT NULL DEFAULT 0 CHECK (forwardable IN (0,1));
+                """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+public import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+public import Privacy
+import Synchronization
+public import ServiceLifecycle
+public import Store
+
+/// Sends the delivery outbox: every pending delivery that is due, per destination at most
+/// `concurrency` at a time, retried with exponential backoff and jitter (at least what a
+/// `Retry-After` asks), dead-lettered after `maxAttempts`; a destination failing
+/// `breakerThreshold` times in a row is left alone for `breakerPause` (one trial request then).
+/// At least once: a delivery is marked only after its answer, so one in flight when the process
+/// dies is sent again; receivers deduplicate by the event id each kind sends.
+public final class DeliveryService: Service, Sendable {
+    public struct Options: Sendable {
+        public var retryBase: Duration = .seconds(10)
+        public var retryCap: Duration = .seconds(3600)
+        public var maxAttempts = 8
+        public var concurrency = 4
+        public var breakerThreshold = 5
+        public var breakerPause: Duration = .seconds(60)
+        public var poll: Duration = .seconds(1)
+        public var timeout: Duration = .seconds(15)
+        public init() {}
+    }
+
+    let database: AppDatabase
+    let box: SecretBox
+    let options: Options
+    let logger: Logger
+    let now: @Sendable () -> Int64
+    let breakers = Breakers()
+
+    public init(database: AppDatabase, box: SecretBox, options: Options = .init(), logger: Logger,
+                now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.database = database; self.box = box; self.options = options; self.logger = logger; self.now = now
+    }
+
+    public func run() async throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(15))
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let worked = await tick(client)
+                if !worked { try? await Task.sleep(for: options.poll) }
+            }
+        } onGracefulShutdown: {}
+        try? await client.shutdown()
+    }
+
+    /// One pass over what is due; true when it sent anything.
+    func tick(_ client: HTTPClient) async -> Bool {
+        let due: [DueDelivery]
+        do { due = try database.dueDeliveries(now: now(), limit: 200) } catch {
+            logger.error("delivery queue unreadable", metadata: ["error": "\(error)"])
+            return false
+        }
+        let byDestination = Dictionary(grouping: due, by: \.destination.id).filter { breakers.allows($0.key, now: now()) }
+        guard !byDestination.isEmpty else { return false }
+        await withTaskGroup(of: Void.self) { group in
+            for (_, deliveries) in byDestination {
+                group.addTask {
+                    // Bounded per destination; after a failure the rest wait for the next pass.
+                    var rest = deliveries[...]
+                    while !rest.isEmpty {
+                        let batch = rest.prefix(self.options.concurrency)
+                        rest = rest.dropFirst(batch.count)
+                        let failures = await withTaskGroup(of: Bool.self) { inner in
+                            for d in batch { inner.addTask { await self.deliver(d, client) } }
+                            return await inner.reduce(0) { $0 + ($1 ? 0 : 1) }
+                        }
+                        if failures > 0 { break }
+                    }
+                }
+            }
+        }
+        return true
+    }
+
+    /// Makes one attempt; false when the destination failed (counts towards its breaker).
+    func deliver(_ d: DueDelivery, _ client: HTTPClient) async -> Bool {
+        let outcome = await attempt(d, client)
+        let ok: Bool
+        switch outcome {
+        case .retry, .dead: ok = false
+        case .sent, .notFound, .skipped: ok = true
+        }
+        if ok { breakers.success(d.destination.id) } else { breakers.failure(d.destination.id, now: now(), options: options) }
+        do { try database.recordDelivery(id: d.id, outcome, at: now()) } catch {
+            logger.error("delivery not recorded; it will be sent again", metadata: ["delivery": "\(d.id)", "error": "\(error)"])
+        }
+        if case .dead(let status, let error) = outcome {
+            logger.warning("delivery dead-lettered", metadata: ["delivery": "\(d.id)", "destination": "\(d.destination.id)",
+                                                                "status": "\(status.map(String.init) ?? "-")", "error": "\(error)"])
+        }
+        return ok
+    }
+
+    func attempt(_ d: DueDelivery, _ client: HTTPClient) async -> DeliveryOutcome {
+        guard let kind = DestinationKind(rawValue: d.destination.kind) else { return .dead(status: nil, error: "unknown destination kind \(d.destination.kind)") }
+        guard let facts = d.facts else { return .dead(status: nil, error: "the delivery's facts are gone") }
+        let credential: String
+        do {
+            guard let sealed = d.destination.credential else { return .dead(status: nil, error: "no credential set") }
+            credential = String(decoding: try box.open(sealed), as: UTF8.self)
+        } catch {
+            return .dead(status: nil, error: "\(error)")
+        }
+        let request: OutboundRequest
+        switch kind.map(facts, eventID: d.eventID, settings: d.destination.settings, credential: credential, siteDomain: d.siteDomain, now: now()) {
+        case .skip(let reason): return .skipped(reason)
+        case .send(let r): request = r
+        }
+        var http = HTTPClientRequest(url: request.url)
+        http.method = .POST
+        for (name, value) in request.headers { http.headers.add(name: name, value: value) }
+        http.headers.add(name: "User-Agent", value: "Candor")
+        http.body = .bytes(ByteBuffer(bytes: request.body))
+        let started = now()
+        do {
+            let response = try await client.execute(http, timeout: .seconds(Int64(options.timeout.components.seconds)))
+            let text = try await response.body.collect(upTo: 16_384)
+            let ms = now() - started
+            let status = Int(response.status.code)
+            switch status {
+            case 200..<300:
+                return .sent(status: status, durationMs: ms)
+            case 408, 425, 429, 500...599:
+                let after = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: now()) }
+                return retry(d, status: status, error: "HTTP \(status) \(Self.excerpt(text))", notBefore: after)
+            default:
+                // The request itself is refused (bad token, bad payload): retrying will not help; replay after fixing.
+                return .dead(status: status, error: "HTTP \(status) \(Self.excerpt(text))")
+            }
+        } catch {
+            return retry(d, status: nil, error: "\(error)".replacingOccurrences(of: credential, with: "[credential]"), notBefore: nil)
+        }
+    }
+
+    /// The next attempt's time: base·2^attempts with jitter in [½, 1], capped; no earlier than
+    /// `Retry-After`. Dead after `maxAttempts`.
+    func retry(_ d: DueDelivery, status: Int?, error: String, notBefore: Int64?) -> DeliveryOutcome {
+        let attempts = d.attempts + 1
+        guard attempts < options.maxAttempts else { return .dead(status: status, error: "after \(attempts) attempts: \(error)") }
+        let base = Double(options.retryBase.components.seconds) * 1000 + Double(options.retryBase.components.attoseconds) / 1e15
+        let cap = Double(options.retryCap.components.seconds) * 1000
+        let delay = min(cap, base * pow(2, Double(attempts - 1))) * Double.random(in: 0.5...1)
+        let at = max(now() + Int64(delay), min(notBefore ?? 0, now() + 6 * 3_600_000))
+        return .retry(at: at, status: status, error: error)
+    }
+
+    /// `Retry-After` as seconds or an HTTP date, in ms since 1970.
+    static func retryAfter(_ value: String, now: Int64) -> Int64? {
+        if let seconds = Int64(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return now + min(seconds, 86_400) * 1000 }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return f.date(from: value).map { Int64($0.timeIntervalSince1970 * 1000) }
+    }
+
+    static func excerpt(_ buffer: ByteBuffer) -> String {
+        String(decoding: buffer.readableBytesView.prefix(200), as: UTF8.self)
+            .filter { !$0.isNewline }
+    }
+}
+
+/// Per-destination circuit breakers.
+final class Breakers: Sendable {
+    struct State { var failures = 0; var openUntil: Int64 = 0 }
+    private let states = Mutex<[Int64: State]>([:])
+
+    func allows(_ destination: Int64, now: Int64) -> Bool {
+        states.withLock { $0[destination].map { $0.openUntil <= now } ?? true }
+    }
+
+    func success(_ destination: Int64) {
+        states.withLock { $0[destination] = nil }
+    }
+
+    func failure(_ destination: Int64, now: Int64, options: DeliveryService.Options) {
+        states.withLock { s in
+            var state = s[destination] ?? State()
+            state.failures += 1
+            if state.failures >= options.breakerThreshold {
+                state.openUntil = now + Int64(options.breakerPause.components.seconds) * 1000
+                // Half-open: after the pause one more failure opens it again.
+                state.failures = options.breakerThreshold - 1
+            }
+            s[destination] = state
+        }
+    }
+}

@@ -1,0 +1,300 @@
+public import Foundation
+import GRDB
+
+/// A destination a site forwards consented conversions to (issue 17). `settings` holds what is
+/// not secret (pixel id, base URL, delay); `credential` a libsodium secretbox of the token,
+/// opened only by the delivery service.
+public struct DestinationRow: Sendable, Equatable {
+    public var id: Int64
+    public var siteID: String
+    public var kind: String
+    public var label: String
+    public var enabled: Bool
+    public var settings: [String: String]
+    public var credential: Data?
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    init(row: Row) {
+        id = row["id"]; siteID = row["site_id"]; kind = row["kind"]; label = row["label"]; enabled = row["enabled"]
+        settings = (try? JSONDecoder().decode([String: String].self, from: Data((row["settings"] as String).utf8))) ?? [:]
+        credential = row["credential"]; createdAt = row["created_at"]; updatedAt = row["updated_at"]
+    }
+}
+
+/// What a delivery forwards, minimised, as written to the outbox with its conversion. No IP
+/// address, user agent, visitor or subject hash: a click id and an e-mail's SHA-256 only where the
+/// visit had marketing consent (the only visits whose conversions reach the outbox).
+public struct DeliveryFacts: Codable, Sendable, Equatable {
+    /// sale, lead or call (refunds are not forwarded).
+    public var kind: String
+    /// The pixel event's name, or the webhook provider.
+    public var name: String
+    /// Milliseconds since 1970.
+    public var ts: Int64
+    public var value: Double?
+    public var currency: String?
+    /// Page path of the conversion (pixel) or the visit's landing page (webhook).
+    public var path: String?
+    public var clickKind: String?
+    public var clickID: String?
+    /// When the click id was seen (ms), for Meta's fbc.
+    public var clickTS: Int64?
+    /// Lowercase hex SHA-256 of the trimmed, lowercased e-mail address.
+    public var emailSHA256: String?
+    public var sourceType: String?
+    public var utmSource: String?
+    public var utmMedium: String?
+    public var utmCampaign: String?
+
+    public init(kind: String, name: String, ts: Int64) { self.kind = kind; self.name = name; self.ts = ts }
+}
+
+/// A delivery that is due, with its destination.
+public struct DueDelivery: Sendable {
+    public var id: Int64
+    public var eventID: String
+    public var attempts: Int
+    public var facts: DeliveryFacts?
+    public var destination: DestinationRow
+    /// The site's first domain, for event_source_url.
+    public var siteDomain: String?
+}
+
+/// How one attempt ended.
+public enum DeliveryOutcome: Sendable, Equatable {
+    case sent(status: Int, durationMs: Int64)
+    /// Try again at `at` (ms).
+    case retry(at: Int64, status: Int?, error: String)
+    /// Given up: dead-lettered, kept for replay.
+    case dead(status: Int?, error: String)
+    /// Not sent: the destination cannot use it (no match key, …).
+    case skipped(String)
+    /// The CRM had no matching person (never created).
+    case notFound(status: Int, durationMs: Int64)
+}
+
+/// A destination's delivery figures for the dashboard.
+public struct DeliveryStats: Sendable, Equatable {
+    public var destination: Int64
+    public var sentToday: Int
+    public var failedToday: Int
+    public var skippedToday: Int
+    public var pending: Int
+    public var dead: Int
+    public var averageMs: Double?
+    public var lastSuccess: Int64?
+}
+
+/// A delivery that failed at least once.
+public struct DeliveryError: Sendable, Equatable {
+    public var id: Int64
+    public var destination: Int64
+    public var eventID: String
+    public var status: String
+    public var attempts: Int
+    public var httpStatus: Int?
+    public var error: String
+    public var dueAt: Int64
+    public var createdAt: Int64
+}
+
+/// Delivery statuses.
+public enum DeliveryStatus {
+    public static let pending = "pending", sent = "sent", skipped = "skipped", notFound = "not_found", dead = "dead"
+}
+
+extension AppDatabase {
+    // MARK: Destinations
+
+    public func destinations(site: String) throws -> [DestinationRow] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM destinations WHERE site_id = ? ORDER BY id", arguments: [site]).map(DestinationRow.init(row:))
+        }
+    }
+
+    public func destination(id: Int64) throws -> DestinationRow? {
+        try writer.read { db in try Row.fetchOne(db, sql: "SELECT * FROM destinations WHERE id = ?", arguments: [id]).map(DestinationRow.init(row:)) }
+    }
+
+    // MARK: Delivery service
+
+    /// Pending deliveries due at `now` of enabled destinations, oldest first.
+    public func dueDeliveries(now: Int64, limit: Int) throws -> [DueDelivery] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.id AS delivery_id, d.event_id, d.attempts, d.facts, s.domains, t.*
+                FROM deliveries d JOIN destinations t ON t.id = d.destination_id JOIN sites s ON s.id = d.site_id
+                WHERE d.status = 'pending' AND d.due_at <= ? AND t.enabled = 1
+                ORDER BY d.due_at, d.id LIMIT ?
+                """, arguments: [now, limit]).map { row in
+                let facts = (row["facts"] as String?).flatMap { try? JSONDecoder().decode(DeliveryFacts.self, from: Data($0.utf8)) }
+                let domain = (row["domains"] as String?)?.split(separator: " ").first.map(String.init)
+                return DueDelivery(id: row["delivery_id"], eventID: row["event_id"], attempts: row["attempts"], facts: facts,
+                                   destination: DestinationRow(row: row), siteDomain: domain)
+            }
+        }
+    }
+
+    /// The next time a pending delivery of an enabled destination is due, if any.
+    public func nextDeliveryDue() throws -> Int64? {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT min(d.due_at) FROM deliveries d JOIN destinations t ON t.id = d.destination_id
+                WHERE d.status = 'pending' AND t.enabled = 1
+                """)
+        }
+    }
+
+    /// Records an attempt. A delivered (or skipped, or not found) delivery keeps no facts.
+    public func recordDelivery(id: Int64, _ outcome: DeliveryOutcome, at now: Int64) throws {
+        try writer.write { db in
+            let error = { (s: String) in String(s.prefix(500)) }
+            switch outcome {
+            case .sent(let status, let ms), .notFound(let status, let ms):
+                let state = if case .sent = outcome { DeliveryStatus.sent } else { DeliveryStatus.notFound }
+                try db.execute(sql: """
+                    UPDATE deliveries SET status = ?, attempts = attempts + 1, sent_at = ?, duration_ms = ?, last_status = ?, facts = NULL
+                    WHERE id = ?
+                    """, arguments: [state, now, ms, status, id])
+            case .retry(let at, let status, let message):
+                try db.execute(sql: "UPDATE deliveries SET attempts = attempts + 1, due_at = ?, last_status = ?, last_error = ? WHERE id = ?",
+                               arguments: [at, status, error(message), id])
+            case .dead(let status, let message):
+                try db.execute(sql: """
+                    UPDATE deliveries SET status = 'dead', attempts = attempts + 1, sent_at = ?, last_status = ?, last_error = ? WHERE id = ?
+                    """, arguments: [now, status, error(message), id])
+            case .skipped(let reason):
+                try db.execute(sql: "UPDATE deliveries SET status = 'skipped', sent_at = ?, last_error = ?, facts = NULL WHERE id = ?",
+                               arguments: [now, error(reason), id])
+            }
+        }
+    }
+
+    /// Figures per destination of a site: today's (from `dayStart`, ms) sent, failed (dead) and
+    /// skipped deliveries, what is pending and dead-lettered, the average delivery time of
+    /// today's sent ones and the last success.
+    public func deliveryStats(site: String, dayStart: Int64) throws -> [DeliveryStats] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT t.id,
+                  count(CASE WHEN d.status IN ('sent','not_found') AND d.sent_at >= :day THEN 1 END) AS sent_today,
+                  count(CASE WHEN d.status = 'dead' AND d.sent_at >= :day THEN 1 END) AS failed_today,
+                  count(CASE WHEN d.status = 'skipped' AND d.sent_at >= :day THEN 1 END) AS skipped_today,
+                  count(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,
+                  count(CASE WHEN d.status = 'dead' THEN 1 END) AS dead,
+                  avg(CASE WHEN d.status IN ('sent','not_found') AND d.sent_at >= :day THEN d.duration_ms END) AS average_ms,
+                  max(CASE WHEN d.status IN ('sent','not_found') THEN d.sent_at END) AS last_success
+                FROM destinations t LEFT JOIN deliveries d ON d.destination_id = t.id
+                WHERE t.site_id = :site GROUP BY t.id ORDER BY t.id
+                """, arguments: ["site": site, "day": dayStart]).map {
+                DeliveryStats(destination: $0["id"], sentToday: $0["sent_today"], failedToday: $0["failed_today"],
+                              skippedToday: $0["skipped_today"], pending: $0["pending"], dead: $0["dead"],
+                              averageMs: $0["average_ms"], lastSuccess: $0["last_success"])
+            }
+        }
+    }
+
+    /// The site's deliveries with an error (retrying, dead-lettered or skipped), newest first.
+    public func deliveryErrors(site: String, limit: Int = 50) throws -> [DeliveryError] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, destination_id, event_id, status, attempts, last_status, last_error, due_at, created_at FROM deliveries
+                WHERE site_id = ? AND last_error IS NOT NULL AND status IN ('pending','dead','skipped')
+                ORDER BY id DESC LIMIT ?
+                """, arguments: [site, limit]).map {
+                DeliveryError(id: $0["id"], destination: $0["destination_id"], eventID: $0["event_id"], status: $0["status"],
+                              attempts: $0["attempts"], httpStatus: $0["last_status"], error: $0["last_error"], dueAt: $0["due_at"],
+                              createdAt: $0["created_at"])
+            }
+        }
+    }
+
+    /// Deliveries of a site by status (tests, CLI).
+    public func deliveryCounts(site: String) throws -> [String: Int] {
+        try writer.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT status, count(*) FROM deliveries WHERE site_id = ? GROUP BY status",
+                                                              arguments: [site]).map { ($0[0] as String, $0[1] as Int) })
+        }
+    }
+}
+
+extension WriteTransaction {
+    public func addDestination(site: String, kind: String, label: String, settings: [String: String], credential: Data?,
+                               at: Int64) throws -> Int64 {
+        try db.execute(sql: """
+            INSERT INTO destinations (site_id, kind, label, enabled, settings, credential, created_at, updated_at)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+            """, arguments: [site, kind, label, Self.json(settings), credential, at, at])
+        return db.lastInsertedRowID
+    }
+
+    /// Changes a destination; nil leaves a field as it is.
+    public func updateDestination(id: Int64, enabled: Bool? = nil, settings: [String: String]? = nil, credential: Data? = nil,
+                                  at: Int64) throws {
+        try db.execute(sql: """
+            UPDATE destinations SET enabled = coalesce(?, enabled), settings = coalesce(?, settings),
+              credential = coalesce(?, credential), updated_at = ? WHERE id = ?
+            """, arguments: [enabled, settings.map(Self.json), credential, at, id])
+    }
+
+    public func removeDestination(id: Int64) throws {
+        try db.execute(sql: "DELETE FROM destinations WHERE id = ?", arguments: [id])
+    }
+
+    /// Puts dead-lettered deliveries (of one destination, or the given ids) back in the queue, due
+    /// now with their attempts reset. Returns how many.
+    public func replayDeliveries(site: String, destination: Int64? = nil, ids: [Int64]? = nil, at: Int64) throws -> Int {
+        var sql = "UPDATE deliveries SET status = 'pending', attempts = 0, due_at = ?, last_error = NULL WHERE site_id = ? AND status = 'dead' AND facts IS NOT NULL"
+        var args: [(any DatabaseValueConvertible)?] = [at, site]
+        if let destination { sql += " AND destination_id = ?"; args.append(destination) }
+        if let ids { sql += " AND id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"; args += ids.map { $0 } }
+        if ids?.isEmpty == true { return 0 }
+        try db.execute(sql: sql, arguments: StatementArguments(args))
+        return db.changesCount
+    }
+
+    static func json(_ settings: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(settings)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}
+
+extension Database {
+    /// Writes the outbox rows of a conversion just stored, in the caller's transaction: one per
+    /// enabled destination of the site, when the conversion's visit is forwardable (its latest
+    /// event passed ``Consent/ForwardingGate``). Refunds are not forwarded. The visit's click id
+    /// (kept only under marketing consent) is added to the facts. Returns the rows written.
+    @discardableResult
+    func enqueueDeliveries(site: String, conversionID: Int64, eventID: String, visit: Int64?, facts: DeliveryFacts,
+                           now: Int64) throws -> Int {
+        guard let visit, facts.kind != "refund" else { return 0 }
+        guard let session = try Row.fetchOne(self, sql: "SELECT forwardable, entry_path FROM sessions WHERE id = ?", arguments: [visit]),
+              session[0] as Bool else { return 0 }
+        let destinations = try Row.fetchAll(self, sql: "SELECT id, settings FROM destinations WHERE site_id = ? AND enabled = 1",
+                                            arguments: [site])
+        guard !destinations.isEmpty else { return 0 }
+        var f = facts
+        f.path = f.path ?? session[1]
+        if f.clickID == nil, let click = try Row.fetchOne(self, sql: """
+            SELECT click_id_kind, click_id, ts FROM events WHERE session_id = ? AND click_id IS NOT NULL ORDER BY ts DESC LIMIT 1
+            """, arguments: [visit]) {
+            f.clickKind = click[0]; f.clickID = click[1]; f.clickTS = click[2]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let text = String(decoding: try encoder.encode(f), as: UTF8.self)
+        var written = 0
+        for d in destinations {
+            let settings = (try? JSONDecoder().decode([String: String].self, from: Data((d["settings"] as String).utf8))) ?? [:]
+            let delay = settings["delay_seconds"].flatMap(Int64.init).map { max(0, min($0, 86_400)) } ?? 0
+            try execute(sql: """
+                INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, status, due_at, created_at)
+                VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(destination_id, event_id) DO NOTHING
+                """, arguments: [d["id"], site, conversionID, String(eventID.prefix(200)), text, now + delay * 1000, now])
+            written += changesCount
+        }
+        return written
+    }
+}

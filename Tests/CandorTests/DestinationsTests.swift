@@ -1,0 +1,287 @@
+@testable import Consent
+@testable import Destinations
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Privacy
+import Store
+import Synchronization
+import Testing
+
+/// A third-party API on loopback: records every request and answers as `script` says (status,
+/// headers, delay) for the n-th request (0-based) to a path.
+final class Receiver: @unchecked Sendable {
+    struct Hit: Sendable {
+        let path: String
+        let query: String
+        let headers: [String: String]
+        let body: String
+        let at: ContinuousClock.Instant
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+    typealias Script = @Sendable (_ path: String, _ n: Int) -> (status: Int, headers: [(String, String)], delay: Duration)
+    let hits = Mutex<[Hit]>([])
+    let script: Mutex<Script>
+    private(set) var port = 0
+    private var task: Task<Void, any Error>?
+
+    init(_ script: @escaping Script = { _, _ in (200, [], .zero) }) async throws {
+        self.script = Mutex(script)
+        let router = Router()
+        router.post("**") { [self] request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let path = request.uri.path
+            var headers: [String: String] = [:]
+            for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
+            let n = hits.withLock { h in
+                h.append(Hit(path: path, query: request.uri.query ?? "", headers: headers, body: String(buffer: body), at: .now))
+                return h.filter { $0.path == path }.count - 1
+            }
+            let answer = self.script.withLock { $0 }(path, n)
+            if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
+            var fields = HTTPFields()
+            for (k, v) in answer.headers { fields[HTTPField.Name(k)!] = v }
+            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: "{}")))
+        }
+        let bound = AsyncStream<Int>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
+                              logger: Logger(label: "receiver"))
+        task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        for await p in bound.stream { port = p; break }
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+    func requests(_ path: String) -> [Hit] { hits.withLock { $0.filter { $0.path == path } } }
+    func stop() { task?.cancel() }
+}
+
+@Suite struct ForwardingGateTests {
+    /// The gate's matrix: marketing consent is required; DNT, GPC and cnil-exempt always close it.
+    @Test func onlyIdentifiedWithMarketingAndNoObjectionForwards() throws {
+        let optIn = try Policy(toml: "", name: "p")
+        var exempt = optIn
+        exempt.mode = .cnilExempt
+        let none = PrivacySignals()
+        #expect(ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: none))
+        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: false), signals: none))
+        #expect(!ForwardingGate.allows(policy: optIn, decision: .anonymous, signals: none))
+        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: .init(doNotTrack: true)))
+        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: .init(globalPrivacyControl: true)))
+        #expect(!ForwardingGate.allows(policy: exempt, decision: .identified(marketing: true), signals: none))
+        // A policy that does not honour GPC for counting still never forwards under it.
+        var lax = optIn
+        lax.honorGPC = false; lax.honorDNT = false
+        #expect(!ForwardingGate.allows(policy: lax, decision: .identified(marketing: true), signals: .init(doNotTrack: true)))
+    }
+
+    @Test func settingsAreCheckedAgainstTheKind() throws {
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: [:]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: ["pixel_id": "12a"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: ["pixel_id": "1", "token": "x"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .webhook, settings: ["url": "javascript:alert(1)"]) }
+        #expect(try DestinationSetup.validate(kind: .webhook, settings: ["url": " https://example.com/h ", "delay_seconds": ""]) == ["url": "https://example.com/h"])
+    }
+
+    @Test func retryAfterReadsSecondsAndDates() {
+        #expect(DeliveryService.retryAfter("3", now: 1_000) == 4_000)
+        #expect(DeliveryService.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: 0) == 1_445_412_480_000)
+        #expect(DeliveryService.retryAfter("soon", now: 0) == nil)
+    }
+}
+
+extension LiveServerTests {
+    @Suite struct DestinationsServedTests {
+        static let token = "EAAB-test-token-5d1f0c9a7b3e"
+        static let secret = "whsec-outbound-4c2e9a"
+        static let clientIP = "81.2.69.142"
+        /// The demo site's policy keeps an e-mail entered in a lead form (under marketing consent).
+        static let leadForms = ["default.toml": "[collect]\nform_field_allowlist = [\"email\"]\n"]
+
+        /// Posts one visit: a landing pageview (with `query`) and a conversion, from `ip`.
+        static func visit(_ install: LiveInstall, tag: String, ip: String, consent: String, query: String = "",
+                          headers extra: HTTPFields = [:], value: Int = 49) async throws {
+            var headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: ip]
+            headers.append(contentsOf: extra)
+            let events = [
+                #"{"site":"\#(install.site)","url":"https://localhost/landing\#(query)","id":"\#(tag)-pv","consent":\#(consent)}"#,
+                #"{"site":"\#(install.site)","name":"conversion","url":"https://localhost/checkout/done","id":"\#(tag)-conv","value":\#(value),"currency":"EUR","consent":\#(consent),"props":{"field.email":" \#(tag)@Example.com "}}"#,
+            ]
+            for e in events {
+                let r = try await install.request(.post, "/api/event", headers: headers, body: e)
+                #expect(r.status == .accepted, "\(r.body)")
+            }
+        }
+
+        /// Issue 17's consent gate and field mapping against the running binary: five visits that
+        /// convert, under load, with Meta and a signed webhook configured. Only visits with
+        /// marketing consent and no DNT/GPC leave; Meta gets its match keys (fbc from the fbclid,
+        /// SHA-256 of the e-mail) and never an address or user agent; the webhook's signature
+        /// verifies; the tokens are never on disk in the clear nor in the log.
+        @Test func onlyConsentedConversionsLeaveWithMinimisedFields() async throws {
+            let receiver = try await Receiver()
+            defer { receiver.stop() }
+            let install = try await LiveInstall(serve: ["--log-level", "debug"], policyTexts: Self.leadForms)
+            defer { install.stop() }
+            setenv("CANDOR_TEST_TOKEN", Self.token, 1)
+            setenv("CANDOR_TEST_SECRET", Self.secret, 1)
+            let meta = try install.cli(["destinations", "add", "--site", install.site, "--kind", "meta", "--setting", "pixel_id=1234567",
+                                        "--setting", "base_url=\(receiver.url)/graph", "--credential-env", "CANDOR_TEST_TOKEN"])
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--setting", "url=\(receiver.url)/hook",
+                                 "--credential-env", "CANDOR_TEST_SECRET"])
+            #expect(Int64(meta.trimmingCharacters(in: .whitespacesAndNewlines)) != nil)
+            let load = EventLoad(port: install.server.port, site: install.site, eventsPerSecond: 200)
+            let granted = #"{"analytics":true,"marketing":true}"#
+            try await Self.visit(install, tag: "a", ip: "81.2.69.142", consent: granted, query: "?fbclid=FBCLICK123&utm_source=fb")
+            try await Self.visit(install, tag: "b", ip: "81.2.69.143", consent: granted, query: "?fbclid=GPCCLICK", headers: [.init("Sec-GPC")!: "1"])
+            try await Self.visit(install, tag: "c", ip: "81.2.69.144", consent: #"{"analytics":true,"marketing":false}"#, query: "?fbclid=NOMKT")
+            try await Self.visit(install, tag: "d", ip: "81.2.69.145", consent: granted, query: "?fbclid=DNTCLICK", headers: [.init("DNT")!: "1"])
+            try await Self.visit(install, tag: "e", ip: "81.2.69.146", consent: granted)
+            let database = try install.database()
+            #expect(try await eventually(20) { receiver.requests("/hook").count >= 2 && receiver.requests("/graph/v21.0/1234567/events").count >= 2 })
+            try await Task.sleep(for: .seconds(2))
+            _ = await load.stop()
+
+            // Webhook: a and e (each once), signed as Candor's inbound generic scheme.
+            let hooks = receiver.requests("/hook")
+            #expect(Set(hooks.map { $0.json["id"] as? String ?? "" }) == ["pixel:a-conv", "pixel:e-conv"])
+            #expect(hooks.count == 2)
+            for h in hooks {
+                let t = h.headers["x-candor-timestamp"] ?? ""
+                let expected = "sha256=" + Hex.encode(Sodium.hmacSHA256(key: Array(Self.secret.utf8), message: Array("\(t).\(h.body)".utf8)))
+                #expect(h.headers["x-candor-signature"] == expected)
+                #expect((h.json["value"] as? Double) == 49 && (h.json["currency"] as? String) == "EUR")
+                #expect((h.json["url"] as? String) == "https://localhost/checkout/done")
+            }
+            let a = try #require(hooks.first { ($0.json["id"] as? String) == "pixel:a-conv" })
+            #expect((a.json["click_id"] as? [String: String]) == ["kind": "fbclid", "value": "FBCLICK123"])
+            #expect((a.json["source"] as? [String: String])?["utm_source"] == "fb")
+            #expect((a.json["email_sha256"] as? String) == Minimize.emailSHA256("a@example.com"))
+
+            // Meta: a (fbc and em) and e (em only): both have a match key.
+            let metas = receiver.requests("/graph/v21.0/1234567/events")
+            #expect(metas.count == 2)
+            for m in metas {
+                let event = try #require((m.json["data"] as? [[String: Any]])?.first)
+                #expect(m.json["access_token"] as? String == Self.token)
+                #expect(event["event_name"] as? String == "Purchase" && event["action_source"] as? String == "website")
+                let user = try #require(event["user_data"] as? [String: Any])
+                #expect(Set(user.keys).isSubset(of: ["em", "fbc"]), "only match keys: \(user.keys)")
+                #expect(!m.body.contains(Self.clientIP) && !m.body.contains("81.2.69.") && !m.body.contains("Mozilla"))
+                #expect((event["custom_data"] as? [String: Any])?["currency"] as? String == "EUR")
+                if event["event_id"] as? String == "pixel:a-conv" {
+                    #expect((user["fbc"] as? String)?.hasPrefix("fb.1.") == true && (user["fbc"] as? String)?.hasSuffix(".FBCLICK123") == true)
+                    #expect(user["em"] as? [String] == [Minimize.emailSHA256("a@example.com")])
+                } else {
+                    #expect(event["event_id"] as? String == "pixel:e-conv" && user["fbc"] == nil)
+                }
+            }
+            let all = receiver.hits.withLock { $0.map(\.body).joined() }
+            for refused in ["GPCCLICK", "NOMKT", "DNTCLICK", "b-conv", "c-conv", "d-conv"] { #expect(!all.contains(refused), "\(refused) left") }
+            #expect(try database.deliveryCounts(site: install.site) == ["sent": 4])
+
+            // The credentials: sealed in the database, never in the clear on disk or in the log.
+            for secret in [Self.token, Self.secret] {
+                #expect(install.scan(Array(secret.utf8)).values.reduce(0, +) == 0, "\(secret) on disk")
+                #expect(occurrences(of: secret, inFile: install.dir.file("server.log")) == 0)
+            }
+            let key = try #require(FileManager.default.attributesOfItem(atPath: install.dir.file("secret.key"))[.posixPermissions] as? Int)
+            #expect(key == 0o600)
+            // The dashboard: today's figures per destination for the owner; a manager of the site
+            // gets nothing (not found); adding through the form seals the credential and answers
+            // with a redirect (a refresh does not add twice).
+            let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
+            let page = try await install.request(.get, "/sites/\(install.site)/destinations", headers: [.cookie: owner.cookie])
+            #expect(page.status == .ok)
+            let metaRow = try #require(page.body.components(separatedBy: "<tr>").first { $0.contains("<small>Meta Conversions API</small>") })
+            let cells = metaRow.components(separatedBy: "<td>").dropFirst().map { $0.components(separatedBy: "</td>")[0] }
+            #expect(Array(cells[1...5]) == ["on", "2", "0", "100.0\u{00A0}%", "0"], "\(cells)")
+            #expect(page.body.contains("user_data.fbc built from the fbclid") && !page.body.contains(Self.token))
+            let out = try install.cli(["users", "add", "--email", "manager@example.org", "--role", "manager", "--site", install.site])
+            let manager = try await install.signIn("manager@example.org", String(out.split(separator: " ")[2]))
+            #expect(try await install.request(.get, "/sites/\(install.site)/destinations", headers: [.cookie: manager.cookie]).status == .notFound)
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            var h = form; h[.cookie] = manager.cookie
+            #expect(try await install.request(.post, "/sites/\(install.site)/destinations/add", headers: h,
+                                              body: "csrf=\(manager.csrf)&kind=ga4&setting.measurement_id=G-TEST&credential=ga-secret-value-1").status == .notFound)
+            h[.cookie] = owner.cookie
+            let bad = try await install.request(.post, "/sites/\(install.site)/destinations/add", headers: h,
+                                                body: "csrf=\(owner.csrf)&kind=ga4&credential=ga-secret-value-1")
+            #expect(bad.status == .badRequest && bad.body.contains("ga4 needs measurement_id"))
+            let added = try await install.request(.post, "/sites/\(install.site)/destinations/add", headers: h,
+                                                  body: "csrf=\(owner.csrf)&kind=ga4&label=%3Cb%3EGA%3C%2Fb%3E&setting.measurement_id=G-TEST&credential=ga-secret-value-1")
+            #expect(added.status == .seeOther && added.headers[.location] == "/sites/\(install.site)/destinations?done=added&n=0")
+            let after = try await install.request(.get, added.headers[.location]!, headers: [.cookie: owner.cookie]).body
+            #expect(after.contains("&lt;b&gt;GA&lt;/b&gt;") && !after.contains("<b>GA</b>") && after.contains("stored sealed"))
+            #expect(install.scan(Array("ga-secret-value-1".utf8)).values.reduce(0, +) == 0)
+            #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM audit_log WHERE action = 'destination_added'").output
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+
+            // Delivered facts are not kept.
+            #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE facts IS NOT NULL").output.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        }
+
+        /// Reliability against the running binary: a 429 with Retry-After is honoured; a failing
+        /// endpoint is dead-lettered after the attempts allowed and replayed from the CLI; a 400 is
+        /// dead at once; kill -9 while deliveries are in flight loses none (the receiver sees every
+        /// event id, duplicates possible and counted).
+        @Test func retriesDeadLettersReplayAndSurvivesKill9() async throws {
+            let failing = Atomic<Bool>(true)
+            let receiver = try await Receiver { path, n in
+                switch path {
+                case "/throttled": n < 2 ? (429, [("Retry-After", "1")], .zero) : (200, [], .zero)
+                case "/down": failing.load(ordering: .relaxed) ? (503, [], .zero) : (200, [], .zero)
+                case "/bad": (400, [], .zero)
+                default: (200, [], .milliseconds(400))
+                }
+            }
+            defer { receiver.stop() }
+            let install = try await LiveInstall(serve: ["--delivery-retry-base", "0.2", "--delivery-attempts", "3"], policyTexts: Self.leadForms)
+            defer { install.stop() }
+            setenv("CANDOR_TEST_SECRET", Self.secret, 1)
+            var ids: [String: String] = [:]
+            for name in ["throttled", "down", "bad", "slow"] {
+                ids[name] = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--label", name,
+                                             "--setting", "url=\(receiver.url)/\(name)", "--credential-env", "CANDOR_TEST_SECRET"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let granted = #"{"analytics":true,"marketing":true}"#
+            try await Self.visit(install, tag: "first", ip: "81.2.69.150", consent: granted)
+            #expect(try await eventually(20) { receiver.requests("/throttled").count == 3 && receiver.requests("/bad").count == 1 })
+            let throttled = receiver.requests("/throttled")
+            for (x, y) in zip(throttled, throttled.dropFirst()) {
+                #expect((y.at - x.at) >= .milliseconds(950), "Retry-After: 1 honoured (\(y.at - x.at))")
+            }
+            let database = try install.database()
+            #expect(try await eventually(20) { try database.deliveryErrors(site: install.site).contains { $0.status == "dead" && $0.attempts == 3 } })
+            #expect(receiver.requests("/down").count == 3)
+            let errors = try database.deliveryErrors(site: install.site)
+            #expect(errors.contains { $0.status == "dead" && $0.httpStatus == 400 && $0.attempts == 1 })
+
+            // Replay after the endpoint recovers: only the dead-lettered ones are queued again.
+            failing.store(false, ordering: .relaxed)
+            let replayed = try install.cli(["destinations", "replay", "--site", install.site, "--destination", ids["down"]!])
+            #expect(replayed.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+            #expect(try await eventually(20) { receiver.requests("/down").count == 4 })
+
+            // kill -9 with deliveries in flight (the slow endpoint answers after 400 ms), under load.
+            let load = EventLoad(port: install.server.port, site: install.site, eventsPerSecond: 200)
+            for i in 0..<12 { try await Self.visit(install, tag: "k\(i)", ip: "81.2.70.\(i + 1)", consent: granted) }
+            _ = await load.stop()
+            #expect(try await eventually(20) { receiver.requests("/slow").count >= 4 })
+            install.server.kill9()
+            try await install.server.start(["--trusted-proxy", "127.0.0.1/32", "--delivery-retry-base", "0.2", "--delivery-attempts", "3"])
+            let expected = Set(["first"] + (0..<12).map { "k\($0)" }).map { "pixel:\($0)-conv" }
+            #expect(try await eventually(40) { Set(receiver.requests("/slow").map { $0.json["id"] as? String ?? "" }) == Set(expected) })
+            let slow = receiver.requests("/slow")
+            print("kill -9: \(expected.count) conversions, \(slow.count) requests to the slow endpoint (\(slow.count - expected.count) resent)")
+            #expect(try await eventually(10) {
+                try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE destination_id = \(ids["slow"]!) AND status = 'sent'")
+                    .output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(expected.count)"
+            })
+        }
+    }
+}
