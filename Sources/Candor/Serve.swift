@@ -143,11 +143,12 @@ struct Serve: AsyncParsableCommand {
             logger.info("dataset", metadata: ["name": "\(dataset.name)", "package": "\(dataset.package) \(dataset.version)",
                                               "entries": "\(dataset.entries)", "path": "\(dataset.path)"])
         }
+        let box = try SecretBox.load(directory: data.data)
         let collector = Collector(
             database: database, policies: policies, geo: geo, salts: salts,
             subjects: try SubjectHasher(database: database),
             limiter: RateLimiter(limits: .init(perSite: (rateSite, rateSite * 5), perClient: (rateClient, rateClient * 10))),
-            addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger, traffic: traffic)
+            addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger, traffic: traffic, contactBox: box)
         let assets: PublicAssets?
         do {
             assets = try PublicAssets(directory: publicDir)
@@ -203,7 +204,6 @@ struct Serve: AsyncParsableCommand {
         var deliveryOptions = DeliveryService.Options()
         deliveryOptions.retryBase = .milliseconds(Int64(deliveryRetryBase * 1000))
         deliveryOptions.maxAttempts = deliveryAttempts
-        let box = try SecretBox.load(directory: data.data)
         let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger)
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
@@ -219,7 +219,8 @@ struct Serve: AsyncParsableCommand {
         let auth = Authenticator(database: database)
         if let token = metricsToken, token.utf8.count < 16 { throw UsageError(description: "--metrics-token must be at least 16 characters") }
         let router = buildRouter(collector: collector, assets: assets, office: office,
-                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database), referrers: traffic.referrers),
+                                 attributor: Attributor(database: database, subjects: try SubjectHasher(database: database), referrers: traffic.referrers,
+                                                                        contactBox: box),
                                  mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: metricsToken) { auth.isOperator($0) })
         do {
             let pages = try await Pages(directory: publicDir + "/templates")

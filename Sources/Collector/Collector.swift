@@ -31,11 +31,12 @@ public final class Collector: Sendable {
 
     public init(database: AppDatabase, policies: PolicyBook, geo: any GeoLookup, salts: SaltKeeper,
                 subjects: SubjectHasher, limiter: RateLimiter, addresses: ClientAddressResolver,
-                logger: Logger, traffic: TrafficClassifier = .installed, now: @escaping @Sendable () -> Date = { Date() }) {
+                logger: Logger, traffic: TrafficClassifier = .installed, contactBox: SecretBox? = nil,
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.database = database
         self.policies = policies
         self.metrics = CollectorMetrics()
-        self.pipeline = Pipeline(deps: .init(geo: geo, salts: salts, subjects: subjects, limiter: limiter, traffic: traffic))
+        self.pipeline = Pipeline(deps: .init(geo: geo, salts: salts, subjects: subjects, limiter: limiter, traffic: traffic, contactBox: contactBox))
         self.writer = EventWriter(database: database, metrics: metrics, logger: logger)
         self.addresses = addresses
         self.logger = logger

@@ -47,10 +47,12 @@ public struct Pipeline: Sendable {
         public var limiterKey: SecretBytes
         public let traffic: TrafficClassifier
         let userAgents: UserAgentCache
+        /// Seals the contact (e-mail, name) of forwardable leads for CRM destinations; nil: none kept.
+        public var contactBox: SecretBox?
 
         public init(geo: any GeoLookup, salts: SaltKeeper, subjects: SubjectHasher, limiter: RateLimiter,
-                    traffic: TrafficClassifier = .installed) {
-            self.geo = geo; self.salts = salts; self.subjects = subjects; self.limiter = limiter
+                    traffic: TrafficClassifier = .installed, contactBox: SecretBox? = nil) {
+            self.geo = geo; self.salts = salts; self.subjects = subjects; self.limiter = limiter; self.contactBox = contactBox
             self.limiterKey = SecretBytes(random: 32)
             self.traffic = traffic
             self.userAgents = UserAgentCache(traffic: traffic)
@@ -206,7 +208,16 @@ public struct Pipeline: Sendable {
             }
             if let address = props.lazy.compactMap(email).first {
                 w.row.emailHash = scope.deps.subjects.hash(address, kind: .email)
-                if w.row.forwardable { w.row.forwardEmailSHA256 = Minimize.emailSHA256(address) }
+                if w.row.forwardable {
+                    w.row.forwardEmailSHA256 = Minimize.emailSHA256(address)
+                    w.row.forwardContact = scope.deps.contactBox.map { box in
+                        var contact = ["email": address]
+                        for key in ["name", "first_name", "last_name"] {
+                            if let (_, value) = props.first(where: { $0.0 == "field." + key }), case .string(let s) = value { contact[key] = s }
+                        }
+                        return box.seal(Array(JSON.object(contact.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text.utf8))
+                    }
+                }
                 props.removeAll { email($0) != nil }
             }
             w.row.props = PropsEncoder.encode(props)

@@ -111,34 +111,47 @@ public final class DeliveryService: Service, Sendable {
         } catch {
             return .dead(status: nil, error: "\(error)")
         }
-        let request: OutboundRequest
-        switch kind.map(facts, eventID: d.eventID, settings: d.destination.settings, credential: credential, siteDomain: d.siteDomain, now: now()) {
-        case .skip(let reason): return .skipped(reason)
-        case .send(let r): request = r
+        let contact: [String: String]
+        if let sealed = d.contact, let opened = try? box.open(sealed),
+           let doc = try? JSONSerialization.jsonObject(with: Data(opened)) as? [String: String] {
+            contact = doc
+        } else {
+            contact = [:]
         }
-        var http = HTTPClientRequest(url: request.url)
-        http.method = .POST
-        for (name, value) in request.headers { http.headers.add(name: name, value: value) }
-        http.headers.add(name: "User-Agent", value: "Candor")
-        http.body = .bytes(ByteBuffer(bytes: request.body))
+        let job = Job(facts: facts, contact: contact, eventID: d.eventID, settings: d.destination.settings, credential: credential,
+                      siteDomain: d.siteDomain, now: now())
+        let timeout = Int64(options.timeout.components.seconds)
+        let clock = now
+        let exchange = Exchange { request in
+            var http = HTTPClientRequest(url: request.url)
+            http.method = HTTPMethod(rawValue: request.method)
+            for (name, value) in request.headers { http.headers.add(name: name, value: value) }
+            http.headers.add(name: "User-Agent", value: "Candor")
+            if let body = request.body { http.body = .bytes(ByteBuffer(bytes: body)) }
+            let response = try await client.execute(http, timeout: .seconds(timeout))
+            let text = try await response.body.collect(upTo: 1 << 20)
+            return Answer(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: clock()) },
+                          body: Array(text.readableBytesView))
+        }
         let started = now()
+        let result: Delivered
         do {
-            let response = try await client.execute(http, timeout: .seconds(Int64(options.timeout.components.seconds)))
-            let text = try await response.body.collect(upTo: 16_384)
-            let ms = now() - started
-            let status = Int(response.status.code)
-            switch status {
-            case 200..<300:
-                return .sent(status: status, durationMs: ms)
-            case 408, 425, 429, 500...599:
-                let after = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: now()) }
-                return retry(d, status: status, error: "HTTP \(status) \(Self.excerpt(text))", notBefore: after)
-            default:
-                // The request itself is refused (bad token, bad payload): retrying will not help; replay after fixing.
-                return .dead(status: status, error: "HTTP \(status) \(Self.excerpt(text))")
-            }
+            result = try await kind.deliver(job, exchange)
         } catch {
             return retry(d, status: nil, error: "\(error)".replacingOccurrences(of: credential, with: "[credential]"), notBefore: nil)
+        }
+        let ms = now() - started
+        switch result {
+        case .done(let status): return .sent(status: status, durationMs: ms)
+        case .notFound(let status): return .notFound(status: status, durationMs: ms)
+        case .skipped(let reason): return .skipped(reason)
+        case .refused(let answer):
+            let error = "HTTP \(answer.status) \(answer.excerpt)".replacingOccurrences(of: credential, with: "[credential]")
+            switch answer.status {
+            case 408, 425, 429, 500...599: return retry(d, status: answer.status, error: error, notBefore: answer.retryAfter)
+            // The request itself is refused (bad token, bad payload): retrying will not help; replay after fixing.
+            default: return .dead(status: answer.status, error: error)
+            }
         }
     }
 
@@ -164,10 +177,6 @@ public final class DeliveryService: Service, Sendable {
         return f.date(from: value).map { Int64($0.timeIntervalSince1970 * 1000) }
     }
 
-    static func excerpt(_ buffer: ByteBuffer) -> String {
-        String(decoding: buffer.readableBytesView.prefix(200), as: UTF8.self)
-            .filter { !$0.isNewline }
-    }
 }
 
 /// Per-destination circuit breakers.

@@ -3,17 +3,6 @@ import Integrations
 import Privacy
 public import Store
 
-/// The request one delivery makes.
-public struct OutboundRequest: Sendable, Equatable {
-    public var url: String
-    public var headers: [(String, String)]
-    public var body: [UInt8]
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.url == b.url && a.body == b.body && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" }
-    }
-}
-
 /// What a delivery turns into.
 public enum Mapped: Sendable, Equatable {
     case send(OutboundRequest)
@@ -24,7 +13,10 @@ public enum Mapped: Sendable, Equatable {
 /// A kind of destination: its settings, its credential and its field mapping. Each kind's
 /// `fields` list is what leaves the appliance, shown on the settings page and in README.
 public enum DestinationKind: String, Sendable, CaseIterable {
-    case webhook, meta, ga4, linkedin
+    case webhook, meta, ga4, linkedin, pipedrive, hubspot
+
+    /// CRMs find a person by e-mail (and name): their deliveries carry the sealed contact.
+    public var wantsContact: Bool { self == .pipedrive || self == .hubspot }
 
     public var title: String {
         switch self {
@@ -32,6 +24,8 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "Meta Conversions API"
         case .ga4: "Google Analytics 4 (Measurement Protocol)"
         case .linkedin: "LinkedIn Conversions API"
+        case .pipedrive: "Pipedrive (update the person)"
+        case .hubspot: "HubSpot (update the contact)"
         }
     }
 
@@ -45,6 +39,11 @@ public enum DestinationKind: String, Sendable, CaseIterable {
                             ("test_event_code", false, "Events Manager test code"), base, delay]
         case .ga4: return [("measurement_id", true, "G-XXXXXXX"), base, delay]
         case .linkedin: return [("conversion_id", true, "LinkedIn conversion rule id"), ("api_version", false, "LinkedIn-Version (default 202411)"), base, delay]
+        case .pipedrive, .hubspot:
+            let crmDelay = ("delay_seconds", false, "Seconds to wait so the form's own integration creates the person first (default 420)")
+            var out = CRM.facts.map { ($0.setting, false, "\(self == .pipedrive ? "Custom field key" : "Property name") for the \($0.help)") }
+            if self == .hubspot { out.append(("create", false, "true: create the contact when none has the e-mail (default: never create)")) }
+            return out + [base, crmDelay]
         }
     }
 
@@ -55,6 +54,8 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "access token"
         case .ga4: "Measurement Protocol API secret"
         case .linkedin: "access token"
+        case .pipedrive: "API token"
+        case .hubspot: "private app access token"
         }
     }
 
@@ -75,6 +76,13 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .linkedin:
             return ["conversion rule URN", "conversionHappenedAt", "eventId", "conversionValue", "user ids: SHA256_EMAIL and li_fat_id",
                     "never IP address or user agent"]
+        case .pipedrive:
+            return ["the e-mail address (search, exact) and, when no single person has it, the name entered (search, exact)",
+                    "the mapped custom fields: source type, UTM source/medium/campaign, click id kind, landing page",
+                    "never creates a person; never a click id value, IP address or user agent"]
+        case .hubspot:
+            return ["the e-mail address (contact search)", "the mapped properties: source type, UTM source/medium/campaign, click id kind, landing page",
+                    "creates a contact only when set to; never a click id value, IP address or user agent"]
         }
     }
 
@@ -84,10 +92,12 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "https://graph.facebook.com"
         case .ga4: "https://www.google-analytics.com"
         case .linkedin: "https://api.linkedin.com"
+        case .pipedrive: "https://api.pipedrive.com"
+        case .hubspot: "https://api.hubapi.com"
         }
     }
 
-    /// The request that forwards `facts`, or why none is made.
+    /// The request that forwards `facts` (one-request kinds), or why none is made.
     public func map(_ facts: DeliveryFacts, eventID: String, settings: [String: String], credential: String, siteDomain: String?,
                     now: Int64) -> Mapped {
         let base = (settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultBase).trimmingSuffix("/")
@@ -148,6 +158,8 @@ public enum DestinationKind: String, Sendable, CaseIterable {
                                          headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(credential)"),
                                                    ("LinkedIn-Version", settings["api_version"] ?? "202411"),
                                                    ("X-Restli-Protocol-Version", "2.0.0")], body: json(doc)))
+        case .pipedrive, .hubspot:
+            return .skip("a CRM is synced by search and update (CRM)")
         }
     }
 }

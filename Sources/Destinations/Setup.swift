@@ -50,6 +50,13 @@ public struct DestinationSetup: Sendable {
         for (name, required) in known where required && out[name] == nil {
             throw DestinationSetupError(description: "\(kind.rawValue) needs \(name)")
         }
+        if kind.wantsContact {
+            guard out.keys.contains(where: { $0.hasPrefix("field_") }) else {
+                throw DestinationSetupError(description: "map at least one field (\(CRM.facts.map(\.setting).joined(separator: ", ")))")
+            }
+            if let create = out["create"], !["true", "false"].contains(create) { throw DestinationSetupError(description: "create is true or false") }
+            out["delay_seconds"] = out["delay_seconds"] ?? "420"
+        }
         return out
     }
 
@@ -68,7 +75,8 @@ public struct DestinationSetup: Sendable {
         guard try database.site(id: site) != nil else { throw DestinationSetupError(description: "no site \(site)") }
         let sealed = box.seal(Array(credential.utf8))
         return try database.transaction { tx in
-            let id = try tx.addDestination(site: site, kind: kind.rawValue, label: name, settings: checked, credential: sealed, at: now)
+            let id = try tx.addDestination(site: site, kind: kind.rawValue, label: name, settings: checked, credential: sealed,
+                                           wantsContact: kind.wantsContact, at: now)
             try audit.record(in: tx, actor: actor, action: "destination_added", site: site,
                              detail: ["destination": .int(id), "kind": .string(kind.rawValue), "settings": .string(checked.keys.sorted().joined(separator: ","))])
             return id

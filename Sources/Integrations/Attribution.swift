@@ -21,11 +21,15 @@ public struct Attributor: Sendable {
 
     /// Decides the source type of a touch known only from its campaign fields, as for events.
     let referrers: ReferrerList
+    /// Seals the payload's e-mail for CRM destinations (nil: not kept).
+    let contactBox: SecretBox?
 
-    public init(database: AppDatabase, subjects: SubjectHasher, referrers: ReferrerList = TrafficClassifier.installed.referrers) {
+    public init(database: AppDatabase, subjects: SubjectHasher, referrers: ReferrerList = TrafficClassifier.installed.referrers,
+                contactBox: SecretBox? = nil) {
         self.database = database
         self.subjects = subjects
         self.referrers = referrers
+        self.contactBox = contactBox
     }
 
     /// First touch: the earliest visit in the window. Last touch: the latest visit that did not
@@ -50,6 +54,10 @@ public struct Attributor: Sendable {
         // Leaves the appliance only if the attributed visit is forwardable (AppDatabase.insertConversion).
         row.forwardEmailSHA256 = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
             .map(Minimize.emailSHA256)
+        row.forwardContact = contactBox.flatMap { box in
+            e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
+                .map { box.seal(Array(JSON.object([("email", .string($0.trimmingCharacters(in: .whitespaces)))]).text.utf8)) }
+        }
         row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }
         row.detail = e.detail.isEmpty ? nil : JSON.object(e.detail.map { ($0.0, .string($0.1)) }).text
 

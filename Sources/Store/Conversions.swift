@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import GRDB
 
 /// A traffic source as seen at one visit: the start of a session.
@@ -56,6 +56,8 @@ public struct ConversionRow: Sendable, Equatable {
     /// Lowercase hex SHA-256 of the payload's e-mail address, for the delivery outbox only (not
     /// stored on the row); used only when the attributed visit is forwardable.
     public var forwardEmailSHA256: String?
+    /// The payload's e-mail address sealed (SecretBox), for CRM destinations only.
+    public var forwardContact: Data?
 
     public init(siteID: String, provider: String, externalID: String, kind: Kind, timestamp: Int64, value: Double,
                 currency: String?, refersTo: String? = nil, subject: Int64? = nil, emailHash: Int64? = nil, userHash: Int64? = nil,
@@ -152,7 +154,7 @@ extension AppDatabase {
             facts.emailSHA256 = c.forwardEmailSHA256
             facts.sourceType = l?.sourceType; facts.utmSource = l?.utmSource; facts.utmMedium = l?.utmMedium; facts.utmCampaign = l?.utmCampaign
             try db.enqueueDeliveries(site: c.siteID, conversionID: db.lastInsertedRowID, eventID: "\(c.provider):\(c.externalID)",
-                                     visit: c.visit, facts: facts, now: Int64(Date().timeIntervalSince1970 * 1000))
+                                     visit: c.visit, facts: facts, contact: c.forwardContact, now: Int64(Date().timeIntervalSince1970 * 1000))
             return true
         } }
     }

@@ -12,13 +12,15 @@ public struct DestinationRow: Sendable, Equatable {
     public var enabled: Bool
     public var settings: [String: String]
     public var credential: Data?
+    /// A CRM: its deliveries carry the sealed contact (e-mail, name) to find the person by.
+    public var wantsContact: Bool
     public var createdAt: Int64
     public var updatedAt: Int64
 
     init(row: Row) {
         id = row["id"]; siteID = row["site_id"]; kind = row["kind"]; label = row["label"]; enabled = row["enabled"]
         settings = (try? JSONDecoder().decode([String: String].self, from: Data((row["settings"] as String).utf8))) ?? [:]
-        credential = row["credential"]; createdAt = row["created_at"]; updatedAt = row["updated_at"]
+        credential = row["credential"]; wantsContact = row["wants_contact"]; createdAt = row["created_at"]; updatedAt = row["updated_at"]
     }
 }
 
@@ -40,6 +42,8 @@ public struct DeliveryFacts: Codable, Sendable, Equatable {
     public var clickID: String?
     /// When the click id was seen (ms), for Meta's fbc.
     public var clickTS: Int64?
+    /// The visit's landing page path.
+    public var landing: String?
     /// Lowercase hex SHA-256 of the trimmed, lowercased e-mail address.
     public var emailSHA256: String?
     public var sourceType: String?
@@ -56,6 +60,8 @@ public struct DueDelivery: Sendable {
     public var eventID: String
     public var attempts: Int
     public var facts: DeliveryFacts?
+    /// Sealed contact JSON (CRMs only).
+    public var contact: Data?
     public var destination: DestinationRow
     /// The site's first domain, for event_source_url.
     public var siteDomain: String?
@@ -123,14 +129,14 @@ extension AppDatabase {
     public func dueDeliveries(now: Int64, limit: Int) throws -> [DueDelivery] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT d.id AS delivery_id, d.event_id, d.attempts, d.facts, s.domains, t.*
+                SELECT d.id AS delivery_id, d.event_id, d.attempts, d.facts, d.contact, s.domains, t.*
                 FROM deliveries d JOIN destinations t ON t.id = d.destination_id JOIN sites s ON s.id = d.site_id
                 WHERE d.status = 'pending' AND d.due_at <= ? AND t.enabled = 1
                 ORDER BY d.due_at, d.id LIMIT ?
                 """, arguments: [now, limit]).map { row in
                 let facts = (row["facts"] as String?).flatMap { try? JSONDecoder().decode(DeliveryFacts.self, from: Data($0.utf8)) }
                 let domain = (row["domains"] as String?)?.split(separator: " ").first.map(String.init)
-                return DueDelivery(id: row["delivery_id"], eventID: row["event_id"], attempts: row["attempts"], facts: facts,
+                return DueDelivery(id: row["delivery_id"], eventID: row["event_id"], attempts: row["attempts"], facts: facts, contact: row["contact"],
                                    destination: DestinationRow(row: row), siteDomain: domain)
             }
         }
@@ -154,7 +160,7 @@ extension AppDatabase {
             case .sent(let status, let ms), .notFound(let status, let ms):
                 let state = if case .sent = outcome { DeliveryStatus.sent } else { DeliveryStatus.notFound }
                 try db.execute(sql: """
-                    UPDATE deliveries SET status = ?, attempts = attempts + 1, sent_at = ?, duration_ms = ?, last_status = ?, facts = NULL
+                    UPDATE deliveries SET status = ?, attempts = attempts + 1, sent_at = ?, duration_ms = ?, last_status = ?, facts = NULL, contact = NULL
                     WHERE id = ?
                     """, arguments: [state, now, ms, status, id])
             case .retry(let at, let status, let message):
@@ -165,7 +171,7 @@ extension AppDatabase {
                     UPDATE deliveries SET status = 'dead', attempts = attempts + 1, sent_at = ?, last_status = ?, last_error = ? WHERE id = ?
                     """, arguments: [now, status, error(message), id])
             case .skipped(let reason):
-                try db.execute(sql: "UPDATE deliveries SET status = 'skipped', sent_at = ?, last_error = ?, facts = NULL WHERE id = ?",
+                try db.execute(sql: "UPDATE deliveries SET status = 'skipped', sent_at = ?, last_error = ?, facts = NULL, contact = NULL WHERE id = ?",
                                arguments: [now, error(reason), id])
             }
         }
@@ -221,11 +227,11 @@ extension AppDatabase {
 
 extension WriteTransaction {
     public func addDestination(site: String, kind: String, label: String, settings: [String: String], credential: Data?,
-                               at: Int64) throws -> Int64 {
+                               wantsContact: Bool = false, at: Int64) throws -> Int64 {
         try db.execute(sql: """
-            INSERT INTO destinations (site_id, kind, label, enabled, settings, credential, created_at, updated_at)
-            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
-            """, arguments: [site, kind, label, Self.json(settings), credential, at, at])
+            INSERT INTO destinations (site_id, kind, label, enabled, settings, credential, wants_contact, created_at, updated_at)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
+            """, arguments: [site, kind, label, Self.json(settings), credential, wantsContact, at, at])
         return db.lastInsertedRowID
     }
 
@@ -265,18 +271,21 @@ extension Database {
     /// Writes the outbox rows of a conversion just stored, in the caller's transaction: one per
     /// enabled destination of the site, when the conversion's visit is forwardable (its latest
     /// event passed ``Consent/ForwardingGate``). Refunds are not forwarded. The visit's click id
-    /// (kept only under marketing consent) is added to the facts. Returns the rows written.
+    /// (kept only under marketing consent) is added to the facts, and its landing page. `contact`
+    /// (sealed e-mail and name) is written only for destinations that want it (CRMs). Returns the
+    /// rows written.
     @discardableResult
     func enqueueDeliveries(site: String, conversionID: Int64, eventID: String, visit: Int64?, facts: DeliveryFacts,
-                           now: Int64) throws -> Int {
+                           contact: Data? = nil, now: Int64) throws -> Int {
         guard let visit, facts.kind != "refund" else { return 0 }
         guard let session = try Row.fetchOne(self, sql: "SELECT forwardable, entry_path FROM sessions WHERE id = ?", arguments: [visit]),
               session[0] as Bool else { return 0 }
-        let destinations = try Row.fetchAll(self, sql: "SELECT id, settings FROM destinations WHERE site_id = ? AND enabled = 1",
+        let destinations = try Row.fetchAll(self, sql: "SELECT id, settings, wants_contact FROM destinations WHERE site_id = ? AND enabled = 1",
                                             arguments: [site])
         guard !destinations.isEmpty else { return 0 }
         var f = facts
-        f.path = f.path ?? session[1]
+        f.landing = session[1]
+        f.path = f.path ?? f.landing
         if f.clickID == nil, let click = try Row.fetchOne(self, sql: """
             SELECT click_id_kind, click_id, ts FROM events WHERE session_id = ? AND click_id IS NOT NULL ORDER BY ts DESC LIMIT 1
             """, arguments: [visit]) {
@@ -290,9 +299,10 @@ extension Database {
             let settings = (try? JSONDecoder().decode([String: String].self, from: Data((d["settings"] as String).utf8))) ?? [:]
             let delay = settings["delay_seconds"].flatMap(Int64.init).map { max(0, min($0, 86_400)) } ?? 0
             try execute(sql: """
-                INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, status, due_at, created_at)
-                VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(destination_id, event_id) DO NOTHING
-                """, arguments: [d["id"], site, conversionID, String(eventID.prefix(200)), text, now + delay * 1000, now])
+                INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, contact, status, due_at, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(destination_id, event_id) DO NOTHING
+                """, arguments: [d["id"], site, conversionID, String(eventID.prefix(200)), text, d["wants_contact"] as Bool ? contact : nil,
+                                 now + delay * 1000, now])
             written += changesCount
         }
         return written

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import GRDB
 import Synchronization
 
@@ -85,6 +85,9 @@ public struct EventRow: Sendable, Equatable {
     /// Lowercase hex SHA-256 of an e-mail address the visitor entered, only when forwardable (for
     /// the outbox; not stored on the row).
     public var forwardEmailSHA256: String?
+    /// The e-mail address and name entered, sealed (SecretBox), only when forwardable: for CRM
+    /// destinations, which find the person by them. Not stored on the row.
+    public var forwardContact: Data?
 
     public var isPageview: Bool { name == "pageview" }
     /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
@@ -266,7 +269,7 @@ extension AppDatabase {
                 facts.sourceType = e.sourceType; facts.utmSource = e.utmSource; facts.utmMedium = e.utmMedium; facts.utmCampaign = e.utmCampaign
                 try st.db.enqueueDeliveries(site: e.siteID, conversionID: st.conversion.lastInsertedRowID,
                                             eventID: "\(ConversionRow.pixelProvider):\(e.clientID ?? "event-\(eventID)-\(e.timestamp)")",
-                                            visit: sessionID, facts: facts, now: e.timestamp)
+                                            visit: sessionID, facts: facts, contact: e.forwardContact, now: e.timestamp)
             }
         }
         return .stored

@@ -500,7 +500,8 @@ extension AppDatabase {
         migrator.registerMigration("v20-destinations") { db in
             // Destinations a site forwards consented conversions to, and the delivery outbox: a
             // delivery row is written in the transaction that stores its conversion, and holds the
-            // minimised facts to send (cleared once delivered). Credentials are libsodium
+            // minimised facts to send (cleared once delivered), and for CRMs (wants_contact) the
+            // e-mail and name sealed under the secret key. Credentials are libsodium
             // secretboxes under a key kept outside the database. sessions.forwardable is the
             // latest ForwardingGate answer of the visit.
             try db.execute(sql: """
@@ -512,6 +513,7 @@ extension AppDatabase {
                     enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
                     settings TEXT NOT NULL DEFAULT '{}' CHECK (length(settings) <= 8192),
                     credential BLOB,
+                    wants_contact INTEGER NOT NULL DEFAULT 0 CHECK (wants_contact IN (0,1)),
                     created_at INTEGER NOT NULL,
                     updated_at INTEGER NOT NULL
                 );
@@ -523,6 +525,7 @@ extension AppDatabase {
                     conversion_id INTEGER REFERENCES conversions(id) ON DELETE CASCADE,
                     event_id TEXT NOT NULL CHECK (length(event_id) <= 200),
                     facts TEXT,
+                    contact BLOB,
                     status TEXT NOT NULL CHECK (status IN ('pending','sent','skipped','not_found','dead')),
                     attempts INTEGER NOT NULL DEFAULT 0,
                     due_at INTEGER NOT NULL,

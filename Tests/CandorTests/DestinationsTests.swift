@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Integrations
 import Logging
 import NIOCore
 import Privacy
@@ -15,6 +16,7 @@ import Testing
 /// headers, delay) for the n-th request (0-based) to a path.
 final class Receiver: @unchecked Sendable {
     struct Hit: Sendable {
+        let method: String
         let path: String
         let query: String
         let headers: [String: String]
@@ -23,22 +25,31 @@ final class Receiver: @unchecked Sendable {
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
     }
     typealias Script = @Sendable (_ path: String, _ n: Int) -> (status: Int, headers: [(String, String)], delay: Duration)
+    /// Answers with a body: (request, n) → (status, JSON body).
+    typealias API = @Sendable (_ hit: Hit, _ n: Int) -> (status: Int, body: String)
     let hits = Mutex<[Hit]>([])
     let script: Mutex<Script>
+    let api: API?
     private(set) var port = 0
     private var task: Task<Void, any Error>?
 
-    init(_ script: @escaping Script = { _, _ in (200, [], .zero) }) async throws {
+    init(_ script: @escaping Script = { _, _ in (200, [], .zero) }, api: API? = nil) async throws {
         self.script = Mutex(script)
+        self.api = api
         let router = Router()
-        router.post("**") { [self] request, _ -> Response in
+        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, _ in
             let body = try await request.body.collect(upTo: 1 << 20)
             let path = request.uri.path
             var headers: [String: String] = [:]
             for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
+            let hit = Hit(method: request.method.rawValue, path: path, query: request.uri.query ?? "", headers: headers, body: String(buffer: body), at: .now)
             let n = hits.withLock { h in
-                h.append(Hit(path: path, query: request.uri.query ?? "", headers: headers, body: String(buffer: body), at: .now))
+                h.append(hit)
                 return h.filter { $0.path == path }.count - 1
+            }
+            if let api = self.api {
+                let (status, text) = api(hit, n)
+                return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
             }
             let answer = self.script.withLock { $0 }(path, n)
             if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
@@ -46,6 +57,7 @@ final class Receiver: @unchecked Sendable {
             for (k, v) in answer.headers { fields[HTTPField.Name(k)!] = v }
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: "{}")))
         }
+        for method in [HTTPRequest.Method.get, .post, .put, .patch] { router.on("**", method: method, use: handler) }
         let bound = AsyncStream<Int>.makeStream()
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
@@ -222,6 +234,155 @@ extension LiveServerTests {
 
             // Delivered facts are not kept.
             #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE facts IS NOT NULL").output.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        }
+
+        /// A webhook conversion is forwarded by the same gate as the pixel's: a sale reported by the
+        /// generic webhook with the e-mail a visitor entered under marketing consent is attributed
+        /// to that visit and forwarded (value, SHA-256 of the e-mail, the visit's click id); one
+        /// linked to a visit without marketing consent is stored but not forwarded. A deletion
+        /// request reaches deliveries still queued (a destination with a one-hour delay): the rows
+        /// and the click id they held are gone from the database file and its WAL.
+        @Test func webhookConversionsPassTheSameGateAndErasureReachesTheQueue() async throws {
+            let receiver = try await Receiver()
+            defer { receiver.stop() }
+            let install = try await LiveInstall(policyTexts: Self.leadForms)
+            defer { install.stop() }
+            setenv("CANDOR_TEST_SECRET", Self.secret, 1)
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--setting", "url=\(receiver.url)/now",
+                                 "--credential-env", "CANDOR_TEST_SECRET"])
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--setting", "url=\(receiver.url)/later",
+                                 "--setting", "delay_seconds=3600", "--credential-env", "CANDOR_TEST_SECRET"])
+            let hookSecret = try install.cli(["hooks", "set", "--site", install.site, "--provider", "generic"])
+                .split(separator: "\n").first { $0.hasPrefix("secret: ") }.map { String($0.dropFirst(8)) } ?? ""
+            let granted = #"{"analytics":true,"marketing":true}"#
+            // Identified visits that leave their e-mail in a lead form (the pixel's lead, value 0 → a "lead").
+            for (tag, consent, ip) in [("wh", granted, "81.2.69.160"), ("nomkt", #"{"analytics":true,"marketing":false}"#, "81.2.69.161")] {
+                var headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: ip]
+                let events = [
+                    #"{"site":"\#(install.site)","url":"https://localhost/offer?fbclid=CLICK\#(tag.uppercased())","id":"\#(tag)-pv","consent":\#(consent),"subject":"\#(tag)-subject-0123456789abcdef"}"#,
+                    #"{"site":"\#(install.site)","name":"signup","url":"https://localhost/form","id":"\#(tag)-form","consent":\#(consent),"subject":"\#(tag)-subject-0123456789abcdef","props":{"field.email":"\#(tag)@example.org"}}"#,
+                ]
+                for e in events { #expect(try await install.request(.post, "/api/event", headers: headers, body: e).status == .accepted) }
+            }
+            let database = try install.database()
+            #expect(try await eventually(10) { try database.eventCount(site: install.site) == 4 })
+            for tag in ["wh", "nomkt"] {
+                let body = #"{"type":"sale","id":"order-\#(tag)","value":120,"currency":"EUR","email":"\#(tag)@example.org"}"#
+                let t = Int(Date().timeIntervalSince1970)
+                var headers: HTTPFields = [.contentType: "application/json"]
+                for (k, v) in Webhooks.sign(.generic, body: Array(body.utf8), secret: hookSecret, timestamp: t) { headers[.init(k)!] = v }
+                let r = try await install.request(.post, "/hooks/generic/\(install.site)", headers: headers, body: body)
+                #expect(r.status == .ok || r.status == .accepted, "\(r.status) \(r.body)")
+            }
+            #expect(try await eventually(15) { receiver.requests("/now").count >= 1 })
+            try await Task.sleep(for: .seconds(2))
+            let now = receiver.requests("/now")
+            #expect(now.map { $0.json["id"] as? String } == ["generic:order-wh"])
+            let sale = try #require(now.first).json
+            #expect(sale["value"] as? Double == 120 && sale["kind"] as? String == "sale")
+            #expect(sale["email_sha256"] as? String == Minimize.emailSHA256("wh@example.org"))
+            #expect((sale["click_id"] as? [String: String]) == ["kind": "fbclid", "value": "CLICKWH"])
+            #expect(!receiver.hits.withLock { $0.map(\.body).joined() }.contains("nomkt"))
+
+            // The delayed copy waits in the queue with the click id; the subject's erasure removes it.
+            #expect(try database.deliveryCounts(site: install.site)["pending"] == 1)
+            #expect(install.scan(Array("CLICKWH".utf8)).values.reduce(0, +) > 0)
+            _ = try install.cliAllowingRetry(["forget", "--site", install.site, "--subject", "wh-subject-0123456789abcdef", "--now"])
+            #expect(try await eventually(30) {
+                try database.deliveryCounts(site: install.site)["pending"] == nil && install.scan(Array("CLICKWH".utf8)).values.reduce(0, +) == 0
+            }, "\(install.scan(Array("CLICKWH".utf8)))")
+            #expect(receiver.requests("/later").isEmpty)
+        }
+
+        /// CRM hand-off against the running binary, with Pipedrive and HubSpot stand-ins on
+        /// loopback: a lead's person is found by e-mail, else by first + last name, and exactly one
+        /// match is updated with the mapped custom fields after the sync delay; none or several
+        /// matches are "not found" and nothing is created; a lead without marketing consent is not
+        /// looked up. The e-mail address is never in the database file or WAL in the clear (sealed
+        /// in the queue, cleared once synced).
+        @Test func crmLeadsAreMatchedUpdatedNeverCreated() async throws {
+            let receiver = try await Receiver(api: { hit, _ in
+                let q = Dictionary(uniqueKeysWithValues: hit.query.split(separator: "&").map {
+                    let kv = $0.split(separator: "=", maxSplits: 1)
+                    return (String(kv[0]), String(kv.count > 1 ? kv[1] : "").removingPercentEncoding ?? "")
+                })
+                switch (hit.method, hit.path) {
+                case ("GET", "/api/v1/persons/search"):
+                    let ids: [Int] = switch (q["fields"], q["term"]) {
+                    case ("email", "ann@example.org"): [7]
+                    case ("name", "Bob Stone"): [9]
+                    case ("name", "Cat Lee"): [11, 12]
+                    default: []
+                    }
+                    let items = ids.map { #"{"result_score":1,"item":{"id":\#($0),"type":"person"}}"# }.joined(separator: ",")
+                    return (200, #"{"success":true,"data":{"items":[\#(items)]}}"#)
+                case ("PUT", "/api/v1/persons/7"), ("PUT", "/api/v1/persons/9"): return (200, #"{"success":true}"#)
+                case ("POST", "/hs/crm/v3/objects/contacts/search"):
+                    let found = hit.body.contains("ann@example.org")
+                    return (200, found ? #"{"total":1,"results":[{"id":"501"}]}"# : #"{"total":0,"results":[]}"#)
+                case ("PATCH", "/hs/crm/v3/objects/contacts/501"): return (200, #"{"id":"501"}"#)
+                default: return (404, #"{"error":"unexpected"}"#)
+                }
+            })
+            defer { receiver.stop() }
+            let install = try await LiveInstall(policyTexts: ["default.toml": "[collect]\nform_field_allowlist = [\"email\", \"first_name\", \"last_name\"]\n"])
+            defer { install.stop() }
+            setenv("CANDOR_TEST_TOKEN", Self.token, 1)
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "pipedrive", "--setting", "base_url=\(receiver.url)",
+                                 "--setting", "field_utm_source=a1b2c3", "--setting", "field_landing_page=d4e5f6", "--setting", "field_source=src9",
+                                 "--setting", "delay_seconds=1", "--credential-env", "CANDOR_TEST_TOKEN"])
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "hubspot", "--setting", "base_url=\(receiver.url)/hs",
+                                 "--setting", "field_utm_campaign=utm_campaign", "--setting", "delay_seconds=0", "--credential-env", "CANDOR_TEST_TOKEN"])
+            #expect(throws: ServerProcess.CLIError.self) {
+                try install.cli(["destinations", "add", "--site", install.site, "--kind", "pipedrive", "--credential-env", "CANDOR_TEST_TOKEN"])
+            }
+            let granted = #"{"analytics":true,"marketing":true}"#
+            let leads: [(String, String, String)] = [
+                ("ann", granted, #""field.email":"ann@example.org""#),
+                ("bob", granted, #""field.email":"bob@example.org","field.first_name":"Bob","field.last_name":"Stone""#),
+                ("cat", granted, #""field.email":"cat@example.org","field.first_name":"Cat","field.last_name":"Lee""#),
+                ("dan", #"{"analytics":true,"marketing":false}"#, #""field.email":"dan@example.org""#),
+            ]
+            let sentAt = ContinuousClock.now
+            for (n, (tag, consent, fields)) in leads.enumerated() {
+                let headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: "81.2.69.\(170 + n)"]
+                let events = [
+                    #"{"site":"\#(install.site)","url":"https://localhost/welcome?utm_source=newsletter&utm_campaign=spring","id":"\#(tag)-pv","consent":\#(consent)}"#,
+                    #"{"site":"\#(install.site)","name":"conversion","url":"https://localhost/contact","id":"\#(tag)-lead","consent":\#(consent),"props":{\#(fields)}}"#,
+                ]
+                for e in events { #expect(try await install.request(.post, "/api/event", headers: headers, body: e).status == .accepted) }
+            }
+            let database = try install.database()
+            #expect(try await eventually(20) {
+                let c = try database.deliveryCounts(site: install.site)
+                return c["pending"] == nil && c.values.reduce(0, +) == 6
+            }, "\((try? database.deliveryCounts(site: install.site)) ?? [:])")
+            // Pipedrive: ann by e-mail, bob by name (after his e-mail found no one), cat's name is ambiguous.
+            let puts = receiver.hits.withLock { $0.filter { $0.method == "PUT" } }
+            #expect(Set(puts.map(\.path)) == ["/api/v1/persons/7", "/api/v1/persons/9"] && puts.count == 2)
+            for p in puts {
+                #expect(p.json as NSDictionary == ["a1b2c3": "newsletter", "d4e5f6": "/welcome", "src9": "email"] as NSDictionary, "\(p.body)")
+                #expect(p.headers["x-api-token"] == Self.token)
+            }
+            let searches = receiver.hits.withLock { $0.filter { $0.path == "/api/v1/persons/search" } }
+            #expect(searches.allSatisfy { !$0.query.contains(Self.token) })
+            #expect(searches.map { $0.query.contains("fields=name") }.filter { $0 }.count == 2, "bob and cat by name")
+            #expect((searches.map(\.at).min() ?? sentAt) - sentAt >= .milliseconds(900), "the sync waits its delay")
+            // HubSpot: ann's contact updated; the others not found, none created.
+            let patches = receiver.hits.withLock { $0.filter { $0.method == "PATCH" } }
+            #expect(patches.count == 1 && (patches.first?.json as? [String: Any])?["properties"] as? [String: String] == ["utm_campaign": "spring"])
+            #expect(receiver.hits.withLock { $0.filter { $0.path.hasSuffix("/contacts") || ($0.method == "POST" && $0.path == "/api/v1/persons") } }.isEmpty)
+            #expect(!receiver.hits.withLock { $0.map { $0.body + $0.query } }.joined().contains("dan"))
+            #expect(try sqlite3(install.databasePath, "SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY status").output
+                .split(separator: "\n") == ["not_found|3", "sent|3"])
+            #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE contact IS NOT NULL OR facts IS NOT NULL").output
+                .hasPrefix("0"))
+            for email in ["ann@example.org", "bob@example.org", "dan@example.org"] {
+                #expect(install.scan(Array(email.utf8)).values.reduce(0, +) == 0, "\(email) on disk")
+            }
+            let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
+            let page = try await install.request(.get, "/sites/\(install.site)/destinations", headers: [.cookie: owner.cookie]).body
+            #expect(page.contains("Pipedrive (update the person)") && page.contains("never creates a person"))
         }
 
         /// Reliability against the running binary: a 429 with Retry-After is honoured; a failing
