@@ -13,7 +13,7 @@ struct DestinationsCommand: ParsableCommand {
     static func setup(_ data: DataOptions) throws -> (AppDatabase, DestinationSetup) {
         try data.ensureDirectory()
         let database = try AppDatabase(path: data.databasePath)
-        return (database, DestinationSetup(database: database, box: try SecretBox.load(directory: data.data), audit: AuditLog(database: database)))
+        return (database, DestinationSetup(database: database, box: try SecretBox.load(directory: data.data, database: database), audit: AuditLog(database: database)))
     }
 
     struct Add: ParsableCommand {

@@ -143,7 +143,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("dataset", metadata: ["name": "\(dataset.name)", "package": "\(dataset.package) \(dataset.version)",
                                               "entries": "\(dataset.entries)", "path": "\(dataset.path)"])
         }
-        let box = try SecretBox.load(directory: data.data)
+        let box = try SecretBox.load(directory: data.data, database: database)
         let collector = Collector(
             database: database, policies: policies, geo: geo, salts: salts,
             subjects: try SubjectHasher(database: database),
@@ -197,6 +197,9 @@ struct Serve: AsyncParsableCommand {
         } else {
             logger.notice("scheduled purges are off (--purge-every 0): run candor purge yourself")
         }
+        jobs.append(ScheduledJob(name: "deliveries_cleanup", interval: .seconds(3600)) {
+            "\(try database.purgeDeliveries(now: Int64(Date().timeIntervalSince1970 * 1000))) delivery row(s) deleted"
+        })
         let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
         guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
             throw UsageError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")
@@ -204,7 +207,8 @@ struct Serve: AsyncParsableCommand {
         var deliveryOptions = DeliveryService.Options()
         deliveryOptions.retryBase = .milliseconds(Int64(deliveryRetryBase * 1000))
         deliveryOptions.maxAttempts = deliveryAttempts
-        let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger)
+        let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger,
+                                         policyAllows: { ForwardingGate.policyAllows(policies[$0] ?? .default) })
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])

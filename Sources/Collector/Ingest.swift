@@ -157,6 +157,7 @@ extension Collector {
             if facts.signals.doNotTrack { tally.add(.dnt, day: today, n) }
             if facts.signals.globalPrivacyControl { tally.add(.gpc, day: today, n) }
         }
+        tally.withdrawn = result.withdrawn
         let pending = PendingIngest(rows: result.rows, drops: result.drops, tally: tally, origin: origin, reply: reply)
         if pending.rows.isEmpty && tally.isEmpty { return .answer(finish(pending, outcomes: .success([]), path: path)) }
         return .commit(pending)

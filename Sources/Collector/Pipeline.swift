@@ -32,6 +32,8 @@ public struct PipelineResult: Sendable {
     public var retryAfter: Int?
     /// Set when the bot step dropped the request's events: the layer that decided.
     public var botLayer: BotLayer?
+    /// Visitor hashes of events dropped for a refusal or an objection (ForwardingGate.withdraws).
+    public var withdrawn: Set<Int64> = []
 }
 
 /// The ingestion pipeline: an ordered list of named steps. Each step reads and enriches one
@@ -126,7 +128,8 @@ public struct Pipeline: Sendable {
             case .identified:
                 w.row.decision = .identified
             }
-            w.row.forwardable = ForwardingGate.allows(policy: scope.policy, decision: w.decision, signals: scope.facts.signals)
+            w.row.forwardable = ForwardingGate.allows(policy: scope.policy, state: w.incoming.consent, source: w.incoming.consentSource,
+                                                      decision: w.decision, signals: scope.facts.signals)
             w.row.doNotTrack = scope.facts.signals.doNotTrack
             w.row.globalPrivacyControl = scope.facts.signals.globalPrivacyControl
             return nil
@@ -208,9 +211,9 @@ public struct Pipeline: Sendable {
             }
             if let address = props.lazy.compactMap(email).first {
                 w.row.emailHash = scope.deps.subjects.hash(address, kind: .email)
-                if w.row.forwardable {
-                    w.row.forwardEmailSHA256 = Minimize.emailSHA256(address)
-                    w.row.forwardContact = scope.deps.contactBox.map { box in
+                if w.row.forwardable, let box = scope.deps.contactBox {
+                    w.row.forwardEmailSHA256 = box.seal(Array(Minimize.emailSHA256(address).utf8)).base64EncodedString()
+                    w.row.forwardContact = Optional(box).map { box in
                         var contact = ["email": address]
                         for key in ["name", "first_name", "last_name"] {
                             if let (_, value) = props.first(where: { $0.0 == "field." + key }), case .string(let s) = value { contact[key] = s }
@@ -250,6 +253,11 @@ public struct Pipeline: Sendable {
             for step in Self.steps {
                 if let reason = step.run(&w, scope) {
                     result.drops[reason, default: 0] += 1
+                    if reason == .consentDenied || reason == .optOutSignal,
+                       ForwardingGate.withdraws(state: incoming.consent, signals: facts.signals), let hashes = scope.hashes {
+                        result.withdrawn.insert(hashes.current)
+                        if let previous = hashes.previous { result.withdrawn.insert(previous) }
+                    }
                     continue events
                 }
             }

@@ -26,8 +26,9 @@ enum CRM {
         (job.settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? fallback).trimmingSuffix("/")
     }
 
-    /// Pipedrive: persons/search by e-mail (exact), then by name (exact); exactly one match is
-    /// updated (PUT persons/ID with the mapped custom fields); none or several: not found.
+    /// Pipedrive: persons/search by e-mail (exact), then, when no one has it, by name (exact);
+    /// exactly one match is updated (PUT persons/ID with the mapped custom fields); none or
+    /// several: not found.
     static func pipedrive(_ job: Job, _ exchange: Exchange) async throws -> Delivered {
         guard let email = job.contact["email"] else { return .skipped("no e-mail to find the person by") }
         let base = base(job, "https://api.pipedrive.com")
@@ -41,7 +42,8 @@ enum CRM {
         var (answer, ids) = try await search(email, "email")
         guard answer.ok else { return .refused(answer) }
         let name = job.contact["name"] ?? [job.contact["first_name"], job.contact["last_name"]].compactMap { $0 }.joined(separator: " ")
-        if ids.count != 1, name.count >= 3 {
+        // The name only when no one has the e-mail: two people sharing it is ambiguous, not a miss.
+        if ids.isEmpty, name.count >= 3 {
             (answer, ids) = try await search(name, "name")
             guard answer.ok else { return .refused(answer) }
         }

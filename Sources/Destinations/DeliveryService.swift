@@ -32,11 +32,18 @@ public final class DeliveryService: Service, Sendable {
     let options: Options
     let logger: Logger
     let now: @Sendable () -> Int64
+    /// Whether a policy (by name) still lets conversions leave (ForwardingGate.policyAllows).
+    let policyAllows: @Sendable (String) -> Bool
     let breakers = Breakers()
+    /// Outcomes of deliveries made but not recorded (the database refused the write): recorded
+    /// first on the next pass, and those deliveries are not sent again meanwhile.
+    let unrecorded = Mutex<[Int64: DeliveryOutcome]>([:])
 
     public init(database: AppDatabase, box: SecretBox, options: Options = .init(), logger: Logger,
+                policyAllows: @escaping @Sendable (String) -> Bool,
                 now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.database = database; self.box = box; self.options = options; self.logger = logger; self.now = now
+        self.policyAllows = policyAllows
     }
 
     public func run() async throws {
@@ -55,12 +62,25 @@ public final class DeliveryService: Service, Sendable {
 
     /// One pass over what is due; true when it sent anything.
     func tick(_ client: HTTPClient) async -> Bool {
+        // Outcomes not recorded yet go first; while any stays unrecorded, the pass waits.
+        let waiting = unrecorded.withLock { $0 }
+        for (id, outcome) in waiting {
+            do {
+                try database.recordDelivery(id: id, outcome, at: now())
+                _ = unrecorded.withLock { $0.removeValue(forKey: id) }
+            } catch {
+                logger.error("delivery outcome still not recorded", metadata: ["delivery": "\(id)", "error": "\(error)"])
+                return false
+            }
+        }
         let due: [DueDelivery]
-        do { due = try database.dueDeliveries(now: now(), limit: 200) } catch {
+        do {
+            due = try database.dueDeliveries(now: now(), perDestination: 4 * options.concurrency, excluding: breakers.open(now: now()))
+        } catch {
             logger.error("delivery queue unreadable", metadata: ["error": "\(error)"])
             return false
         }
-        let byDestination = Dictionary(grouping: due, by: \.destination.id).filter { breakers.allows($0.key, now: now()) }
+        let byDestination = Dictionary(grouping: due, by: \.destination.id)
         guard !byDestination.isEmpty else { return false }
         await withTaskGroup(of: Void.self) { group in
             for (_, deliveries) in byDestination {
@@ -79,20 +99,24 @@ public final class DeliveryService: Service, Sendable {
                 }
             }
         }
-        return true
+        return unrecorded.withLock { $0.isEmpty }
     }
 
-    /// Makes one attempt; false when the destination failed (counts towards its breaker).
+    /// Makes one attempt; false when the destination failed (counts towards its breaker: no
+    /// answer, 5xx, 429, or a refused credential; not a payload it refuses).
     func deliver(_ d: DueDelivery, _ client: HTTPClient) async -> Bool {
         let outcome = await attempt(d, client)
         let ok: Bool
         switch outcome {
-        case .retry, .dead: ok = false
+        case .retry: ok = false
+        case .dead(let status, _): ok = status.map { (400..<500).contains($0) && ![401, 403, 404].contains($0) } ?? false
         case .sent, .notFound, .skipped: ok = true
         }
         if ok { breakers.success(d.destination.id) } else { breakers.failure(d.destination.id, now: now(), options: options) }
         do { try database.recordDelivery(id: d.id, outcome, at: now()) } catch {
-            logger.error("delivery not recorded; it will be sent again", metadata: ["delivery": "\(d.id)", "error": "\(error)"])
+            // Not sent again until recorded (at least once, not forever).
+            unrecorded.withLock { $0[d.id] = outcome }
+            logger.error("delivery outcome not recorded yet", metadata: ["delivery": "\(d.id)", "error": "\(error)"])
         }
         if case .dead(let status, let error) = outcome {
             logger.warning("delivery dead-lettered", metadata: ["delivery": "\(d.id)", "destination": "\(d.destination.id)",
@@ -103,7 +127,14 @@ public final class DeliveryService: Service, Sendable {
 
     func attempt(_ d: DueDelivery, _ client: HTTPClient) async -> DeliveryOutcome {
         guard let kind = DestinationKind(rawValue: d.destination.kind) else { return .dead(status: nil, error: "unknown destination kind \(d.destination.kind)") }
-        guard let facts = d.facts else { return .dead(status: nil, error: "the delivery's facts are gone") }
+        // The gate again, now: a visit whose consent was withdrawn (or erased) since, or a site
+        // moved to cnil-exempt, stops what is queued.
+        guard d.visitForwardable else { return .skipped("consent for this visit no longer allows forwarding") }
+        guard policyAllows(d.sitePolicy) else { return .skipped("the site's policy no longer allows forwarding") }
+        guard var facts = d.facts else { return .dead(status: nil, error: "the delivery's facts are gone (expired)") }
+        if let sealed = facts.sealedEmailSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
+            facts.emailSHA256 = String(decoding: opened, as: UTF8.self)
+        }
         let credential: String
         do {
             guard let sealed = d.destination.credential else { return .dead(status: nil, error: "no credential set") }
@@ -138,7 +169,7 @@ public final class DeliveryService: Service, Sendable {
         do {
             result = try await kind.deliver(job, exchange)
         } catch {
-            return retry(d, status: nil, error: "\(error)".replacingOccurrences(of: credential, with: "[credential]"), notBefore: nil)
+            return retry(d, status: nil, error: Self.redact("\(error)", credential), notBefore: nil)
         }
         let ms = now() - started
         switch result {
@@ -146,7 +177,8 @@ public final class DeliveryService: Service, Sendable {
         case .notFound(let status): return .notFound(status: status, durationMs: ms)
         case .skipped(let reason): return .skipped(reason)
         case .refused(let answer):
-            let error = "HTTP \(answer.status) \(answer.excerpt)".replacingOccurrences(of: credential, with: "[credential]")
+            // A CRM's answer may quote the person: only its status is kept.
+            let error = Self.redact(kind.wantsContact ? "HTTP \(answer.status)" : "HTTP \(answer.status) \(answer.excerpt)", credential)
             switch answer.status {
             case 408, 425, 429, 500...599: return retry(d, status: answer.status, error: error, notBefore: answer.retryAfter)
             // The request itself is refused (bad token, bad payload): retrying will not help; replay after fixing.
@@ -167,6 +199,24 @@ public final class DeliveryService: Service, Sendable {
         return .retry(at: at, status: status, error: error)
     }
 
+    /// `text` with the credential, each part of a JSON credential, and their URL-encoded forms
+    /// replaced.
+    static func redact(_ text: String, _ credential: String) -> String {
+        var secrets = [credential]
+        if let doc = try? JSONSerialization.jsonObject(with: Data(credential.utf8)) as? [String: Any] {
+            secrets += doc.values.compactMap { $0 as? String }
+        }
+        var out = text
+        for s in secrets where s.count >= 4 {
+            out = out.replacingOccurrences(of: s, with: "[credential]")
+            if let encoded = s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) {
+                out = out.replacingOccurrences(of: encoded, with: "[credential]")
+            }
+            out = out.replacingOccurrences(of: query(s), with: "[credential]")
+        }
+        return out
+    }
+
     /// `Retry-After` as seconds or an HTTP date, in ms since 1970.
     static func retryAfter(_ value: String, now: Int64) -> Int64? {
         if let seconds = Int64(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return now + min(seconds, 86_400) * 1000 }
@@ -184,8 +234,9 @@ final class Breakers: Sendable {
     struct State { var failures = 0; var openUntil: Int64 = 0 }
     private let states = Mutex<[Int64: State]>([:])
 
-    func allows(_ destination: Int64, now: Int64) -> Bool {
-        states.withLock { $0[destination].map { $0.openUntil <= now } ?? true }
+    /// Destinations left alone now.
+    func open(now: Int64) -> Set<Int64> {
+        states.withLock { Set($0.filter { $0.value.openUntil > now }.keys) }
     }
 
     func success(_ destination: Int64) {

@@ -64,6 +64,7 @@ extension DestinationKind {
         switch self {
         case .pipedrive: return try await CRM.pipedrive(job, exchange)
         case .hubspot: return try await CRM.hubspot(job, exchange)
+        case .googleads: return try await GoogleAds.deliver(job, exchange)
         default:
             switch map(job.facts, eventID: job.eventID, settings: job.settings, credential: job.credential, siteDomain: job.siteDomain, now: job.now) {
             case .skip(let reason): return .skipped(reason)

@@ -13,7 +13,7 @@ public enum Mapped: Sendable, Equatable {
 /// A kind of destination: its settings, its credential and its field mapping. Each kind's
 /// `fields` list is what leaves the appliance, shown on the settings page and in README.
 public enum DestinationKind: String, Sendable, CaseIterable {
-    case webhook, meta, ga4, linkedin, pipedrive, hubspot
+    case webhook, meta, ga4, googleads, linkedin, pipedrive, hubspot
 
     /// CRMs find a person by e-mail (and name): their deliveries carry the sealed contact.
     public var wantsContact: Bool { self == .pipedrive || self == .hubspot }
@@ -24,6 +24,7 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "Meta Conversions API"
         case .ga4: "Google Analytics 4 (Measurement Protocol)"
         case .linkedin: "LinkedIn Conversions API"
+        case .googleads: "Google Ads (offline click conversions)"
         case .pipedrive: "Pipedrive (update the person)"
         case .hubspot: "HubSpot (update the contact)"
         }
@@ -39,6 +40,10 @@ public enum DestinationKind: String, Sendable, CaseIterable {
                             ("test_event_code", false, "Events Manager test code"), base, delay]
         case .ga4: return [("measurement_id", true, "G-XXXXXXX"), base, delay]
         case .linkedin: return [("conversion_id", true, "LinkedIn conversion rule id"), ("api_version", false, "LinkedIn-Version (default 202411)"), base, delay]
+        case .googleads:
+            return [("customer_id", true, "Google Ads customer id (digits, no dashes)"), ("conversion_action_id", true, "Conversion action id"),
+                    ("login_customer_id", false, "Manager account id, when uploading through one"), ("api_version", false, "Google Ads API version (default v21)"),
+                    ("token_url", false, "OAuth token endpoint (default https://oauth2.googleapis.com/token)"), base, delay]
         case .pipedrive, .hubspot:
             let crmDelay = ("delay_seconds", false, "Seconds to wait so the form's own integration creates the person first (default 420)")
             var out = CRM.facts.map { ($0.setting, false, "\(self == .pipedrive ? "Custom field key" : "Property name") for the \($0.help)") }
@@ -54,6 +59,7 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "access token"
         case .ga4: "Measurement Protocol API secret"
         case .linkedin: "access token"
+        case .googleads: "JSON {developer_token, client_id, client_secret, refresh_token}"
         case .pipedrive: "API token"
         case .hubspot: "private app access token"
         }
@@ -76,6 +82,9 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .linkedin:
             return ["conversion rule URN", "conversionHappenedAt", "eventId", "conversionValue", "user ids: SHA256_EMAIL and li_fat_id",
                     "never IP address or user agent"]
+        case .googleads:
+            return ["gclid, gbraid or wbraid of the visit", "conversion action, conversionDateTime, orderId (the event id)",
+                    "conversionValue and currencyCode", "consent: adUserData GRANTED, adPersonalization DENIED", "never IP address or user agent"]
         case .pipedrive:
             return ["the e-mail address (search, exact) and, when no single person has it, the name entered (search, exact)",
                     "the mapped custom fields: source type, UTM source/medium/campaign, click id kind, landing page",
@@ -92,6 +101,7 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta: "https://graph.facebook.com"
         case .ga4: "https://www.google-analytics.com"
         case .linkedin: "https://api.linkedin.com"
+        case .googleads: "https://googleads.googleapis.com"
         case .pipedrive: "https://api.pipedrive.com"
         case .hubspot: "https://api.hubapi.com"
         }
@@ -158,8 +168,8 @@ public enum DestinationKind: String, Sendable, CaseIterable {
                                          headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(credential)"),
                                                    ("LinkedIn-Version", settings["api_version"] ?? "202411"),
                                                    ("X-Restli-Protocol-Version", "2.0.0")], body: json(doc)))
-        case .pipedrive, .hubspot:
-            return .skip("a CRM is synced by search and update (CRM)")
+        case .pipedrive, .hubspot, .googleads:
+            return .skip("delivered in several requests (CRM, GoogleAds)")
         }
     }
 }

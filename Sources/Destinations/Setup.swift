@@ -30,25 +30,44 @@ public struct DestinationSetup: Sendable {
             guard known[name] != nil else {
                 throw DestinationSetupError(description: "\(kind.rawValue) takes \(kind.settings.map(\.name).joined(separator: ", ")), not \(name.prefix(40))")
             }
-            guard value.count <= 500, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            guard value.unicodeScalars.count <= 500, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw DestinationSetupError(description: "\(name): at most 500 characters, no control characters")
             }
             if value.isEmpty { continue }
-            if name == "url" || name == "base_url" {
-                guard let u = URL(string: value), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host?.isEmpty == false else {
-                    throw DestinationSetupError(description: "\(name) must be an http(s) URL")
+            if name == "url" || name == "base_url" || name == "token_url" {
+                // https, so that what is forwarded and the credential travel encrypted; plain http
+                // only to this machine (a local gateway, tests). No user:password in the URL.
+                guard let u = URL(string: value), let host = u.host?.lowercased(), !host.isEmpty, u.user == nil, u.password == nil,
+                      u.scheme?.lowercased() == "https" || (u.scheme?.lowercased() == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)) else {
+                    throw DestinationSetupError(description: "\(name) must be an https URL (http only to 127.0.0.1 or localhost), without a user or password")
                 }
+            }
+            if name == "api_version" {
+                guard (1...16).contains(value.count), value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }) else {
+                    throw DestinationSetupError(description: "api_version is letters, digits and dots (v21.0, 202411)")
+                }
+            }
+            if name == "measurement_id" {
+                guard value.count <= 32, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+                    throw DestinationSetupError(description: "measurement_id looks like G-XXXXXXX")
+                }
+            }
+            if name.hasPrefix("field_") || name == "test_event_code" {
+                guard value.count <= 100 else { throw DestinationSetupError(description: "\(name): at most 100 characters") }
             }
             if name == "delay_seconds" {
                 guard let n = Int(value), (0...86_400).contains(n) else { throw DestinationSetupError(description: "delay_seconds is 0–86400") }
             }
-            if ["pixel_id", "conversion_id"].contains(name) {
-                guard value.allSatisfy(\.isNumber) else { throw DestinationSetupError(description: "\(name) is digits") }
+            if ["pixel_id", "conversion_id", "customer_id", "conversion_action_id", "login_customer_id"].contains(name) {
+                guard value.count <= 32, value.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw DestinationSetupError(description: "\(name) is digits") }
             }
             out[name] = value
         }
         for (name, required) in known where required && out[name] == nil {
             throw DestinationSetupError(description: "\(kind.rawValue) needs \(name)")
+        }
+        guard out.reduce(0, { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }) <= 6000 else {
+            throw DestinationSetupError(description: "the settings are too long together")
         }
         if kind.wantsContact {
             guard out.keys.contains(where: { $0.hasPrefix("field_") }) else {
@@ -61,6 +80,12 @@ public struct DestinationSetup: Sendable {
     }
 
     static func checkCredential(_ credential: String, _ kind: DestinationKind) throws(DestinationSetupError) {
+        if kind == .googleads {
+            guard credential.utf8.count <= 4096, GoogleAds.credential(credential) != nil else {
+                throw DestinationSetupError(description: "the Google Ads credential is a JSON object with \(GoogleAds.credentialKeys.joined(separator: ", "))")
+            }
+            return
+        }
         guard (8...4096).contains(credential.utf8.count), !credential.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f }) else {
             throw DestinationSetupError(description: "the \(kind.credentialName) is 8–4096 visible characters")
         }
@@ -71,7 +96,12 @@ public struct DestinationSetup: Sendable {
                     actor: String) throws -> Int64 {
         let checked = try Self.validate(kind: kind, settings: settings)
         try Self.checkCredential(credential, kind)
-        let name = (label?.trimmingCharacters(in: .whitespaces)).flatMap { $0.isEmpty ? nil : String($0.prefix(80)) } ?? kind.title
+        // The label's CHECK counts code points.
+        let name = (label?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { t -> String? in
+            var scalars = String.UnicodeScalarView()
+            scalars.append(contentsOf: t.unicodeScalars.filter { $0.properties.generalCategory != .control }.prefix(80))
+            return scalars.isEmpty ? nil : String(scalars)
+        } ?? kind.title
         guard try database.site(id: site) != nil else { throw DestinationSetupError(description: "no site \(site)") }
         let sealed = box.seal(Array(credential.utf8))
         return try database.transaction { tx in

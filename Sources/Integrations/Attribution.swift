@@ -52,11 +52,10 @@ public struct Attributor: Sendable {
         row.emailHash = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
             .map { subjects.hash($0, kind: .email) }
         // Leaves the appliance only if the attributed visit is forwardable (AppDatabase.insertConversion).
-        row.forwardEmailSHA256 = e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
-            .map(Minimize.emailSHA256)
-        row.forwardContact = contactBox.flatMap { box in
-            e.email.flatMap { Minimize.looksLikeEmail(Substring($0.trimmingCharacters(in: .whitespaces))) ? $0 : nil }
-                .map { box.seal(Array(JSON.object([("email", .string($0.trimmingCharacters(in: .whitespaces)))]).text.utf8)) }
+        if let box = contactBox,
+           let email = e.email.map({ $0.trimmingCharacters(in: .whitespaces) }), Minimize.looksLikeEmail(Substring(email)) {
+            row.forwardEmailSHA256 = box.seal(Array(Minimize.emailSHA256(email).utf8)).base64EncodedString()
+            row.forwardContact = box.seal(Array(JSON.object([("email", .string(email))]).text.utf8))
         }
         row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }
         row.detail = e.detail.isEmpty ? nil : JSON.object(e.detail.map { ($0.0, .string($0.1)) }).text

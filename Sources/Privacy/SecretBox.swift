@@ -1,6 +1,7 @@
 import CSodium
 public import Foundation
 import Glibc
+public import Store
 
 /// Encrypts secrets kept in the database (destination tokens and API keys) with libsodium's
 /// secretbox (XSalsa20-Poly1305) under a key that is not in the database: the environment's
@@ -19,8 +20,22 @@ public struct SecretBox: Sendable {
         self.key = key
     }
 
-    /// The key from `CANDOR_SECRET_KEY`, else `directory/secret.key` (created when missing).
-    public static func load(directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SecretBox {
+    /// The key from `CANDOR_SECRET_KEY`, else `directory/secret.key` (created when missing), checked
+    /// against the database: the first key used records a check value there, and a different key
+    /// later (the variable set for `serve` but not for a CLI command, another data directory's
+    /// file) is refused rather than sealing credentials nobody can open.
+    public static func load(directory: String, database: AppDatabase,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SecretBox {
+        let box = try load(directory: directory, environment: environment)
+        let check = box.key.withUnsafeBytes { k in Array("candor secret key check".utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0, outputLength: 16) } }
+        let recorded = try database.secret(named: "secret_key_check", orCreate: { check })
+        guard Sodium.equal(recorded, check) else {
+            throw Failure(description: "this secret key (CANDOR_SECRET_KEY or \(directory)/secret.key) is not the one this database's credentials were sealed with")
+        }
+        return box
+    }
+
+    static func load(directory: String, environment: [String: String]) throws -> SecretBox {
         if let hex = environment["CANDOR_SECRET_KEY"] {
             guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
                 throw Failure(description: "CANDOR_SECRET_KEY must be 64 hex digits (32 bytes)")
@@ -28,21 +43,38 @@ public struct SecretBox: Sendable {
             return try SecretBox(key: bytes)
         }
         let path = directory + "/secret.key"
-        if let data = FileManager.default.contents(atPath: path) {
-            guard data.count == 32 else { throw Failure(description: "\(path) must hold 32 bytes") }
-            return try SecretBox(key: Array(data))
-        }
+        if let existing = try read(path) { return try SecretBox(key: existing) }
+        // Written whole under another name, then linked into place: a reader never sees a part
+        // of it, and of two processes creating it at once the second reads the first's.
         let bytes = Sodium.randomBytes(32)
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        if fd < 0 {
-            // Another process created it first: read theirs.
-            if errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count == 32 { return try SecretBox(key: Array(data)) }
-            throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
+        let temporary = "\(path).\(getpid()).\(Hex.encode(Sodium.randomBytes(4)))"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw Failure(description: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, 32) }
-        guard written == 32, fsync(fd) == 0 else { throw Failure(description: "cannot write \(path)") }
+        let synced = fsync(fd) == 0
+        close(fd)
+        defer { unlink(temporary) }
+        guard written == 32, synced else { throw Failure(description: "cannot write \(temporary)") }
+        if link(temporary, path) != 0 {
+            guard errno == EEXIST, let existing = try read(path) else { throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+            return try SecretBox(key: existing)
+        }
+        let dir = Glibc.open(directory, O_RDONLY)
+        if dir >= 0 { fsync(dir); close(dir) }
         return try SecretBox(key: bytes)
+    }
+
+    /// The key file's bytes, nil when there is none; refused when others may read it.
+    static func read(_ path: String) throws -> [UInt8]? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        guard st.st_mode & 0o077 == 0 else {
+            throw Failure(description: "\(path) may be read by others (mode \(String(st.st_mode & 0o777, radix: 8))): chmod 600 it")
+        }
+        guard let data = FileManager.default.contents(atPath: path), data.count == 32 else {
+            throw Failure(description: "\(path) must hold 32 bytes")
+        }
+        return Array(data)
     }
 
     /// nonce ‖ ciphertext.

@@ -17,8 +17,11 @@ public enum ConsentMetric: String, Sendable, CaseIterable {
 public struct ConsentTally: Sendable, Equatable {
     public var site: String
     public var counts: [Int64: [ConsentMetric: Int]] = [:]
+    /// Visitor hashes (today's and yesterday's salt) whose events were dropped for a refusal or an
+    /// objection: their open visit stops being forwardable (``Consent/ForwardingGate``).
+    public var withdrawn: Set<Int64> = []
     public init(site: String) { self.site = site }
-    public var isEmpty: Bool { counts.isEmpty }
+    public var isEmpty: Bool { counts.isEmpty && withdrawn.isEmpty }
     public mutating func add(_ metric: ConsentMetric, day: Int64, _ n: Int = 1) {
         guard n > 0 else { return }
         counts[day, default: [:]][metric, default: 0] += n
@@ -39,6 +42,10 @@ extension WriteTransaction {
 
 extension AppDatabase {
     static func add(_ tally: ConsentTally, _ db: Database) throws {
+        for visitor in tally.withdrawn {
+            try db.execute(sql: "UPDATE sessions SET forwardable = 0 WHERE site_id = ? AND visitor = ? AND forwardable = 1",
+                           arguments: [tally.site, visitor])
+        }
         for (day, metrics) in tally.counts {
             for (metric, n) in metrics {
                 try db.execute(sql: """

@@ -53,8 +53,8 @@ public struct ConversionRow: Sendable, Equatable {
     public var lastTouch: Touch?
     /// Provider-specific facts as JSON text (call duration, first-time caller, form id …).
     public var detail: String?
-    /// Lowercase hex SHA-256 of the payload's e-mail address, for the delivery outbox only (not
-    /// stored on the row); used only when the attributed visit is forwardable.
+    /// The SHA-256 of the payload's e-mail address, sealed (SecretBox, base64), for the delivery
+    /// outbox only (not stored on the row); used only when the attributed visit is forwardable.
     public var forwardEmailSHA256: String?
     /// The payload's e-mail address sealed (SecretBox), for CRM destinations only.
     public var forwardContact: Data?
@@ -151,7 +151,7 @@ extension AppDatabase {
             guard db.changesCount == 1 else { return false }
             var facts = DeliveryFacts(kind: c.kind.rawValue, name: c.provider, ts: c.timestamp)
             if c.kind == .sale { facts.value = c.value; facts.currency = c.currency }
-            facts.emailSHA256 = c.forwardEmailSHA256
+            facts.sealedEmailSHA256 = c.forwardEmailSHA256
             facts.sourceType = l?.sourceType; facts.utmSource = l?.utmSource; facts.utmMedium = l?.utmMedium; facts.utmCampaign = l?.utmCampaign
             try db.enqueueDeliveries(site: c.siteID, conversionID: db.lastInsertedRowID, eventID: "\(c.provider):\(c.externalID)",
                                      visit: c.visit, facts: facts, contact: c.forwardContact, now: Int64(Date().timeIntervalSince1970 * 1000))

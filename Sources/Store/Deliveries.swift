@@ -44,8 +44,16 @@ public struct DeliveryFacts: Codable, Sendable, Equatable {
     public var clickTS: Int64?
     /// The visit's landing page path.
     public var landing: String?
-    /// Lowercase hex SHA-256 of the trimmed, lowercased e-mail address.
+    /// The SHA-256 of the trimmed, lowercased e-mail address (lowercase hex), sealed (SecretBox,
+    /// base64): a plain digest of an address is found again by hashing candidate addresses.
+    public var sealedEmailSHA256: String?
+    /// The digest opened, for the mapping (never stored).
     public var emailSHA256: String?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, name, ts, value, currency, path, clickKind, clickID, clickTS, landing, sealedEmailSHA256
+        case sourceType, utmSource, utmMedium, utmCampaign
+    }
     public var sourceType: String?
     public var utmSource: String?
     public var utmMedium: String?
@@ -65,6 +73,11 @@ public struct DueDelivery: Sendable {
     public var destination: DestinationRow
     /// The site's first domain, for event_source_url.
     public var siteDomain: String?
+    /// The site's policy now (a move to cnil-exempt stops what is queued).
+    public var sitePolicy: String
+    /// Whether the conversion's visit is still forwardable now (consent withdrawn, or an
+    /// objection sent, since it was queued: false; the visit erased or expired: false).
+    public var visitForwardable: Bool
 }
 
 /// How one attempt ended.
@@ -126,18 +139,27 @@ extension AppDatabase {
     // MARK: Delivery service
 
     /// Pending deliveries due at `now` of enabled destinations, oldest first.
-    public func dueDeliveries(now: Int64, limit: Int) throws -> [DueDelivery] {
-        try writer.read { db in
+    /// At most `perDestination` of each destination (the oldest), so that one destination's
+    /// backlog never holds up the others; `excluding` destinations (an open circuit breaker) and
+    /// deliveries (`skipping`, sent but not recorded yet) are left out.
+    public func dueDeliveries(now: Int64, perDestination: Int, excluding: Set<Int64> = [], skipping: Set<Int64> = []) throws -> [DueDelivery] {
+        let notIn = { (column: String, ids: Set<Int64>) in ids.isEmpty ? "" : " AND \(column) NOT IN (\(ids.map(String.init).joined(separator: ",")))" }
+        return try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT d.id AS delivery_id, d.event_id, d.attempts, d.facts, d.contact, s.domains, t.*
-                FROM deliveries d JOIN destinations t ON t.id = d.destination_id JOIN sites s ON s.id = d.site_id
-                WHERE d.status = 'pending' AND d.due_at <= ? AND t.enabled = 1
-                ORDER BY d.due_at, d.id LIMIT ?
-                """, arguments: [now, limit]).map { row in
+                SELECT q.id AS delivery_id, q.event_id, q.attempts, q.facts, q.contact, s.domains, s.policy AS site_policy,
+                  se.forwardable AS visit_forwardable, t.*
+                FROM (SELECT d.*, row_number() OVER (PARTITION BY d.destination_id ORDER BY d.due_at, d.id) AS rank
+                      FROM deliveries d WHERE d.status = 'pending' AND d.due_at <= ?\(notIn("d.destination_id", excluding))\(notIn("d.id", skipping))) q
+                JOIN destinations t ON t.id = q.destination_id JOIN sites s ON s.id = q.site_id
+                LEFT JOIN conversions c ON c.id = q.conversion_id LEFT JOIN sessions se ON se.id = c.session_id
+                WHERE q.rank <= ? AND t.enabled = 1
+                ORDER BY q.due_at, q.id
+                """, arguments: [now, perDestination]).map { row in
                 let facts = (row["facts"] as String?).flatMap { try? JSONDecoder().decode(DeliveryFacts.self, from: Data($0.utf8)) }
                 let domain = (row["domains"] as String?)?.split(separator: " ").first.map(String.init)
                 return DueDelivery(id: row["delivery_id"], eventID: row["event_id"], attempts: row["attempts"], facts: facts, contact: row["contact"],
-                                   destination: DestinationRow(row: row), siteDomain: domain)
+                                   destination: DestinationRow(row: row), siteDomain: domain, sitePolicy: row["site_policy"],
+                                   visitForwardable: (row["visit_forwardable"] as Bool?) ?? false)
             }
         }
     }
@@ -155,12 +177,14 @@ extension AppDatabase {
     /// Records an attempt. A delivered (or skipped, or not found) delivery keeps no facts.
     public func recordDelivery(id: Int64, _ outcome: DeliveryOutcome, at now: Int64) throws {
         try writer.write { db in
-            let error = { (s: String) in String(s.prefix(500)) }
+            // SQLite's length() counts code points: cut by them, never by grapheme clusters.
+            let error = { (s: String) in Self.prefix(s, 500) }
             switch outcome {
             case .sent(let status, let ms), .notFound(let status, let ms):
                 let state = if case .sent = outcome { DeliveryStatus.sent } else { DeliveryStatus.notFound }
                 try db.execute(sql: """
-                    UPDATE deliveries SET status = ?, attempts = attempts + 1, sent_at = ?, duration_ms = ?, last_status = ?, facts = NULL, contact = NULL
+                    UPDATE deliveries SET status = ?, attempts = attempts + 1, sent_at = ?, duration_ms = ?, last_status = ?, facts = NULL, contact = NULL,
+                      last_error = NULL
                     WHERE id = ?
                     """, arguments: [state, now, ms, status, id])
             case .retry(let at, let status, let message):
@@ -214,6 +238,39 @@ extension AppDatabase {
                               createdAt: $0["created_at"])
             }
         }
+    }
+
+    /// Delivery rows kept: done ones (sent, skipped, not found: no facts left) for 90 days of
+    /// figures, dead letters (with their facts, for replay) and deliveries still waiting (a paused
+    /// destination) for 30 days. Returns rows deleted.
+    public func purgeDeliveries(now: Int64) throws -> Int {
+        try writer.write { db in
+            try db.execute(sql: """
+                DELETE FROM deliveries WHERE (status IN ('sent','skipped','not_found') AND sent_at < ?) OR (status = 'dead' AND sent_at < ?)
+                  OR (status = 'pending' AND created_at < ?)
+                """, arguments: [now - 90 * 86_400_000, now - 30 * 86_400_000, now - 30 * 86_400_000])
+            return db.changesCount
+        }
+    }
+
+    /// The id a destination deduplicates by: `provider:external id`, or, past 200 code points, its
+    /// first 150 and a 128-bit digest of the whole (two ids never collide by their end).
+    static func deliveryEventID(_ id: String) -> String {
+        guard id.unicodeScalars.count > 200 else { return id }
+        var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x84222325cbf29ce4
+        for byte in id.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x100000001b3
+            b = (b &+ UInt64(byte)) &* 0x9E3779B97F4A7C15
+            b ^= b >> 29
+        }
+        return prefix(id, 150) + "~" + String(a, radix: 16) + String(b, radix: 16)
+    }
+
+    /// The first `n` Unicode code points of `s` (what SQLite's length() and the CHECKs count).
+    static func prefix(_ s: String, _ n: Int) -> String {
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: s.unicodeScalars.prefix(n))
+        return String(scalars)
     }
 
     /// Deliveries of a site by status (tests, CLI).
@@ -301,7 +358,7 @@ extension Database {
             try execute(sql: """
                 INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, contact, status, due_at, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(destination_id, event_id) DO NOTHING
-                """, arguments: [d["id"], site, conversionID, String(eventID.prefix(200)), text, d["wants_contact"] as Bool ? contact : nil,
+                """, arguments: [d["id"], site, conversionID, AppDatabase.deliveryEventID(eventID), text, d["wants_contact"] as Bool ? contact : nil,
                                  now + delay * 1000, now])
             written += changesCount
         }

@@ -82,8 +82,8 @@ public struct EventRow: Sendable, Equatable {
     /// The ForwardingGate's answer for this event (kept on its visit, not on the row): its
     /// visit's conversions may be forwarded to the site's destinations.
     public var forwardable = false
-    /// Lowercase hex SHA-256 of an e-mail address the visitor entered, only when forwardable (for
-    /// the outbox; not stored on the row).
+    /// The SHA-256 of an e-mail address the visitor entered, sealed (SecretBox, base64), only when
+    /// forwardable (for the outbox; not stored on the row).
     public var forwardEmailSHA256: String?
     /// The e-mail address and name entered, sealed (SecretBox), only when forwardable: for CRM
     /// destinations, which find the person by them. Not stored on the row.
@@ -198,6 +198,7 @@ extension AppDatabase {
                 var counted: [String: ConsentTally] = [:]
                 for t in tallies {
                     for (day, metrics) in t.counts { for (m, n) in metrics { counted[t.site, default: .init(site: t.site)].add(m, day: day, n) } }
+                    counted[t.site, default: .init(site: t.site)].withdrawn.formUnion(t.withdrawn)
                 }
                 for event in batch {
                     let outcome = try insert(event, &statements)
@@ -265,11 +266,12 @@ extension AppDatabase {
                 var facts = DeliveryFacts(kind: e.value == nil ? "lead" : "sale", name: e.name, ts: e.timestamp)
                 facts.value = e.value; facts.currency = e.currency; facts.path = e.path
                 if let id = e.clickID { facts.clickKind = e.clickIDKind; facts.clickID = id; facts.clickTS = e.timestamp }
-                facts.emailSHA256 = e.forwardEmailSHA256
+                facts.sealedEmailSHA256 = e.forwardEmailSHA256
                 facts.sourceType = e.sourceType; facts.utmSource = e.utmSource; facts.utmMedium = e.utmMedium; facts.utmCampaign = e.utmCampaign
                 try st.db.enqueueDeliveries(site: e.siteID, conversionID: st.conversion.lastInsertedRowID,
                                             eventID: "\(ConversionRow.pixelProvider):\(e.clientID ?? "event-\(eventID)-\(e.timestamp)")",
-                                            visit: sessionID, facts: facts, contact: e.forwardContact, now: e.timestamp)
+                                            visit: sessionID, facts: facts, contact: e.forwardContact,
+                                            now: Int64(Date().timeIntervalSince1970 * 1000))
             }
         }
         return .stored

@@ -48,6 +48,11 @@ public enum ExpiringColumns: String, Sendable, CaseIterable {
     /// Region and city (country stays).
     case geoDetail = "geo_detail"
 
+    /// Deliveries still queued hold a click id and the sealed e-mail digest and contact: they go
+    /// with the identifiers they carry (a delivery without facts is not sent).
+    static let queuedDeliveries = (table: "deliveries", time: "created_at", set: "facts = NULL, contact = NULL",
+                                   holding: "(facts IS NOT NULL OR contact IS NOT NULL)")
+
     /// (table, time column, SET clause, WHERE clause for rows still holding the columns).
     var targets: [(table: String, time: String, set: String, holding: String)] {
         switch self {
@@ -56,9 +61,10 @@ public enum ExpiringColumns: String, Sendable, CaseIterable {
              ("sessions", "started_at", "subject = NULL", "subject IS NOT NULL"),
              ("consent_records", "ts", "subject = NULL", "subject IS NOT NULL"),
              ("conversions", "ts", "subject = NULL, email_hash = NULL, user_hash = NULL",
-              "(subject IS NOT NULL OR email_hash IS NOT NULL OR user_hash IS NOT NULL)")]
+              "(subject IS NOT NULL OR email_hash IS NOT NULL OR user_hash IS NOT NULL)"),
+             Self.queuedDeliveries]
         case .clickID:
-            [("events", "ts", "click_id = NULL", "click_id IS NOT NULL")]
+            [("events", "ts", "click_id = NULL", "click_id IS NOT NULL"), Self.queuedDeliveries]
         case .geoDetail:
             [("events", "ts", "region = NULL, city = NULL", "(region IS NOT NULL OR city IS NOT NULL)")]
         }

@@ -8,7 +8,7 @@ import Integrations
 import Logging
 import NIOCore
 import Privacy
-import Store
+@testable import Store
 import Synchronization
 import Testing
 
@@ -72,22 +72,45 @@ final class Receiver: @unchecked Sendable {
 }
 
 @Suite struct ForwardingGateTests {
-    /// The gate's matrix: marketing consent is required; DNT, GPC and cnil-exempt always close it.
-    @Test func onlyIdentifiedWithMarketingAndNoObjectionForwards() throws {
+    /// The gate's matrix: an explicit marketing grant from a trusted source on an identified
+    /// event is required; DNT, GPC and cnil-exempt always close it; an opt-out site's "no
+    /// objection" is not a grant.
+    @Test func onlyAnExplicitTrustedMarketingGrantWithoutObjectionForwards() throws {
         let optIn = try Policy(toml: "", name: "p")
         var exempt = optIn
         exempt.mode = .cnilExempt
         let none = PrivacySignals()
-        #expect(ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: none))
-        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: false), signals: none))
-        #expect(!ForwardingGate.allows(policy: optIn, decision: .anonymous, signals: none))
-        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: .init(doNotTrack: true)))
-        #expect(!ForwardingGate.allows(policy: optIn, decision: .identified(marketing: true), signals: .init(globalPrivacyControl: true)))
-        #expect(!ForwardingGate.allows(policy: exempt, decision: .identified(marketing: true), signals: none))
-        // A policy that does not honour GPC for counting still never forwards under it.
+        let grant = ConsentState.granted(analytics: true, marketing: true)
+        func allows(_ p: Policy, _ state: ConsentState, _ source: ConsentSource? = nil, _ signals: PrivacySignals = .init()) -> Bool {
+            ForwardingGate.allows(policy: p, state: state, source: source,
+                                  decision: ConsentDecider.decide(policy: p, state: state, source: source, signals: signals), signals: signals)
+        }
+        #expect(allows(optIn, grant))
+        #expect(allows(optIn, grant, .tcf))
+        #expect(!allows(optIn, .granted(analytics: true, marketing: false)))
+        #expect(!allows(optIn, .granted(analytics: false, marketing: true)), "marketing without analytics is not identified")
+        #expect(!allows(optIn, .unset))
+        #expect(!allows(optIn, .denied))
+        #expect(!allows(optIn, grant, nil, .init(doNotTrack: true)))
+        #expect(!allows(optIn, grant, nil, .init(globalPrivacyControl: true)))
+        #expect(!allows(exempt, grant))
+        var optOut = optIn
+        optOut.mode = .optOut
+        #expect(ConsentDecider.decide(policy: optOut, state: .unset, signals: none) == .identified(marketing: true))
+        #expect(!allows(optOut, .unset), "no objection is not a grant to share")
+        #expect(allows(optOut, grant))
+        var candorOnly = optIn
+        candorOnly.consentSources = [.candor]
+        #expect(!allows(candorOnly, grant, .gcm), "a grant from a source the policy does not trust")
+        // A policy that does not honour GPC or DNT for counting still never forwards under them.
         var lax = optIn
         lax.honorGPC = false; lax.honorDNT = false
-        #expect(!ForwardingGate.allows(policy: lax, decision: .identified(marketing: true), signals: .init(doNotTrack: true)))
+        #expect(!allows(lax, grant, nil, .init(doNotTrack: true)) && !allows(lax, grant, nil, .init(globalPrivacyControl: true)))
+        #expect(ForwardingGate.withdraws(state: .denied, signals: none))
+        #expect(ForwardingGate.withdraws(state: .granted(analytics: true, marketing: false), signals: none))
+        #expect(ForwardingGate.withdraws(state: .unset, signals: .init(globalPrivacyControl: true)))
+        #expect(!ForwardingGate.withdraws(state: .unset, signals: none))
+        #expect(!ForwardingGate.policyAllows(exempt) && ForwardingGate.policyAllows(optIn))
     }
 
     @Test func settingsAreCheckedAgainstTheKind() throws {
@@ -96,6 +119,29 @@ final class Receiver: @unchecked Sendable {
         #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: ["pixel_id": "1", "token": "x"]) }
         #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .webhook, settings: ["url": "javascript:alert(1)"]) }
         #expect(try DestinationSetup.validate(kind: .webhook, settings: ["url": " https://example.com/h ", "delay_seconds": ""]) == ["url": "https://example.com/h"])
+        #expect(try DestinationSetup.validate(kind: .webhook, settings: ["url": "http://127.0.0.1:9/h"]) == ["url": "http://127.0.0.1:9/h"])
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .webhook, settings: ["url": "http://10.0.0.5/h"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .webhook, settings: ["url": "https://u:p@example.com/h"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: ["pixel_id": "١٢٣"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .meta, settings: ["pixel_id": "1", "api_version": "../x"]) }
+        #expect(throws: DestinationSetupError.self) { try DestinationSetup.validate(kind: .pipedrive, settings: [:]) }
+        #expect(try DestinationSetup.validate(kind: .pipedrive, settings: ["field_source": "abc"]) == ["field_source": "abc", "delay_seconds": "420"])
+    }
+
+    @Test func errorsNeverQuoteACredential() {
+        let json = #"{"developer_token":"dev-tok-1","client_id":"cid","client_secret":"s3cr/et+x","refresh_token":"1//ref"}"#
+        let text = DeliveryService.redact("POST https://x/?api_secret=s3cr%2Fet%2Bx failed: dev-tok-1, 1//ref and " + json, json)
+        for secret in ["dev-tok-1", "s3cr", "1//ref", "refresh_token\":"] { #expect(!text.contains(secret), "\(text)") }
+        #expect(DeliveryService.redact("token abc-123-secret in body", "abc-123-secret") == "token [credential] in body")
+    }
+
+    @Test func longEventIDsStayDistinct() {
+        let a = "generic:" + String(repeating: "x", count: 300) + "A", b = "generic:" + String(repeating: "x", count: 300) + "B"
+        #expect(AppDatabase.deliveryEventID(a) != AppDatabase.deliveryEventID(b))
+        #expect(AppDatabase.deliveryEventID(a).unicodeScalars.count <= 200)
+        #expect(AppDatabase.deliveryEventID("pixel:abc") == "pixel:abc")
+        let flags = String(repeating: "🇫🇷", count: 150)
+        #expect(AppDatabase.prefix(flags, 200).unicodeScalars.count == 200)
     }
 
     @Test func retryAfterReadsSecondsAndDates() {
@@ -144,6 +190,11 @@ extension LiveServerTests {
                                         "--setting", "base_url=\(receiver.url)/graph", "--credential-env", "CANDOR_TEST_TOKEN"])
             _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--setting", "url=\(receiver.url)/hook",
                                  "--credential-env", "CANDOR_TEST_SECRET"])
+            setenv("CANDOR_TEST_GA", "ga4-api-secret-77", 1)
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "ga4", "--setting", "measurement_id=G-TEST123",
+                                 "--setting", "base_url=\(receiver.url)/ga", "--credential-env", "CANDOR_TEST_GA"])
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "linkedin", "--setting", "conversion_id=9876",
+                                 "--setting", "base_url=\(receiver.url)/li", "--credential-env", "CANDOR_TEST_TOKEN"])
             #expect(Int64(meta.trimmingCharacters(in: .whitespacesAndNewlines)) != nil)
             let load = EventLoad(port: install.server.port, site: install.site, eventsPerSecond: 200)
             let granted = #"{"analytics":true,"marketing":true}"#
@@ -153,7 +204,10 @@ extension LiveServerTests {
             try await Self.visit(install, tag: "d", ip: "81.2.69.145", consent: granted, query: "?fbclid=DNTCLICK", headers: [.init("DNT")!: "1"])
             try await Self.visit(install, tag: "e", ip: "81.2.69.146", consent: granted)
             let database = try install.database()
-            #expect(try await eventually(20) { receiver.requests("/hook").count >= 2 && receiver.requests("/graph/v21.0/1234567/events").count >= 2 })
+            #expect(try await eventually(20) {
+                receiver.requests("/hook").count >= 2 && receiver.requests("/graph/v21.0/1234567/events").count >= 2
+                    && receiver.requests("/ga/mp/collect").count >= 2 && receiver.requests("/li/rest/conversionEvents").count >= 2
+            })
             try await Task.sleep(for: .seconds(2))
             _ = await load.stop()
 
@@ -193,12 +247,34 @@ extension LiveServerTests {
             }
             let all = receiver.hits.withLock { $0.map(\.body).joined() }
             for refused in ["GPCCLICK", "NOMKT", "DNTCLICK", "b-conv", "c-conv", "d-conv"] { #expect(!all.contains(refused), "\(refused) left") }
-            #expect(try database.deliveryCounts(site: install.site) == ["sent": 4])
+            // GA4: a and e, with the consent block, no visitor id.
+            let ga = receiver.requests("/ga/mp/collect")
+            #expect(ga.count == 2 && ga.allSatisfy { $0.query == "measurement_id=G-TEST123&api_secret=ga4-api-secret-77" })
+            for g in ga {
+                #expect(g.json["consent"] as? [String: String] == ["ad_user_data": "GRANTED", "ad_personalization": "DENIED"])
+                let event = try #require((g.json["events"] as? [[String: Any]])?.first)
+                #expect(event["name"] as? String == "purchase")
+                let params = try #require(event["params"] as? [String: Any])
+                #expect(params["value"] as? Double == 49 && params["currency"] as? String == "EUR")
+                #expect(["pixel:a-conv", "pixel:e-conv"].contains(params["transaction_id"] as? String ?? ""))
+            }
+            // LinkedIn: a and e by the hashed e-mail (no li_fat_id on these visits).
+            let li = receiver.requests("/li/rest/conversionEvents")
+            #expect(li.count == 2)
+            for l in li {
+                #expect(l.headers["authorization"] == "Bearer \(Self.token)" && l.headers["x-restli-protocol-version"] == "2.0.0")
+                #expect(l.json["conversion"] as? String == "urn:lla:llaPartnerConversion:9876")
+                #expect((l.json["conversionValue"] as? [String: String]) == ["currencyCode": "EUR", "amount": "49.00"])
+                let ids = (l.json["user"] as? [String: Any])?["userIds"] as? [[String: String]]
+                #expect(ids?.count == 1 && ids?.first?["idType"] == "SHA256_EMAIL")
+            }
+            #expect(try database.deliveryCounts(site: install.site) == ["sent": 8])
 
             // The credentials: sealed in the database, never in the clear on disk or in the log.
-            for secret in [Self.token, Self.secret] {
+            for secret in [Self.token, Self.secret, "ga4-api-secret-77"] {
                 #expect(install.scan(Array(secret.utf8)).values.reduce(0, +) == 0, "\(secret) on disk")
                 #expect(occurrences(of: secret, inFile: install.dir.file("server.log")) == 0)
+                #expect(!(try sqlite3(install.databasePath, "SELECT detail FROM audit_log").output.contains(secret)))
             }
             let key = try #require(FileManager.default.attributesOfItem(atPath: install.dir.file("secret.key"))[.posixPermissions] as? Int)
             #expect(key == 0o600)
@@ -215,6 +291,18 @@ extension LiveServerTests {
             let out = try install.cli(["users", "add", "--email", "manager@example.org", "--role", "manager", "--site", install.site])
             let manager = try await install.signIn("manager@example.org", String(out.split(separator: " ")[2]))
             #expect(try await install.request(.get, "/sites/\(install.site)/destinations", headers: [.cookie: manager.cookie]).status == .notFound)
+            let viewerOut = try install.cli(["users", "add", "--email", "viewer@example.org", "--role", "viewer", "--site", install.site])
+            let viewer = try await install.signIn("viewer@example.org", String(viewerOut.split(separator: " ")[2]))
+            #expect(try await install.request(.get, "/sites/\(install.site)/destinations", headers: [.cookie: viewer.cookie]).status == .notFound)
+            for (who, session) in [("manager", manager), ("viewer", viewer)] {
+                for action in ["disable", "remove", "replay"] {
+                    let r = try await install.request(.post, "/sites/\(install.site)/destinations/\(action)",
+                                                      headers: [.contentType: "application/x-www-form-urlencoded", .cookie: session.cookie],
+                                                      body: "csrf=\(session.csrf)&destination=\(meta.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    #expect(r.status == .notFound, "\(who) \(action)")
+                }
+            }
+            #expect(try database.destinations(site: install.site).allSatisfy(\.enabled))
             let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
             var h = form; h[.cookie] = manager.cookie
             #expect(try await install.request(.post, "/sites/\(install.site)/destinations/add", headers: h,
@@ -230,7 +318,7 @@ extension LiveServerTests {
             #expect(after.contains("&lt;b&gt;GA&lt;/b&gt;") && !after.contains("<b>GA</b>") && after.contains("stored sealed"))
             #expect(install.scan(Array("ga-secret-value-1".utf8)).values.reduce(0, +) == 0)
             #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM audit_log WHERE action = 'destination_added'").output
-                .trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "5")
 
             // Delivered facts are not kept.
             #expect(try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE facts IS NOT NULL").output.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
@@ -385,6 +473,110 @@ extension LiveServerTests {
             #expect(page.contains("Pipedrive (update the person)") && page.contains("never creates a person"))
         }
 
+        /// Google Ads offline click conversions against the running binary, with OAuth and the
+        /// upload endpoint on loopback: the refresh token is exchanged once for an access token
+        /// kept in memory; each visit's gclid or gbraid is uploaded with its conversion action,
+        /// time, value and ad_user_data consent; a conversion the API refuses (partial failure)
+        /// is dead-lettered with its reason; a visit without a Google click id is not sent.
+        @Test func googleAdsUploadsClickConversions() async throws {
+            let receiver = try await Receiver(api: { hit, _ in
+                switch hit.path {
+                case "/token": return (200, #"{"access_token":"ya29.loopback","expires_in":3599,"token_type":"Bearer"}"#)
+                case "/ads/v21/customers/1234567890:uploadClickConversions":
+                    return hit.body.contains("BADCLICK")
+                        ? (200, #"{"partialFailureError":{"code":3,"message":"The click was not found."}}"#)
+                        : (200, #"{"results":[{"conversionAction":"customers/1234567890/conversionActions/55"}]}"#)
+                default: return (404, "{}")
+                }
+            })
+            defer { receiver.stop() }
+            let install = try await LiveInstall()
+            defer { install.stop() }
+            let credential = #"{"developer_token":"dev-token-1","client_id":"cid.apps","client_secret":"csecret-9","refresh_token":"1//refresh-xyz"}"#
+            setenv("CANDOR_TEST_GADS", credential, 1)
+            _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "googleads", "--setting", "customer_id=1234567890",
+                                 "--setting", "conversion_action_id=55", "--setting", "base_url=\(receiver.url)/ads",
+                                 "--setting", "token_url=\(receiver.url)/token", "--credential-env", "CANDOR_TEST_GADS"])
+            setenv("CANDOR_TEST_GADS_BAD", "not json at all", 1)
+            #expect(throws: ServerProcess.CLIError.self) {
+                try install.cli(["destinations", "add", "--site", install.site, "--kind", "googleads", "--setting", "customer_id=1",
+                                 "--setting", "conversion_action_id=2", "--credential-env", "CANDOR_TEST_GADS_BAD"])
+            }
+            let granted = #"{"analytics":true,"marketing":true}"#
+            for (n, (tag, query)) in [("g1", "?gclid=GOODCLICK1"), ("g2", "?gbraid=GOODBRAID"), ("g3", "?gclid=BADCLICK"), ("g4", "")].enumerated() {
+                try await Self.visit(install, tag: tag, ip: "81.2.69.\(180 + n)", consent: granted, query: query, value: 30)
+            }
+            let database = try install.database()
+            #expect(try await eventually(20) {
+                let c = try database.deliveryCounts(site: install.site)
+                return c["pending"] == nil && c.values.reduce(0, +) == 4
+            })
+            #expect(try database.deliveryCounts(site: install.site) == ["sent": 2, "dead": 1, "skipped": 1])
+            #expect(receiver.requests("/token").count == 1, "one token exchange for every upload")
+            #expect(receiver.requests("/token").first?.body.contains("grant_type=refresh_token") == true)
+            let uploads = receiver.requests("/ads/v21/customers/1234567890:uploadClickConversions")
+            #expect(uploads.count == 3)
+            for u in uploads {
+                #expect(u.headers["authorization"] == "Bearer ya29.loopback" && u.headers["developer-token"] == "dev-token-1")
+                let c = try #require((u.json["conversions"] as? [[String: Any]])?.first)
+                #expect(c["conversionAction"] as? String == "customers/1234567890/conversionActions/55")
+                #expect(c["conversionValue"] as? Double == 30 && c["currencyCode"] as? String == "EUR")
+                #expect((c["consent"] as? [String: String])?["adUserData"] == "GRANTED")
+                #expect((c["conversionDateTime"] as? String)?.hasSuffix("+00:00") == true)
+                #expect(!u.body.contains("81.2.69") && !u.body.contains("Mozilla"))
+            }
+            #expect(uploads.contains { ($0.json["conversions"] as? [[String: Any]])?.first?["gbraid"] as? String == "GOODBRAID" })
+            let dead = try #require(try database.deliveryErrors(site: install.site).first { $0.status == "dead" })
+            #expect(dead.error.contains("The click was not found") && dead.attempts == 1)
+            for secret in ["csecret-9", "1//refresh-xyz", "dev-token-1"] {
+                #expect(install.scan(Array(secret.utf8)).values.reduce(0, +) == 0, "\(secret) on disk")
+            }
+        }
+
+        /// Consent withdrawn after a conversion was queued stops it, against the running binary:
+        /// on a site that counts anonymously, a later event with GPC (stored anonymously) takes the
+        /// visit's forwarding away; on a site that does not, a later refusal (the event dropped)
+        /// does the same. The queued deliveries (one-second delay) are not sent but marked
+        /// skipped with the reason; a visit that kept its grant is sent.
+        @Test func consentWithdrawnAfterQueueingStopsTheDelivery() async throws {
+            let receiver = try await Receiver()
+            defer { receiver.stop() }
+            let install = try await LiveInstall(policyTexts: ["strict.toml": "[consent]\nanonymous_counting = false\n"])
+            defer { install.stop() }
+            let strict = try install.cli(["sites", "add", "--name", "Strict", "--domain", "strict.example", "--policy", "strict"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            setenv("CANDOR_TEST_SECRET", Self.secret, 1)
+            for site in [install.site, strict] {
+                _ = try install.cli(["destinations", "add", "--site", site, "--kind", "webhook", "--setting", "url=\(receiver.url)/q",
+                                     "--setting", "delay_seconds=2", "--credential-env", "CANDOR_TEST_SECRET"])
+            }
+            let granted = #"{"analytics":true,"marketing":true}"#
+            func post(_ site: String, _ host: String, _ ip: String, _ id: String, _ consent: String, name: String = "pageview",
+                      value: String = "", gpc: Bool = false) async throws -> String {
+                var headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: ip]
+                if gpc { headers[.init("Sec-GPC")!] = "1" }
+                let body = #"{"site":"\#(site)","name":"\#(name)","url":"https://\#(host)/p","id":"\#(id)","consent":\#(consent)\#(value)}"#
+                let r = try await install.request(.post, "/api/event", headers: headers, body: body)
+                #expect(r.status == .accepted)
+                return r.body
+            }
+            // keep: converts and keeps the grant. gpc: converts, then a GPC page view. refuse: converts on the strict site, then refuses.
+            _ = try await post(install.site, "localhost", "81.2.69.190", "keep-conv", granted, name: "conversion", value: #","value":10,"currency":"EUR""#)
+            _ = try await post(install.site, "localhost", "81.2.69.191", "gpc-conv", granted, name: "conversion", value: #","value":10,"currency":"EUR""#)
+            _ = try await post(strict, "strict.example", "81.2.69.192", "refuse-conv", granted, name: "conversion", value: #","value":10,"currency":"EUR""#)
+            #expect(try await post(install.site, "localhost", "81.2.69.191", "gpc-later", #""unset""#, gpc: true).contains(#""accepted":1"#))
+            #expect(try await post(strict, "strict.example", "81.2.69.192", "refuse-later", #""denied""#).contains(#""consent_denied":1"#))
+            let database = try install.database()
+            #expect(try await eventually(20) {
+                let a = try database.deliveryCounts(site: install.site), b = try database.deliveryCounts(site: strict)
+                return a["pending"] == nil && b["pending"] == nil
+            })
+            #expect(receiver.requests("/q").map { $0.json["id"] as? String } == ["pixel:keep-conv"])
+            #expect(try database.deliveryCounts(site: install.site) == ["sent": 1, "skipped": 1])
+            #expect(try database.deliveryCounts(site: strict) == ["skipped": 1])
+            #expect(try database.deliveryErrors(site: strict).first?.error == "consent for this visit no longer allows forwarding")
+        }
+
         /// Reliability against the running binary: a 429 with Retry-After is honoured; a failing
         /// endpoint is dead-lettered after the attempts allowed and replayed from the CLI; a 400 is
         /// dead at once; kill -9 while deliveries are in flight loses none (the receiver sees every
@@ -439,6 +631,7 @@ extension LiveServerTests {
             #expect(try await eventually(40) { Set(receiver.requests("/slow").map { $0.json["id"] as? String ?? "" }) == Set(expected) })
             let slow = receiver.requests("/slow")
             print("kill -9: \(expected.count) conversions, \(slow.count) requests to the slow endpoint (\(slow.count - expected.count) resent)")
+            #expect(slow.count > expected.count, "deliveries were in flight at the kill and were sent again")
             #expect(try await eventually(10) {
                 try sqlite3(install.databasePath, "SELECT count(*) FROM deliveries WHERE destination_id = \(ids["slow"]!) AND status = 'sent'")
                     .output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(expected.count)"

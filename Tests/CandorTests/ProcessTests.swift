@@ -25,7 +25,10 @@ final class ServerProcess: @unchecked Sendable {
     init(data: String, logPath: String) {
         self.data = data
         self.logPath = logPath
-        self.port = Int.random(in: 20_000..<40_000)
+        // Below Linux's ephemeral range (32768–60999), which outgoing connections (the tests'
+        // clients, the delivery service's) take their local ports from: one of those holding
+        // the port would make the bind fail.
+        self.port = Int.random(in: 20_000..<32_700)
     }
 
     /// Runs a CLI command to completion and returns its standard output.
@@ -58,6 +61,10 @@ final class ServerProcess: @unchecked Sendable {
             if (try? await get("/healthz"))?.status == .ok { return }
             try await Task.sleep(for: .milliseconds(50))
         }
+        // Say why: the end of the server's log.
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        print("candor serve did not answer on port \(port) within 10 s; running: \(p.isRunning); log ends:\n"
+              + text.split(separator: "\n").suffix(15).joined(separator: "\n"))
         throw CLIError(status: -1)
     }
 
