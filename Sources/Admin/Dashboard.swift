@@ -35,16 +35,19 @@ public struct PipelineHealth: Sendable {
     public var geo: [(String, String)]
     /// Webhook deliveries since start by provider and outcome (stored, duplicate, ignored, bad_signature, stale, …).
     public var webhooks: [(provider: String, outcome: String, count: Int)]
+    /// Destination delivery attempts since start by kind and outcome.
+    public var deliveries: [(kind: String, outcome: String, count: Int)]
     /// Label and state of each classification dataset (package, version, entries, path).
     public var datasets: [(String, String)]
     /// Events dropped as bots since start, by layer.
     public var botDrops: [(layer: String, count: Int)]
 
     public init(samples: [Sample], queueDepth: Int, commitP50Ms: Double?, commitP99Ms: Double?, geo: [(String, String)],
-                webhooks: [(provider: String, outcome: String, count: Int)] = [], datasets: [(String, String)] = [],
+                webhooks: [(provider: String, outcome: String, count: Int)] = [],
+                deliveries: [(kind: String, outcome: String, count: Int)] = [], datasets: [(String, String)] = [],
                 botDrops: [(layer: String, count: Int)] = []) {
         self.samples = samples; self.queueDepth = queueDepth; self.commitP50Ms = commitP50Ms; self.commitP99Ms = commitP99Ms; self.geo = geo
-        self.webhooks = webhooks; self.datasets = datasets; self.botDrops = botDrops
+        self.webhooks = webhooks; self.deliveries = deliveries; self.datasets = datasets; self.botDrops = botDrops
     }
 }
 

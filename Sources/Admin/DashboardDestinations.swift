@@ -32,7 +32,7 @@ extension DashboardRoutes {
             let kind = DestinationKind(rawValue: d.kind)
             let sent = s?.sentToday ?? 0, failed = s?.failedToday ?? 0
             return [
-                "id": d.id, "label": d.label, "kind": kind?.title ?? d.kind, "enabled": d.enabled,
+                "id": d.id, "label": d.label, "kind": kind?.title ?? d.kind, "kindShown": d.label != (kind?.title ?? d.kind), "enabled": d.enabled,
                 "sent": Self.grouped(sent), "failed": Self.grouped(failed), "skipped": Self.grouped(s?.skippedToday ?? 0),
                 "pending": Self.grouped(s?.pending ?? 0), "dead": Self.grouped(s?.dead ?? 0), "hasDead": (s?.dead ?? 0) > 0,
                 "rate": sent + failed == 0 ? "–" : String(format: "%.1f\u{00A0}%%", Double(sent) * 100 / Double(sent + failed)),

@@ -37,6 +37,8 @@ extension DashboardRoutes {
         c["botDrops"] = (h?.botDrops ?? []).map { ["layer": $0.layer, "count": $0.count] }
         c["webhooks"] = (h?.webhooks ?? []).map { ["provider": $0.provider, "outcome": $0.outcome, "count": $0.count,
                                                      "bad": !["stored", "duplicate", "ignored"].contains($0.outcome)] }
+        c["deliveries"] = (h?.deliveries ?? []).map { ["kind": $0.kind, "outcome": $0.outcome, "count": $0.count,
+                                                         "bad": ["retry", "dead"].contains($0.outcome)] }
         let runs = Dictionary(uniqueKeysWithValues: try database.jobRuns().map { ($0.name, $0) })
         c["jobs"] = [("Salt rotation", "salt_rotation"), ("Retention purge", "purge"), ("Deletion requests", "deletion_requests")].map { label, name in
             ["label": label, "at": runs[name].map { ISO.string($0.lastRunAt) } ?? "never", "detail": runs[name]?.detail ?? ""]

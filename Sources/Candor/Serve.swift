@@ -208,7 +208,8 @@ struct Serve: AsyncParsableCommand {
         deliveryOptions.retryBase = .milliseconds(Int64(deliveryRetryBase * 1000))
         deliveryOptions.maxAttempts = deliveryAttempts
         let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger,
-                                         policyAllows: { ForwardingGate.policyAllows(policies[$0] ?? .default) })
+                                         policyAllows: { ForwardingGate.policyAllows(policies[$0] ?? .default) },
+                                         observe: { collector.metrics.delivery(kind: $0, outcome: $1) })
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
@@ -292,6 +293,7 @@ func pipelineHealth(_ collector: Collector) -> PipelineHealth {
         geo: [("City database", geo.city), ("ASN database", geo.asn),
               ("Built", geo.buildEpoch.map { "\($0.formatted(.iso8601)) (\(Int(Date().timeIntervalSince($0) / 86_400)) days ago)" } ?? "unknown")],
         webhooks: m.webhookCounts,
+        deliveries: m.deliveryCounts,
         datasets: collector.pipeline.deps.traffic.datasets.map {
             ($0.name, "\($0.package) \($0.version), \($0.entries) entries\($0.rejected > 0 ? ", \($0.rejected) refused" : "") (\($0.path))")
         },

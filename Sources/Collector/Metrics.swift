@@ -126,6 +126,21 @@ public final class CollectorMetrics: Sendable {
         webhooks.withLock { $0["\(provider)\u{0}\(outcome)"] ?? 0 }
     }
 
+    private let deliveries = Mutex<[String: Int]>([:])
+
+    /// A destination delivery attempt by kind and outcome (sent, not_found, skipped, retry, dead).
+    public func delivery(kind: String, outcome: String) {
+        deliveries.withLock { $0["\(kind)\u{0}\(outcome)", default: 0] += 1 }
+    }
+
+    /// Every (kind, outcome, count) seen since start.
+    public var deliveryCounts: [(kind: String, outcome: String, count: Int)] {
+        deliveries.withLock { $0 }.sorted { $0.key < $1.key }.map { key, n in
+            let parts = key.split(separator: "\u{0}")
+            return (String(parts[0]), String(parts[1]), n)
+        }
+    }
+
     /// A request refused before its events were looked at (400, 404, 413, 415, 429, 503).
     public func reject(status: Int) {
         rejected.withLock { $0[String(status), default: 0] += 1 }
@@ -179,6 +194,10 @@ public final class CollectorMetrics: Sendable {
         for (key, n) in webhooks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "\u{0}")
             out += "candor_webhooks_total{provider=\"\(parts[0])\",outcome=\"\(parts[1])\"} \(n)\n"
+        }
+        out += "# HELP candor_deliveries_total Destination delivery attempts by kind and outcome.\n# TYPE candor_deliveries_total counter\n"
+        for d in deliveryCounts {
+            out += "candor_deliveries_total{kind=\"\(d.kind)\",outcome=\"\(d.outcome)\"} \(d.count)\n"
         }
         out += extra
         return out

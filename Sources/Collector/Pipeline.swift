@@ -223,6 +223,12 @@ public struct Pipeline: Sendable {
                 }
                 props.removeAll { email($0) != nil }
             }
+            // A phone number leaves (as Meta's hashed ph) only in international form, under the same gate.
+            if w.row.forwardable, let box = scope.deps.contactBox,
+               let (_, value) = props.first(where: { $0.0 == "field.phone" }), case .string(let number) = value,
+               let digest = Minimize.phoneSHA256(number) {
+                w.row.forwardPhoneSHA256 = box.seal(Array(digest.utf8)).base64EncodedString()
+            }
             w.row.props = PropsEncoder.encode(props)
             if w.incoming.value != nil {
                 w.row.value = w.incoming.value

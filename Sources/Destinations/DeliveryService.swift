@@ -34,6 +34,8 @@ public final class DeliveryService: Service, Sendable {
     let now: @Sendable () -> Int64
     /// Whether a policy (by name) still lets conversions leave (ForwardingGate.policyAllows).
     let policyAllows: @Sendable (String) -> Bool
+    /// Told each attempt's kind and outcome (metrics).
+    let observe: @Sendable (_ kind: String, _ outcome: String) -> Void
     let breakers = Breakers()
     /// Outcomes of deliveries made but not recorded (the database refused the write): recorded
     /// first on the next pass, and those deliveries are not sent again meanwhile.
@@ -41,9 +43,10 @@ public final class DeliveryService: Service, Sendable {
 
     public init(database: AppDatabase, box: SecretBox, options: Options = .init(), logger: Logger,
                 policyAllows: @escaping @Sendable (String) -> Bool,
+                observe: @escaping @Sendable (_ kind: String, _ outcome: String) -> Void = { _, _ in },
                 now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.database = database; self.box = box; self.options = options; self.logger = logger; self.now = now
-        self.policyAllows = policyAllows
+        self.policyAllows = policyAllows; self.observe = observe
     }
 
     public func run() async throws {
@@ -113,6 +116,14 @@ public final class DeliveryService: Service, Sendable {
         case .sent, .notFound, .skipped: ok = true
         }
         if ok { breakers.success(d.destination.id) } else { breakers.failure(d.destination.id, now: now(), options: options) }
+        let label = switch outcome {
+        case .sent: "sent"
+        case .notFound: "not_found"
+        case .skipped: "skipped"
+        case .retry: "retry"
+        case .dead: "dead"
+        }
+        observe(d.destination.kind, label)
         do { try database.recordDelivery(id: d.id, outcome, at: now()) } catch {
             // Not sent again until recorded (at least once, not forever).
             unrecorded.withLock { $0[d.id] = outcome }
@@ -134,6 +145,9 @@ public final class DeliveryService: Service, Sendable {
         guard var facts = d.facts else { return .dead(status: nil, error: "the delivery's facts are gone (expired)") }
         if let sealed = facts.sealedEmailSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
             facts.emailSHA256 = String(decoding: opened, as: UTF8.self)
+        }
+        if let sealed = facts.sealedPhoneSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
+            facts.phoneSHA256 = String(decoding: opened, as: UTF8.self)
         }
         let credential: String
         do {

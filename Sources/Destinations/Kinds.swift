@@ -75,6 +75,7 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta:
             return ["event_name (Purchase, Lead, Contact)", "event_time", "event_id", "action_source=website", "event_source_url",
                     "custom_data value and currency", "user_data.em: SHA-256 of the e-mail address",
+                    "user_data.ph: SHA-256 of a phone number entered in international form (digits only)",
                     "user_data.fbc built from the fbclid", "never IP address or user agent"]
         case .ga4:
             return ["client_id: a random-looking id derived from the delivery id (no visitor id)", "event name (purchase, generate_lead)",
@@ -131,8 +132,9 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         case .meta:
             var user: [String: Any] = [:]
             if let em = facts.emailSHA256 { user["em"] = [em] }
+            if let ph = facts.phoneSHA256 { user["ph"] = [ph] }
             if facts.clickKind == "fbclid", let id = facts.clickID { user["fbc"] = "fb.1.\(facts.clickTS ?? facts.ts).\(id)" }
-            guard !user.isEmpty else { return .skip("no match key Meta accepts (fbclid or e-mail) under consent") }
+            guard !user.isEmpty else { return .skip("no match key Meta accepts (fbclid, e-mail or phone) under consent") }
             var event: [String: Any] = ["event_name": ["sale": "Purchase", "lead": "Lead", "call": "Contact"][facts.kind] ?? "Lead",
                                         "event_time": facts.ts / 1000, "event_id": eventID, "action_source": "website", "user_data": user]
             event["event_source_url"] = url

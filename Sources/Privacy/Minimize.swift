@@ -43,6 +43,20 @@ public enum Minimize {
         return words.joined(separator: " ")
     }
 
+    /// Lowercase hex SHA-256 of a phone number in international form (`+` and country code; spaces,
+    /// dots, dashes and brackets ignored) as its digits only, the way Meta's `ph` wants it; nil for
+    /// a number without a `+` (its country cannot be known).
+    public static func phoneSHA256(_ number: String) -> String? {
+        let trimmed = number.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.hasPrefix("+") || trimmed.hasPrefix("00") else { return nil }
+        var digits = ""
+        for c in trimmed.dropFirst(trimmed.hasPrefix("+") ? 1 : 2) {
+            if c.isASCII && c.isNumber { digits.append(c) } else if !" .-()/".contains(c) { return nil }
+        }
+        guard (8...15).contains(digits.count), !digits.hasPrefix("0") else { return nil }
+        return Sodium.sha256(Array(digits.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// Lowercase hex SHA-256 of an e-mail address trimmed and lowercased: the match key ad
     /// platforms accept (Meta's em, LinkedIn's SHA256_EMAIL).
     public static func emailSHA256(_ address: String) -> String {

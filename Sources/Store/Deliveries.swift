@@ -49,9 +49,12 @@ public struct DeliveryFacts: Codable, Sendable, Equatable {
     public var sealedEmailSHA256: String?
     /// The digest opened, for the mapping (never stored).
     public var emailSHA256: String?
+    /// The same for a phone number in international form (digits only), sealed; and opened.
+    public var sealedPhoneSHA256: String?
+    public var phoneSHA256: String?
 
     enum CodingKeys: String, CodingKey {
-        case kind, name, ts, value, currency, path, clickKind, clickID, clickTS, landing, sealedEmailSHA256
+        case kind, name, ts, value, currency, path, clickKind, clickID, clickTS, landing, sealedEmailSHA256, sealedPhoneSHA256
         case sourceType, utmSource, utmMedium, utmCampaign
     }
     public var sourceType: String?

@@ -88,6 +88,9 @@ public struct EventRow: Sendable, Equatable {
     /// The e-mail address and name entered, sealed (SecretBox), only when forwardable: for CRM
     /// destinations, which find the person by them. Not stored on the row.
     public var forwardContact: Data?
+    /// The SHA-256 of a phone number entered in international form, sealed (base64), only when
+    /// forwardable (for the outbox; not stored on the row).
+    public var forwardPhoneSHA256: String?
 
     public var isPageview: Bool { name == "pageview" }
     /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
@@ -267,6 +270,7 @@ extension AppDatabase {
                 facts.value = e.value; facts.currency = e.currency; facts.path = e.path
                 if let id = e.clickID { facts.clickKind = e.clickIDKind; facts.clickID = id; facts.clickTS = e.timestamp }
                 facts.sealedEmailSHA256 = e.forwardEmailSHA256
+                facts.sealedPhoneSHA256 = e.forwardPhoneSHA256
                 facts.sourceType = e.sourceType; facts.utmSource = e.utmSource; facts.utmMedium = e.utmMedium; facts.utmCampaign = e.utmCampaign
                 try st.db.enqueueDeliveries(site: e.siteID, conversionID: st.conversion.lastInsertedRowID,
                                             eventID: "\(ConversionRow.pixelProvider):\(e.clientID ?? "event-\(eventID)-\(e.timestamp)")",

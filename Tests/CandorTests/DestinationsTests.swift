@@ -135,6 +135,16 @@ final class Receiver: @unchecked Sendable {
         #expect(DeliveryService.redact("token abc-123-secret in body", "abc-123-secret") == "token [credential] in body")
     }
 
+    @Test func phoneNumbersAreHashedOnlyInInternationalForm() {
+        let digest = { (s: String) in Hex.encode(Sodium.sha256(Array(s.utf8))) }
+        #expect(Minimize.phoneSHA256("+33 6 12 34 56 78") == digest("33612345678"))
+        #expect(Minimize.phoneSHA256("0033 (6) 12.34.56-78") == digest("33612345678"))
+        #expect(Minimize.phoneSHA256("+1 (555) 010-9999") == digest("15550109999"))
+        #expect(Minimize.phoneSHA256("06 12 34 56 78") == nil)
+        #expect(Minimize.phoneSHA256("+33 6 12 34 56 78 ext 5") == nil)
+        #expect(Minimize.phoneSHA256("+12") == nil)
+    }
+
     @Test func longEventIDsStayDistinct() {
         let a = "generic:" + String(repeating: "x", count: 300) + "A", b = "generic:" + String(repeating: "x", count: 300) + "B"
         #expect(AppDatabase.deliveryEventID(a) != AppDatabase.deliveryEventID(b))
@@ -157,16 +167,16 @@ extension LiveServerTests {
         static let secret = "whsec-outbound-4c2e9a"
         static let clientIP = "81.2.69.142"
         /// The demo site's policy keeps an e-mail entered in a lead form (under marketing consent).
-        static let leadForms = ["default.toml": "[collect]\nform_field_allowlist = [\"email\"]\n"]
+        static let leadForms = ["default.toml": "[collect]\nform_field_allowlist = [\"email\", \"phone\"]\n"]
 
         /// Posts one visit: a landing pageview (with `query`) and a conversion, from `ip`.
         static func visit(_ install: LiveInstall, tag: String, ip: String, consent: String, query: String = "",
-                          headers extra: HTTPFields = [:], value: Int = 49) async throws {
+                          headers extra: HTTPFields = [:], value: Int = 49, phone: String? = nil) async throws {
             var headers: HTTPFields = [.contentType: "text/plain", .userAgent: chromeUA, .init("X-Forwarded-For")!: ip]
             headers.append(contentsOf: extra)
             let events = [
                 #"{"site":"\#(install.site)","url":"https://localhost/landing\#(query)","id":"\#(tag)-pv","consent":\#(consent)}"#,
-                #"{"site":"\#(install.site)","name":"conversion","url":"https://localhost/checkout/done","id":"\#(tag)-conv","value":\#(value),"currency":"EUR","consent":\#(consent),"props":{"field.email":" \#(tag)@Example.com "}}"#,
+                #"{"site":"\#(install.site)","name":"conversion","url":"https://localhost/checkout/done","id":"\#(tag)-conv","value":\#(value),"currency":"EUR","consent":\#(consent),"props":{"field.email":" \#(tag)@Example.com "\#(phone.map { #","field.phone":"\#($0)""# } ?? "")}}"#,
             ]
             for e in events {
                 let r = try await install.request(.post, "/api/event", headers: headers, body: e)
@@ -186,7 +196,7 @@ extension LiveServerTests {
             defer { install.stop() }
             setenv("CANDOR_TEST_TOKEN", Self.token, 1)
             setenv("CANDOR_TEST_SECRET", Self.secret, 1)
-            let meta = try install.cli(["destinations", "add", "--site", install.site, "--kind", "meta", "--setting", "pixel_id=1234567",
+            let meta = try install.cli(["destinations", "add", "--site", install.site, "--kind", "meta", "--label", "Meta ads", "--setting", "pixel_id=1234567",
                                         "--setting", "base_url=\(receiver.url)/graph", "--credential-env", "CANDOR_TEST_TOKEN"])
             _ = try install.cli(["destinations", "add", "--site", install.site, "--kind", "webhook", "--setting", "url=\(receiver.url)/hook",
                                  "--credential-env", "CANDOR_TEST_SECRET"])
@@ -202,7 +212,7 @@ extension LiveServerTests {
             try await Self.visit(install, tag: "b", ip: "81.2.69.143", consent: granted, query: "?fbclid=GPCCLICK", headers: [.init("Sec-GPC")!: "1"])
             try await Self.visit(install, tag: "c", ip: "81.2.69.144", consent: #"{"analytics":true,"marketing":false}"#, query: "?fbclid=NOMKT")
             try await Self.visit(install, tag: "d", ip: "81.2.69.145", consent: granted, query: "?fbclid=DNTCLICK", headers: [.init("DNT")!: "1"])
-            try await Self.visit(install, tag: "e", ip: "81.2.69.146", consent: granted)
+            try await Self.visit(install, tag: "e", ip: "81.2.69.146", consent: granted, phone: "+33 6 12-34-56.78")
             let database = try install.database()
             #expect(try await eventually(20) {
                 receiver.requests("/hook").count >= 2 && receiver.requests("/graph/v21.0/1234567/events").count >= 2
@@ -235,7 +245,7 @@ extension LiveServerTests {
                 #expect(m.json["access_token"] as? String == Self.token)
                 #expect(event["event_name"] as? String == "Purchase" && event["action_source"] as? String == "website")
                 let user = try #require(event["user_data"] as? [String: Any])
-                #expect(Set(user.keys).isSubset(of: ["em", "fbc"]), "only match keys: \(user.keys)")
+                #expect(Set(user.keys).isSubset(of: ["em", "fbc", "ph"]), "only match keys: \(user.keys)")
                 #expect(!m.body.contains(Self.clientIP) && !m.body.contains("81.2.69.") && !m.body.contains("Mozilla"))
                 #expect((event["custom_data"] as? [String: Any])?["currency"] as? String == "EUR")
                 if event["event_id"] as? String == "pixel:a-conv" {
@@ -243,6 +253,7 @@ extension LiveServerTests {
                     #expect(user["em"] as? [String] == [Minimize.emailSHA256("a@example.com")])
                 } else {
                     #expect(event["event_id"] as? String == "pixel:e-conv" && user["fbc"] == nil)
+                    #expect(user["ph"] as? [String] == [Minimize.phoneSHA256("+33612345678")!])
                 }
             }
             let all = receiver.hits.withLock { $0.map(\.body).joined() }
@@ -269,6 +280,10 @@ extension LiveServerTests {
                 #expect(ids?.count == 1 && ids?.first?["idType"] == "SHA256_EMAIL")
             }
             #expect(try database.deliveryCounts(site: install.site) == ["sent": 8])
+            let metrics = try await install.request(.get, "/metrics", headers: [.authorization: "Bearer \(testMetricsToken)"]).body
+            for kind in ["meta", "webhook", "ga4", "linkedin"] {
+                #expect(metrics.contains("candor_deliveries_total{kind=\"\(kind)\",outcome=\"sent\"} 2"), "\(kind)")
+            }
 
             // The credentials: sealed in the database, never in the clear on disk or in the log.
             for secret in [Self.token, Self.secret, "ga4-api-secret-77"] {

@@ -153,7 +153,7 @@ def test_xss_battery_as_every_role(server):
                  "viewer": ("viewer@example.org", add_user(server, "viewer", server.site))}
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today", f"/sites/{server.site}/realtime",
              f"/sites/{server.site}/settings", "/privacy", "/clients", "/health/pipeline", "/account",
-             "/consent", f"/consent?site={server.site}"]
+             "/consent", f"/consent?site={server.site}", f"/sites/{server.site}/destinations"]
     for role, (email, password) in passwords.items():
         with chromium() as d:
             d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
@@ -186,7 +186,12 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
     post_events(server, [{"site": server.site, "url": f"http://localhost{long_path}",
                           "referrer": "https://" + "b" * 60 + ".example.org/" + "c" * 120}])
     post_events(server, [{"site": server.site, "url": "http://localhost/pricing", "name": "signup"}])
-    pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today&f.path=%2Fpricing",
+    # A destination with an unbroken 80-character label and a long URL (issue 17's page).
+    subprocess.run([BIN, "destinations", "add", "--data", server.data, "--policies", POLICIES, "--site", server.site,
+                    "--kind", "webhook", "--label", "d" * 80, "--setting", "url=https://" + "e" * 60 + ".example/" + "f" * 200,
+                    "--credential-env", "CANDOR_BROWSER_TEST_SECRET"], check=True, capture_output=True,
+                   env={**os.environ, "CANDOR_BROWSER_TEST_SECRET": "browser-test-secret"})
+    pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today&f.path=%2Fpricing", f"/sites/{server.site}/destinations",
              f"/sites/{server.site}/settings", f"/sites/{server.site}/realtime", "/privacy", "/health/pipeline",
              "/clients", "/users", "/account", "/consent", f"/consent?site={server.site}"]
     with chromium() as d:
