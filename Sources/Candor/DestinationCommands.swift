@@ -76,28 +76,30 @@ struct DestinationsCommand: ParsableCommand {
         }
     }
 
-    struct Enable: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enable a destination.")
+    /// The destination a command acts on.
+    struct Target: ParsableArguments {
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
         @Option(help: "Destination id.") var id: Int64
-        func run() throws { try DestinationsCommand.setup(data).1.setEnabled(id, site: site, enabled: true, actor: "cli") }
+        var setup: DestinationSetup { get throws { try DestinationsCommand.setup(data).1 } }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a destination.")
+        @OptionGroup var target: Target
+        func run() throws { try target.setup.setEnabled(target.id, site: target.site, enabled: true, actor: "cli") }
     }
 
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a destination: nothing is queued for it, what is queued waits.")
-        @OptionGroup var data: DataOptions
-        @Option(help: "Site id.") var site: String
-        @Option(help: "Destination id.") var id: Int64
-        func run() throws { try DestinationsCommand.setup(data).1.setEnabled(id, site: site, enabled: false, actor: "cli") }
+        @OptionGroup var target: Target
+        func run() throws { try target.setup.setEnabled(target.id, site: target.site, enabled: false, actor: "cli") }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a destination and its deliveries.")
-        @OptionGroup var data: DataOptions
-        @Option(help: "Site id.") var site: String
-        @Option(help: "Destination id.") var id: Int64
-        func run() throws { try DestinationsCommand.setup(data).1.remove(id, site: site, actor: "cli") }
+        @OptionGroup var target: Target
+        func run() throws { try target.setup.remove(target.id, site: target.site, actor: "cli") }
     }
 
     struct Replay: ParsableCommand {

@@ -81,7 +81,7 @@ public final class CollectorMetrics: Sendable {
     private let dropped: [Counter] = DropReason.allCases.map { _ in Counter() }
     private let botDropped: [Counter] = BotLayer.allCases.map { _ in Counter() }
     private let rejected = Mutex<[String: Int]>([:])
-    private let webhooks = Mutex<[String: Int]>([:])
+    private let webhooks = PairCounter()
     public let queueDepth = Counter()
     public let writeErrors = Counter()
     public let batchSize = Histogram(bounds: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
@@ -110,36 +110,20 @@ public final class CollectorMetrics: Sendable {
 
     /// A webhook delivery by provider and outcome (stored, duplicate, ignored, bad_signature,
     /// stale, malformed, unknown_site, not_configured, error).
-    public func webhook(provider: String, outcome: String) {
-        webhooks.withLock { $0["\(provider)\u{0}\(outcome)", default: 0] += 1 }
-    }
+    public func webhook(provider: String, outcome: String) { webhooks.add(provider, outcome) }
 
     /// Every (provider, outcome, count) seen since start.
-    public var webhookCounts: [(provider: String, outcome: String, count: Int)] {
-        webhooks.withLock { $0 }.sorted { $0.key < $1.key }.map { key, n in
-            let parts = key.split(separator: "\u{0}")
-            return (String(parts[0]), String(parts[1]), n)
-        }
-    }
+    public var webhookCounts: [(provider: String, outcome: String, count: Int)] { webhooks.counts.map { ($0.0, $0.1, $0.2) } }
 
-    public func webhookCount(provider: String, outcome: String) -> Int {
-        webhooks.withLock { $0["\(provider)\u{0}\(outcome)"] ?? 0 }
-    }
+    public func webhookCount(provider: String, outcome: String) -> Int { webhooks.count(provider, outcome) }
 
-    private let deliveries = Mutex<[String: Int]>([:])
+    private let deliveries = PairCounter()
 
     /// A destination delivery attempt by kind and outcome (sent, not_found, skipped, retry, dead).
-    public func delivery(kind: String, outcome: String) {
-        deliveries.withLock { $0["\(kind)\u{0}\(outcome)", default: 0] += 1 }
-    }
+    public func delivery(kind: String, outcome: String) { deliveries.add(kind, outcome) }
 
     /// Every (kind, outcome, count) seen since start.
-    public var deliveryCounts: [(kind: String, outcome: String, count: Int)] {
-        deliveries.withLock { $0 }.sorted { $0.key < $1.key }.map { key, n in
-            let parts = key.split(separator: "\u{0}")
-            return (String(parts[0]), String(parts[1]), n)
-        }
-    }
+    public var deliveryCounts: [(kind: String, outcome: String, count: Int)] { deliveries.counts.map { ($0.0, $0.1, $0.2) } }
 
     /// A request refused before its events were looked at (400, 404, 413, 415, 429, 503).
     public func reject(status: Int) {
@@ -154,8 +138,7 @@ public final class CollectorMetrics: Sendable {
             at: date, received: received.value, accepted: accepted.value,
             dropped: Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, droppedCount($0)) }),
             rejected: rejected.withLock { $0.values.reduce(0, +) }, writeErrors: writeErrors.value,
-            webhookFailures: webhooks.withLock { $0.filter { !$0.key.hasSuffix("\u{0}stored") && !$0.key.hasSuffix("\u{0}duplicate")
-                && !$0.key.hasSuffix("\u{0}ignored") }.values.reduce(0, +) })
+            webhookFailures: webhooks.counts.filter { !["stored", "duplicate", "ignored"].contains($0.1) }.reduce(0) { $0 + $1.2 })
         history.withLock { h in
             h.append(snapshot)
             if h.count > 61 { h.removeFirst(h.count - 61) }
@@ -191,9 +174,8 @@ public final class CollectorMetrics: Sendable {
         writerCheckpointSeconds.render("candor_writer_checkpoint_seconds",
                                        help: "Checkpoints the writer finished between batches so that the WAL starts over.", into: &out)
         out += "# HELP candor_webhooks_total Webhook deliveries by provider and outcome.\n# TYPE candor_webhooks_total counter\n"
-        for (key, n) in webhooks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "\u{0}")
-            out += "candor_webhooks_total{provider=\"\(parts[0])\",outcome=\"\(parts[1])\"} \(n)\n"
+        for (provider, outcome, n) in webhooks.counts {
+            out += "candor_webhooks_total{provider=\"\(provider)\",outcome=\"\(outcome)\"} \(n)\n"
         }
         out += "# HELP candor_deliveries_total Destination delivery attempts by kind and outcome.\n# TYPE candor_deliveries_total counter\n"
         for d in deliveryCounts {
@@ -233,6 +215,23 @@ public struct MetricsSampler: Service {
                 metrics.sample(at: now())
                 do { try await Task.sleep(for: .seconds(60)) } catch is CancellationError { return }
             }
+        }
+    }
+}
+
+/// Counts by two labels (provider or kind, and outcome).
+final class PairCounter: Sendable {
+    private let counts_ = Mutex<[String: Int]>([:])
+
+    func add(_ a: String, _ b: String) { counts_.withLock { $0["\(a)\u{0}\(b)", default: 0] += 1 } }
+
+    func count(_ a: String, _ b: String) -> Int { counts_.withLock { $0["\(a)\u{0}\(b)"] ?? 0 } }
+
+    /// Every (a, b, count), sorted.
+    var counts: [(String, String, Int)] {
+        counts_.withLock { $0 }.sorted { $0.key < $1.key }.map { key, n in
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            return (String(parts[0]), String(parts[1]), n)
         }
     }
 }

@@ -641,12 +641,13 @@ extension TestClientProtocol {
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             for uri in ["/", "/?q=nothing-matches", "/sites/\(f.t.site.id)", "/privacy", "/clients", "/sites/nope", "/clients/\(f.t.site.id)",
                         "/sites/\(f.t.site.id)/settings", "/account", "/sites/\(f.t.site.id)/realtime", "/health/pipeline", "/users",
-                        "/sites/\(f.t.site.id)?range=custom&from=2026-02-02&to=2026-02-01", "/consent?site=\(f.t.site.id)"] {
+                        "/sites/\(f.t.site.id)?range=custom&from=2026-02-02&to=2026-02-01", "/consent?site=\(f.t.site.id)",
+                        "/sites/\(f.t.site.id)/destinations"] {
                 _ = try await client.page(uri, owner)
             }
         }
         #expect(Set(f.pages.names).isSubset(of: f.pages.renderedNames), "never rendered: \(Set(f.pages.names).subtracting(f.pages.renderedNames))")
-        #expect(f.pages.names.count == 16)
+        #expect(f.pages.names.count == 17)
     }
 
     func t_office_request(_ f: DashboardFixture) throws -> PrivacyRequest {
