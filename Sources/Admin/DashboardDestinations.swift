@@ -21,7 +21,7 @@ extension DashboardRoutes {
         if let message { c["message"] = message }
         let policy = policies[site.policy] ?? .default
         c["exempt"] = policy.mode == .cnilExempt
-        c["configured"] = destinationSetup != nil
+        c["configured"] = destinationSetup?.canSeal == true
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
         let today = site.calendar.start(of: site.calendar.day(of: nowMs))
         let stats = Dictionary(uniqueKeysWithValues: try database.deliveryStats(site: id, dayStart: today).map { ($0.destination, $0) })

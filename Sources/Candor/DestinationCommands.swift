@@ -10,10 +10,13 @@ struct DestinationsCommand: ParsableCommand {
         abstract: "Forward consented conversions to ad platforms and webhooks (per site, opt-in).",
         subcommands: [Add.self, List.self, Enable.self, Disable.self, Remove.self, Replay.self])
 
-    static func setup(_ data: DataOptions) throws -> (AppDatabase, DestinationSetup) {
+    /// The database and the setup; the secret key is loaded (and must match the database's) only
+    /// for a command that seals a credential.
+    static func setup(_ data: DataOptions, sealing: Bool = false) throws -> (AppDatabase, DestinationSetup) {
         try data.ensureDirectory()
         let database = try AppDatabase(path: data.databasePath)
-        return (database, DestinationSetup(database: database, box: try SecretBox.load(directory: data.data, database: database), audit: AuditLog(database: database)))
+        let box = sealing ? try SecretBox.load(directory: data.data, database: database) : nil
+        return (database, DestinationSetup(database: database, box: box, audit: AuditLog(database: database)))
     }
 
     struct Add: ParsableCommand {
@@ -45,7 +48,7 @@ struct DestinationsCommand: ParsableCommand {
             } else {
                 throw ValidationError("give the \(k.credentialName) with --credential-file or --credential-env")
             }
-            let (_, setup) = try DestinationsCommand.setup(data)
+            let (_, setup) = try DestinationsCommand.setup(data, sealing: true)
             print(try setup.add(site: site, kind: k, label: label, settings: settings, credential: credential, actor: "cli"))
         }
     }

@@ -143,7 +143,12 @@ struct Serve: AsyncParsableCommand {
             logger.info("dataset", metadata: ["name": "\(dataset.name)", "package": "\(dataset.package) \(dataset.version)",
                                               "entries": "\(dataset.entries)", "path": "\(dataset.path)"])
         }
-        let box = try SecretBox.load(directory: data.data, database: database)
+        // A key that does not open the stored credentials turns forwarding off, not the collector.
+        let box: SecretBox?
+        do { box = try SecretBox.load(directory: data.data, database: database) } catch {
+            logger.error("destinations are off", metadata: ["reason": "\(error)"])
+            box = nil
+        }
         let collector = Collector(
             database: database, policies: policies, geo: geo, salts: salts,
             subjects: try SubjectHasher(database: database),
@@ -207,9 +212,9 @@ struct Serve: AsyncParsableCommand {
         var deliveryOptions = DeliveryService.Options()
         deliveryOptions.retryBase = .milliseconds(Int64(deliveryRetryBase * 1000))
         deliveryOptions.maxAttempts = deliveryAttempts
-        let deliveries = DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger,
+        let deliveries = box.map { box in DeliveryService(database: database, box: box, options: deliveryOptions, logger: logger,
                                          policyAllows: { ForwardingGate.policyAllows(policies[$0] ?? .default) },
-                                         observe: { collector.metrics.delivery(kind: $0, outcome: $1) })
+                                         observe: { collector.metrics.delivery(kind: $0, outcome: $1) }) }
 
         logger.info("geo (city)", metadata: ["database": "\(geo.status.city)"])
         logger.info("geo (asn)", metadata: ["database": "\(geo.status.asn)"])
@@ -254,7 +259,7 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: "candor"),
             services: [WriterService(writer: collector.writer),
                        checkpoints,
-                       rotation, scheduler, deliveries, MetricsSampler(metrics: collector.metrics)],
+                       rotation, scheduler, MetricsSampler(metrics: collector.metrics)] + (deliveries.map { [$0] } ?? []),
             onServerRunning: { _ in logger.notice("candor listening", metadata: ["url": "http://\(host):\(port)"]) },
             logger: logger)
         try await app.runService()

@@ -267,6 +267,12 @@ public struct Pipeline: Sendable {
                     continue events
                 }
             }
+            // An objection or refusal that is stored (counted anonymously) withdraws as well: it may
+            // open a new visit, and the visitor's earlier one must stop forwarding.
+            if ForwardingGate.withdraws(state: incoming.consent, signals: facts.signals), let hashes = scope.hashes {
+                result.withdrawn.insert(hashes.current)
+                if let previous = hashes.previous { result.withdrawn.insert(previous) }
+            }
             result.rows.append(w.row)
         }
         // Only a request whose events reached the rate-limit step (and were refused there) is a 429.

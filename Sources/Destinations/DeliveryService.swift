@@ -55,54 +55,67 @@ public final class DeliveryService: Service, Sendable {
         configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                let worked = await tick(client)
-                if !worked { try? await Task.sleep(for: options.poll) }
+            // Each destination is worked by its own task: a slow or failing one holds up no other.
+            await withDiscardingTaskGroup { group in
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    for (destination, deliveries) in claim() {
+                        group.addTask {
+                            await self.work(deliveries, client)
+                            self.running.withLock { _ = $0.remove(destination) }
+                        }
+                    }
+                    try? await Task.sleep(for: options.poll)
+                }
+                group.cancelAll()
             }
         } onGracefulShutdown: {}
         try? await client.shutdown()
     }
 
-    /// One pass over what is due; true when it sent anything.
-    func tick(_ client: HTTPClient) async -> Bool {
-        // Outcomes not recorded yet go first; while any stays unrecorded, the pass waits.
-        let waiting = unrecorded.withLock { $0 }
-        for (id, outcome) in waiting {
+    /// Destinations whose task is working.
+    let running = Mutex<Set<Int64>>([])
+
+    /// What is due, by destination, for destinations not being worked and not left alone by their
+    /// breaker (one delivery for a breaker trying again); nothing while an outcome is unrecorded.
+    func claim() -> [(Int64, [DueDelivery])] {
+        // Outcomes not recorded yet go first; while any stays unrecorded, nothing is sent.
+        for (id, outcome) in unrecorded.withLock({ $0 }) {
             do {
                 try database.recordDelivery(id: id, outcome, at: now())
                 _ = unrecorded.withLock { $0.removeValue(forKey: id) }
             } catch {
                 logger.error("delivery outcome still not recorded", metadata: ["delivery": "\(id)", "error": "\(error)"])
-                return false
+                return []
             }
         }
         let due: [DueDelivery]
         do {
-            due = try database.dueDeliveries(now: now(), perDestination: 4 * options.concurrency, excluding: breakers.open(now: now()))
+            due = try database.dueDeliveries(now: now(), perDestination: 4 * options.concurrency,
+                                             excluding: breakers.open(now: now()).union(running.withLock { $0 }))
         } catch {
             logger.error("delivery queue unreadable", metadata: ["error": "\(error)"])
-            return false
+            return []
         }
-        let byDestination = Dictionary(grouping: due, by: \.destination.id)
-        guard !byDestination.isEmpty else { return false }
-        await withTaskGroup(of: Void.self) { group in
-            for (_, deliveries) in byDestination {
-                group.addTask {
-                    // Bounded per destination; after a failure the rest wait for the next pass.
-                    var rest = deliveries[...]
-                    while !rest.isEmpty {
-                        let batch = rest.prefix(self.options.concurrency)
-                        rest = rest.dropFirst(batch.count)
-                        let failures = await withTaskGroup(of: Bool.self) { inner in
-                            for d in batch { inner.addTask { await self.deliver(d, client) } }
-                            return await inner.reduce(0) { $0 + ($1 ? 0 : 1) }
-                        }
-                        if failures > 0 { break }
-                    }
-                }
+        let claimed = Dictionary(grouping: due, by: \.destination.id).map { id, deliveries in
+            (id, breakers.tryingAgain(id) ? Array(deliveries.prefix(1)) : deliveries)
+        }
+        running.withLock { $0.formUnion(claimed.map(\.0)) }
+        return claimed
+    }
+
+    /// A destination's claimed deliveries, `concurrency` at a time; after a failure the rest wait
+    /// for the next claim.
+    func work(_ deliveries: [DueDelivery], _ client: HTTPClient) async {
+        var rest = deliveries[...]
+        while !rest.isEmpty && !Task.isCancelled {
+            let batch = rest.prefix(options.concurrency)
+            rest = rest.dropFirst(batch.count)
+            let failures = await withTaskGroup(of: Bool.self) { inner in
+                for d in batch { inner.addTask { await self.deliver(d, client) } }
+                return await inner.reduce(0) { $0 + ($1 ? 0 : 1) }
             }
+            if failures > 0 { break }
         }
-        return unrecorded.withLock { $0.isEmpty }
     }
 
     /// Makes one attempt; false when the destination failed (counts towards its breaker: no
@@ -142,7 +155,7 @@ public final class DeliveryService: Service, Sendable {
         // moved to cnil-exempt, stops what is queued.
         guard d.visitForwardable else { return .skipped("consent for this visit no longer allows forwarding") }
         guard policyAllows(d.sitePolicy) else { return .skipped("the site's policy no longer allows forwarding") }
-        guard var facts = d.facts else { return .dead(status: nil, error: "the delivery's facts are gone (expired)") }
+        guard var facts = d.facts else { return .skipped("its facts expired (the policy's retention) before it was sent") }
         if let sealed = facts.sealedEmailSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
             facts.emailSHA256 = String(decoding: opened, as: UTF8.self)
         }
@@ -209,7 +222,7 @@ public final class DeliveryService: Service, Sendable {
         let base = Double(options.retryBase.components.seconds) * 1000 + Double(options.retryBase.components.attoseconds) / 1e15
         let cap = Double(options.retryCap.components.seconds) * 1000
         let delay = min(cap, base * pow(2, Double(attempts - 1))) * Double.random(in: 0.5...1)
-        let at = max(now() + Int64(delay), min(notBefore ?? 0, now() + 6 * 3_600_000))
+        let at = max(now() + max(Int64(delay), 100), min(notBefore ?? 0, now() + 6 * 3_600_000))
         return .retry(at: at, status: status, error: error)
     }
 
@@ -251,6 +264,11 @@ final class Breakers: Sendable {
     /// Destinations left alone now.
     func open(now: Int64) -> Set<Int64> {
         states.withLock { Set($0.filter { $0.value.openUntil > now }.keys) }
+    }
+
+    /// A destination whose pause is over and which gets one trial delivery (half open).
+    func tryingAgain(_ destination: Int64) -> Bool {
+        states.withLock { $0[destination].map { $0.openUntil > 0 } ?? false }
     }
 
     func success(_ destination: Int64) {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Privacy
 public import Store
 
@@ -12,10 +12,12 @@ public struct DestinationSetupError: Error, CustomStringConvertible {
 /// or shown in the clear), each change in the audit log.
 public struct DestinationSetup: Sendable {
     let database: AppDatabase
-    let box: SecretBox
+    /// Nil when no usable key is at hand: destinations can be listed, paused, removed and
+    /// replayed, not added.
+    let box: SecretBox?
     let audit: AuditLog
 
-    public init(database: AppDatabase, box: SecretBox, audit: AuditLog) {
+    public init(database: AppDatabase, box: SecretBox?, audit: AuditLog) {
         self.database = database; self.box = box; self.audit = audit
     }
 
@@ -103,7 +105,7 @@ public struct DestinationSetup: Sendable {
             return scalars.isEmpty ? nil : String(scalars)
         } ?? kind.title
         guard try database.site(id: site) != nil else { throw DestinationSetupError(description: "no site \(site)") }
-        let sealed = box.seal(Array(credential.utf8))
+        let sealed = try seal(credential)
         return try database.transaction { tx in
             let id = try tx.addDestination(site: site, kind: kind.rawValue, label: name, settings: checked, credential: sealed,
                                            wantsContact: kind.wantsContact, at: now)
@@ -111,6 +113,15 @@ public struct DestinationSetup: Sendable {
                              detail: ["destination": .int(id), "kind": .string(kind.rawValue), "settings": .string(checked.keys.sorted().joined(separator: ","))])
             return id
         }
+    }
+
+    /// Whether credentials can be sealed here (a usable secret key).
+    public var canSeal: Bool { box != nil }
+
+    func seal(_ credential: String) throws -> Data {
+        guard let box else { throw DestinationSetupError(description: "no usable secret key on this server (see its log): credentials cannot be sealed") }
+        try box.claim(database)
+        return box.seal(Array(credential.utf8))
     }
 
     /// The site's destination `id`, or an error naming it.
@@ -132,8 +143,9 @@ public struct DestinationSetup: Sendable {
     public func setCredential(_ id: Int64, site: String, credential: String, actor: String) throws {
         let d = try owned(id, site: site)
         try Self.checkCredential(credential, DestinationKind(rawValue: d.kind) ?? .webhook)
+        let sealed = try seal(credential)
         try database.transaction { tx in
-            try tx.updateDestination(id: id, credential: box.seal(Array(credential.utf8)), at: now)
+            try tx.updateDestination(id: id, credential: sealed, at: now)
             try audit.record(in: tx, actor: actor, action: "destination_credential_changed", site: site, detail: ["destination": .int(id)])
         }
     }

@@ -21,18 +21,33 @@ public struct SecretBox: Sendable {
     }
 
     /// The key from `CANDOR_SECRET_KEY`, else `directory/secret.key` (created when missing), checked
-    /// against the database: the first key used records a check value there, and a different key
-    /// later (the variable set for `serve` but not for a CLI command, another data directory's
-    /// file) is refused rather than sealing credentials nobody can open.
+    /// against the database: the key that sealed the stored credentials left a check value there
+    /// (``claim(_:)``), and while such credentials are stored a different key (the variable set for
+    /// `serve` but not for a CLI command, a database restored without its key) is refused rather
+    /// than used.
     public static func load(directory: String, database: AppDatabase,
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SecretBox {
         let box = try load(directory: directory, environment: environment)
-        let check = box.key.withUnsafeBytes { k in Array("candor secret key check".utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0, outputLength: 16) } }
-        let recorded = try database.secret(named: "secret_key_check", orCreate: { check })
-        guard Sodium.equal(recorded, check) else {
-            throw Failure(description: "this secret key (CANDOR_SECRET_KEY or \(directory)/secret.key) is not the one this database's credentials were sealed with")
+        if let recorded = try database.storedSecret(named: checkName), !Sodium.equal(recorded, box.check),
+           try database.sealedCredentialsExist() {
+            throw Failure(description: "this secret key (CANDOR_SECRET_KEY or \(directory)/secret.key) is not the one that sealed this "
+                + "database's destination credentials: restore that key, or remove the destinations (candor destinations remove) and add them again")
         }
         return box
+    }
+
+    static let checkName = "secret_key_check"
+    var check: [UInt8] {
+        key.withUnsafeBytes { k in Array("candor secret key check".utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0, outputLength: 16) } }
+    }
+
+    /// Records this key as the one sealing the database's credentials, before it seals one: kept
+    /// when recorded already, replaced when nothing sealed under another key is left.
+    public func claim(_ database: AppDatabase) throws {
+        try database.recordSecret(named: Self.checkName, value: check)
+        guard let recorded = try database.storedSecret(named: Self.checkName), Sodium.equal(recorded, check) else {
+            throw Failure(description: "credentials sealed under another secret key are stored: restore that key, or remove those destinations first")
+        }
     }
 
     static func load(directory: String, environment: [String: String]) throws -> SecretBox {

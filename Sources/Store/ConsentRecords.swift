@@ -47,6 +47,12 @@ extension AppDatabase {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [r.siteID, r.timestamp, r.bannerVersion, r.policy, r.policyVersion, r.analytics, r.marketing, r.subject,
                                  r.source, r.cmp.cmpID, r.cmp.cmpVersion, r.cmp.tcfPolicyVersion, r.cmp.purposes, r.cmp.signals])
+            // A recorded refusal of marketing stops forwarding from the subject's visits (queued
+            // deliveries are checked again when sent).
+            if !r.marketing, let subject = r.subject {
+                try db.execute(sql: "UPDATE sessions SET forwardable = 0 WHERE subject = ? AND site_id = ? AND forwardable = 1",
+                               arguments: [subject, r.siteID])
+            }
         }
     }
 

@@ -142,20 +142,21 @@ extension AppDatabase {
     // MARK: Delivery service
 
     /// Pending deliveries due at `now` of enabled destinations, oldest first.
-    /// At most `perDestination` of each destination (the oldest), so that one destination's
-    /// backlog never holds up the others; `excluding` destinations (an open circuit breaker) and
-    /// deliveries (`skipping`, sent but not recorded yet) are left out.
-    public func dueDeliveries(now: Int64, perDestination: Int, excluding: Set<Int64> = [], skipping: Set<Int64> = []) throws -> [DueDelivery] {
-        let notIn = { (column: String, ids: Set<Int64>) in ids.isEmpty ? "" : " AND \(column) NOT IN (\(ids.map(String.init).joined(separator: ",")))" }
+    /// At most `perDestination` of each enabled destination (the oldest), so that one
+    /// destination's backlog never holds up the others; `excluding` destinations (worked now, or
+    /// left alone by their circuit breaker) are left out.
+    public func dueDeliveries(now: Int64, perDestination: Int, excluding: Set<Int64> = []) throws -> [DueDelivery] {
+        let notIn = excluding.isEmpty ? "" : " AND d.destination_id NOT IN (\(excluding.map(String.init).joined(separator: ",")))"
         return try writer.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT q.id AS delivery_id, q.event_id, q.attempts, q.facts, q.contact, s.domains, s.policy AS site_policy,
                   se.forwardable AS visit_forwardable, t.*
                 FROM (SELECT d.*, row_number() OVER (PARTITION BY d.destination_id ORDER BY d.due_at, d.id) AS rank
-                      FROM deliveries d WHERE d.status = 'pending' AND d.due_at <= ?\(notIn("d.destination_id", excluding))\(notIn("d.id", skipping))) q
+                      FROM deliveries d JOIN destinations e ON e.id = d.destination_id AND e.enabled = 1
+                      WHERE d.status = 'pending' AND d.due_at <= ?\(notIn)) q
                 JOIN destinations t ON t.id = q.destination_id JOIN sites s ON s.id = q.site_id
                 LEFT JOIN conversions c ON c.id = q.conversion_id LEFT JOIN sessions se ON se.id = c.session_id
-                WHERE q.rank <= ? AND t.enabled = 1
+                WHERE q.rank <= ?
                 ORDER BY q.due_at, q.id
                 """, arguments: [now, perDestination]).map { row in
                 let facts = (row["facts"] as String?).flatMap { try? JSONDecoder().decode(DeliveryFacts.self, from: Data($0.utf8)) }
@@ -164,16 +165,6 @@ extension AppDatabase {
                                    destination: DestinationRow(row: row), siteDomain: domain, sitePolicy: row["site_policy"],
                                    visitForwardable: (row["visit_forwardable"] as Bool?) ?? false)
             }
-        }
-    }
-
-    /// The next time a pending delivery of an enabled destination is due, if any.
-    public func nextDeliveryDue() throws -> Int64? {
-        try writer.read { db in
-            try Int64.fetchOne(db, sql: """
-                SELECT min(d.due_at) FROM deliveries d JOIN destinations t ON t.id = d.destination_id
-                WHERE d.status = 'pending' AND t.enabled = 1
-                """)
         }
     }
 

@@ -332,7 +332,7 @@ extension AppDatabase {
         update.start()
         update.bind(e.timestamp); update.bind(e.timestamp); update.bind(pageview); update.bind(e.timestamp); update.bind(e.path)
         update.bind(pageview); update.bind(interaction); update.bind(max(0, e.engagedMs ?? 0)); update.bind(pageview); update.bind(interaction)
-        update.bind(Int64(e.forwardable ? 1 : 0))
+        update.bind(e.timestamp); update.bind(Int64(e.forwardable ? 1 : 0))
         if let subject = e.subject { update.bind(subject) }
         update.bind(id); update.bind(e.siteID); update.bind(since); update.bind(e.timestamp + sessionGapMilliseconds)
         update.bind(e.visitor); update.bind(e.previousVisitor ?? e.visitor)
@@ -398,7 +398,8 @@ struct IngestStatements {
             UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
               exit_path = CASE WHEN ? AND ? >= last_seen THEN ? ELSE exit_path END,
               pageviews = pageviews + ?, interactions = interactions + ?, engaged_ms = engaged_ms + ?,
-              bounce = (pageviews + ? <= 1 AND interactions + ? = 0), forwardable = ?\(subject)
+              bounce = (pageviews + ? <= 1 AND interactions + ? = 0),
+              forwardable = CASE WHEN ? >= last_seen THEN ? ELSE forwardable END\(subject)
             WHERE id = ? AND site_id = ? AND last_seen >= ? AND started_at <= ? AND visitor IN (?, ?)
             """ }
         self.update = try RawStatement(db, update(""))

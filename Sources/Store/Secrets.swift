@@ -85,4 +85,26 @@ extension AppDatabase {
             return value
         }
     }
+
+    /// A stored secret's value, nil when there is none.
+    public func storedSecret(named name: String) throws -> [UInt8]? {
+        try writer.read { db in try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]).map { [UInt8]($0) } }
+    }
+
+    /// Whether destination credentials sealed under the secret key are stored.
+    public func sealedCredentialsExist() throws -> Bool {
+        try writer.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") != nil }
+    }
+
+    /// Stores `value` under `name`: inserted when absent; replaced when no sealed credential is
+    /// stored (nothing depends on the old value); left as it is otherwise.
+    public func recordSecret(named name: String, value: [UInt8]) throws {
+        try writer.write { db in
+            if try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]) == nil {
+                try db.execute(sql: "INSERT INTO secrets (name, value) VALUES (?, ?)", arguments: [name, Data(value)])
+            } else if try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") == nil {
+                try db.execute(sql: "UPDATE secrets SET value = ? WHERE name = ?", arguments: [Data(value), name])
+            }
+        }
+    }
 }

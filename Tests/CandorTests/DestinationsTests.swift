@@ -28,6 +28,8 @@ final class Receiver: @unchecked Sendable {
     /// Answers with a body: (request, n) → (status, JSON body).
     typealias API = @Sendable (_ hit: Hit, _ n: Int) -> (status: Int, body: String)
     let hits = Mutex<[Hit]>([])
+    /// Requests being answered now, by path.
+    let inFlight = Mutex<[String: Int]>([:])
     let script: Mutex<Script>
     let api: API?
     private(set) var port = 0
@@ -52,6 +54,8 @@ final class Receiver: @unchecked Sendable {
                 return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
             }
             let answer = self.script.withLock { $0 }(path, n)
+            self.inFlight.withLock { $0[path, default: 0] += 1 }
+            defer { self.inFlight.withLock { $0[path, default: 1] -= 1 } }
             if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
             var fields = HTTPFields()
             for (k, v) in answer.headers { fields[HTTPField.Name(k)!] = v }
@@ -143,6 +147,31 @@ final class Receiver: @unchecked Sendable {
         #expect(Minimize.phoneSHA256("06 12 34 56 78") == nil)
         #expect(Minimize.phoneSHA256("+33 6 12 34 56 78 ext 5") == nil)
         #expect(Minimize.phoneSHA256("+12") == nil)
+    }
+
+    /// The secret key that sealed the credentials is the only one accepted afterwards; a key with
+    /// nothing sealed under it yet can take over.
+    @Test func aDifferentSecretKeyIsRefusedOnceCredentialsAreSealed() throws {
+        let dir = TempDir()
+        let database = try AppDatabase(path: dir.file("candor.sqlite"))
+        let a = ["CANDOR_SECRET_KEY": String(repeating: "ab", count: 32)], b = ["CANDOR_SECRET_KEY": String(repeating: "cd", count: 32)]
+        let boxA = try SecretBox.load(directory: dir.path, database: database, environment: a)
+        _ = try SecretBox.load(directory: dir.path, database: database, environment: b)   // nothing recorded yet
+        try boxA.claim(database)
+        // Nothing sealed under A is stored: another key may take over.
+        let boxB = try SecretBox.load(directory: dir.path, database: database, environment: [:])   // secret.key, created 0600
+        try boxB.claim(database)
+        let site = Site(id: "sitesecret", name: "S", domains: ["s.example"], policy: "default", createdAt: Date())
+        try database.addSite(site)
+        _ = try database.transaction { tx in
+            try tx.addDestination(site: site.id, kind: "webhook", label: "w", settings: [:], credential: boxB.seal([1, 2, 3]), at: 0)
+        }
+        #expect(throws: SecretBox.Failure.self) { try boxA.claim(database) }
+        #expect(throws: SecretBox.Failure.self) { try SecretBox.load(directory: dir.path, database: database, environment: a) }
+        #expect(throws: SecretBox.Failure.self) { try SecretBox.load(directory: dir.path, database: database, environment: b) }
+        #expect(try boxB.open(try #require(try database.destinations(site: site.id).first?.credential)) == [1, 2, 3])
+        chmod(dir.file("secret.key"), 0o644)
+        #expect(throws: SecretBox.Failure.self) { try SecretBox.load(directory: dir.path, database: database, environment: [:]) }
     }
 
     @Test func longEventIDsStayDistinct() {
@@ -551,7 +580,8 @@ extension LiveServerTests {
         /// Consent withdrawn after a conversion was queued stops it, against the running binary:
         /// on a site that counts anonymously, a later event with GPC (stored anonymously) takes the
         /// visit's forwarding away; on a site that does not, a later refusal (the event dropped)
-        /// does the same. The queued deliveries (one-second delay) are not sent but marked
+        /// does the same; an older event still carrying the grant, arriving after, does not undo
+        /// it. The queued deliveries (eight-second delay) are not sent but marked
         /// skipped with the reason; a visit that kept its grant is sent.
         @Test func consentWithdrawnAfterQueueingStopsTheDelivery() async throws {
             let receiver = try await Receiver()
@@ -563,7 +593,7 @@ extension LiveServerTests {
             setenv("CANDOR_TEST_SECRET", Self.secret, 1)
             for site in [install.site, strict] {
                 _ = try install.cli(["destinations", "add", "--site", site, "--kind", "webhook", "--setting", "url=\(receiver.url)/q",
-                                     "--setting", "delay_seconds=2", "--credential-env", "CANDOR_TEST_SECRET"])
+                                     "--setting", "delay_seconds=8", "--credential-env", "CANDOR_TEST_SECRET"])
             }
             let granted = #"{"analytics":true,"marketing":true}"#
             func post(_ site: String, _ host: String, _ ip: String, _ id: String, _ consent: String, name: String = "pageview",
@@ -581,8 +611,12 @@ extension LiveServerTests {
             _ = try await post(strict, "strict.example", "81.2.69.192", "refuse-conv", granted, name: "conversion", value: #","value":10,"currency":"EUR""#)
             #expect(try await post(install.site, "localhost", "81.2.69.191", "gpc-later", #""unset""#, gpc: true).contains(#""accepted":1"#))
             #expect(try await post(strict, "strict.example", "81.2.69.192", "refuse-later", #""denied""#).contains(#""consent_denied":1"#))
+            // An older event still carrying the grant (queued by the browser, dated 30 s ago) arrives
+            // after the objection: it does not give the visit its forwarding back.
+            let past = Int64(Date().timeIntervalSince1970 * 1000) - 30_000
+            _ = try await post(install.site, "localhost", "81.2.69.191", "gpc-queued", granted, value: #","ts":\#(past)"#)
             let database = try install.database()
-            #expect(try await eventually(20) {
+            #expect(try await eventually(40) {
                 let a = try database.deliveryCounts(site: install.site), b = try database.deliveryCounts(site: strict)
                 return a["pending"] == nil && b["pending"] == nil
             })
@@ -639,7 +673,8 @@ extension LiveServerTests {
             let load = EventLoad(port: install.server.port, site: install.site, eventsPerSecond: 200)
             for i in 0..<12 { try await Self.visit(install, tag: "k\(i)", ip: "81.2.70.\(i + 1)", consent: granted) }
             _ = await load.stop()
-            #expect(try await eventually(20) { receiver.requests("/slow").count >= 4 })
+            // Killed while the slow endpoint is answering a delivery (it takes 400 ms per answer).
+            #expect(try await eventually(20) { receiver.inFlight.withLock { $0["/slow"] ?? 0 } > 0 && receiver.requests("/slow").count >= 2 })
             install.server.kill9()
             try await install.server.start(["--trusted-proxy", "127.0.0.1/32", "--delivery-retry-base", "0.2", "--delivery-attempts", "3"])
             let expected = Set(["first"] + (0..<12).map { "k\($0)" }).map { "pixel:\($0)-conv" }
