@@ -42,16 +42,16 @@ extension WriteTransaction {
 
 extension AppDatabase {
     static func add(_ tally: ConsentTally, _ db: Database) throws {
-        for visitor in tally.withdrawn {
-            try db.execute(sql: "UPDATE sessions SET forwardable = 0 WHERE site_id = ? AND visitor = ? AND forwardable = 1",
-                           arguments: [tally.site, visitor])
+        if !tally.withdrawn.isEmpty {
+            let withdraw = try db.cachedStatement(sql: "UPDATE sessions SET forwardable = 0 WHERE site_id = ? AND visitor = ? AND forwardable = 1")
+            for visitor in tally.withdrawn { try withdraw.execute(arguments: [tally.site, visitor]) }
         }
         for (day, metrics) in tally.counts {
             for (metric, n) in metrics {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO consent_counts (site_id, day, metric, n) VALUES (?, ?, ?, ?)
                     ON CONFLICT (site_id, day, metric) DO UPDATE SET n = n + excluded.n
-                    """, arguments: [tally.site, day, metric.rawValue, n])
+                    """).execute(arguments: [tally.site, day, metric.rawValue, n])
             }
         }
     }

@@ -329,17 +329,18 @@ extension Database {
     func enqueueDeliveries(site: String, conversionID: Int64, eventID: String, visit: Int64?, facts: DeliveryFacts,
                            contact: Data? = nil, now: Int64) throws -> Int {
         guard let visit, facts.kind != "refund" else { return 0 }
-        guard let session = try Row.fetchOne(self, sql: "SELECT forwardable, entry_path FROM sessions WHERE id = ?", arguments: [visit]),
-              session[0] as Bool else { return 0 }
-        let destinations = try Row.fetchAll(self, sql: "SELECT id, settings, wants_contact FROM destinations WHERE site_id = ? AND enabled = 1",
+        // Statements from the connection's cache: this runs inside the event writer's transaction.
+        let destinations = try Row.fetchAll(cachedStatement(sql: "SELECT id, settings, wants_contact FROM destinations WHERE site_id = ? AND enabled = 1"),
                                             arguments: [site])
-        guard !destinations.isEmpty else { return 0 }
+        guard !destinations.isEmpty,
+              let session = try Row.fetchOne(cachedStatement(sql: "SELECT forwardable, entry_path FROM sessions WHERE id = ?"), arguments: [visit]),
+              session[0] as Bool else { return 0 }
         var f = facts
         f.landing = session[1]
         f.path = f.path ?? f.landing
-        if f.clickID == nil, let click = try Row.fetchOne(self, sql: """
+        if f.clickID == nil, let click = try Row.fetchOne(cachedStatement(sql: """
             SELECT click_id_kind, click_id, ts FROM events WHERE session_id = ? AND click_id IS NOT NULL ORDER BY ts DESC LIMIT 1
-            """, arguments: [visit]) {
+            """), arguments: [visit]) {
             f.clickKind = click[0]; f.clickID = click[1]; f.clickTS = click[2]
         }
         let encoder = JSONEncoder()
