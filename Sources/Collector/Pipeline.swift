@@ -32,7 +32,8 @@ public struct PipelineResult: Sendable {
     public var retryAfter: Int?
     /// Set when the bot step dropped the request's events: the layer that decided.
     public var botLayer: BotLayer?
-    /// Visitor hashes of events dropped for a refusal or an objection (ForwardingGate.withdraws).
+    /// Visitor hashes of events that refuse or object, stored or dropped for consent
+    /// (ForwardingGate.withdraws).
     public var withdrawn: Set<Int64> = []
 }
 
@@ -212,14 +213,12 @@ public struct Pipeline: Sendable {
             if let address = props.lazy.compactMap(email).first {
                 w.row.emailHash = scope.deps.subjects.hash(address, kind: .email)
                 if w.row.forwardable, let box = scope.deps.contactBox {
-                    w.row.forwardEmailSHA256 = box.seal(Array(Minimize.emailSHA256(address).utf8)).base64EncodedString()
-                    w.row.forwardContact = Optional(box).map { box in
-                        var contact = ["email": address]
-                        for key in ["name", "first_name", "last_name"] {
-                            if let (_, value) = props.first(where: { $0.0 == "field." + key }), case .string(let s) = value { contact[key] = s }
-                        }
-                        return box.seal(Array(JSON.object(contact.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text.utf8))
+                    w.row.forwardEmailSHA256 = box.sealText(Minimize.emailSHA256(address))
+                    var contact = ["email": address]
+                    for key in ["name", "first_name", "last_name"] {
+                        if let (_, value) = props.first(where: { $0.0 == "field." + key }), case .string(let s) = value { contact[key] = s }
                     }
+                    w.row.forwardContact = box.seal(Array(JSON.object(contact.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text.utf8))
                 }
                 props.removeAll { email($0) != nil }
             }
@@ -227,7 +226,7 @@ public struct Pipeline: Sendable {
             if w.row.forwardable, let box = scope.deps.contactBox,
                let (_, value) = props.first(where: { $0.0 == "field.phone" }), case .string(let number) = value,
                let digest = Minimize.phoneSHA256(number) {
-                w.row.forwardPhoneSHA256 = box.seal(Array(digest.utf8)).base64EncodedString()
+                w.row.forwardPhoneSHA256 = box.sealText(digest)
             }
             w.row.props = PropsEncoder.encode(props)
             if w.incoming.value != nil {
@@ -256,22 +255,20 @@ public struct Pipeline: Sendable {
             var w = Working(incoming: incoming, page: LightURL(incoming.url),
                             row: EventRow(siteID: site.id, clientID: incoming.id, timestamp: incoming.clientTime ?? ms, name: incoming.name,
                                           path: "/", decision: .anonymous, visitor: 0, sourceType: "direct"))
+            var dropped: DropReason?
             for step in Self.steps {
-                if let reason = step.run(&w, scope) {
-                    result.drops[reason, default: 0] += 1
-                    if reason == .consentDenied || reason == .optOutSignal,
-                       ForwardingGate.withdraws(state: incoming.consent, signals: facts.signals), let hashes = scope.hashes {
-                        result.withdrawn.insert(hashes.current)
-                        if let previous = hashes.previous { result.withdrawn.insert(previous) }
-                    }
-                    continue events
-                }
+                if let reason = step.run(&w, scope) { dropped = reason; break }
             }
-            // An objection or refusal that is stored (counted anonymously) withdraws as well: it may
-            // open a new visit, and the visitor's earlier one must stop forwarding.
-            if ForwardingGate.withdraws(state: incoming.consent, signals: facts.signals), let hashes = scope.hashes {
+            // A refusal or objection, stored (counted anonymously) or dropped for consent, withdraws
+            // forwarding from the visitor's visits: it may open a new visit, or none.
+            if dropped == nil || dropped == .consentDenied || dropped == .optOutSignal,
+               ForwardingGate.withdraws(state: incoming.consent, signals: facts.signals), let hashes = scope.hashes {
                 result.withdrawn.insert(hashes.current)
                 if let previous = hashes.previous { result.withdrawn.insert(previous) }
+            }
+            if let dropped {
+                result.drops[dropped, default: 0] += 1
+                continue events
             }
             result.rows.append(w.row)
         }

@@ -1,6 +1,6 @@
 /// Whether an event may be forwarded to ad platforms and CRMs (the destinations). The one place
 /// that decides it; the collector records the answer on the event's visit (every stored event
-/// updates it, and events dropped for a refusal or an objection withdraw it), and conversions are
+/// updates it, and events that refuse or object, stored or dropped, withdraw it), and conversions are
 /// written to the delivery outbox, and later sent, only while their visit's answer is yes.
 ///
 /// Forwarded only when all hold:

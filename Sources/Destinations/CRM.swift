@@ -22,16 +22,12 @@ enum CRM {
         return out
     }
 
-    static func base(_ job: Job, _ fallback: String) -> String {
-        (job.settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? fallback).trimmingSuffix("/")
-    }
-
     /// Pipedrive: persons/search by e-mail (exact), then, when no one has it, by name (exact);
     /// exactly one match is updated (PUT persons/ID with the mapped custom fields); none or
     /// several: not found.
     static func pipedrive(_ job: Job, _ exchange: Exchange) async throws -> Delivered {
         guard let email = job.contact["email"] else { return .skipped("no e-mail to find the person by") }
-        let base = base(job, "https://api.pipedrive.com")
+        let base = DestinationKind.pipedrive.base(job.settings)
         let auth = [("x-api-token", job.credential), ("Accept", "application/json")]
         func search(_ term: String, _ field: String) async throws -> (Answer, [Int64]) {
             let url = "\(base)/api/v1/persons/search?term=\(query(term))&fields=\(field)&exact_match=true&limit=2"
@@ -57,7 +53,7 @@ enum CRM {
     /// properties); none: created only when the destination's `create` is true, else not found.
     static func hubspot(_ job: Job, _ exchange: Exchange) async throws -> Delivered {
         guard let email = job.contact["email"] else { return .skipped("no e-mail to find the contact by") }
-        let base = base(job, "https://api.hubapi.com")
+        let base = DestinationKind.hubspot.base(job.settings)
         let headers = [("Authorization", "Bearer \(job.credential)"), ("Content-Type", "application/json")]
         let search: [String: Any] = ["filterGroups": [["filters": [["propertyName": "email", "operator": "EQ", "value": email]]]],
                                      "properties": ["email"], "limit": 2]

@@ -156,12 +156,8 @@ public final class DeliveryService: Service, Sendable {
         guard d.visitForwardable else { return .skipped("consent for this visit no longer allows forwarding") }
         guard policyAllows(d.sitePolicy) else { return .skipped("the site's policy no longer allows forwarding") }
         guard var facts = d.facts else { return .skipped("its facts expired (the policy's retention) before it was sent") }
-        if let sealed = facts.sealedEmailSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
-            facts.emailSHA256 = String(decoding: opened, as: UTF8.self)
-        }
-        if let sealed = facts.sealedPhoneSHA256.flatMap({ Data(base64Encoded: $0) }), let opened = try? box.open(sealed) {
-            facts.phoneSHA256 = String(decoding: opened, as: UTF8.self)
-        }
+        facts.emailSHA256 = box.openText(facts.sealedEmailSHA256)
+        facts.phoneSHA256 = box.openText(facts.sealedPhoneSHA256)
         let credential: String
         do {
             guard let sealed = d.destination.credential else { return .dead(status: nil, error: "no credential set") }

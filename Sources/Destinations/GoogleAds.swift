@@ -33,7 +33,7 @@ enum GoogleAds {
         guard let customer = job.settings["customer_id"], let action = job.settings["conversion_action_id"] else {
             return .skipped("customer_id and conversion_action_id are needed")
         }
-        let key = String(decoding: hex(Sodium.sha256(Array(c["refresh_token"]!.utf8))), as: UTF8.self)
+        let key = Hex.encode(Sodium.sha256(Array(c["refresh_token"]!.utf8)))
         let access: String
         do {
             access = try await tokens.token(key, now: job.now) {
@@ -57,7 +57,7 @@ enum GoogleAds {
         if f.kind == "sale", let value = f.value { conversion["conversionValue"] = value; conversion["currencyCode"] = f.currency ?? "USD" }
         var headers = [("Authorization", "Bearer \(access)"), ("developer-token", c["developer_token"]!), ("Content-Type", "application/json")]
         if let login = job.settings["login_customer_id"] { headers.append(("login-customer-id", login)) }
-        let base = (job.settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://googleads.googleapis.com").trimmingSuffix("/")
+        let base = DestinationKind.googleads.base(job.settings)
         let answer = try await exchange(OutboundRequest(url: "\(base)/\(job.settings["api_version"] ?? "v21")/customers/\(customer):uploadClickConversions",
                                                         headers: headers, body: json(["conversions": [conversion], "partialFailure": true])))
         if answer.status == 401 { await tokens.forget(key) }

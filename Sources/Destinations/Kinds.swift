@@ -108,10 +108,16 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         }
     }
 
+    /// The endpoint base: the destination's `base_url` (a gateway, a test's stand-in), else the
+    /// provider's; without a trailing slash.
+    func base(_ settings: [String: String]) -> String {
+        (settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultBase).trimmingSuffix("/")
+    }
+
     /// The request that forwards `facts` (one-request kinds), or why none is made.
     public func map(_ facts: DeliveryFacts, eventID: String, settings: [String: String], credential: String, siteDomain: String?,
                     now: Int64) -> Mapped {
-        let base = (settings["base_url"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultBase).trimmingSuffix("/")
+        let base = base(settings)
         let url = siteDomain.map { "https://\($0)\(facts.path ?? "/")" }
         let value = facts.kind == "sale" ? facts.value : nil
         switch self {
@@ -148,9 +154,9 @@ public enum DestinationKind: String, Sendable, CaseIterable {
             guard let measurement = settings["measurement_id"] else { return .skip("no measurement_id set") }
             var params: [String: Any] = ["transaction_id": eventID, "engagement_time_msec": 1]
             if let value { params["value"] = value; params["currency"] = facts.currency ?? "USD" }
-            let client = hex(Sodium.sha256(Array(eventID.utf8))).prefix(16)
+            let client = Hex.encode(Sodium.sha256(Array(eventID.utf8))).prefix(16)
             let doc: [String: Any] = [
-                "client_id": "\(String(decoding: client, as: UTF8.self)).\(facts.ts / 1000)",
+                "client_id": "\(client).\(facts.ts / 1000)",
                 "timestamp_micros": facts.ts * 1000,
                 "events": [["name": facts.kind == "sale" ? "purchase" : "generate_lead", "params": params]],
                 "consent": ["ad_user_data": "GRANTED", "ad_personalization": "DENIED"],
@@ -189,13 +195,6 @@ func query(_ s: String) -> String {
     var allowed = CharacterSet.alphanumerics
     allowed.insert(charactersIn: "-._~")
     return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-}
-
-func hex<S: Sequence>(_ bytes: S) -> [UInt8] where S.Element == UInt8 {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-    return out
 }
 
 extension String {

@@ -54,7 +54,7 @@ public struct Attributor: Sendable {
         // Leaves the appliance only if the attributed visit is forwardable (AppDatabase.insertConversion).
         if let box = contactBox,
            let email = e.email.map({ $0.trimmingCharacters(in: .whitespaces) }), Minimize.looksLikeEmail(Substring(email)) {
-            row.forwardEmailSHA256 = box.seal(Array(Minimize.emailSHA256(email).utf8)).base64EncodedString()
+            row.forwardEmailSHA256 = box.sealText(Minimize.emailSHA256(email))
             row.forwardContact = box.seal(Array(JSON.object([("email", .string(email))]).text.utf8))
         }
         row.userHash = e.userID.map { subjects.hash($0, kind: .userID) }

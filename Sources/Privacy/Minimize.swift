@@ -54,14 +54,14 @@ public enum Minimize {
             if c.isASCII && c.isNumber { digits.append(c) } else if !" .-()/".contains(c) { return nil }
         }
         guard (8...15).contains(digits.count), !digits.hasPrefix("0") else { return nil }
-        return Sodium.sha256(Array(digits.utf8)).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(Sodium.sha256(Array(digits.utf8)))
     }
 
     /// Lowercase hex SHA-256 of an e-mail address trimmed and lowercased: the match key ad
     /// platforms accept (Meta's em, LinkedIn's SHA256_EMAIL).
     public static func emailSHA256(_ address: String) -> String {
         let normalized = address.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        return Sodium.sha256(Array(normalized.utf8)).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(Sodium.sha256(Array(normalized.utf8)))
     }
 
     public static func looksLikeEmail(_ s: Substring) -> Bool {

@@ -92,6 +92,14 @@ public struct SecretBox: Sendable {
         return Array(data)
     }
 
+    /// `text` sealed, as base64 (for a JSON field).
+    public func sealText(_ text: String) -> String { seal(Array(text.utf8)).base64EncodedString() }
+
+    /// What ``sealText(_:)`` sealed; nil when absent or not sealed under this key.
+    public func openText(_ sealed: String?) -> String? {
+        sealed.flatMap { Data(base64Encoded: $0) }.flatMap { try? open($0) }.map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// nonce ‖ ciphertext.
     public func seal(_ plaintext: [UInt8]) -> Data {
         Sodium.initialize()

@@ -17,8 +17,8 @@ public enum ConsentMetric: String, Sendable, CaseIterable {
 public struct ConsentTally: Sendable, Equatable {
     public var site: String
     public var counts: [Int64: [ConsentMetric: Int]] = [:]
-    /// Visitor hashes (today's and yesterday's salt) whose events were dropped for a refusal or an
-    /// objection: their open visit stops being forwardable (``Consent/ForwardingGate``).
+    /// Visitor hashes (today's and yesterday's salt) whose events refused or objected, stored or
+    /// dropped: their visits stop being forwardable (``Consent/ForwardingGate``).
     public var withdrawn: Set<Int64> = []
     public init(site: String) { self.site = site }
     public var isEmpty: Bool { counts.isEmpty && withdrawn.isEmpty }

@@ -19,9 +19,21 @@ public struct DestinationRow: Sendable, Equatable {
 
     init(row: Row) {
         id = row["id"]; siteID = row["site_id"]; kind = row["kind"]; label = row["label"]; enabled = row["enabled"]
-        settings = (try? JSONDecoder().decode([String: String].self, from: Data((row["settings"] as String).utf8))) ?? [:]
+        settings = Self.settings(row["settings"])
         credential = row["credential"]; wantsContact = row["wants_contact"]; createdAt = row["created_at"]; updatedAt = row["updated_at"]
     }
+
+    /// The settings column's JSON object (an unreadable one: none).
+    static func settings(_ text: String) -> [String: String] {
+        (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+    }
+}
+
+/// JSON text with sorted keys (settings, outbox facts).
+func sortedJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 /// What a delivery forwards, minimised, as written to the outbox with its conversion. No IP
@@ -141,8 +153,7 @@ extension AppDatabase {
 
     // MARK: Delivery service
 
-    /// Pending deliveries due at `now` of enabled destinations, oldest first.
-    /// At most `perDestination` of each enabled destination (the oldest), so that one
+    /// Pending deliveries due at `now`, oldest first: at most `perDestination` of each enabled destination (the oldest), so that one
     /// destination's backlog never holds up the others; `excluding` destinations (worked now, or
     /// left alone by their circuit breaker) are left out.
     public func dueDeliveries(now: Int64, perDestination: Int, excluding: Set<Int64> = []) throws -> [DueDelivery] {
@@ -282,39 +293,29 @@ extension WriteTransaction {
         try db.execute(sql: """
             INSERT INTO destinations (site_id, kind, label, enabled, settings, credential, wants_contact, created_at, updated_at)
             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
-            """, arguments: [site, kind, label, Self.json(settings), credential, wantsContact, at, at])
+            """, arguments: [site, kind, label, try sortedJSON(settings), credential, wantsContact, at, at])
         return db.lastInsertedRowID
     }
 
     /// Changes a destination; nil leaves a field as it is.
-    public func updateDestination(id: Int64, enabled: Bool? = nil, settings: [String: String]? = nil, credential: Data? = nil,
-                                  at: Int64) throws {
+    public func updateDestination(id: Int64, enabled: Bool? = nil, credential: Data? = nil, at: Int64) throws {
         try db.execute(sql: """
-            UPDATE destinations SET enabled = coalesce(?, enabled), settings = coalesce(?, settings),
-              credential = coalesce(?, credential), updated_at = ? WHERE id = ?
-            """, arguments: [enabled, settings.map(Self.json), credential, at, id])
+            UPDATE destinations SET enabled = coalesce(?, enabled), credential = coalesce(?, credential), updated_at = ? WHERE id = ?
+            """, arguments: [enabled, credential, at, id])
     }
 
     public func removeDestination(id: Int64) throws {
         try db.execute(sql: "DELETE FROM destinations WHERE id = ?", arguments: [id])
     }
 
-    /// Puts dead-lettered deliveries (of one destination, or the given ids) back in the queue, due
+    /// Puts a site's dead-lettered deliveries (of one destination, or all) back in the queue, due
     /// now with their attempts reset. Returns how many.
-    public func replayDeliveries(site: String, destination: Int64? = nil, ids: [Int64]? = nil, at: Int64) throws -> Int {
-        var sql = "UPDATE deliveries SET status = 'pending', attempts = 0, due_at = ?, last_error = NULL WHERE site_id = ? AND status = 'dead' AND facts IS NOT NULL"
-        var args: [(any DatabaseValueConvertible)?] = [at, site]
-        if let destination { sql += " AND destination_id = ?"; args.append(destination) }
-        if let ids { sql += " AND id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"; args += ids.map { $0 } }
-        if ids?.isEmpty == true { return 0 }
-        try db.execute(sql: sql, arguments: StatementArguments(args))
+    public func replayDeliveries(site: String, destination: Int64? = nil, at: Int64) throws -> Int {
+        try db.execute(sql: """
+            UPDATE deliveries SET status = 'pending', attempts = 0, due_at = ?, last_error = NULL
+            WHERE site_id = ? AND status = 'dead' AND facts IS NOT NULL AND (? IS NULL OR destination_id = ?)
+            """, arguments: [at, site, destination, destination])
         return db.changesCount
-    }
-
-    static func json(_ settings: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(settings)) ?? Data("{}".utf8), as: UTF8.self)
     }
 }
 
@@ -343,12 +344,10 @@ extension Database {
             """), arguments: [visit]) {
             f.clickKind = click[0]; f.clickID = click[1]; f.clickTS = click[2]
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let text = String(decoding: try encoder.encode(f), as: UTF8.self)
+        let text = try sortedJSON(f)
         var written = 0
         for d in destinations {
-            let settings = (try? JSONDecoder().decode([String: String].self, from: Data((d["settings"] as String).utf8))) ?? [:]
+            let settings = DestinationRow.settings(d["settings"])
             let delay = settings["delay_seconds"].flatMap(Int64.init).map { max(0, min($0, 86_400)) } ?? 0
             try execute(sql: """
                 INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, contact, status, due_at, created_at)

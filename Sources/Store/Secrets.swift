@@ -93,7 +93,11 @@ extension AppDatabase {
 
     /// Whether destination credentials sealed under the secret key are stored.
     public func sealedCredentialsExist() throws -> Bool {
-        try writer.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") != nil }
+        try writer.read { db in try Self.sealedCredentialsExist(db) }
+    }
+
+    static func sealedCredentialsExist(_ db: Database) throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") != nil
     }
 
     /// Stores `value` under `name`: inserted when absent; replaced when no sealed credential is
@@ -102,7 +106,7 @@ extension AppDatabase {
         try writer.write { db in
             if try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]) == nil {
                 try db.execute(sql: "INSERT INTO secrets (name, value) VALUES (?, ?)", arguments: [name, Data(value)])
-            } else if try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") == nil {
+            } else if try !Self.sealedCredentialsExist(db) {
                 try db.execute(sql: "UPDATE secrets SET value = ? WHERE name = ?", arguments: [Data(value), name])
             }
         }
