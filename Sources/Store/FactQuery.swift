@@ -101,9 +101,16 @@ struct CompiledFilters {
 
     /// Per profile of the block: whether it has every field value (all do when no field is filtered).
     func profilesMatching(_ b: FactBlock) -> [Bool] {
-        let width = FactStore.profileDimensions.count
-        guard !fields.isEmpty else { return [Bool](repeating: true, count: b.profiles.count / width) }
-        return (0..<(b.profiles.count / width)).map { p in fields.allSatisfy { b.profiles[p * width + $0.index] == $0.code } }
+        let width = FactStore.profileDimensions.count, count = b.profiles.count / width
+        var ok = [Bool](repeating: true, count: count)
+        for (index, code) in fields {
+            b.profiles.withUnsafeBufferPointer { profiles in
+                ok.withUnsafeMutableBufferPointer { ok in
+                    for p in 0..<count where profiles[p &* width &+ index] != code { ok[p] = false }
+                }
+            }
+        }
+        return ok
     }
 }
 
@@ -189,6 +196,58 @@ extension Tally {
             count[c] += d.counts[i]
         }
     }
+}
+
+/// What keeps an event of one day in a scan: its time within `lo..<hi` (ms after the day's
+/// start), a profile with every filtered field value, the filtered page, and a visit that sent
+/// every filtered event name (`sent`). The one place that applies the filters to an event.
+struct KeptEvents {
+    let lo: Int32, hi: Int32
+    let profileOK: [Bool]
+    let page: UInt32?
+    let sent: SessionBits?
+
+    /// `ok` is `profileOK`'s storage.
+    @inline(__always) func keeps(_ c: FactBlock.Columns, _ i: Int, _ ok: UnsafeBufferPointer<Bool>) -> Bool {
+        let t = c.ts[i]
+        guard t >= lo && t < hi, ok[Int(c.profile[i])] else { return false }
+        if let page, c.path[i] != page { return false }
+        if let sent {
+            let s = c.session[i]
+            if s < 0 || !sent.contains(s) { return false }
+        }
+        return true
+    }
+}
+
+/// A tally's columns as raw pointers, for the scan's inner loop (see ``Scan/events(_:_:)``).
+struct TallyPointers {
+    let last: UnsafeMutablePointer<UInt64>
+    let visitors: UnsafeMutablePointer<Int32>
+    let count: UnsafeMutablePointer<Int64>
+
+    @inline(__always) func add(_ code: Int, visitor key: UInt64, count n: Int64) {
+        if last[code] != key { last[code] = key; visitors[code] &+= 1 }
+        count[code] &+= n
+    }
+}
+
+extension Tally {
+    /// Runs `body` with the columns as raw pointers (an empty tally's are never read).
+    mutating func withPointers<R>(_ body: (TallyPointers) -> R) -> R {
+        last.withUnsafeMutableBufferPointer { l in
+            visitors.withUnsafeMutableBufferPointer { v in
+                count.withUnsafeMutableBufferPointer { c in
+                    body(TallyPointers(last: l.baseAddress ?? .dangling, visitors: v.baseAddress ?? .dangling, count: c.baseAddress ?? .dangling))
+                }
+            }
+        }
+    }
+}
+
+extension UnsafeMutablePointer {
+    /// A non-null address for an empty buffer, never read or written.
+    static var dangling: UnsafeMutablePointer { UnsafeMutablePointer(bitPattern: MemoryLayout<Pointee>.alignment)! }
 }
 
 /// Distinct visitors and a count per code, only the codes present (one day's table).
@@ -310,27 +369,24 @@ struct Scan {
         }
     }
 
-    /// Whether event `i` of the block lies in the range (`lo..<hi` after the day's start) and passes the filters.
-    @inline(__always) func keeps(_ b: FactBlock, _ i: Int, lo: Int32, hi: Int32, profileOK: [Bool]) -> Bool {
-        let t = b.ts[i]
-        guard t >= lo && t < hi, profileOK[Int(b.profile[i])] else { return false }
-        if let page = compiled.paths.first, b.path[i] != page { return false }
-        if let sent {
-            let s = b.session[i]
-            if s < 0 || !sent.contains(s) { return false }
-        }
-        return true
+    /// What keeps an event of day `b` in the scan: its time in the range, then the filters.
+    func keep(_ b: FactBlock) -> KeptEvents {
+        let (lo, hi) = view.bounds(b)
+        return KeptEvents(lo: lo, hi: hi, profileOK: compiled.profilesMatching(b), page: compiled.paths.first, sent: sent)
     }
 
     /// Tallies the property pairs of the kept events named `event` (a code): distinct visitors per day, events.
     func properties(_ bi: Int, _ b: FactBlock, event: UInt32, into tally: inout Tally) {
-        let (lo, hi) = view.bounds(b)
-        let profileOK = compiled.profilesMatching(b)
+        let keep = keep(b)
         let blockKey = UInt64(bi) << 32
-        for j in b.propEvent.indices {
-            let i = Int(b.propEvent[j])
-            guard b.name[i] == event, keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) else { continue }
-            tally.add(Int(b.propPair[j]), visitor: blockKey | UInt64(b.visitor[i]), count: 1)
+        keep.profileOK.withUnsafeBufferPointer { ok in
+            b.withColumns { c in
+                for j in b.propEvent.indices {
+                    let i = Int(b.propEvent[j])
+                    guard c.name[i] == event, keep.keeps(c, i, ok) else { continue }
+                    tally.add(Int(b.propPair[j]), visitor: blockKey | UInt64(c.visitor[i]), count: 1)
+                }
+            }
         }
     }
 
@@ -357,59 +413,102 @@ struct Scan {
     }
 
     /// Scans one day's events in the range that pass the filters.
+    ///
+    /// The inner loop runs once per stored event (10M for a month of a large site), so it works
+    /// on raw pointers to the day's columns and to the tallies (``FactBlock/withColumns(_:)``,
+    /// ``Tally/withPointers(_:)``): no copy-on-write or bounds checks per event. Every index it
+    /// uses is a code of the site's codebooks, below the size of the tally it indexes.
     mutating func events(_ bi: Int, _ b: FactBlock) {
         let width = FactStore.profileDimensions.count
-        let (lo, hi) = view.bounds(b)
+        let keep = keep(b)
         let profileCount = b.profiles.count / width
-        let profileOK = compiled.profilesMatching(b)
         var profileViews = [Int64](repeating: 0, count: profileCount)
         var profileSeen = [UInt64](repeating: .max, count: profileCount)
-        let offsets = fieldOffsets, profiles = b.profiles
-        var lastVisitor = UInt32.max
+        let offsets = fieldOffsets
         let blockKey = UInt64(bi) << 32
         let filtered = !compiled.isEmpty
-        let ts = b.ts, profile = b.profile, path = b.path, session = b.session, visitor = b.visitor, name = b.name
-        let before = (visitors, pageviews)
         let anyGoal = !pageGoals.isEmpty || !eventGoals.isEmpty
-        for i in 0..<b.events where keeps(b, i, lo: lo, hi: hi, profileOK: profileOK) {
-            let t = ts[i], p = Int(profile[i]), page = path[i], s = session[i]
-            let v = visitor[i]
-            let key = blockKey | UInt64(v)
-            let n = name[i]
-            let isView = n == pageview
-            let viewCount: Int64 = isView ? 1 : 0
-            if anyGoal {
-                var mask = nameGoals[Int(n)] | (isView ? pathGoals[Int(page)] : 0)
-                while mask != 0 {
-                    goalTally.add(mask.trailingZeroBitCount, visitor: key, count: 1)
-                    mask &= mask - 1
+        let hours = hourBuckets.isEmpty ? 0 : hourly.visitors.count
+        // Hour of an event: (start of the day − the grid's anchor + its offset) / 1 h − the grid's first hour.
+        let hourBase = b.start - hourGrid.anchor, firstHour = hourGrid.first
+        let pageview = self.pageview, engagement = self.engagement
+        var dayVisitors = 0, dayViews = 0
+        let keptBase = kept.base
+        // Under field filters, runs of events with one profile that fails them are skipped whole.
+        let skipping = !compiled.fields.isEmpty
+        // Loop-invariant lookups as raw pointers too (they are read only).
+        keep.profileOK.withUnsafeBufferPointer { ok in
+        custom.withUnsafeBufferPointer { custom in
+        nameGoals.withUnsafeBufferPointer { nameGoals in
+        pathGoals.withUnsafeBufferPointer { pathGoals in
+        profileViews.withUnsafeMutableBufferPointer { views in
+        profileSeen.withUnsafeMutableBufferPointer { seen in
+        engaged.withUnsafeMutableBufferPointer { engaged in
+        kept.words.withUnsafeMutableBufferPointer { keptWords in
+        pages.withPointers { pages in
+        named.withPointers { named in
+        fields.withPointers { fields in
+        hourly.withPointers { hourly in
+        goalTally.withPointers { goals in
+        b.withColumns { c in
+            var lastVisitor = UInt32.max
+            var run = 0, i = 0
+            while i < c.count {
+                if skipping && run < c.runCount && Int(c.runs[run]) == i {
+                    let next = run + 1 < c.runCount ? Int(c.runs[run + 1]) : c.count
+                    run += 1
+                    if !ok[Int(c.profile[i])] { i = next; continue }
+                }
+                defer { i += 1 }
+                guard keep.keeps(c, i, ok) else { continue }
+                let t = c.ts[i], p = Int(c.profile[i]), page = c.path[i], s = c.session[i]
+                let v = c.visitor[i]
+                let key = blockKey | UInt64(v)
+                let n = c.name[i]
+                let isView = n == pageview
+                let viewCount: Int64 = isView ? 1 : 0
+                if anyGoal {
+                    var mask = nameGoals[Int(n)] | (isView ? pathGoals[Int(page)] : 0)
+                    while mask != 0 {
+                        goals.add(mask.trailingZeroBitCount, visitor: key, count: 1)
+                        mask &= mask &- 1
+                    }
+                }
+                if v != lastVisitor { dayVisitors &+= 1; lastVisitor = v }
+                dayViews &+= Int(viewCount)
+                pages.add(Int(page), visitor: key, count: viewCount)
+                if custom[Int(n)] { named.add(Int(n), visitor: key, count: 1) }
+                views[p] &+= viewCount
+                if seen[p] != key {
+                    seen[p] = key
+                    let row = c.profiles + p * width
+                    for f in 0..<width { fields.add(offsets[f] &+ Int(row[f]), visitor: key, count: 0) }
+                }
+                if hours > 0 {
+                    let h = Int((hourBase + Int64(t)) / 3_600_000 - firstHour)
+                    if h >= 0 && h < hours { hourly.add(h, visitor: key, count: viewCount) }
+                }
+                if n == engagement {
+                    let e = c.engaged[i], depth = c.scroll[i]
+                    if e >= 0 { engaged[Int(page)].count &+= 1; engaged[Int(page)].sum &+= Int64(e) }
+                    if depth >= 0 { engaged[Int(page)].scrolls &+= 1; engaged[Int(page)].depth &+= Int64(depth) }
+                }
+                if s >= 0 && filtered {
+                    let bit = Int(s - keptBase)
+                    keptWords[bit >> 6] |= 1 << UInt64(bit & 63)
                 }
             }
-            if v != lastVisitor { visitors += 1; lastVisitor = v }
-            pageviews += Int(viewCount)
-            pages.add(Int(page), visitor: key, count: viewCount)
-            if custom[Int(n)] { named.add(Int(n), visitor: key, count: 1) }
-            profileViews[p] += viewCount
-            if profileSeen[p] != key {
-                profileSeen[p] = key
-                for f in 0..<width { fields.add(offsets[f] + Int(profiles[p * width + f]), visitor: key, count: 0) }
+            // Pageviews of each field value: those of the profiles having it.
+            for p in 0..<profileCount where views[p] > 0 {
+                let row = c.profiles + p * width
+                for f in 0..<width { fields.count[offsets[f] &+ Int(row[f])] &+= views[p] }
             }
-            if !hourBuckets.isEmpty {
-                let h = Int((b.start + Int64(t) - hourGrid.anchor) / 3_600_000 - hourGrid.first)
-                if h < hourly.visitors.count { hourly.add(h, visitor: key, count: viewCount) }
-            }
-            if n == engagement {
-                if b.engaged[i] >= 0 { engaged[Int(page)].count += 1; engaged[Int(page)].sum += Int64(b.engaged[i]) }
-                if b.scroll[i] >= 0 { engaged[Int(page)].scrolls += 1; engaged[Int(page)].depth += Int64(b.scroll[i]) }
-            }
-            if s >= 0 && filtered { kept.insert(s) }
-        }
-        for p in profileViews.indices where profileViews[p] > 0 {
-            for f in 0..<width { fields.count[offsets[f] + Int(profiles[p * width + f])] += profileViews[p] }
-        }
+        }}}}}}}}}}}}}}
+        visitors += dayVisitors
+        pageviews += dayViews
         // The day's point of the daily chart: its distinct visitors and pageviews.
         let d = Int(b.day - firstDay)
-        if d >= 0 && d < daily.visitors.count { daily.visitors[d] += Int32(visitors - before.0); daily.count[d] += Int64(pageviews - before.1) }
+        if d >= 0 && d < daily.visitors.count { daily.visitors[d] += Int32(dayVisitors); daily.count[d] += Int64(dayViews) }
     }
 
     /// Counts one day's visits started in the range (under filters, those with a kept event:
@@ -417,15 +516,22 @@ struct Scan {
     mutating func visits(_ bi: Int, _ b: FactBlock) {
         let (lo, hi) = view.bounds(b)
         let blockKey = UInt64(bi) << 32
-        for i in b.visitID.indices where b.visitStart[i] >= lo && b.visitStart[i] < hi {
-            guard compiled.isEmpty || kept.contains(b.visitID[i]) else { continue }
-            visitCount += 1
-            bounces += Int(b.visitBounce[i])
-            durationMs += b.visitDuration[i]
-            let key = blockKey | UInt64(b.visitVisitor[i])
-            entry.add(Int(b.visitEntry[i]), visitor: key, count: 1)
-            exit.add(Int(b.visitExit[i]), visitor: key, count: 1)
+        let all = compiled.isEmpty, kept = self.kept
+        var visits = 0, bounced = 0, duration: Int64 = 0
+        entry.withPointers { entry in
+            exit.withPointers { exit in
+                for i in b.visitID.indices where b.visitStart[i] >= lo && b.visitStart[i] < hi {
+                    guard all || kept.contains(b.visitID[i]) else { continue }
+                    visits &+= 1
+                    bounced &+= Int(b.visitBounce[i])
+                    duration &+= b.visitDuration[i]
+                    let key = blockKey | UInt64(b.visitVisitor[i])
+                    entry.add(Int(b.visitEntry[i]), visitor: key, count: 1)
+                    exit.add(Int(b.visitExit[i]), visitor: key, count: 1)
+                }
+            }
         }
+        visitCount += visits; bounces += bounced; durationMs += duration
     }
 }
 
@@ -434,7 +540,15 @@ extension FactView {
     func sessions(sending name: UInt32, into bits: inout SessionBits) {
         let found = inParallel(start: bits) { bits, _, b in
             let (lo, hi) = bounds(b)
-            for i in b.name.indices where b.name[i] == name && b.session[i] >= 0 && b.ts[i] >= lo && b.ts[i] < hi { bits.insert(b.session[i]) }
+            let base = bits.base
+            b.withColumns { c in
+                bits.words.withUnsafeMutableBufferPointer { words in
+                    for i in 0..<c.count where c.name[i] == name && c.session[i] >= 0 && c.ts[i] >= lo && c.ts[i] < hi {
+                        let bit = Int(c.session[i] - base)
+                        words[bit >> 6] |= 1 << UInt64(bit & 63)
+                    }
+                }
+            }
         } merge: { $0.formUnion($1) }
         bits = found
     }
@@ -570,16 +684,18 @@ extension FactView {
         let empty = SessionBits(blocks)
         let found = inParallel(start: (empty, empty, compiled.names.map { _ in empty }) as Found) { f, _, b in
             let profileOK = compiled.profilesMatching(b)
-            for i in 0..<b.events {
-                let session = b.session[i]
-                guard session >= 0, among.contains(session) else { continue }
-                f.candidates.insert(session)
-                for (n, name) in compiled.names.enumerated() where b.name[i] == name { f.sent[n].insert(session) }
-                guard anyField else { continue }
-                if !profileOK[Int(b.profile[i])] { continue }
-                let path = b.path[i]
-                if !compiled.paths.allSatisfy({ $0 == path }) { continue }
-                f.fieldsOK.insert(session)
+            b.withColumns { c in
+                for i in 0..<c.count {
+                    let session = c.session[i]
+                    guard session >= 0, among.contains(session) else { continue }
+                    f.candidates.insert(session)
+                    for (n, name) in compiled.names.enumerated() where c.name[i] == name { f.sent[n].insert(session) }
+                    guard anyField else { continue }
+                    if !profileOK[Int(c.profile[i])] { continue }
+                    let path = c.path[i]
+                    if !compiled.paths.allSatisfy({ $0 == path }) { continue }
+                    f.fieldsOK.insert(session)
+                }
             }
         } merge: { a, b in
             a.candidates.formUnion(b.candidates); a.fieldsOK.formUnion(b.fieldsOK)

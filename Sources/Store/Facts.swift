@@ -247,6 +247,7 @@ public final class FactStore: Sendable {
                     b.profiles.append(contentsOf: profile)
                 }
             }
+            if b.profile.last != lastProfile { b.runs.append(UInt32(b.profile.count)) }
             b.profile.append(lastProfile)
         }
         // Custom-event properties, each `key = value` pair as one code (identified by key and
@@ -385,6 +386,9 @@ struct FactBlock: Sendable {
     var engaged: [Int32] = []
     var scroll: [Int8] = []
     var profile: [UInt32] = []
+    /// Where each run of events with one profile starts (a visitor's events mostly share one):
+    /// scans under field filters skip the runs whose profile fails them.
+    var runs: [UInt32] = []
     /// Codes of ``FactStore/profileDimensions`` per profile, flattened.
     var profiles: [UInt32] = []
     /// Property pairs of custom events: the event's index and the pair's code, by event index.
@@ -408,7 +412,32 @@ struct FactBlock: Sendable {
     }
 
     var events: Int { visitor.count }
-    var bytes: Int { events * 37 + profiles.count * 4 + visitID.count * 37 }
+
+    /// The event columns as raw pointers, for a scan's inner loop (all `count` long; `profiles`
+    /// holds ``FactStore/profileDimensions``'s codes per profile).
+    struct Columns {
+        let count: Int
+        let visitor: UnsafePointer<UInt32>, ts: UnsafePointer<Int32>, name: UnsafePointer<UInt32>, path: UnsafePointer<UInt32>
+        let session: UnsafePointer<Int64>, engaged: UnsafePointer<Int32>, scroll: UnsafePointer<Int8>, profile: UnsafePointer<UInt32>
+        let profiles: UnsafePointer<UInt32>
+        let runs: UnsafePointer<UInt32>, runCount: Int
+    }
+
+    func withColumns<R>(_ body: (Columns) -> R) -> R {
+        func base<T>(_ p: UnsafeBufferPointer<T>) -> UnsafePointer<T> { p.baseAddress ?? UnsafePointer(UnsafeMutablePointer<T>.dangling) }
+        return visitor.withUnsafeBufferPointer { visitor in ts.withUnsafeBufferPointer { ts in name.withUnsafeBufferPointer { name in
+            path.withUnsafeBufferPointer { path in session.withUnsafeBufferPointer { session in engaged.withUnsafeBufferPointer { engaged in
+                scroll.withUnsafeBufferPointer { scroll in profile.withUnsafeBufferPointer { profile in profiles.withUnsafeBufferPointer { profiles in
+                    runs.withUnsafeBufferPointer { runs in
+                        body(Columns(count: visitor.count, visitor: base(visitor), ts: base(ts), name: base(name), path: base(path), session: base(session),
+                                     engaged: base(engaged), scroll: base(scroll), profile: base(profile), profiles: base(profiles),
+                                     runs: base(runs), runCount: runs.count))
+                    }
+                }}}
+            }}}
+        }}}
+    }
+    var bytes: Int { events * 37 + profiles.count * 4 + runs.count * 4 + visitID.count * 37 }
 }
 
 /// Dense codes for the visitor hashes of one day, in order of first appearance.
