@@ -67,3 +67,39 @@ document.addEventListener('click', function (e) {
   }
   setInterval(refresh, 10000);
 })();
+
+/* Tabs: each group of tables becomes a tab list (the tables' headings name the tabs; arrow keys move). */
+Array.prototype.forEach.call(document.querySelectorAll('[data-tabs]'), function (group) {
+  var list = group.querySelector('.tablist'), panels = group.querySelectorAll('section.breakdown');
+  if (!list || panels.length < 2) return;
+  var tabs = Array.prototype.map.call(panels, function (panel, i) {
+    var tab = document.createElement('button');
+    tab.type = 'button';
+    tab.setAttribute('role', 'tab');
+    tab.id = panel.id + '-tab';
+    tab.setAttribute('aria-controls', panel.id);
+    tab.textContent = panel.querySelector('h2').textContent;
+    panel.setAttribute('role', 'tabpanel');
+    panel.setAttribute('aria-labelledby', tab.id);
+    list.appendChild(tab);
+    return tab;
+  });
+  function select(i, focus) {
+    tabs.forEach(function (tab, j) {
+      tab.setAttribute('aria-selected', String(i === j));
+      tab.tabIndex = i === j ? 0 : -1;
+      panels[j].hidden = i !== j;
+    });
+    if (focus) tabs[i].focus();
+  }
+  tabs.forEach(function (tab, i) {
+    tab.addEventListener('click', function () { select(i, false); });
+    tab.addEventListener('keydown', function (e) {
+      var n = tabs.length, k = e.key === 'ArrowRight' ? (i + 1) % n : e.key === 'ArrowLeft' ? (i + n - 1) % n
+        : e.key === 'Home' ? 0 : e.key === 'End' ? n - 1 : -1;
+      if (k >= 0) { e.preventDefault(); select(k, true); }
+    });
+  });
+  group.classList.add('tabbed');
+  select(0, false);
+});

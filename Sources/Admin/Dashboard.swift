@@ -118,6 +118,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.get("/sites/:site") { request, context in
             try await self.withViewer(request) { v in try self.site(request, v, context.parameters.get("site") ?? "") }
         }
+        router.get("/sites/:site/details") { request, context in
+            try await self.withViewer(request) { v in try self.details(request, v, context.parameters.get("site") ?? "") }
+        }
         router.get("/sites/:site/export") { request, context in
             try await self.withViewer(request) { v in try self.export(request, v, context.parameters.get("site") ?? "") }
         }

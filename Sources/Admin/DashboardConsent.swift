@@ -28,7 +28,7 @@ extension DashboardRoutes {
 
         /// `part` of `whole` as a percentage with one decimal, or "–" when there is nothing to divide.
         static func rate(_ part: Int, _ whole: Int) -> String {
-            whole > 0 ? String(format: "%.1f %%", 100 * Double(part) / Double(whole)) : "–"
+            whole > 0 ? Format.percent(Double(part) / Double(whole)) : "–"
         }
 
         var row: [String: Any] {

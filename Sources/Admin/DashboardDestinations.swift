@@ -33,9 +33,9 @@ extension DashboardRoutes {
             let sent = s?.sentToday ?? 0, failed = s?.failedToday ?? 0
             return [
                 "id": d.id, "label": d.label, "kind": kind?.title ?? d.kind, "kindShown": d.label != (kind?.title ?? d.kind), "enabled": d.enabled,
-                "sent": Self.grouped(sent), "failed": Self.grouped(failed), "skipped": Self.grouped(s?.skippedToday ?? 0),
-                "pending": Self.grouped(s?.pending ?? 0), "dead": Self.grouped(s?.dead ?? 0), "hasDead": (s?.dead ?? 0) > 0,
-                "rate": sent + failed == 0 ? "–" : String(format: "%.1f\u{00A0}%%", Double(sent) * 100 / Double(sent + failed)),
+                "sent": Format.grouped(sent), "failed": Format.grouped(failed), "skipped": Format.grouped(s?.skippedToday ?? 0),
+                "pending": Format.grouped(s?.pending ?? 0), "dead": Format.grouped(s?.dead ?? 0), "hasDead": (s?.dead ?? 0) > 0,
+                "rate": sent + failed == 0 ? "–" : Format.percent(Double(sent) / Double(sent + failed)),
                 "average": s?.averageMs.map { String(format: "%.0f\u{00A0}ms", $0) } ?? "–",
                 "lastSuccess": s?.lastSuccess.map { site.calendar.iso($0) } ?? "never",
                 "fields": (kind?.fields ?? []).map { ["text": $0] },

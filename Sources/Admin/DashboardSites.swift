@@ -80,8 +80,8 @@ extension DashboardRoutes {
         let thirty = try database.activeVisitors(site: site.id, since: t - 30 * 60_000)
         let pages = rule.table(try database.breakdown(site: site.id, from: t - 30 * 60_000, to: t + 1, dimension: .page), total: thirty,
                                partition: false)
-        return (rule.part(five, of: [thirty]).text { String($0) }, rule.count(thirty).text { String($0) },
-                pages.rows.prefix(10).map { ($0.value ?? "(none)", $0.visitors.text { String($0) }) })
+        return (rule.part(five, of: [thirty]).text(Format.grouped), rule.count(thirty).text(Format.grouped),
+                pages.rows.prefix(10).map { ($0.value ?? "(none)", $0.visitors.text(Format.grouped)) })
     }
 
     func realtime(_ v: Viewer, _ id: String) throws -> Response {
@@ -247,8 +247,8 @@ extension DashboardRoutes {
                 segments[segments.count - 1].append(String(format: "%.1f,%.1f", Double(i) * 100 / 29, 19 - Double(n) / top * 18))
             }
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
-                         "visitors": cards.visitors.text { String($0) }, "pageviews": cards.pageviews.text { String($0) },
-                         "conversions": cards.conversions.text { String($0) }, "revenue": cards.revenue.text { $0.text },
+                         "visitors": cards.visitors.text(Format.grouped), "pageviews": cards.pageviews.text(Format.grouped),
+                         "conversions": cards.conversions.text(Format.grouped), "revenue": cards.revenue.text { $0.text },
                          "last": rule.restricted ? "" : s.lastEvent.map { site.calendar.iso($0) } ?? "never", "status": status,
                          "statusClass": status == "active" ? "ok" : "warn",
                          "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
@@ -271,9 +271,39 @@ extension DashboardRoutes {
         return html("overview", c)
     }
 
-    static var siteDimensions: [Store.Dimension] {
-        [.page, .channel, .sourceName, .source, .referrer, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent, .country, .region, .city, .asnOrg,
-         .browser, .os, .device, .screen, .event]
+    /// The site page's tables, in groups shown as tabs (every table under its heading without script).
+    static var tableGroups: [(label: String, kinds: [TableKind])] {
+        [("Acquisition", [.events(.channel), .events(.sourceName), .events(.source), .events(.referrer), .events(.utmSource), .events(.utmMedium),
+                          .events(.utmCampaign), .events(.utmTerm), .events(.utmContent)]),
+         ("Pages", [.events(.page), .sessions(.entry), .sessions(.exit)]),
+         ("Locations", [.events(.country), .events(.region), .events(.city), .events(.asnOrg)]),
+         ("Technology", [.events(.browser), .events(.os), .events(.device), .events(.screen)]),
+         ("Events", [.events(.event)])]
+    }
+
+    /// One row of a table as the templates show it: the value (country names spelled out), its
+    /// shown figures, a filter link, a link out for plain referrer host names, and its share of
+    /// the view's visitors as a bar class (`s0`…`s100`, steps of 2; none for a hidden figure).
+    /// `total` is the visitors figure the reader is shown (nil when withheld: a bar would then
+    /// reveal the hidden total through a shown row).
+    func rowContext(_ row: Disclosure.Row, _ kind: TableKind, _ request: Request, site: String, total: Int?) -> [String: Any] {
+        let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
+        let shown = row.value.map { filterable == .country && !row.isOther ? CountryNames.installed.name($0) : $0 }
+        var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text(Format.grouped),
+                                   "pageviews": row.pageviews.text(Format.grouped)]
+        if let v = row.visitors.value, let total, total > 0 {
+            let steps = min(50, Int((Double(v) / Double(total) * 50).rounded()))
+            cell["share"] = "s\(steps * 2)"
+        }
+        if let d = filterable, let value = row.value, !row.isOther {
+            cell["filter"] = "/sites/\(site)" + Self.query(request, ["f.\(d.rawValue)": value, "dimension": nil, "q": nil, "sort": nil])
+        }
+        // Only plain host names become links, always https.
+        if filterable == .referrer, let host = row.value, !row.isOther,
+           host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+            cell["href"] = "https://" + host
+        }
+        return cell
     }
 
     /// `f.<dimension>=value` query parameters.
@@ -305,12 +335,12 @@ extension DashboardRoutes {
     }
 
     static func delta(_ now: Double, _ before: Double) -> String {
-        guard before != 0 else { return now == 0 ? "±0 %" : "new" }
+        guard before != 0 else { return now == 0 ? "±0\u{00A0}%" : "new" }
         let ratio = ((now - before) / before * 100).rounded()
         // Sums of refunds can leave a previous figure of nearly nothing: no percentage means anything then.
         guard ratio.isFinite, abs(ratio) < 1e6 else { return now > before ? "up" : "down" }
         let p = Int(ratio)
-        return p > 0 ? "+\(p) %" : p == 0 ? "±0 %" : "−\(-p) %"
+        return p > 0 ? "+\(p)\u{00A0}%" : p == 0 ? "±0\u{00A0}%" : "−\(-p)\u{00A0}%"
     }
 
     /// The k-anonymity rule for this reader on this site (``Analytics/Disclosure``): viewers, and
@@ -375,7 +405,9 @@ extension DashboardRoutes {
         let summaries = try report.summaries()
         let cards = report.cards(summaries)
         let compare = request.uri.queryParameters.get("compare") == "1"
-        let previous = compare ? try { let p = report.previous(); return p.cards(try p.summaries()) }() : nil
+        // The period before, when comparing: its cards' figures and its chart line.
+        let before = compare ? try { let p = report.previous(); return (report: p, summaries: try p.summaries()) }() : nil
+        let previous = before.map { $0.report.cards($0.summaries) }
         var c = base(v, title: site.name)
         c["site"] = ["id": site.id, "name": site.name]
         c["range"] = r.label
@@ -407,85 +439,81 @@ extension DashboardRoutes {
         c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
         let totals = report.totals(summaries)
-        c["chart"] = try chart(report, r, totals: totals)
+        c["chart"] = try chart(report, r, totals: totals, previous: try before.map {
+            try $0.report.chart(totals: $0.report.totals($0.summaries), hourly: report.figures.hourlyChart)
+        })
         func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
             let t = try report.table(kind, totals: totals)
-            let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
             let export = "/sites/\(site.id)/export"
             return (t, ["label": kind.label, "dimension": kind.key, "folded": t.folded, "hasFolded": t.folded > 0,
                         "csvHref": export + Self.query(request, ["dimension": kind.key, "format": nil]),
                         "jsonHref": export + Self.query(request, ["dimension": kind.key, "format": "json"]),
+                        "detailsHref": "/sites/\(site.id)/details" + Self.query(request, ["dimension": kind.key, "compare": nil]),
                         "empty": t.rows.isEmpty, "countLabel": kind.countLabel,
-                        "rows": t.rows.prefix(10).map { row -> [String: Any] in
-                            let shown = row.value.map { filterable == .country && !row.isOther ? CountryNames.installed.name($0) : $0 }
-                            var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text { String($0) },
-                                                       "pageviews": row.pageviews.text { String($0) }]
-                            if let d = filterable, let value = row.value, !row.isOther {
-                                cell["filter"] = Self.query(request, ["f.\(d.rawValue)": value])
-                            }
-                            // Only plain host names become links, always https.
-                            if filterable == .referrer, let host = row.value, !row.isOther,
-                               host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
-                                cell["href"] = "https://" + host
-                            }
-                            return cell
-                        }])
+                        "rows": t.rows.prefix(10).map { rowContext($0, kind, request, site: site.id, total: cards.visitors.value) }])
         }
-        var tables: [[String: Any]] = []
+        var groups: [[String: Any]] = []
         var shownPages: Set<String> = []
         var pageCounts: [Int] = []
-        for d in Self.siteDimensions {
-            let (t, context) = try table(.events(d))
-            tables.append(context)
-            if d == .page {
-                shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
-                pageCounts = t.rows.compactMap(\.visitors.value)
-                for sd in SessionDimension.allCases { tables.append(try table(.sessions(sd)).1) }
+        for (label, kinds) in Self.tableGroups {
+            var tables: [[String: Any]] = []
+            for kind in kinds {
+                let (t, context) = try table(kind)
+                tables.append(context)
+                if kind == .events(.page) {
+                    shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
+                    pageCounts = t.rows.compactMap(\.visitors.value)
+                }
             }
+            groups.append(["label": label, "tables": tables])
         }
-        c["tables"] = tables
+        c["groups"] = groups
         // Filtering by a custom event shows its properties.
         if let event = f.terms.first(where: { $0.0 == .event })?.1, event != "pageview" {
             let t = try report.properties(event: event, totals: totals)
             c["properties"] = ["event": event, "folded": t.folded, "hasFolded": t.folded > 0, "empty": t.rows.isEmpty,
-                               "rows": t.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors.text { String($0) },
-                                                                "events": $0.pageviews.text { String($0) }] }]
+                               "rows": t.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors.text(Format.grouped),
+                                                                "events": $0.pageviews.text(Format.grouped)] }]
         }
         c["mayConfigure"] = mayConfigure(v, id)
         let goals = try report.goals(summaries: summaries, pageRows: pageCounts)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
-            ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text { String($0) },
-             "completions": shown.completions.text { String($0) }, "rate": shown.rate.text { String(format: "%.1f %%", $0 * 100) }]
+            ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text(Format.grouped),
+             "completions": shown.completions.text(Format.grouped), "rate": shown.rate.text { Format.percent($0) }]
         }
         c["hasGoals"] = !goals.isEmpty
         // The unfiltered view comes first among the ancestors (the empty subset of the filters).
         c["funnels"] = try report.funnels(unfiltered: summaries[summaries.count > 1 ? 1 : 0]).map { funnel, steps -> [String: Any] in
             let first = steps.first?.1.value
-            return ["name": funnel.name, "steps": steps.enumerated().map { i, step -> [String: Any] in
+            // The step chart: a bar per step, its length the step's share of step 1's visits.
+            let rowHeight = 22.0
+            return ["name": funnel.name, "height": Int(rowHeight * Double(steps.count)), "steps": steps.enumerated().map { i, step -> [String: Any] in
                 let visits = step.1.value
                 let previous = i == 0 ? nil : steps[i - 1].1.value
-                return ["n": i + 1, "name": step.0.name, "visits": step.1.text { String($0) },
-                        "ofFirst": visits.flatMap { v in first.flatMap { $0 == 0 ? nil : String(format: "%.1f %%", Double(v) / Double($0) * 100) } } ?? "–",
-                        "dropOff": i == 0 ? "–" : visits.flatMap { v in previous.flatMap { $0 == 0 ? nil : String(format: "%.1f %%", Double($0 - v) / Double($0) * 100) } } ?? "–"]
+                var bar: [String: Any] = ["y": String(format: "%.0f", rowHeight * Double(i) + 2), "ty": String(format: "%.0f", rowHeight * Double(i) + 15)]
+                if let v = visits, let f = first, f > 0 { bar["w"] = String(format: "%.1f", 360 * Double(v) / Double(f)) }
+                return ["n": i + 1, "name": step.0.name, "visits": step.1.text(Format.grouped), "bar": bar,
+                        "ofFirst": visits.flatMap { v in first.flatMap { $0 == 0 ? nil : Format.percent(Double(v) / Double($0)) } } ?? "–",
+                        "dropOff": i == 0 ? "–" : visits.flatMap { v in previous.flatMap { $0 == 0 ? nil : Format.percent(Double($0 - v) / Double($0)) } } ?? "–"]
             }]
         }
         // Engagement per page: only for pages the reader sees in the pages table.
         c["engagement"] = try report.figures.engagement()
             .filter { !rule.restricted || shownPages.contains($0.path) }.prefix(15).map {
-                ["path": $0.path, "pageviews": $0.pageviews, "engaged": Self.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll) %"]
+                ["path": $0.path, "pageviews": Format.grouped($0.pageviews), "engaged": Self.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll)\u{00A0}%"]
             }
         return html("site", c)
     }
 
     /// The cards in display order: label, text as shown, and the number when shown.
     static func cardList(_ c: Disclosure.Cards) -> [(label: String, text: String, number: Double?)] {
-        [("Visitors", c.visitors.text { String($0) }, c.visitors.value.map(Double.init)),
-         ("Visits", c.visits.text { String($0) }, c.visits.value.map(Double.init)),
-         ("Pageviews", c.pageviews.text { String($0) }, c.pageviews.value.map(Double.init)),
+        [("Visitors", c.visitors.text(Format.grouped), c.visitors.value.map(Double.init)),
+         ("Visits", c.visits.text(Format.grouped), c.visits.value.map(Double.init)),
+         ("Pageviews", c.pageviews.text(Format.grouped), c.pageviews.value.map(Double.init)),
          ("Views per visit", c.viewsPerVisit.text { String(format: "%.1f", $0) }, c.viewsPerVisit.value),
-         ("Bounce rate", c.bounceRate.text { String(format: "%.0f %%", $0 * 100) }, c.bounceRate.value),
+         ("Bounce rate", c.bounceRate.text { Format.percent($0, digits: 0) }, c.bounceRate.value),
          ("Visit duration", c.averageDurationMs.text(Self.duration), c.averageDurationMs.value.map(Double.init)),
-         ("Conversions", c.conversions.text { String($0) }, c.conversions.value.map(Double.init)),
+         ("Conversions", c.conversions.text(Format.grouped), c.conversions.value.map(Double.init)),
          ("Revenue", c.revenue.text { $0.text }, c.revenue.value?.single)]
     }
 
@@ -494,32 +522,43 @@ extension DashboardRoutes {
     /// period still under way drawn apart ("so far"), each bar's values in its `<title>` (hover,
     /// screen readers) and in a table under the chart (touch, keyboard). A bar the reader may not
     /// see is drawn as a thin marker titled "< k" or "–".
-    func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals) throws -> [String: Any] {
+    /// With `previous` (comparing), the period before is drawn over the bars as a dashed line,
+    /// point for point (its hidden figures leave gaps), and listed in the values table.
+    func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals, previous: [Disclosure.Point]? = nil) throws -> [String: Any] {
         let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
-        let step = Self.niceStep(Double(max(1, points.compactMap(\.visitors.value).max() ?? 1)) / 4)
-        let top = step * (Double(max(1, points.compactMap(\.visitors.value).max() ?? 1)) / step).rounded(.up)
+        let highest = Double(max(1, (points + (previous ?? [])).compactMap(\.visitors.value).max() ?? 1))
+        let step = Self.niceStep(highest / 4)
+        let top = step * (highest / step).rounded(.up)
         let left = 40.0, plotWidth = 600.0, plotHeight = 120.0, above = 8.0
-        let w = plotWidth / Double(max(points.count, 1))
-        let nowMs = Int64(now().timeIntervalSince1970 * 1000)
-        func label(_ p: Disclosure.Point) -> String { hourly ? r.calendar.clock(p.start) : Self.shortDate(r.calendar.day(of: p.start)) }
-        // An hour names its offset: the autumn day has two 02:00 hours.
-        func when(_ p: Disclosure.Point) -> String {
-            hourly ? "\(Self.shortDate(r.calendar.day(of: p.start))) \(r.calendar.clock(p.start)) (UTC\(r.calendar.iso(p.start).suffix(6)))"
-                : Self.shortDate(r.calendar.day(of: p.start))
+        // Today's chart spans the whole day: the hours still to come are laid out, without bars.
+        var coming: [Int64] = []
+        if hourly, !r.wholeDays, let last = points.last {
+            let end = r.calendar.end(of: r.calendar.day(of: last.start))
+            var h = last.start + 3_600_000
+            while h < end && coming.count < 48 { coming.append(h); h += 3_600_000 }
         }
-        let every = max(1, Int((Double(points.count) / 6).rounded(.up)))
+        let slots = points.map(\.start) + coming
+        let w = plotWidth / Double(max(slots.count, 1))
+        let nowMs = Int64(now().timeIntervalSince1970 * 1000)
+        func label(_ start: Int64) -> String { hourly ? r.calendar.clock(start) : Self.shortDate(r.calendar.day(of: start)) }
+        // An hour names its offset: the autumn day has two 02:00 hours.
+        func when(_ start: Int64) -> String {
+            hourly ? "\(Self.shortDate(r.calendar.day(of: start))) \(r.calendar.clock(start)) (UTC\(r.calendar.iso(start).suffix(6)))"
+                : Self.shortDate(r.calendar.day(of: start))
+        }
+        let every = max(1, Int((Double(slots.count) / 6).rounded(.up)))
         let partial = { (i: Int) -> Bool in
             i == points.count - 1 && nowMs >= points[i].start && nowMs < (hourly ? points[i].start + 3_600_000 : r.calendar.end(of: r.calendar.day(of: points[i].start)))
         }
-        return ["width": Int(left + plotWidth), "height": Int(above + plotHeight + 22), "max": Int(top),
+        var chart: [String: Any] = ["width": Int(left + plotWidth), "height": Int(above + plotHeight + 22), "max": Int(top),
                 "grid": stride(from: 0.0, through: top, by: step).map { v -> [String: Any] in
                     let y = above + plotHeight - plotHeight * v / top
                     return ["y": String(format: "%.1f", y), "ly": String(format: "%.1f", y + 4), "x2": Int(left + plotWidth),
-                            "lx": Int(left - 4), "label": Self.grouped(Int(v))]
+                            "lx": Int(left - 4), "label": Format.grouped(Int(v))]
                 },
-                "ticks": points.enumerated().filter { $0.offset % every == 0 }.map { i, p -> [String: Any] in
-                    ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(p)]
+                "ticks": slots.enumerated().filter { $0.offset % every == 0 }.map { i, start -> [String: Any] in
+                    ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(start)]
                 },
                 "bars": points.enumerated().map { i, p -> [String: Any] in
                     let v = Double(p.visitors.value ?? 0)
@@ -527,12 +566,24 @@ extension DashboardRoutes {
                     let soFar = partial(i) ? " (so far)" : ""
                     return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
-                            "title": "\(when(p))\(soFar): \(p.visitors.text { Self.grouped($0) }) visitors, \(p.pageviews.text { Self.grouped($0) }) pageviews",
-                            "when": when(p) + soFar, "visitors": p.visitors.text { Self.grouped($0) }, "pageviews": p.pageviews.text { Self.grouped($0) }]
+                            "title": "\(when(p.start))\(soFar): \(p.visitors.text { Format.grouped($0) }) visitors, \(p.pageviews.text { Format.grouped($0) }) pageviews",
+                            "when": when(p.start) + soFar, "visitors": p.visitors.text { Format.grouped($0) },
+                            "before": previous.map { $0.indices.contains(i) ? $0[i].visitors.text(Format.grouped) : "" } as Any, "pageviews": p.pageviews.text { Format.grouped($0) }]
                 },
-                "first": points.first.map(when) ?? "", "last": points.last.map(when) ?? "",
+                "first": slots.first.map(when) ?? "", "last": slots.last.map(when) ?? "",
                 "hasPartial": points.indices.contains { partial($0) },
                 "timezone": r.calendar.identifier]
+        if let previous {
+            // One polyline per run of shown figures.
+            var lines: [[String]] = [[]]
+            for (i, p) in previous.prefix(slots.count).enumerated() {
+                guard let v = p.visitors.value else { if !(lines.last ?? []).isEmpty { lines.append([]) }; continue }
+                lines[lines.count - 1].append(String(format: "%.1f,%.1f", left + (Double(i) + 0.5) * w, above + plotHeight - plotHeight * Double(v) / top))
+            }
+            chart["previous"] = ["lines": lines.filter { !$0.isEmpty }.map { ["points": $0.joined(separator: " ")] },
+                                 "first": previous.first.map { when($0.start) } ?? "", "last": previous.last.map { when($0.start) } ?? ""]
+        }
+        return chart
     }
 
     /// 1, 2 or 5 times a power of ten, at least `raw` (gridline steps).
@@ -548,15 +599,64 @@ extension DashboardRoutes {
         return "\(c.day) \(months[c.month - 1]) \(c.year)"
     }
 
-    /// 12,345.
-    static func grouped(_ n: Int) -> String {
-        let digits = String(abs(n))
-        var out = ""
-        for (i, ch) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-            out.append(ch)
+
+    /// One table in full (the rows the reader may see, up to 1,000): searched by the value as
+    /// shown, sorted by any column, with its exports and filter links back to the site page.
+    func details(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
+        guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+        guard let kind = TableKind(key: request.uri.queryParameters.get("dimension") ?? "") else { return notFound() }
+        let report: SiteReport, r: Range
+        switch self.report(request, site: site, disclosure: disclosure(v, policies[site.policy] ?? .default)) {
+        case .failure(let refusal): return refused(refusal)
+        case .success(let built): (report, r) = built
         }
-        return (n < 0 ? "-" : "") + out
+        let summaries = try report.summaries()
+        let totals = report.totals(summaries)
+        let shownTotal = report.cards(summaries).visitors.value
+        let table = try report.table(kind, totals: totals)
+        let q = request.uri.queryParameters
+        let search = String((q.get("q") ?? "").trimmingCharacters(in: .whitespaces).prefix(200))
+        let sort = ["value", "count"].contains(q.get("sort") ?? "") ? q.get("sort")! : "visitors"
+        // Hidden figures ("< k", "–") sort below every shown one; the table's own order breaks ties.
+        var rows = table.rows.enumerated().map { ($0.offset, $0.element, rowContext($0.element, kind, request, site: site.id, total: shownTotal)) }
+        if !search.isEmpty { rows = rows.filter { !$0.1.isOther && ($0.2["value"] as? String ?? "").localizedCaseInsensitiveContains(search) } }
+        rows.sort { a, b in
+            switch sort {
+            case "value":
+                let x = a.2["value"] as? String ?? "", y = b.2["value"] as? String ?? ""
+                return x.localizedStandardCompare(y) == .orderedSame ? a.0 < b.0 : x.localizedStandardCompare(y) == .orderedAscending
+            case "count":
+                let x = a.1.pageviews.value ?? -1, y = b.1.pageviews.value ?? -1
+                return x != y ? x > y : a.0 < b.0
+            default: return a.0 < b.0
+            }
+        }
+        var c = base(v, title: "\(kind.label) — \(site.name)")
+        c["site"] = ["id": site.id, "name": site.name]
+        c["range"] = r.label
+        c["kind"] = kind.label
+        c["countLabel"] = kind.countLabel
+        c["back"] = "/sites/\(site.id)" + Self.query(request, ["dimension": nil, "q": nil, "sort": nil])
+        c["filters"] = report.filters.terms.map { ["label": $0.0.label, "value": $0.0 == .country ? CountryNames.installed.name($0.1) : $0.1] }
+        c["hasFilters"] = !report.filters.isEmpty
+        c["keep"] = q.filter { $0.key != "q" }.map { ["name": String($0.key), "value": String($0.value)] }
+        c["search"] = search
+        c["rows"] = rows.map(\.2)
+        c["empty"] = rows.isEmpty
+        // The engine keeps the 1,000 rows with the most visitors of a table.
+        let capped = table.rows.count >= 1000 ? " (the 1,000 with the most visitors)" : ""
+        c["shown"] = search.isEmpty ? "\(Format.grouped(rows.count)) row(s)\(capped)"
+            : "\(Format.grouped(rows.count)) of \(Format.grouped(table.rows.count)) row(s)\(capped) match “\(search)”"
+        c["hasFolded"] = table.folded > 0
+        c["folded"] = table.folded
+        for (key, name) in [("visitors", "sortVisitors"), ("count", "sortCount"), ("value", "sortValue")] {
+            c[name] = Self.query(request, ["sort": key == "visitors" ? nil : key])
+            if key == sort { c[name + "Current"] = key == "value" ? "ascending" : "descending" }
+        }
+        let export = "/sites/\(site.id)/export"
+        c["csvHref"] = export + Self.query(request, ["format": nil, "q": nil, "sort": nil])
+        c["jsonHref"] = export + Self.query(request, ["format": "json", "q": nil, "sort": nil])
+        return html("details", c)
     }
 
     func export(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {

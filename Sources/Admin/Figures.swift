@@ -81,7 +81,14 @@ struct Figures {
 
     /// The same view over the period of the same length just before.
     func previous() -> Figures {
-        // Whole-day views compare with the same number of whole days before them.
+        // Whole-day views compare with the same number of whole days before them; today so far
+        // with yesterday up to the same time (hour for hour on the chart); any other span with
+        // the span of the same length just before.
+        if !aligned && calendar.isDayStart(from) && fromDay == toDay {
+            let start = calendar.start(of: fromDay - 1)
+            return Figures(database: database, site: site, from: start, to: min(from, start + (to - from)), filters: filters, wholeDays: false,
+                           calendar: calendar)
+        }
         let start = aligned ? calendar.start(of: fromDay - (toDay - fromDay + 1)) : 2 * from - to
         return Figures(database: database, site: site, from: start, to: from, filters: filters, wholeDays: aligned, calendar: calendar)
     }

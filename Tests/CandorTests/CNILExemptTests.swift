@@ -263,11 +263,11 @@ extension LiveServerTests {
                 .replacingOccurrences(of: "\n", with: "")
             // Demo site: 3 shown; 4 choices: 2 all (50 %), 1 none (25 %), 1 analytics only (25 %);
             // analytics 3/4, marketing 2/4; 10 events, 4 identified; DNT 3/10, GPC 2/10; no drops.
-            #expect(page.contains("<td>3</td><td>4</td><td>50.0 %</td><td>25.0 %</td><td>25.0 %</td><td>75.0 %</td><td>50.0 %</td>"
-                                  + "<td>10</td><td>40.0 %</td><td>30.0 %</td><td>20.0 %</td><td>0</td><td>0</td><td>0</td>"), "\(page)")
+            #expect(page.contains("<td>3</td><td>4</td><td>50.0\u{00A0}%</td><td>25.0\u{00A0}%</td><td>25.0\u{00A0}%</td><td>75.0\u{00A0}%</td><td>50.0\u{00A0}%</td>"
+                                  + "<td>10</td><td>40.0\u{00A0}%</td><td>30.0\u{00A0}%</td><td>20.0\u{00A0}%</td><td>0</td><td>0</td><td>0</td>"), "\(page)")
             // Strict site: nothing stored; 2 denied, 3 without a choice, 1 DNT of 6 (16.7 %).
             #expect(page.contains("<td>0</td><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td>"
-                                  + "<td>0</td><td>–</td><td>16.7 %</td><td>0.0 %</td><td>2</td><td>3</td><td>1</td>"), "\(page)")
+                                  + "<td>0</td><td>–</td><td>16.7\u{00A0}%</td><td>0.0\u{00A0}%</td><td>2</td><td>3</td><td>1</td>"), "\(page)")
             let detail = try await install.request(.get, "/consent?days=7&site=\(install.site)", headers: [.cookie: owner.cookie]).body
             #expect(detail.contains("by day") && detail.contains("candor 4"))
         }

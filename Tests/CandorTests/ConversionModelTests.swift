@@ -67,9 +67,9 @@ import Testing
                 #expect(html.contains("<span>Conversions</span><strong>5</strong>"), "\(range)")
                 #expect(html.contains("<span>Revenue</span><strong>120.00 USD · 79.00 EUR</strong>"), "\(range)")
                 // Goals: sales by A (2) and C (1) plus the lone one; the lead by B; the signup by B.
-                #expect(html.contains("<td>Sales <small>conversion sale</small></td><td>2</td><td>4</td><td>66.7 %</td>"), "\(range)")
-                #expect(html.contains("<td>Leads <small>conversion lead</small></td><td>1</td><td>1</td><td>33.3 %</td>"), "\(range)")
-                #expect(html.contains("<td>Signups <small>event signup</small></td><td>1</td><td>1</td><td>33.3 %</td>"), "\(range)")
+                #expect(html.contains("<td>Sales <small>conversion sale</small></td><td>2</td><td>4</td><td>66.7\u{00A0}%</td>"), "\(range)")
+                #expect(html.contains("<td>Leads <small>conversion lead</small></td><td>1</td><td>1</td><td>33.3\u{00A0}%</td>"), "\(range)")
+                #expect(html.contains("<td>Signups <small>event signup</small></td><td>1</td><td>1</td><td>33.3\u{00A0}%</td>"), "\(range)")
                 // The events table: custom events with visitors and events sent; no pageview, no engagement.
                 #expect(html.contains("<th>Events</th><th>Visitors</th><th>Events</th>"), "\(range)")
                 let events = try await client.page("/sites/\(id)/export?range=\(range)&dimension=name", owner).1

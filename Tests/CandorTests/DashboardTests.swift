@@ -418,9 +418,12 @@ extension TestClientProtocol {
             #expect(try await post("funnel", "csrf=\(csrf)&name=Signup+funnel&step1=\(goals[0])&step2=\(goals[1])&step3=\(goals[2])").0 == .ok)
             let page = try await client.page("/sites/\(id)?range=today", owner).1
             #expect(page.contains("<td>Thanks <small>page /thanks/*</small></td><td>3</td><td>3</td>"))
-            #expect(page.contains("<td>1. Pricing</td><td>6</td><td>100.0 %</td><td>–</td>"))
-            #expect(page.contains("<td>2. Signup</td><td>5</td><td>83.3 %</td><td>16.7 %</td>"))
-            #expect(page.contains("<td>3. Thanks</td><td>2</td><td>33.3 %</td><td>60.0 %</td>"))
+            #expect(page.contains("<td>1. Pricing</td><td>6</td><td>100.0\u{00A0}%</td><td>–</td>"))
+            #expect(page.contains("<td>2. Signup</td><td>5</td><td>83.3\u{00A0}%</td><td>16.7\u{00A0}%</td>"))
+            #expect(page.contains("<td>3. Thanks</td><td>2</td><td>33.3\u{00A0}%</td><td>60.0\u{00A0}%</td>"))
+            // The step chart: bars of 6, 5 and 2 visits of 6, on 360 units.
+            #expect(page.contains(#"<text x="0" y="15">1. Pricing</text><rect x="220" y="2" width="360.0" height="18"></rect>"#), "\(page)")
+            #expect(page.contains(#"<rect x="220" y="24" width="300.0" height="18"></rect>"#) && page.contains(#"<rect x="220" y="46" width="120.0" height="18"></rect>"#))
             // The viewer of the site sees the funnel with small counts hidden, and cannot open the settings.
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let viewed = try await client.page("/sites/\(id)?range=today", viewer).1
@@ -622,7 +625,8 @@ extension TestClientProtocol {
             #expect(!html.contains("<script>alert") && !html.contains("<img src=x") && !html.contains("<svg onload"))
             #expect(html.contains("&lt;img src=x onerror=alert(1)&gt;") || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(!html.contains("javascript:"))
-            #expect(!html.contains("<script"))   // no script at all, inline or not, on dashboard pages
+            // One script, the dashboard's own file (tabs); nothing inline.
+            #expect(html.components(separatedBy: "<script").count == 2 && html.contains(#"<script src="/admin.js" defer></script>"#))
         }
     }
 
@@ -642,12 +646,12 @@ extension TestClientProtocol {
             for uri in ["/", "/?q=nothing-matches", "/sites/\(f.t.site.id)", "/privacy", "/clients", "/sites/nope", "/clients/\(f.t.site.id)",
                         "/sites/\(f.t.site.id)/settings", "/account", "/sites/\(f.t.site.id)/realtime", "/health/pipeline", "/users",
                         "/sites/\(f.t.site.id)?range=custom&from=2026-02-02&to=2026-02-01", "/consent?site=\(f.t.site.id)",
-                        "/sites/\(f.t.site.id)/destinations"] {
+                        "/sites/\(f.t.site.id)/destinations", "/sites/\(f.t.site.id)/details?dimension=path"] {
                 _ = try await client.page(uri, owner)
             }
         }
         #expect(Set(f.pages.names).isSubset(of: f.pages.renderedNames), "never rendered: \(Set(f.pages.names).subtracting(f.pages.renderedNames))")
-        #expect(f.pages.names.count == 17)
+        #expect(f.pages.names.count == 18)
     }
 
     func t_office_request(_ f: DashboardFixture) throws -> PrivacyRequest {
@@ -740,6 +744,82 @@ extension TestClientProtocol {
         #expect(names.name("DE") == "Germany" && names.name("gb") == "United Kingdom" && names.name("BO") == "Bolivia")
         #expect(names.name("XK") == "XK" && names.name("") == "")
         #expect(CountryNames(path: "/nonexistent").name("DE") == "DE")
+    }
+}
+
+/// Each table opens in full ("Details"): searched by the value as shown, sorted by any column,
+/// filter links back to the site page, the reader's k rule kept; rows carry their share of the
+/// view's visitors as a bar; today's chart lays out the whole day.
+@Suite struct TableDetailsTests {
+    @Test func detailsSearchSortAndShareOfVisitors() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        // 6 visitors: /pricing 3, /blog 2, /about 1; /blog is viewed twice by one of them.
+        for (n, path) in ["/pricing", "/pricing", "/pricing", "/blog", "/blog", "/about"].enumerated() {
+            try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com\(path)")], ip: "81.2.69.\(60 + n)")
+        }
+        try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/blog")], ip: "81.2.69.63")
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let site = try await client.page("/sites/\(id)?range=today", owner).1
+            // Shares of the 6 visitors, in steps of 2 %: 3 → 50 %, 2 → 34 % (33.3 rounded to the step), 1 → 16 %.
+            #expect(site.contains(#"<tr class="s50"><td><a href="/sites/\#(id)?f.path=%2Fpricing&amp;range=today" class="filter">/pricing</a></td><td>3</td><td>3</td></tr>"#), "\(site)")
+            #expect(site.contains(#"<tr class="s34"><td><a href="/sites/\#(id)?f.path=%2Fblog&amp;range=today" class="filter">/blog</a></td><td>2</td><td>3</td></tr>"#))
+            #expect(site.contains(#"<tr class="s16"><td><a href="/sites/\#(id)?f.path=%2Fabout&amp;range=today" class="filter">/about</a></td><td>1</td><td>1</td></tr>"#))
+            #expect(site.contains(#"<a href="/sites/\#(id)/details?dimension=path&amp;range=today">Details</a>"#))
+            // Today's chart spans the day: the caption runs to 23:00 although it is noon.
+            #expect(site.contains("– 10 Mar 2026 23:00 (UTC+00:00) (UTC)"), "\(site)")
+            #expect(!site.contains("<polyline"))
+            // Comparing draws yesterday's hours over today's bars (nobody came yesterday: a line at 0) and lists them.
+            let compared = try await client.page("/sites/\(id)?range=today&compare=1", owner).1
+            #expect(compared.contains(#"<polyline class="previous" points="52.5,128.0 "#), "\(compared)")
+            #expect(compared.contains("Dashed line: visitors of the period before, 9 Mar 2026 00:00 (UTC+00:00) – 9 Mar 2026 12:00 (UTC+00:00)."))
+            #expect(compared.contains("<td>10 Mar 2026 12:00 (UTC+00:00) (so far)</td><td>6</td><td>7</td><td>0</td></tr>"), "\(compared)")
+
+            func rows(_ html: String) -> [String] {
+                html.components(separatedBy: "class=\"filter\">").dropFirst().map { String($0.prefix { $0 != "<" }) }
+            }
+            let (status, details, _) = try await client.page("/sites/\(id)/details?dimension=path&range=today", owner)
+            #expect(status == .ok && rows(details) == ["/pricing", "/blog", "/about"], "\(details)")
+            #expect(details.contains("3 row(s)") && details.contains(#"<th aria-sort="descending"><a href="?dimension=path&amp;range=today">Visitors</a></th>"#))
+            #expect(rows(try await client.page("/sites/\(id)/details?dimension=path&range=today&sort=value", owner).1) == ["/about", "/blog", "/pricing"])
+            #expect(rows(try await client.page("/sites/\(id)/details?dimension=path&range=today&sort=count", owner).1) == ["/pricing", "/blog", "/about"])
+            let searched = try await client.page("/sites/\(id)/details?dimension=path&range=today&q=BL", owner).1
+            #expect(rows(searched) == ["/blog"] && searched.contains("1 of 3 row(s) match “BL”"))
+            #expect(try await client.page("/sites/\(id)/details?dimension=nope&range=today", owner).0 == .notFound)
+            #expect(try await client.page("/sites/\(f.siteB.id)/details?dimension=path&range=today", nil).0 != .ok)
+            // A viewer (k = 5) sees no group under 5 visitors, in full or searched.
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            for uri in ["/sites/\(id)/details?dimension=path&range=today", "/sites/\(id)/details?dimension=path&range=today&q=pricing"] {
+                let page = try await client.page(uri, viewer).1
+                #expect(!page.contains("/pricing</a>") && !page.contains("/blog</a>") && !page.contains("/about</a>"), "\(page)")
+            }
+        }
+    }
+}
+
+extension TableDetailsTests {
+    /// A bar is a row's share of the shown visitors total: where the reader's rule withholds the
+    /// total, a shown row's bar would give it away (k = 5: 21 visitors, 20 from search; the
+    /// filtered total 20 is withheld, /y's 10 of 20 would draw exactly half), so rows get none.
+    @Test func noBarWhereTheTotalIsWithheld() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        for n in 0..<21 {
+            let path = n < 10 || n == 20 ? "/x" : "/y"
+            try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com\(path)", referrer: n == 20 ? nil : "https://www.google.com/")],
+                                 ip: "81.2.70.\(10 + n)")
+        }
+        try await f.app.test(.router) { client in
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let page = try await client.page("/sites/\(id)?range=today&f.source_type=organic", viewer).1
+            #expect(page.contains("<span>Visitors</span><strong>–</strong>") && page.contains(">/y</a></td><td>10</td>"), "\(page)")
+            #expect(!page.contains("<tr class=\"s"))
+            let details = try await client.page("/sites/\(id)/details?range=today&f.source_type=organic&dimension=path", viewer).1
+            #expect(details.contains(">/y</a></td><td>10</td>") && !details.contains("<tr class=\"s"), "\(details)")
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            #expect(try await client.page("/sites/\(id)?range=today&f.source_type=organic", owner).1.contains(#"<tr class="s50"><td><a href="/sites/\#(id)?f.path=%2Fy&amp;f.source_type=organic&amp;range=today" class="filter">/y</a>"#))
+        }
     }
 }
 

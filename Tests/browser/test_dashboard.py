@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from test_pixel import BIN, ROOT, UA, chromium, server  # noqa: F401  (server is a fixture)
 
@@ -61,8 +62,24 @@ def test_sign_in_filter_and_download_csv(server, tmp_path):
         cards = {c.find_element(By.TAG_NAME, "span").text: c.find_element(By.TAG_NAME, "strong").text
                  for c in d.find_elements(By.CSS_SELECTOR, ".card")}
         assert cards["Visitors"] == "3" and cards["Pageviews"] == "3", cards
+        # Tables come in groups shown as tabs: one table per group at a time, named by its tab.
+        group = d.find_element(By.CSS_SELECTOR, '[data-tabs="Acquisition"]')
+        tabs = group.find_elements(By.CSS_SELECTOR, '[role="tab"]')
+        assert [t.text for t in tabs[:4]] == ["Channels", "Source names", "Sources", "Referrers"], [t.text for t in tabs]
+        shown = [s.get_attribute("id") for s in group.find_elements(By.CSS_SELECTOR, "section.breakdown") if s.is_displayed()]
+        assert shown == ["t-channel"], shown
+        tabs[1].click()
+        tabs[1].send_keys(Keys.ARROW_RIGHT)  # the keyboard moves to the next tab
+        assert tabs[2].get_attribute("aria-selected") == "true" and tabs[1].get_attribute("aria-selected") == "false"
+        assert d.switch_to.active_element == tabs[2]
+        section = d.find_element(By.ID, "t-source_type")
+        assert section.is_displayed() and not d.find_element(By.ID, "t-channel").is_displayed()
+        # Proportion bars: organic is 2 of the 3 visitors of the view (a bar over 66 % of the cell), direct 1 (34 %).
+        widths = {r.find_element(By.TAG_NAME, "td").text: d.execute_script("return getComputedStyle(arguments[0]).backgroundSize",
+                                                                           r.find_element(By.TAG_NAME, "td"))
+                  for r in section.find_elements(By.CSS_SELECTOR, "tbody tr")}
+        assert widths == {"organic": "66% 100%", "direct": "34% 100%"}, widths
         # The Sources table's CSV export under the same filter.
-        section = [s for s in d.find_elements(By.CSS_SELECTOR, "section.breakdown") if s.find_element(By.TAG_NAME, "h2").text == "Sources"][0]
         section.find_element(By.LINK_TEXT, "CSV").click()
         deadline = time.time() + 10
         files = []
@@ -153,7 +170,9 @@ def test_xss_battery_as_every_role(server):
                  "viewer": ("viewer@example.org", add_user(server, "viewer", server.site))}
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today", f"/sites/{server.site}/realtime",
              f"/sites/{server.site}/settings", "/privacy", "/clients", "/health/pipeline", "/account",
-             "/consent", f"/consent?site={server.site}", f"/sites/{server.site}/destinations"]
+             "/consent", f"/consent?site={server.site}", f"/sites/{server.site}/destinations",
+             f"/sites/{server.site}/details?range=today&dimension=utm_campaign&sort=value",
+             f"/sites/{server.site}/details?range=today&dimension=path&q=%3Cscript%3E"]
     for role, (email, password) in passwords.items():
         with chromium() as d:
             d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
@@ -193,7 +212,8 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
                    env={**os.environ, "CANDOR_BROWSER_TEST_SECRET": "browser-test-secret"})
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today&f.path=%2Fpricing", f"/sites/{server.site}/destinations",
              f"/sites/{server.site}/settings", f"/sites/{server.site}/realtime", "/privacy", "/health/pipeline",
-             "/clients", "/users", "/account", "/consent", f"/consent?site={server.site}"]
+             "/clients", "/users", "/account", "/consent", f"/consent?site={server.site}",
+             f"/sites/{server.site}/details?dimension=path", f"/sites/{server.site}/details?dimension=referrer_host&q=b"]
     with chromium() as d:
         sign_in(d, server, *server.admin)
         for width, height in [(390, 844), (1366, 900)]:
