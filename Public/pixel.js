@@ -104,7 +104,7 @@ function view() {
   LITE || (since = visible());
   var landing = {}, found;
   if (!LITE) new URLSearchParams(location.search).forEach((v, k) => {
-    if (/^utm_|^(gclid|fbclid|msclkid|ttclid|twclid|li_fat_id|sc_click_id)$/.test(k)) landing[k] = v, found = 1;
+    if (/^utm_|^(gclid|fbclid|msclkid|ttclid|twclid|li_fat_id|sc_click_id|dclid|wbraid|gbraid)$/.test(k)) landing[k] = v, found = 1;
   });
   if (!LITE && found) store('visit', visit = landing, 1);
   track('pageview');

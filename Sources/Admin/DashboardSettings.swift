@@ -24,6 +24,7 @@ extension DashboardRoutes {
         c["policies"] = policies.policies.keys.sorted().map { ["name": $0, "selected": $0 == site.policy] }
         c["mayChangePolicy"] = v.actor.may(.changePolicy)
         c["policy"] = site.policy
+        c["policyWords"] = RecordOfProcessing.inWords(policies[site.policy] ?? .default).map { ["title": $0.title, "items": $0.items] }
         c["zones"] = Self.zones(selected: site.calendar.identifier)
         if let message { c["message"] = message }
         if let newKey { c["newKey"] = newKey }

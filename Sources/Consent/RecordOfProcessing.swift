@@ -92,6 +92,31 @@ public enum RecordOfProcessing {
         return out
     }
 
+    /// What a policy does, in words, by topic (the site settings page shows it; the record of
+    /// processing writes the same facts as Markdown).
+    public static func inWords(_ p: Policy) -> [(title: String, items: [String])] {
+        var consent = [p.mode == .cnilExempt ? "Consent mode: cnil-exempt (audience measurement without consent, under the CNIL's conditions)"
+                                             : "Consent mode: \(p.mode.rawValue)",
+                       p.anonymousCounting ? "Visits without consent are counted anonymously."
+                                           : "Nothing is counted without consent.",
+                       "Do Not Track " + (p.honorDNT ? "is honoured." : "is not honoured."),
+                       "Global Privacy Control " + (p.honorGPC ? "is honoured." : "is not honoured.")]
+        if p.dropDatacenterNetworks { consent.append("Nothing is counted from data-centre networks.") }
+        var out: [(title: String, items: [String])] = [("Consent", consent)]
+        if p.mode == .cnilExempt { out.append(("The CNIL's conditions, as met", cnilConditions(p))) }
+        for (level, items) in levels(p) { out.append(("Collected when \(level)", items)) }
+        out.append(("Never stored", alwaysDropped))
+        out.append(("Kept for", DataClass.allCases.map { c in "\(c.rawValue): " + (p.retentionDays[c].map { "\($0) days" } ?? "kept") }
+            + ColumnGroup.allCases.map { c in "\(c.rawValue) columns cleared " + (p.columnExpiryDays[c].map { "after \($0) days" } ?? "with the row") }))
+        out.append(("Requests and readers", [
+            "Deletion requests are carried out within \(p.deletionDeadlineDays) days.",
+            p.keepConsentProof ? "Consent records are kept, unlinked from the subject, as proof of consent."
+                               : "Consent records linked to the subject are deleted with it.",
+            "Viewers\(p.restrictManagers ? ", managers" : "") and API keys see no figure from fewer than \(p.kThreshold) visitors.",
+        ]))
+        return out
+    }
+
     public static func markdown(_ book: PolicyBook) -> String {
         var md = "# Record of processing — Candor web analytics\n\n"
         md += "Controller: the operator of this Candor install. Purpose: aggregate web analytics and conversion "

@@ -1,5 +1,6 @@
 @testable import Admin
 import Collector
+import Consent
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -172,5 +173,17 @@ func databaseBefore(upgrade: String) throws -> (TempDir, String) {
         #expect(try upgraded.daysWithoutRollup(site: "oldsite", limit: 10) == [ts / 86_400_000])
         // A day whose events retention removed long ago keeps its rollup (nothing could rebuild it).
         #expect(try upgraded.rollupSummary(site: "oldsite", fromDay: ts / 86_400_000 - 400, toDay: ts / 86_400_000 - 400).visitors == 9)
+    }
+}
+
+/// The pixel keeps a landing page's campaign and click-id parameters for the visit (a single-page
+/// app drops them from the URL on its next page): it must know every click id the server does.
+@Suite struct PixelClickIDTests {
+    @Test func thePixelKnowsEveryClickIDTheServerKnows() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let source = try String(contentsOf: root.appendingPathComponent("Public/pixel.js"), encoding: .utf8)
+        let found = try #require(source.range(of: #"\^\([a-z_|]+\)\$/\.test\(k\)"#, options: .regularExpression))
+        let keys = source[found].dropFirst(2).prefix { $0 != ")" }.split(separator: "|").map(String.init)
+        #expect(Set(keys) == Set(Policy.clickIDKeys) && keys.count == Policy.clickIDKeys.count, "\(keys)")
     }
 }

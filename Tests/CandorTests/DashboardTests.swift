@@ -408,6 +408,11 @@ extension TestClientProtocol {
                                                  body: ByteBuffer(string: body))
                 return (r.status, String(buffer: r.body))
             }
+            // The settings page says what the site's policy does, in words.
+            let words = try await client.page("/sites/\(id)/settings", owner).1
+            #expect(words.contains("<summary>What the policy “default” does</summary>") && words.contains("<li>Consent mode: opt-in</li>")
+                    && words.contains("<li>Do Not Track is honoured.</li>") && words.contains("<li>events: 180 days</li>")
+                    && words.contains("<li>Viewers, managers and API keys see no figure from fewer than 5 visitors.</li>"), "\(words)")
             #expect(try await post("goal", "name=Pricing&kind=page&match=%2Fpricing").0 == .forbidden)
             #expect(try await post("goal", "csrf=\(csrf)&name=Pricing&kind=page&match=%2Fpricing").0 == .ok)
             #expect(try await post("goal", "csrf=\(csrf)&name=Signup&kind=event&match=signup").0 == .ok)
