@@ -439,9 +439,14 @@ extension DashboardRoutes {
         c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
         let totals = report.totals(summaries)
+        let pageviewChart = request.uri.queryParameters.get("metric") == "pageviews"
         c["chart"] = try chart(report, r, totals: totals, previous: try before.map {
             try $0.report.chart(totals: $0.report.totals($0.summaries), hourly: report.figures.hourlyChart)
-        })
+        }, pageviews: pageviewChart)
+        c["metrics"] = [("visitors", "Visitors"), ("pageviews", "Pageviews")].map { key, label -> [String: Any] in
+            ["label": label, "current": (key == "pageviews") == pageviewChart,
+             "href": Self.query(request, ["metric": key == "visitors" ? nil : key])]
+        }
         func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
             let t = try report.table(kind, totals: totals)
             let export = "/sites/\(site.id)/export"
@@ -524,12 +529,13 @@ extension DashboardRoutes {
     /// see is drawn as a thin marker titled "< k" or "–".
     /// With `previous` (comparing), the period before is drawn over the bars as a dashed line,
     /// point for point (its hidden figures leave gaps), and listed in the values table.
-    func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals, previous: [Disclosure.Point]? = nil) throws -> [String: Any] {
+    /// `pageviews` charts pageviews instead of visitors (the metric switch).
+    func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals, previous: [Disclosure.Point]? = nil,
+               pageviews: Bool = false) throws -> [String: Any] {
         let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
-        let highest = Double(max(1, (points + (previous ?? [])).compactMap(\.visitors.value).max() ?? 1))
-        let step = Self.niceStep(highest / 4)
-        let top = step * (highest / step).rounded(.up)
+        // The charted figure of a point, as shown to the reader.
+        func figure(_ p: Disclosure.Point) -> Shown<Int> { pageviews ? p.pageviews : p.visitors }
         let left = 40.0, plotWidth = 600.0, plotHeight = 120.0, above = 8.0
         // Today's chart spans the whole day: the hours still to come are laid out, without bars.
         var coming: [Int64] = []
@@ -540,6 +546,11 @@ extension DashboardRoutes {
         }
         let slots = points.map(\.start) + coming
         let w = plotWidth / Double(max(slots.count, 1))
+        // The period before, point for point with the slots (a longer one is cut where the chart ends).
+        let previous = previous.map { Array($0.prefix(slots.count)) }
+        let highest = Double(max(1, (points + (previous ?? [])).compactMap { figure($0).value }.max() ?? 1))
+        let step = Self.niceStep(highest / 4)
+        let top = step * (highest / step).rounded(.up)
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
         func label(_ start: Int64) -> String { hourly ? r.calendar.clock(start) : Self.shortDate(r.calendar.day(of: start)) }
         // An hour names its offset: the autumn day has two 02:00 hours.
@@ -561,23 +572,23 @@ extension DashboardRoutes {
                     ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(start)]
                 },
                 "bars": points.enumerated().map { i, p -> [String: Any] in
-                    let v = Double(p.visitors.value ?? 0)
-                    let h = max(p.visitors.value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
+                    let v = Double(figure(p).value ?? 0)
+                    let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
                     let soFar = partial(i) ? " (so far)" : ""
                     return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
                             "title": "\(when(p.start))\(soFar): \(p.visitors.text { Format.grouped($0) }) visitors, \(p.pageviews.text { Format.grouped($0) }) pageviews",
                             "when": when(p.start) + soFar, "visitors": p.visitors.text { Format.grouped($0) },
-                            "before": previous.map { $0.indices.contains(i) ? $0[i].visitors.text(Format.grouped) : "" } as Any, "pageviews": p.pageviews.text { Format.grouped($0) }]
+                            "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(Format.grouped) : "" } ?? "", "pageviews": p.pageviews.text { Format.grouped($0) }]
                 },
                 "first": slots.first.map(when) ?? "", "last": slots.last.map(when) ?? "",
-                "hasPartial": points.indices.contains { partial($0) },
+                "hasPartial": points.indices.contains { partial($0) }, "metric": pageviews ? "Pageviews" : "Visitors", "metricWord": pageviews ? "pageviews" : "visitors",
                 "timezone": r.calendar.identifier]
         if let previous {
             // One polyline per run of shown figures.
             var lines: [[String]] = [[]]
-            for (i, p) in previous.prefix(slots.count).enumerated() {
-                guard let v = p.visitors.value else { if !(lines.last ?? []).isEmpty { lines.append([]) }; continue }
+            for (i, p) in previous.enumerated() {
+                guard let v = figure(p).value else { if !(lines.last ?? []).isEmpty { lines.append([]) }; continue }
                 lines[lines.count - 1].append(String(format: "%.1f,%.1f", left + (Double(i) + 0.5) * w, above + plotHeight - plotHeight * Double(v) / top))
             }
             chart["previous"] = ["lines": lines.filter { !$0.isEmpty }.map { ["points": $0.joined(separator: " ")] },
@@ -644,9 +655,10 @@ extension DashboardRoutes {
         c["rows"] = rows.map(\.2)
         c["empty"] = rows.isEmpty
         // The engine keeps the 1,000 rows with the most visitors of a table.
-        let capped = table.rows.count >= 1000 ? " (the 1,000 with the most visitors)" : ""
+        let named = table.rows.filter { !$0.isOther }.count
+        let capped = named + table.folded >= 1000 ? " (the 1,000 with the most visitors)" : ""
         c["shown"] = search.isEmpty ? "\(Format.grouped(rows.count)) row(s)\(capped)"
-            : "\(Format.grouped(rows.count)) of \(Format.grouped(table.rows.count)) row(s)\(capped) match “\(search)”"
+            : "\(Format.grouped(rows.count)) of \(Format.grouped(named)) row(s)\(capped) match “\(search)”"
         c["hasFolded"] = table.folded > 0
         c["folded"] = table.folded
         for (key, name) in [("visitors", "sortVisitors"), ("count", "sortCount"), ("value", "sortValue")] {

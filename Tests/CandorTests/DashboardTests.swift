@@ -775,6 +775,11 @@ extension TestClientProtocol {
             // Today's chart spans the day: the caption runs to 23:00 although it is noon.
             #expect(site.contains("– 10 Mar 2026 23:00 (UTC+00:00) (UTC)"), "\(site)")
             #expect(!site.contains("<polyline"))
+            // The metric switch: today's 12:00 bar is 6 visitors on a scale of 6, or 7 pageviews on a scale of 8.
+            #expect(site.contains(#"<rect x="340.0" y="8.0" width="24.0" height="120.0""#) && site.contains(#"aria-label="Visitors over time, scale up to 6""#))
+            let views = try await client.page("/sites/\(id)?range=today&metric=pageviews", owner).1
+            #expect(views.contains(#"<rect x="340.0" y="23.0" width="24.0" height="105.0""#) && views.contains("<figcaption>Pageviews, 10 Mar 2026 00:00"), "\(views)")
+            #expect(views.contains(#"<a href="?range=today" aria-current="true">"#) == false && views.contains(#"<a href="?metric=pageviews&amp;range=today" aria-current="true">Pageviews</a>"#))
             // Comparing draws yesterday's hours over today's bars (nobody came yesterday: a line at 0) and lists them.
             let compared = try await client.page("/sites/\(id)?range=today&compare=1", owner).1
             #expect(compared.contains(#"<polyline class="previous" points="52.5,128.0 "#), "\(compared)")
