@@ -126,15 +126,23 @@ struct SiteReport {
     /// with), from ``summaries()``.
     struct Totals {
         let all: [Int]
+        /// The view's pageviews.
+        var pageviews = 0
         var view: Int { all[0] }
         var ancestors: [Int] { Array(all.dropFirst()) }
     }
 
-    func totals(_ summaries: [SiteSummary]) -> Totals { Totals(all: summaries.map(\.visitors)) }
+    func totals(_ summaries: [SiteSummary]) -> Totals { Totals(all: summaries.map(\.visitors), pageviews: summaries[0].pageviews) }
 
     func table(_ kind: TableKind, totals: Totals) throws -> Disclosure.Table {
-        disclosure.table(try rows(kind, figures), total: totals.view, partition: kind.isPartition,
-                         ancestors: try ancestors.map { try rows(kind, $0) }, ancestorTotals: totals.ancestors)
+        let kept = try rows(kind, figures)
+        // A partition cut at the row limit: what its rows past the limit hold, for the rule to fold.
+        let beyond = kind.isPartition && kept.count >= AppDatabase.tableRowLimit
+            ? BreakdownRow(value: nil, visitors: max(0, totals.view - kept.reduce(0) { $0 + $1.visitors }),
+                           pageviews: max(0, totals.pageviews - kept.reduce(0) { $0 + $1.pageviews }))
+            : nil
+        return disclosure.table(kept, total: totals.view, partition: kind.isPartition,
+                                ancestors: try ancestors.map { try rows(kind, $0) }, ancestorTotals: totals.ancestors, beyond: beyond)
     }
 
     func chart(totals: Totals, hourly: Bool) throws -> [Disclosure.Point] {

@@ -142,17 +142,25 @@ public struct Disclosure: Sendable {
     /// else the next-smallest row folds too. `total`: the view's visitors. `partition`: every
     /// visitor-day has one value (country, device…), so rows add up to the total; pages and
     /// events do not. `ancestors`: the same breakdown in views with fewer of the filters.
+    /// `beyond`: what a partition's rows past the breakdown's row limit hold together (the
+    /// totals less the rows kept); it always folds into "Other", or the total less the shown rows
+    /// and "Other" would tell it.
     public func table(_ rows: [BreakdownRow], total: Int, partition: Bool, ancestors: [[BreakdownRow]] = [],
-                      ancestorTotals: [Int] = []) -> Table {
+                      ancestorTotals: [Int] = [], beyond: BreakdownRow? = nil) -> Table {
         let exact = Table(rows: rows.map { Row(value: $0.value, visitors: .value($0.visitors), pageviews: .value($0.pageviews), isOther: false) },
                           folded: 0)
         guard restricted else { return exact }
+        var rows = rows
+        var hidden = Set<Int>()
+        if let beyond, beyond.visitors > 0 {
+            rows.append(beyond)
+            hidden.insert(rows.count - 1)
+        }
         let ancestorCounts = ancestors.map { Dictionary($0.map { ($0.value ?? "\u{0}none", $0.visitors) }, uniquingKeysWith: +) }
         // A row is a group of the view (its filters and its value); it is compared with every
         // coarser group a reader can see: the view's total, and in each view with fewer filters
         // the same row and the total.
         let wholes = [total] + ancestorTotals
-        var hidden = Set<Int>()
         for (i, r) in rows.enumerated() {
             let key = r.value ?? "\u{0}none"
             if isSmall(r.visitors) || wholes.contains(where: { isSmall($0 - r.visitors) })
@@ -181,7 +189,7 @@ public struct Disclosure: Sendable {
                 ? Row(value: Self.otherLabel, visitors: .value(sumVisitors), pageviews: .value(sumPageviews), isOther: true)
                 : Row(value: Self.otherLabel, visitors: .withheld, pageviews: .withheld, isOther: true))
         }
-        return Table(rows: shown, folded: hidden.count)
+        return Table(rows: shown, folded: hidden.count - (rows.count - exact.rows.count))
     }
 
     // MARK: Chart

@@ -42,6 +42,11 @@ public struct Revenue: Sendable, Equatable {
 }
 
 /// One row of a breakdown: a dimension value with its distinct daily visitors and pageviews.
+extension AppDatabase {
+    /// Rows a breakdown keeps (the most visitors first), from the engine, the rollups and the queries alike.
+    public static let tableRowLimit = 1000
+}
+
 public struct BreakdownRow: Sendable, Equatable {
     public var value: String?
     public var visitors: Int
@@ -317,7 +322,7 @@ extension AppDatabase {
 
     /// Rows of a breakdown, most visitors first.
     public func breakdown(site: String, from: Int64, to: Int64, dimension: Dimension, filters: Filters = Filters(),
-                          limit: Int = 1000) throws -> [BreakdownRow] {
+                          limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
         try writer.read { db in
             let column = dimension.rawValue
             let args: [(any DatabaseValueConvertible)?] = [site, from, to]
@@ -339,7 +344,7 @@ extension AppDatabase {
 
     /// Entry or exit pages: visitors (distinct per day, summed) and visits of the sessions that started in the range.
     public func sessionBreakdown(site: String, from: Int64, to: Int64, dimension: SessionDimension, filters: Filters = Filters(),
-                                 limit: Int = 1000) throws -> [BreakdownRow] {
+                                 limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
         try writer.read { db in
             let base: [(any DatabaseValueConvertible)?] = [site, from, to]
             let scope = filters.sessionScope(site: site, from: from, to: to)
@@ -378,7 +383,7 @@ extension AppDatabase {
 
     /// Custom-event properties of `event`: each `key = value` with its distinct daily visitors and events.
     public func propertyBreakdown(site: String, from: Int64, to: Int64, event: String, filters: Filters = Filters(),
-                                  limit: Int = 1000) throws -> [BreakdownRow] {
+                                  limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
         try writer.read { db in
             let f = filters.clause("e", site: site, from: from, to: to)
             return try Row.fetchAll(db, sql: """

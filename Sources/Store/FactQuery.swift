@@ -579,7 +579,7 @@ extension FactView {
 
     /// Every figure under `filters`. Without filters, the days the range holds whole add their
     /// totals (computed when loaded) instead of being scanned again (goals still scan them).
-    func figures(filters: Filters, goals: [Goal], hourly: Bool = true, limit: Int = 1000) -> FactFigures {
+    func figures(filters: Filters, goals: [Goal], hourly: Bool = true, limit: Int = AppDatabase.tableRowLimit) -> FactFigures {
         var out = FactFigures()
         out.lateDays = lateDays
         let start = Scan(view: self, filters: filters, goals: goals, hourly: hourly)
@@ -917,7 +917,7 @@ extension AppDatabase {
 extension FactView {
     /// Properties of custom event `event` under the filters: each `key = value` with its distinct
     /// visitors per day summed and its events, as `AppDatabase.propertyBreakdown` counts them.
-    func properties(filters: Filters, event: String, limit: Int = 1000) -> [BreakdownRow] {
+    func properties(filters: Filters, event: String, limit: Int = AppDatabase.tableRowLimit) -> [BreakdownRow] {
         let scan = Scan(view: self, filters: filters, goals: [])
         guard !scan.compiled.empty, let code = codes.name.existing(event) else { return [] }
         let texts = codes.propertyTexts

@@ -122,7 +122,7 @@ extension AppDatabase {
     }
 
     /// A breakdown over whole days from the rollups (`key` is a ``Dimension`` raw value or a ``RollupKey``).
-    public func rollupBreakdown(site: String, fromDay: Int64, toDay: Int64, key: String, limit: Int = 1000) throws -> [BreakdownRow] {
+    public func rollupBreakdown(site: String, fromDay: Int64, toDay: Int64, key: String, limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT value, sum(visitors), sum(pageviews) FROM rollup_values

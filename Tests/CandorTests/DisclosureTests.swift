@@ -31,6 +31,24 @@ import Testing
         #expect(Disclosure.exact.table(rows([("c", 1)]), total: 1, partition: true).rows.map(\.visitors) == [.value(1)])
     }
 
+    /// A partition cut at the row limit: the total less the rows kept is what the rows past the
+    /// limit hold. Shown as nothing, it would be told by difference (25 − 10 − 10 = 5 visitors in
+    /// rows no reader sees); it folds into Other instead, with a row of its own when it is small.
+    @Test func rowsPastTheLimitFoldIntoOther() {
+        let beyond = BreakdownRow(value: nil, visitors: 5, pageviews: 7)
+        let t = rule.table(rows([("a", 10), ("b", 10)]), total: 25, partition: true, beyond: beyond)
+        #expect(t.rows == [.init(value: "a", visitors: .value(10), pageviews: .value(10), isOther: false),
+                           .init(value: "b", visitors: .value(10), pageviews: .value(10), isOther: false),
+                           .init(value: Disclosure.otherLabel, visitors: .value(5), pageviews: .value(7), isOther: true)])
+        #expect(t.folded == 0)
+        // 2 past the limit: Other {2} cannot be certified, so the smallest row folds with it.
+        let small = rule.table(rows([("a", 10), ("b", 9)]), total: 21, partition: true, beyond: BreakdownRow(value: nil, visitors: 2, pageviews: 2))
+        #expect(small.rows.map(\.visitors) == [.value(10), .value(11)] && small.folded == 1)
+        // Without it the same rows would leave 5 (and 2) to subtraction; owners read exact rows, nothing folded.
+        #expect(rule.table(rows([("a", 10), ("b", 10)]), total: 25, partition: true).rows.count == 2)
+        #expect(Disclosure.exact.table(rows([("a", 10), ("b", 10)]), total: 25, partition: true, beyond: beyond).rows.count == 2)
+    }
+
     @Test func goalsAreComparedWithOneAnotherAndTheirWholes() {
         // Page goals "/a*" (14) and "/a/b*" (13): 1 visitor of /a/c would be their difference.
         let shown = rule.goals([.init(visitors: 14, completions: 20, support: 14, wholes: [30]),
