@@ -41,12 +41,12 @@ public struct Revenue: Sendable, Equatable {
     }
 }
 
-/// One row of a breakdown: a dimension value with its distinct daily visitors and pageviews.
 extension AppDatabase {
     /// Rows a breakdown keeps (the most visitors first), from the engine, the rollups and the queries alike.
     public static let tableRowLimit = 1000
 }
 
+/// One row of a breakdown: a dimension value with its distinct daily visitors and pageviews.
 public struct BreakdownRow: Sendable, Equatable {
     public var value: String?
     public var visitors: Int
