@@ -288,7 +288,7 @@ extension DashboardRoutes {
     /// reveal the hidden total through a shown row).
     func rowContext(_ row: Disclosure.Row, _ kind: TableKind, _ request: Request, site: String, total: Int?) -> [String: Any] {
         let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
-        let shown = row.value.map { filterable == .country && !row.isOther ? CountryNames.installed.name($0) : $0 }
+        let shown = row.value.map { value in filterable.map { row.isOther ? value : Self.shown($0, value) } ?? value }
         var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text(Format.grouped),
                                    "pageviews": row.pageviews.text(Format.grouped)]
         if let v = row.visitors.value, let total, total > 0 {
@@ -304,6 +304,11 @@ extension DashboardRoutes {
             cell["href"] = "https://" + host
         }
         return cell
+    }
+
+    /// A dimension's value as the dashboard shows it: countries by name, everything else as stored.
+    static func shown(_ d: Store.Dimension, _ value: String) -> String {
+        d == .country ? CountryNames.installed.name(value) : value
     }
 
     /// `f.<dimension>=value` query parameters.
@@ -419,7 +424,7 @@ extension DashboardRoutes {
                                          "href": Self.query(request, ["range": $0.0, "from": nil, "to": nil])] }
         c["compareHref"] = Self.query(request, ["compare": compare ? nil : "1"])
         c["compareLabel"] = compare ? "Stop comparing" : "Compare to the previous period"
-        c["filters"] = f.terms.map { ["label": $0.0.label, "value": $0.0 == .country ? CountryNames.installed.name($0.1) : $0.1,
+        c["filters"] = f.terms.map { ["label": $0.0.label, "value": Self.shown($0.0, $0.1),
                                       "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
         c["hasFilters"] = !f.isEmpty
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
@@ -610,7 +615,6 @@ extension DashboardRoutes {
         return "\(c.day) \(months[c.month - 1]) \(c.year)"
     }
 
-
     /// One table in full (the rows the reader may see, up to 1,000): searched by the value as
     /// shown, sorted by any column, with its exports and filter links back to the site page.
     func details(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
@@ -648,15 +652,16 @@ extension DashboardRoutes {
         c["kind"] = kind.label
         c["countLabel"] = kind.countLabel
         c["back"] = "/sites/\(site.id)" + Self.query(request, ["dimension": nil, "q": nil, "sort": nil])
-        c["filters"] = report.filters.terms.map { ["label": $0.0.label, "value": $0.0 == .country ? CountryNames.installed.name($0.1) : $0.1] }
+        c["filters"] = report.filters.terms.map { ["label": $0.0.label, "value": Self.shown($0.0, $0.1)] }
         c["hasFilters"] = !report.filters.isEmpty
         c["keep"] = q.filter { $0.key != "q" }.map { ["name": String($0.key), "value": String($0.value)] }
         c["search"] = search
         c["rows"] = rows.map(\.2)
         c["empty"] = rows.isEmpty
-        // The engine keeps the 1,000 rows with the most visitors of a table.
+        // A table keeps its rows with the most visitors, up to the row limit.
         let named = table.rows.filter { !$0.isOther }.count
-        let capped = named + table.folded >= 1000 ? " (the 1,000 with the most visitors)" : ""
+        let limit = AppDatabase.tableRowLimit
+        let capped = named + table.folded >= limit ? " (the \(Format.grouped(limit)) with the most visitors)" : ""
         c["shown"] = search.isEmpty ? "\(Format.grouped(rows.count)) row(s)\(capped)"
             : "\(Format.grouped(rows.count)) of \(Format.grouped(named)) row(s)\(capped) match “\(search)”"
         c["hasFolded"] = table.folded > 0

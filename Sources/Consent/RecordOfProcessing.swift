@@ -108,13 +108,16 @@ public enum RecordOfProcessing {
         out.append(("Never stored", alwaysDropped))
         out.append(("Kept for", DataClass.allCases.map { c in "\(c.rawValue): " + (p.retentionDays[c].map { "\($0) days" } ?? "kept") }
             + ColumnGroup.allCases.map { c in "\(c.rawValue) columns cleared " + (p.columnExpiryDays[c].map { "after \($0) days" } ?? "with the row") }))
-        out.append(("Requests and readers", [
-            "Deletion requests are carried out within \(p.deletionDeadlineDays) days.",
-            p.keepConsentProof ? "Consent records are kept, unlinked from the subject, as proof of consent."
-                               : "Consent records linked to the subject are deleted with it.",
-            "Viewers\(p.restrictManagers ? ", managers" : "") and API keys see no figure from fewer than \(p.kThreshold) visitors.",
-        ]))
+        out.append(("Requests and readers", requests(p)
+            + ["Viewers\(p.restrictManagers ? ", managers" : "") and API keys see no figure from fewer than \(p.kThreshold) visitors."]))
         return out
+    }
+
+    /// How deletion requests and consent records are handled.
+    static func requests(_ p: Policy) -> [String] {
+        ["Deletion requests are carried out within \(p.deletionDeadlineDays) days.",
+         p.keepConsentProof ? "Consent records are kept, unlinked from the subject, as proof of consent."
+                            : "Consent records linked to the subject are deleted with it."]
     }
 
     public static func markdown(_ book: PolicyBook) -> String {
@@ -140,9 +143,7 @@ public enum RecordOfProcessing {
             for c in DataClass.allCases { md += "| \(c.rawValue) | \(p.retentionDays[c].map { "\($0) days" } ?? "kept") |\n" }
             md += "\n| identifying column | cleared after |\n|---|---|\n"
             for c in ColumnGroup.allCases { md += "| \(c.rawValue) | \(p.columnExpiryDays[c].map { "\($0) days" } ?? "with the row") |\n" }
-            md += "\nDeletion requests are carried out within \(p.deletionDeadlineDays) days. "
-            md += p.keepConsentProof ? "Consent records are kept, unlinked from the subject, as proof of consent.\n"
-                                     : "Consent records linked to the subject are deleted with it.\n"
+            md += "\n" + requests(p).joined(separator: " ") + "\n"
         }
         return md
     }

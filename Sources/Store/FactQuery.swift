@@ -67,6 +67,11 @@ struct SessionBits {
     }
 
     @inline(__always) mutating func insert(_ id: Int64) {
+        words.withUnsafeMutableBufferPointer { Self.insert(id, base: base, into: $0) }
+    }
+
+    /// Sets session `id`'s bit in `words` (a bitmap's storage, from `base`): the scans' inner loops.
+    @inline(__always) static func insert(_ id: Int64, base: Int64, into words: UnsafeMutableBufferPointer<UInt64>) {
         let i = Int(id - base)
         words[i >> 6] |= 1 << UInt64(i & 63)
     }
@@ -493,10 +498,7 @@ struct Scan {
                     if e >= 0 { engaged[Int(page)].count &+= 1; engaged[Int(page)].sum &+= Int64(e) }
                     if depth >= 0 { engaged[Int(page)].scrolls &+= 1; engaged[Int(page)].depth &+= Int64(depth) }
                 }
-                if s >= 0 && filtered {
-                    let bit = Int(s - keptBase)
-                    keptWords[bit >> 6] |= 1 << UInt64(bit & 63)
-                }
+                if s >= 0 && filtered { SessionBits.insert(s, base: keptBase, into: keptWords) }
             }
             // Pageviews of each field value: those of the profiles having it.
             for p in 0..<profileCount where views[p] > 0 {
@@ -544,8 +546,7 @@ extension FactView {
             b.withColumns { c in
                 bits.words.withUnsafeMutableBufferPointer { words in
                     for i in 0..<c.count where c.name[i] == name && c.session[i] >= 0 && c.ts[i] >= lo && c.ts[i] < hi {
-                        let bit = Int(c.session[i] - base)
-                        words[bit >> 6] |= 1 << UInt64(bit & 63)
+                        SessionBits.insert(c.session[i], base: base, into: words)
                     }
                 }
             }
