@@ -10,6 +10,10 @@ RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev sqlit
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0
 CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
+# Country shapes for the dashboard's map (pygal's world map, LGPL-3.0+), from PyPI, read by
+# candor serve at start-up (--world-map to change).
+MAPS_VERSION := 1.0.2
+MAPS_DIR := /usr/local/share/candor/pygal-maps-world
 TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
@@ -31,6 +35,15 @@ deps-run:
 	  echo "installing: crawler-user-agents $(CRAWLERS_VERSION) (PyPI) into $(CRAWLERS_DIR)"; \
 	  $(SUDO) rm -rf $(CRAWLERS_DIR) && \
 	  $(SUDO) python3 -m pip install --quiet --no-deps --disable-pip-version-check --root-user-action=ignore --target $(CRAWLERS_DIR) crawler-user-agents==$(CRAWLERS_VERSION); }
+	@# PyPI has only the source distribution, whose install leaves the map out: its file is taken from it.
+	@[ -f $(MAPS_DIR)/$(MAPS_VERSION)/pygal_maps_world/worldmap.svg ] || { \
+	  echo "installing: pygal_maps_world $(MAPS_VERSION) (PyPI) into $(MAPS_DIR)"; \
+	  tmp=$$(mktemp -d) && python3 -m pip download --quiet --no-deps --no-binary :all: --disable-pip-version-check \
+	    --dest $$tmp pygal_maps_world==$(MAPS_VERSION) && \
+	  $(SUDO) rm -rf $(MAPS_DIR) && $(SUDO) mkdir -p $(MAPS_DIR)/$(MAPS_VERSION) && \
+	  $(SUDO) tar -xzf $$tmp/pygal_maps_world-$(MAPS_VERSION).tar.gz -C $(MAPS_DIR)/$(MAPS_VERSION) --strip-components=1 \
+	    pygal_maps_world-$(MAPS_VERSION)/pygal_maps_world/worldmap.svg pygal_maps_world-$(MAPS_VERSION)/PKG-INFO && \
+	  rm -rf $$tmp; }
 
 deps-test: deps-run
 	$(call ensure_packages,$(TEST_PACKAGES))

@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations",
+                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

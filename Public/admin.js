@@ -84,6 +84,13 @@ Array.prototype.forEach.call(document.querySelectorAll('[data-tabs]'), function 
     list.appendChild(tab);
     return tab;
   });
+  /* The tab chosen in a group is remembered in this browser (every site page opens on it). */
+  var key = 'candor.tab.' + group.getAttribute('data-tabs');
+  function remembered() {
+    try { var id = localStorage.getItem(key); } catch (e) { return 0; }
+    for (var j = 0; j < panels.length; j++) if (panels[j].id === id) return j;
+    return 0;
+  }
   function select(i, focus) {
     tabs.forEach(function (tab, j) {
       tab.setAttribute('aria-selected', String(i === j));
@@ -92,14 +99,18 @@ Array.prototype.forEach.call(document.querySelectorAll('[data-tabs]'), function 
     });
     if (focus) tabs[i].focus();
   }
+  function choose(i, focus) {
+    select(i, focus);
+    try { localStorage.setItem(key, panels[i].id); } catch (e) { /* storage refused: not remembered */ }
+  }
   tabs.forEach(function (tab, i) {
-    tab.addEventListener('click', function () { select(i, false); });
+    tab.addEventListener('click', function () { choose(i, false); });
     tab.addEventListener('keydown', function (e) {
       var n = tabs.length, k = e.key === 'ArrowRight' ? (i + 1) % n : e.key === 'ArrowLeft' ? (i + n - 1) % n
         : e.key === 'Home' ? 0 : e.key === 'End' ? n - 1 : -1;
-      if (k >= 0) { e.preventDefault(); select(k, true); }
+      if (k >= 0) { e.preventDefault(); choose(k, true); }
     });
   });
   group.classList.add('tabbed');
-  select(0, false);
+  select(remembered(), false);
 });

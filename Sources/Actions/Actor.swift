@@ -42,7 +42,7 @@ public struct Actor: Sendable, Equatable {
 
     public func may(_ permission: Permission) -> Bool {
         switch permission {
-        case .addSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
+        case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -66,6 +66,8 @@ public struct Actor: Sendable, Equatable {
 /// What an action needs to be allowed.
 public enum Permission: Sendable, Equatable {
     case addSites
+    /// Archiving, bringing back and deleting sites: owners and admins only.
+    case removeSites
     case configure(site: String)
     /// A site's policy decides consent, retention and what managers may read (k-anonymity):
     /// owners and admins only.

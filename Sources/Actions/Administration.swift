@@ -105,6 +105,103 @@ public struct Administration: Sendable {
         }
     }
 
+    // MARK: Archiving and deleting
+
+    /// Archives a site, or brings it back. An archived site collects nothing: the collector
+    /// answers its events, consent records and webhooks as for an unknown site (once its cache of
+    /// sites is renewed, within ``Site/collectorRefresh``). What it stored stays, readable in the
+    /// dashboard, until the policy's retention removes it or the site is deleted.
+    @discardableResult
+    public func setArchived(site id: String, _ archived: Bool, by actor: Actor) throws -> Site {
+        try require(actor, .removeSites)
+        return try database.transaction { tx in
+            guard var site = try tx.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
+            guard (site.archivedAt != nil) != archived else { return site }
+            if site.deletingAt != nil { throw ActionError.invalid("The site is being deleted: it cannot be brought back.") }
+            site.archivedAt = archived ? nowMs : nil
+            try tx.setArchived(site: id, at: site.archivedAt)
+            try audit.record(in: tx, actor: actor.label, action: archived ? "site_archived" : "site_restored", site: id,
+                             detail: ["name": .string(site.name)])
+            return site
+        }
+    }
+
+    /// What deleting a site removed (rows per table) and the scrubber's run after it.
+    public struct SiteDeletion: Sendable {
+        public var rows: [(table: String, count: Int)]
+        public var scrub: Scrubber.Report
+        public var total: Int { rows.reduce(0) { $0 + $1.count } }
+    }
+
+    /// Deletes an archived site and everything stored for it, now. `confirmation` must be the
+    /// site's name. Refused while the site is archived for less than twice
+    /// ``Site/collectorRefresh`` (the collector may still be writing its events), has open
+    /// deletion requests (they are carried out first, with their receipts; checked again when
+    /// the site's row goes), or another deletion of it is under way (one stopped for over ten
+    /// minutes is resumed). Once started the site cannot be brought back. The rows go chunk by
+    /// chunk (ingestion goes on between chunks) as one purge run: `secure_delete` overwrites their bytes in the database
+    /// file, and the run is verified, and audited as `purge_ran`, once the write-ahead log has
+    /// been truncated after it (``Scrubber``), which this call attempts at once. The site's row
+    /// goes last, with its settings, goals, keys, webhooks, destinations and closed requests'
+    /// receipts; the audit log keeps its entries.
+    public func deleteSite(id: String, confirmation: String, by actor: Actor) async throws -> SiteDeletion {
+        try require(actor, .removeSites)
+        guard let site = try database.site(id: id) else { throw ActionError.notFound("no site \(id.prefix(64))") }
+        guard let archivedAt = site.archivedAt else { throw ActionError.invalid("Archive the site before deleting it.") }
+        let settled = archivedAt + Int64(2 * Site.collectorRefresh * 1000)
+        guard nowMs >= settled else {
+            throw ActionError.invalid("The site was archived \((nowMs - archivedAt) / 1000) s ago: the collector may still be taking its events. Delete it in \((settled - nowMs + 999) / 1000) s.")
+        }
+        guard confirmation.trimmingCharacters(in: .whitespaces) == site.name else {
+            throw ActionError.invalid("Type the site's name exactly to delete it.")
+        }
+        let openRequests = ActionError.invalid("The site has open deletion requests: carry them out first (privacy center).")
+        guard try database.privacyRequests(site: id, openOnly: true, limit: 1).isEmpty else { throw openRequests }
+        let stamp = nowMs
+        let run = try database.transaction { tx in
+            guard try tx.startDeletingSite(id, at: stamp, stale: 600_000) else {
+                throw ActionError.invalid("A deletion of this site is under way.")
+            }
+            let run = try tx.startPurgeRun(actor: actor.label, at: nowMs)
+            try audit.record(in: tx, actor: actor.label, action: "site_deleting", site: id, detail: ["name": .string(site.name), "run": .int(run)])
+            return run
+        }
+        var rows: [(table: String, count: Int)] = []
+        do {
+            for table in AppDatabase.siteDataTables {
+                var count = 0
+                // Bounded: each chunk deletes at least one row, and no table holds more than Int.max.
+                while true {
+                    let n = try database.transaction { tx in
+                        let n = try tx.deleteSiteRows(table, site: id, limit: 5_000)
+                        try tx.countPurged(run: run, target: "\(id):\(table)", rows: n, at: nowMs)
+                        return n
+                    }
+                    if n == 0 { break }
+                    count += n
+                    try await Task.sleep(for: .milliseconds(2))   // room for the event writer between chunks
+                }
+                rows.append((table, count))
+            }
+            try database.transaction { tx in
+                // A request filed meanwhile is carried out first (its receipt would go with the site).
+                if try tx.hasOpenPrivacyRequests(site: id) { throw openRequests }
+                guard try tx.deleteSite(id, stamp: stamp) else { throw ActionError.invalid("Another deletion of this site took over.") }
+                try tx.finishPurgeRun(run, at: nowMs)
+                var detail: [String: AuditValue] = ["name": .string(site.name), "run": .int(run)]
+                for (table, n) in rows where n > 0 { detail[table] = .init(n) }
+                try audit.record(in: tx, actor: actor.label, action: "site_deleted", site: id, detail: detail)
+            }
+        } catch {
+            // Stopped (an error, a request filed meanwhile): what was deleted stays deleted (the
+            // purge run records it); the site may be deleted again, or kept archived.
+            try? database.transaction { tx in try tx.stopDeletingSite(id, stamp: stamp) }
+            throw error
+        }
+        let scrub = await Scrubber(database: database, policies: policies, now: now).run(actor: actor.label)
+        return SiteDeletion(rows: rows, scrub: scrub)
+    }
+
     /// Sets the consent banner's texts of one language for a site (empty fields: the built-in text).
     public func setBannerTexts(site id: String, language: String, fields: [String: String], by actor: Actor) throws {
         try require(actor, .configure(site: id))

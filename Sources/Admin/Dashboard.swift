@@ -93,15 +93,17 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let clientAddress: @Sendable (_ peer: String?, _ forwardedFor: String?) -> String?
     /// Adds and changes destinations (nil: the page shows them read-only).
     let destinationSetup: DestinationSetup?
+    /// Countries `/world.svg` draws (upper-case codes); empty: no map.
+    let mapCountries: Set<String>
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
                 secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
                 liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() },
                 clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer },
-                destinations: DestinationSetup? = nil) {
+                destinations: DestinationSetup? = nil, mapCountries: Set<String> = []) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
         self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
-        self.clientAddress = clientAddress; self.destinationSetup = destinations
+        self.clientAddress = clientAddress; self.destinationSetup = destinations; self.mapCountries = mapCountries
     }
 
     var administration: Administration { Administration(database: database, policies: policies, now: now) }
@@ -196,7 +198,8 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         guard let token = token(request), let viewer = try auth.viewer(token: token) else {
             return Response(status: .seeOther, headers: [.location: "/login"])
         }
-        return try await body(viewer)
+        // Pages are written in the reader's locale (dates, numbers, amounts).
+        return try await Format.$locale.withValue(Format.locale(acceptLanguage: request.headers[.acceptLanguage])) { try await body(viewer) }
     }
 
     /// The urlencoded form of a POST; a body over 16 KiB is refused with 413.
@@ -225,6 +228,10 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             .init("X-Content-Type-Options")!: "nosniff", .init("Referrer-Policy")!: "same-origin",
         ], body: .init(byteBuffer: ByteBuffer(string: pages.render(name, context))))
     }
+
+    /// An instant on a page about the whole install (requests, jobs, the audit log, keys, users):
+    /// in UTC, named, in the reader's locale.
+    func when(_ ms: Int64, _ v: Viewer) -> String { Format.moment(ms, .utc, zone: true) }
 
     /// Another site's page, or a page the role may not see, is indistinguishable from a missing one.
     func notFound() -> Response {

@@ -37,7 +37,7 @@ extension DashboardRoutes {
                 "pending": Format.grouped(s?.pending ?? 0), "dead": Format.grouped(s?.dead ?? 0), "hasDead": (s?.dead ?? 0) > 0,
                 "rate": sent + failed == 0 ? "–" : Format.percent(Double(sent) / Double(sent + failed)),
                 "average": s?.averageMs.map { String(format: "%.0f\u{00A0}ms", $0) } ?? "–",
-                "lastSuccess": s?.lastSuccess.map { site.calendar.iso($0) } ?? "never",
+                "lastSuccess": s?.lastSuccess.map { Format.moment($0, site.calendar) } ?? "never",
                 "fields": (kind?.fields ?? []).map { ["text": $0] },
                 "settings": d.settings.sorted { $0.key < $1.key }.map { ["name": $0.key, "value": $0.value] },
             ]
@@ -47,7 +47,7 @@ extension DashboardRoutes {
             ["destination": labels[e.destination] ?? "#\(e.destination)", "event": e.eventID, "attempts": e.attempts,
              "status": e.status == "pending" ? "retrying" : e.status == "dead" ? "dead-lettered" : "not sent",
              "http": e.httpStatus.map(String.init) ?? "–", "error": e.error,
-             "next": e.status == "pending" ? site.calendar.iso(e.dueAt) : "–", "created": site.calendar.iso(e.createdAt)]
+             "next": e.status == "pending" ? Format.moment(e.dueAt, site.calendar) : "–", "created": Format.moment(e.createdAt, site.calendar)]
         }
         c["kinds"] = DestinationKind.allCases.map { k -> [String: Any] in
             ["kind": k.rawValue, "title": k.title, "credential": k.credentialName,

@@ -22,7 +22,7 @@ extension DashboardRoutes {
         var minutes: [[String: Any]] = []
         for (a, b) in zip(samples, samples.dropFirst()) {
             let dropped = reasons.map { (b.dropped[$0] ?? 0) - (a.dropped[$0] ?? 0) }
-            minutes.append(["at": ISO.string(Int64(b.at.timeIntervalSince1970 * 1000)), "received": b.received - a.received,
+            minutes.append(["at": self.when(Int64(b.at.timeIntervalSince1970 * 1000), v), "received": b.received - a.received,
                             "accepted": b.accepted - a.accepted, "dropped": dropped.map { ["n": $0] },
                             "rejected": b.rejected - a.rejected, "errors": b.errors - a.errors])
         }
@@ -41,7 +41,7 @@ extension DashboardRoutes {
                                                          "bad": ["retry", "dead"].contains($0.outcome)] }
         let runs = Dictionary(uniqueKeysWithValues: try database.jobRuns().map { ($0.name, $0) })
         c["jobs"] = [("Salt rotation", "salt_rotation"), ("Retention purge", "purge"), ("Deletion requests", "deletion_requests")].map { label, name in
-            ["label": label, "at": runs[name].map { ISO.string($0.lastRunAt) } ?? "never", "detail": runs[name]?.detail ?? ""]
+            ["label": label, "at": runs[name].map { self.when($0.lastRunAt, v) } ?? "never", "detail": runs[name]?.detail ?? ""]
         }
         return html("health", c)
     }
@@ -53,16 +53,16 @@ extension DashboardRoutes {
         if let message { c["message"] = message }
         // After filing (see fileRequest): the request named in the address, if the reader may see it.
         if let filed, let r = try database.privacyRequest(id: filed), v.may(see: r.siteID) {
-            c["message"] = "Request \(r.id) received; deadline \(ISO.string(r.deadlineAt))."
+            c["message"] = "Request \(r.id) received; deadline \(self.when(r.deadlineAt, v))."
         }
         let open = try database.privacyRequests(openOnly: true)
         c["hasRequests"] = !open.isEmpty
         c["requests"] = open.map { r -> [String: Any] in
-            ["id": r.id, "site": r.siteID, "kind": r.subjectKind.rawValue, "status": r.status.rawValue, "received": ISO.string(r.receivedAt),
-             "deadline": ISO.string(r.deadlineAt), "overdue": r.deadlineAt < t, "filedBy": r.filedBy]
+            ["id": r.id, "site": r.siteID, "kind": r.subjectKind.rawValue, "status": r.status.rawValue, "received": self.when(r.receivedAt, v),
+             "deadline": self.when(r.deadlineAt, v), "overdue": r.deadlineAt < t, "filedBy": r.filedBy]
         }
         c["done"] = try database.privacyRequests(limit: 20).filter { !$0.isOpen }.map { r -> [String: Any] in
-            ["id": r.id, "site": r.siteID, "status": r.status.rawValue, "processed": r.processedAt.map { ISO.string($0) } ?? "",
+            ["id": r.id, "site": r.siteID, "status": r.status.rawValue, "processed": r.processedAt.map { self.when($0, v) } ?? "",
              "reason": r.reason ?? "", "hasReceipt": r.receipt != nil]
         }
         c["sites"] = try database.sites().filter { v.may(see: $0.id) }.map { ["id": $0.id, "name": $0.name] }
@@ -81,14 +81,14 @@ extension DashboardRoutes {
         }
         c["retention"] = retention
         let runs = try database.jobRuns()
-        c["jobs"] = runs.filter { !$0.name.hasPrefix("policy:") }.map { ["name": $0.name, "at": ISO.string($0.lastRunAt), "detail": $0.detail ?? ""] }
+        c["jobs"] = runs.filter { !$0.name.hasPrefix("policy:") }.map { ["name": $0.name, "at": self.when($0.lastRunAt, v), "detail": $0.detail ?? ""] }
         let verification = try office.audit.verify()
         c["auditOK"] = verification.isIntact
         c["auditSummary"] = verification.isIntact
             ? "Intact: \(verification.entries) entries, head \(verification.head.map(Hex.encode) ?? "-")"
             : "BROKEN at entry \(verification.firstBroken ?? 0): \(verification.problem ?? "")"
         c["audit"] = try database.recentAuditEntries(limit: 30).map {
-            ["seq": $0.seq, "at": ISO.string($0.timestamp), "actor": $0.actor, "action": $0.action, "site": $0.siteID ?? "", "detail": $0.detail]
+            ["seq": $0.seq, "at": self.when($0.timestamp, v), "actor": $0.actor, "action": $0.action, "site": $0.siteID ?? "", "detail": $0.detail]
         }
         return html("privacy", c)
     }
@@ -164,7 +164,7 @@ extension DashboardRoutes {
                             body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(r.table))))
         }
         var c = base(v, title: "\(site.name) — \(month)")
-        func money(_ d: Double) -> String { String(format: "%.2f %@", d, r.terms.currency) }
+        func money(_ d: Double) -> String { Format.amount(d, r.terms.currency) }
         c["site"] = ["id": site.id, "name": site.name]
         c["month"] = month
         c.merge(Self.monthNavigation(month)) { $1 }
@@ -175,8 +175,8 @@ extension DashboardRoutes {
         c["terms"] = "\(r.terms.percent) % of attributed revenue, \(money(r.terms.perLead)) per lead, \(money(r.terms.perCall)) per call, minimum \(money(r.terms.monthlyMinimum)); credit: \(r.terms.credit.rawValue) touch; our sources: \(r.terms.ourSources.isEmpty ? "every attributed conversion" : r.terms.ourSources.joined(separator: ", "))"
         c["lines"] = r.lines.map { line, counted -> [String: Any] in
             func touch(_ t: Touch?) -> String { t.map { [$0.sourceType, $0.utmSource, $0.utmCampaign].compactMap { $0 }.joined(separator: " / ") } ?? "–" }
-            return ["time": r.calendar.iso(line.timestamp), "provider": line.provider, "kind": line.kind.rawValue,
-                    "value": String(format: "%.2f %@", line.value, line.currency ?? ""), "via": line.attributedVia,
+            return ["time": Format.moment(line.timestamp, r.calendar), "provider": line.provider, "kind": line.kind.rawValue,
+                    "value": Format.amount(line.value, line.currency ?? ""), "via": line.attributedVia,
                     "first": touch(line.firstTouch), "last": touch(line.lastTouch), "counted": counted ? "yes" : "no"]
         }
         c["empty"] = r.lines.isEmpty

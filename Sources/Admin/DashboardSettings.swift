@@ -26,7 +26,7 @@ extension DashboardRoutes {
         c["policy"] = site.policy
         c["policyWords"] = RecordOfProcessing.inWords(policies[site.policy] ?? .default).map { ["title": $0.title, "items": $0.items] }
         c["zones"] = Self.zones(selected: site.calendar.identifier)
-        if let message { c["message"] = message }
+        if let message = message ?? Self.settingsDone(request.uri.queryParameters.get("done")) { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
         let mode = (policies[site.policy] ?? .default).mode
         let language = BannerTexts.language(request.uri.queryParameters.get("lang"))
@@ -46,7 +46,7 @@ extension DashboardRoutes {
         c["installed"] = last != nil
         // A restricted reader learns that events arrive, not when the last visitor came.
         let restricted = disclosure(v, policies[site.policy] ?? .default).restricted
-        c["lastEvent"] = restricted ? "" : last.map { "last event " + site.calendar.iso($0) } ?? ""
+        c["lastEvent"] = restricted ? "" : last.map { "last event " + Format.moment($0, site.calendar) } ?? ""
         let goals = try database.goals(site: id)
         c["goals"] = goals.map { ["id": $0.id ?? 0, "name": $0.name, "kind": $0.kind.rawValue, "match": $0.match] }
         c["hasGoals"] = !goals.isEmpty
@@ -56,11 +56,43 @@ extension DashboardRoutes {
             ["id": f.id ?? 0, "name": f.name, "steps": f.steps.compactMap { names[$0] }.joined(separator: " → ")]
         }
         c["keys"] = try database.apiKeys(site: id).map { k -> [String: Any] in
-            ["id": k.id, "label": k.label, "scope": k.scope.rawValue, "issuedBy": k.issuedBy, "created": ISO.string(k.createdAt),
-             "used": k.lastUsedAt.map { ISO.string($0) } ?? "never", "revocable": v.actor.may(.revokeKey(site: id, scope: k.scope))]
+            ["id": k.id, "label": k.label, "scope": k.scope.rawValue, "issuedBy": k.issuedBy, "created": self.when(k.createdAt, v),
+             "used": k.lastUsedAt.map { self.when($0, v) } ?? "never", "revocable": v.actor.may(.revokeKey(site: id, scope: k.scope))]
         }
         c["scopes"] = APIKeyScope.allCases.filter { v.actor.may(.issueKey(site: id, scope: $0)) }.map { ["name": $0.rawValue] }
+        if v.actor.may(.removeSites) { c["removal"] = removal(site, newestEvent: last, v) }
         return html("settings", c, status: status)
+    }
+
+    /// The archive and delete section: what each does, in the words of the site's policy.
+    func removal(_ site: Site, newestEvent: Int64?, _ v: Viewer) -> [String: Any] {
+        let policy = policies[site.policy] ?? .default
+        var r: [String: Any] = ["archived": site.archivedAt != nil, "name": site.name,
+                                "collectorSeconds": Int(Site.collectorRefresh)]
+        r["retention"] = DataClass.allCases.map { cls in
+            "\(cls.rawValue): " + (policy.retentionDays[cls].map { "removed \($0) days after it was recorded" } ?? "kept until the site is deleted")
+        }
+        if let newestEvent, let days = policy.retentionDays[.events] {
+            r["eventsGone"] = Format.day(site.calendar.day(of: newestEvent) + Int64(days) + 1)
+        }
+        if let at = site.archivedAt { r["archivedAt"] = Format.moment(at, site.calendar) }
+        return r
+    }
+
+    /// The note a settings change redirects to (POST-redirect-GET): fixed texts, never the address's.
+    static func settingsDone(_ done: String?) -> String? {
+        switch done {
+        case "saved"?: "Saved."
+        case "banner"?: "Banner texts saved (visitors see them within about five minutes)."
+        case "goal-added"?: "Goal added."
+        case "goal-deleted"?: "Goal deleted."
+        case "funnel-added"?: "Funnel added."
+        case "funnel-deleted"?: "Funnel deleted."
+        case "key-revoked"?: "Key revoked."
+        case "archived"?: "Site archived: within \(Int(Site.collectorRefresh)) seconds nothing more is collected. Its data stays until retention removes it."
+        case "restored"?: "Site brought back: it collects again within \(Int(Site.collectorRefresh)) seconds."
+        default: nil
+        }
     }
 
     /// The install snippet for the site's consent mode, from `origin`: the pixel, and consent.js
@@ -115,18 +147,21 @@ extension DashboardRoutes {
         guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
         guard let f = try await postedForm(request, v) else { return invalidForm() }
         func refuse(_ why: String) throws -> Response { try settings(request, v, id, message: why, status: .badRequest) }
+        // Done: back to the page by GET, so a reload does not send the form again. (A new API key
+        // is the exception: it is answered directly, once, since it is never stored to show again.)
+        func done(_ what: String) -> Response { Response(status: .seeOther, headers: [.location: "/sites/\(id)/settings?done=\(what)"]) }
         switch action {
         case "site":
             do {
                 _ = try administration.changeSite(id: id, name: f["name"] ?? "", domains: Self.list(f["domains"]), policy: f["policy"] ?? "",
                                                   timezone: f["timezone"], by: v.actor)
             } catch let error as ActionError { return try refuse(error.description) }
-            return try settings(request, v, id, message: "Saved.")
+            return done("saved")
         case "banner":
             do {
                 try administration.setBannerTexts(site: id, language: f["lang"] ?? "", fields: f, by: v.actor)
             } catch let error as ActionError { return try refuse(error.description) }
-            return try settings(request, v, id, message: "Banner texts saved (visitors see them within about five minutes).")
+            return done("banner")
         case "goal":
             let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces), match = (f["match"] ?? "").trimmingCharacters(in: .whitespaces)
             guard let kind = Goal.Kind(rawValue: f["kind"] ?? ""), (1...100).contains(name.count), (1...200).contains(match.count) else {
@@ -135,22 +170,22 @@ extension DashboardRoutes {
             if kind == .conversion && !["sale", "lead", "call"].contains(match) { return try refuse("A conversion goal matches sale, lead or call.") }
             if kind == .page && !match.hasPrefix("/") { return try refuse("A page goal matches a path starting with /.") }
             try database.addGoal(Goal(siteID: id, name: name, kind: kind, match: match))
-            return try settings(request, v, id, message: "Goal added.")
+            return done("goal-added")
         case "delete-goal":
             guard let g = f["goal"].flatMap(Int64.init) else { return try refuse("No goal given.") }
             try database.deleteGoal(site: id, id: g)
-            return try settings(request, v, id, message: "Goal deleted.")
+            return done("goal-deleted")
         case "funnel":
             let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)
             let known = Set(try database.goals(site: id).compactMap(\.id))
             let steps = (1...5).compactMap { f["step\($0)"].flatMap(Int64.init) }.filter(known.contains)
             guard (1...100).contains(name.count), steps.count >= 2 else { return try refuse("A funnel needs a name and at least two steps.") }
             try database.addFunnel(Funnel(siteID: id, name: name, steps: steps))
-            return try settings(request, v, id, message: "Funnel added.")
+            return done("funnel-added")
         case "delete-funnel":
             guard let fid = f["funnel"].flatMap(Int64.init) else { return try refuse("No funnel given.") }
             try database.deleteFunnel(site: id, id: fid)
-            return try settings(request, v, id, message: "Funnel deleted.")
+            return done("funnel-deleted")
         case "key":
             guard let scope = APIKeyScope(rawValue: f["scope"] ?? APIKeyScope.statsRead.rawValue) else { return try refuse("Choose a scope.") }
             do {
@@ -161,7 +196,17 @@ extension DashboardRoutes {
             // Only a key of this site, revoked by someone allowed to.
             guard let keyID = f["key"], let key = try database.apiKey(id: keyID), key.siteID == id else { return try refuse("No such key.") }
             do { try administration.revokeKey(id: key.id, by: v.actor) } catch let error as ActionError { return try refuse(error.description) }
-            return try settings(request, v, id, message: "Key ck_\(key.id)_… revoked.")
+            return done("key-revoked")
+        case "archive", "restore":
+            do { try administration.setArchived(site: id, action == "archive", by: v.actor) } catch let error as ActionError {
+                return try refuse(error.description)
+            }
+            return done(action == "archive" ? "archived" : "restored")
+        case "delete":
+            do {
+                _ = try await administration.deleteSite(id: id, confirmation: f["confirm"] ?? "", by: v.actor)
+            } catch let error as ActionError { return try refuse(error.description) }
+            return Response(status: .seeOther, headers: [.location: "/?done=site-deleted"])
         default:
             return notFound()
         }
@@ -200,7 +245,7 @@ extension DashboardRoutes {
         c["users"] = try database.users().map { u -> [String: Any] in
             let assigned = Set(try database.siteIDs(user: u.id ?? -1))
             let manageable = v.actor.may(.manageUser(current: u.role, new: u.role))
-            return ["email": u.email, "role": u.role.rawValue, "created": ISO.string(Int64(u.createdAt.timeIntervalSince1970 * 1000)),
+            return ["email": u.email, "role": u.role.rawValue, "created": self.when(Int64(u.createdAt.timeIntervalSince1970 * 1000), v),
                     "sites": sites.filter { assigned.contains($0.id) }.map(\.name).joined(separator: ", "),
                     "manageable": manageable && u.id != v.user.id, "me": u.id == v.user.id,
                     "roles": Role.allCases.filter { v.actor.may(.manageUser(current: u.role, new: $0)) }

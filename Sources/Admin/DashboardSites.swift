@@ -2,6 +2,7 @@ import Actions
 import Analytics
 import Consent
 import Foundation
+import Geo
 import Hummingbird
 import HTTPTypes
 import Integrations
@@ -228,9 +229,15 @@ extension DashboardRoutes {
         }
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
-        var rows: [[String: Any]] = []
+        var rows: [[String: Any]] = [], archived: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {
             if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
+            // Archived sites collect nothing: listed apart, without figures (their pages keep them).
+            if let at = site.archivedAt {
+                archived.append(["id": site.id, "name": site.name, "at": Format.moment(at, site.calendar),
+                                 "settings": v.actor.may(.removeSites)])
+                continue
+            }
             let rule = disclosure(v, policies[site.policy] ?? .default)
             let s = try figures(site, try range(request, site.calendar).get()).summary()
             let cards = rule.cards(s)
@@ -248,8 +255,8 @@ extension DashboardRoutes {
             }
             rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
                          "visitors": cards.visitors.text(Format.grouped), "pageviews": cards.pageviews.text(Format.grouped),
-                         "conversions": cards.conversions.text(Format.grouped), "revenue": cards.revenue.text { $0.text },
-                         "last": rule.restricted ? "" : s.lastEvent.map { site.calendar.iso($0) } ?? "never", "status": status,
+                         "conversions": cards.conversions.text(Format.grouped), "revenue": cards.revenue.text { Format.money($0) },
+                         "last": rule.restricted ? "" : s.lastEvent.map { Format.moment($0, site.calendar) } ?? "never", "status": status,
                          "statusClass": status == "active" ? "ok" : "warn",
                          "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
         }
@@ -264,6 +271,11 @@ extension DashboardRoutes {
             if overdue > 0 { c["overdue"] = overdue }
         }
         c["sites"] = rows
+        c["archived"] = archived
+        c["hasArchived"] = !archived.isEmpty
+        if request.uri.queryParameters.get("done") == "site-deleted" {
+            c["notice"] = "Site deleted. The audit log (privacy center) lists the rows removed, and the truncation of the write-ahead log that completed it."
+        }
         c["empty"] = rows.isEmpty
         c["q"] = q
         c["range"] = r.label
@@ -408,6 +420,7 @@ extension DashboardRoutes {
         }
         let f = report.filters
         let summaries = try report.summaries()
+        let archivedNote = site.archivedAt.map { "Archived \(Format.moment($0, site.calendar)): this site collects nothing; its data stays until its policy's retention removes it." }
         let cards = report.cards(summaries)
         let compare = request.uri.queryParameters.get("compare") == "1"
         // The period before, when comparing: its cards' figures and its chart line.
@@ -441,6 +454,7 @@ extension DashboardRoutes {
             return m
         }
         c["empty"] = summaries[0].pageviews == 0 && summaries[0].visits == 0
+        if let archivedNote { c["archivedNote"] = archivedNote }
         c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
         let totals = report.totals(summaries)
@@ -468,7 +482,8 @@ extension DashboardRoutes {
         for (label, kinds) in Self.tableGroups {
             var tables: [[String: Any]] = []
             for kind in kinds {
-                let (t, context) = try table(kind)
+                var (t, context) = try table(kind)
+                if kind == .events(.country), let map = countryMap(t) { context["map"] = map }
                 tables.append(context)
                 if kind == .events(.page) {
                     shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
@@ -520,11 +535,28 @@ extension DashboardRoutes {
         [("Visitors", c.visitors.text(Format.grouped), c.visitors.value.map(Double.init)),
          ("Visits", c.visits.text(Format.grouped), c.visits.value.map(Double.init)),
          ("Pageviews", c.pageviews.text(Format.grouped), c.pageviews.value.map(Double.init)),
-         ("Views per visit", c.viewsPerVisit.text { String(format: "%.1f", $0) }, c.viewsPerVisit.value),
+         ("Views per visit", c.viewsPerVisit.text { Format.decimal($0) }, c.viewsPerVisit.value),
          ("Bounce rate", c.bounceRate.text { Format.percent($0, digits: 0) }, c.bounceRate.value),
          ("Visit duration", c.averageDurationMs.text(Self.duration), c.averageDurationMs.value.map(Double.init)),
          ("Conversions", c.conversions.text(Format.grouped), c.conversions.value.map(Double.init)),
-         ("Revenue", c.revenue.text { $0.text }, c.revenue.value?.single)]
+         ("Revenue", c.revenue.text { Format.money($0) }, c.revenue.value?.single)]
+    }
+
+    /// The countries table drawn on the world map (`/world.svg`): each country row the reader is
+    /// shown, shaded in five steps of the largest shown figure, titled with its name and visitors.
+    /// Rows the reader is not shown, and "Other", are not drawn (the map tells no more than the
+    /// table). Nil without a map, or when no country is shown.
+    func countryMap(_ table: Disclosure.Table) -> [String: Any]? {
+        guard !mapCountries.isEmpty else { return nil }
+        let shown = table.rows.compactMap { row -> (code: String, visitors: Int)? in
+            guard !row.isOther, let code = row.value, mapCountries.contains(code), let v = row.visitors.value, v > 0 else { return nil }
+            return (code, v)
+        }
+        guard let top = shown.map(\.visitors).max() else { return nil }
+        return ["width": WorldMap.width, "height": WorldMap.height, "countries": shown.map { c -> [String: Any] in
+            ["code": c.code.lowercased(), "shade": "m\(max(1, Int((Double(c.visitors) / Double(top) * 5).rounded(.up))))",
+             "title": "\(Self.shown(.country, c.code)): \(Format.grouped(c.visitors)) visitor\(c.visitors == 1 ? "" : "s")"]
+        }]
     }
 
     /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the
@@ -557,11 +589,11 @@ extension DashboardRoutes {
         let step = Self.niceStep(highest / 4)
         let top = step * (highest / step).rounded(.up)
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
-        func label(_ start: Int64) -> String { hourly ? r.calendar.clock(start) : Self.shortDate(r.calendar.day(of: start)) }
+        func day(_ start: Int64) -> String { Format.day(r.calendar.day(of: start)) }
+        func label(_ start: Int64) -> String { hourly ? r.calendar.clock(start) : day(start) }
         // An hour names its offset: the autumn day has two 02:00 hours.
         func when(_ start: Int64) -> String {
-            hourly ? "\(Self.shortDate(r.calendar.day(of: start))) \(r.calendar.clock(start)) (UTC\(r.calendar.iso(start).suffix(6)))"
-                : Self.shortDate(r.calendar.day(of: start))
+            hourly ? "\(day(start)) \(r.calendar.clock(start)) (UTC\(r.calendar.iso(start).suffix(6)))" : day(start)
         }
         let every = max(1, Int((Double(slots.count) / 6).rounded(.up)))
         let partial = { (i: Int) -> Bool in
@@ -606,13 +638,6 @@ extension DashboardRoutes {
     static func niceStep(_ raw: Double) -> Double {
         let power = pow(10, log10(max(raw, 1)).rounded(.down))
         return [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= raw } ?? 10 * power
-    }
-
-    /// "3 Nov 2026" for a site day.
-    static func shortDate(_ day: Int64) -> String {
-        let c = SiteCalendar.civil(day)
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        return "\(c.day) \(months[c.month - 1]) \(c.year)"
     }
 
     /// One table in full (the rows the reader may see, up to 1,000): searched by the value as

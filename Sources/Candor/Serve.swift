@@ -92,6 +92,10 @@ struct Serve: AsyncParsableCommand {
             help: "Autonomous systems of data centres, one per line (AS123 # name), for policies with bots.drop_datacenter_networks (env CANDOR_DATACENTER_ASNS; needs --geoip-asn).")
     var datacenterASNs: String? = env("CANDOR_DATACENTER_ASNS")
 
+    @Option(name: .customLong("world-map"),
+            help: "pygal_maps_world's worldmap.svg, the country shapes of the dashboard's map, or 'none' (env CANDOR_WORLD_MAP; PyPI package pygal_maps_world).")
+    var worldMapPath: String = env("CANDOR_WORLD_MAP") ?? WorldMap.defaultSource
+
     var datasetPaths: DatasetPaths {
         DatasetPaths(userAgents: uapCore, crawlers: crawlerList, referrers: referrerList, datacenterNetworks: datacenterASNs)
     }
@@ -154,9 +158,18 @@ struct Serve: AsyncParsableCommand {
             subjects: try SubjectHasher(database: database),
             limiter: RateLimiter(limits: .init(perSite: (rateSite, rateSite * 5), perClient: (rateClient, rateClient * 10))),
             addresses: ClientAddressResolver(trustedProxies: proxies), logger: logger, traffic: traffic, contactBox: box)
+        let worldMap: WorldMap?
+        do { worldMap = worldMapPath == "none" ? nil : try WorldMap.load(path: worldMapPath) } catch {
+            throw ValidationError("--world-map \(worldMapPath): \(error)")
+        }
+        if worldMap == nil && worldMapPath != "none" {
+            logger.warning("no world map: the dashboard shows countries as a table only (make deps-run installs pygal_maps_world)",
+                           metadata: ["world-map": "\(worldMapPath)"])
+        }
         let assets: PublicAssets?
         do {
-            assets = try PublicAssets(directory: publicDir)
+            assets = try PublicAssets(directory: publicDir,
+                                      extra: worldMap.map { [("world.svg", "image/svg+xml", Array($0.svg.utf8))] } ?? [])
             logger.info("client assets", metadata: ["pixel": "\(assets!.assets["pixel.js"]!.versionedPath)"])
         } catch let error as PublicAssets.NotBuilt {
             // The sources are there but not their build: serving without the pixel would look
@@ -240,7 +253,8 @@ struct Serve: AsyncParsableCommand {
                                                   clientAddress: { peer, forwarded in
                                                       collector.addresses.resolve(peer: peer, forwardedFor: forwarded).map(ClientAddressResolver.limitKey)
                                                   },
-                                                  destinations: DestinationSetup(database: database, box: box, audit: office.audit))
+                                                  destinations: DestinationSetup(database: database, box: box, audit: office.audit),
+                                                  mapCountries: assets != nil ? worldMap?.countries ?? [] : [])
                 .add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])

@@ -9,7 +9,7 @@ import Store
 
 struct Sites: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage client sites.", subcommands: [Add.self, List.self, SetTimeZone.self])
+        abstract: "Manage client sites.", subcommands: [Add.self, List.self, SetTimeZone.self, Archive.self, Restore.self, Delete.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a site; prints its id.")
@@ -50,6 +50,48 @@ struct Sites: ParsableCommand {
         }
     }
 
+    struct Archive: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a site collecting (within 30 s of a running server); its data stays until retention removes it.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Site id.") var site: String
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            let s = try Administration(database: database, policies: try PolicyBook(directory: data.policies)).setArchived(site: site, true, by: .cli)
+            print("\(s.id)\tarchived")
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Bring an archived site back: it collects again.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Site id.") var site: String
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            let s = try Administration(database: database, policies: try PolicyBook(directory: data.policies)).setArchived(site: site, false, by: .cli)
+            print("\(s.id)\tcollecting")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an archived site and all its data now (secure delete, then the WAL truncated); prints rows per table.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Site id.") var site: String
+        @Option(help: "The site's name, exactly, as confirmation.") var confirm: String
+
+        func run() async throws {
+            let database = try AppDatabase(path: data.databasePath)
+            let deletion = try await Administration(database: database, policies: try PolicyBook(directory: data.policies))
+                .deleteSite(id: site, confirmation: confirm, by: .cli)
+            for (table, n) in deletion.rows { print("\(table)\t\(n)") }
+            print("write-ahead log: " + (deletion.scrub.truncation.map { "truncated at \(ISO.string($0.at))" }
+                ?? "not truncated yet (\(deletion.scrub.problems.joined(separator: "; "))); the server's scrubber retries every minute"))
+        }
+    }
+
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sites.")
         @OptionGroup var data: DataOptions
@@ -57,7 +99,8 @@ struct Sites: ParsableCommand {
         func run() throws {
             let database = try AppDatabase(path: data.databasePath)
             for site in try database.sites() {
-                print([site.id, site.name, site.domains.joined(separator: ","), site.policy, site.calendar.identifier].joined(separator: "\t"))
+                print([site.id, site.name, site.domains.joined(separator: ","), site.policy, site.calendar.identifier,
+                       site.archivedAt == nil ? "collecting" : "archived"].joined(separator: "\t"))
             }
         }
     }

@@ -51,7 +51,8 @@ public struct PublicAssets: Sendable {
         return data
     }
 
-    public init(directory: String) throws {
+    /// `extra`: assets made at start-up rather than by `make assets` (the world map's SVG).
+    public init(directory: String, extra: [(name: String, contentType: String, body: [UInt8])] = []) throws {
         var found: [String: Asset] = [:]
         for (name, type) in [("pixel.js", "text/javascript; charset=utf-8"), ("pixel-lite.js", "text/javascript; charset=utf-8"),
                              ("consent.js", "text/javascript; charset=utf-8"),
@@ -59,17 +60,21 @@ public struct PublicAssets: Sendable {
                              ("demo.js", "text/javascript; charset=utf-8"), ("admin.css", "text/css; charset=utf-8"),
                              ("admin.js", "text/javascript; charset=utf-8")] {
             guard let data = try Self.built(name, in: directory) else { continue }
-            let body = Array(data)
-            // Unkeyed BLAKE2b of the served bytes names the version.
-            let hash = Sodium.hash(body, outputLength: 16)
-            let br = Compression.brotli(body).flatMap { $0.count < body.count ? $0 : nil }
-            let gz = Compression.gzip(body).flatMap { $0.count < body.count ? $0 : nil }
-            found[name] = Asset(name: name, body: body, contentType: type, version: Hex.encode(Array(hash.prefix(5))), brotli: br, gzip: gz)
+            found[name] = Self.asset(name, type, Array(data))
         }
+        for e in extra { found[e.name] = Self.asset(e.name, e.contentType, e.body) }
         guard found["pixel.js"] != nil else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: directory + "/pixel.js"])
         }
         assets = found
+    }
+
+    static func asset(_ name: String, _ type: String, _ body: [UInt8]) -> Asset {
+        // Unkeyed BLAKE2b of the served bytes names the version.
+        let hash = Sodium.hash(body, outputLength: 16)
+        let br = Compression.brotli(body).flatMap { $0.count < body.count ? $0 : nil }
+        let gz = Compression.gzip(body).flatMap { $0.count < body.count ? $0 : nil }
+        return Asset(name: name, body: body, contentType: type, version: Hex.encode(Array(hash.prefix(5))), brotli: br, gzip: gz)
     }
 
     public func add<Context: RequestContext>(to router: Router<Context>) {

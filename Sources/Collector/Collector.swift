@@ -27,7 +27,7 @@ public final class Collector: Sendable {
     /// Unknown site ids reload the site list at most this often (so `candor sites add` is seen
     /// by a running server without letting unknown ids hammer the database).
     private let siteReloadInterval: TimeInterval = 2
-    private let siteRefreshInterval: TimeInterval = 30
+    private let siteRefreshInterval = Site.collectorRefresh
 
     public init(database: AppDatabase, policies: PolicyBook, geo: any GeoLookup, salts: SaltKeeper,
                 subjects: SubjectHasher, limiter: RateLimiter, addresses: ClientAddressResolver,
@@ -43,8 +43,11 @@ public final class Collector: Sendable {
         self.now = now
     }
 
-    /// The site and its policy, or nil if the id is unknown.
-    public func site(_ id: String) -> (Site, Policy)? {
+    /// The site and its policy, or nil if the id is unknown or the site is archived: an archived
+    /// site collects nothing (events, consent records and webhooks answer as for an unknown site).
+    /// `archived` admits archived sites, for what a visitor may still ask of them (self-service:
+    /// seeing and erasing one's data outlasts collection).
+    public func site(_ id: String, archived: Bool = false) -> (Site, Policy)? {
         let now = now()
         var site = siteCache.withLock { $0.sites[id] }
         // Unknown ids reload after `siteReloadInterval`; known ones every `siteRefreshInterval`, so
@@ -55,7 +58,7 @@ public final class Collector: Sendable {
             siteCache.withLock { $0.sites = map; $0.loadedAt = now }
             site = map[id]
         }
-        guard let site else { return nil }
+        guard let site, archived || site.archivedAt == nil else { return nil }
         return (site, policies[site.policy] ?? .default)
     }
 }

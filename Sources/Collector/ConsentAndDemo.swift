@@ -40,7 +40,7 @@ public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {
     func config(_ request: Request) -> Response {
         let query = request.uri.queryParameters
         // Read from the database, not the collector's cache: a change in Settings shows at once.
-        guard let id = query.get("site"), let site = try? collector.database.site(id: id) else {
+        guard let id = query.get("site"), let site = try? collector.database.site(id: id), site.archivedAt == nil else {
             return withOrigin(jsonError(404, "unknown site"), request)
         }
         let policy = collector.policies[site.policy] ?? .default

@@ -118,12 +118,12 @@ public struct ObservabilityRoutes<Context: RequestContext>: Sendable {
         let body = """
             {"status":\(JSONText.quoted(dbOK ? "ok" : "degraded")),"database":\(JSONText.quoted(readable ? "ok" : "unreachable")),\
             "writes":\(JSONText.quoted(writer.failing ? "failing" : "ok")),\
-            "last_commit":\(writer.lastCommit.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null"),\
+            "last_commit":\(writer.lastCommit.map { JSONText.quoted(ISO.string(Int64($0.timeIntervalSince1970 * 1000))) } ?? "null"),\
             "last_write_error":\(writer.lastError.map(JSONText.quoted) ?? "null"),\
-            "last_write_error_at":\(writer.lastFailure.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null"),\
+            "last_write_error_at":\(writer.lastFailure.map { JSONText.quoted(ISO.string(Int64($0.timeIntervalSince1970 * 1000))) } ?? "null"),\
             "uptime_s":\(Int(Date().timeIntervalSince(startedAt))),\
             "geo":{"city":\(JSONText.quoted(geo.city)),"asn":\(JSONText.quoted(geo.asn)),\
-            "built":\(geo.buildEpoch.map { JSONText.quoted(ISO8601DateFormatter().string(from: $0)) } ?? "null")},\
+            "built":\(geo.buildEpoch.map { JSONText.quoted(ISO.string(Int64($0.timeIntervalSince1970 * 1000))) } ?? "null")},\
             "queue_depth":\(m.queueDepth.value),"accepted":\(m.accepted.value),\
             "commit_ms":{"p50_le":\(p50),"p99_le":\(p99)},"salt_days":[\(saltDays)],\
             "datasets":[\(datasets)],"bot_drops":{\(botDrops)},"classifier_match_errors":\(matchErrors),\

@@ -70,7 +70,8 @@ public final class SelfServiceGate: Sendable {
         case .success(let d): doc = d
         }
         guard case .string(let siteID)? = doc["site"] else { return .refuse(withOrigin(jsonError(400, "no site"), request)) }
-        guard let (site, policy) = collector.site(siteID) else {
+        // An archived site records no consent; a visitor's export and erasure still reach it.
+        guard let (site, policy) = collector.site(siteID, archived: endpoint != .consent) else {
             return .refuse(withOrigin(jsonError(404, "unknown site \(siteID.prefix(64))"), request))
         }
         guard let origin = request.headers[.origin] else {

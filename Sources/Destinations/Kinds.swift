@@ -122,7 +122,7 @@ public enum DestinationKind: String, Sendable, CaseIterable {
         let value = facts.kind == "sale" ? facts.value : nil
         switch self {
         case .webhook:
-            var doc: [String: Any] = ["id": eventID, "kind": facts.kind, "name": facts.name, "time": iso(facts.ts)]
+            var doc: [String: Any] = ["id": eventID, "kind": facts.kind, "name": facts.name, "time": ISO.string(facts.ts)]
             doc["value"] = value; doc["currency"] = value == nil ? nil : facts.currency; doc["url"] = url
             var source: [String: Any] = [:]
             source["type"] = facts.sourceType; source["utm_source"] = facts.utmSource; source["utm_medium"] = facts.utmMedium
@@ -184,11 +184,6 @@ public enum DestinationKind: String, Sendable, CaseIterable {
 
 func json(_ object: Any) -> [UInt8] {
     Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8))
-}
-
-func iso(_ ms: Int64) -> String {
-    Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)
-        .timeZone(separator: .omitted).timeSeparator(.colon).dateSeparator(.dash).dateTimeSeparator(.standard))
 }
 
 func query(_ s: String) -> String {

@@ -241,9 +241,3 @@ extension Cell {
     }
 }
 
-/// ISO 8601 UTC timestamps from milliseconds.
-public enum ISO {
-    public static func string(_ ms: Int64) -> String {
-        Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)
-    }
-}

@@ -161,7 +161,7 @@ public struct Scrubber: Sendable {
             ["none": "in-memory database without a write-ahead log"]
         }
         return [
-            "receipt_version": 2,
+            "receipt_version": 3,
             "request": .string(r.id),
             "site": .string(r.siteID),
             "subject_kind": .string(r.subjectKind.rawValue),

@@ -13,15 +13,20 @@ public enum RollupJob {
         var refreshed = 0
         var failure: (any Error)?
         do {
+            // One site's failure (a site deleted meanwhile) does not hold up the others'.
             for site in try database.sites() {
-                // Today and yesterday are the site's own (its time zone).
-                let today = site.calendar.day(of: ms)
-                var days: Set<Int64> = [today]
-                if ms - site.calendar.start(of: today) < 2 * 3_600_000 { days.insert(today - 1) }
-                days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
-                for day in days.sorted() {
-                    try database.refreshRollup(site: site.id, day: day, now: ms)
-                    refreshed += 1
+                do {
+                    // Today and yesterday are the site's own (its time zone).
+                    let today = site.calendar.day(of: ms)
+                    var days: Set<Int64> = [today]
+                    if ms - site.calendar.start(of: today) < 2 * 3_600_000 { days.insert(today - 1) }
+                    days.formUnion(try database.daysWithoutRollup(site: site.id, limit: backfillPerRun))
+                    for day in days.sorted() {
+                        try database.refreshRollup(site: site.id, day: day, now: ms)
+                        refreshed += 1
+                    }
+                } catch {
+                    failure = failure ?? error
                 }
             }
         } catch {

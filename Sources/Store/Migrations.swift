@@ -551,6 +551,15 @@ extension AppDatabase {
                 CREATE INDEX conversions_by_time ON conversions(site_id, ts, id, kind, currency, value, session_id);
                 """)
         }
+        migrator.registerMigration("v22-site-archive") { db in
+            // An archived site collects nothing; its data stays until retention or deletion.
+            // deleting_at marks a deletion under way (restoring is refused, a second one waits).
+            try db.execute(sql: """
+                ALTER TABLE sites ADD COLUMN archived_at INTEGER;
+                ALTER TABLE sites ADD COLUMN deleting_at INTEGER;
+                CREATE INDEX deliveries_by_site ON deliveries(site_id);
+                """)
+        }
         return migrator
     }
 }

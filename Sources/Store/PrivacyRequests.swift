@@ -48,6 +48,12 @@ public struct PrivacyRequest: Sendable, Equatable {
 }
 
 extension WriteTransaction {
+    /// Whether a site has a deletion request not yet carried out.
+    public func hasOpenPrivacyRequests(site: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM privacy_requests WHERE site_id = ? AND status IN ('received','scheduled','erasing'))",
+                          arguments: [site]) ?? false
+    }
+
     public func insertPrivacyRequest(_ r: PrivacyRequest) throws {
         try db.execute(sql: """
             INSERT INTO privacy_requests (id, site_id, subject_kind, subject_hash, received_at, deadline_at, status, reason, filed_by)

@@ -222,3 +222,10 @@ private final class LastDay: Sendable {
         span.withLock { $0 = (start, end, day) }
     }
 }
+
+/// Timestamps as machines read them (receipts, the audit log, the API, the CLI, requests to
+/// destinations): ISO 8601 in UTC with milliseconds, "2026-03-29T01:00:00.000+00:00". Exports of a
+/// site's data use the site's offset (``SiteCalendar/iso(_:)``); people read ``Format`` in the dashboard.
+public enum ISO {
+    public static func string(_ ms: Int64) -> String { SiteCalendar.utc.iso(ms) }
+}

@@ -14,6 +14,15 @@ public struct Site: Sendable, Equatable {
     public var calendar: SiteCalendar
     /// The consent banner's texts the site set in place of the built-in ones: language → key → text.
     public var bannerTexts: [String: [String: String]] = [:]
+    /// When the site was archived (ms), nil while it collects. An archived site collects nothing;
+    /// what it stored stays until its policy's retention removes it, or the site is deleted.
+    public var archivedAt: Int64?
+    /// When a deletion of the site started (ms), nil when none is under way.
+    public var deletingAt: Int64?
+
+    /// How long the collector may go on using a site as it read it (its cache of sites): an
+    /// archived site may still receive events for this long, so it can be deleted only after it.
+    public static let collectorRefresh: TimeInterval = 30
 
     public init(id: String, name: String, domains: [String], policy: String, createdAt: Date, calendar: SiteCalendar = .utc) {
         self.id = id
@@ -41,6 +50,8 @@ extension Site {
         calendar = SiteCalendar(identifier: row["timezone"]) ?? .utc
         let texts: String = row["banner_texts"] ?? "{}"
         bannerTexts = (try? JSONDecoder().decode([String: [String: String]].self, from: Data(texts.utf8))) ?? [:]
+        archivedAt = row["archived_at"]
+        deletingAt = row["deleting_at"]
     }
 }
 
@@ -66,6 +77,50 @@ extension WriteTransaction {
         }
     }
 
+    /// Archives a site at `at`, or brings it back (nil).
+    public func setArchived(site id: String, at: Int64?) throws {
+        try db.execute(sql: "UPDATE sites SET archived_at = ? WHERE id = ?", arguments: [at, id])
+    }
+
+    /// Deletes at most `limit` of a site's rows from one of ``AppDatabase/siteDataTables`` and
+    /// returns how many went: 0 once none is left.
+    /// Callers loop, a short transaction per chunk, so ingestion's writer gets the write lock
+    /// between chunks.
+    public func deleteSiteRows(_ table: String, site: String, limit: Int) throws -> Int {
+        precondition(AppDatabase.siteDataTables.contains(table), "not a table of site data")
+        // WITHOUT ROWID tables, by their primary key.
+        if let key = ["rollup_values": "site_id, dimension, day, value", "rollup_days": "site_id, day"][table] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE (\(key)) IN (SELECT \(key) FROM \(table) WHERE site_id = ? LIMIT ?)",
+                           arguments: [site, limit])
+            return db.changesCount
+        }
+        try db.execute(sql: "DELETE FROM \(table) WHERE rowid IN (SELECT rowid FROM \(table) WHERE site_id = ? LIMIT ?)",
+                       arguments: [site, limit])
+        return db.changesCount
+    }
+
+    /// Marks an archived site as being deleted (stamp `at`): false when it is not archived, or
+    /// another deletion started less than `stale` ms ago (one that stopped mid-way may be resumed).
+    public func startDeletingSite(_ id: String, at: Int64, stale: Int64) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE sites SET deleting_at = ? WHERE id = ? AND archived_at IS NOT NULL AND (deleting_at IS NULL OR deleting_at < ?)
+            """, arguments: [at, id, at - stale])
+        return db.changesCount == 1
+    }
+
+    /// Ends a deletion stamped `stamp` that did not finish (it may be started again at once).
+    public func stopDeletingSite(_ id: String, stamp: Int64) throws {
+        try db.execute(sql: "UPDATE sites SET deleting_at = NULL WHERE id = ? AND deleting_at = ?", arguments: [id, stamp])
+    }
+
+    /// Deletes the site's row, if the deletion stamped `stamp` is still the one under way (false
+    /// otherwise): what is left of its data (settings, goals, keys, requests and their receipts)
+    /// goes with it (ON DELETE CASCADE). The audit log keeps its entries.
+    public func deleteSite(_ id: String, stamp: Int64) throws -> Bool {
+        try db.execute(sql: "DELETE FROM sites WHERE id = ? AND deleting_at = ?", arguments: [id, stamp])
+        return db.changesCount == 1
+    }
+
     public func setBannerTexts(site id: String, _ texts: [String: [String: String]]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -86,6 +141,12 @@ extension WriteTransaction {
 }
 
 extension AppDatabase {
+    /// The tables holding a site's collected data, largest first, which deleting a site empties
+    /// chunk by chunk before the site's row goes (``WriteTransaction/deleteSiteRows(_:site:limit:)``).
+    /// (Conversions go before sessions: a session's deletion would first clear their link to it.)
+    public static let siteDataTables = ["events", "conversions", "sessions", "rollup_values", "consent_records",
+                                        "deliveries", "consent_counts", "fact_changes", "rollup_days", "rollup_stale"]
+
     public func addSite(_ site: Site) throws {
         try transaction { tx in try tx.addSite(site) }
     }

@@ -216,6 +216,10 @@ extension LiveServerTests {
                 (.post, "/sites", { let u = unique(); return "name=Added+\(u)&domains=\(u).example&policy=default" }, [303, 404, 404, 303, 303]),
                 (.post, "/sites/\(a)/settings/key", { "label=k&scope=stats%3Aread" }, [303, 404, 200, 200, 200]),
                 (.post, "/sites/\(a)/settings/key", { "label=k&scope=privacy%3Aofficer" }, [303, 404, 400, 200, 200]),
+                // Archiving, bringing back and deleting: owners and admins (a site that is not archived is not deleted).
+                (.post, "/sites/\(a)/settings/archive", { "" }, [303, 404, 400, 303, 303]),
+                (.post, "/sites/\(a)/settings/restore", { "" }, [303, 404, 400, 303, 303]),
+                (.post, "/sites/\(a)/settings/delete", { "confirm=x" }, [303, 404, 400, 400, 400]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=viewer" }, [303, 404, 404, 200, 200]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=owner" }, [303, 404, 404, 403, 200]),
                 (.get, "/health", nil, [401, 401, 401, 200, 200]),

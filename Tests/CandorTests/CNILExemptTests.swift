@@ -190,7 +190,7 @@ extension LiveServerTests {
                 return doc?["strings"] as? [String: String] ?? [:]
             }
             #expect(try await config("fr-BE")["title"] == "Votre vie privée")
-            #expect(try await save("lang=fr&title=Vos+donn%C3%A9es&reject=%3Cb%3ENon+merci%3C%2Fb%3E&accept=") == .ok)
+            #expect(try await save("lang=fr&title=Vos+donn%C3%A9es&reject=%3Cb%3ENon+merci%3C%2Fb%3E&accept=") == .seeOther)
             let fr = try await config("fr-BE")
             #expect(fr["title"] == "Vos données" && fr["reject"] == "<b>Non merci</b>" && fr["accept"] == "Tout accepter")
             #expect(try await config("en")["title"] == "Your privacy")

@@ -3,6 +3,7 @@ import Actions
 import Collector
 import Consent
 import Foundation
+import Geo
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -22,9 +23,13 @@ struct DashboardFixture {
     let pages: Pages
     let ownerPassword = "owner-password-123"
     let viewerPassword = "viewer-password-123"
+    /// Countries the dashboard's world map draws (none: no map).
+    let mapCountries: Set<String>
 
-    init(start: Date = noon, calendar: SiteCalendar = .utc, policy: Policy = .default) async throws {
-        t = try TestCollector(policy: policy, start: start, calendar: calendar)
+    init(start: Date = noon, calendar: SiteCalendar = .utc, policy: Policy = .default, geo: any GeoLookup = NoGeo(),
+         mapCountries: Set<String> = []) async throws {
+        self.mapCountries = mapCountries
+        t = try TestCollector(policy: policy, geo: geo, start: start, calendar: calendar)
         siteB = Site(id: "sitebbbb", name: "Site B", domains: ["b.example"], policy: "default", createdAt: noon)
         try t.database.addSite(siteB)
         try t.database.addUser(User(email: "owner@example.org", passwordHash: PasswordHasher.hash(ownerPassword), role: .owner, createdAt: noon))
@@ -52,7 +57,8 @@ struct DashboardFixture {
                                                          webhooks: collector.metrics.webhookCounts)
                                                   }, liveDuration: .milliseconds(300), now: t.clock.closure,
                                                   // Tests name the client in X-Forwarded-For (as from a trusted proxy).
-                                                  clientAddress: { peer, forwarded in forwarded ?? peer }).add(to: router)
+                                                  clientAddress: { peer, forwarded in forwarded ?? peer },
+                                                  mapCountries: mapCountries).add(to: router)
             return Application(router: router)
         }
     }
@@ -307,8 +313,8 @@ extension TestClientProtocol {
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let page = try await client.page("/clients/\(f.t.site.id)?month=2026-03", owner).1
-            #expect(page.contains("<td>generic</td><td>sale</td><td>200.00 USD</td><td>payload</td><td>paid</td><td>paid</td><td>yes</td>"))
-            #expect(page.contains("<span>Commission</span><strong>20.00 USD</strong>"))
+            #expect(page.contains("<td>generic</td><td>sale</td><td>US$200.00</td><td>payload</td><td>paid</td><td>paid</td><td>yes</td>"))
+            #expect(page.contains("<span>Commission</span><strong>US$20.00</strong>"))
             // A month picker with the months around the one shown, on both pages (January wraps to December).
             #expect(page.contains(#"href="?month=2026-02" rel="prev""#) && page.contains(#"href="?month=2026-04" rel="next""#)
                     && page.contains(#"<input type="month" name="month" value="2026-03" required>"#))
@@ -414,13 +420,13 @@ extension TestClientProtocol {
                     && words.contains("<li>Do Not Track is honoured.</li>") && words.contains("<li>events: 180 days</li>")
                     && words.contains("<li>Viewers, managers and API keys see no figure from fewer than 5 visitors.</li>"), "\(words)")
             #expect(try await post("goal", "name=Pricing&kind=page&match=%2Fpricing").0 == .forbidden)
-            #expect(try await post("goal", "csrf=\(csrf)&name=Pricing&kind=page&match=%2Fpricing").0 == .ok)
-            #expect(try await post("goal", "csrf=\(csrf)&name=Signup&kind=event&match=signup").0 == .ok)
-            #expect(try await post("goal", "csrf=\(csrf)&name=Thanks&kind=page&match=%2Fthanks%2F*").0 == .ok)
+            #expect(try await post("goal", "csrf=\(csrf)&name=Pricing&kind=page&match=%2Fpricing").0 == .seeOther)
+            #expect(try await post("goal", "csrf=\(csrf)&name=Signup&kind=event&match=signup").0 == .seeOther)
+            #expect(try await post("goal", "csrf=\(csrf)&name=Thanks&kind=page&match=%2Fthanks%2F*").0 == .seeOther)
             #expect(try await post("goal", "csrf=\(csrf)&name=Bad&kind=page&match=pricing").0 == .badRequest)
             let goals = try f.t.database.goals(site: id).compactMap(\.id)
             #expect(goals.count == 3)
-            #expect(try await post("funnel", "csrf=\(csrf)&name=Signup+funnel&step1=\(goals[0])&step2=\(goals[1])&step3=\(goals[2])").0 == .ok)
+            #expect(try await post("funnel", "csrf=\(csrf)&name=Signup+funnel&step1=\(goals[0])&step2=\(goals[1])&step3=\(goals[2])").0 == .seeOther)
             let page = try await client.page("/sites/\(id)?range=today", owner).1
             #expect(page.contains("<td>Thanks <small>page /thanks/*</small></td><td>3</td><td>3</td>"))
             #expect(page.contains("<td>1. Pricing</td><td>6</td><td>100.0\u{00A0}%</td><td>–</td>"))
@@ -449,7 +455,7 @@ extension TestClientProtocol {
             let proxied = String(buffer: try await client.execute(uri: "/sites/\(id)/settings", method: .get,
                                                                   headers: [.cookie: owner, .init("X-Forwarded-Proto")!: "https"]).body)
             #expect(proxied.contains("src=&quot;https://") && !proxied.contains("src=&quot;http://"))
-            #expect(try await post("site", "csrf=\(csrf)&name=Renamed&domains=https%3A%2F%2Fshop.example.com%2Fx+example.com&policy=default").0 == .ok)
+            #expect(try await post("site", "csrf=\(csrf)&name=Renamed&domains=https%3A%2F%2Fshop.example.com%2Fx+example.com&policy=default").0 == .seeOther)
             #expect(try f.t.database.site(id: id)?.domains == ["shop.example.com", "example.com"])
             #expect(try await post("site", "csrf=\(csrf)&name=Renamed&domains=%3Cscript%3E&policy=default").0 == .badRequest)
             let key = try await post("key", "csrf=\(csrf)&label=reporting").1
@@ -497,7 +503,7 @@ extension TestClientProtocol {
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
             let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
             let page = try await client.page("/health/pipeline", owner).1
-            #expect(page.contains("<td>2026-03-10T12:01:00Z</td><td>12</td><td>10</td>"))
+            #expect(page.contains("<td>10 Mar 2026 at 12:01 GMT</td><td>12</td><td>10</td>"))
             #expect(page.contains("<th>Dropped: bot</th>"))
             #expect(page.contains("<tr class=\"overdue\"><td>stripe</td><td>bad_signature</td><td>1</td></tr>"))
             #expect(try await client.page("/", owner).1.contains("1 deletion request(s) past their deadline"))
@@ -732,7 +738,7 @@ extension TestClientProtocol {
             #expect(created.0 == .ok && created.1.contains("id=\"new-key\""))
             let key = try #require(try f.t.database.apiKeys(site: f.t.site.id).first)
             #expect(key.scope == .statsRead && key.issuedBy == "user:manager@example.org")
-            #expect(try await post("revoke-key", "key=\(key.id)").0 == .ok)
+            #expect(try await post("revoke-key", "key=\(key.id)").0 == .seeOther)
             #expect(try f.t.database.apiKeys(site: f.t.site.id).isEmpty)
             // A manager has no users page.
             #expect(try await client.page("/users", cookie).0 == .notFound)
@@ -858,6 +864,96 @@ extension TableDetailsTests {
             #expect(page.contains("/export?dimension=path&amp;range=today\">CSV</a>") && !page.contains("/export?dimension=name&amp;"))
             // Exports keep the empty value empty.
             #expect(try await client.page("/sites/\(id)/export?range=today&dimension=referrer_host", owner).1 == "referrer_host,visitors,pageviews\r\n,1,2\r\n")
+        }
+    }
+}
+
+/// Dates and amounts as the reader's locale writes them (Accept-Language), in the site's zone.
+@Suite struct ReaderFormatTests {
+    @Test func theLocaleComesFromAcceptLanguage() {
+        #expect(Format.locale(acceptLanguage: "de-DE,de;q=0.9,en;q=0.8").identifier == "de-DE")
+        #expect(Format.locale(acceptLanguage: "zz-ZZ, fr;q=0.5").identifier == "fr", "an unknown language is passed over")
+        #expect(Format.locale(acceptLanguage: "en;q=0.2, ja;q=0.9").identifier == "ja", "the highest weight wins")
+        #expect(Format.locale(acceptLanguage: "de;q=0, *").identifier == "en-GB", "q=0 and * give the fallback")
+        #expect(Format.locale(acceptLanguage: "<script>, ../../etc").identifier == "en-GB")
+        #expect(Format.locale(acceptLanguage: String(repeating: "de,", count: 400)).identifier == "en-GB", "an over-long header is ignored")
+        #expect(Format.locale(acceptLanguage: nil).identifier == "en-GB")
+    }
+
+    @Test func datesFollowTheLocaleAndTheSitesZone() throws {
+        let berlin = try #require(SiteCalendar(identifier: "Europe/Berlin"))
+        // 2026-10-25 00:30 UTC is 02:30 CEST in Berlin, on the day the clocks go back.
+        let ms: Int64 = 1_792_888_200_000
+        func reading<T>(_ id: String, _ body: () -> T) -> T { Format.$locale.withValue(Locale(identifier: id), operation: body) }
+        #expect(reading("en-GB") { Format.moment(ms, berlin) } == "25 Oct 2026 at 2:30")
+        #expect(reading("de-DE") { Format.moment(ms, berlin) } == "25. Okt. 2026, 2:30")
+        #expect(reading("en-GB") { Format.moment(ms, .utc, zone: true) } == "25 Oct 2026 at 00:30 GMT")
+        let day = berlin.day(of: ms)
+        #expect(reading("en-US") { Format.day(day) } == "Oct 25, 2026" && reading("fr") { Format.day(day) } == "25 oct. 2026")
+        #expect(Format.day(day) == "25 Oct 2026", "without a reader's locale: en-GB")
+    }
+
+    @Test func numbersAndAmountsFollowTheLocale() {
+        func reading<T>(_ id: String, _ body: () -> T) -> T { Format.$locale.withValue(Locale(identifier: id), operation: body) }
+        #expect(reading("en") { Format.amount(3036.5, "EUR") } == "€3,036.50")
+        #expect(reading("de-DE") { Format.amount(3036.5, "EUR") } == "3.036,50\u{00A0}€")
+        #expect(reading("de-DE") { Format.grouped(12345) + " / " + Format.percent(0.125) } == "12.345 / 12,5\u{00A0}%")
+        #expect(Format.grouped(12345) == "12,345" && Format.percent(0.125) == "12.5\u{00A0}%" && Format.grouped(-1200) == "-1,200")
+        #expect(reading("en") { Format.amount(12, "") } == "12.00")
+        #expect(reading("en") { Format.amount(12, "<b>") } == "12.00 <b>", "not a currency code: written as given (the template escapes it)")
+        #expect(reading("en") { Format.money(Revenue(["EUR": 3036.5, "USD": 120])) } == "€3,036.50 · $120.00")
+        #expect(reading("en") { Format.money(Revenue()) } == "0.00")
+    }
+
+    @Test func aPageIsWrittenInTheReadersLocale() async throws {
+        let f = try await DashboardFixture()
+        for i in 0..<3 { try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/")], ip: "81.2.69.\(10 + i)") }
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            func page(_ language: String?) async throws -> String {
+                var h: HTTPFields = [.cookie: owner]
+                if let language { h[.acceptLanguage] = language }
+                return String(buffer: try await client.execute(uri: "/sites/\(f.t.site.id)?range=7d", method: .get, headers: h).body)
+            }
+            let german = try await page("de-DE,de;q=0.9,en;q=0.5")
+            #expect(german.contains("10. März 2026") && german.contains("<span>Revenue</span><strong>0,00</strong>"), "\(german)")
+            let english = try await page(nil)
+            #expect(english.contains("10 Mar 2026") && english.contains("<span>Revenue</span><strong>0.00</strong>"))
+        }
+    }
+}
+
+/// The world map on the site page draws the countries table as the reader sees it.
+@Suite struct CountryMapTests {
+    @Test func theMapDrawsOnlyTheCountryRowsTheReaderIsShown() async throws {
+        func visits(_ f: DashboardFixture) async throws {
+            for i in 0..<5 { try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/")], ip: "175.16.199.\(10 + i)") }
+            try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/")], ip: "89.160.20.112")
+        }
+        let geo = try MaxMindGeo(cityPath: Fixtures.cityDB, asnPath: Fixtures.asnDB)
+        let f = try await DashboardFixture(geo: geo, mapCountries: ["CN", "SE", "JP"])
+        try await visits(f)
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let page = try await client.page("/sites/\(f.t.site.id)?range=today", owner).1
+            #expect(page.contains(#"<svg class="map" viewBox="0 0 990 555""#) && page.contains(#"<use href="/world.svg#land" class="land"></use>"#))
+            #expect(page.contains(#"<use href="/world.svg#cn" class="m5"><title>China: 5 visitors</title></use>"#), "\(page)")
+            #expect(page.contains(#"<use href="/world.svg#se" class="m1"><title>Sweden: 1 visitor</title></use>"#))
+            #expect(!page.contains("world.svg#jp"), "a country without visitors is not drawn")
+            // A viewer (k = 5) is not shown Sweden's single visitor, nor (by complement) China's 5
+            // of 6: the map draws neither.
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let (status, restricted, _) = try await client.page("/sites/\(f.t.site.id)?range=today", viewer)
+            #expect(status == .ok && restricted.contains(#"id="t-country""#))
+            #expect(!restricted.contains("world.svg#se") && !restricted.contains("world.svg#cn"))
+        }
+        // Without a map (none installed), the site page has no map.
+        let plain = try await DashboardFixture(geo: geo)
+        try await visits(plain)
+        try await plain.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", plain.ownerPassword).1)
+            let page = try await client.page("/sites/\(plain.t.site.id)?range=today", owner).1
+            #expect(page.contains("China") && !page.contains("svg class=\"map\""))
         }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Geo
+@testable import Geo
 import Testing
 
 @Suite struct GeoTests {
@@ -66,5 +66,26 @@ import Testing
         let country = try MaxMindGeo(cityPath: dir + "/GeoIP2-Country-Test.mmdb", asnPath: nil)
         #expect(country.lookup("2a02:cf40::1").country == "NO")
         #expect(country.lookup("74.209.24.1").country == "US")
+    }
+}
+
+/// The dashboard's country shapes, from the PyPI package pygal_maps_world (the Makefile installs it).
+@Suite struct WorldMapTests {
+    @Test func countryShapesComeFromTheInstalledPackage() throws {
+        let map = try #require(try WorldMap.load(), "make deps-run installs pygal_maps_world's worldmap.svg")
+        #expect(map.countries.count == 184 && map.countries.isSuperset(of: ["DE", "US", "BR", "JP", "AU", "ZA", "IN", "GB", "SE", "SG", "MT", "MC"]))
+        #expect(map.svg.utf8.count < 120_000, "\(map.svg.utf8.count) bytes")
+        // Nothing of the source file but numbers and two-letter codes reaches the served SVG.
+        #expect(map.svg.wholeMatch(of: /<svg xmlns="http:\/\/www.w3.org\/2000\/svg" viewBox="0 0 990 555"><g id="land">(<path id="[a-z]{2}" d="[-0-9 Mlz]+"\/>)+<\/g><\/svg>/) != nil)
+    }
+
+    @Test func pathsBecomeRingsOfTheirEndPoints() throws {
+        let rings = try WorldMap.rings("m10 10c1 1 2 2 10 0h5v5l-15 0zM0 0L4 0 4 4z")
+        #expect(rings.map { $0.map { [$0.0, $0.1] } } == [[[10, 10], [20, 10], [25, 10], [25, 15], [10, 15]], [[0, 0], [4, 0], [4, 4]]])
+        #expect(throws: WorldMap.Malformed.self) { try WorldMap.rings("m0 0a1 1 0 0 1 2 2") }
+        #expect(throws: WorldMap.Malformed.self) { try WorldMap(pygalSVG: "<svg></svg>") }
+        // Hostile numbers fail cleanly (no trap converting them to integers).
+        #expect(throws: WorldMap.Malformed.self) { try WorldMap.rings("m1e999 0l1 1") }
+        #expect(throws: WorldMap.Malformed.self) { try WorldMap.rings("m0 0" + String(repeating: "l900000 0", count: 3)) }
     }
 }

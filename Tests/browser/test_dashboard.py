@@ -11,7 +11,7 @@ import urllib.request
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from test_pixel import BIN, ROOT, UA, chromium, server  # noqa: F401  (server is a fixture)
+from test_pixel import ARTIFACTS, BIN, ROOT, UA, Server, chromium, server  # noqa: F401  (server is a fixture)
 
 POLICIES = os.path.join(ROOT, "policies")
 
@@ -90,6 +90,11 @@ def test_sign_in_filter_and_download_csv(server, tmp_path):
         rows = list(csv.reader(open(os.path.join(downloads, name), newline="")))
         assert rows[0] == ["source_type", "visitors", "pageviews"]
         assert sorted(rows[1:]) == [["direct", "1", "1"], ["organic", "2", "2"]], rows
+        # The tab chosen is remembered: the next site page opens on it.
+        d.get(d.current_url.split("?")[0] + "?range=today")
+        group = d.find_element(By.CSS_SELECTOR, '[data-tabs="Acquisition"]')
+        shown = [s.get_attribute("id") for s in group.find_elements(By.CSS_SELECTOR, "section.breakdown") if s.is_displayed()]
+        assert shown == ["t-source_type"], shown
 
 
 def test_live_stream_shows_new_events_and_pauses(server):
@@ -228,3 +233,32 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
         d.get(server.url + "/")
         link = d.find_element(By.LINK_TEXT, "Demo site")
         assert link.size["width"] > 40 and link.size["height"] < 60, link.size
+
+
+def test_world_map_draws_the_countries_table(tmp_path):
+    """Issue 15: the Locations group's map (shapes from pygal_maps_world, served as /world.svg)
+    shades each shown country; it renders under the CSP, with no console error."""
+    geo = os.path.join(ROOT, "Tests", "CandorTests", "Fixtures", "candor-city-test.mmdb")
+    srv = Server(tmp_path, extra=["--trusted-proxy", "127.0.0.1/32", "--geoip-city", geo])
+    try:
+        for i, ip in enumerate(["175.16.199.10", "175.16.199.11", "175.16.199.12", "89.160.20.112"]):
+            body = json.dumps({"events": [{"site": srv.site, "url": "http://localhost/"}]}).encode()
+            req = urllib.request.Request(f"{srv.url}/api/event", data=body, method="POST",
+                                         headers={"Content-Type": "text/plain", "User-Agent": f"{UA} m{i}", "X-Forwarded-For": ip})
+            urllib.request.urlopen(req).read()
+        with chromium() as d:
+            sign_in(d, srv, *srv.admin)
+            d.get(f"{srv.url}/sites/{srv.site}?range=today")
+            cn = d.find_element(By.CSS_SELECTOR, 'svg.map use[href="/world.svg#cn"]')
+            se = d.find_element(By.CSS_SELECTOR, 'svg.map use[href="/world.svg#se"]')
+            assert cn.get_attribute("class") == "m5" and se.get_attribute("class") == "m2", (cn.get_attribute("class"), se.get_attribute("class"))
+            # The shapes were fetched and drawn: each has a size on the page, in its shade.
+            box = d.execute_script("var b = arguments[0].getBBox(); return [b.width, b.height]", cn)
+            assert box[0] > 5 and box[1] > 5, box
+            assert d.execute_script("return getComputedStyle(arguments[0]).fill", cn) == "rgb(8, 81, 156)"
+            errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+            assert not errors, errors
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            d.find_element(By.CSS_SELECTOR, "svg.map").screenshot(os.path.join(ARTIFACTS, "dashboard-world-map.png"))
+    finally:
+        srv.stop()
