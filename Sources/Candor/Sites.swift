@@ -50,29 +50,26 @@ struct Sites: ParsableCommand {
         }
     }
 
+    /// Archives a site (`archived`) or brings it back, and says which it now is.
+    static func setArchived(_ data: DataOptions, site: String, _ archived: Bool) throws {
+        let database = try AppDatabase(path: data.databasePath)
+        let s = try Administration(database: database, policies: try PolicyBook(directory: data.policies)).setArchived(site: site, archived, by: .cli)
+        print("\(s.id)\t\(s.archivedAt == nil ? "collecting" : "archived")")
+    }
+
     struct Archive: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop a site collecting (within 30 s of a running server); its data stays until retention removes it.")
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
-
-        func run() throws {
-            let database = try AppDatabase(path: data.databasePath)
-            let s = try Administration(database: database, policies: try PolicyBook(directory: data.policies)).setArchived(site: site, true, by: .cli)
-            print("\(s.id)\tarchived")
-        }
+        func run() throws { try Sites.setArchived(data, site: site, true) }
     }
 
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Bring an archived site back: it collects again.")
         @OptionGroup var data: DataOptions
         @Option(help: "Site id.") var site: String
-
-        func run() throws {
-            let database = try AppDatabase(path: data.databasePath)
-            let s = try Administration(database: database, policies: try PolicyBook(directory: data.policies)).setArchived(site: site, false, by: .cli)
-            print("\(s.id)\tcollecting")
-        }
+        func run() throws { try Sites.setArchived(data, site: site, false) }
     }
 
     struct Delete: AsyncParsableCommand {
