@@ -69,7 +69,8 @@ extension DashboardRoutes {
         let policy = policies[site.policy] ?? .default
         var r: [String: Any] = ["archived": site.archivedAt != nil, "name": site.name,
                                 "collectorSeconds": Int(Site.collectorRefresh)]
-        r["retention"] = DataClass.allCases.map { cls in
+        // The audit log is the install's, not the site's: it keeps its entries either way.
+        r["retention"] = DataClass.allCases.filter { $0 != .auditLog }.map { cls in
             "\(cls.rawValue): " + (policy.retentionDays[cls].map { "removed \($0) days after it was recorded" } ?? "kept until the site is deleted")
         }
         if let newestEvent, let days = policy.retentionDays[.events] {
