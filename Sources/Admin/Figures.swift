@@ -82,11 +82,13 @@ struct Figures {
     /// The same view over the period of the same length just before.
     func previous() -> Figures {
         // Whole-day views compare with the same number of whole days before them; today so far
-        // with yesterday up to the same time (hour for hour on the chart); any other span with
-        // the span of the same length just before.
+        // with yesterday up to the end of the current hour (hour for hour on the chart): the
+        // window moves once an hour, so reloads cannot be told apart by less than an hourly bar,
+        // which the k rule governs; any other span with the span of the same length just before.
         if !aligned && calendar.isDayStart(from) && fromDay == toDay {
             let start = calendar.start(of: fromDay - 1)
-            return Figures(database: database, site: site, from: start, to: min(from, start + (to - from)), filters: filters, wholeDays: false,
+            let hours = (to - from + 3_599_999) / 3_600_000 * 3_600_000
+            return Figures(database: database, site: site, from: start, to: min(from, start + hours), filters: filters, wholeDays: false,
                            calendar: calendar)
         }
         let start = aligned ? calendar.start(of: fromDay - (toDay - fromDay + 1)) : 2 * from - to
