@@ -458,13 +458,16 @@ extension DashboardRoutes {
         c["suppressed"] = rule.restricted
         c["k"] = policy.kThreshold
         let totals = report.totals(summaries)
-        let pageviewChart = request.uri.queryParameters.get("metric") == "pageviews"
+        // Revenue is charted one currency at a time (never added across currencies): those of the
+        // view, largest first.
+        let currencies = summaries[0].revenue.entries.map(\.currency)
+        let metric = ChartMetric(request.uri.queryParameters.get("metric"), currency: request.uri.queryParameters.get("currency"),
+                                 currencies: currencies)
         c["chart"] = try chart(report, r, totals: totals, previous: try before.map {
             try $0.report.chart(totals: $0.report.totals($0.summaries), hourly: report.figures.hourlyChart)
-        }, pageviews: pageviewChart)
-        c["metrics"] = [("visitors", "Visitors"), ("pageviews", "Pageviews")].map { key, label -> [String: Any] in
-            ["label": label, "current": (key == "pageviews") == pageviewChart,
-             "href": Self.query(request, ["metric": key == "visitors" ? nil : key])]
+        }, metric: metric)
+        c["metrics"] = ChartMetric.choices(currencies: currencies).map { m -> [String: Any] in
+            ["label": m.label(currencies: currencies), "current": m == metric, "href": Self.query(request, m.query(currencies: currencies))]
         }
         func table(_ kind: TableKind) throws -> (Disclosure.Table, [String: Any]) {
             let t = try report.table(kind, totals: totals)
@@ -559,20 +562,20 @@ extension DashboardRoutes {
         }]
     }
 
-    /// Bars of visitors per hour (ranges up to two days) or per day, as SVG geometry for the
+    /// Bars of a metric per hour (ranges up to two days) or per day, as SVG geometry for the
     /// template: a value axis with gridlines at round steps, time ticks in the site's zone, the
     /// period still under way drawn apart ("so far"), each bar's values in its `<title>` (hover,
     /// screen readers) and in a table under the chart (touch, keyboard). A bar the reader may not
     /// see is drawn as a thin marker titled "< k" or "–".
     /// With `previous` (comparing), the period before is drawn over the bars as a dashed line,
     /// point for point (its hidden figures leave gaps), and listed in the values table.
-    /// `pageviews` charts pageviews instead of visitors (the metric switch).
+    /// `metric` is what the bars draw (the metric switch); every metric is in the values table.
     func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals, previous: [Disclosure.Point]? = nil,
-               pageviews: Bool = false) throws -> [String: Any] {
+               metric: ChartMetric = .visitors) throws -> [String: Any] {
         let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
         // The charted figure of a point, as shown to the reader.
-        func figure(_ p: Disclosure.Point) -> Shown<Int> { pageviews ? p.pageviews : p.visitors }
+        let figure = metric.figure
         let left = 40.0, plotWidth = 600.0, plotHeight = 120.0, above = 8.0
         // Today's chart spans the whole day: the hours still to come are laid out, without bars.
         var coming: [Int64] = []
@@ -585,7 +588,7 @@ extension DashboardRoutes {
         let w = plotWidth / Double(max(slots.count, 1))
         // The period before, point for point with the slots (a longer one is cut where the chart ends).
         let previous = previous.map { Array($0.prefix(slots.count)) }
-        let highest = Double(max(1, (points + (previous ?? [])).compactMap { figure($0).value }.max() ?? 1))
+        let highest = max(1, (points + (previous ?? [])).compactMap { figure($0).value }.max() ?? 1)
         let step = Self.niceStep(highest / 4)
         let top = step * (highest / step).rounded(.up)
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
@@ -609,24 +612,25 @@ extension DashboardRoutes {
                     ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(start)]
                 },
                 "bars": points.enumerated().map { i, p -> [String: Any] in
-                    let v = Double(figure(p).value ?? 0)
+                    let v = figure(p).value ?? 0
                     let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
                     let soFar = partial(i) ? " (so far)" : ""
                     return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
-                            "title": "\(when(p.start))\(soFar): \(p.visitors.text { Format.grouped($0) }) visitors, \(p.pageviews.text { Format.grouped($0) }) pageviews",
-                            "when": when(p.start) + soFar, "visitors": p.visitors.text { Format.grouped($0) },
-                            "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(Format.grouped) : "" } ?? "", "pageviews": p.pageviews.text { Format.grouped($0) }]
+                            "title": "\(when(p.start))\(soFar): " + ChartMetric.counts.map { "\($0.figure(p).text($0.text)) \($0.word)" }.joined(separator: ", ")
+                                + ", revenue \(p.revenue.text(Format.money))",
+                            "when": when(p.start) + soFar, "values": (ChartMetric.counts.map { $0.figure(p).text($0.text) } + [p.revenue.text(Format.money)]).map { ["text": $0] },
+                            "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(metric.text) : "" } ?? ""]
                 },
                 "first": slots.first.map(when) ?? "", "last": slots.last.map(when) ?? "",
-                "hasPartial": points.indices.contains { partial($0) }, "metric": pageviews ? "Pageviews" : "Visitors", "metricWord": pageviews ? "pageviews" : "visitors",
+                "hasPartial": points.indices.contains { partial($0) }, "metric": metric.title, "metricWord": metric.word,
                 "timezone": r.calendar.identifier]
         if let previous {
             // One polyline per run of shown figures.
             var lines: [[String]] = [[]]
             for (i, p) in previous.enumerated() {
                 guard let v = figure(p).value else { if !(lines.last ?? []).isEmpty { lines.append([]) }; continue }
-                lines[lines.count - 1].append(String(format: "%.1f,%.1f", left + (Double(i) + 0.5) * w, above + plotHeight - plotHeight * Double(v) / top))
+                lines[lines.count - 1].append(String(format: "%.1f,%.1f", left + (Double(i) + 0.5) * w, above + plotHeight - plotHeight * v / top))
             }
             chart["previous"] = ["lines": lines.filter { !$0.isEmpty }.map { ["points": $0.joined(separator: " ")] },
                                  "first": previous.first.map { when($0.start) } ?? "", "last": previous.last.map { when($0.start) } ?? ""]

@@ -128,11 +128,15 @@ struct SiteReport {
         let all: [Int]
         /// The view's pageviews.
         var pageviews = 0
+        /// Conversions of the view and of each ancestor view (the chart's points are compared with).
+        var conversions: [Int] = []
         var view: Int { all[0] }
         var ancestors: [Int] { Array(all.dropFirst()) }
     }
 
-    func totals(_ summaries: [SiteSummary]) -> Totals { Totals(all: summaries.map(\.visitors), pageviews: summaries[0].pageviews) }
+    func totals(_ summaries: [SiteSummary]) -> Totals {
+        Totals(all: summaries.map(\.visitors), pageviews: summaries[0].pageviews, conversions: summaries.map(\.conversions))
+    }
 
     func table(_ kind: TableKind, totals: Totals) throws -> Disclosure.Table {
         let kept = try rows(kind, figures)
@@ -147,7 +151,8 @@ struct SiteReport {
 
     func chart(totals: Totals, hourly: Bool) throws -> [Disclosure.Point] {
         disclosure.series(try figures.series(hourly: hourly), total: totals.view, days: !hourly,
-                          ancestors: try ancestors.map { try $0.series(hourly: hourly) }, ancestorTotals: totals.ancestors)
+                          ancestors: try ancestors.map { try $0.series(hourly: hourly) }, ancestorTotals: totals.ancestors,
+                          conversions: totals.conversions.first, ancestorConversions: Array(totals.conversions.dropFirst()))
     }
 
     /// Properties of a custom event (`key = value` rows): visitors who sent it, and events.

@@ -24,6 +24,14 @@ public enum Shown<Value: Sendable & Equatable>: Sendable, Equatable {
         }
     }
 
+    /// The same state with the shown value transformed.
+    public func map<T: Sendable & Equatable>(_ transform: (Value) -> T) -> Shown<T> {
+        switch self {
+        case .value(let v): .value(transform(v))
+        case .belowK(let k): .belowK(k)
+        case .withheld: .withheld
+        }
+    }
 }
 
 /// The one rule every number a restricted reader receives passes through (viewers, managers
@@ -198,25 +206,50 @@ public struct Disclosure: Sendable {
         public var start: Int64
         public var visitors: Shown<Int>
         public var pageviews: Shown<Int>
+        public var visits: Shown<Int>
+        public var conversions: Shown<Int>
+        public var revenue: Shown<Revenue>
     }
 
     /// Chart points: each like a row of a partition when the points are whole days (a visitor-day
-    /// falls in one day, so days add up to the range), like pages when they are hours.
-    public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = [], ancestorTotals: [Int] = []) -> [Point] {
-        let rows = points.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) }
-        let table = table(rows.filter { $0.visitors > 0 }, total: total, partition: days,
-                          ancestors: ancestors.map { $0.map { BreakdownRow(value: String($0.start), visitors: $0.visitors, pageviews: $0.pageviews) } },
-                          ancestorTotals: ancestorTotals)
-        var byStart: [String: Row] = [:]
-        for r in table.rows where !r.isOther { byStart[r.value ?? ""] = r }
+    /// falls in one day, so days add up to the range), like pages when they are hours; what the
+    /// visitors of a point did (pageviews, visits) is shown with its visitors. Conversions are
+    /// people too, and each lies in one point: the points' conversions are a partition of the
+    /// view's (`conversions`, by default the points' sum; `ancestorConversions` those of the views
+    /// with fewer filters), and a point's revenue is shown with its conversions, as on the cards.
+    public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = [], ancestorTotals: [Int] = [],
+                       conversions: Int? = nil, ancestorConversions: [Int] = []) -> [Point] {
+        func rows(_ points: [SeriesPoint], _ count: (SeriesPoint) -> Int) -> [BreakdownRow] {
+            points.map { BreakdownRow(value: String($0.start), visitors: count($0), pageviews: $0.pageviews) }
+        }
+        func shown(_ table: Table) -> [String: Row] {
+            var byStart: [String: Row] = [:]
+            for r in table.rows where !r.isOther { byStart[r.value ?? ""] = r }
+            return byStart
+        }
+        let people = shown(table(rows(points.filter { $0.visitors > 0 }, \.visitors), total: total, partition: days,
+                                 ancestors: ancestors.map { rows($0, \.visitors) }, ancestorTotals: ancestorTotals))
+        let sales = shown(table(rows(points.filter { $0.conversions > 0 }, \.conversions), total: conversions ?? points.reduce(0) { $0 + $1.conversions },
+                                partition: true, ancestors: ancestors.map { rows($0, \.conversions) }, ancestorTotals: ancestorConversions))
         return points.map { p in
+            var point = Point(start: p.start, visitors: .value(p.visitors), pageviews: .value(p.pageviews), visits: .value(p.visits),
+                              conversions: .value(p.conversions), revenue: .value(p.revenue))
             // Nobody in this bucket: a 0 next to an ancestor's figure differs by that figure, which
-            // its own view shows only from k visitors on.
-            if p.visitors == 0 { return Point(start: p.start, visitors: .value(0), pageviews: .value(p.pageviews)) }
-            guard let shown = byStart[String(p.start)] else {
-                return Point(start: p.start, visitors: restricted && isSmall(p.visitors) ? .belowK(k) : .withheld, pageviews: .withheld)
+            // its own view shows only from k visitors on (the same for conversions).
+            if p.visitors > 0 {
+                if let row = people[String(p.start)] {
+                    point.visitors = row.visitors
+                } else {
+                    point.visitors = restricted && isSmall(p.visitors) ? .belowK(k) : .withheld
+                    point.pageviews = .withheld
+                    point.visits = .withheld
+                }
             }
-            return Point(start: p.start, visitors: shown.visitors, pageviews: shown.pageviews)
+            if p.conversions > 0, let hidden = sales[String(p.start)] == nil ? (restricted && isSmall(p.conversions) ? Shown<Int>.belowK(k) : .withheld) : nil {
+                point.conversions = hidden
+                point.revenue = .withheld
+            }
+            return point
         }
     }
 

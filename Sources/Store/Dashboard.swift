@@ -163,6 +163,12 @@ public struct SeriesPoint: Sendable, Equatable {
     public var start: Int64
     public var visitors: Int
     public var pageviews: Int
+    /// Visits started in the bucket.
+    public var visits = 0
+    /// Conversions in the bucket (refunds not counted) and revenue net of refunds per currency,
+    /// counted as the cards count them.
+    public var conversions = 0
+    public var revenue = Revenue()
 
     /// Starts of the buckets covering `from..<to`: hours, or local days (the first bucket may
     /// start before `from`); at most 2000.
@@ -306,18 +312,27 @@ extension AppDatabase {
     /// Conversions (sales, leads, calls, from webhooks and the pixel; refunds not counted) and
     /// revenue net of refunds per currency.
     static func conversionTotals(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters) throws -> (count: Int, revenue: Revenue) {
+        try conversionCounts(db, site: site, from: from, to: to, filters: filters)[0] ?? (0, Revenue())
+    }
+
+    /// The same per bucket: `bucket` is an SQL expression of the conversion's time `c.ts` (all
+    /// in bucket 0 without one). The one place conversions and revenue are counted from SQL.
+    static func conversionCounts(_ db: Database, site: String, from: Int64, to: Int64, filters: Filters,
+                                 bucket: String = "0") throws -> [Int64: (count: Int, revenue: Revenue)] {
         let scope = filters.conversionScope("c")
-        var count = 0
-        var revenue = Revenue()
+        var counts: [Int64: (count: Int, revenue: Revenue)] = [:]
         for row in try Row.fetchAll(db, sql: """
-            SELECT coalesce(c.currency, ''), sum(c.kind != 'refund'), sum(c.kind IN ('sale','refund')),
+            SELECT \(bucket), coalesce(c.currency, ''), sum(c.kind != 'refund'), sum(c.kind IN ('sale','refund')),
               sum(CASE WHEN c.kind IN ('sale','refund') THEN c.value ELSE 0 END)
-            FROM conversions c WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ?\(scope.sql) GROUP BY 1
+            FROM conversions c WHERE c.site_id = ? AND c.ts >= ? AND c.ts < ?\(scope.sql) GROUP BY 1, 2
             """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + scope.arguments)) {
-            count += row[1] as Int
-            if (row[2] as Int) > 0 { revenue.byCurrency[row[0] as String] = row[3] as Double }
+            let b: Int64 = row[0]
+            var entry = counts[b] ?? (0, Revenue())
+            entry.count += row[2] as Int
+            if (row[3] as Int) > 0 { entry.revenue.byCurrency[row[1] as String] = row[4] as Double }
+            counts[b] = entry
         }
-        return (count, revenue)
+        return counts
     }
 
     /// Rows of a breakdown, most visitors first.
@@ -360,24 +375,35 @@ extension AppDatabase {
         }
     }
 
-    /// Visitors and pageviews per local day (`hourly` false) or per hour counted from `from`,
-    /// empty buckets included (at most 2000).
+    /// Visitors, pageviews, visits, conversions and revenue per local day (`hourly` false) or per
+    /// hour counted from `from`, empty buckets included (at most 2000).
     public func series(site: String, from: Int64, to: Int64, hourly: Bool, filters: Filters = Filters()) throws -> [SeriesPoint] {
-        let (counts, calendar) = try writer.read { db in
+        let (counts, visits, sales, calendar) = try writer.read { db in
             let f = filters.clause(site: site, from: from, to: to)
             let calendar = try Self.calendar(db, site: site)
             let grid = SeriesPoint.hourGrid(from: from, calendar: calendar)
-            let bucket = hourly ? "(ts - \(grid.anchor)) / 3600000 - \(grid.first)" : calendar.sqlDay("ts")
-            return (try Row.fetchAll(db, sql: """
-                SELECT \(bucket) AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
+            func bucket(_ ts: String) -> String { hourly ? "(\(ts) - \(grid.anchor)) / 3600000 - \(grid.first)" : calendar.sqlDay(ts) }
+            let base: [(any DatabaseValueConvertible)?] = [site, from, to]
+            let counts = try Row.fetchAll(db, sql: """
+                SELECT \(bucket("ts")) AS b, count(DISTINCT visitor), sum(name = 'pageview') FROM events
                 WHERE site_id = ? AND ts >= ? AND ts < ?\(f.sql) GROUP BY b
-                """, arguments: StatementArguments(([site, from, to] as [(any DatabaseValueConvertible)?]) + f.arguments))
-                .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }, calendar)
+                """, arguments: StatementArguments(base + f.arguments))
+                .reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) }
+            let scope = filters.sessionScope(site: site, from: from, to: to)
+            let visits = try Row.fetchAll(db, sql: """
+                SELECT \(bucket("started_at")) AS b, count(*) FROM sessions
+                WHERE site_id = ? AND started_at >= ? AND started_at < ?\(scope.sql) GROUP BY b
+                """, arguments: StatementArguments(base + scope.arguments))
+                .reduce(into: [Int64: Int]()) { $0[$1[0]] = $1[1] }
+            let sales = try Self.conversionCounts(db, site: site, from: from, to: to, filters: filters, bucket: bucket("c.ts"))
+            return (counts, visits, sales, calendar)
         }
         let starts = SeriesPoint.buckets(from: from, to: to, hourly: hourly, calendar: calendar)
         return starts.enumerated().map { i, start in
-            let (v, p) = counts[hourly ? Int64(i) : calendar.day(of: start)] ?? (0, 0)
-            return SeriesPoint(start: start, visitors: v, pageviews: p)
+            let b = hourly ? Int64(i) : calendar.day(of: start)
+            let (v, p) = counts[b] ?? (0, 0)
+            return SeriesPoint(start: start, visitors: v, pageviews: p, visits: visits[b] ?? 0, conversions: sales[b]?.count ?? 0,
+                               revenue: sales[b]?.revenue ?? Revenue())
         }
     }
 

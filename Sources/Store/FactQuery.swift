@@ -36,8 +36,9 @@ public struct FactFigures: Sendable {
                                                    revenue: Revenue(), lastEvent: nil)
     public internal(set) var breakdowns: [Dimension: [BreakdownRow]] = [:]
     public internal(set) var entry: [BreakdownRow] = [], exit: [BreakdownRow] = []
+    /// The chart's points per local day of the range.
     public internal(set) var daily: [SeriesPoint] = []
-    /// Visitors and pageviews per hour, when asked for (``AppDatabase/factFigures(site:from:to:filters:hourly:)``).
+    /// The same per hour, when asked for (``AppDatabase/factFigures(site:from:to:filters:hourly:)``).
     public internal(set) var hourly: [SeriesPoint]?
     /// Pages with their engagement, most pageviews first (at most 50).
     public internal(set) var engagement: [PageEngagement] = []
@@ -268,8 +269,8 @@ struct DayTotals: Sendable {
     var durationMs: Int64 = 0
     var pages = DayTally(), named = DayTally(), entry = DayTally(), exit = DayTally()
     var fields: [DayTally] = []
-    /// Code = hour of the day.
-    var hours = DayTally()
+    /// Code = hour of the day; `visitHours` counts the visits started in it.
+    var hours = DayTally(), visitHours = DayTally()
     var engaged: [(path: UInt32, count: Int64, sum: Int64, scrolls: Int64, depth: Int64)] = []
     /// The latest event or visit start, in ms after the day's start.
     var lastOffset: Int32 = Int32.max
@@ -295,6 +296,8 @@ struct Scan {
     /// Where each profile dimension's codes start in `fields`.
     let fieldOffsets: [Int]
     var pages: Tally, named: Tally, fields: Tally, daily: Tally, hourly: Tally, entry: Tally, exit: Tally, goalTally: Tally
+    /// Visits started in each day and hour of the chart (their `count`).
+    var dailyVisits: Tally, hourlyVisits: Tally
     var engaged: [(count: Int64, sum: Int64, scrolls: Int64, depth: Int64)]
     var visitors = 0, pageviews = 0, visitCount = 0, bounces = 0
     var durationMs: Int64 = 0
@@ -332,6 +335,7 @@ struct Scan {
         fieldOffsets = offsets
         pages = Tally(paths.count); named = Tally(names.count); fields = Tally(size)
         daily = Tally(dayBuckets.count); self.hourly = Tally(hourBuckets.count)
+        dailyVisits = Tally(dayBuckets.count); hourlyVisits = Tally(hourBuckets.count)
         entry = Tally(paths.count); exit = Tally(paths.count)
         goalTally = Tally(pageGoals.count + eventGoals.count)
         engaged = [(count: Int64, sum: Int64, scrolls: Int64, depth: Int64)](repeating: (0, 0, 0, 0), count: paths.count)
@@ -351,6 +355,7 @@ struct Scan {
     mutating func merge(_ o: Scan) {
         visitors += o.visitors; pageviews += o.pageviews; visitCount += o.visitCount; bounces += o.bounces; durationMs += o.durationMs
         pages.merge(o.pages); named.merge(o.named); fields.merge(o.fields); daily.merge(o.daily); hourly.merge(o.hourly)
+        dailyVisits.merge(o.dailyVisits); hourlyVisits.merge(o.hourlyVisits)
         entry.merge(o.entry); exit.merge(o.exit); goalTally.merge(o.goalTally)
         for i in engaged.indices {
             engaged[i].count += o.engaged[i].count; engaged[i].sum += o.engaged[i].sum
@@ -365,9 +370,13 @@ struct Scan {
         pages.add(t.pages); named.add(t.named); entry.add(t.entry); exit.add(t.exit)
         for f in fieldOffsets.indices { fields.add(t.fields[f], offset: fieldOffsets[f]) }
         let day = Int(b.day - firstDay)
-        if day >= 0 && day < daily.visitors.count { daily.visitors[day] += Int32(t.visitors); daily.count[day] += Int64(t.pageviews) }
+        if day >= 0 && day < daily.visitors.count {
+            daily.visitors[day] += Int32(t.visitors); daily.count[day] += Int64(t.pageviews); dailyVisits.count[day] += Int64(t.visits)
+        }
         // The day's own hours are counted from its start.
-        hourly.add(t.hours, offset: Int((b.start - hourGrid.anchor) / 3_600_000 - hourGrid.first))
+        let hour = Int((b.start - hourGrid.anchor) / 3_600_000 - hourGrid.first)
+        hourly.add(t.hours, offset: hour)
+        hourlyVisits.add(t.visitHours, offset: hour)
         for e in t.engaged where Int(e.path) < engaged.count {
             engaged[Int(e.path)].count += e.count; engaged[Int(e.path)].sum += e.sum
             engaged[Int(e.path)].scrolls += e.scrolls; engaged[Int(e.path)].depth += e.depth
@@ -520,20 +529,28 @@ struct Scan {
         let blockKey = UInt64(bi) << 32
         let all = compiled.isEmpty, kept = self.kept
         var visits = 0, bounced = 0, duration: Int64 = 0
+        // The visit's hour on the chart, as an event's (see ``events(_:_:)``).
+        let hours = hourlyVisits.visitors.count, hourBase = b.start - hourGrid.anchor, firstHour = hourGrid.first
         entry.withPointers { entry in
             exit.withPointers { exit in
-                for i in b.visitID.indices where b.visitStart[i] >= lo && b.visitStart[i] < hi {
-                    guard all || kept.contains(b.visitID[i]) else { continue }
-                    visits &+= 1
-                    bounced &+= Int(b.visitBounce[i])
-                    duration &+= b.visitDuration[i]
-                    let key = blockKey | UInt64(b.visitVisitor[i])
-                    entry.add(Int(b.visitEntry[i]), visitor: key, count: 1)
-                    exit.add(Int(b.visitExit[i]), visitor: key, count: 1)
+                hourlyVisits.withPointers { hourly in
+                    for i in b.visitID.indices where b.visitStart[i] >= lo && b.visitStart[i] < hi {
+                        guard all || kept.contains(b.visitID[i]) else { continue }
+                        visits &+= 1
+                        bounced &+= Int(b.visitBounce[i])
+                        duration &+= b.visitDuration[i]
+                        let key = blockKey | UInt64(b.visitVisitor[i])
+                        entry.add(Int(b.visitEntry[i]), visitor: key, count: 1)
+                        exit.add(Int(b.visitExit[i]), visitor: key, count: 1)
+                        let h = Int((hourBase + Int64(b.visitStart[i])) / 3_600_000 - firstHour)
+                        if h >= 0 && h < hours { hourly.add(h, visitor: key, count: 1) }
+                    }
                 }
             }
         }
         visitCount += visits; bounces += bounced; durationMs += duration
+        let d = Int(b.day - firstDay)
+        if d >= 0 && d < dailyVisits.count.count { dailyVisits.count[d] += Int64(visits) }
     }
 }
 
@@ -622,9 +639,13 @@ extension FactView {
         }
         out.entry = scan.entry.rows(paths, count: pageCodes, limit: limit)
         out.exit = scan.exit.rows(paths, count: pageCodes, limit: limit)
-        out.daily = scan.dayBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.daily.visitors[$0]), pageviews: Int(scan.daily.count[$0])) }
+        out.daily = scan.dayBuckets.enumerated().map {
+            SeriesPoint(start: $1, visitors: Int(scan.daily.visitors[$0]), pageviews: Int(scan.daily.count[$0]), visits: Int(scan.dailyVisits.count[$0]))
+        }
         if hourly {
-            out.hourly = scan.hourBuckets.enumerated().map { SeriesPoint(start: $1, visitors: Int(scan.hourly.visitors[$0]), pageviews: Int(scan.hourly.count[$0])) }
+            out.hourly = scan.hourBuckets.enumerated().map {
+                SeriesPoint(start: $1, visitors: Int(scan.hourly.visitors[$0]), pageviews: Int(scan.hourly.count[$0]), visits: Int(scan.hourlyVisits.count[$0]))
+            }
         }
         // Pages with their engagement: every page with a kept event, most pageviews first.
         let pages = scan.pages
@@ -662,6 +683,7 @@ extension FactView {
                                                                                                   : scan.fields.visitors.count - scan.fieldOffsets[f])
         }
         t.hours = scan.hourly.sparse()
+        t.visitHours = scan.hourlyVisits.sparse()
         t.engaged = scan.engaged.indices.filter { scan.engaged[$0] != (0, 0, 0, 0) }.map {
             let e = scan.engaged[$0]
             return (UInt32($0), e.count, e.sum, e.scrolls, e.depth)
@@ -794,12 +816,23 @@ extension AppDatabase {
         // Which conversions the view counts: all without filters, else those of matching visits.
         let counted: [Bool] = sales.session.map { s in matching.map { m in s >= 0 && m.contains(s) } ?? true }
         let sale = UInt8(kinds.firstIndex(of: "sale")!), refund = UInt8(kinds.firstIndex(of: "refund")!)
-        // Revenue per currency that had a sale or refund.
+        // Revenue per currency that had a sale or refund; the same per point of the chart.
         var sold = [Double?](repeating: nil, count: sales.currencies.count)
+        let firstDay = view.calendar.day(of: from), grid = SeriesPoint.hourGrid(from: from, calendar: view.calendar)
         for i in sales.ts.indices where counted[i] {
             let k = sales.kind[i]
-            if k != refund { out.summary.conversions += 1 }
-            if k == sale || k == refund { sold[Int(sales.currency[i])] = (sold[Int(sales.currency[i])] ?? 0) + sales.value[i] }
+            let currency = sales.currencies[Int(sales.currency[i])]
+            let d = Int(view.calendar.day(of: sales.ts[i]) - firstDay), h = Int((sales.ts[i] - grid.anchor) / 3_600_000 - grid.first)
+            if k != refund {
+                out.summary.conversions += 1
+                if out.daily.indices.contains(d) { out.daily[d].conversions += 1 }
+                if out.hourly?.indices.contains(h) == true { out.hourly?[h].conversions += 1 }
+            }
+            if k == sale || k == refund {
+                sold[Int(sales.currency[i])] = (sold[Int(sales.currency[i])] ?? 0) + sales.value[i]
+                if out.daily.indices.contains(d) { out.daily[d].revenue.byCurrency[currency, default: 0] += sales.value[i] }
+                if out.hourly?.indices.contains(h) == true { out.hourly?[h].revenue.byCurrency[currency, default: 0] += sales.value[i] }
+            }
         }
         out.summary.revenue = Revenue(Dictionary(uniqueKeysWithValues: sold.enumerated().compactMap { c, v in v.map { (sales.currencies[c], $0) } }))
         out.goals = goals.map { g in

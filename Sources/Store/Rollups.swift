@@ -135,15 +135,22 @@ extension AppDatabase {
         }
     }
 
-    /// Visitors and pageviews per day from the rollups, every day of the range included.
+    /// Visitors, pageviews and visits per day from the rollups, conversions and revenue from the
+    /// conversions, every day of the range included.
     public func rollupSeries(site: String, fromDay: Int64, toDay: Int64) throws -> [SeriesPoint] {
-        let (byDay, calendar) = try writer.read { db in
-            (try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                              arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2]) },
-             try Self.calendar(db, site: site))
+        let (byDay, sales, calendar) = try writer.read { db in
+            let calendar = try Self.calendar(db, site: site)
+            // Conversions are not rolled up: read directly, as the cards read them.
+            return (try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                                     arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2], $1[3]) },
+                    try Self.conversionCounts(db, site: site, from: calendar.start(of: fromDay), to: calendar.end(of: toDay), filters: Filters(),
+                                              bucket: calendar.sqlDay("c.ts")),
+                    calendar)
         }
         return (fromDay...max(fromDay, toDay)).map { d in
-            SeriesPoint(start: calendar.start(of: d), visitors: byDay[d]?.0 ?? 0, pageviews: byDay[d]?.1 ?? 0)
+            let (visitors, pageviews, visits) = byDay[d] ?? (0, 0, 0)
+            return SeriesPoint(start: calendar.start(of: d), visitors: visitors, pageviews: pageviews, visits: visits,
+                               conversions: sales[d]?.count ?? 0, revenue: sales[d]?.revenue ?? Revenue())
         }
     }
 

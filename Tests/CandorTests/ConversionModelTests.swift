@@ -100,6 +100,52 @@ import Testing
         #expect(commission.sales == 2 && commission.leads == 0 && commission.totalRevenue == 120 && commission.otherCurrency == 0)
     }
 
+    /// The chart draws any metric of the scenario (all of it in today's 12:00 hour): 3 visitors,
+    /// 3 visits, 3 pageviews, 5 conversions, revenue 120 USD and 79 EUR, charted one currency at
+    /// a time; by the hour (today) and by the day (30 days), from the raw events, the rollups
+    /// and the engine. A viewer (k = 5) of the organic visit sees no small figure.
+    @Test func theChartDrawsEveryMetricOneCurrencyAtATime() async throws {
+        let f = try await DashboardFixture()
+        try await scenario(f)
+        let id = f.t.site.id
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            for pass in ["raw events", "rollups", "engine"] {
+                if pass == "rollups" { try f.rollUp(); f.t.database.facts.unload(site: id) }
+                if pass == "engine" { try f.t.database.facts.reconcile() }
+                for (range, when) in [("today", "10 Mar 2026 12:00 (UTC+00:00) (so far)"), ("30d", "10 Mar 2026 (so far)")] {
+                    let context = "\(range) \(pass)"
+                    let page = try await client.page("/sites/\(id)?range=\(range)", owner).1
+                    #expect(page.contains("<title>\(when): 3 visitors, 3 visits, 3 pageviews, 5 conversions, revenue US$120.00 · €79.00</title>"),
+                            "\(context)")
+                    #expect(page.contains("<tr><td>\(when)</td><td>3</td><td>3</td><td>3</td><td>5</td><td>US$120.00 · €79.00</td></tr>"), "\(context)")
+                    // The switch: revenue per currency, the larger first.
+                    #expect(page.contains(#"<a href="?metric=conversions&amp;range=\#(range)">Conversions</a>"#), "\(context)")
+                    #expect(page.contains(#"<a href="?currency=USD&amp;metric=revenue&amp;range=\#(range)">Revenue in USD</a> <a href="?currency=EUR&amp;metric=revenue&amp;range=\#(range)">Revenue in EUR</a>"#),
+                            "\(context)")
+                    // 5 conversions on a scale of 6 (steps of 2); 79 EUR on a scale of 80 (steps of 20); 3 visits on 3.
+                    let conversions = try await client.page("/sites/\(id)?range=\(range)&metric=conversions", owner).1
+                    #expect(conversions.contains(#"aria-label="Conversions over time, scale up to 6""#) && conversions.contains(#"height="100.0""#),
+                            "\(context)")
+                    let euros = try await client.page("/sites/\(id)?range=\(range)&metric=revenue&currency=EUR", owner).1
+                    #expect(euros.contains(#"aria-label="Revenue in EUR over time, scale up to 80""#) && euros.contains(#"height="118.5""#), "\(context)")
+                    #expect(euros.contains(#"aria-current="true">Revenue in EUR</a>"#) && euros.contains("<figcaption>Revenue in EUR, "), "\(context)")
+                    let visits = try await client.page("/sites/\(id)?range=\(range)&metric=visits", owner).1
+                    #expect(visits.contains(#"aria-label="Visits over time, scale up to 3""#) && visits.contains(#"height="120.0""#), "\(context)")
+                    // Filtered to the organic visit: A's two sales, 79 EUR, the only currency.
+                    let organic = try await client.page("/sites/\(id)?range=\(range)&f.source_type=organic&metric=revenue", owner).1
+                    #expect(organic.contains("<tr><td>\(when)</td><td>1</td><td>1</td><td>1</td><td>2</td><td>€79.00</td></tr>"), "\(context)")
+                    #expect(organic.contains(#"aria-current="true">Revenue in EUR</a>"#) && organic.contains(#"scale up to 80""#), "\(context)")
+                }
+            }
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let organic = try await client.page("/sites/\(id)?range=today&f.source_type=organic&metric=conversions", viewer).1
+            #expect(organic.contains("<tr><td>10 Mar 2026 12:00 (UTC+00:00) (so far)</td><td>&lt; 5</td><td>–</td><td>–</td><td>&lt; 5</td><td>–</td></tr>"),
+                    "\(organic)")
+            #expect(!organic.contains("€79.00"))
+        }
+    }
+
     /// A sale today from yesterday's organic visit counts under the source filter, though the
     /// visit lies before the range.
     @Test func aFilteredViewCountsAConversionWhoseVisitCameBefore() async throws {

@@ -247,7 +247,7 @@ extension TestClientProtocol {
             let id = f.t.site.id
             let all = try await client.page("/sites/\(id)?range=today", owner).1
             #expect(all.contains("<span>Visitors</span><strong>7</strong>"))
-            #expect(all.contains("<title>") && all.contains(": 7 visitors, 7 pageviews</title>"))
+            #expect(all.contains("<title>") && all.contains(": 7 visitors, 7 visits, 7 pageviews, 0 conversions, revenue 0.00</title>"))
             let organic = try await client.page("/sites/\(id)?range=today&f.source_type=organic", owner).1
             #expect(organic.contains("<span>Visitors</span><strong>3</strong>"))
             #expect(organic.contains("<span>Visits</span><strong>3</strong>"))
@@ -790,7 +790,7 @@ extension TestClientProtocol {
             let compared = try await client.page("/sites/\(id)?range=today&compare=1", owner).1
             #expect(compared.contains(#"<polyline class="previous" points="52.5,128.0 "#), "\(compared)")
             #expect(compared.contains("Dashed line: visitors of the period before, 9 Mar 2026 00:00 (UTC+00:00) – 9 Mar 2026 12:00 (UTC+00:00)."))
-            #expect(compared.contains("<td>10 Mar 2026 12:00 (UTC+00:00) (so far)</td><td>6</td><td>7</td><td>0</td></tr>"), "\(compared)")
+            #expect(compared.contains("<td>10 Mar 2026 12:00 (UTC+00:00) (so far)</td><td>6</td><td>6</td><td>7</td><td>0</td><td>0.00</td><td>0</td></tr>"), "\(compared)")
 
             func rows(_ html: String) -> [String] {
                 html.components(separatedBy: "class=\"filter\">").dropFirst().map { String($0.prefix { $0 != "<" }) }

@@ -140,23 +140,23 @@ private func ms(_ iso: String) -> Int64 { Int64(instant(iso).timeIntervalSince19
                 let day = try await client.page("/sites/\(id)?range=custom&from=2026-10-25&to=2026-10-25", owner).1
                 #expect(day.contains("<span>Visitors</span><strong>4</strong>") && day.contains("<span>Pageviews</span><strong>5</strong>"), "\(pass)")
                 #expect(day.contains("<span>Visits</span><strong>4</strong>") && day.contains("<span>Bounce rate</span><strong>75\u{00A0}%</strong>"), "\(pass)")
-                // 25 hourly bars; 02:00 twice, with B's two pageviews.
+                // 25 hourly bars; 02:00 twice, with B's two pageviews and visits; A's visit began on D1.
                 #expect(day.components(separatedBy: "<rect ").count - 1 == 25, "\(pass)")
-                #expect(day.contains("<title>25 Oct 2026 02:00 (UTC+02:00): 1 visitors, 1 pageviews</title>"), "\(pass)")
-                #expect(day.contains("<title>25 Oct 2026 02:00 (UTC+01:00): 1 visitors, 1 pageviews</title>"), "\(pass)")
-                #expect(day.contains("<title>25 Oct 2026 00:00 (UTC+02:00): 1 visitors, 1 pageviews</title>"), "\(pass)")
-                #expect(day.contains("<title>25 Oct 2026 22:00 (UTC+01:00): 1 visitors, 1 pageviews</title>"), "\(pass)")
-                #expect(day.contains("<title>25 Oct 2026 23:00 (UTC+01:00): 1 visitors, 1 pageviews</title>"), "\(pass)")
+                #expect(day.contains("<title>25 Oct 2026 02:00 (UTC+02:00): 1 visitors, 1 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
+                #expect(day.contains("<title>25 Oct 2026 02:00 (UTC+01:00): 1 visitors, 1 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
+                #expect(day.contains("<title>25 Oct 2026 00:00 (UTC+02:00): 1 visitors, 0 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
+                #expect(day.contains("<title>25 Oct 2026 22:00 (UTC+01:00): 1 visitors, 1 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
+                #expect(day.contains("<title>25 Oct 2026 23:00 (UTC+01:00): 1 visitors, 1 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
                 #expect(day.contains("(Europe/Berlin)"), "\(pass)")
                 // Compared with the day before (D1: 1 visitor).
                 let compared = try await client.page("/sites/\(id)?range=custom&from=2026-10-25&to=2026-10-25&compare=1", owner).1
                 #expect(compared.contains("<span>Visitors</span><strong>4</strong><em>+300\u{00A0}%</em>") || compared.contains("+300\u{00A0}%"), "\(pass)")
-                // Three days by the day: 1, 4, 1 visitors.
+                // Three days by the day: 1, 4, 1 visitors; 1, 4, 0 visits begun; C's sale on D3.
                 let days = try await client.page("/sites/\(id)?range=custom&from=2026-10-24&to=2026-10-26", owner).1
-                #expect(days.contains("<title>24 Oct 2026: 1 visitors, 1 pageviews</title>"), "\(pass)")
-                #expect(days.contains("<title>25 Oct 2026: 4 visitors, 5 pageviews</title>"), "\(pass)")
+                #expect(days.contains("<title>24 Oct 2026: 1 visitors, 1 visits, 1 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
+                #expect(days.contains("<title>25 Oct 2026: 4 visitors, 4 visits, 5 pageviews, 0 conversions, revenue 0.00</title>"), "\(pass)")
                 // D3 is today: its bar is the period under way.
-                #expect(days.contains("<title>26 Oct 2026 (so far): 1 visitors, 1 pageviews</title>") && days.contains("class=\"partial\""), "\(pass)")
+                #expect(days.contains("<title>26 Oct 2026 (so far): 1 visitors, 0 visits, 1 pageviews, 1 conversions, revenue €49.00</title>") && days.contains("class=\"partial\""), "\(pass)")
                 #expect(days.contains("<span>Visitors</span><strong>6</strong>") && days.contains("<span>Visits</span><strong>5</strong>"), "\(pass)")
                 // Today is D3 since 23:00 UTC: C's /signup and sale.
                 let today = try await client.page("/sites/\(id)?range=today", owner).1
