@@ -12,35 +12,44 @@ enum ChartMetric: Equatable {
     static let counts: [ChartMetric] = [.visitors, .visits, .pageviews, .conversions]
 
     /// The metric a request asks for; visitors unless it names another. Revenue is in `currency`
-    /// when given (three capital letters), else in the first of `currencies` (the view's, largest
-    /// first).
-    init(_ name: String?, currency: String?, currencies: [String]) {
+    /// when given (three capital letters, or `none` for amounts sent without one), else in the
+    /// first of `currencies` (the view's, largest first); nil `currencies` (the reader may not
+    /// see the view's revenue) offer no revenue.
+    init(_ name: String?, currency: String?, currencies: [String]?) {
         switch name {
         case "visits": self = .visits
         case "pageviews": self = .pageviews
         case "conversions": self = .conversions
-        case "revenue":
-            if let currency, currency.wholeMatch(of: /[A-Z]{3}/) != nil { self = .revenue(currency) } else { self = .revenue(currencies.first ?? "") }
+        case "revenue" where currencies != nil:
+            if currency == Self.noCurrency { self = .revenue("") }
+            else if let currency, currency.wholeMatch(of: /[A-Z]{3}/) != nil { self = .revenue(currency) }
+            else { self = .revenue(currencies?.first ?? "") }
         default: self = .visitors
         }
     }
 
-    /// The switch: every count, then revenue in each of the view's currencies (one entry when it has at most one).
-    static func choices(currencies: [String]) -> [ChartMetric] {
-        counts + (currencies.isEmpty ? [.revenue("")] : currencies.map { .revenue($0) })
+    /// `currency=none`: amounts sent without a currency.
+    static let noCurrency = "none"
+
+    /// The switch: every count, then revenue in each of the view's currencies (one entry when it
+    /// has none).
+    static func choices(currencies: [String]?) -> [ChartMetric] {
+        guard let currencies else { return counts }
+        return counts + (currencies.isEmpty ? [.revenue("")] : currencies.map { .revenue($0) })
     }
 
     /// The switch's label: the title, amounts sent without a currency named as such beside others.
-    func label(currencies: [String]) -> String {
-        if case .revenue("") = self, currencies.count > 1 { return "Revenue without a currency" }
+    func label(currencies: [String]?) -> String {
+        if case .revenue("") = self, (currencies?.count ?? 0) > 1 { return "Revenue without a currency" }
         return title
     }
 
-    /// The query changes that select this metric (visitors is the default, without a parameter).
-    func query(currencies: [String]) -> [String: String?] {
+    /// The query changes that select this metric (visitors is the default, without a parameter;
+    /// revenue names its currency when the view has several).
+    func query(currencies: [String]?) -> [String: String?] {
         switch self {
         case .visitors: ["metric": nil, "currency": nil]
-        case .revenue(let c): ["metric": "revenue", "currency": currencies.count > 1 && !c.isEmpty ? c : nil]
+        case .revenue(let c): ["metric": "revenue", "currency": (currencies?.count ?? 0) > 1 ? (c.isEmpty ? Self.noCurrency : c) : nil]
         default: ["metric": word, "currency": nil]
         }
     }

@@ -459,8 +459,9 @@ extension DashboardRoutes {
         c["k"] = policy.kThreshold
         let totals = report.totals(summaries)
         // Revenue is charted one currency at a time (never added across currencies): those of the
-        // view, largest first.
-        let currencies = summaries[0].revenue.entries.map(\.currency)
+        // view, largest first; not offered to a reader the revenue card is withheld from (the
+        // currencies alone would tell what a small group paid in).
+        let currencies = cards.revenue.value.map { $0.entries.map(\.currency) }
         let metric = ChartMetric(request.uri.queryParameters.get("metric"), currency: request.uri.queryParameters.get("currency"),
                                  currencies: currencies)
         c["chart"] = try chart(report, r, totals: totals, previous: try before.map {

@@ -143,6 +143,19 @@ import Testing
             #expect(organic.contains("<tr><td>10 Mar 2026 12:00 (UTC+00:00) (so far)</td><td>&lt; 5</td><td>–</td><td>–</td><td>&lt; 5</td><td>–</td></tr>"),
                     "\(organic)")
             #expect(!organic.contains("€79.00"))
+            // The view's revenue is withheld from the viewer: no revenue chart, not even the currencies.
+            #expect(!organic.contains("metric=revenue") && !organic.contains("EUR"), "\(organic)")
+            let asked = try await client.page("/sites/\(id)?range=today&f.source_type=organic&metric=revenue&currency=EUR", viewer).1
+            // (the links keep the reader's own query, currency=EUR included)
+            #expect(asked.contains(#"aria-label="Visitors over time"#) && !asked.contains("Revenue in") && !asked.contains("€"), "\(asked)")
+            // A sale of 10 sent without a currency is charted on its own.
+            let now = Int64(f.t.clock.now.timeIntervalSince1970 * 1000)
+            #expect(try f.t.database.insertConversion(ConversionRow(siteID: id, provider: "stripe", externalID: "pi_bare", kind: .sale,
+                                                                    timestamp: now - 1000, value: 10, currency: nil)))
+            let page = try await client.page("/sites/\(id)?range=today", owner).1
+            #expect(page.contains(#"<a href="?currency=none&amp;metric=revenue&amp;range=today">Revenue without a currency</a>"#), "\(page)")
+            let bare = try await client.page("/sites/\(id)?range=today&metric=revenue&currency=none", owner).1
+            #expect(bare.contains(#"aria-label="Revenue over time, scale up to 10""#) && bare.contains("<td>US$120.00 · €79.00 · 10.00</td>"), "\(bare)")
         }
     }
 
