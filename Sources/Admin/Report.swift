@@ -130,12 +130,15 @@ struct SiteReport {
         var pageviews = 0
         /// Conversions of the view and of each ancestor view (the chart's points are compared with).
         var conversions: [Int] = []
+        /// Whether the reader is shown the view's revenue card (else no point's revenue either).
+        var revenueShown = true
         var view: Int { all[0] }
         var ancestors: [Int] { Array(all.dropFirst()) }
     }
 
     func totals(_ summaries: [SiteSummary]) -> Totals {
-        Totals(all: summaries.map(\.visitors), pageviews: summaries[0].pageviews, conversions: summaries.map(\.conversions))
+        Totals(all: summaries.map(\.visitors), pageviews: summaries[0].pageviews, conversions: summaries.map(\.conversions),
+               revenueShown: cards(summaries).revenue.value != nil)
     }
 
     func table(_ kind: TableKind, totals: Totals) throws -> Disclosure.Table {
@@ -152,7 +155,8 @@ struct SiteReport {
     func chart(totals: Totals, hourly: Bool) throws -> [Disclosure.Point] {
         disclosure.series(try figures.series(hourly: hourly), total: totals.view, days: !hourly,
                           ancestors: try ancestors.map { try $0.series(hourly: hourly) }, ancestorTotals: totals.ancestors,
-                          conversions: totals.conversions.first, ancestorConversions: Array(totals.conversions.dropFirst()))
+                          conversions: totals.conversions.first, ancestorConversions: Array(totals.conversions.dropFirst()),
+                          revenueShown: totals.revenueShown)
     }
 
     /// Properties of a custom event (`key = value` rows): visitors who sent it, and events.

@@ -114,7 +114,15 @@ public struct Disclosure: Sendable {
             cards.conversions = hidden
             cards.revenue = .withheld
         }
+        cards.revenue = revenue(cards.revenue, conversions: s.conversions)
         return cards
+    }
+
+    /// Revenue as shown beside its conversions: a restricted reader gets none without a
+    /// conversion (refunds alone: whose they are is not counted, so nothing says they come from k).
+    func revenue(_ shown: Shown<Revenue>, conversions: Int) -> Shown<Revenue> {
+        guard restricted, conversions == 0, let r = shown.value, !r.byCurrency.isEmpty else { return shown }
+        return .withheld
     }
 
     /// nil when a count may be shown, else how it is shown: below k, or withheld because a whole
@@ -216,9 +224,12 @@ public struct Disclosure: Sendable {
     /// visitors of a point did (pageviews, visits) is shown with its visitors. Conversions are
     /// people too, and each lies in one point: the points' conversions are a partition of the
     /// view's (`conversions`, by default the points' sum; `ancestorConversions` those of the views
-    /// with fewer filters), and a point's revenue is shown with its conversions, as on the cards.
+    /// with fewer filters), and a point's revenue is shown with its conversions, as on the cards;
+    /// none where the view's revenue card is withheld (`revenueShown` false).
+    /// A point's visits are shown with its visitors; under filters a point may hold visits
+    /// without visitors (a visit begun in it whose matching event came later): withheld.
     public func series(_ points: [SeriesPoint], total: Int, days: Bool, ancestors: [[SeriesPoint]] = [], ancestorTotals: [Int] = [],
-                       conversions: Int? = nil, ancestorConversions: [Int] = []) -> [Point] {
+                       conversions: Int? = nil, ancestorConversions: [Int] = [], revenueShown: Bool = true) -> [Point] {
         func rows(_ points: [SeriesPoint], _ count: (SeriesPoint) -> Int) -> [BreakdownRow] {
             points.map { BreakdownRow(value: String($0.start), visitors: count($0), pageviews: $0.pageviews) }
         }
@@ -236,6 +247,7 @@ public struct Disclosure: Sendable {
                               conversions: .value(p.conversions), revenue: .value(p.revenue))
             // Nobody in this bucket: a 0 next to an ancestor's figure differs by that figure, which
             // its own view shows only from k visitors on (the same for conversions).
+            if restricted && p.visitors == 0 && p.visits > 0 { point.visits = .withheld }
             if p.visitors > 0 {
                 if let row = people[String(p.start)] {
                     point.visitors = row.visitors
@@ -249,6 +261,7 @@ public struct Disclosure: Sendable {
                 point.conversions = hidden
                 point.revenue = .withheld
             }
+            point.revenue = restricted && !revenueShown ? .withheld : revenue(point.revenue, conversions: p.conversions)
             return point
         }
     }

@@ -156,6 +156,14 @@ import Testing
             #expect(page.contains(#"<a href="?currency=none&amp;metric=revenue&amp;range=today">Revenue without a currency</a>"#), "\(page)")
             let bare = try await client.page("/sites/\(id)?range=today&metric=revenue&currency=none", owner).1
             #expect(bare.contains(#"aria-label="Revenue over time, scale up to 10""#) && bare.contains("<td>US$120.00 · €79.00 · 10.00</td>"), "\(bare)")
+            // A refund alone in the 10:00 hour: the owner reads it, a viewer does not (it is one person's).
+            #expect(try f.t.database.insertConversion(ConversionRow(siteID: id, provider: "stripe", externalID: "re_lone", kind: .refund,
+                                                                    timestamp: now - 100 * 60_000, value: -20, currency: "USD", refersTo: "pi_lone")))
+            let hour = "<tr><td>10 Mar 2026 10:00 (UTC+00:00)</td><td>0</td><td>0</td><td>0</td><td>0</td>"
+            let owned = try await client.page("/sites/\(id)?range=today", owner).1
+            #expect(owned.contains(hour + "<td>-US$20.00</td></tr>"), "\(owned)")
+            let viewed = try await client.page("/sites/\(id)?range=today", viewer).1
+            #expect(viewed.contains(hour + "<td>–</td></tr>") && !viewed.contains("-US$20.00"), "\(viewed)")
         }
     }
 

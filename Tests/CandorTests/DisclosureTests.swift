@@ -79,5 +79,34 @@ import Testing
         #expect(shown.visitors == .value(90) && shown.conversions == .belowK(5) && shown.revenue == .withheld)
         #expect(rule.cards(summary(1)).visitors == .belowK(5))
         #expect(rule.part(4, of: [10]) == .belowK(5) && rule.part(9, of: [10]) == .withheld && rule.part(5, of: [10]) == .value(5))
+        // A refund alone (no conversion) is one person's, however large the view.
+        let refunds = SiteSummary(visitors: 50, visits: 50, pageviews: 50, bounces: 0, durationMs: 0, conversions: 0,
+                                  revenue: Revenue(["EUR": -49]), lastEvent: nil)
+        #expect(rule.cards(refunds).revenue == .withheld && Disclosure.exact.cards(refunds).revenue == .value(Revenue(["EUR": -49])))
+    }
+
+    /// Chart points: conversions a partition of the view's, revenue with them; visits with visitors.
+    @Test func chartPointsShowConversionsRevenueAndVisitsByTheCardsRule() {
+        func point(_ start: Int64, visitors: Int, visits: Int, conversions: Int, euros: Double) -> SeriesPoint {
+            SeriesPoint(start: start, visitors: visitors, pageviews: visitors, visits: visits, conversions: conversions,
+                        revenue: euros == 0 && conversions == 0 ? Revenue() : Revenue(["EUR": euros]))
+        }
+        let points = [point(0, visitors: 20, visits: 20, conversions: 8, euros: 400),
+                      point(1, visitors: 20, visits: 21, conversions: 2, euros: 100),
+                      point(2, visitors: 0, visits: 1, conversions: 0, euros: -49),
+                      point(3, visitors: 20, visits: 20, conversions: 10, euros: 500)]
+        let shown = rule.series(points, total: 60, days: true, conversions: 20)
+        // Day 1's 2 are folded with the next smallest (day 0's 8), or 20 - 8 - 10 would tell them.
+        #expect(shown.map(\.conversions) == [.withheld, .belowK(5), .value(0), .value(10)])
+        #expect(shown.map(\.revenue) == [.withheld, .withheld, .withheld, .value(Revenue(["EUR": 500]))])
+        // A visit begun in a point without a visitor of the view (its matching event came later).
+        #expect(shown.map(\.visits) == [.value(20), .value(21), .withheld, .value(20)])
+        // The view's revenue card withheld: no point's revenue either.
+        #expect(rule.series(points, total: 60, days: true, conversions: 20, revenueShown: false).allSatisfy { $0.revenue == .withheld })
+        // An ancestor with 3 more conversions on day 3 would tell them apart.
+        let ancestor = points.map { p in var p = p; if p.start == 3 { p.conversions = 13 }; return p }
+        #expect(rule.series(points, total: 60, days: true, ancestors: [ancestor], ancestorTotals: [60], conversions: 20,
+                            ancestorConversions: [23])[3].conversions == .withheld)
+        #expect(Disclosure.exact.series(points, total: 60, days: true).map(\.revenue)[2] == .value(Revenue(["EUR": -49])))
     }
 }
