@@ -594,10 +594,10 @@ extension DashboardRoutes {
         let top = step * (highest / step).rounded(.up)
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
         func day(_ start: Int64) -> String { Format.day(r.calendar.day(of: start)) }
-        func label(_ start: Int64) -> String { hourly ? r.calendar.clock(start) : day(start) }
+        func label(_ start: Int64) -> String { hourly ? Format.hour(start, r.calendar) : day(start) }
         // An hour names its offset: the autumn day has two 02:00 hours.
         func when(_ start: Int64) -> String {
-            hourly ? "\(day(start)) \(r.calendar.clock(start)) (UTC\(r.calendar.iso(start).suffix(6)))" : day(start)
+            hourly ? "\(day(start)) \(Format.hour(start, r.calendar)) (UTC\(r.calendar.iso(start).suffix(6)))" : day(start)
         }
         let every = max(1, Int((Double(slots.count) / 6).rounded(.up)))
         let partial = { (i: Int) -> Bool in

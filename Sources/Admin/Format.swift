@@ -69,6 +69,16 @@ enum Format {
         return zone ? s.timeZone(.localizedGMT(.short)).format(date) : s.format(date)
     }
 
+    /// An hour of the chart in the calendar's zone: "14:00" where the reader's locale counts 24
+    /// hours (always two digits, so a day's ticks line up), "2:00 PM" where it counts 12.
+    static func hour(_ ms: Int64, _ calendar: SiteCalendar) -> String {
+        switch locale.hourCycle {
+        case .oneToTwelve, .zeroToEleven:
+            style(locale, calendar.identifier, date: .omitted, time: .shortened).format(Date(timeIntervalSince1970: Double(ms) / 1000))
+        default: calendar.clock(ms)
+        }
+    }
+
     // MARK: Amounts
 
     /// "€3,036.50", "3.036,50 €": an amount with its currency's symbol as the reader's locale

@@ -910,15 +910,21 @@ extension TableDetailsTests {
         for i in 0..<3 { try await f.t.ingest([IncomingEvent(site: f.t.site.id, url: "https://example.com/")], ip: "81.2.69.\(10 + i)") }
         try await f.app.test(.router) { client in
             let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
-            func page(_ language: String?) async throws -> String {
+            func page(_ language: String?, range: String = "7d") async throws -> String {
                 var h: HTTPFields = [.cookie: owner]
                 if let language { h[.acceptLanguage] = language }
-                return String(buffer: try await client.execute(uri: "/sites/\(f.t.site.id)?range=7d", method: .get, headers: h).body)
+                return String(buffer: try await client.execute(uri: "/sites/\(f.t.site.id)?range=\(range)", method: .get, headers: h).body)
             }
             let german = try await page("de-DE,de;q=0.9,en;q=0.5")
             #expect(german.contains("10. März 2026") && german.contains("<span>Revenue</span><strong>0,00</strong>"), "\(german)")
             let english = try await page(nil)
             #expect(english.contains("10 Mar 2026") && english.contains("<span>Revenue</span><strong>0.00</strong>"))
+            // Chart hours: 24 hours with two digits, or 12 with AM/PM (ICU's narrow no-break space before it).
+            let american = try await page("en-US", range: "today")
+            #expect(american.contains("<title>Mar 10, 2026 12:00\u{202F}PM (UTC+00:00) (so far): 3 visitors,") && american.contains(">4:00\u{202F}AM</text>"),
+                    "\(american)")
+            let hours = try await page("de-DE", range: "today")
+            #expect(hours.contains("<title>10. März 2026 12:00 (UTC+00:00) (so far): 3 visitors,") && hours.contains(">04:00</text>"), "\(hours)")
         }
     }
 }
