@@ -228,6 +228,11 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
                 inner, scroll = d.execute_script(
                     "return [window.innerWidth, document.documentElement.scrollWidth]")
                 assert scroll <= inner, f"{page} at {width}px: the page is {scroll}px wide in a {inner}px window"
+                # Saved for a person to look at (test-artifacts/pages-390/…, pages-1366/…).
+                folder = os.path.join(ARTIFACTS, f"pages-{width}")
+                os.makedirs(folder, exist_ok=True)
+                name = "".join(c if c.isalnum() else "-" for c in page.replace(server.site, "site")).strip("-") or "overview"
+                d.save_screenshot(os.path.join(folder, name[:80] + ".png"))
         # The site page's tables stay readable on the phone: a row's name is not broken letter by letter.
         d.set_window_size(390, 844)
         d.get(server.url + "/")
