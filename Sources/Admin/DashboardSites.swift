@@ -616,11 +616,13 @@ extension DashboardRoutes {
                     let v = figure(p).value ?? 0
                     let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
                     let soFar = partial(i) ? " (so far)" : ""
+                    // Every metric of the point, as the title and the values table write them.
+                    let counts = ChartMetric.counts.map { $0.figure(p).text($0.text) }, revenue = p.revenue.text(Format.money)
                     return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
                             "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
-                            "title": "\(when(p.start))\(soFar): " + ChartMetric.counts.map { "\($0.figure(p).text($0.text)) \($0.word)" }.joined(separator: ", ")
-                                + ", revenue \(p.revenue.text(Format.money))",
-                            "when": when(p.start) + soFar, "values": (ChartMetric.counts.map { $0.figure(p).text($0.text) } + [p.revenue.text(Format.money)]).map { ["text": $0] },
+                            "title": "\(when(p.start))\(soFar): " + zip(counts, ChartMetric.counts).map { "\($0) \($1.word)" }.joined(separator: ", ")
+                                + ", revenue \(revenue)",
+                            "when": when(p.start) + soFar, "values": (counts + [revenue]).map { ["text": $0] },
                             "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(metric.text) : "" } ?? ""]
                 },
                 "first": slots.first.map(when) ?? "", "last": slots.last.map(when) ?? "",

@@ -128,7 +128,7 @@ struct Figures {
 
     func series(hourly: Bool) throws -> [SeriesPoint] {
         if let f = try facts(), let points = hourly ? f.hourly : f.daily { return points }
-        return rollups && !hourly ? try database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay)
+        return rollups && !hourly ? try database.withConversions(database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay), site: site)
             : try database.series(site: site, from: from, to: to, hourly: hourly, filters: filters)
     }
 

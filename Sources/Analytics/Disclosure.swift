@@ -257,8 +257,8 @@ public struct Disclosure: Sendable {
                     point.visits = .withheld
                 }
             }
-            if p.conversions > 0, let hidden = sales[String(p.start)] == nil ? (restricted && isSmall(p.conversions) ? Shown<Int>.belowK(k) : .withheld) : nil {
-                point.conversions = hidden
+            if p.conversions > 0 && sales[String(p.start)] == nil {
+                point.conversions = restricted && isSmall(p.conversions) ? .belowK(k) : .withheld
                 point.revenue = .withheld
             }
             point.revenue = restricted && !revenueShown ? .withheld : revenue(point.revenue, conversions: p.conversions)

@@ -135,22 +135,35 @@ extension AppDatabase {
         }
     }
 
-    /// Visitors, pageviews and visits per day from the rollups, conversions and revenue from the
-    /// conversions, every day of the range included.
+    /// Visitors, pageviews and visits per day from the rollups, every day of the range included
+    /// (conversions are not rolled up: ``withConversions(_:site:)`` adds them).
     public func rollupSeries(site: String, fromDay: Int64, toDay: Int64) throws -> [SeriesPoint] {
-        let (byDay, sales, calendar) = try writer.read { db in
-            let calendar = try Self.calendar(db, site: site)
-            // Conversions are not rolled up: read directly, as the cards read them.
-            return (try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                                     arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2], $1[3]) },
-                    try Self.conversionCounts(db, site: site, from: calendar.start(of: fromDay), to: calendar.end(of: toDay), filters: Filters(),
-                                              bucket: calendar.sqlDay("c.ts")),
-                    calendar)
+        let (byDay, calendar) = try writer.read { db in
+            (try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM rollup_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                              arguments: [site, fromDay, toDay]).reduce(into: [Int64: (Int, Int, Int)]()) { $0[$1[0]] = ($1[1], $1[2], $1[3]) },
+             try Self.calendar(db, site: site))
         }
         return (fromDay...max(fromDay, toDay)).map { d in
             let (visitors, pageviews, visits) = byDay[d] ?? (0, 0, 0)
-            return SeriesPoint(start: calendar.start(of: d), visitors: visitors, pageviews: pageviews, visits: visits,
-                               conversions: sales[d]?.count ?? 0, revenue: sales[d]?.revenue ?? Revenue())
+            return SeriesPoint(start: calendar.start(of: d), visitors: visitors, pageviews: pageviews, visits: visits)
+        }
+    }
+
+    /// Daily points with their conversions and revenue (no filters), read directly as the cards
+    /// read them.
+    public func withConversions(_ points: [SeriesPoint], site: String) throws -> [SeriesPoint] {
+        guard let first = points.first, let last = points.last else { return points }
+        return try writer.read { db in
+            let calendar = try Self.calendar(db, site: site)
+            let sales = try Self.conversionCounts(db, site: site, from: first.start, to: calendar.end(of: calendar.day(of: last.start)),
+                                                  filters: Filters(), bucket: calendar.sqlDay("c.ts"))
+            return points.map { p in
+                var p = p
+                let d = calendar.day(of: p.start)
+                p.conversions = sales[d]?.count ?? 0
+                p.revenue = sales[d]?.revenue ?? Revenue()
+                return p
+            }
         }
     }
 
