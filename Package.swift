@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor"]
 
 let package = Package(
     name: "Candor",
@@ -37,6 +37,12 @@ let package = Package(
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CCompression", providers: [.apt(["zlib1g-dev", "libbrotli-dev"])]),
+        .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .target(
+            name: "TwoFactor",
+            dependencies: ["CQREncode", "Privacy", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "JSONOutput",
             swiftSettings: swiftSettings
@@ -116,7 +122,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo",
+                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo", "TwoFactor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

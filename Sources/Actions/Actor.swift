@@ -42,7 +42,8 @@ public struct Actor: Sendable, Equatable {
 
     public func may(_ permission: Permission) -> Bool {
         switch permission {
-        case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter:
+        case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests,
+             .viewPrivacyCenter:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -51,6 +52,9 @@ public struct Actor: Sendable, Equatable {
             }
         case .issueKey(let site, let scope), .revokeKey(let site, let scope):
             return scope == .privacyOfficer ? isStaffAdmin : may(.configure(site: site))
+        case .requireTwoFactor:
+            // The rule binds owners too: only they (and the operator) change it.
+            return standing == .operator_ || role == .owner
         case .manageUser(let current, let new):
             switch standing {
             case .operator_: return true
@@ -80,6 +84,8 @@ public enum Permission: Sendable, Equatable {
     /// Forwarding conversions to third parties (destinations): owners and admins only.
     case configureDestinations
     case setTerms
+    /// Which roles must sign in with a second factor: owners only.
+    case requireTwoFactor
     case fileRequests
     case exportSubjects
     case runRequests

@@ -180,12 +180,13 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
             try await self.withViewer(request) { v in try self.live(request, v, context.parameters.get("site") ?? "") }
         }
         router.get("/health/pipeline") { request, _ in try await self.withViewer(request) { v in try self.pipelineHealth(v) } }
-        router.get("/account") { request, _ in try await self.withViewer(request) { v in self.account(v, message: nil) } }
+        router.get("/account") { request, _ in try await self.withViewer(request) { v in try self.account(v, message: nil) } }
         router.get("/users") { request, _ in try await self.withViewer(request) { v in try self.users(v, message: nil) } }
         router.post("/users/:action") { request, context in
             try await self.withViewer(request) { v in try await self.changeUsers(request, v, context.parameters.get("action") ?? "") }
         }
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
+        addTwoFactorRoutes(to: router)
     }
 
     // MARK: Session plumbing
@@ -197,6 +198,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     func withViewer(_ request: Request, _ body: (Viewer) async throws -> Response) async throws -> Response {
         guard let token = token(request), let viewer = try auth.viewer(token: token) else {
             return Response(status: .seeOther, headers: [.location: "/login"])
+        }
+        if viewer.mustEnrolTwoFactor, !Self.reachableBeforeEnrolment(request.uri.path) {
+            return Response(status: .seeOther, headers: [.location: "/account/two-factor"])
         }
         // Pages are written in the reader's locale (dates, numbers, amounts).
         return try await Format.$locale.withValue(Format.locale(acceptLanguage: request.headers[.acceptLanguage])) { try await body(viewer) }
@@ -257,10 +261,26 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         if let origin = request.headers[.origin], let host = request.head.authority, !origin.hasSuffix("//" + host) {
             return loginPage(error: "Sign-in must come from this site.", status: .forbidden)
         }
-        // Throttled by the resolved client address (X-Forwarded-For from trusted proxies), kept as a keyed hash.
+        let result = try await auth.login(email: f["email"] ?? "", password: f["password"] ?? "", address: addressKey(request, context),
+                                          device: cookie("candor_device", request), userAgent: request.headers[.userAgent] ?? "")
+        if case .secondFactor(let challenge) = result {
+            return Response(status: .seeOther, headers: [.location: "/login/code", .setCookie:
+                "\(Self.challengeCookie)=\(challenge); Path=/login; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.challengeLifetime))\(secureCookies ? "; Secure" : "")"])
+        }
+        return signInResponse(result, page: { loginPage(error: $0, status: $1) })
+    }
+
+    /// The keyed hash of the caller's resolved address (X-Forwarded-For from trusted proxies) that
+    /// sign-in throttling counts; never the address itself.
+    func addressKey(_ request: Request, _ context: Context) -> String {
         let address = clientAddress(context.remoteAddress?.ipAddress, request.headers[.init("X-Forwarded-For")!]) ?? "unknown"
-        let key = Hex.encode(clientKey.withUnsafeBytes { k in Array(address.utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0) } })
-        switch try await auth.login(email: f["email"] ?? "", password: f["password"] ?? "", address: key, device: cookie("candor_device", request)) {
+        return Hex.encode(clientKey.withUnsafeBytes { k in Array(address.utf8).withUnsafeBytes { Sodium.keyedHash(key: k, message: $0) } })
+    }
+
+    /// The answer to the last step of a sign-in: the session's cookies and the dashboard, or
+    /// `page` with the reason.
+    func signInResponse(_ result: Authenticator.LoginResult, page: (String, HTTPResponse.Status) -> Response) -> Response {
+        switch result {
         case .success(let token, let device):
             let secure = secureCookies ? "; Secure" : ""
             var headers: HTTPFields = [.location: "/"]
@@ -268,18 +288,21 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                 "candor_session=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.sessionLifetime))\(secure)"))
             headers.append(HTTPField(name: .setCookie, value:
                 "candor_device=\(device); Path=/login; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.deviceLifetime))\(secure)"))
+            headers.append(HTTPField(name: .setCookie, value: "\(Self.challengeCookie)=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"))
             return Response(status: .seeOther, headers: headers)
-        case .invalid:
-            return loginPage(error: "E-mail or password is wrong.", status: .unauthorized)
+        case .invalid, .secondFactor, .challengeEnded:
+            return page("E-mail or password is wrong.", .unauthorized)
         case .throttled(let retry):
-            var r = loginPage(error: "Too many failed attempts; try again in \(retry < 60 ? "\(retry) seconds" : "\(retry / 60 + 1) minutes").",
-                              status: .tooManyRequests)
+            var r = page("Too many failed attempts; try again in \(retry < 60 ? "\(retry) seconds" : "\(retry / 60 + 1) minutes").", .tooManyRequests)
             r.headers[.retryAfter] = String(retry)
             return r
         case .busy:
-            var r = loginPage(error: "Too many sign-ins at once; try again in a moment.", status: .serviceUnavailable)
+            var r = page("Too many sign-ins at once; try again in a moment.", .serviceUnavailable)
             r.headers[.retryAfter] = "2"
             return r
+        case .unavailable:
+            return page("This server cannot check authenticator codes now (its secret key is missing); use a recovery code, "
+                        + "or ask an operator to reset your second factor (candor users reset-2fa).", .serviceUnavailable)
         }
     }
 

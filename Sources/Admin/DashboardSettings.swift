@@ -215,20 +215,32 @@ extension DashboardRoutes {
 
     // MARK: Account
 
-    func account(_ v: Viewer, message: String?, status: HTTPResponse.Status = .ok) -> Response {
+    /// The password form, the second factor's state, and the account's signed-in browsers.
+    func account(_ v: Viewer, message: String?, status: HTTPResponse.Status = .ok) throws -> Response {
         var c = base(v, title: "Account")
         if let message { c["message"] = message }
+        let id = v.user.id ?? -1
+        if let factor = try database.twoFactor(user: id), let since = factor.confirmedAt {
+            c["twoFactor"] = ["since": when(since, v), "left": factor.unusedRecoveryCodes,
+                              "required": try database.twoFactorRoles().contains(v.user.role)] as [String: Any]
+        }
+        let sessions = try database.webSessions(user: id, now: Int64(now().timeIntervalSince1970 * 1000))
+        c["sessions"] = sessions.map { s -> [String: Any] in
+            ["id": s.id, "device": s.device.isEmpty ? "Unknown browser" : s.device, "created": when(s.createdAt, v),
+             "seen": when(s.lastSeenAt, v), "current": s.id == v.sessionID]
+        }
+        c["others"] = sessions.count > 1
         return html("account", c, status: status)
     }
 
     func changePassword(_ request: Request, _ v: Viewer) async throws -> Response {
         guard let f = try await postedForm(request, v) else { return invalidForm() }
         guard PasswordHasher.verify(f["current"] ?? "", hash: v.user.passwordHash) else {
-            return account(v, message: "The current password is wrong.", status: .badRequest)
+            return try account(v, message: "The current password is wrong.", status: .badRequest)
         }
         let new = f["new"] ?? ""
-        guard new.count >= 12, new.count <= 200 else { return account(v, message: "Choose at least 12 characters.", status: .badRequest) }
-        guard new == f["confirm"] else { return account(v, message: "The two new passwords differ.", status: .badRequest) }
+        guard new.count >= 12, new.count <= 200 else { return try account(v, message: "Choose at least 12 characters.", status: .badRequest) }
+        guard new == f["confirm"] else { return try account(v, message: "The two new passwords differ.", status: .badRequest) }
         try administration.changeOwnPassword(user: v.user, newPassword: new)
         // Every session of the account ended with the change; sign in again.
         return Response(status: .seeOther, headers: [.location: "/login", .setCookie: Self.endSessionCookie])
@@ -247,6 +259,7 @@ extension DashboardRoutes {
             let assigned = Set(try database.siteIDs(user: u.id ?? -1))
             let manageable = v.actor.may(.manageUser(current: u.role, new: u.role))
             return ["email": u.email, "role": u.role.rawValue, "created": self.when(Int64(u.createdAt.timeIntervalSince1970 * 1000), v),
+                    "twoFactor": try database.twoFactor(user: u.id ?? -1)?.isOn == true,
                     "sites": sites.filter { assigned.contains($0.id) }.map(\.name).joined(separator: ", "),
                     "manageable": manageable && u.id != v.user.id, "me": u.id == v.user.id,
                     "roles": Role.allCases.filter { v.actor.may(.manageUser(current: u.role, new: $0)) }
@@ -255,6 +268,11 @@ extension DashboardRoutes {
         }
         c["roles"] = Role.allCases.filter { v.actor.may(.manageUser(current: nil, new: $0)) }.map { ["name": $0.rawValue] }
         c["sites"] = sites.map { ["id": $0.id, "name": $0.name] }
+        if v.actor.may(.requireTwoFactor) {
+            let required = try database.twoFactorRoles()
+            c["requireForm"] = true
+            c["twoFactorRoles"] = Role.allCases.map { ["name": $0.rawValue, "checked": required.contains($0)] }
+        }
         return html("users", c, status: status)
     }
 
@@ -281,6 +299,14 @@ extension DashboardRoutes {
             case "remove":
                 try administration.removeUser(email: email, by: v.actor)
                 return try users(v, message: "\(email) removed.")
+            case "reset-2fa":
+                try administration.resetTwoFactor(email: email, by: v.actor)
+                return try users(v, message: "\(email)'s second factor was removed and their sessions ended.")
+            case "require-2fa":
+                let roles = Set(Role.allCases.filter { f["role.\($0.rawValue)"] != nil })
+                try administration.setTwoFactorRoles(roles, by: v.actor)
+                return try users(v, message: roles.isEmpty ? "No role must use a second factor." :
+                                    "\(Role.list(roles).replacingOccurrences(of: ",", with: ", ")) must sign in with a second factor.")
             default:
                 return notFound()
             }

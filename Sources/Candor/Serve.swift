@@ -239,7 +239,10 @@ struct Serve: AsyncParsableCommand {
         guard (1...3600).contains(idleTimeout), (1...3600).contains(bodyTimeout) else {
             throw UsageError(description: "--idle-timeout and --body-timeout are 1-3600 seconds")
         }
-        let auth = Authenticator(database: database)
+        let auth = Authenticator(database: database, box: box, deviceLabel: { userAgent in
+            let agent = traffic.agent(userAgent)
+            return "\(agent.browser) on \(agent.os)"
+        })
         if let token = metricsToken, token.utf8.count < 16 { throw UsageError(description: "--metrics-token must be at least 16 characters") }
         let router = buildRouter(collector: collector, assets: assets, office: office,
                                  attributor: Attributor(database: database, subjects: try SubjectHasher(database: database), referrers: traffic.referrers,

@@ -110,13 +110,18 @@ struct Initialize: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "E-mail of the owner account.") var email: String = "admin@localhost"
     @Option(help: "Domain of the demo site.") var demoDomain: String = "localhost"
+    @Option(help: "Roles that must sign in with a second factor, for a new install (owner,admin,manager,viewer or none).")
+    var twoFactorRoles: String = "owner,admin"
 
     func run() throws {
         try data.ensureDirectory()
         let database = try AppDatabase(path: data.databasePath)
         let administration = Administration(database: database, policies: try PolicyBook(directory: data.policies))
+        guard let required = Role.set(parsing: twoFactorRoles) else { throw UsageError(description: "--two-factor-roles lists owner, admin, manager, viewer or none") }
         if let password = try administration.ensureOwner(email: email) {
+            try administration.setTwoFactorRoles(required, by: .cli)
             print("Admin login: \(email) / \(password)   (shown once; only its argon2id hash is stored)")
+            if !required.isEmpty { print("Two-factor sign-in required for: \(Role.list(required)) (set it up with an authenticator app at first sign-in)") }
         } else {
             print("Admin login: existing account(s) kept; the password was shown when it was created.")
         }

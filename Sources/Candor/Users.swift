@@ -6,7 +6,7 @@ import Store
 
 struct Users: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Dashboard accounts.", subcommands: [Add.self, List.self, SetRole.self, ResetPassword.self, Remove.self])
+        abstract: "Dashboard accounts.", subcommands: [Add.self, List.self, SetRole.self, ResetPassword.self, Remove.self, ResetTwoFactor.self, RequireTwoFactor.self])
 
     static func role(_ text: String) throws -> Role {
         guard let r = Role(rawValue: text) else { throw UsageError(description: "--role must be owner, admin, manager or viewer") }
@@ -70,6 +70,31 @@ struct Users: ParsableCommand {
         func run() throws {
             try Office(data).administration.removeUser(email: email, by: .cli)
             print("\(email)\tremoved")
+        }
+    }
+
+    struct ResetTwoFactor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-2fa", abstract: "Remove an account's second factor and recovery codes (a lost phone); ends its sessions.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "E-mail of the account.") var email: String
+
+        func run() throws {
+            try Office(data).administration.resetTwoFactor(email: email, by: .cli)
+            print("\(email)\tsecond factor removed")
+        }
+    }
+
+    struct RequireTwoFactor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "require-2fa", abstract: "Set the roles that must sign in with a second factor.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Comma-separated roles (owner,admin,manager,viewer), or none.") var roles: String
+
+        func run() throws {
+            guard let set = Role.set(parsing: roles) else { throw UsageError(description: "--roles lists owner, admin, manager, viewer or none") }
+            try Office(data).administration.setTwoFactorRoles(set, by: .cli)
+            print("two-factor required for: \(set.isEmpty ? "none" : Role.list(set))")
         }
     }
 }

@@ -31,7 +31,8 @@ public struct SecretBox: Sendable {
         if let recorded = try database.storedSecret(named: checkName), !Sodium.equal(recorded, box.check),
            try database.sealedCredentialsExist() {
             throw Failure(description: "this secret key (CANDOR_SECRET_KEY or \(directory)/secret.key) is not the one that sealed this "
-                + "database's destination credentials: restore that key, or remove the destinations (candor destinations remove) and add them again")
+                + "database's destination credentials and second-factor keys: restore that key, or remove the destinations (candor destinations "
+                + "remove) and add them again and reset the accounts' second factors (candor users reset-2fa)")
         }
         return box
     }
@@ -46,7 +47,7 @@ public struct SecretBox: Sendable {
     public func claim(_ database: AppDatabase) throws {
         try database.recordSecret(named: Self.checkName, value: check)
         guard let recorded = try database.storedSecret(named: Self.checkName), Sodium.equal(recorded, check) else {
-            throw Failure(description: "credentials sealed under another secret key are stored: restore that key, or remove those destinations first")
+            throw Failure(description: "secrets sealed under another secret key are stored: restore that key, or remove those destinations and second factors first")
         }
     }
 

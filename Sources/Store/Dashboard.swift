@@ -231,19 +231,21 @@ extension AppDatabase {
 
     // MARK: Dashboard sessions (only a hash of the cookie token is stored)
 
-    public func insertWebSession(tokenHash: [UInt8], user: Int64, csrf: String, createdAt: Int64, expiresAt: Int64) throws {
+    /// `device`: the browser's label in its owner's session list ("Chrome on Linux").
+    public func insertWebSession(tokenHash: [UInt8], user: Int64, csrf: String, createdAt: Int64, expiresAt: Int64, device: String = "") throws {
         try writer.write { db in
             try db.execute(sql: "DELETE FROM web_sessions WHERE expires_at < ?", arguments: [createdAt])
-            try db.execute(sql: "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?,?,?,?,?)",
-                           arguments: [Data(tokenHash), user, csrf, createdAt, expiresAt])
+            try db.execute(sql: """
+                INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at, device, last_seen_at) VALUES (?,?,?,?,?,?,?)
+                """, arguments: [Data(tokenHash), user, csrf, createdAt, expiresAt, device, createdAt])
         }
     }
 
-    /// (user id, CSRF token) of a live session.
-    public func webSession(tokenHash: [UInt8], now: Int64) throws -> (user: Int64, csrf: String)? {
+    /// (user id, CSRF token, last use) of a live session.
+    public func webSession(tokenHash: [UInt8], now: Int64) throws -> (user: Int64, csrf: String, lastSeen: Int64)? {
         try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT user_id, csrf FROM web_sessions WHERE token_hash = ? AND expires_at > ?",
-                             arguments: [Data(tokenHash), now]).map { ($0[0], $0[1]) }
+            try Row.fetchOne(db, sql: "SELECT user_id, csrf, last_seen_at FROM web_sessions WHERE token_hash = ? AND expires_at > ?",
+                             arguments: [Data(tokenHash), now]).map { ($0[0], $0[1], $0[2]) }
         }
     }
 

@@ -560,6 +560,41 @@ extension AppDatabase {
                 CREATE INDEX deliveries_by_site ON deliveries(site_id);
                 """)
         }
+        migrator.registerMigration("v23-two-factor") { db in
+            // Second factors: the TOTP secret sealed under the install's secret key; recovery codes
+            // as BLAKE2b hashes; sign-ins between password and code (token hash only); settings
+            // of the whole install (which roles must use a second factor: none until set, so an
+            // upgrade locks nobody out; `candor init` sets owners and admins). Sessions gain the
+            // browser's label and when they were last used, for their owner's list.
+            try db.execute(sql: """
+                CREATE TABLE two_factor (
+                    user_id INTEGER PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    secret BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    confirmed_at INTEGER,
+                    last_step INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE recovery_codes (
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    code_hash BLOB NOT NULL CHECK (length(code_hash) = 32),
+                    used_at INTEGER,
+                    PRIMARY KEY (user_id, code_hash)
+                );
+                CREATE TABLE login_challenges (
+                    token_hash BLOB PRIMARY KEY NOT NULL CHECK (length(token_hash) = 32),
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    expires_at INTEGER NOT NULL,
+                    failures INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE install_settings (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value TEXT NOT NULL
+                );
+                ALTER TABLE web_sessions ADD COLUMN device TEXT NOT NULL DEFAULT '';
+                ALTER TABLE web_sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX web_sessions_by_user ON web_sessions(user_id);
+                """)
+        }
         return migrator
     }
 }

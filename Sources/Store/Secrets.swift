@@ -91,13 +91,13 @@ extension AppDatabase {
         try writer.read { db in try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]).map { [UInt8]($0) } }
     }
 
-    /// Whether destination credentials sealed under the secret key are stored.
+    /// Whether destination credentials or second-factor secrets sealed under the secret key are stored.
     public func sealedCredentialsExist() throws -> Bool {
         try writer.read { db in try Self.sealedCredentialsExist(db) }
     }
 
     static func sealedCredentialsExist(_ db: Database) throws -> Bool {
-        try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL LIMIT 1") != nil
+        try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL UNION ALL SELECT 1 FROM two_factor LIMIT 1") != nil
     }
 
     /// Stores `value` under `name`: inserted when absent; replaced when no sealed credential is

@@ -222,6 +222,14 @@ extension LiveServerTests {
                 (.post, "/sites/\(a)/settings/delete", { "confirm=x" }, [303, 404, 400, 400, 400]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=viewer" }, [303, 404, 404, 200, 200]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=owner" }, [303, 404, 404, 403, 200]),
+                // The second factor: everyone's own enrolment, sessions and second factor; the
+                // install's rule for owners; others' resets for owners and admins (the viewer has none: 400).
+                (.get, "/account/two-factor", nil, [303, 200, 200, 200, 200]),
+                (.post, "/account/two-factor/enable", { "code=abcdef" }, [303, 400, 400, 400, 400]),
+                (.post, "/account/two-factor/disable", { "password=wrong&code=000000" }, [303, 400, 400, 400, 400]),
+                (.post, "/account/sessions/revoke", { "session=" + String(repeating: "0", count: 64) }, [303, 200, 200, 200, 200]),
+                (.post, "/users/reset-2fa", { "email=viewer%40example.org" }, [303, 404, 404, 400, 400]),
+                (.post, "/users/require-2fa", { "" }, [303, 404, 404, 403, 200]),
                 (.get, "/health", nil, [401, 401, 401, 200, 200]),
                 (.get, "/metrics", nil, [401, 401, 401, 200, 200]),
                 (.get, "/healthz", nil, [200, 200, 200, 200, 200]),

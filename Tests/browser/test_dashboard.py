@@ -217,7 +217,7 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
                    env={**os.environ, "CANDOR_BROWSER_TEST_SECRET": "browser-test-secret"})
     pages = ["/", f"/sites/{server.site}", f"/sites/{server.site}?range=today&f.path=%2Fpricing", f"/sites/{server.site}/destinations",
              f"/sites/{server.site}/settings", f"/sites/{server.site}/realtime", "/privacy", "/health/pipeline",
-             "/clients", "/users", "/account", "/consent", f"/consent?site={server.site}",
+             "/clients", "/users", "/account", "/account/two-factor", "/consent", f"/consent?site={server.site}",
              f"/sites/{server.site}/details?dimension=path", f"/sites/{server.site}/details?dimension=referrer_host&q=b"]
     with chromium() as d:
         sign_in(d, server, *server.admin)

@@ -36,11 +36,14 @@ def free_port():
 
 
 class Server:
-    def __init__(self, tmp_path, policies=None, extra=()):
+    def __init__(self, tmp_path, policies=None, extra=(), two_factor=False):
+        """two_factor: keep a new install's rule that owners and admins sign in with a second
+        factor (test_two_factor.py); the other tests sign in with the password alone."""
         self.data = str(tmp_path / "data")
         self.port = free_port()
         policies = policies or os.path.join(ROOT, "policies")
-        out = subprocess.run([BIN, "init", "--data", self.data, "--policies", policies],
+        out = subprocess.run([BIN, "init", "--data", self.data, "--policies", policies]
+                             + ([] if two_factor else ["--two-factor-roles", "none"]),
                              check=True, capture_output=True, text=True).stdout
         self.site = [l.split(": ")[1].split(" ")[0] for l in out.splitlines() if l.startswith("Demo site id")][0]
         login = [l for l in out.splitlines() if l.startswith("Admin login: ")][0].split(": ", 1)[1].split()
