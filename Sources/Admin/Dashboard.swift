@@ -187,6 +187,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         }
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
         addTwoFactorRoutes(to: router)
+        addShareRoutes(to: router)
     }
 
     // MARK: Session plumbing

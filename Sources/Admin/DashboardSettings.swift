@@ -16,7 +16,7 @@ extension DashboardRoutes {
 
     func mayConfigure(_ v: Viewer, _ site: String) -> Bool { v.may(see: site) && v.actor.may(.configure(site: site)) }
 
-    func settings(_ request: Request, _ v: Viewer, _ id: String, message: String?, newKey: String? = nil,
+    func settings(_ request: Request, _ v: Viewer, _ id: String, message: String?, newKey: String? = nil, newLink: String? = nil,
                   status: HTTPResponse.Status = .ok) throws -> Response {
         guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
         var c = base(v, title: "Settings — \(site.name)")
@@ -28,6 +28,9 @@ extension DashboardRoutes {
         c["zones"] = Self.zones(selected: site.calendar.identifier)
         if let message = message ?? Self.settingsDone(request.uri.queryParameters.get("done")) { c["message"] = message }
         if let newKey { c["newKey"] = newKey }
+        if let newLink { c["newLink"] = newLink }
+        c["sharedLinks"] = try sharedLinksContext(site, v)
+        c["shareFilters"] = request.uri.queryParameters.get("share").map { String($0) } ?? ""
         let mode = (policies[site.policy] ?? .default).mode
         let language = BannerTexts.language(request.uri.queryParameters.get("lang"))
         c["bannerLanguages"] = BannerTexts.languageCodes.map { ["code": $0, "selected": $0 == language] }
@@ -90,6 +93,7 @@ extension DashboardRoutes {
         case "funnel-added"?: "Funnel added."
         case "funnel-deleted"?: "Funnel deleted."
         case "key-revoked"?: "Key revoked."
+        case "link-revoked"?: "Shared link revoked: it answers 404 from now on."
         case "archived"?: "Site archived: within \(Int(Site.collectorRefresh)) seconds nothing more is collected. Its data stays until retention removes it."
         case "restored"?: "Site brought back: it collects again within \(Int(Site.collectorRefresh)) seconds."
         default: nil
@@ -198,6 +202,8 @@ extension DashboardRoutes {
             guard let keyID = f["key"], let key = try database.apiKey(id: keyID), key.siteID == id else { return try refuse("No such key.") }
             do { try administration.revokeKey(id: key.id, by: v.actor) } catch let error as ActionError { return try refuse(error.description) }
             return done("key-revoked")
+        case "share", "unshare":
+            return try changeSharedLinks(request, v, site, f, revoke: action == "unshare")
         case "archive", "restore":
             do { try administration.setArchived(site: id, action == "archive", by: v.actor) } catch let error as ActionError {
                 return try refuse(error.description)

@@ -298,7 +298,8 @@ extension DashboardRoutes {
     /// the view's visitors as a bar class (`s0`…`s100`, steps of 2; none for a hidden figure).
     /// `total` is the visitors figure the reader is shown (nil when withheld: a bar would then
     /// reveal the hidden total through a shown row).
-    func rowContext(_ row: Disclosure.Row, _ kind: TableKind, _ request: Request, site: String, total: Int?) -> [String: Any] {
+    /// A table row's cells; `base`: the path its filter link leads to (the site page, or a shared link's).
+    func rowContext(_ row: Disclosure.Row, _ kind: TableKind, _ request: Request, base: String, total: Int?) -> [String: Any] {
         let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
         let shown = row.value.map { value in filterable.map { row.isOther ? value : Self.shown($0, value) } ?? value }
         var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text(Format.grouped),
@@ -308,7 +309,7 @@ extension DashboardRoutes {
             cell["share"] = "s\(steps * 2)"
         }
         if let d = filterable, let value = row.value, !row.isOther {
-            cell["filter"] = "/sites/\(site)" + Self.query(request, ["f.\(d.rawValue)": value, "dimension": nil, "q": nil, "sort": nil])
+            cell["filter"] = base + Self.query(request, ["f.\(d.rawValue)": value, "dimension": nil, "q": nil, "sort": nil])
         }
         // Only plain host names become links, always https.
         if filterable == .referrer, let host = row.value, !row.isOther,
@@ -409,7 +410,9 @@ extension DashboardRoutes {
                 retryAfter: 5)
     }
 
-    func site(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
+    /// The site page; through a shared link (`shared`) as a restricted reader would see it, with
+    /// the link's filters fixed, no account, exports or settings.
+    func site(_ request: Request, _ v: Viewer, _ id: String, shared: SharedView? = nil) throws -> Response {
         guard v.may(see: id), let site = try database.site(id: id) else { return notFound() }
         let policy = policies[site.policy] ?? .default
         let rule = disclosure(v, policy)
@@ -437,8 +440,9 @@ extension DashboardRoutes {
                                          "href": Self.query(request, ["range": $0.0, "from": nil, "to": nil])] }
         c["compareHref"] = Self.query(request, ["compare": compare ? nil : "1"])
         c["compareLabel"] = compare ? "Stop comparing" : "Compare to the previous period"
-        c["filters"] = f.terms.map { ["label": $0.0.label, "value": Self.shown($0.0, $0.1),
-                                      "remove": Self.query(request, ["f.\($0.0.rawValue)": nil])] }
+        c["filters"] = f.terms.map { term in ["label": term.0.label, "value": Self.shown(term.0, term.1),
+                                              "fixed": shared?.link.filters.contains { $0.0 == term.0 } ?? false,
+                                      "remove": Self.query(request, ["f.\(term.0.rawValue)": nil])] }
         c["hasFilters"] = !f.isEmpty
         c["filterInputs"] = f.terms.map { ["name": "f.\($0.0.rawValue)", "value": $0.1] }
         c["conversionsFiltered"] = !f.isEmpty
@@ -478,7 +482,7 @@ extension DashboardRoutes {
                         "jsonHref": export + Self.query(request, ["dimension": kind.key, "format": "json"]),
                         "detailsHref": "/sites/\(site.id)/details" + Self.query(request, ["dimension": kind.key, "compare": nil]),
                         "empty": t.rows.isEmpty, "countLabel": kind.countLabel,
-                        "rows": t.rows.prefix(10).map { rowContext($0, kind, request, site: site.id, total: cards.visitors.value) }])
+                        "rows": t.rows.prefix(10).map { rowContext($0, kind, request, base: shared?.path ?? "/sites/\(site.id)", total: cards.visitors.value) }])
         }
         var groups: [[String: Any]] = []
         var shownPages: Set<String> = []
@@ -504,7 +508,15 @@ extension DashboardRoutes {
                                "rows": t.rows.prefix(50).map { ["value": $0.value ?? "", "visitors": $0.visitors.text(Format.grouped),
                                                                 "events": $0.pageviews.text(Format.grouped)] }]
         }
-        c["mayConfigure"] = mayConfigure(v, id)
+        c["mayConfigure"] = shared == nil && mayConfigure(v, id)
+        // "Share this view": the settings page's form, filled with this view's filters.
+        c["shareHref"] = "/sites/\(site.id)/settings?share=" + (SharedView.filterQuery(f.terms).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+            + "#shared-links"
+        if let shared {
+            // No account on the page: the header shows no navigation.
+            for key in ["user", "csrf", "staff", "manageUsers", "viewerOnly"] { c[key] = nil }
+            c["shared"] = ["label": shared.link.label]
+        }
         let goals = try report.goals(summaries: summaries, pageRows: pageCounts)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
             ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text(Format.grouped),
@@ -665,7 +677,7 @@ extension DashboardRoutes {
         let search = String((q.get("q") ?? "").trimmingCharacters(in: .whitespaces).prefix(200))
         let sort = ["value", "count"].contains(q.get("sort") ?? "") ? q.get("sort")! : "visitors"
         // Hidden figures ("< k", "–") sort below every shown one; the table's own order breaks ties.
-        var rows = table.rows.enumerated().map { ($0.offset, $0.element, rowContext($0.element, kind, request, site: site.id, total: shownTotal)) }
+        var rows = table.rows.enumerated().map { ($0.offset, $0.element, rowContext($0.element, kind, request, base: "/sites/\(site.id)", total: shownTotal)) }
         if !search.isEmpty { rows = rows.filter { !$0.1.isOther && ($0.2["value"] as? String ?? "").localizedCaseInsensitiveContains(search) } }
         rows.sort { a, b in
             switch sort {

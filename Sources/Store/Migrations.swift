@@ -595,6 +595,24 @@ extension AppDatabase {
                 CREATE INDEX web_sessions_by_user ON web_sessions(user_id);
                 """)
         }
+        migrator.registerMigration("v24-shared-links") { db in
+            // Read-only links to a site's view: the token only as its hash; revoking deletes the row
+            // (the audit log keeps its creation and revocation).
+            try db.execute(sql: """
+                CREATE TABLE shared_links (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    label TEXT NOT NULL,
+                    filters TEXT NOT NULL DEFAULT '',
+                    password_hash TEXT,
+                    expires_at INTEGER,
+                    created_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX shared_links_by_site ON shared_links(site_id);
+                """)
+        }
         return migrator
     }
 }

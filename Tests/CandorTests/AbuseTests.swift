@@ -222,6 +222,10 @@ extension LiveServerTests {
                 (.post, "/sites/\(a)/settings/delete", { "confirm=x" }, [303, 404, 400, 400, 400]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=viewer" }, [303, 404, 404, 200, 200]),
                 (.post, "/users/add", { "email=\(unique())%40example.org&role=owner" }, [303, 404, 404, 403, 200]),
+                // Shared links: made by those who configure the site; an unknown link is a 404 for anyone.
+                (.post, "/sites/\(a)/settings/share", { "label=m&filters=" }, [303, 404, 200, 200, 200]),
+                (.post, "/sites/\(b)/settings/share", { "label=m&filters=" }, [303, 404, 404, 200, 200]),
+                (.get, "/share/" + String(repeating: "ab", count: 32), nil, [404, 404, 404, 404, 404]),
                 // The second factor: everyone's own enrolment, sessions and second factor; the
                 // install's rule for owners; others' resets for owners and admins (the viewer has none: 400).
                 (.get, "/account/two-factor", nil, [303, 200, 200, 200, 200]),

@@ -671,9 +671,15 @@ extension TestClientProtocol {
                                          headers: [.contentType: "application/x-www-form-urlencoded", .cookie: owner],
                                          body: ByteBuffer(string: "csrf=\(try await client.csrf(owner))&code=\(code)"))
             _ = try await client.page("/login/code", "candor_challenge=" + String(repeating: "0", count: 64))
+            // A shared link's password page.
+            let link = try await client.execute(uri: "/sites/\(f.t.site.id)/settings/share", method: .post,
+                                                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: owner],
+                                                body: ByteBuffer(string: "csrf=\(try await client.csrf(owner))&label=p&filters=&password=a-password"))
+            let token = try #require(String(buffer: link.body).firstMatch(of: /\/share\/([0-9a-f]{64})</).map { String($0.1) })
+            _ = try await client.page("/share/\(token)", nil)
         }
         #expect(Set(f.pages.names).isSubset(of: f.pages.renderedNames), "never rendered: \(Set(f.pages.names).subtracting(f.pages.renderedNames))")
-        #expect(f.pages.names.count == 21)
+        #expect(f.pages.names.count == 22)
     }
 
     func t_office_request(_ f: DashboardFixture) throws -> PrivacyRequest {

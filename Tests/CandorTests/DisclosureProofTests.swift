@@ -128,7 +128,8 @@ extension LiveServerTests {
             let owner = try await install.signIn(install.ownerEmail, install.ownerPassword)
             let form: HTTPFields = [.cookie: owner.cookie, .contentType: "application/x-www-form-urlencoded"]
             // 200 sites, each with a goal and a statistics key, and random visitors.
-            var sites: [(id: String, key: String, goal: String)] = []
+            // Each site also gets a shared link, whose page must show exactly the viewer's figures.
+            var sites: [(id: String, key: String, goal: String, share: String)] = []
             for i in 0..<200 {
                 let added = try await install.request(.post, "/sites", headers: form, body: "csrf=\(owner.csrf)&name=Dataset+\(i)&domains=d\(i).example&policy=default")
                 let id = try #require(added.headers[.location]?.split(separator: "/").dropFirst().first.map(String.init))
@@ -137,7 +138,9 @@ extension LiveServerTests {
                                               body: "csrf=\(owner.csrf)&name=G&kind=page&match=\(goal.replacingOccurrences(of: "/", with: "%2F"))")
                 let page = try await install.request(.post, "/sites/\(id)/settings/key", headers: form, body: "csrf=\(owner.csrf)&label=p&scope=stats%3Aread").body
                 let key = try #require(page.range(of: #"<code id="new-key">"#).map { String(page[$0.upperBound...].prefix { $0 != "<" }) })
-                sites.append((id, key, goal))
+                let shared = try await install.request(.post, "/sites/\(id)/settings/share", headers: form, body: "csrf=\(owner.csrf)&label=proof&filters=").body
+                let share = try #require(shared.firstMatch(of: /id="new-link">[^<]*\/share\/([0-9a-f]{64})</).map { String($0.1) })
+                sites.append((id, key, goal, share))
             }
             let added = try install.cli(["users", "add", "--email", "viewer@example.org", "--role", "viewer"] + sites.flatMap { ["--site", $0.id] })
             let viewer = try await install.signIn("viewer@example.org", String(added.split(separator: " ")[2]))
@@ -204,6 +207,13 @@ extension LiveServerTests {
                 let label = "site \(i) [\(terms.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ","))]"
                 // HTML
                 let html = String(buffer: try await client.get("/sites/\(site.id)?\(query)", headers: viewerHeaders).body ?? ByteBuffer())
+                // The same view through the site's shared link: the same figures, so every check below holds for it too.
+                let viaLink = String(buffer: try await client.get("/share/\(site.share)?\(query)", headers: [:]).body ?? ByteBuffer())
+                    .replacingOccurrences(of: "/share/\(site.share)", with: "/sites/\(site.id)")
+                if Self.cards(viaLink).isEmpty || !Self.sameFigures(html, viaLink) {
+                    note(["\(label): the shared link's page shows other figures than the viewer's"])
+                }
+                findings.countShared()
                 let view = terms.map { Term.filter($0.0, $0.1, ref) }
                 let cards = Self.cards(html)
                 let visitorsCard = Self.read(cards["Visitors"] ?? "?")
@@ -307,7 +317,8 @@ extension LiveServerTests {
             }
             let (found, c) = findings.result
             print("disclosure proof seed \(seed): 200 datasets, \(c.views) views, \(c.figures) figures read as a viewer (\(c.hidden) shown as < k or –), "
-                  + "\(found.count) problem(s)")
+                  + "\(findings.sharedPages) pages also read through shared links, \(found.count) problem(s)")
+            #expect(findings.sharedPages == c.views, "every view's page is read through its site's shared link too")
             #expect(c.figures > 5000 && c.hidden > 100, "the run must read many figures and hide some (\(c))")
             #expect(findings.barsRead > 500, "the chart's bars must be read (\(findings.barsRead))")
             #expect(found.isEmpty, "seed \(seed): \(found.count) problems, e.g.\n\(found.prefix(20).joined(separator: "\n"))")
@@ -350,6 +361,13 @@ extension LiveServerTests {
             }
         }
 
+        /// Whether two site pages show the same cards, table rows, chart bars and goal.
+        static func sameFigures(_ a: String, _ b: String) -> Bool {
+            func rows(_ h: String) -> [String] { tables(h).map { "\($0.0): " + $0.1.map { "\($0.value)|\($0.visitors)|\($0.pageviews)" }.joined(separator: ";") } }
+            func chart(_ h: String) -> [String] { bars(h).map { "\($0.hour)=\($0.visitors)" } }
+            return cards(a) == cards(b) && rows(a) == rows(b) && chart(a) == chart(b) && goal(a) == goal(b)
+        }
+
         static func goal(_ html: String) -> String? {
             matches(#"<tr><td>G <small>page [^<]*</small></td><td>([^<]*)</td>"#, html).first.map { unescape($0[1]) }
         }
@@ -383,6 +401,11 @@ final class Findings: @unchecked Sendable {
         bars += n
     }
     var barsRead: Int { lock.lock(); defer { lock.unlock() }; return bars }
+
+    /// Pages also read through a shared link (and compared with the viewer's).
+    private var shared = 0
+    func countShared() { lock.lock(); defer { lock.unlock() }; shared += 1 }
+    var sharedPages: Int { lock.lock(); defer { lock.unlock() }; return shared }
 
     func add(_ p: [String]) {
         guard !p.isEmpty else { return }

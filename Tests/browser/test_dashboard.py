@@ -221,6 +221,16 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
              f"/sites/{server.site}/details?dimension=path", f"/sites/{server.site}/details?dimension=referrer_host&q=b"]
     with chromium() as d:
         sign_in(d, server, *server.admin)
+        # A shared link, made from the site page's "Share this view" (issue 18), is one of the pages.
+        d.get(server.url + f"/sites/{server.site}?f.path=%2Fpricing")
+        d.find_element(By.LINK_TEXT, "Share this view").click()
+        form = d.find_element(By.CSS_SELECTOR, "form[action$='/settings/share']")
+        assert form.find_element(By.NAME, "filters").get_attribute("value") == "f.path=%2Fpricing"
+        form.find_element(By.NAME, "label").send_keys("Pricing for the client")
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        link = d.find_element(By.ID, "new-link").text
+        assert link.startswith(server.url + "/share/"), link
+        pages.append(link[len(server.url):])
         for width, height in [(390, 844), (1366, 900)]:
             d.set_window_size(width, height)
             for page in pages:
@@ -232,6 +242,7 @@ def test_every_staff_page_fits_a_phone_and_a_laptop(server):
                 folder = os.path.join(ARTIFACTS, f"pages-{width}")
                 os.makedirs(folder, exist_ok=True)
                 name = "".join(c if c.isalnum() else "-" for c in page.replace(server.site, "site")).strip("-") or "overview"
+                name = "share" if page.startswith("/share/") else name
                 d.save_screenshot(os.path.join(folder, name[:80] + ".png"))
         # The site page's tables stay readable on the phone: a row's name is not broken letter by letter.
         d.set_window_size(390, 844)
