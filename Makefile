@@ -5,7 +5,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev libqrencode-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev libqrencode-dev libcurl4-openssl-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
 # The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0
@@ -47,8 +47,8 @@ deps-run:
 
 deps-test: deps-run
 	$(call ensure_packages,$(TEST_PACKAGES))
-	@python3 -c "import selenium, pytest, pyotp" 2>/dev/null || python3 -m pip install --quiet selenium pytest pyotp \
-	  || python3 -m pip install --quiet --break-system-packages selenium pytest pyotp
+	@python3 -c "import selenium, pytest, pyotp, aiosmtpd" 2>/dev/null || python3 -m pip install --quiet selenium pytest pyotp aiosmtpd \
+	  || python3 -m pip install --quiet --break-system-packages selenium pytest pyotp aiosmtpd
 
 deps-bench: deps-run
 	$(call ensure_packages,$(BENCH_PACKAGES))

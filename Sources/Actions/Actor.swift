@@ -43,7 +43,7 @@ public struct Actor: Sendable, Equatable {
     public func may(_ permission: Permission) -> Bool {
         switch permission {
         case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests,
-             .viewPrivacyCenter:
+             .viewPrivacyCenter, .installAlerts:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -84,6 +84,8 @@ public enum Permission: Sendable, Equatable {
     /// Forwarding conversions to third parties (destinations): owners and admins only.
     case configureDestinations
     case setTerms
+    /// Alert rules and channels of the whole install: owners and admins only.
+    case installAlerts
     /// Which roles must sign in with a second factor: owners only.
     case requireTwoFactor
     case fileRequests

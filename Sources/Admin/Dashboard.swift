@@ -8,6 +8,7 @@ import Integrations
 import JSONOutput
 import Logging
 import Mustache
+public import Notify
 import NIOCore
 public import Privacy
 public import Store
@@ -95,15 +96,20 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let destinationSetup: DestinationSetup?
     /// Countries `/world.svg` draws (upper-case codes); empty: no map.
     let mapCountries: Set<String>
+    /// Seals alert channels' URLs (nil: channels cannot be added).
+    let secretBox: SecretBox?
+    /// Sends alert e-mail (nil: no SMTP server configured).
+    let mailer: Mailer?
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
                 secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
                 liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() },
                 clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer },
-                destinations: DestinationSetup? = nil, mapCountries: Set<String> = []) {
+                destinations: DestinationSetup? = nil, secretBox: SecretBox? = nil, mailer: Mailer? = nil, mapCountries: Set<String> = []) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
         self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
         self.clientAddress = clientAddress; self.destinationSetup = destinations; self.mapCountries = mapCountries
+        self.secretBox = secretBox; self.mailer = mailer
     }
 
     var administration: Administration { Administration(database: database, policies: policies, now: now) }
@@ -188,6 +194,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.post("/account") { request, _ in try await self.withViewer(request) { v in try await self.changePassword(request, v) } }
         addTwoFactorRoutes(to: router)
         addShareRoutes(to: router)
+        addAlertRoutes(to: router)
     }
 
     // MARK: Session plumbing

@@ -236,6 +236,8 @@ extension DashboardRoutes {
              "seen": when(s.lastSeenAt, v), "current": s.id == v.sessionID]
         }
         c["others"] = sessions.count > 1
+        c["alertEmails"] = try database.alertEmails(user: id)
+        c["mail"] = mailer != nil
         return html("account", c, status: status)
     }
 

@@ -613,6 +613,46 @@ extension AppDatabase {
                 CREATE INDEX shared_links_by_site ON shared_links(site_id);
                 """)
         }
+        migrator.registerMigration("v25-alerts") { db in
+            // Alert rules with their state, what they said (history), where they go besides e-mail
+            // (URLs and signing secrets sealed), and who wants them by e-mail.
+            try db.execute(sql: """
+                CREATE TABLE alert_rules (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    threshold REAL NOT NULL,
+                    cooldown_minutes INTEGER NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    firing_since INTEGER,
+                    last_change_at INTEGER
+                );
+                CREATE INDEX alert_rules_by_site ON alert_rules(site_id);
+                CREATE TABLE alert_history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    rule_id TEXT NOT NULL,
+                    site_id TEXT,
+                    kind TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('fired', 'resolved')),
+                    at INTEGER NOT NULL,
+                    message TEXT NOT NULL,
+                    delivered TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX alert_history_by_time ON alert_history(at);
+                CREATE INDEX alert_history_by_site ON alert_history(site_id);
+                CREATE TABLE notification_channels (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL CHECK (kind IN ('slack', 'teams', 'webhook')),
+                    label TEXT NOT NULL,
+                    target BLOB NOT NULL,
+                    secret BLOB,
+                    created_at INTEGER NOT NULL
+                );
+                ALTER TABLE users ADD COLUMN alert_emails INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

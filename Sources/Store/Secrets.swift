@@ -97,7 +97,10 @@ extension AppDatabase {
     }
 
     static func sealedCredentialsExist(_ db: Database) throws -> Bool {
-        try Int.fetchOne(db, sql: "SELECT 1 FROM destinations WHERE credential IS NOT NULL UNION ALL SELECT 1 FROM two_factor LIMIT 1") != nil
+        try Int.fetchOne(db, sql: """
+            SELECT 1 FROM destinations WHERE credential IS NOT NULL UNION ALL SELECT 1 FROM two_factor
+            UNION ALL SELECT 1 FROM notification_channels LIMIT 1
+            """) != nil
     }
 
     /// Stores `value` under `name`: inserted when absent; replaced when no sealed credential is

@@ -226,6 +226,12 @@ extension LiveServerTests {
                 (.post, "/sites/\(a)/settings/share", { "label=m&filters=" }, [303, 404, 200, 200, 200]),
                 (.post, "/sites/\(b)/settings/share", { "label=m&filters=" }, [303, 404, 404, 200, 200]),
                 (.get, "/share/" + String(repeating: "ab", count: 32), nil, [404, 404, 404, 404, 404]),
+                // Alerts: a site's rules by those who configure it, the install's by owners and admins.
+                (.get, "/alerts", nil, [303, 404, 200, 200, 200]),
+                (.post, "/alerts/add-rule", { "site=\(a)&kind=silent&threshold=24&cooldown=60" }, [303, 404, 303, 303, 303]),
+                (.post, "/alerts/add-rule", { "site=\(b)&kind=silent&threshold=24&cooldown=60" }, [303, 404, 404, 303, 303]),
+                (.post, "/alerts/add-rule", { "site=&kind=disk&threshold=5&cooldown=60" }, [303, 404, 403, 303, 303]),
+                (.post, "/account/alerts", { "on=1" }, [303, 200, 200, 200, 200]),
                 // The second factor: everyone's own enrolment, sessions and second factor; the
                 // install's rule for owners; others' resets for owners and admins (the viewer has none: 400).
                 (.get, "/account/two-factor", nil, [303, 200, 200, 200, 200]),

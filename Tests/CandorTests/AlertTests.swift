@@ -1,0 +1,75 @@
+import Actions
+import Collector
+import Foundation
+import Logging
+import Notify
+import Store
+import Testing
+
+/// Alert rules on an injected clock: a rule fires once while its condition holds, resolves when it
+/// stops, keeps quiet for its cooldown, and a spike is measured against the same hour of the same
+/// weekday in the weeks before (hand-counted).
+@Suite struct AlertTests {
+    func engine(_ t: TestCollector) -> AlertEngine {
+        AlertEngine(database: t.database, dataDirectory: t.dir.path,
+                    notifier: Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test")), now: t.clock.closure)
+    }
+
+    @Test func aSilentSiteFiresOnceResolvesAndWaitsItsCooldown() async throws {
+        let t = try TestCollector()
+        let alerts = engine(t)
+        let rule = try t.administration.addAlertRule(site: t.site.id, kind: "silent", siteScoped: true, threshold: 2, cooldownMinutes: 180, by: .cli)
+        // No event yet: a site that never sent one is not "silent" (not installed yet).
+        #expect(try await alerts.tick().fired.isEmpty)
+        try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/a")])
+        t.clock.advance(3600)
+        #expect(try await alerts.tick().fired.isEmpty)
+        t.clock.advance(3601)   // 2 h 0 min 1 s after the event
+        #expect(try await alerts.tick().fired == [rule.id])
+        for _ in 0..<3 { t.clock.advance(600); #expect(try await alerts.tick() == ([], [])) }   // once, not every minute
+        try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/b")])
+        #expect(try await alerts.tick().resolved == [rule.id])
+        let resolvedAt = t.clock.now
+        // Silent again after 2 h, but within the 3 h cooldown after resolving: quiet until it ends.
+        t.clock.advance(2 * 3600 + 60)
+        #expect(try await alerts.tick().fired.isEmpty)
+        t.clock.set(resolvedAt.addingTimeInterval(3 * 3600))
+        #expect(try await alerts.tick().fired == [rule.id])
+        let history = try t.database.alertHistory(limit: 10)
+        #expect(history.map(\.state) == ["fired", "resolved", "fired"])
+        #expect(history.last?.message.contains("Test: no event for 2 hours") == true, "\(history.last?.message ?? "")")
+        #expect(history[1].message.hasPrefix("Resolved: silent on Test"))
+        #expect(try t.database.alertRules().first?.firingSince != nil)
+    }
+
+    /// Pageviews in the hour 11:00–12:00 of four Wednesdays: 3, 5, 4, 4 (baseline 4); this
+    /// Wednesday 20 from /launch (14) and /pricing (6), 14 of them from one newsletter. A spike
+    /// rule of 3× fires (20 ≥ 12, and 16 more than usual); one of 6× does not (20 < 24); nor a drop.
+    @Test func aSpikeIsMeasuredAgainstTheSameHourOfTheSameWeekday() async throws {
+        let now = Date(timeIntervalSince1970: 1_773_835_200)   // Wednesday 18 March 2026, 12:00 UTC
+        let t = try TestCollector(start: now.addingTimeInterval(-40 * 86_400))
+        for (week, count) in [(1, 3), (2, 5), (3, 4), (4, 4)] {
+            t.clock.set(now.addingTimeInterval(-Double(week) * 7 * 86_400 - 1800))   // 11:30 that Wednesday
+            for i in 0..<count { try await t.ingest([IncomingEvent(site: t.site.id, url: "https://example.com/w\(week)")], ip: "81.2.69.\(i + 1)") }
+        }
+        t.clock.set(now.addingTimeInterval(-1800))
+        for i in 0..<20 {
+            let url = i < 14 ? "https://example.com/launch?utm_source=newsletter" : "https://example.com/pricing"
+            try await t.ingest([IncomingEvent(site: t.site.id, url: url)], ip: "81.2.70.\(i + 1)")
+        }
+        t.clock.set(now.addingTimeInterval(60))
+        let alerts = engine(t)
+        let three = try t.administration.addAlertRule(site: t.site.id, kind: "spike", siteScoped: true, threshold: 3, cooldownMinutes: 60, by: .cli)
+        let six = try t.administration.addAlertRule(site: t.site.id, kind: "spike", siteScoped: true, threshold: 6, cooldownMinutes: 60, by: .cli)
+        let drop = try t.administration.addAlertRule(site: t.site.id, kind: "drop", siteScoped: true, threshold: 2, cooldownMinutes: 60, by: .cli)
+        let changed = try await alerts.tick()
+        #expect(changed.fired == [three.id])
+        _ = (six, drop)
+        let message = try #require(try t.database.alertHistory(limit: 1).first?.message)
+        #expect(message.contains("20 pageviews from 2026-03-18T11:00:00.000+00:00 to 2026-03-18T12:00:00.000+00:00, against 4.0"), "\(message)")
+        #expect(message.contains("Top pages: /launch (14), /pricing (6)") && message.contains("Top sources: newsletter (14), direct (6)"), "\(message)")
+        // A rule watching the install needs no site, a site rule needs one.
+        #expect(throws: ActionError.self) { try t.administration.addAlertRule(site: nil, kind: "spike", siteScoped: true, threshold: 3, cooldownMinutes: 0, by: .cli) }
+        #expect(throws: ActionError.self) { try t.administration.addAlertRule(site: t.site.id, kind: "disk", siteScoped: false, threshold: 3, cooldownMinutes: 0, by: .cli) }
+    }
+}
