@@ -5,7 +5,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev libqrencode-dev libcurl4-openssl-dev sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev libqrencode-dev libcurl4-openssl-dev libcairo2-dev fonts-dejavu-core sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
 # The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0
@@ -14,7 +14,7 @@ CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
 # candor serve at start-up (--world-map to change).
 MAPS_VERSION := 1.0.2
 MAPS_DIR := /usr/local/share/candor/pygal-maps-world
-TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx zbar-tools
+TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx zbar-tools poppler-utils
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
 .PHONY: run test bench bench-classify bench-dashboard build release assets deps-run deps-test deps-bench fixtures clean

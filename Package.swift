@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify", "ReportRender"]
 
 let package = Package(
     name: "Candor",
@@ -39,6 +39,12 @@ let package = Package(
         .systemLibrary(name: "CCompression", providers: [.apt(["zlib1g-dev", "libbrotli-dev"])]),
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
+        .target(
+            name: "ReportRender",
+            dependencies: ["CCairo"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Notify",
             dependencies: [
@@ -134,7 +140,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo", "TwoFactor", "Notify",
+                "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo", "TwoFactor", "Notify", "ReportRender",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Notify
+import Privacy
 import Store
 
 /// Alerts: the rules a reader may manage (their sites', and the install's for owners and admins),
@@ -14,6 +15,9 @@ extension DashboardRoutes {
         }
         router.post("/alerts/:action") { request, context in
             try await self.withViewer(request) { v in try await self.changeAlerts(request, v, context.parameters.get("action") ?? "") }
+        }
+        router.post("/account/reports/:action") { request, context in
+            try await self.withViewer(request) { v in try await self.changeReports(request, v, context.parameters.get("action") ?? "") }
         }
         router.post("/account/alerts") { request, _ in
             try await self.withViewer(request) { v in
@@ -101,6 +105,26 @@ extension DashboardRoutes {
         } catch let error as ActionError {
             let status: HTTPResponse.Status = switch error { case .forbidden: .forbidden; case .notFound: .notFound; case .invalid: .badRequest }
             return try alertsPage(v, message: error.description, status: status)
+        }
+    }
+
+    /// Adds or removes one of the reader's scheduled reports.
+    func changeReports(_ request: Request, _ v: Viewer, _ action: String) async throws -> Response {
+        guard let f = try await postedForm(request, v), let me = v.user.id else { return invalidForm() }
+        switch action {
+        case "add":
+            guard let site = f["site"], v.may(see: site), let period = ReportMaker.Period(rawValue: f["period"] ?? "") else {
+                return try account(v, message: "Choose a site and a period.", status: .badRequest)
+            }
+            try database.insertReportSubscription(ReportSubscription(id: Hex.encode(Sodium.randomBytes(8)), userID: me, siteID: site,
+                                                                     period: period.rawValue, csv: f["csv"] == "1",
+                                                                     createdAt: Int64(now().timeIntervalSince1970 * 1000)))
+            return try account(v, message: "You will get the \(period.rawValue)ly report\(mailer == nil ? " once an SMTP server is configured" : "").")
+        case "remove":
+            _ = try database.deleteReportSubscription(id: f["subscription"] ?? "", user: me)
+            return try account(v, message: "Report removed.")
+        default:
+            return notFound()
         }
     }
 }

@@ -237,6 +237,13 @@ extension DashboardRoutes {
         }
         c["others"] = sessions.count > 1
         c["alertEmails"] = try database.alertEmails(user: id)
+        let names = Dictionary(uniqueKeysWithValues: try database.sites().filter { v.may(see: $0.id) }.map { ($0.id, $0.name) })
+        c["reports"] = try database.reportSubscriptions(user: id).compactMap { s -> [String: Any]? in
+            guard let name = names[s.siteID] else { return nil }
+            return ["id": s.id, "site": name, "period": s.period, "csv": s.csv ? "with CSV" : "",
+                    "last": s.lastFirstDay.map { "last: from " + SiteCalendar.dateText($0) } ?? "none sent yet"]
+        }
+        c["reportSites"] = names.sorted { $0.value < $1.value }.map { ["id": $0.key, "name": $0.value] }
         c["mail"] = mailer != nil
         return html("account", c, status: status)
     }

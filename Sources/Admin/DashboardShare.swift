@@ -112,7 +112,7 @@ extension DashboardRoutes {
     func sharedLinksContext(_ site: Site, _ v: Viewer) throws -> [[String: Any]] {
         try database.sharedLinks(site: site.id).map { link -> [String: Any] in
             ["id": link.id, "label": link.label,
-             "filters": link.filters.isEmpty ? "none" : link.filters.map { "\($0.0.label) = \(Self.shown($0.0, $0.1))" }.joined(separator: ", "),
+             "filters": link.filters.isEmpty ? "none" : link.filters.map { "\($0.0.label) = \(Format.shown($0.0, $0.1))" }.joined(separator: ", "),
              "password": link.passwordHash != nil ? "yes" : "no",
              "expires": link.expiresAt.map { (link.isLive(at: Int64(now().timeIntervalSince1970 * 1000)) ? "" : "expired ") + when($0, v) } ?? "never",
              "created": when(link.createdAt, v), "createdBy": link.createdBy]

@@ -301,7 +301,7 @@ extension DashboardRoutes {
     /// A table row's cells; `base`: the path its filter link leads to (the site page, or a shared link's).
     func rowContext(_ row: Disclosure.Row, _ kind: TableKind, _ request: Request, base: String, total: Int?) -> [String: Any] {
         let filterable: Store.Dimension? = if case .events(let d) = kind { d } else { nil }
-        let shown = row.value.map { value in filterable.map { row.isOther ? value : Self.shown($0, value) } ?? value }
+        let shown = row.value.map { value in filterable.map { row.isOther ? value : Format.shown($0, value) } ?? value }
         var cell: [String: Any] = ["value": shown ?? kind.noValueLabel, "visitors": row.visitors.text(Format.grouped),
                                    "pageviews": row.pageviews.text(Format.grouped)]
         if let v = row.visitors.value, let total, total > 0 {
@@ -317,11 +317,6 @@ extension DashboardRoutes {
             cell["href"] = "https://" + host
         }
         return cell
-    }
-
-    /// A dimension's value as the dashboard shows it: countries by name, everything else as stored.
-    static func shown(_ d: Store.Dimension, _ value: String) -> String {
-        d == .country ? CountryNames.installed.name(value) : value
     }
 
     /// `f.<dimension>=value` query parameters.
@@ -341,24 +336,6 @@ extension DashboardRoutes {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
         func enc(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: allowed) ?? "" }
         return "?" + items.sorted { $0.0 < $1.0 }.map { "\(enc($0.0))=\(enc($0.1))" }.joined(separator: "&")
-    }
-
-    /// A duration as people read it: "42 s", "1 min 55 s", "2 h 5 min" (whole seconds, rounded down).
-    static func duration(_ ms: Int64) -> String {
-        let s = max(0, ms) / 1000
-        if s < 60 { return "\(s) s" }
-        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
-        let minutes = s % 3600 / 60
-        return minutes == 0 ? "\(s / 3600) h" : "\(s / 3600) h \(minutes) min"
-    }
-
-    static func delta(_ now: Double, _ before: Double) -> String {
-        guard before != 0 else { return now == 0 ? "±0\u{00A0}%" : "new" }
-        let ratio = ((now - before) / before * 100).rounded()
-        // Sums of refunds can leave a previous figure of nearly nothing: no percentage means anything then.
-        guard ratio.isFinite, abs(ratio) < 1e6 else { return now > before ? "up" : "down" }
-        let p = Int(ratio)
-        return p > 0 ? "+\(p)\u{00A0}%" : p == 0 ? "±0\u{00A0}%" : "−\(-p)\u{00A0}%"
     }
 
     /// The k-anonymity rule for this reader on this site (``Analytics/Disclosure``): viewers, and
@@ -440,7 +417,7 @@ extension DashboardRoutes {
                                          "href": Self.query(request, ["range": $0.0, "from": nil, "to": nil])] }
         c["compareHref"] = Self.query(request, ["compare": compare ? nil : "1"])
         c["compareLabel"] = compare ? "Stop comparing" : "Compare to the previous period"
-        c["filters"] = f.terms.map { term in ["label": term.0.label, "value": Self.shown(term.0, term.1),
+        c["filters"] = f.terms.map { term in ["label": term.0.label, "value": Format.shown(term.0, term.1),
                                               "fixed": shared?.link.filters.contains { $0.0 == term.0 } ?? false,
                                       "remove": Self.query(request, ["f.\(term.0.rawValue)": nil])] }
         c["hasFilters"] = !f.isEmpty
@@ -452,9 +429,9 @@ extension DashboardRoutes {
         c["zoneNotes"] = try database.rollupZones(site: id, fromDay: report.figures.fromDay, toDay: report.figures.toDay).map {
             ["zone": $0.zone, "last": SiteCalendar.dateText($0.lastDay), "current": r.calendar.identifier]
         }
-        c["summary"] = Self.cardList(cards).enumerated().map { i, card -> [String: Any] in
+        c["summary"] = Format.cards(cards).enumerated().map { i, card -> [String: Any] in
             var m: [String: Any] = ["label": card.label, "value": card.text]
-            if let previous, let now = card.number, let before = Self.cardList(previous)[i].number { m["delta"] = Self.delta(now, before) }
+            if let previous, let now = card.number, let before = Format.cards(previous)[i].number { m["delta"] = Format.delta(now, before) }
             return m
         }
         c["empty"] = summaries[0].pageviews == 0 && summaries[0].visits == 0
@@ -541,21 +518,9 @@ extension DashboardRoutes {
         // Engagement per page: only for pages the reader sees in the pages table.
         c["engagement"] = try report.figures.engagement()
             .filter { !rule.restricted || shownPages.contains($0.path) }.prefix(15).map {
-                ["path": $0.path, "pageviews": Format.grouped($0.pageviews), "engaged": Self.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll)\u{00A0}%"]
+                ["path": $0.path, "pageviews": Format.grouped($0.pageviews), "engaged": Format.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll)\u{00A0}%"]
             }
         return html("site", c)
-    }
-
-    /// The cards in display order: label, text as shown, and the number when shown.
-    static func cardList(_ c: Disclosure.Cards) -> [(label: String, text: String, number: Double?)] {
-        [("Visitors", c.visitors.text(Format.grouped), c.visitors.value.map(Double.init)),
-         ("Visits", c.visits.text(Format.grouped), c.visits.value.map(Double.init)),
-         ("Pageviews", c.pageviews.text(Format.grouped), c.pageviews.value.map(Double.init)),
-         ("Views per visit", c.viewsPerVisit.text { Format.decimal($0) }, c.viewsPerVisit.value),
-         ("Bounce rate", c.bounceRate.text { Format.percent($0, digits: 0) }, c.bounceRate.value),
-         ("Visit duration", c.averageDurationMs.text(Self.duration), c.averageDurationMs.value.map(Double.init)),
-         ("Conversions", c.conversions.text(Format.grouped), c.conversions.value.map(Double.init)),
-         ("Revenue", c.revenue.text { Format.money($0) }, c.revenue.value?.single)]
     }
 
     /// The countries table drawn on the world map (`/world.svg`): each country row the reader is
@@ -571,7 +536,7 @@ extension DashboardRoutes {
         guard let top = shown.map(\.visitors).max() else { return nil }
         return ["width": WorldMap.width, "height": WorldMap.height, "countries": shown.map { c -> [String: Any] in
             ["code": c.code.lowercased(), "shade": "m\(max(1, Int((Double(c.visitors) / Double(top) * 5).rounded(.up))))",
-             "title": "\(Self.shown(.country, c.code)): \(Format.grouped(c.visitors)) visitor\(c.visitors == 1 ? "" : "s")"]
+             "title": "\(Format.shown(.country, c.code)): \(Format.grouped(c.visitors)) visitor\(c.visitors == 1 ? "" : "s")"]
         }]
     }
 
@@ -696,7 +661,7 @@ extension DashboardRoutes {
         c["kind"] = kind.label
         c["countLabel"] = kind.countLabel
         c["back"] = "/sites/\(site.id)" + Self.query(request, ["dimension": nil, "q": nil, "sort": nil])
-        c["filters"] = report.filters.terms.map { ["label": $0.0.label, "value": Self.shown($0.0, $0.1)] }
+        c["filters"] = report.filters.terms.map { ["label": $0.0.label, "value": Format.shown($0.0, $0.1)] }
         c["hasFilters"] = !report.filters.isEmpty
         c["keep"] = q.filter { $0.key != "q" }.map { ["name": String($0.key), "value": String($0.value)] }
         c["search"] = search

@@ -1,4 +1,5 @@
 import Foundation
+import Analytics
 import Store
 
 /// How the dashboard writes numbers, dates and amounts a reader sees (one place for each rule),
@@ -94,5 +95,42 @@ enum Format {
     static func money(_ revenue: Revenue) -> String {
         guard !revenue.byCurrency.isEmpty else { return amount(0, "") }
         return revenue.entries.map { amount($0.amount, $0.currency) }.joined(separator: " · ")
+    }
+
+    // MARK: Figures as the pages and reports write them
+
+    static func delta(_ now: Double, _ before: Double) -> String {
+        guard before != 0 else { return now == 0 ? "±0\u{00A0}%" : "new" }
+        let ratio = ((now - before) / before * 100).rounded()
+        // Sums of refunds can leave a previous figure of nearly nothing: no percentage means anything then.
+        guard ratio.isFinite, abs(ratio) < 1e6 else { return now > before ? "up" : "down" }
+        let p = Int(ratio)
+        return p > 0 ? "+\(p)\u{00A0}%" : p == 0 ? "±0\u{00A0}%" : "−\(-p)\u{00A0}%"
+    }
+
+    /// A duration as people read it: "42 s", "1 min 55 s", "2 h 5 min" (whole seconds, rounded down).
+    static func duration(_ ms: Int64) -> String {
+        let s = max(0, ms) / 1000
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
+        let minutes = s % 3600 / 60
+        return minutes == 0 ? "\(s / 3600) h" : "\(s / 3600) h \(minutes) min"
+    }
+
+    /// The cards in display order: label, text as shown, and the number when shown.
+    static func cards(_ c: Disclosure.Cards) -> [(label: String, text: String, number: Double?)] {
+        [("Visitors", c.visitors.text(Format.grouped), c.visitors.value.map(Double.init)),
+         ("Visits", c.visits.text(Format.grouped), c.visits.value.map(Double.init)),
+         ("Pageviews", c.pageviews.text(Format.grouped), c.pageviews.value.map(Double.init)),
+         ("Views per visit", c.viewsPerVisit.text { Format.decimal($0) }, c.viewsPerVisit.value),
+         ("Bounce rate", c.bounceRate.text { Format.percent($0, digits: 0) }, c.bounceRate.value),
+         ("Visit duration", c.averageDurationMs.text(duration), c.averageDurationMs.value.map(Double.init)),
+         ("Conversions", c.conversions.text(Format.grouped), c.conversions.value.map(Double.init)),
+         ("Revenue", c.revenue.text { Format.money($0) }, c.revenue.value?.single)]
+    }
+
+    /// A dimension's value as the dashboard shows it: countries by name, everything else as stored.
+    static func shown(_ d: Store.Dimension, _ value: String) -> String {
+        d == .country ? CountryNames.installed.name(value) : value
     }
 }

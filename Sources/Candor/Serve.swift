@@ -108,16 +108,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("delivery-attempts"), help: "Attempts before a delivery is dead-lettered (env CANDOR_DELIVERY_ATTEMPTS).")
     var deliveryAttempts: Int = env("CANDOR_DELIVERY_ATTEMPTS").flatMap(Int.init) ?? 8
 
-    @Option(name: .customLong("smtp-url"),
-            help: "SMTP server for alert and report e-mail: smtp://user:password@host:port (STARTTLS) or smtps://… (env CANDOR_SMTP_URL).")
-    var smtpURL: String? = env("CANDOR_SMTP_URL")
+    @OptionGroup var mail: MailOptions
 
-    @Option(name: .customLong("smtp-from"), help: "Sender address of Candor's e-mail (env CANDOR_SMTP_FROM).")
-    var smtpFrom: String? = env("CANDOR_SMTP_FROM")
-
-    @Option(name: .customLong("smtp-starttls"),
-            help: "For smtp:// URLs: required (refuse to send unencrypted), opportunistic, or off (a relay on this machine) (env CANDOR_SMTP_STARTTLS).")
-    var smtpStartTLS: String = env("CANDOR_SMTP_STARTTLS") ?? "required"
+    @Option(name: .customLong("reports-every"), help: "Seconds between checks for scheduled reports due (env CANDOR_REPORTS_EVERY).")
+    var reportsEvery: Double = env("CANDOR_REPORTS_EVERY").flatMap(Double.init) ?? 600
 
     @Option(name: .customLong("alerts-every"), help: "Seconds between evaluations of the alert rules (env CANDOR_ALERTS_EVERY).")
     var alertsEvery: Double = env("CANDOR_ALERTS_EVERY").flatMap(Double.init) ?? 60
@@ -233,7 +227,7 @@ struct Serve: AsyncParsableCommand {
         jobs.append(ScheduledJob(name: "deliveries_cleanup", interval: .seconds(3600)) {
             "\(try database.purgeDeliveries(now: Int64(Date().timeIntervalSince1970 * 1000))) delivery row(s) deleted"
         })
-        let mailer = try Self.mailer(url: smtpURL, from: smtpFrom, startTLS: smtpStartTLS)
+        let mailer = try mail.mailer()
         if mailer == nil { logger.notice("no --smtp-url: alerts and reports are not sent by e-mail") }
         guard alertsEvery >= 0.5, alertsEvery <= 86_400 else { throw UsageError(description: "--alerts-every is 0.5 to 86400 seconds") }
         let alerts = AlertEngine(database: database, dataDirectory: data.data, notifier: Notifier(database: database, mailer: mailer, box: box, logger: logger))
@@ -241,6 +235,12 @@ struct Serve: AsyncParsableCommand {
             let changed = try await alerts.tick()
             return "\(changed.fired.count) fired, \(changed.resolved.count) resolved"
         })
+        if let mailer {
+            let reports = ReportMaker(database: database, policies: policies)
+            jobs.append(ScheduledJob(name: "reports", interval: .milliseconds(Int64(reportsEvery * 1000))) {
+                "\(try await reports.sendDue(mailer: mailer)) report(s) sent"
+            })
+        }
         let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
         guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
             throw UsageError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")
@@ -344,14 +344,4 @@ func pipelineHealth(_ collector: Collector) -> PipelineHealth {
             ($0.name, "\($0.package) \($0.version), \($0.entries) entries\($0.rejected > 0 ? ", \($0.rejected) refused" : "") (\($0.path))")
         },
         botDrops: BotLayer.allCases.map { ($0.rawValue, m.botDropCount($0)) })
-}
-
-extension Serve {
-    /// The mailer the SMTP options describe (nil without --smtp-url).
-    static func mailer(url: String?, from: String?, startTLS: String) throws -> Mailer? {
-        guard let url else { return nil }
-        guard let from else { throw UsageError(description: "--smtp-url needs --smtp-from (the sender address)") }
-        guard let mode = Mailer.StartTLS(rawValue: startTLS) else { throw UsageError(description: "--smtp-starttls is required, opportunistic or off") }
-        do { return try Mailer(url: url, from: from, startTLS: mode) } catch { throw UsageError(description: "--smtp-url/--smtp-from: \(error)") }
-    }
 }

@@ -180,3 +180,53 @@ extension AppDatabase {
         }
     }
 }
+
+/// A scheduled report: an account gets a site's report of each whole day, week or month.
+public struct ReportSubscription: Sendable, Equatable {
+    public var id: String
+    public var userID: Int64
+    public var siteID: String
+    public var period: String
+    public var csv: Bool
+    /// The first day of the last period sent (nil: none yet).
+    public var lastFirstDay: Int64?
+    public var createdAt: Int64
+
+    public init(id: String, userID: Int64, siteID: String, period: String, csv: Bool, lastFirstDay: Int64? = nil, createdAt: Int64) {
+        self.id = id; self.userID = userID; self.siteID = siteID; self.period = period; self.csv = csv; self.lastFirstDay = lastFirstDay
+        self.createdAt = createdAt
+    }
+}
+
+extension AppDatabase {
+    public func insertReportSubscription(_ s: ReportSubscription) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO report_subscriptions (id, user_id, site_id, period, csv, last_first_day, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [s.id, s.userID, s.siteID, s.period, s.csv, s.lastFirstDay, s.createdAt])
+        }
+    }
+
+    public func reportSubscriptions(user: Int64? = nil) throws -> [ReportSubscription] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM report_subscriptions WHERE ? IS NULL OR user_id = ? ORDER BY created_at, id", arguments: [user, user]).map {
+                ReportSubscription(id: $0["id"], userID: $0["user_id"], siteID: $0["site_id"], period: $0["period"], csv: $0["csv"],
+                                   lastFirstDay: $0["last_first_day"], createdAt: $0["created_at"])
+            }
+        }
+    }
+
+    /// Removes one of the user's subscriptions; false when it is not theirs.
+    public func deleteReportSubscription(id: String, user: Int64) throws -> Bool {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM report_subscriptions WHERE id = ? AND user_id = ?", arguments: [id, user])
+            return db.changesCount == 1
+        }
+    }
+
+    public func markReportSent(id: String, firstDay: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE report_subscriptions SET last_first_day = ? WHERE id = ?", arguments: [firstDay, id])
+        }
+    }
+}

@@ -653,6 +653,20 @@ extension AppDatabase {
                 ALTER TABLE users ADD COLUMN alert_emails INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v26-report-subscriptions") { db in
+            try db.execute(sql: """
+                CREATE TABLE report_subscriptions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    period TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+                    csv INTEGER NOT NULL DEFAULT 0,
+                    last_first_day INTEGER,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX report_subscriptions_by_site ON report_subscriptions(site_id);
+                """)
+        }
         return migrator
     }
 }

@@ -232,6 +232,8 @@ extension LiveServerTests {
                 (.post, "/alerts/add-rule", { "site=\(b)&kind=silent&threshold=24&cooldown=60" }, [303, 404, 404, 303, 303]),
                 (.post, "/alerts/add-rule", { "site=&kind=disk&threshold=5&cooldown=60" }, [303, 404, 403, 303, 303]),
                 (.post, "/account/alerts", { "on=1" }, [303, 200, 200, 200, 200]),
+                (.post, "/account/reports/add", { "site=\(a)&period=week" }, [303, 200, 200, 200, 200]),
+                (.post, "/account/reports/add", { "site=\(b)&period=week" }, [303, 400, 400, 200, 200]),
                 // The second factor: everyone's own enrolment, sessions and second factor; the
                 // install's rule for owners; others' resets for owners and admins (the viewer has none: 400).
                 (.get, "/account/two-factor", nil, [303, 200, 200, 200, 200]),

@@ -860,9 +860,8 @@ extension TableDetailsTests {
 /// named for what they mean, export links only under tables that have rows.
 @Suite struct ReadableValuesTests {
     @Test func durationsReadAsMinutesAndSeconds() {
-        typealias D = DashboardRoutes<CandorRequestContext>
-        #expect(D.duration(0) == "0 s" && D.duration(42_900) == "42 s" && D.duration(115_000) == "1 min 55 s")
-        #expect(D.duration(120_000) == "2 min" && D.duration(7_500_000) == "2 h 5 min" && D.duration(3_600_000) == "1 h" && D.duration(-5) == "0 s")
+        #expect(Format.duration(0) == "0 s" && Format.duration(42_900) == "42 s" && Format.duration(115_000) == "1 min 55 s")
+        #expect(Format.duration(120_000) == "2 min" && Format.duration(7_500_000) == "2 h 5 min" && Format.duration(3_600_000) == "1 h" && Format.duration(-5) == "0 s")
     }
 
     @Test func rowsWithoutAValueSayWhatTheyMean() async throws {

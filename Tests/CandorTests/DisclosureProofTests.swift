@@ -345,7 +345,8 @@ extension LiveServerTests {
         }
 
         static func tables(_ html: String) -> [(String, [(value: String, visitors: String, pageviews: String)])] {
-            matches(#"<section class="breakdown"><h2>([^<]*)</h2>(.*?)</section>"#, html).map { m in
+            // Tables sit in tab groups (`id="t-…"`): any attributes after the class.
+            matches(#"<section class="breakdown"[^>]*><h2>([^<]*)</h2>(.*?)</section>"#, html).map { m in
                 (m[1], matches(#"<tr[^>]*><td>(.*?)</td><td>([^<]*)</td><td>([^<]*)</td></tr>"#, m[2]).map { r in
                     let value = unescape(r[1].replacingOccurrences(of: #"<a [^>]*aria-label="Open">↗</a>"#, with: "", options: .regularExpression)
                         .replacingOccurrences(of: "<[^>]+>", with: "", options: .regularExpression)).trimmingCharacters(in: .whitespaces)

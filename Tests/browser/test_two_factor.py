@@ -11,6 +11,8 @@ import urllib.parse
 
 import pyotp
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 
 from test_pixel import ARTIFACTS, BIN, Server, chromium
 from test_dashboard import POLICIES
@@ -20,19 +22,33 @@ def submit_password(d, srv, email, password):
     d.get(srv.url + "/login")
     d.find_element(By.NAME, "email").send_keys(email)
     d.find_element(By.NAME, "password").send_keys(password)
+    page = d.find_element(By.TAG_NAME, "html")
     d.find_element(By.CSS_SELECTOR, "form.login button").click()
+    WebDriverWait(d, 10).until(staleness_of(page))
 
 
 def submit_code(d, code):
     field = d.find_element(By.NAME, "code")
     field.clear()
     field.send_keys(code)
+    page = d.find_element(By.TAG_NAME, "html")
     field.submit()
+    WebDriverWait(d, 10).until(staleness_of(page))  # the answer page has replaced the form
 
 
 def alert(d):
     found = d.find_elements(By.CSS_SELECTOR, '[role="alert"]')
     return found[0].text if found else ""
+
+
+def settled(d, predicate, timeout=10):
+    """Waits for a form's answer page (a click may return before the browser has it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def next_step(totp, after):
@@ -106,7 +122,7 @@ def test_enrol_sign_in_with_codes_and_revoke_sessions(tmp_path):
             assert "8 of 10 recovery codes unused" in d.page_source
             d.find_element(By.CSS_SELECTOR, "#sessions form[action='/account/sessions/revoke'] input[value='others']").find_element(
                 By.XPATH, "..").find_element(By.TAG_NAME, "button").click()
-            assert "2 sessions ended" in d.page_source
+            assert settled(d, lambda: "2 sessions ended" in d.page_source), d.page_source[:600]
             other.get(srv.url + "/")
             assert other.current_url.endswith("/login")
             d.get(srv.url + "/")

@@ -1,0 +1,126 @@
+public import Analytics
+public import Consent
+public import Foundation
+public import Notify
+import Privacy
+import ReportRender
+public import Store
+
+/// Reports of a site's period by e-mail: key figures with their change in the text, the chart as
+/// a PNG, a PDF (executive summary, chart, top pages, sources, countries, goals) and, on request,
+/// the top pages as CSV. The recipient's role decides what is disclosed (an address that is no
+/// account reads as a client viewer); the site's time zone decides the period.
+public struct ReportMaker: Sendable {
+    public enum Period: String, Sendable, CaseIterable {
+        case day, week, month
+    }
+
+    let database: AppDatabase
+    let policies: PolicyBook
+    let now: @Sendable () -> Date
+
+    public init(database: AppDatabase, policies: PolicyBook, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.database = database; self.policies = policies; self.now = now
+    }
+
+    /// The last whole period before `t` in the site's days: yesterday, last week (Monday to
+    /// Sunday) or last month; its first and last day.
+    public static func lastPeriod(_ p: Period, calendar: SiteCalendar, at t: Int64) -> (first: Int64, last: Int64) {
+        let today = calendar.day(of: t)
+        switch p {
+        case .day: return (today - 1, today - 1)
+        case .week:
+            // Day 0 (1 January 1970) was a Thursday: Monday is (day + 3) % 7 == 0.
+            let monday = today - (today + 3) % 7
+            return (monday - 7, monday - 1)
+        case .month:
+            let c = SiteCalendar.civil(today)
+            let first = c.month == 1 ? SiteCalendar.dayNumber(year: c.year - 1, month: 12, day: 1) : SiteCalendar.dayNumber(year: c.year, month: c.month - 1, day: 1)
+            return (first, SiteCalendar.dayNumber(year: c.year, month: c.month, day: 1) - 1)
+        }
+    }
+
+    public struct Made: Sendable {
+        public var subject: String
+        public var text: String
+        public var attachments: [Mailer.Attachment]
+        /// The first and last day of the period (the site's days).
+        public var first: Int64, last: Int64
+    }
+
+    /// The report of `site` for the last whole `period`, as `reader` may read it (nil: as a client viewer).
+    public func make(site: Site, period: Period, reader: User?, csv: Bool = false) throws -> Made {
+        let policy = policies[site.policy] ?? .default
+        let restricted = reader.map { $0.role == .viewer || ($0.role == .manager && policy.restrictManagers) } ?? true
+        let disclosure = Disclosure(k: policy.kThreshold, restricted: restricted)
+        let calendar = site.calendar
+        let (first, last) = Self.lastPeriod(period, calendar: calendar, at: Int64(now().timeIntervalSince1970 * 1000))
+        let label = first == last ? SiteCalendar.dateText(first) : "\(SiteCalendar.dateText(first)) – \(SiteCalendar.dateText(last))"
+        let range = ViewRange(key: "custom", from: calendar.start(of: first), to: calendar.end(of: last), label: label, calendar: calendar)
+        let report = SiteReport(database: database, site: site.id, range: range, filters: Filters(), disclosure: disclosure)
+        let previous = report.previous()
+        let summaries = try report.summaries(), before = try previous.summaries()
+        let cards = Format.cards(report.cards(summaries)), earlier = Format.cards(previous.cards(before))
+        let totals = report.totals(summaries)
+        let docCards = zip(cards, earlier).map { now, then in
+            ReportDocument.Card(label: now.label, value: now.text, change: now.number.flatMap { n in then.number.map { Format.delta(n, $0) } })
+        }
+        let points = try report.chart(totals: totals, hourly: first == last)
+        let bars = points.map { p in
+            ReportDocument.Bar(label: first == last ? calendar.clock(p.start) : SiteCalendar.dateText(calendar.day(of: p.start)), value: p.visitors.value.map(Double.init))
+        }
+        func table(_ kind: TableKind, _ title: String) throws -> ReportDocument.Table {
+            let t = try report.table(kind, totals: totals)
+            return ReportDocument.Table(title: title, headers: [kind.label, "Visitors", kind.countLabel], rows: t.rows.prefix(10).map {
+                [$0.value.map { v in if case .events(let d) = kind { return Format.shown(d, v) } else { return v } } ?? kind.noValueLabel,
+                 $0.visitors.text(Format.grouped), $0.pageviews.text(Format.grouped)]
+            })
+        }
+        var tables = [try table(.events(.page), "Top pages"), try table(.events(.sourceName), "Top sources"), try table(.events(.country), "Countries")]
+        let goals = try report.goals(summaries: summaries, pageRows: [])
+        if !goals.isEmpty {
+            tables.append(ReportDocument.Table(title: "Goals", headers: ["Goal", "Visitors", "Completions"], rows: goals.map { goal, shown in
+                [goal.name, shown.visitors.text(Format.grouped), shown.completions.text(Format.grouped)]
+            }))
+        }
+        var notes = ["Figures of \(label) in the site's time zone (\(calendar.identifier)); changes against the period before of the same length."]
+        if restricted {
+            notes.append("Figures from fewer than \(policy.kThreshold) visitors show as “< \(policy.kThreshold)”, a figure that would reveal such a group by difference as “–”; small rows are folded into “Other (suppressed)”.")
+        }
+        let title = "\(site.name): \(period == .day ? "daily" : period == .week ? "weekly" : "monthly") report"
+        let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per \(first == last ? "hour" : "day")",
+                                 bars: bars, tables: tables, notes: notes)
+        var text = "\(title), \(label)\n\n"
+        for c in docCards { text += "\(c.label): \(c.value)\(c.change.map { " (\($0))" } ?? "")\n" }
+        text += "\nTop pages:\n" + tables[0].rows.prefix(5).map { "  \($0[0]): \($0[1]) visitors" }.joined(separator: "\n")
+        text += "\n\nThe PDF attached has the chart, sources, countries and goals.\n" + notes.joined(separator: "\n") + "\n"
+        let stem = "candor-\(site.id)-\(SiteCalendar.dateText(first))-\(period.rawValue)"
+        var attachments = [Mailer.Attachment(name: stem + ".pdf", type: "application/pdf", bytes: ReportRenderer.pdf(doc)),
+                           Mailer.Attachment(name: stem + "-chart.png", type: "image/png", bytes: ReportRenderer.chartPNG(bars))]
+        if csv {
+            let pages = ResultTable(name: "pages", columns: ["page", "visitors", "pageviews"], rows: tables[0].rows.map { $0.map { .text($0) } })
+            attachments.append(Mailer.Attachment(name: stem + "-pages.csv", type: "text/csv", bytes: Array(try CSVRendering.text(pages).utf8)))
+        }
+        return Made(subject: "[Candor] \(title), \(label)", text: text, attachments: attachments, first: first, last: last)
+    }
+}
+
+extension ReportMaker {
+    /// Sends every subscription whose last whole period was not sent yet (the recipient must
+    /// still see the site); returns how many went. A failed sending is tried again next run.
+    public func sendDue(mailer: Mailer) async throws -> Int {
+        var sent = 0
+        for s in try database.reportSubscriptions() {
+            guard let period = Period(rawValue: s.period), let user = try database.user(id: s.userID), let site = try database.site(id: s.siteID),
+                  site.deletingAt == nil else { continue }
+            if user.role != .owner && user.role != .admin, !(try database.siteIDs(user: s.userID).contains(s.siteID)) { continue }
+            let (first, _) = Self.lastPeriod(period, calendar: site.calendar, at: Int64(now().timeIntervalSince1970 * 1000))
+            guard s.lastFirstDay != first, first >= site.calendar.day(of: Int64(site.createdAt.timeIntervalSince1970 * 1000)) else { continue }
+            let made = try make(site: site, period: period, reader: user, csv: s.csv)
+            try await mailer.send(to: [user.email], subject: made.subject, text: made.text, attachments: made.attachments)
+            try database.markReportSent(id: s.id, firstDay: made.first)
+            sent += 1
+        }
+        return sent
+    }
+}
