@@ -1,3 +1,4 @@
+public import Consent
 public import Store
 
 /// Who performs an action, and the one place that decides what they may do.
@@ -65,6 +66,13 @@ public struct Actor: Sendable, Equatable {
             }
         }
     }
+}
+
+/// Who reads a site's exact figures: owners and admins, and managers where the site's policy does
+/// not restrict them; everyone else reads them k-anonymised (pages, exports, shared links,
+/// reports), and alert messages, which hold exact counts, go only to the former.
+public func readsExactFigures(_ role: Role, policy: Policy) -> Bool {
+    role == .owner || role == .admin || (role == .manager && !policy.restrictManagers)
 }
 
 /// What an action needs to be allowed.

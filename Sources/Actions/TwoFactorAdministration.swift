@@ -21,6 +21,8 @@ extension Administration {
         try database.transaction { tx in
             guard let user = try tx.user(email: email), let id = user.id else { throw ActionError.notFound("no account \(email.prefix(80))") }
             try require(actor, .manageUser(current: user.role, new: user.role))
+            // One's own second factor is turned off from the account page, with password and code.
+            if case .user(let me, _, _) = actor.standing, me == id { throw ActionError.invalid("Turn your own second factor off from your account page.") }
             guard try tx.removeTwoFactor(user: id) else { throw ActionError.invalid("\(email.prefix(80)) has no second factor") }
             try tx.deleteWebSessions(user: id)
             try audit.record(in: tx, actor: actor.label, action: "two_factor_reset", detail: ["user": .string(user.email)])

@@ -218,6 +218,29 @@ public final class Authenticator: Sendable {
         return codes
     }
 
+    public enum Confirmation: Sendable, Equatable {
+        case confirmed, wrong, throttled(retryAfter: Int), busy
+    }
+
+    /// A signed-in user's password and current code, before turning the second factor off or
+    /// making new recovery codes: checked under the sign-in throttle (a stolen session does not
+    /// get unlimited guesses) and the password-hashing gate.
+    public func confirm(user: User, password: String, code: String, address: String) async throws -> Confirmation {
+        let attempt: LoginThrottle.Attempt
+        switch throttle.begin(address: address, account: user.id, device: nil, now: now()) {
+        case .failure(let wait): return .throttled(retryAfter: wait.seconds)
+        case .success(let a): attempt = a
+        }
+        let hash = user.passwordHash
+        guard let right = await gate.run({ PasswordHasher.verify(password, hash: hash) }) else {
+            throttle.settle(attempt, succeeded: false, checked: false)
+            return .busy
+        }
+        guard right, try checkCode(user: user, code: code) else { return .wrong }
+        throttle.settle(attempt, succeeded: true)
+        return .confirmed
+    }
+
     /// Whether `code` is the user's current authenticator code (accepted once, as at sign-in).
     public func checkCode(user: User, code: String) throws -> Bool {
         guard let box, let id = user.id, let record = try database.twoFactor(user: id), record.isOn,

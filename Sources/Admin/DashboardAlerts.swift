@@ -1,4 +1,5 @@
 import Actions
+import Consent
 import Foundation
 import Hummingbird
 import HTTPTypes
@@ -47,10 +48,12 @@ extension DashboardRoutes {
              "meaning": AlertKind(rawValue: r.kind)?.thresholdMeaning ?? "", "cooldown": r.cooldownMinutes,
              "state": r.firingSince.map { "firing since " + when($0, v) } ?? "quiet"]
         }
-        c["channels"] = try database.notificationChannels().filter { visible($0.siteID) }.map { ch -> [String: Any] in
+        c["channels"] = try database.notificationChannels().filter { install && visible($0.siteID) }.map { ch -> [String: Any] in
             ["id": ch.id, "scope": scope(ch.siteID), "kind": ch.kind, "label": ch.label, "created": when(ch.createdAt, v)]
         }
-        c["history"] = try database.alertHistory(limit: 500).filter { visible($0.siteID) }.prefix(100).map { h -> [String: Any] in
+        // Messages hold exact counts: only where the reader reads exact figures.
+        let exact = Set(sites.filter { readsExactFigures(v.user.role, policy: policies[$0.policy] ?? .default) }.map(\.id))
+        c["history"] = try database.alertHistory(limit: 500).filter { h in h.siteID.map(exact.contains) ?? install }.prefix(100).map { h -> [String: Any] in
             ["at": when(h.at, v), "scope": scope(h.siteID), "kind": h.kind, "state": h.state, "message": h.message,
              "delivered": h.delivered.isEmpty ? "–" : h.delivered]
         }
@@ -59,7 +62,8 @@ extension DashboardRoutes {
             ["name": $0.rawValue, "meaning": $0.thresholdMeaning, "site": $0.siteScoped]
         }
         c["mail"] = mailer != nil
-        c["sealing"] = secretBox != nil
+        c["sealing"] = secretBox != nil && install
+        c["manageChannels"] = install
         return html("alerts", c, status: status)
     }
 
@@ -116,10 +120,13 @@ extension DashboardRoutes {
             guard let site = f["site"], v.may(see: site), let period = ReportMaker.Period(rawValue: f["period"] ?? "") else {
                 return try account(v, message: "Choose a site and a period.", status: .badRequest)
             }
+            if try database.reportSubscriptions(user: me).contains(where: { $0.siteID == site && $0.period == period.rawValue }) {
+                return try account(v, message: "You get this report already.", status: .badRequest)
+            }
             try database.insertReportSubscription(ReportSubscription(id: Hex.encode(Sodium.randomBytes(8)), userID: me, siteID: site,
                                                                      period: period.rawValue, csv: f["csv"] == "1",
                                                                      createdAt: Int64(now().timeIntervalSince1970 * 1000)))
-            return try account(v, message: "You will get the \(period.rawValue)ly report\(mailer == nil ? " once an SMTP server is configured" : "").")
+            return try account(v, message: "You will get the \(period.adjective) report\(mailer == nil ? " once an SMTP server is configured" : "").")
         case "remove":
             _ = try database.deleteReportSubscription(id: f["subscription"] ?? "", user: me)
             return try account(v, message: "Report removed.")

@@ -341,7 +341,7 @@ extension DashboardRoutes {
     /// The k-anonymity rule for this reader on this site (``Analytics/Disclosure``): viewers, and
     /// managers unless the site's policy says otherwise.
     func disclosure(_ v: Viewer, _ policy: Policy) -> Disclosure {
-        Disclosure(k: policy.kThreshold, restricted: v.user.role == .viewer || (v.user.role == .manager && policy.restrictManagers))
+        Disclosure(k: policy.kThreshold, restricted: !readsExactFigures(v.user.role, policy: policy))
     }
 
     /// A report of the view the request asks for, or the answer refusing it.
@@ -501,7 +501,9 @@ extension DashboardRoutes {
         }
         c["hasGoals"] = !goals.isEmpty
         // The unfiltered view comes first among the ancestors (the empty subset of the filters).
-        c["funnels"] = try report.funnels(unfiltered: summaries[summaries.count > 1 ? 1 : 0]).map { funnel, steps -> [String: Any] in
+        // Funnels count the whole site's visits, whatever the filters: not through a link limited to some.
+        let funnels = shared.map { !$0.link.filters.isEmpty } == true ? [] : try report.funnels(unfiltered: summaries[summaries.count > 1 ? 1 : 0])
+        c["funnels"] = funnels.map { funnel, steps -> [String: Any] in
             let first = steps.first?.1.value
             // The step chart: a bar per step, its length the step's share of step 1's visits.
             let rowHeight = 22.0

@@ -18,7 +18,9 @@ extension DashboardRoutes {
         router.post("/login/code") { request, context in try await self.signInWithCode(request, context) }
         router.get("/account/two-factor") { request, _ in try await self.withViewer(request) { v in try self.enrolment(v, error: nil) } }
         router.post("/account/two-factor/:action") { request, context in
-            try await self.withViewer(request) { v in try await self.changeTwoFactor(request, v, context.parameters.get("action") ?? "") }
+            try await self.withViewer(request) { v in
+                try await self.changeTwoFactor(request, v, context.parameters.get("action") ?? "", address: self.addressKey(request, context))
+            }
         }
         router.post("/account/sessions/revoke") { request, _ in try await self.withViewer(request) { v in try await self.revokeSession(request, v) } }
     }
@@ -80,7 +82,7 @@ extension DashboardRoutes {
         return html("twofactor", c, status: status)
     }
 
-    func changeTwoFactor(_ request: Request, _ v: Viewer, _ action: String) async throws -> Response {
+    func changeTwoFactor(_ request: Request, _ v: Viewer, _ action: String, address: String) async throws -> Response {
         guard let f = try await postedForm(request, v) else { return invalidForm() }
         switch action {
         case "enable":
@@ -95,11 +97,14 @@ extension DashboardRoutes {
                 return Response(status: .seeOther, headers: [.location: "/account"])
             }
         case "disable", "recovery-codes":
-            guard PasswordHasher.verify(f["password"] ?? "", hash: v.user.passwordHash) else {
-                return try account(v, message: "The password is wrong.", status: .badRequest)
-            }
-            guard try auth.checkCode(user: v.user, code: f["code"] ?? "") else {
-                return try account(v, message: "That code is not right (or was used already).", status: .badRequest)
+            switch try await auth.confirm(user: v.user, password: f["password"] ?? "", code: f["code"] ?? "", address: address) {
+            case .confirmed: break
+            case .wrong: return try account(v, message: "The password or the code is not right (a code is good once).", status: .badRequest)
+            case .throttled(let wait):
+                var r = try account(v, message: "Too many wrong attempts; try again in \(wait) seconds.", status: .tooManyRequests)
+                r.headers[.retryAfter] = String(wait)
+                return r
+            case .busy: return try account(v, message: "Too many password checks at once; try again in a moment.", status: .serviceUnavailable)
             }
             if action == "recovery-codes" {
                 var c = base(v, title: "New recovery codes")

@@ -1,3 +1,4 @@
+import Actions
 public import Analytics
 public import Consent
 public import Foundation
@@ -13,6 +14,7 @@ public import Store
 public struct ReportMaker: Sendable {
     public enum Period: String, Sendable, CaseIterable {
         case day, week, month
+        public var adjective: String { self == .day ? "daily" : self == .week ? "weekly" : "monthly" }
     }
 
     let database: AppDatabase
@@ -51,7 +53,7 @@ public struct ReportMaker: Sendable {
     /// The report of `site` for the last whole `period`, as `reader` may read it (nil: as a client viewer).
     public func make(site: Site, period: Period, reader: User?, csv: Bool = false) throws -> Made {
         let policy = policies[site.policy] ?? .default
-        let restricted = reader.map { $0.role == .viewer || ($0.role == .manager && policy.restrictManagers) } ?? true
+        let restricted = reader.map { !readsExactFigures($0.role, policy: policy) } ?? true
         let disclosure = Disclosure(k: policy.kThreshold, restricted: restricted)
         let calendar = site.calendar
         let (first, last) = Self.lastPeriod(period, calendar: calendar, at: Int64(now().timeIntervalSince1970 * 1000))
@@ -77,7 +79,9 @@ public struct ReportMaker: Sendable {
             })
         }
         var tables = [try table(.events(.page), "Top pages"), try table(.events(.sourceName), "Top sources"), try table(.events(.country), "Countries")]
-        let goals = try report.goals(summaries: summaries, pageRows: [])
+        // Page goals are compared with the page rows the report shows (as on the site page).
+        let pageRows = try report.table(.events(.page), totals: totals).rows.filter { !$0.isOther }.compactMap(\.visitors.value)
+        let goals = try report.goals(summaries: summaries, pageRows: pageRows)
         if !goals.isEmpty {
             tables.append(ReportDocument.Table(title: "Goals", headers: ["Goal", "Visitors", "Completions"], rows: goals.map { goal, shown in
                 [goal.name, shown.visitors.text(Format.grouped), shown.completions.text(Format.grouped)]
@@ -87,7 +91,7 @@ public struct ReportMaker: Sendable {
         if restricted {
             notes.append("Figures from fewer than \(policy.kThreshold) visitors show as “< \(policy.kThreshold)”, a figure that would reveal such a group by difference as “–”; small rows are folded into “Other (suppressed)”.")
         }
-        let title = "\(site.name): \(period == .day ? "daily" : period == .week ? "weekly" : "monthly") report"
+        let title = "\(site.name): \(period.adjective) report"
         let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per \(first == last ? "hour" : "day")",
                                  bars: bars, tables: tables, notes: notes)
         var text = "\(title), \(label)\n\n"
@@ -108,19 +112,25 @@ public struct ReportMaker: Sendable {
 extension ReportMaker {
     /// Sends every subscription whose last whole period was not sent yet (the recipient must
     /// still see the site); returns how many went. A failed sending is tried again next run.
-    public func sendDue(mailer: Mailer) async throws -> Int {
+    public func sendDue(mailer: Mailer) async throws -> (sent: Int, failures: [String]) {
         var sent = 0
+        var failures: [String] = []
         for s in try database.reportSubscriptions() {
             guard let period = Period(rawValue: s.period), let user = try database.user(id: s.userID), let site = try database.site(id: s.siteID),
                   site.deletingAt == nil else { continue }
             if user.role != .owner && user.role != .admin, !(try database.siteIDs(user: s.userID).contains(s.siteID)) { continue }
             let (first, _) = Self.lastPeriod(period, calendar: site.calendar, at: Int64(now().timeIntervalSince1970 * 1000))
             guard s.lastFirstDay != first, first >= site.calendar.day(of: Int64(site.createdAt.timeIntervalSince1970 * 1000)) else { continue }
-            let made = try make(site: site, period: period, reader: user, csv: s.csv)
-            try await mailer.send(to: [user.email], subject: made.subject, text: made.text, attachments: made.attachments)
-            try database.markReportSent(id: s.id, firstDay: made.first)
-            sent += 1
+            // One subscription that cannot be sent (a refused address, a mail server's error) holds up no other.
+            do {
+                let made = try make(site: site, period: period, reader: user, csv: s.csv)
+                try await mailer.send(to: [user.email], subject: made.subject, text: made.text, attachments: made.attachments)
+                try database.markReportSent(id: s.id, firstDay: made.first)
+                sent += 1
+            } catch {
+                failures.append("\(s.id): \(error)")
+            }
         }
-        return sent
+        return (sent, failures)
     }
 }

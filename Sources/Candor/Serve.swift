@@ -1,3 +1,4 @@
+import Actions
 import Admin
 import ArgumentParser
 import Collector
@@ -230,7 +231,10 @@ struct Serve: AsyncParsableCommand {
         let mailer = try mail.mailer()
         if mailer == nil { logger.notice("no --smtp-url: alerts and reports are not sent by e-mail") }
         guard alertsEvery >= 0.5, alertsEvery <= 86_400 else { throw UsageError(description: "--alerts-every is 0.5 to 86400 seconds") }
-        let alerts = AlertEngine(database: database, dataDirectory: data.data, notifier: Notifier(database: database, mailer: mailer, box: box, logger: logger))
+        let alerts = AlertEngine(database: database, dataDirectory: data.data, notifier: Notifier(database: database, mailer: mailer, box: box, logger: logger,
+                                                                                                   readsExactFigures: { user, site in
+            readsExactFigures(user.role, policy: policies[site.policy] ?? .default)
+        }))
         jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000))) {
             let changed = try await alerts.tick()
             return "\(changed.fired.count) fired, \(changed.resolved.count) resolved"
@@ -238,7 +242,10 @@ struct Serve: AsyncParsableCommand {
         if let mailer {
             let reports = ReportMaker(database: database, policies: policies)
             jobs.append(ScheduledJob(name: "reports", interval: .milliseconds(Int64(reportsEvery * 1000))) {
-                "\(try await reports.sendDue(mailer: mailer)) report(s) sent"
+                let outcome = try await reports.sendDue(mailer: mailer)
+                let summary = "\(outcome.sent) report(s) sent"
+                if !outcome.failures.isEmpty { throw JobIncomplete(summary: summary + "; not sent: " + outcome.failures.joined(separator: "; ")) }
+                return summary
             })
         }
         let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)

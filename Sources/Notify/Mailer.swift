@@ -70,7 +70,10 @@ public struct Mailer: Sendable {
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         let rc: CURLcode = message.withUnsafeBufferPointer { bytes in
             bytes.withMemoryRebound(to: CChar.self) { chars in
-                var upload = candor_upload(data: chars.baseAddress, length: chars.count, offset: 0)
+                // libcurl keeps the upload's address until the transfer ends: memory of our own, not an inout pointer.
+                let upload = UnsafeMutablePointer<candor_upload>.allocate(capacity: 1)
+                upload.initialize(to: candor_upload(data: chars.baseAddress, length: chars.count, offset: 0))
+                defer { upload.deinitialize(count: 1); upload.deallocate() }
                 return errorBuffer.withUnsafeMutableBufferPointer { err in
                     var rc = candor_setopt_string(curl, CURLOPT_URL, url)
                     if rc == CURLE_OK { rc = candor_setopt_string(curl, CURLOPT_MAIL_FROM, "<\(from)>") }
@@ -80,7 +83,7 @@ public struct Mailer: Sendable {
                     if rc == CURLE_OK { rc = candor_setopt_long(curl, CURLOPT_TIMEOUT, timeoutSeconds) }
                     if rc == CURLE_OK { rc = candor_setopt_long(curl, CURLOPT_NOSIGNAL, 1) }
                     if rc == CURLE_OK { rc = candor_setopt_string(curl, CURLOPT_ERRORBUFFER, err.baseAddress) }
-                    if rc == CURLE_OK { rc = candor_setopt_upload(curl, &upload) }
+                    if rc == CURLE_OK { rc = candor_setopt_upload(curl, upload) }
                     return rc == CURLE_OK ? curl_easy_perform(curl) : rc
                 }
             }

@@ -15,17 +15,22 @@ public final class Notifier: Sendable {
     let mailer: Mailer?
     let box: SecretBox?
     let logger: Logger
+    /// Whether an account reads a site's exact figures (alert messages hold exact counts).
+    let readsExactFigures: @Sendable (User, Site) -> Bool
 
-    public init(database: AppDatabase, mailer: Mailer?, box: SecretBox?, logger: Logger) {
-        self.database = database; self.mailer = mailer; self.box = box; self.logger = logger
+    public init(database: AppDatabase, mailer: Mailer?, box: SecretBox?, logger: Logger,
+                readsExactFigures: @escaping @Sendable (User, Site) -> Bool) {
+        self.database = database; self.mailer = mailer; self.box = box; self.logger = logger; self.readsExactFigures = readsExactFigures
     }
 
-    /// The e-mail addresses an alert goes to.
+    /// The e-mail addresses an alert goes to: accounts that asked for alerts and read the site's
+    /// exact figures (owners and admins alone for the install's rules).
     public func recipients(site: String?) throws -> [String] {
-        try database.alertEmailUsers().filter { u in
+        let watched = try site.flatMap { try database.site(id: $0) }
+        return try database.alertEmailUsers().filter { u in
             if u.role == .owner || u.role == .admin { return true }
-            guard let site, let id = u.id else { return false }
-            return try database.siteIDs(user: id).contains(site)
+            guard let watched, let id = u.id, readsExactFigures(u, watched) else { return false }
+            return try database.siteIDs(user: id).contains(watched.id)
         }.map(\.email)
     }
 
@@ -38,13 +43,18 @@ public final class Notifier: Sendable {
             let to = try recipients(site: alert.rule.siteID)
             if !to.isEmpty {
                 if let mailer {
-                    do {
-                        try await mailer.send(to: to, subject: alert.subject + (siteName.map { " — \($0)" } ?? ""), text: text)
-                        outcomes.append("email:\(to.count)")
-                    } catch {
-                        logger.error("alert e-mail failed", metadata: ["error": "\(error)"])
-                        outcomes.append("email:failed")
+                    // One message per recipient: no one sees the others' addresses, and one refused
+                    // address stops no other message.
+                    var delivered = 0
+                    for address in to {
+                        do {
+                            try await mailer.send(to: [address], subject: alert.subject + (siteName.map { " — \($0)" } ?? ""), text: text)
+                            delivered += 1
+                        } catch {
+                            logger.error("alert e-mail failed", metadata: ["error": "\(error)"])
+                        }
                     }
+                    outcomes.append(delivered == to.count ? "email:\(delivered)" : "email:\(delivered)/\(to.count)")
                 } else {
                     outcomes.append("email:no-smtp")
                 }
@@ -72,12 +82,13 @@ public final class Notifier: Sendable {
         let body: String
         switch channel.kind {
         case "slack":
-            body = JSON.object([("text", .string("*\(alert.subject)*\n\(text)"))]).text
+            // Visitor-sent values (sources, pages) are in the text: Slack's control characters escaped.
+            body = JSON.object([("text", .string("*\(alert.subject)*\n\(Self.slackEscaped(text))"))]).text
         case "teams":
             // Teams incoming webhooks (and Workflows' "post to a channel when a webhook request is received") take a MessageCard.
             body = JSON.object([("@type", "MessageCard"), ("@context", "https://schema.org/extensions"), ("summary", .string(alert.subject)),
                                 ("themeColor", .string(alert.firing ? "D83B01" : "2EB886")), ("title", .string(alert.subject)),
-                                ("text", .string(text.replacingOccurrences(of: "\n", with: "<br>")))]).text
+                                ("text", .string(Self.teamsEscaped(text)))]).text
         default:
             body = JSON.object([("event", .string(alert.firing ? "alert.fired" : "alert.resolved")), ("rule", .string(alert.rule.id)),
                                 ("kind", .string(alert.rule.kind)), ("site", alert.rule.siteID.map { .string($0) } ?? .null),
@@ -100,5 +111,28 @@ public final class Notifier: Sendable {
             logger.warning("alert channel failed", metadata: ["channel": "\(channel.id)", "error": "\(error)"])
             return "failed"
         }
+    }
+
+    /// Text for Slack's mrkdwn: `&`, `<` and `>` escaped (no mention, link or command from a value).
+    static func slackEscaped(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// Text for a Teams MessageCard (HTML and Markdown): HTML escaped, Markdown's characters
+    /// backslashed, line breaks as <br>.
+    static func teamsEscaped(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "\n": out += "<br>"
+            case "\\", "`", "*", "_", "[", "]", "(", ")", "#", "!", "|", "~": out += "\\" + String(c)
+            default: out.append(c)
+            }
+        }
+        return out
     }
 }

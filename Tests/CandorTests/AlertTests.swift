@@ -1,8 +1,10 @@
 import Actions
+import Consent
 import Collector
 import Foundation
 import Logging
-import Notify
+@testable import Notify
+import Privacy
 import Store
 import Testing
 
@@ -12,7 +14,8 @@ import Testing
 @Suite struct AlertTests {
     func engine(_ t: TestCollector) -> AlertEngine {
         AlertEngine(database: t.database, dataDirectory: t.dir.path,
-                    notifier: Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test")), now: t.clock.closure)
+                    notifier: Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test"),
+                                       readsExactFigures: { user, _ in user.role == .owner || user.role == .admin }), now: t.clock.closure)
     }
 
     @Test func aSilentSiteFiresOnceResolvesAndWaitsItsCooldown() async throws {
@@ -71,5 +74,25 @@ import Testing
         // A rule watching the install needs no site, a site rule needs one.
         #expect(throws: ActionError.self) { try t.administration.addAlertRule(site: nil, kind: "spike", siteScoped: true, threshold: 3, cooldownMinutes: 0, by: .cli) }
         #expect(throws: ActionError.self) { try t.administration.addAlertRule(site: t.site.id, kind: "disk", siteScoped: false, threshold: 3, cooldownMinutes: 0, by: .cli) }
+    }
+
+    /// Alert messages hold exact counts: e-mail goes only to accounts that read the site's exact
+    /// figures (a viewer and a restricted manager who asked for alerts get none); values sent by
+    /// visitors cannot add a mention, a link or markup in Slack and Teams.
+    @Test func alertsReachOnlyReadersOfExactFiguresAndEscapeVisitorValues() throws {
+        let t = try TestCollector()
+        for (email, role) in [("owner@example.org", Role.owner), ("viewer@example.org", .viewer), ("manager@example.org", .manager)] {
+            let u = try t.database.addUser(User(email: email, passwordHash: "x", role: role, createdAt: noon))
+            try t.database.setUserSites(user: u.id!, sites: [t.site.id])
+            try t.administration.setAlertEmails(email: email, true, by: .cli)
+        }
+        let notifier = Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test"),
+                                readsExactFigures: { user, _ in readsExactFigures(user.role, policy: .default) })
+        #expect(try notifier.recipients(site: t.site.id) == ["owner@example.org"])
+        #expect(try notifier.recipients(site: nil) == ["owner@example.org"])
+        let hostile = "Top sources: <!channel> <https://evil.example|sign in> [x](https://evil.example) & more"
+        #expect(Notifier.slackEscaped(hostile) == "Top sources: &lt;!channel&gt; &lt;https://evil.example|sign in&gt; [x](https://evil.example) &amp; more")
+        let teams = Notifier.teamsEscaped(hostile + "\nnext")
+        #expect(!teams.contains("<!") && !teams.contains("](") && teams.contains("\\[x\\]\\(https://evil.example\\)") && teams.hasSuffix("<br>next"))
     }
 }

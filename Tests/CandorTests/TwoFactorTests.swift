@@ -160,6 +160,11 @@ import TwoFactor
                                                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: owner],
                                                body: ByteBuffer(string: "csrf=\(csrf)&password=\(f.ownerPassword)&code=\(totp.code(at: f.t.clock.now))"))
             #expect(off.status == .badRequest && String(buffer: off.body).contains("cannot be turned off"))
+            // An owner's own second factor is not reset from the Users page (the account page asks for password and code).
+            let me = try #require(try f.t.database.user(email: "owner@example.org"))
+            #expect(throws: ActionError.self) {
+                try Administration(database: f.t.database, policies: f.t.collector.policies).resetTwoFactor(email: me.email, by: .user(me, sites: []))
+            }
             // The operator's reset: sessions end, the next sign-in needs no code but leads to enrolment again.
             try Administration(database: f.t.database, policies: f.t.collector.policies).resetTwoFactor(email: "owner@example.org", by: .cli)
             #expect(try await client.page("/", owner).0 == .seeOther)
