@@ -37,6 +37,9 @@ public final class Authenticator: Sendable {
     public static let challengeLifetime: TimeInterval = 5 * 60
     /// Wrong codes one challenge allows before the password must be given again.
     public static let challengeAttempts = 5
+    /// Wrong authenticator codes an account may get in a day (whatever the challenges and
+    /// addresses); beyond, codes are refused until the day is over and only recovery codes sign in.
+    public static let dailyWrongCodes = 20
     public let throttle: LoginThrottle
     let gate: HashingGate
     /// Seals TOTP secrets (the install's secret key); nil: second factors cannot be set up or checked.
@@ -69,6 +72,8 @@ public final class Authenticator: Sendable {
         case challengeEnded
         /// The account has a second factor this server cannot check (its secret key is missing).
         case unavailable
+        /// Too many wrong authenticator codes today: only a recovery code signs in until `until` (ms).
+        case codesLocked(until: Int64)
     }
 
     var nowMs: Int64 { Int64(now().timeIntervalSince1970 * 1000) }
@@ -134,10 +139,21 @@ public final class Authenticator: Sendable {
                 throttle.settle(attempt, succeeded: false, checked: false)
                 return .unavailable
             }
+            let day: Int64 = 86_400_000
+            if record.wrongCodes >= Self.dailyWrongCodes, record.wrongSince > nowMs - day {
+                throttle.settle(attempt, succeeded: false, checked: false)
+                return .codesLocked(until: record.wrongSince + day)
+            }
             if let step = TOTP(secret: secret).match(typed, at: now(), after: record.lastStep) {
                 accepted = try database.transaction { tx in try tx.useTwoFactorStep(user: id, step: step) }
             } else {
                 accepted = false
+            }
+            if !accepted {
+                let count = try database.transaction { tx in try tx.countWrongCode(user: id, at: nowMs, window: day) }
+                if count == Self.dailyWrongCodes {
+                    try audit.record(actor: "user:\(user.email)", action: "two_factor_codes_locked", detail: ["wrong_codes": .int(Int64(count))])
+                }
             }
         } else if let normalized = RecoveryCodes.normalize(typed) {
             accepted = try database.transaction { tx in
@@ -153,6 +169,7 @@ public final class Authenticator: Sendable {
             return try database.failLoginChallenge(tokenHash: hash, limit: Self.challengeAttempts) ? .invalid : .challengeEnded
         }
         throttle.settle(attempt, succeeded: true)
+        try database.transaction { tx in try tx.clearWrongCodes(user: id) }
         // One challenge, one session: of two requests racing with right codes, one ends it.
         guard try database.endLoginChallenge(tokenHash: hash) else { return .challengeEnded }
         return try startSession(user: id, knownDevice: knownDevice != nil ? device : nil, userAgent: userAgent)

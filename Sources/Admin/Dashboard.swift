@@ -298,7 +298,7 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
                 "candor_device=\(device); Path=/login; HttpOnly; SameSite=Strict; Max-Age=\(Int(Authenticator.deviceLifetime))\(secure)"))
             headers.append(HTTPField(name: .setCookie, value: "\(Self.challengeCookie)=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"))
             return Response(status: .seeOther, headers: headers)
-        case .invalid, .secondFactor, .challengeEnded:
+        case .invalid, .secondFactor, .challengeEnded, .codesLocked:
             return page("E-mail or password is wrong.", .unauthorized)
         case .throttled(let retry):
             var r = page("Too many failed attempts; try again in \(retry < 60 ? "\(retry) seconds" : "\(retry / 60 + 1) minutes").", .tooManyRequests)

@@ -49,6 +49,9 @@ extension DashboardRoutes {
         switch result {
         case .invalid:
             return codePage(error: "That code is not right (or was used already). Codes change every 30 seconds.", status: .unauthorized)
+        case .codesLocked(let until):
+            return codePage(error: "Too many wrong codes for this account today: codes are refused until \(ISO.string(until)). A recovery code still signs in.",
+                            status: .tooManyRequests)
         case .challengeEnded:
             var r = loginPage(error: "Enter your password again: the sign-in expired or met too many wrong codes.", status: .unauthorized)
             r.headers.append(HTTPField(name: .setCookie, value: "\(Self.challengeCookie)=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"))

@@ -667,6 +667,13 @@ extension AppDatabase {
                 CREATE INDEX report_subscriptions_by_site ON report_subscriptions(site_id);
                 """)
         }
+        migrator.registerMigration("v27-two-factor-lock") { db in
+            // Wrong authenticator codes of an account within a day (stored: a restart does not reset them).
+            try db.execute(sql: """
+                ALTER TABLE two_factor ADD COLUMN wrong_codes INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE two_factor ADD COLUMN wrong_since INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -9,6 +9,9 @@ public struct TwoFactorRecord: Sendable, Equatable {
     public var confirmedAt: Int64?
     public var lastStep: Int64
     public var unusedRecoveryCodes: Int
+    /// Wrong authenticator codes since `wrongSince` (ms).
+    public var wrongCodes: Int = 0
+    public var wrongSince: Int64 = 0
     public var isOn: Bool { confirmedAt != nil }
 }
 
@@ -88,6 +91,22 @@ extension WriteTransaction {
         return db.changesCount == 1
     }
 
+    /// Counts a wrong authenticator code: the count restarts when the last one began more than
+    /// `window` ms ago. Returns the count.
+    public func countWrongCode(user: Int64, at: Int64, window: Int64) throws -> Int {
+        try db.execute(sql: """
+            UPDATE two_factor SET wrong_codes = CASE WHEN wrong_since <= ? THEN 1 ELSE wrong_codes + 1 END,
+                                  wrong_since = CASE WHEN wrong_since <= ? THEN ? ELSE wrong_since END
+            WHERE user_id = ?
+            """, arguments: [at - window, at - window, at, user])
+        return try Int.fetchOne(db, sql: "SELECT wrong_codes FROM two_factor WHERE user_id = ?", arguments: [user]) ?? 0
+    }
+
+    /// A right code or a new sign-in: the wrong ones start over.
+    public func clearWrongCodes(user: Int64) throws {
+        try db.execute(sql: "UPDATE two_factor SET wrong_codes = 0, wrong_since = 0 WHERE user_id = ?", arguments: [user])
+    }
+
     /// Spends a recovery code: true when it was the user's and unused.
     public func useRecoveryCode(user: Int64, hash: [UInt8], at: Int64) throws -> Bool {
         try db.execute(sql: "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
@@ -115,11 +134,13 @@ extension WriteTransaction {
 
 extension AppDatabase {
     static func twoFactor(_ db: Database, user: Int64) throws -> TwoFactorRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT secret, confirmed_at, last_step FROM two_factor WHERE user_id = ?", arguments: [user]) else {
+        guard let row = try Row.fetchOne(db, sql: "SELECT secret, confirmed_at, last_step, wrong_codes, wrong_since FROM two_factor WHERE user_id = ?",
+                                         arguments: [user]) else {
             return nil
         }
         let unused = try Int.fetchOne(db, sql: "SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", arguments: [user]) ?? 0
-        return TwoFactorRecord(sealedSecret: row[0], confirmedAt: row[1], lastStep: row[2], unusedRecoveryCodes: unused)
+        return TwoFactorRecord(sealedSecret: row[0], confirmedAt: row[1], lastStep: row[2], unusedRecoveryCodes: unused,
+                               wrongCodes: row[3], wrongSince: row[4])
     }
 
     public func twoFactor(user: Int64) throws -> TwoFactorRecord? {

@@ -63,9 +63,10 @@ import TwoFactor
     @Test func signInNeedsTheSecondFactorOnceItIsOn() async throws {
         let f = try await DashboardFixture()
         try await f.app.test(.router) { client in
-            func post(_ uri: String, _ body: String, _ cookie: String?) async throws -> TestResponse {
+            func post(_ uri: String, _ body: String, _ cookie: String?, from address: String? = nil) async throws -> TestResponse {
                 var h: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
                 if let cookie { h[.cookie] = cookie }
+                if let address { h[.init("X-Forwarded-For")!] = address }
                 return try await client.execute(uri: uri, method: .post, headers: h, body: ByteBuffer(string: body))
             }
             func setCookie(_ r: TestResponse, _ name: String) -> String? {
@@ -125,6 +126,29 @@ import TwoFactor
             #expect(try await post("/login/code", "code=\(codes[3])", fifth).status == .unauthorized)
             #expect(try f.t.database.recentAuditEntries(limit: 10, action: "recovery_code_used").count == 1)
             #expect(try f.t.database.twoFactor(user: f.t.database.user(email: "owner@example.org")!.id!)?.unusedRecoveryCodes == 9)
+
+            // 20 wrong codes in a day from 20 addresses, over four sign-ins (5 each, 31 s apart: the
+            // throttle's longest delay per account): the right code is refused for the rest of the
+            // day, a recovery code is not.
+            var challengeCookie = ""
+            for n in 0..<20 {
+                f.t.clock.advance(31)
+                if n % 5 == 0 {
+                    challengeCookie = try #require(setCookie(try await client.login("owner@example.org", f.ownerPassword, from: "203.0.113.\(n)").0, "candor_challenge"))
+                }
+                let wrong = try await post("/login/code", "code=\(n % 2 == 0 ? "000001" : "999998")", challengeCookie, from: "203.0.113.\(n)")
+                #expect(wrong.status == .unauthorized, "wrong code \(n): \(wrong.status)")
+            }
+            f.t.clock.advance(31)
+            let locked = try #require(setCookie(try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.1").0, "candor_challenge"))
+            let refused = try await post("/login/code", "code=\(totp.code(at: f.t.clock.now))", locked, from: "198.51.100.1")
+            #expect(refused.status == .tooManyRequests && String(buffer: refused.body).contains("A recovery code still signs in"))
+            #expect(setCookie(try await post("/login/code", "code=\(codes[5])", locked, from: "198.51.100.1"), "candor_session") != nil)
+            #expect(try f.t.database.recentAuditEntries(limit: 50, action: "two_factor_codes_locked").count == 1)
+            // A day later codes work again.
+            f.t.clock.advance(86_400)
+            let later = try #require(setCookie(try await client.login("owner@example.org", f.ownerPassword, from: "198.51.100.2").0, "candor_challenge"))
+            #expect(setCookie(try await post("/login/code", "code=\(totp.code(at: f.t.clock.now))", later, from: "198.51.100.2"), "candor_session") != nil)
         }
     }
 
