@@ -44,7 +44,7 @@ public struct Actor: Sendable, Equatable {
     public func may(_ permission: Permission) -> Bool {
         switch permission {
         case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests,
-             .viewPrivacyCenter, .installAlerts:
+             .viewPrivacyCenter, .installAlerts, .installAnnotations:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -94,6 +94,8 @@ public enum Permission: Sendable, Equatable {
     case setTerms
     /// Alert rules and channels of the whole install: owners and admins only.
     case installAlerts
+    /// Chart notes on every site at once: owners and admins only (a site's own: who configures it).
+    case installAnnotations
     /// Which roles must sign in with a second factor: owners only.
     case requireTwoFactor
     case fileRequests

@@ -202,6 +202,16 @@ extension DashboardRoutes {
             guard let keyID = f["key"], let key = try database.apiKey(id: keyID), key.siteID == id else { return try refuse("No such key.") }
             do { try administration.revokeKey(id: key.id, by: v.actor) } catch let error as ActionError { return try refuse(error.description) }
             return done("key-revoked")
+        case "annotate", "unannotate":
+            // Back to the site page the note was written on.
+            do {
+                if action == "annotate" {
+                    _ = try administration.annotate(site: f["every"] == "1" ? nil : id, date: f["date"] ?? "", text: f["text"] ?? "", by: v.actor)
+                } else {
+                    try administration.removeAnnotation(id: f["note"] ?? "", by: v.actor)
+                }
+            } catch let error as ActionError { return try refuse(error.description) }
+            return Response(status: .seeOther, headers: [.location: "/sites/\(id)?range=\(f["range"].flatMap { ["today", "7d", "30d", "90d", "month"].contains($0) ? $0 : nil } ?? "30d")#notes"])
         case "share", "unshare":
             return try changeSharedLinks(request, v, site, f, revoke: action == "unshare")
         case "archive", "restore":

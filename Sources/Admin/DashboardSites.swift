@@ -445,9 +445,16 @@ extension DashboardRoutes {
         let currencies = cards.revenue.value.map { $0.entries.map(\.currency) }
         let metric = ChartMetric(request.uri.queryParameters.get("metric"), currency: request.uri.queryParameters.get("currency"),
                                  currencies: currencies)
+        // Notes on the period's days (the site's and every site's), on the chart and listed under it.
+        let notes = try database.annotations(site: site.id, first: SiteCalendar.dateText(r.calendar.day(of: r.from)),
+                                             last: SiteCalendar.dateText(r.calendar.day(of: max(r.from, r.to - 1))))
         c["chart"] = try chart(report, r, totals: totals, previous: try before.map {
             try $0.report.chart(totals: $0.report.totals($0.summaries), hourly: report.figures.hourlyChart)
-        }, metric: metric)
+        }, metric: metric, notes: notes)
+        c["notes"] = notes.map { n -> [String: Any] in
+            ["id": n.id, "day": SiteCalendar.day(parsing: n.day).map(Format.day) ?? n.day, "text": n.text, "everySite": n.siteID == nil,
+             "removable": shared == nil && v.actor.may(n.siteID.map { .configure(site: $0) } ?? .installAnnotations)]
+        }
         c["metrics"] = ChartMetric.choices(currencies: currencies).map { m -> [String: Any] in
             ["label": m.label(currencies: currencies), "current": m == metric, "href": Self.query(request, m.query(currencies: currencies))]
         }
@@ -551,7 +558,7 @@ extension DashboardRoutes {
     /// point for point (its hidden figures leave gaps), and listed in the values table.
     /// `metric` is what the bars draw (the metric switch); every metric is in the values table.
     func chart(_ report: SiteReport, _ r: Range, totals: SiteReport.Totals, previous: [Disclosure.Point]? = nil,
-               metric: ChartMetric = .visitors) throws -> [String: Any] {
+               metric: ChartMetric = .visitors, notes: [Annotation] = []) throws -> [String: Any] {
         let hourly = report.figures.hourlyChart
         let points = try report.chart(totals: totals, hourly: hourly)
         // The charted figure of a point, as shown to the reader.
@@ -582,6 +589,20 @@ extension DashboardRoutes {
         let partial = { (i: Int) -> Bool in
             i == points.count - 1 && nowMs >= points[i].start && nowMs < (hourly ? points[i].start + 3_600_000 : r.calendar.end(of: r.calendar.day(of: points[i].start)))
         }
+        // A bar's context: position, height, title and the values row.
+        func barContext(_ i: Int, _ p: Disclosure.Point) -> [String: Any] {
+            let v = figure(p).value ?? 0
+            let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
+            let soFar = partial(i) ? " (so far)" : ""
+            // Every metric of the point, as the title and the values table write them.
+            let counts = ChartMetric.counts.map { $0.figure(p).text($0.text) }, revenue = p.revenue.text(Format.money)
+            return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
+                    "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
+                    "title": "\(when(p.start))\(soFar): " + zip(counts, ChartMetric.counts).map { "\($0) \($1.word)" }.joined(separator: ", ")
+                        + ", revenue \(revenue)",
+                    "when": when(p.start) + soFar, "values": (counts + [revenue]).map { ["text": $0] },
+                    "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(metric.text) : "" } ?? ""]
+        }
         var chart: [String: Any] = ["width": Int(left + plotWidth), "height": Int(above + plotHeight + 22), "max": Int(top),
                 "grid": stride(from: 0.0, through: top, by: step).map { v -> [String: Any] in
                     let y = above + plotHeight - plotHeight * v / top
@@ -592,17 +613,14 @@ extension DashboardRoutes {
                     ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w), "y": Int(above + plotHeight + 16), "label": label(start)]
                 },
                 "bars": points.enumerated().map { i, p -> [String: Any] in
-                    let v = figure(p).value ?? 0
-                    let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
-                    let soFar = partial(i) ? " (so far)" : ""
-                    // Every metric of the point, as the title and the values table write them.
-                    let counts = ChartMetric.counts.map { $0.figure(p).text($0.text) }, revenue = p.revenue.text(Format.money)
-                    return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
-                            "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
-                            "title": "\(when(p.start))\(soFar): " + zip(counts, ChartMetric.counts).map { "\($0) \($1.word)" }.joined(separator: ", ")
-                                + ", revenue \(revenue)",
-                            "when": when(p.start) + soFar, "values": (counts + [revenue]).map { ["text": $0] },
-                            "before": previous.map { $0.indices.contains(i) ? figure($0[i]).text(metric.text) : "" } ?? ""]
+                    var bar = barContext(i, p)
+                    // A day with notes gets a marker above its bar, the notes as its title.
+                    let dayNotes = hourly ? [] : notes.filter { $0.day == SiteCalendar.dateText(r.calendar.day(of: p.start)) }
+                    if !dayNotes.isEmpty {
+                        bar["note"] = ["x": String(format: "%.1f", left + (Double(i) + 0.5) * w),
+                                       "title": "\(day(p.start)): " + dayNotes.map(\.text).joined(separator: "; ")]
+                    }
+                    return bar
                 },
                 "first": slots.first.map(when) ?? "", "last": slots.last.map(when) ?? "",
                 "hasPartial": points.indices.contains { partial($0) }, "metric": metric.title, "metricWord": metric.word,

@@ -9,7 +9,7 @@ import Store
 
 struct Sites: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage client sites.", subcommands: [Add.self, List.self, SetTimeZone.self, Archive.self, Restore.self, Delete.self])
+        abstract: "Manage client sites.", subcommands: [Add.self, List.self, SetTimeZone.self, Archive.self, Restore.self, Delete.self, Annotate.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a site; prints its id.")
@@ -99,6 +99,23 @@ struct Sites: ParsableCommand {
                 print([site.id, site.name, site.domains.joined(separator: ","), site.policy, site.calendar.identifier,
                        site.archivedAt == nil ? "collecting" : "archived"].joined(separator: "\t"))
             }
+        }
+    }
+}
+
+extension Sites {
+    struct Annotate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a note to the charts' day (a site's, or every site's with --site all); prints its id.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Site id, or all.") var site: String
+        @Option(help: "The day, YYYY-MM-DD, in the site's time zone.") var date: String
+        @Option(help: "The note (one line, up to 200 characters).") var text: String
+
+        func run() throws {
+            let database = try AppDatabase(path: data.databasePath)
+            let note = try Administration(database: database, policies: try PolicyBook(directory: data.policies))
+                .annotate(site: site == "all" ? nil : site, date: date, text: text, by: .cli)
+            print(note.id)
         }
     }
 }

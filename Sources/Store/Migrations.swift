@@ -674,6 +674,19 @@ extension AppDatabase {
                 ALTER TABLE two_factor ADD COLUMN wrong_since INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v28-annotations") { db in
+            try db.execute(sql: """
+                CREATE TABLE annotations (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
+                    day TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX annotations_by_site ON annotations(site_id, day);
+                """)
+        }
         return migrator
     }
 }
