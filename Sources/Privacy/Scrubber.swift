@@ -101,7 +101,7 @@ public struct Scrubber: Sendable {
                     guard try tx.completeErasure(id: request.id, receipt: receipt.text, at: at) else { return }
                     var detail: [String: AuditValue] = ["request": .string(request.id), "on_time": .int(at <= request.deadlineAt ? 1 : 0)]
                     for (table, n) in Self.counts(request) { detail[table] = .init(n) }
-                    detail["wal_truncated_at"] = .string(ISO.string(truncation.at))
+                    detail.merge(Self.detail(truncation)) { $1 }
                     try audit.record(in: tx, actor: actor, action: "request_done", site: request.siteID, detail: detail)
                 }
                 report.requests.append(request.id)
@@ -114,7 +114,7 @@ public struct Scrubber: Sendable {
                 try database.transaction { tx in
                     guard try tx.completeSaltDestruction(day: day, at: at) else { return }
                     try audit.record(in: tx, actor: actor, action: "salt_destroyed",
-                                     detail: ["day": .int(day), "wal_truncated_at": .string(ISO.string(truncation.at))])
+                                     detail: ["day": .int(day)].merging(Self.detail(truncation)) { $1 })
                 }
                 report.salts.append(day)
             } catch {
@@ -125,8 +125,7 @@ public struct Scrubber: Sendable {
             do {
                 try database.transaction { tx in
                     guard try tx.verifyPurgeRun(run.id, at: at) else { return }
-                    var detail: [String: AuditValue] = ["run": .int(run.id), "total": .init(run.total),
-                                                        "wal_truncated_at": .string(ISO.string(truncation.at))]
+                    var detail: [String: AuditValue] = ["run": .int(run.id), "total": .init(run.total)].merging(Self.detail(truncation)) { $1 }
                     for (target, n) in run.counts { detail[target] = .init(n) }
                     try audit.record(in: tx, actor: run.actor, action: "purge_ran", detail: detail)
                 }
@@ -144,6 +143,11 @@ public struct Scrubber: Sendable {
         return policies[s.policy] ?? .default
     }
 
+    /// What the audit entry of a closed item says of the truncation it waited for.
+    static func detail(_ truncation: WALTruncation) -> [String: AuditValue] {
+        ["wal_truncated_at": .string(ISO.string(truncation.at)), "free_space_pages_zeroed": .init(truncation.pagesZeroed)]
+    }
+
     /// Rows deleted per table, as the deleting transaction recorded them.
     static func counts(_ r: PrivacyRequest) -> [(String, Int)] {
         guard let text = r.erased, let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [] }
@@ -156,12 +160,13 @@ public struct Scrubber: Sendable {
         let wal: JSON = switch truncation.outcome {
         case .truncated:
             ["checkpointed_and_truncated_at": .string(ISO.string(truncation.at)), "bytes_after": 0,
-             "frames_copied": JSON(truncation.framesBefore), "attempts": JSON(truncation.attempts)]
+             "frames_copied": JSON(truncation.framesBefore), "attempts": JSON(truncation.attempts),
+             "free_space": ["pages_read": JSON(truncation.pagesRead), "pages_zeroed": JSON(truncation.pagesZeroed)]]
         case .noWAL:
             ["none": "in-memory database without a write-ahead log"]
         }
         return [
-            "receipt_version": 3,
+            "receipt_version": 4,
             "request": .string(r.id),
             "site": .string(r.siteID),
             "subject_kind": .string(r.subjectKind.rawValue),
@@ -184,7 +189,9 @@ public struct Scrubber: Sendable {
                 + "The rollups of the days they touched were recomputed. "
                 + (truncation.outcome == .truncated
                     ? "After that, the write-ahead log was checkpointed into the database file and truncated, and its size read back "
-                        + "as 0 bytes, before this receipt was written."
+                        + "as 0 bytes; then, with no write possible, the free space of every table and index page of the file was "
+                        + "overwritten with zeros where it was not (SQLite can leave copies of moved rows there that secure_delete "
+                        + "does not reach), and the log truncated again, before this receipt was written."
                     : "The database has no write-ahead log (in memory).")),
         ]
     }

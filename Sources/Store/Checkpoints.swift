@@ -45,6 +45,10 @@ public struct WALTruncation: Sendable, Equatable {
     public var framesBefore: Int
     /// Attempts it took (another checkpoint, a writer or a reader of an older snapshot make an attempt fail).
     public var attempts: Int
+    /// B-tree pages whose free space was read, and those where bytes left by deleted or moved
+    /// cells were found and overwritten with zeros (see `FreeSpace`); 0 and 0 without a WAL.
+    public var pagesRead = 0
+    public var pagesZeroed = 0
 }
 
 /// The WAL could not be truncated within the attempts allowed; whatever waits for it stays pending.
@@ -78,6 +82,9 @@ extension AppDatabase {
     /// Copies every committed page into the database file and truncates the WAL to zero bytes,
     /// then reads the WAL file's size back: only a 0 counts as done. Page images of deleted rows
     /// (an erased subject, purged rows, a destroyed salt) live on in the WAL until this succeeds.
+    /// With the WAL empty, the free space of every b-tree page in the file is zeroed (`FreeSpace`:
+    /// SQLite may leave copies of cells there that `secure_delete` never reaches), and the WAL is
+    /// truncated again after the pass's own commit.
     ///
     /// Each attempt runs on the write connection, so no write of this process can start while it
     /// runs, and holds the checkpoint turn, so the background passive checkpoints wait for it.
@@ -93,10 +100,10 @@ extension AppDatabase {
         var lastError = "not attempted"
         var pause = Duration.milliseconds(5)
         for attempt in 1...max(1, attempts) {
-            switch try truncationAttempt(walPath: path + "-wal", timeout: attemptTimeout) {
-            case .done(let frames):
+            switch try truncationAttempt(path: path, timeout: attemptTimeout) {
+            case .done(let frames, let pass):
                 return WALTruncation(outcome: .truncated, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: frames,
-                                     attempts: attempt)
+                                     attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed)
             case .busy(let why):
                 lastError = why
             }
@@ -108,26 +115,32 @@ extension AppDatabase {
         throw WALTruncationFailed(attempts: attempts, lastError: lastError)
     }
 
-    private enum TruncationAttempt { case done(frames: Int), busy(String) }
+    private enum TruncationAttempt { case done(frames: Int, FreeSpace.Pass), busy(String) }
 
-    private func truncationAttempt(walPath: String, timeout: Duration) throws -> TruncationAttempt {
-        try writer.writeWithoutTransaction { db in
-            try checkpointTurn.withLock { _ in
+    private func truncationAttempt(path: String, timeout: Duration) throws -> TruncationAttempt {
+        let walPath = path + "-wal"
+        return try writer.writeWithoutTransaction { db -> TruncationAttempt in
+            try checkpointTurn.withLock { _ -> TruncationAttempt in
                 let before = Self.fileSize(walPath)
                 // A short busy timeout for this attempt: writes of this process queue behind it.
                 try db.execute(sql: "PRAGMA busy_timeout = \(max(1, timeout.milliseconds))")
                 defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Self.busyTimeoutMs)") }
-                do {
-                    _ = try db.checkpoint(.truncate)
-                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-                    return .busy("\(error.resultCode): \(error.message ?? "busy")")
+                func truncate() throws -> String? {
+                    do {
+                        _ = try db.checkpoint(.truncate)
+                    } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                        return "\(error.resultCode): \(error.message ?? "busy")"
+                    }
+                    let after = Self.fileSize(walPath)
+                    return after == 0 ? nil : after < 0 ? "the WAL's size could not be read" : "the WAL still holds \(after) bytes after the checkpoint"
                 }
-                let after = Self.fileSize(walPath)
-                guard after == 0 else {
-                    return .busy(after < 0 ? "the WAL's size could not be read" : "the WAL still holds \(after) bytes after the checkpoint")
+                if let busy = try truncate() { return .busy(busy) }
+                guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout) else {
+                    return .busy("another process wrote between the checkpoint and the free-space pass")
                 }
+                if let busy = try truncate() { return .busy("after the free-space pass: " + busy) }
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                return .done(frames: max(0, (max(before, 0) - 32) / (pageSize + 24)))
+                return .done(frames: max(0, (max(before, 0) - 32) / (pageSize + 24)), pass)
             }
         }
     }

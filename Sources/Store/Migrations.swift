@@ -687,6 +687,17 @@ extension AppDatabase {
                 CREATE INDEX annotations_by_site ON annotations(site_id, day);
                 """)
         }
+        migrator.registerMigration("v29-free-space-scrubs") { db in
+            // The last pass that zeroed the free space of the file's pages (see `FreeSpace`); one row.
+            try db.execute(sql: """
+                CREATE TABLE free_space_scrubs (
+                    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                    at INTEGER NOT NULL,
+                    pages_read INTEGER NOT NULL,
+                    pages_zeroed INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
