@@ -306,8 +306,7 @@ public final class Authenticator: Sendable {
         guard token.utf8.count == 64, let session = try database.webSession(tokenHash: hash, now: t),
               let user = try database.user(id: session.user) else { return nil }
         if t - session.lastSeen >= 60_000 { try database.touchWebSession(tokenHash: hash, at: t) }
-        let sites: Set<String> = user.role == .owner || user.role == .admin
-            ? Set(try database.sites().map(\.id)) : Set(try database.siteIDs(user: session.user))
+        let sites = try database.visibleSiteIDs(user: user)
         let mustEnrol = try database.twoFactorRoles().contains(user.role) && database.twoFactor(user: session.user)?.isOn != true
         return Viewer(user: user, siteIDs: sites, csrf: session.csrf, sessionID: Hex.encode(hash), mustEnrolTwoFactor: mustEnrol)
     }

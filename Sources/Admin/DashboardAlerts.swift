@@ -117,9 +117,11 @@ extension DashboardRoutes {
         guard let f = try await postedForm(request, v), let me = v.user.id else { return invalidForm() }
         switch action {
         case "add":
-            guard let site = f["site"], v.may(see: site), let period = ReportMaker.Period(rawValue: f["period"] ?? "") else {
+            // "*": the consolidated report of every site the account may read.
+            guard let chosen = f["site"], chosen == "*" || v.may(see: chosen), let period = ReportMaker.Period(rawValue: f["period"] ?? "") else {
                 return try account(v, message: "Choose a site and a period.", status: .badRequest)
             }
+            let site: String? = chosen == "*" ? nil : chosen
             if try database.reportSubscriptions(user: me).contains(where: { $0.siteID == site && $0.period == period.rawValue }) {
                 return try account(v, message: "You get this report already.", status: .badRequest)
             }

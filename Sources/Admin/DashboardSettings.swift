@@ -249,7 +249,7 @@ extension DashboardRoutes {
         c["alertEmails"] = try database.alertEmails(user: id)
         let names = Dictionary(uniqueKeysWithValues: try database.sites().filter { v.may(see: $0.id) }.map { ($0.id, $0.name) })
         c["reports"] = try database.reportSubscriptions(user: id).compactMap { s -> [String: Any]? in
-            guard let name = names[s.siteID] else { return nil }
+            guard let name = s.siteID.map({ names[$0] }) ?? "All my sites" else { return nil }
             return ["id": s.id, "site": name, "period": s.period, "csv": s.csv ? "with CSV" : "",
                     "last": s.lastFirstDay.map { "last: from " + SiteCalendar.dateText($0) } ?? "none sent yet"]
         }

@@ -41,24 +41,31 @@ extension DashboardRoutes {
         case .success(let range): r = range
         case .failure(let refusal): return refused(Refusal(status: .badRequest, reason: refusal.reason))
         }
+        let all = try consolidated(request, v)
+        func line(id: String, name: String, _ c: Disclosure.Cards, _ before: Disclosure.Cards, last: Cell) -> (csv: [Cell], json: JSON) {
+            ([.text(id), .text(name), Self.cell(c.visitors), Self.cell(c.pageviews), Self.cell(c.conversions), .text(c.revenue.text { $0.text }),
+              Self.cell(before.visitors), Self.cell(before.pageviews), last],
+             .object([("site", .string(id)), ("name", .string(name)), ("visitors", Self.json(c.visitors) { JSON($0) }),
+                      ("pageviews", Self.json(c.pageviews) { JSON($0) }), ("conversions", Self.json(c.conversions) { JSON($0) }),
+                      ("revenue", Self.json(c.revenue, Self.json)), ("visitors_before", Self.json(before.visitors) { JSON($0) }),
+                      ("pageviews_before", Self.json(before.pageviews) { JSON($0) }), ("last_event", last.json)]))
+        }
         var rows: [[Cell]] = []
         var json: [JSON] = []
-        for site in try database.sites() where v.may(see: site.id) {
-            let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site, try range(request, site.calendar).get()).summary()
-            let c = rule.cards(s)
+        for l in all.lines {
             // A restricted reader learns whether a site is active, not when its last visitor came.
-            let last: Cell = rule.restricted ? .null : s.lastEvent.map { .text(site.calendar.iso($0)) } ?? .null
-            rows.append([.text(site.id), .text(site.name), Self.cell(c.visitors), Self.cell(c.pageviews), Self.cell(c.conversions),
-                         .text(c.revenue.text { $0.text }), last])
-            json.append(.object([("site", .string(site.id)), ("name", .string(site.name)), ("visitors", Self.json(c.visitors) { JSON($0) }),
-                                 ("pageviews", Self.json(c.pageviews) { JSON($0) }), ("conversions", Self.json(c.conversions) { JSON($0) }),
-                                 ("revenue", Self.json(c.revenue, Self.json)), ("last_event", last.json)]))
+            let last: Cell = l.restricted ? .null : l.lastEvent.map { .text(l.site.calendar.iso($0)) } ?? .null
+            let (csv, object) = line(id: l.site.id, name: l.site.name, l.cards, l.before, last: last)
+            rows.append(csv)
+            json.append(object)
         }
-        let table = ResultTable(name: "overview-\(r.key)", columns: ["site", "name", "visitors", "pageviews", "conversions", "revenue", "last_event"],
-                                rows: rows)
+        let total = line(id: "total", name: all.totalsLabel, all.totals.cards, all.totalsBefore.cards, last: .null)
+        rows.append(total.csv)
+        let table = ResultTable(name: "overview-\(r.key)", columns: ["site", "name", "visitors", "pageviews", "conversions", "revenue",
+                                                                      "visitors_before", "pageviews_before", "last_event"], rows: rows)
         if request.uri.queryParameters.get("format") == "json" {
-            let body = JSON.array(json)
+            let body = JSON.object([("range", .object([("key", .string(r.key)), ("label", .string(r.label))])), ("sites", .array(json)),
+                                    ("total", total.json)])
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"overview-\(r.key).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
         }
@@ -229,36 +236,32 @@ extension DashboardRoutes {
         }
         let q = (request.uri.queryParameters.get("q") ?? "").lowercased()
         let t = Int64(now().timeIntervalSince1970 * 1000)
-        var rows: [[String: Any]] = [], archived: [[String: Any]] = []
-        for site in try database.sites() where v.may(see: site.id) {
-            if !q.isEmpty && !site.name.lowercased().contains(q) && !site.domains.contains(where: { $0.contains(q) }) { continue }
-            // Archived sites collect nothing: listed apart, without figures (their pages keep them).
-            if let at = site.archivedAt {
-                archived.append(["id": site.id, "name": site.name, "at": Format.moment(at, site.calendar),
-                                 "settings": v.actor.may(.removeSites)])
-                continue
-            }
-            let rule = disclosure(v, policies[site.policy] ?? .default)
-            let s = try figures(site, try range(request, site.calendar).get()).summary()
-            let cards = rule.cards(s)
-            let status = s.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
+        let all = try consolidated(request, v, query: q)
+        func figures(_ c: Disclosure.Cards, _ before: Disclosure.Cards) -> [String: Any] {
+            ["visitors": c.visitors.text(Format.grouped), "change": Consolidated.change(c.visitors, before.visitors),
+             "pageviews": c.pageviews.text(Format.grouped), "conversions": c.conversions.text(Format.grouped),
+             "revenue": c.revenue.text { Format.money($0) }]
+        }
+        var rows: [[String: Any]] = []
+        for l in all.lines {
+            let status = l.lastEvent.map { t - $0 < 86_400_000 ? "active" : "no events in 24 h" } ?? "no events yet"
             // Sparkline: visitors per day over the last 30 days, from the rollups; days the reader
             // may not see break the line.
-            let today = site.calendar.day(of: t)
-            let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today)
-            let points = rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)
-            let top = Double(max(points.compactMap(\.visitors.value).max() ?? 1, 1))
+            let top = Double(max(l.spark.compactMap(\.visitors.value).max() ?? 1, 1))
             var segments: [[String]] = [[]]
-            for (i, p) in points.enumerated() {
+            for (i, p) in l.spark.enumerated() {
                 guard let n = p.visitors.value else { segments.append([]); continue }
                 segments[segments.count - 1].append(String(format: "%.1f,%.1f", Double(i) * 100 / 29, 19 - Double(n) / top * 18))
             }
-            rows.append(["id": site.id, "name": site.name, "domains": site.domains.joined(separator: ", "),
-                         "visitors": cards.visitors.text(Format.grouped), "pageviews": cards.pageviews.text(Format.grouped),
-                         "conversions": cards.conversions.text(Format.grouped), "revenue": cards.revenue.text { Format.money($0) },
-                         "last": rule.restricted ? "" : s.lastEvent.map { Format.moment($0, site.calendar) } ?? "never", "status": status,
-                         "statusClass": status == "active" ? "ok" : "warn",
-                         "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }])
+            rows.append(figures(l.cards, l.before).merging([
+                "id": l.site.id, "name": l.site.name, "domains": l.site.domains.joined(separator: ", "),
+                "last": l.restricted ? "" : l.lastEvent.map { Format.moment($0, l.site.calendar) } ?? "never", "status": status,
+                "statusClass": status == "active" ? "ok" : "warn",
+                "spark": segments.filter { $0.count > 1 }.map { ["points": $0.joined(separator: " ")] }]) { $1 })
+        }
+        let archived: [[String: Any]] = all.archived.map { site in
+            ["id": site.id, "name": site.name, "at": site.archivedAt.map { Format.moment($0, site.calendar) } ?? "",
+             "settings": v.actor.may(.removeSites)]
         }
         var c = base(v, title: "Sites")
         if let message { c["message"] = message }
@@ -271,6 +274,12 @@ extension DashboardRoutes {
             if overdue > 0 { c["overdue"] = overdue }
         }
         c["sites"] = rows
+        if rows.count > 1 {
+            var total = figures(all.totals.cards, all.totalsBefore.cards)
+            total["count"] = rows.count
+            total["partial"] = all.totals.partial
+            c["total"] = total
+        }
         c["archived"] = archived
         c["hasArchived"] = !archived.isEmpty
         if request.uri.queryParameters.get("done") == "site-deleted" {

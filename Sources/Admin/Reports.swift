@@ -110,20 +110,75 @@ public struct ReportMaker: Sendable {
 }
 
 extension ReportMaker {
+    /// The consolidated report of the last whole `period`: every site `reader` may read, each
+    /// over its own days, with its figures, their change and the totals, disclosed as on the
+    /// overview (``Consolidated``); the chart has a bar per site.
+    public func makeConsolidated(period: Period, reader: User) throws -> Made {
+        let t = Int64(now().timeIntervalSince1970 * 1000)
+        let visible = try database.visibleSiteIDs(user: reader)
+        let sites = try database.sites().filter { visible.contains($0.id) && $0.deletingAt == nil }
+        let all = try Consolidated.make(database: database, sites: sites, at: t, disclosure: { site in
+            let policy = policies[site.policy] ?? .default
+            return Disclosure(k: policy.kThreshold, restricted: !readsExactFigures(reader.role, policy: policy))
+        }, range: { site in
+            let (first, last) = Self.lastPeriod(period, calendar: site.calendar, at: t)
+            return ViewRange(key: "custom", from: site.calendar.start(of: first), to: site.calendar.end(of: last), label: "", calendar: site.calendar)
+        })
+        let (first, last) = Self.lastPeriod(period, calendar: .utc, at: t)
+        let label = first == last ? SiteCalendar.dateText(first) : "\(SiteCalendar.dateText(first)) – \(SiteCalendar.dateText(last))"
+        let totals = all.totals, before = all.totalsBefore
+        let cards = Format.cards(totals.cards), earlier = Format.cards(before.cards)
+        let docCards = zip(cards, earlier).filter { ["Visitors", "Pageviews", "Conversions", "Revenue"].contains($0.0.label) }.map { now, then in
+            ReportDocument.Card(label: now.label, value: now.text, change: now.number.flatMap { n in then.number.map { Format.delta(n, $0) } })
+        }
+        func row(_ name: String, _ c: Disclosure.Cards, _ b: Disclosure.Cards) -> [String] {
+            [name, c.visitors.text(Format.grouped), Consolidated.change(c.visitors, b.visitors), c.pageviews.text(Format.grouped),
+             c.conversions.text(Format.grouped), c.revenue.text { Format.money($0) }]
+        }
+        var rows = all.lines.map { row($0.site.name, $0.cards, $0.before) }
+        rows.append(row(all.totalsLabel, totals.cards, before.cards))
+        let table = ReportDocument.Table(title: "Sites", headers: ["Site", "Visitors", "Change", "Pageviews", "Conversions", "Revenue"], rows: rows)
+        let bars = all.lines.map { ReportDocument.Bar(label: $0.site.name, value: $0.cards.visitors.value.map(Double.init)) }
+        var notes = ["Each site's \(period == .day ? "day" : period.rawValue) in its own time zone; changes against the period before of the same length.",
+                     "Visitors are counted per site: someone who visited two sites counts twice in the total."]
+        if totals.partial {
+            notes.append("A total is shown only when every site's figure is (“–”): next to a hidden figure it would give it away.")
+        }
+        if all.lines.contains(where: \.restricted) {
+            notes.append("Figures from fewer visitors than a site's threshold show as “< k”, a figure that would reveal such a group by difference as “–”.")
+        }
+        let title = "All sites: \(period.adjective) report"
+        let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per site", bars: bars, tables: [table], notes: notes)
+        var text = "\(title), \(label)\n\n"
+        for c in docCards { text += "\(c.label): \(c.value)\(c.change.map { " (\($0))" } ?? "")\n" }
+        text += "\nSites:\n" + rows.map { "  \($0[0]): \($0[1]) visitor\($0[1] == "1" ? "" : "s")\($0[2].isEmpty ? "" : " (\($0[2]))")" }.joined(separator: "\n")
+        text += "\n\n" + notes.joined(separator: "\n") + "\n"
+        let stem = "candor-all-sites-\(SiteCalendar.dateText(first))-\(period.rawValue)"
+        return Made(subject: "[Candor] \(title), \(label)", text: text,
+                    attachments: [Mailer.Attachment(name: stem + ".pdf", type: "application/pdf", bytes: ReportRenderer.pdf(doc))], first: first, last: last)
+    }
+
     /// Sends every subscription whose last whole period was not sent yet (the recipient must
     /// still see the site); returns how many went. A failed sending is tried again next run.
     public func sendDue(mailer: Mailer) async throws -> (sent: Int, failures: [String]) {
         var sent = 0
         var failures: [String] = []
         for s in try database.reportSubscriptions() {
-            guard let period = Period(rawValue: s.period), let user = try database.user(id: s.userID), let site = try database.site(id: s.siteID),
-                  site.deletingAt == nil else { continue }
-            if user.role != .owner && user.role != .admin, !(try database.siteIDs(user: s.userID).contains(s.siteID)) { continue }
-            let (first, _) = Self.lastPeriod(period, calendar: site.calendar, at: Int64(now().timeIntervalSince1970 * 1000))
-            guard s.lastFirstDay != first, first >= site.calendar.day(of: Int64(site.createdAt.timeIntervalSince1970 * 1000)) else { continue }
+            guard let period = Period(rawValue: s.period), let user = try database.user(id: s.userID) else { continue }
+            // A site's report: the site must still be there and readable by the account; the
+            // consolidated one (no site) is of the last whole period in UTC days.
+            var site: Site?
+            if let id = s.siteID {
+                guard let found = try database.site(id: id), found.deletingAt == nil, try database.visibleSiteIDs(user: user).contains(id) else { continue }
+                site = found
+            }
+            let calendar = site?.calendar ?? .utc
+            let (first, _) = Self.lastPeriod(period, calendar: calendar, at: Int64(now().timeIntervalSince1970 * 1000))
+            let since = site?.createdAt ?? Date(timeIntervalSince1970: Double(s.createdAt) / 1000)
+            guard s.lastFirstDay != first, first >= calendar.day(of: Int64(since.timeIntervalSince1970 * 1000)) else { continue }
             // One subscription that cannot be sent (a refused address, a mail server's error) holds up no other.
             do {
-                let made = try make(site: site, period: period, reader: user, csv: s.csv)
+                let made = try site.map { try make(site: $0, period: period, reader: user, csv: s.csv) } ?? makeConsolidated(period: period, reader: user)
                 try await mailer.send(to: [user.email], subject: made.subject, text: made.text, attachments: made.attachments)
                 try database.markReportSent(id: s.id, firstDay: made.first)
                 sent += 1

@@ -90,6 +90,18 @@ public struct Disclosure: Sendable {
         public var averageDurationMs: Shown<Int64>
         public var conversions: Shown<Int>
         public var revenue: Shown<Revenue>
+
+        public init(visitors: Shown<Int>, visits: Shown<Int>, pageviews: Shown<Int>, viewsPerVisit: Shown<Double>, bounceRate: Shown<Double>,
+                    averageDurationMs: Shown<Int64>, conversions: Shown<Int>, revenue: Shown<Revenue>) {
+            self.visitors = visitors
+            self.visits = visits
+            self.pageviews = pageviews
+            self.viewsPerVisit = viewsPerVisit
+            self.bounceRate = bounceRate
+            self.averageDurationMs = averageDurationMs
+            self.conversions = conversions
+            self.revenue = revenue
+        }
     }
 
     /// Every card but conversions and revenue comes from the view's visitors; conversions and

@@ -35,17 +35,28 @@ struct ReportsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "send-now", abstract: "Send a site's report of the last whole day, week or month now.")
         @OptionGroup var data: DataOptions
         @OptionGroup var mail: MailOptions
-        @Option(help: "Site id.") var site: String
-        @Option(help: "Recipient; an account's address reads as its role does, any other as a client viewer.") var to: String
+        @Option(help: "Site id (or --all-sites).") var site: String?
+        @Flag(help: "The consolidated report of every site the recipient's account may read.") var allSites = false
+        @Option(help: "Recipient; an account's address reads as its role does, any other as a client viewer (a site's report only).") var to: String
         @Option(help: "day, week or month.") var period: String = "week"
         @Flag(help: "Attach the top pages as CSV.") var csv = false
 
         func run() async throws {
             guard let p = ReportMaker.Period(rawValue: period) else { throw ValidationError("--period is day, week or month") }
+            guard (site == nil) == allSites else { throw ValidationError("give either --site or --all-sites") }
             guard let mailer = try mail.mailer() else { throw ValidationError("give --smtp-url and --smtp-from (or CANDOR_SMTP_URL, CANDOR_SMTP_FROM)") }
             let office = try Office(data)
-            guard let s = try office.database.site(id: site) else { throw ValidationError("no site \(site)") }
-            let made = try ReportMaker(database: office.database, policies: office.policies).make(site: s, period: p, reader: try office.database.user(email: to), csv: csv)
+            let maker = ReportMaker(database: office.database, policies: office.policies)
+            let made: ReportMaker.Made
+            if let site {
+                guard let s = try office.database.site(id: site) else { throw ValidationError("no site \(site)") }
+                made = try maker.make(site: s, period: p, reader: try office.database.user(email: to), csv: csv)
+            } else {
+                guard let reader = try office.database.user(email: to) else {
+                    throw ValidationError("the consolidated report goes to an account (it lists the sites the account may read); no account \(to)")
+                }
+                made = try maker.makeConsolidated(period: p, reader: reader)
+            }
             try await mailer.send(to: [to], subject: made.subject, text: made.text, attachments: made.attachments)
             print("sent\t\(to)\t\(SiteCalendar.dateText(made.first))\t\(SiteCalendar.dateText(made.last))\t\(made.attachments.map(\.name).joined(separator: ","))")
         }
@@ -55,15 +66,17 @@ struct ReportsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Schedule a site's report for an account (sent by candor serve after each whole period).")
         @OptionGroup var data: DataOptions
         @Option(help: "E-mail of the account.") var email: String
-        @Option(help: "Site id.") var site: String
+        @Option(help: "Site id (or --all-sites).") var site: String?
+        @Flag(help: "The consolidated report of every site the account may read.") var allSites = false
         @Option(help: "day, week or month.") var period: String = "week"
-        @Flag(help: "Attach the top pages as CSV.") var csv = false
+        @Flag(help: "Attach the top pages as CSV (a site's report).") var csv = false
 
         func run() throws {
             guard let p = ReportMaker.Period(rawValue: period) else { throw ValidationError("--period is day, week or month") }
+            guard (site == nil) == allSites else { throw ValidationError("give either --site or --all-sites") }
             let database = try Office(data).database
             guard let user = try database.user(email: email), let id = user.id else { throw ValidationError("no account \(email)") }
-            guard try database.site(id: site) != nil else { throw ValidationError("no site \(site)") }
+            if let site, try database.site(id: site) == nil { throw ValidationError("no site \(site)") }
             let s = ReportSubscription(id: Hex.encode(Sodium.randomBytes(8)), userID: id, siteID: site, period: p.rawValue, csv: csv,
                                        createdAt: Int64(Date().timeIntervalSince1970 * 1000))
             try database.insertReportSubscription(s)

@@ -181,18 +181,19 @@ extension AppDatabase {
     }
 }
 
-/// A scheduled report: an account gets a site's report of each whole day, week or month.
+/// A scheduled report: an account gets a site's report of each whole day, week or month, or
+/// (no site) the consolidated report of every site it may read.
 public struct ReportSubscription: Sendable, Equatable {
     public var id: String
     public var userID: Int64
-    public var siteID: String
+    public var siteID: String?
     public var period: String
     public var csv: Bool
     /// The first day of the last period sent (nil: none yet).
     public var lastFirstDay: Int64?
     public var createdAt: Int64
 
-    public init(id: String, userID: Int64, siteID: String, period: String, csv: Bool, lastFirstDay: Int64? = nil, createdAt: Int64) {
+    public init(id: String, userID: Int64, siteID: String?, period: String, csv: Bool, lastFirstDay: Int64? = nil, createdAt: Int64) {
         self.id = id; self.userID = userID; self.siteID = siteID; self.period = period; self.csv = csv; self.lastFirstDay = lastFirstDay
         self.createdAt = createdAt
     }

@@ -227,6 +227,11 @@ extension AppDatabase {
         }
     }
 
+    /// The sites an account may read: every site for owners and admins, its assigned ones for others.
+    public func visibleSiteIDs(user: User) throws -> Set<String> {
+        user.role == .owner || user.role == .admin ? Set(try sites().map(\.id)) : Set(try siteIDs(user: user.id ?? -1))
+    }
+
 
 
     // MARK: Dashboard sessions (only a hash of the cookie token is stored)

@@ -698,6 +698,24 @@ extension AppDatabase {
                 );
                 """)
         }
+        migrator.registerMigration("v30-consolidated-reports") { db in
+            // A subscription without a site is the consolidated report of every site the account may read.
+            try db.execute(sql: """
+                CREATE TABLE report_subscriptions_new (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
+                    period TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+                    csv INTEGER NOT NULL DEFAULT 0,
+                    last_first_day INTEGER,
+                    created_at INTEGER NOT NULL
+                );
+                INSERT INTO report_subscriptions_new SELECT id, user_id, site_id, period, csv, last_first_day, created_at FROM report_subscriptions;
+                DROP TABLE report_subscriptions;
+                ALTER TABLE report_subscriptions_new RENAME TO report_subscriptions;
+                CREATE INDEX report_subscriptions_by_site ON report_subscriptions(site_id);
+                """)
+        }
         return migrator
     }
 }

@@ -586,7 +586,8 @@ extension TestClientProtocol {
             #expect(blogSettings.contains("blog.example.com meets example.com, a domain of <a href=\"/sites/\(f.t.site.id)\">"))
             #expect(!(try await client.page("/sites/\(f.t.site.id)/settings", owner).1.contains("meets shop.example")))
             let overview = try await client.page("/export/overview", owner).1
-            #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,last_event\r\n") && overview.contains(",Shop,0,0,0,0.00,"))
+            #expect(overview.hasPrefix("site,name,visitors,pageviews,conversions,revenue,visitors_before,pageviews_before,last_event\r\n")
+                    && overview.contains(",Shop,0,0,0,0.00,0,0,"), "\(overview)")
             #expect(try await client.page("/export/overview?format=json", viewer).1.contains(#""visitors":5"#))
             #expect(!(try await client.page("/export/overview", viewer).1.contains("Shop")))
             let entry = try await client.page("/sites/\(f.t.site.id)/export?dimension=entry_path", owner).1

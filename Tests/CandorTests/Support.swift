@@ -100,9 +100,10 @@ struct TestCollector {
 
     /// Runs events through the pipeline and the writer, as a request would.
     @discardableResult
-    func ingest(_ events: [IncomingEvent], ip: String = "81.2.69.142", ua: String = chromeUA,
+    /// Runs `events` through the pipeline for this collector's site (or the site `into` names) and writes them.
+    func ingest(_ events: [IncomingEvent], into siteID: String? = nil, ip: String = "81.2.69.142", ua: String = chromeUA,
                 signals: PrivacySignals = .init()) async throws -> PipelineResult {
-        let (site, policy) = collector.site(site.id)!
+        let (site, policy) = collector.site(siteID ?? site.id)!
         let result = collector.pipeline.run(events, site: site, policy: policy,
                                             facts: RequestFacts(ip: ip, userAgent: ua, signals: signals, now: clock.now))
         _ = try await collector.writer.write(result.rows)

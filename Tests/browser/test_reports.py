@@ -87,6 +87,21 @@ def test_send_now_and_a_scheduled_report(tmp_path):
         time.sleep(3)
         assert len(mailbox.messages) == 3, [m[1]["Subject"] for m in mailbox.messages]
         assert mailbox.messages[2][1]["Subject"] == f"[Candor] Demo site: daily report, {day}"
+
+        # The consolidated report of every site the account may read (one here), to accounts only.
+        out = subprocess.run([BIN, "reports", "send-now", "--data", srv.data, "--policies", POLICIES, "--all-sites", "--to", srv.admin[0],
+                              "--period", "day", *mail], check=True, capture_output=True, text=True).stdout
+        assert out.startswith(f"sent\t{srv.admin[0]}\t"), out
+        assert wait(lambda: len(mailbox.messages) == 4)
+        consolidated = mailbox.messages[3][1]
+        assert consolidated["Subject"] == f"[Candor] All sites: daily report, {day}", consolidated["Subject"]
+        assert "Demo site: 3 visitors" in consolidated.get_body(("plain",)).get_content()
+        text = pdf_text(consolidated, tmp_path, "all.pdf")
+        lines = {" ".join(l.split()) for l in text.splitlines()}
+        assert any(l.startswith("Demo site 3 new 5 0") for l in lines) and any(l.startswith("All sites (1) 3 new 5 0") for l in lines), text
+        refused = subprocess.run([BIN, "reports", "send-now", "--data", srv.data, "--policies", POLICIES, "--all-sites", "--to", "client@example.org",
+                                  "--period", "day", *mail], capture_output=True, text=True)
+        assert refused.returncode != 0 and "goes to an account" in refused.stderr, refused.stderr
     finally:
         srv.stop()
         smtp.stop()
