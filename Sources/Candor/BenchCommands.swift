@@ -14,9 +14,28 @@ import Traffic
 /// Helpers for `make bench` (hidden from help): a synthetic 10M-event site, timed exports.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self, PipelineStages.self, ClassifyTiming.self])
+        abstract: "Benchmark helpers.", shouldDisplay: false, subcommands: [Seed.self, ExportTiming.self, DashboardQueries.self, PipelineStages.self, ClassifyTiming.self, Truncation.self])
 
     static func subjectID(_ i: Int) -> String { "benchsubject" + String(format: "%08d", i) }
+
+    struct Truncation: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Time WAL truncations with their free-space pass (after deleting N events).")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Events to delete first (the oldest), so the pass has something to zero.") var delete = 1000
+        @Option var runs = 3
+
+        func run() async throws {
+            let database = try AppDatabase(path: data.data + "/candor.sqlite")
+            let deleted = try database.deleteOldestEventsForBenchmark(delete)
+            for run in 1...max(1, runs) {
+                let started = ContinuousClock.now
+                let t = try await database.truncateWAL()
+                let elapsed = ContinuousClock.now - started
+                print("RESULT run=\(run) deleted=\(run == 1 ? deleted : 0) pages_read=\(t.pagesRead) pages_zeroed=\(t.pagesZeroed) "
+                      + "truncation_ms=\(String(format: "%.1f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))")
+            }
+        }
+    }
 
     struct Seed: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a site and load synthetic events; prints the site id.")

@@ -205,3 +205,13 @@ extension AppDatabase {
         }
     }
 }
+
+extension AppDatabase {
+    /// Deletes the `n` oldest events (a benchmark's deletion before timing a truncation); returns how many went.
+    public func deleteOldestEventsForBenchmark(_ n: Int) throws -> Int {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY rowid LIMIT ?)", arguments: [n])
+            return db.changesCount
+        }
+    }
+}
