@@ -47,8 +47,8 @@ deps-run:
 
 deps-test: deps-run
 	$(call ensure_packages,$(TEST_PACKAGES))
-	@python3 -c "import selenium, pytest, pyotp, aiosmtpd" 2>/dev/null || python3 -m pip install --quiet selenium pytest pyotp aiosmtpd \
-	  || python3 -m pip install --quiet --break-system-packages selenium pytest pyotp aiosmtpd
+	@python3 -c "import selenium, pytest, pyotp, aiosmtpd, openapi_core, yaml" 2>/dev/null || python3 -m pip install --quiet selenium pytest pyotp aiosmtpd openapi-core==0.23.1 pyyaml \
+	  || python3 -m pip install --quiet --break-system-packages selenium pytest pyotp aiosmtpd openapi-core==0.23.1 pyyaml
 
 deps-bench: deps-run
 	$(call ensure_packages,$(BENCH_PACKAGES))

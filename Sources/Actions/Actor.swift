@@ -23,6 +23,11 @@ public struct Actor: Sendable, Equatable {
         Actor(label: "user:\(user.email)", standing: .user(id: user.id ?? -1, role: user.role, sites: sites))
     }
 
+    /// A provisioning key (scope `admin:provision`): it may do what an admin may ("api-key:ID" in the audit log).
+    public static func provisioningKey(id: String) -> Actor {
+        Actor(label: "api-key:\(id)", standing: .user(id: -1, role: .admin, sites: []))
+    }
+
     public init(label: String, standing: Standing) {
         self.label = label
         self.standing = standing
@@ -52,7 +57,12 @@ public struct Actor: Sendable, Equatable {
             case .user(_, let role, let sites): return role == .owner || role == .admin || (role == .manager && sites.contains(site))
             }
         case .issueKey(let site, let scope), .revokeKey(let site, let scope):
-            return scope == .privacyOfficer ? isStaffAdmin : may(.configure(site: site))
+            switch scope {
+            // A provisioning key acts as an admin and outlives people: owners (and the operator) only.
+            case .provision: return site == nil && (standing == .operator_ || role == .owner)
+            case .privacyOfficer: return site != nil && isStaffAdmin
+            case .statsRead: return site.map { may(.configure(site: $0)) } ?? false
+            }
         case .requireTwoFactor:
             // The rule binds owners too: only they (and the operator) change it.
             return standing == .operator_ || role == .owner
@@ -84,8 +94,9 @@ public enum Permission: Sendable, Equatable {
     /// A site's policy decides consent, retention and what managers may read (k-anonymity):
     /// owners and admins only.
     case changePolicy
-    case issueKey(site: String, scope: APIKeyScope)
-    case revokeKey(site: String, scope: APIKeyScope)
+    /// A key of `scope` for `site` (nil: an install-wide provisioning key).
+    case issueKey(site: String?, scope: APIKeyScope)
+    case revokeKey(site: String?, scope: APIKeyScope)
     /// Adding (current nil), changing or removing (new nil) an account.
     case manageUser(current: Role?, new: Role?)
     case configureWebhooks

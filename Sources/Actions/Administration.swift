@@ -333,13 +333,17 @@ public struct Administration: Sendable {
 
     // MARK: API keys
 
-    /// Issues a key; returns its record and its text (shown once; only its hash is stored).
-    public func issueKey(site: String, label: String, scope: APIKeyScope, by actor: Actor) throws -> (record: APIKeyRecord, key: String) {
+    /// Issues a key for `site` (nil: an install-wide provisioning key); returns its record and its
+    /// text (shown once; only its hash is stored).
+    public func issueKey(site: String?, label: String, scope: APIKeyScope, by actor: Actor) throws -> (record: APIKeyRecord, key: String) {
+        guard scope.perSite == (site != nil) else {
+            throw ActionError.invalid(scope.perSite ? "A \(scope.rawValue) key belongs to a site: name it." : "A provisioning key belongs to no site.")
+        }
         try require(actor, .issueKey(site: site, scope: scope))
         let (record, key) = APIKeys.make(site: site, label: label.trimmingCharacters(in: .whitespaces).isEmpty ? "api" : label,
                                          scope: scope, issuedBy: actor.label, now: now())
         try database.transaction { tx in
-            guard try tx.site(id: site) != nil else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            if let site, try tx.site(id: site) == nil { throw ActionError.notFound("no site \(site.prefix(64))") }
             try tx.insertAPIKey(record)
             try audit.record(in: tx, actor: actor.label, action: "api_key_issued", site: site,
                              detail: ["key": .string(record.id), "scope": .string(scope.rawValue), "label": .string(record.label)])
@@ -357,6 +361,37 @@ public struct Administration: Sendable {
             try audit.record(in: tx, actor: actor.label, action: "api_key_revoked", site: key.siteID,
                              detail: ["key": .string(key.id), "scope": .string(key.scope.rawValue)])
             return key
+        }
+    }
+
+    // MARK: Goals
+
+    /// Adds a goal to a site: a page (a path from /, `*` matching any characters), a custom event
+    /// (its name) or a conversion (sale, lead or call).
+    @discardableResult
+    public func addGoal(site: String, name: String, kind: Goal.Kind, match: String, by actor: Actor) throws -> Goal {
+        try require(actor, .configure(site: site))
+        let name = name.trimmingCharacters(in: .whitespaces), match = match.trimmingCharacters(in: .whitespaces)
+        guard (1...100).contains(name.count), (1...200).contains(match.count) else { throw ActionError.invalid("A goal needs a name (1–100 characters) and what to match (1–200).") }
+        if kind == .conversion && !["sale", "lead", "call"].contains(match) { throw ActionError.invalid("A conversion goal matches sale, lead or call.") }
+        if kind == .page && !match.hasPrefix("/") { throw ActionError.invalid("A page goal matches a path starting with /.") }
+        return try database.transaction { tx in
+            guard try tx.site(id: site) != nil else { throw ActionError.notFound("no site \(site.prefix(64))") }
+            let goal = try tx.addGoal(Goal(siteID: site, name: name, kind: kind, match: match))
+            try audit.record(in: tx, actor: actor.label, action: "goal_added", site: site,
+                             detail: ["goal": .int(goal.id ?? 0), "name": .string(name), "kind": .string(kind.rawValue), "match": .string(match)])
+            return goal
+        }
+    }
+
+    /// Removes a goal of a site (funnels that used it lose that step).
+    public func removeGoal(site: String, id: Int64, by actor: Actor) throws {
+        try require(actor, .configure(site: site))
+        try database.transaction { tx in
+            guard let goal = try tx.goal(site: site, id: id) else { throw ActionError.notFound("no goal \(id) on site \(site.prefix(64))") }
+            try tx.deleteGoal(site: site, id: id)
+            try audit.record(in: tx, actor: actor.label, action: "goal_removed", site: site,
+                             detail: ["goal": .int(id), "name": .string(goal.name)])
         }
     }
 

@@ -168,17 +168,16 @@ extension DashboardRoutes {
             } catch let error as ActionError { return try refuse(error.description) }
             return done("banner")
         case "goal":
-            let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces), match = (f["match"] ?? "").trimmingCharacters(in: .whitespaces)
-            guard let kind = Goal.Kind(rawValue: f["kind"] ?? ""), (1...100).contains(name.count), (1...200).contains(match.count) else {
-                return try refuse("A goal needs a name, a kind and what to match.")
-            }
-            if kind == .conversion && !["sale", "lead", "call"].contains(match) { return try refuse("A conversion goal matches sale, lead or call.") }
-            if kind == .page && !match.hasPrefix("/") { return try refuse("A page goal matches a path starting with /.") }
-            try database.addGoal(Goal(siteID: id, name: name, kind: kind, match: match))
+            guard let kind = Goal.Kind(rawValue: f["kind"] ?? "") else { return try refuse("A goal needs a name, a kind and what to match.") }
+            do {
+                try administration.addGoal(site: id, name: f["name"] ?? "", kind: kind, match: f["match"] ?? "", by: v.actor)
+            } catch let error as ActionError { return try refuse(error.description) }
             return done("goal-added")
         case "delete-goal":
             guard let g = f["goal"].flatMap(Int64.init) else { return try refuse("No goal given.") }
-            try database.deleteGoal(site: id, id: g)
+            do {
+                try administration.removeGoal(site: id, id: g, by: v.actor)
+            } catch let error as ActionError { return try refuse(error.description) }
             return done("goal-deleted")
         case "funnel":
             let name = (f["name"] ?? "").trimmingCharacters(in: .whitespaces)

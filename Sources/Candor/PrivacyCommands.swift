@@ -217,14 +217,14 @@ struct Audit: ParsableCommand {
 }
 
 struct Keys: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Per-site API keys.", subcommands: [Add.self, List.self, Revoke.self])
+    static let configuration = CommandConfiguration(abstract: "API keys: per site, or install-wide for the provisioning API.", subcommands: [Add.self, List.self, Revoke.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue a key; it is printed once (only its hash is stored).")
         @OptionGroup var data: DataOptions
-        @Option(help: "Site id.") var site: String
+        @Option(help: "Site id (not for admin:provision).") var site: String?
         @Option(help: "What the key is for.") var label: String = "api"
-        @Option(help: "stats:read (the stats and commission APIs) or privacy:officer (deletion requests, receipts, subject exports).")
+        @Option(help: "stats:read (the stats and commission APIs), privacy:officer (deletion requests, receipts, subject exports) or admin:provision (the provisioning API, install-wide, acting as an admin).")
         var scope: String = APIKeyScope.statsRead.rawValue
 
         func run() throws {
@@ -236,12 +236,13 @@ struct Keys: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a site's keys: id, label, scope, issued by, created, last used.")
+        static let configuration = CommandConfiguration(abstract: "List a site's keys (or, without --site, the provisioning keys): id, label, scope, issued by, created, last used.")
         @OptionGroup var data: DataOptions
-        @Option(help: "Site id.") var site: String
+        @Option(help: "Site id.") var site: String?
 
         func run() throws {
-            for k in try Office(data).database.apiKeys(site: site) {
+            let database = try Office(data).database
+            for k in try site.map({ try database.apiKeys(site: $0) }) ?? database.installKeys() {
                 print([k.id, k.label, k.scope.rawValue, k.issuedBy, ISO.string(k.createdAt), k.lastUsedAt.map(ISO.string) ?? "never used"]
                     .joined(separator: "\t"))
             }

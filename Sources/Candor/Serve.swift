@@ -13,6 +13,7 @@ import Logging
 import Notify
 import NIOCore
 import Privacy
+import Provisioning
 import Retention
 import ServiceLifecycle
 import Store
@@ -278,6 +279,7 @@ struct Serve: AsyncParsableCommand {
                                  attributor: Attributor(database: database, subjects: try SubjectHasher(database: database), referrers: traffic.referrers,
                                                                         contactBox: box),
                                  mayOperate: ObservabilityRoutes<CandorRequestContext>.operatorCheck(token: metricsToken) { auth.isOperator($0) })
+        ProvisioningRoutes<CandorRequestContext>(administration: Administration(database: database, policies: policies)).add(to: router)
         do {
             let pages = try await Pages(directory: publicDir + "/templates")
             DashboardRoutes<CandorRequestContext>(database: database, policies: policies, auth: auth,

@@ -83,7 +83,7 @@ public struct PrivacyRoutes<Context: RemoteAddressRequestContext>: Sendable {
         return nil
     }
 
-    func officerBody(_ request: Request) async -> Result<(APIKeyRecord, PrivacyOffice.Identifier), Refusal> {
+    func officerBody(_ request: Request) async -> Result<(APIKeyRecord, String, PrivacyOffice.Identifier), Refusal> {
         let key: APIKeyRecord
         switch authenticated(request) {
         case .failure(let r): return .failure(r)
@@ -95,15 +95,17 @@ public struct PrivacyRoutes<Context: RemoteAddressRequestContext>: Sendable {
         case .success(let d): doc = d
         }
         guard let id = identifier(doc) else { return .refuse(jsonError(400, "name the subject with one of subject, email, user_id")) }
-        return .success((key, id))
+        // An officer key belongs to a site (the table's check says so).
+        guard let site = key.siteID else { return .refuse(jsonError(403, "this key belongs to no site")) }
+        return .success((key, site, id))
     }
 
     func fileRequest(_ request: Request) async -> Response {
         switch await officerBody(request) {
         case .failure(let r): return r.response
-        case .success(let (key, id)):
+        case .success(let (key, site, id)):
             do {
-                let filed = try office.file(site: key.siteID, identifier: id, filedBy: "api-key:\(key.id)")
+                let filed = try office.file(site: site, identifier: id, filedBy: "api-key:\(key.id)")
                 return json(.accepted, requestJSON(filed))
             } catch { return failure(error) }
         }
@@ -112,10 +114,10 @@ public struct PrivacyRoutes<Context: RemoteAddressRequestContext>: Sendable {
     func officerExport(_ request: Request) async -> Response {
         switch await officerBody(request) {
         case .failure(let r): return r.response
-        case .success(let (key, id)):
+        case .success(let (key, site, id)):
             do {
-                let data = try office.export(site: key.siteID, identifier: id, actor: "api-key:\(key.id)")
-                return download(data.json, name: "candor-export-\(key.siteID).json")
+                let data = try office.export(site: site, identifier: id, actor: "api-key:\(key.id)")
+                return download(data.json, name: "candor-export-\(site).json")
             } catch { return failure(error) }
         }
     }

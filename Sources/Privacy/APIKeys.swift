@@ -1,12 +1,12 @@
 public import Foundation
 public import Store
 
-/// Per-site API keys: `ck_<id>_<secret>`. The id finds the row; only a BLAKE2b hash of the
+/// API keys: `ck_<id>_<secret>`. The id finds the row; only a BLAKE2b hash of the
 /// secret is stored, compared in constant time. The full key is shown once, when issued.
 public enum APIKeys {
-    /// A new key for `site`: the record to store and the key's text (the only time the secret
+    /// A new key for `site` (nil for a provisioning key): the record to store and the key's text (the only time the secret
     /// exists outside the caller). Issuing is an audited action (Actions.Administration).
-    public static func make(site: String, label: String, scope: APIKeyScope, issuedBy: String, now: Date = Date()) -> (APIKeyRecord, String) {
+    public static func make(site: String?, label: String, scope: APIKeyScope, issuedBy: String, now: Date = Date()) -> (APIKeyRecord, String) {
         let id = PasswordHasher.randomPassword(length: 10).lowercased().filter { $0.isLetter || $0.isNumber }
         let secret = PasswordHasher.randomPassword(length: 32)
         let record = APIKeyRecord(id: id, siteID: site, secretHash: hash(secret), label: String(label.prefix(100)),

@@ -7,12 +7,19 @@ public enum APIKeyScope: String, Sendable, CaseIterable {
     case statsRead = "stats:read"
     /// The privacy officer API: file deletion requests, read their receipts, export a subject.
     case privacyOfficer = "privacy:officer"
+    /// The provisioning API (sites, goals, accounts, keys), acting as an admin. Install-wide: a
+    /// key of this scope belongs to no site.
+    case provision = "admin:provision"
+
+    /// Whether a key of this scope belongs to one site (all but `provision`).
+    public var perSite: Bool { self != .provision }
 }
 
-/// A per-site API key as stored: the secret part only as a hash (see Privacy.APIKeys).
+/// An API key as stored: the secret part only as a hash (see Privacy.APIKeys). Per-site keys
+/// name their site; provisioning keys none.
 public struct APIKeyRecord: Sendable, Equatable {
     public var id: String
-    public var siteID: String
+    public var siteID: String?
     public var secretHash: [UInt8]
     public var label: String
     public var createdAt: Int64
@@ -21,7 +28,7 @@ public struct APIKeyRecord: Sendable, Equatable {
     /// Who issued it (an audit actor: "cli", "user:EMAIL").
     public var issuedBy: String
 
-    public init(id: String, siteID: String, secretHash: [UInt8], label: String, createdAt: Int64, lastUsedAt: Int64? = nil,
+    public init(id: String, siteID: String?, secretHash: [UInt8], label: String, createdAt: Int64, lastUsedAt: Int64? = nil,
                 scope: APIKeyScope = .statsRead, issuedBy: String = "unknown") {
         self.id = id; self.siteID = siteID; self.secretHash = secretHash; self.label = label
         self.createdAt = createdAt; self.lastUsedAt = lastUsedAt; self.scope = scope; self.issuedBy = issuedBy
@@ -61,6 +68,13 @@ extension AppDatabase {
         try writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE site_id = ? ORDER BY created_at", arguments: [site])
                 .map(APIKeyRecord.init(row:))
+        }
+    }
+
+    /// The install-wide (provisioning) keys.
+    public func installKeys() throws -> [APIKeyRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE site_id IS NULL ORDER BY created_at").map(APIKeyRecord.init(row:))
         }
     }
 

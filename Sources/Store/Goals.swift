@@ -47,33 +47,45 @@ public struct FunnelResult: Sendable, Equatable {
     }
 }
 
-extension AppDatabase {
+extension WriteTransaction {
     @discardableResult
     public func addGoal(_ g: Goal) throws -> Goal {
-        try writer.write { db in
-            try db.execute(sql: "INSERT INTO goals (site_id, name, kind, match) VALUES (?,?,?,?)", arguments: [g.siteID, g.name, g.kind.rawValue, g.match])
-            var g = g
-            g.id = db.lastInsertedRowID
-            return g
+        try db.execute(sql: "INSERT INTO goals (site_id, name, kind, match) VALUES (?,?,?,?)", arguments: [g.siteID, g.name, g.kind.rawValue, g.match])
+        var g = g
+        g.id = db.lastInsertedRowID
+        return g
+    }
+
+    public func goal(site: String, id: Int64) throws -> Goal? {
+        try Row.fetchOne(db, sql: "SELECT * FROM goals WHERE site_id = ? AND id = ?", arguments: [site, id]).map(Goal.init(row:))
+    }
+
+    public func deleteGoal(site: String, id: Int64) throws {
+        try db.execute(sql: "DELETE FROM goals WHERE site_id = ? AND id = ?", arguments: [site, id])
+        // Funnels that used the goal lose that step.
+        for row in try Row.fetchAll(db, sql: "SELECT id, steps FROM funnels WHERE site_id = ?", arguments: [site]) {
+            let steps = (row["steps"] as String).split(separator: ",").compactMap { Int64($0) }.filter { $0 != id }
+            try db.execute(sql: "UPDATE funnels SET steps = ? WHERE id = ?", arguments: [steps.map(String.init).joined(separator: ","), row["id"] as Int64])
         }
+    }
+}
+
+extension Goal {
+    init(row: Row) {
+        self.init(id: row["id"], siteID: row["site_id"], name: row["name"], kind: Goal.Kind(rawValue: row["kind"]) ?? .page, match: row["match"])
+    }
+}
+
+extension AppDatabase {
+    /// Adds a goal without an audit entry (seeding and benchmarks; people add goals through Actions.Administration).
+    @discardableResult
+    public func addGoal(_ g: Goal) throws -> Goal {
+        try transaction { try $0.addGoal(g) }
     }
 
     public func goals(site: String) throws -> [Goal] {
         try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM goals WHERE site_id = ? ORDER BY id", arguments: [site]).map {
-                Goal(id: $0["id"], siteID: $0["site_id"], name: $0["name"], kind: Goal.Kind(rawValue: $0["kind"]) ?? .page, match: $0["match"])
-            }
-        }
-    }
-
-    public func deleteGoal(site: String, id: Int64) throws {
-        try writer.write { db in
-            try db.execute(sql: "DELETE FROM goals WHERE site_id = ? AND id = ?", arguments: [site, id])
-            // Funnels that used the goal lose that step.
-            for row in try Row.fetchAll(db, sql: "SELECT id, steps FROM funnels WHERE site_id = ?", arguments: [site]) {
-                let steps = (row["steps"] as String).split(separator: ",").compactMap { Int64($0) }.filter { $0 != id }
-                try db.execute(sql: "UPDATE funnels SET steps = ? WHERE id = ?", arguments: [steps.map(String.init).joined(separator: ","), row["id"] as Int64])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM goals WHERE site_id = ? ORDER BY id", arguments: [site]).map(Goal.init(row:))
         }
     }
 
