@@ -235,7 +235,12 @@ struct Serve: AsyncParsableCommand {
         let alerts = AlertEngine(database: database, dataDirectory: data.data, notifier: Notifier(database: database, mailer: mailer, box: box, logger: logger,
                                                                                                    readsExactFigures: { user, site in
             readsExactFigures(user.role, policy: policies[site.policy] ?? .default)
-        }))
+        }), signals: {
+            let m = collector.metrics, geo = collector.pipeline.deps.geo.status
+            return AlertSignals(badSignatures: m.webhookCounts.filter { $0.outcome == "bad_signature" }.reduce(0) { $0 + $1.count },
+                                writeErrors: m.writeErrors.value,
+                                geoDatabases: geo.buildEpoch.map { [(name: "City database (\(geo.city))", built: $0)] } ?? [])
+        })
         jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000))) {
             let changed = try await alerts.tick()
             return "\(changed.fired.count) fired, \(changed.resolved.count) resolved"

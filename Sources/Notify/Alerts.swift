@@ -1,9 +1,12 @@
 public import Foundation
 public import Store
 import Privacy
+import Synchronization
 
 /// What an alert rule watches. Site rules: a silent site, a traffic spike or drop; install rules:
-/// deletion requests near their deadline, low disk space, erasures whose bytes are not gone yet.
+/// deletion requests near their deadline, low disk space, erasures whose bytes are not gone yet,
+/// webhooks refused for their signature, events not written, conversions a destination gave up
+/// on, an old GeoIP database, and scheduled jobs (salt rotation, purge, rollups…) that failed.
 public enum AlertKind: String, Sendable, CaseIterable {
     /// No event for `threshold` hours (the pixel removed or broken), once the site had events.
     case silent
@@ -18,6 +21,16 @@ public enum AlertKind: String, Sendable, CaseIterable {
     case disk
     /// A deleted salt or a purge whose bytes are not verified gone (WAL truncation) after `threshold` hours.
     case erasure
+    /// At least `threshold` webhook requests refused for a bad signature within the last hour (this process).
+    case webhooks
+    /// At least `threshold` events the writer failed to store within the last hour (this process).
+    case writes
+    /// At least `threshold` conversions a destination gave up on (dead-lettered) within the last hour.
+    case destinations
+    /// A GeoIP database built more than `threshold` days ago.
+    case geoip
+    /// At least `threshold` scheduled jobs (the salt rotation, purge, rollups, deletion requests…) whose last run failed.
+    case jobs
 
     public var siteScoped: Bool { self == .silent || self == .spike || self == .drop }
 
@@ -30,6 +43,43 @@ public enum AlertKind: String, Sendable, CaseIterable {
         case .deadline: "days before the deadline"
         case .disk: "percent free"
         case .erasure: "hours unverified"
+        case .webhooks: "bad signatures in an hour"
+        case .writes: "events not written in an hour"
+        case .destinations: "conversions given up on in an hour"
+        case .geoip: "days since the database was built"
+        case .jobs: "jobs failing"
+        }
+    }
+}
+
+/// What only the running process knows, read at each evaluation: counters since it started and
+/// the GeoIP databases it loaded.
+public struct AlertSignals: Sendable {
+    /// Webhook requests refused for a bad signature since start.
+    public var badSignatures: Int
+    /// Events the writer failed to store since start.
+    public var writeErrors: Int
+    /// Each loaded GeoIP database's name and build time.
+    public var geoDatabases: [(name: String, built: Date)]
+
+    public init(badSignatures: Int = 0, writeErrors: Int = 0, geoDatabases: [(name: String, built: Date)] = []) {
+        self.badSignatures = badSignatures; self.writeErrors = writeErrors; self.geoDatabases = geoDatabases
+    }
+}
+
+/// A counter's samples over the last hour, to tell how much it grew within it.
+final class CounterWindow: Sendable {
+    private let samples = Mutex<[(at: Int64, value: Int)]>([])
+
+    /// Records `value` at `t` and returns its growth since the oldest sample at most an hour old
+    /// (the first sample counts from 0 only when taken within the hour the counter started).
+    func growth(_ value: Int, at t: Int64) -> Int {
+        samples.withLock { s in
+            s.append((t, value))
+            // Keep the last sample older than the hour as the baseline; drop the rest (bounded).
+            while s.count > 1 && s[1].at <= t - 3_600_000 { s.removeFirst() }
+            if s.count > 4096 { s.removeFirst(s.count - 4096) }
+            return max(0, value - s[0].value)
         }
     }
 }
@@ -41,9 +91,13 @@ public struct AlertEngine: Sendable {
     let dataDirectory: String
     let now: @Sendable () -> Date
     let notifier: Notifier
+    let signals: @Sendable () -> AlertSignals
+    let badSignatures = CounterWindow()
+    let writeErrors = CounterWindow()
 
-    public init(database: AppDatabase, dataDirectory: String, notifier: Notifier, now: @escaping @Sendable () -> Date = { Date() }) {
-        self.database = database; self.dataDirectory = dataDirectory; self.notifier = notifier; self.now = now
+    public init(database: AppDatabase, dataDirectory: String, notifier: Notifier, now: @escaping @Sendable () -> Date = { Date() },
+                signals: @escaping @Sendable () -> AlertSignals = { AlertSignals() }) {
+        self.database = database; self.dataDirectory = dataDirectory; self.notifier = notifier; self.now = now; self.signals = signals
     }
 
     /// The condition's message when it holds, nil when it does not.
@@ -91,6 +145,29 @@ public struct AlertEngine: Sendable {
             let salts = try database.saltDestructionsWaiting(before: limit)
             guard !purges.isEmpty || salts > 0 else { return nil }
             return "Erasures not verified after \(Int(rule.threshold)) hours: \(purges.count) purge run(s), \(salts) deleted salt(s) whose bytes may still be in the write-ahead log (a long read holds it?)."
+        case .webhooks:
+            let n = badSignatures.growth(signals().badSignatures, at: t)
+            guard Double(n) >= rule.threshold else { return nil }
+            return "\(n) webhook request(s) refused for a bad signature within the last hour (a rotated secret not updated here, or someone forging). /health lists them by provider."
+        case .writes:
+            let n = writeErrors.growth(signals().writeErrors, at: t)
+            guard Double(n) >= rule.threshold else { return nil }
+            return "\(n) event(s) could not be written within the last hour (their senders got an error). Is the disk full or the database locked by another process?"
+        case .destinations:
+            let dead = try database.deadDeliveries(since: t - 3_600_000)
+            let n = dead.reduce(0) { $0 + $1.count }
+            guard Double(n) >= rule.threshold else { return nil }
+            let names = try dead.map { "\(try database.site(id: $0.site)?.name ?? $0.site): \($0.count)" }.joined(separator: ", ")
+            return "\(n) conversion(s) given up on by destinations within the last hour (\(names)); the site's Destinations page can replay them."
+        case .geoip:
+            let old = signals().geoDatabases.filter { Double(t - Int64($0.built.timeIntervalSince1970 * 1000)) >= rule.threshold * 86_400_000 }
+            guard !old.isEmpty else { return nil }
+            return "GeoIP database(s) older than \(Int(rule.threshold)) days: "
+                + old.map { "\($0.name) built \(ISO.string(Int64($0.built.timeIntervalSince1970 * 1000)))" }.joined(separator: ", ") + ". Update them (geoipupdate) and restart."
+        case .jobs:
+            let failing = try database.jobRuns().filter { $0.detail?.hasPrefix("failed") == true }
+            guard !failing.isEmpty, Double(failing.count) >= rule.threshold else { return nil }
+            return "Scheduled job(s) failing: " + failing.map { "\($0.name) (\($0.detail?.prefix(200) ?? ""))" }.joined(separator: "; ") + "."
         }
     }
 

@@ -36,6 +36,11 @@ public final class SaltKeeper: Sendable {
 
     private let database: AppDatabase
     private let overlap: TimeInterval
+
+    /// Records a rotation pass as the job run "salt_rotation" (its detail starts with "failed" when it failed).
+    public func recordRun(at t: Int64, detail: String) throws {
+        try database.recordRun(job: "salt_rotation", at: t, detail: detail)
+    }
     private let audit: AuditLog
     private let state = Mutex(State())
 

@@ -58,8 +58,16 @@ public struct SaltRotationService: Service {
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 var waiting = false
-                do { waiting = !(try await tick()).problems.isEmpty } catch {
+                // Recorded as a job run ("salt_rotation"): the jobs alert and /health see a failure.
+                let at = Int64(now().timeIntervalSince1970 * 1000)
+                do {
+                    let pass = try await tick()
+                    waiting = !pass.problems.isEmpty
+                    try? keeper.recordRun(at: at, detail: waiting ? "destruction not verified yet: " + pass.problems.joined(separator: "; ")
+                                                                 : "\(pass.deleted.count) salt(s) deleted, \(pass.destroyed.count) destroyed")
+                } catch {
                     logger.error("salt rotation failed", metadata: ["error": "\(error)"])
+                    try? keeper.recordRun(at: at, detail: "failed: \(error)")
                 }
                 let t = now()
                 // A destruction that could not be verified is retried within a minute.

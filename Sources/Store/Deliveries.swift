@@ -206,6 +206,14 @@ extension AppDatabase {
         }
     }
 
+    /// Conversions given up on (dead-lettered) since `since` (ms), per site.
+    public func deadDeliveries(since: Int64) throws -> [(site: String, count: Int)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT site_id, count(*) AS n FROM deliveries WHERE status = 'dead' AND sent_at >= ? GROUP BY site_id ORDER BY site_id",
+                             arguments: [since]).map { ($0["site_id"], $0["n"]) }
+        }
+    }
+
     /// Figures per destination of a site: today's (from `dayStart`, ms) sent, failed (dead) and
     /// skipped deliveries, what is pending and dead-lettered, the average delivery time of
     /// today's sent ones and the last success.

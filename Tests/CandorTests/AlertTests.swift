@@ -5,7 +5,9 @@ import Foundation
 import Logging
 @testable import Notify
 import Privacy
-import Store
+import GRDB
+@testable import Store
+import Synchronization
 import Testing
 
 /// Alert rules on an injected clock: a rule fires once while its condition holds, resolves when it
@@ -16,6 +18,52 @@ import Testing
         AlertEngine(database: t.database, dataDirectory: t.dir.path,
                     notifier: Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test"),
                                        readsExactFigures: { user, _ in user.role == .owner || user.role == .admin }), now: t.clock.closure)
+    }
+
+    /// What the process counts (bad webhook signatures, write errors) fires when it grew by the
+    /// threshold within the last hour and resolves when an hour passes without; a GeoIP database
+    /// fires past its age; dead-lettered deliveries and failed job runs from the database.
+    @Test func processCountersDatabasesAndJobsFireAndResolve() async throws {
+        let t = try TestCollector()
+        let state = Mutex(AlertSignals(badSignatures: 7, writeErrors: 2,
+                                       geoDatabases: [(name: "City", built: t.clock.now.addingTimeInterval(-20 * 86_400))]))
+        let alerts = AlertEngine(database: t.database, dataDirectory: t.dir.path,
+                                 notifier: Notifier(database: t.database, mailer: nil, box: nil, logger: Logger(label: "test"),
+                                                    readsExactFigures: { _, _ in true }),
+                                 now: t.clock.closure, signals: { state.withLock { $0 } })
+        func rule(_ kind: String, _ threshold: Double) throws -> String {
+            try t.administration.addAlertRule(site: nil, kind: kind, siteScoped: false, threshold: threshold, cooldownMinutes: 0, by: .cli).id
+        }
+        let webhooks = try rule("webhooks", 3), writes = try rule("writes", 1), geoip = try rule("geoip", 30)
+        let destinations = try rule("destinations", 2), jobs = try rule("jobs", 1)
+        // The first look: counts from before it (7 and 2 since start) are not "within the last hour".
+        #expect(try await alerts.tick() == ([], []))
+        t.clock.advance(600)
+        state.withLock { $0.badSignatures = 9; $0.writeErrors = 3 }     // +2 and +1
+        #expect(try await alerts.tick().fired == [writes])
+        t.clock.advance(600)
+        state.withLock { $0.badSignatures = 10 }                          // +3 within the hour
+        #expect(try await alerts.tick().fired == [webhooks])
+        // An hour without more: both resolve.
+        t.clock.advance(3601)
+        #expect(Set(try await alerts.tick().resolved) == [webhooks, writes])
+        // The GeoIP database turns 30 days old.
+        t.clock.advance(10 * 86_400)
+        #expect(try await alerts.tick().fired == [geoip])
+        // Two conversions given up on by a destination within the hour; a job whose last run failed.
+        try t.database.recordRun(job: "purge", at: Int64(t.clock.now.timeIntervalSince1970 * 1000), detail: "failed: disk I/O error")
+        try t.database.insertDeadDeliveriesForTest(site: t.site.id, count: 2, at: Int64(t.clock.now.timeIntervalSince1970 * 1000))
+        #expect(Set(try await alerts.tick().fired) == [destinations, jobs])
+        let messages = try t.database.alertHistory(limit: 10).map(\.message)
+        #expect(messages.contains { $0.contains("3 webhook request(s) refused for a bad signature") }, "\(messages)")
+        #expect(messages.contains { $0.contains("1 event(s) could not be written") })
+        #expect(messages.contains { $0.contains("GeoIP database(s) older than 30 days: City built") })
+        #expect(messages.contains { $0.contains("2 conversion(s) given up on by destinations within the last hour (Test: 2)") })
+        #expect(messages.contains { $0.contains("purge (failed: disk I/O error)") })
+        // The job succeeds again, the dead deliveries age past the hour: both resolve.
+        try t.database.recordRun(job: "purge", at: Int64(t.clock.now.timeIntervalSince1970 * 1000), detail: "0 row(s) deleted or cleared")
+        t.clock.advance(3601)
+        #expect(Set(try await alerts.tick().resolved) == [destinations, jobs])
     }
 
     @Test func aSilentSiteFiresOnceResolvesAndWaitsItsCooldown() async throws {
@@ -94,5 +142,21 @@ import Testing
         #expect(Notifier.slackEscaped(hostile) == "Top sources: &lt;!channel&gt; &lt;https://evil.example|sign in&gt; [x](https://evil.example) &amp; more")
         let teams = Notifier.teamsEscaped(hostile + "\nnext")
         #expect(!teams.contains("<!") && !teams.contains("](") && teams.contains("\\[x\\]\\(https://evil.example\\)") && teams.hasSuffix("<br>next"))
+    }
+}
+
+extension AppDatabase {
+    /// `count` deliveries of a new destination of `site` that were given up on at `at`.
+    func insertDeadDeliveriesForTest(site: String, count: Int, at: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: "INSERT INTO destinations (site_id, kind, label, created_at, updated_at) VALUES (?, 'webhook', 'Test', ?, ?)",
+                           arguments: [site, at, at])
+            let destination = db.lastInsertedRowID
+            for i in 0..<count {
+                try db.execute(sql: """
+                    INSERT INTO deliveries (destination_id, site_id, event_id, status, due_at, created_at, sent_at) VALUES (?, ?, ?, 'dead', ?, ?, ?)
+                    """, arguments: [destination, site, "dead-\(i)", at, at, at])
+            }
+        }
     }
 }
