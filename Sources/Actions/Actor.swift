@@ -11,6 +11,11 @@ public struct Actor: Sendable, Equatable {
     public enum Standing: Sendable, Equatable {
         case operator_
         case user(id: Int64, role: Role, sites: Set<String>)
+        /// A provisioning key (scope `admin:provision`): sites, goals, statistics keys, and the
+        /// accounts of managers and viewers; nothing that reaches personal data or exact figures
+        /// of every site (no admins or owners, no officer keys, no policies, webhooks, destinations,
+        /// terms, alerts or privacy office).
+        case provisioningKey
     }
 
     /// As written to the audit log: "cli", "user:EMAIL".
@@ -23,9 +28,9 @@ public struct Actor: Sendable, Equatable {
         Actor(label: "user:\(user.email)", standing: .user(id: user.id ?? -1, role: user.role, sites: sites))
     }
 
-    /// A provisioning key (scope `admin:provision`): it may do what an admin may ("api-key:ID" in the audit log).
+    /// A provisioning key (scope `admin:provision`), "api-key:ID" in the audit log: see ``Standing/provisioningKey``.
     public static func provisioningKey(id: String) -> Actor {
-        Actor(label: "api-key:\(id)", standing: .user(id: -1, role: .admin, sites: []))
+        Actor(label: "api-key:\(id)", standing: .provisioningKey)
     }
 
     public init(label: String, standing: Standing) {
@@ -43,10 +48,20 @@ public struct Actor: Sendable, Equatable {
         switch standing {
         case .operator_: true
         case .user(_, let role, _): role == .owner || role == .admin
+        case .provisioningKey: false
         }
     }
 
     public func may(_ permission: Permission) -> Bool {
+        if standing == .provisioningKey {
+            let limited: Set<Role?> = [nil, .manager, .viewer]
+            switch permission {
+            case .addSites, .removeSites, .configure: return true
+            case .issueKey(let site, let scope), .revokeKey(let site, let scope): return site != nil && scope == .statsRead
+            case .manageUser(let current, let new): return limited.contains(current) && limited.contains(new)
+            default: return false
+            }
+        }
         switch permission {
         case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests,
              .viewPrivacyCenter, .installAlerts, .installAnnotations:
@@ -55,10 +70,11 @@ public struct Actor: Sendable, Equatable {
             switch standing {
             case .operator_: return true
             case .user(_, let role, let sites): return role == .owner || role == .admin || (role == .manager && sites.contains(site))
+            case .provisioningKey: return true
             }
         case .issueKey(let site, let scope), .revokeKey(let site, let scope):
             switch scope {
-            // A provisioning key acts as an admin and outlives people: owners (and the operator) only.
+            // A provisioning key reaches every site and outlives people: owners (and the operator) only.
             case .provision: return site == nil && (standing == .operator_ || role == .owner)
             case .privacyOfficer: return site != nil && isStaffAdmin
             case .statsRead: return site.map { may(.configure(site: $0)) } ?? false
@@ -73,6 +89,7 @@ public struct Actor: Sendable, Equatable {
                 if role == .owner { return true }
                 // Admins manage everyone but owners, and make no one an owner.
                 return role == .admin && current != .owner && new != .owner
+            case .provisioningKey: return false
             }
         }
     }
@@ -83,6 +100,12 @@ public struct Actor: Sendable, Equatable {
 /// reports), and alert messages, which hold exact counts, go only to the former.
 public func readsExactFigures(_ role: Role, policy: Policy) -> Bool {
     role == .owner || role == .admin || (role == .manager && !policy.restrictManagers)
+}
+
+/// Who reads client commission (the month's sales, attributed revenue and what is owed): every
+/// role but viewers, on the sites they may see (the commission pages, and the monthly report's section).
+public func readsCommission(_ role: Role) -> Bool {
+    role != .viewer
 }
 
 /// What an action needs to be allowed.

@@ -126,7 +126,7 @@ extension DashboardRoutes {
                 return try account(v, message: "You get this report already.", status: .badRequest)
             }
             try database.insertReportSubscription(ReportSubscription(id: Hex.encode(Sodium.randomBytes(8)), userID: me, siteID: site,
-                                                                     period: period.rawValue, csv: f["csv"] == "1",
+                                                                     period: period.rawValue, csv: site != nil && f["csv"] == "1",
                                                                      createdAt: Int64(now().timeIntervalSince1970 * 1000)))
             return try account(v, message: "You will get the \(period.adjective) report\(mailer == nil ? " once an SMTP server is configured" : "").")
         case "remove":

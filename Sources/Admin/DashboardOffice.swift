@@ -155,7 +155,7 @@ extension DashboardRoutes {
     }
 
     func clientDetail(_ request: Request, _ v: Viewer, _ id: String) throws -> Response {
-        guard v.user.role != .viewer, v.may(see: id), let site = try database.site(id: id) else { return notFound() }
+        guard readsCommission(v.user.role), v.may(see: id), let site = try database.site(id: id) else { return notFound() }
         let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now(), in: site.calendar)
         guard let r = try Commission.report(database: database, site: site, month: month) else { return notFound() }
         if request.uri.queryParameters.get("format") == "csv" {
@@ -168,10 +168,7 @@ extension DashboardRoutes {
         c["site"] = ["id": site.id, "name": site.name]
         c["month"] = month
         c.merge(Self.monthNavigation(month)) { $1 }
-        c["figures"] = [["label": "Sales", "value": String(r.sales)], ["label": "Revenue", "value": money(r.totalRevenue)],
-                        ["label": "Attributed revenue", "value": money(r.attributedRevenue)],
-                        ["label": "Our leads / calls", "value": "\(r.ourLeads) / \(r.ourCalls)"],
-                        ["label": "Unattributed", "value": String(r.unattributed)], ["label": "Commission", "value": money(r.commission)]]
+        c["figures"] = Format.commissionFigures(r).map { ["label": $0.label, "value": $0.value] }
         c["terms"] = "\(r.terms.percent) % of attributed revenue, \(money(r.terms.perLead)) per lead, \(money(r.terms.perCall)) per call, minimum \(money(r.terms.monthlyMinimum)); credit: \(r.terms.credit.rawValue) touch; our sources: \(r.terms.ourSources.isEmpty ? "every attributed conversion" : r.terms.ourSources.joined(separator: ", "))"
         c["lines"] = r.lines.map { line, counted -> [String: Any] in
             func touch(_ t: Touch?) -> String { t.map { [$0.sourceType, $0.utmSource, $0.utmCampaign].compactMap { $0 }.joined(separator: " / ") } ?? "–" }
@@ -199,7 +196,7 @@ extension DashboardRoutes {
     }
 
     func clients(_ request: Request, _ v: Viewer) throws -> Response {
-        guard v.user.role != .viewer else { return notFound() }
+        guard readsCommission(v.user.role) else { return notFound() }
         let month = request.uri.queryParameters.get("month") ?? Commission.month(of: now())
         var rows: [[String: Any]] = []
         for site in try database.sites() where v.may(see: site.id) {

@@ -523,14 +523,11 @@ extension DashboardRoutes {
             let first = steps.first?.1.value
             // The step chart: a bar per step, its length the step's share of step 1's visits.
             let rowHeight = 22.0
+            let shown = Format.funnelSteps(steps)
             return ["name": funnel.name, "height": Int(rowHeight * Double(steps.count)), "steps": steps.enumerated().map { i, step -> [String: Any] in
-                let visits = step.1.value
-                let previous = i == 0 ? nil : steps[i - 1].1.value
                 var bar: [String: Any] = ["y": String(format: "%.0f", rowHeight * Double(i) + 2), "ty": String(format: "%.0f", rowHeight * Double(i) + 15)]
-                if let v = visits, let f = first, f > 0 { bar["w"] = String(format: "%.1f", 360 * Double(v) / Double(f)) }
-                return ["n": i + 1, "name": step.0.name, "visits": step.1.text(Format.grouped), "bar": bar,
-                        "ofFirst": visits.flatMap { v in first.flatMap { $0 == 0 ? nil : Format.percent(Double(v) / Double($0)) } } ?? "–",
-                        "dropOff": i == 0 ? "–" : visits.flatMap { v in previous.flatMap { $0 == 0 ? nil : Format.percent(Double($0 - v) / Double($0)) } } ?? "–"]
+                if let v = step.1.value, let f = first, f > 0 { bar["w"] = String(format: "%.1f", 360 * Double(v) / Double(f)) }
+                return ["n": i + 1, "name": shown[i].name, "visits": shown[i].visits, "bar": bar, "ofFirst": shown[i].ofFirst, "dropOff": shown[i].dropOff]
             }]
         }
         // Engagement per page: only for pages the reader sees in the pages table.

@@ -1,5 +1,6 @@
 import Foundation
 import Analytics
+import Integrations
 import Store
 
 /// How the dashboard writes numbers, dates and amounts a reader sees (one place for each rule),
@@ -115,6 +116,25 @@ enum Format {
         if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
         let minutes = s % 3600 / 60
         return minutes == 0 ? "\(s / 3600) h" : "\(s / 3600) h \(minutes) min"
+    }
+
+    /// A month's commission figures as the commission page and the monthly report show them.
+    static func commissionFigures(_ r: CommissionReport) -> [(label: String, value: String)] {
+        func money(_ d: Double) -> String { amount(d, r.terms.currency) }
+        return [("Sales", String(r.sales)), ("Revenue", money(r.totalRevenue)), ("Attributed revenue", money(r.attributedRevenue)),
+                ("Our leads / calls", "\(r.ourLeads) / \(r.ourCalls)"), ("Unattributed", String(r.unattributed)), ("Commission", money(r.commission))]
+    }
+
+    /// A funnel's steps as shown: name, visits, share of step 1's visits, drop-off from the step before ("–" when not shown).
+    static func funnelSteps(_ steps: [(Goal, Shown<Int>)]) -> [(name: String, visits: String, ofFirst: String, dropOff: String)] {
+        let first = steps.first?.1.value
+        return steps.enumerated().map { i, step in
+            let visits = step.1.value
+            let previous = i == 0 ? nil : steps[i - 1].1.value
+            return (step.0.name, step.1.text(grouped),
+                    visits.flatMap { v in first.flatMap { $0 == 0 ? nil : percent(Double(v) / Double($0)) } } ?? "–",
+                    i == 0 ? "–" : visits.flatMap { v in previous.flatMap { $0 == 0 ? nil : percent(Double($0 - v) / Double($0)) } } ?? "–")
+        }
     }
 
     /// The cards in display order: label, text as shown, and the number when shown.

@@ -3,6 +3,7 @@ public import Analytics
 public import Consent
 public import Foundation
 public import Notify
+import Integrations
 import Privacy
 import ReportRender
 public import Store
@@ -87,6 +88,17 @@ public struct ReportMaker: Sendable {
                 [goal.name, shown.visitors.text(Format.grouped), shown.completions.text(Format.grouped)]
             }))
         }
+        // Funnels, disclosed as on the site page (they count the whole site's visits of the period).
+        for (funnel, steps) in try report.funnels(unfiltered: summaries[0]) {
+            tables.append(ReportDocument.Table(title: "Funnel: \(funnel.name)", headers: ["Step", "Visits", "Of step 1", "Drop-off"],
+                                               rows: Format.funnelSteps(steps).map { [$0.name, $0.visits, $0.ofFirst, $0.dropOff] }))
+        }
+        // The month's commission, for the readers of the commission page (accounts other than viewers), when the site has terms.
+        if period == .month, let reader, readsCommission(reader.role),
+           let commission = try Commission.report(database: database, site: site, month: SiteCalendar.dateText(first).prefix(7).description) {
+            tables.append(ReportDocument.Table(title: "Commission \(commission.month)", headers: ["", ""],
+                                               rows: Format.commissionFigures(commission).map { [$0.label, $0.value] }))
+        }
         var notes = ["Figures of \(label) in the site's time zone (\(calendar.identifier)); changes against the period before of the same length."]
         if restricted {
             notes.append("Figures from fewer than \(policy.kThreshold) visitors show as “< \(policy.kThreshold)”, a figure that would reveal such a group by difference as “–”; small rows are folded into “Other (suppressed)”.")
@@ -97,7 +109,8 @@ public struct ReportMaker: Sendable {
         var text = "\(title), \(label)\n\n"
         for c in docCards { text += "\(c.label): \(c.value)\(c.change.map { " (\($0))" } ?? "")\n" }
         text += "\nTop pages:\n" + tables[0].rows.prefix(5).map { "  \($0[0]): \($0[1]) visitors" }.joined(separator: "\n")
-        text += "\n\nThe PDF attached has the chart, sources, countries and goals.\n" + notes.joined(separator: "\n") + "\n"
+        text += "\n\nThe PDF attached has the chart, sources, countries, goals and funnels\(tables.contains { $0.title.hasPrefix("Commission") } ? ", and the month's commission" : "").\n"
+            + notes.joined(separator: "\n") + "\n"
         let stem = "candor-\(site.id)-\(SiteCalendar.dateText(first))-\(period.rawValue)"
         var attachments = [Mailer.Attachment(name: stem + ".pdf", type: "application/pdf", bytes: ReportRenderer.pdf(doc)),
                            Mailer.Attachment(name: stem + "-chart.png", type: "image/png", bytes: ReportRenderer.chartPNG(bars))]

@@ -44,6 +44,7 @@ struct ReportsCommand: AsyncParsableCommand {
         func run() async throws {
             guard let p = ReportMaker.Period(rawValue: period) else { throw ValidationError("--period is day, week or month") }
             guard (site == nil) == allSites else { throw ValidationError("give either --site or --all-sites") }
+            guard !(allSites && csv) else { throw ValidationError("--csv is for a site's report (its top pages)") }
             guard let mailer = try mail.mailer() else { throw ValidationError("give --smtp-url and --smtp-from (or CANDOR_SMTP_URL, CANDOR_SMTP_FROM)") }
             let office = try Office(data)
             let maker = ReportMaker(database: office.database, policies: office.policies)
@@ -74,6 +75,7 @@ struct ReportsCommand: AsyncParsableCommand {
         func run() throws {
             guard let p = ReportMaker.Period(rawValue: period) else { throw ValidationError("--period is day, week or month") }
             guard (site == nil) == allSites else { throw ValidationError("give either --site or --all-sites") }
+            guard !(allSites && csv) else { throw ValidationError("--csv is for a site's report (its top pages)") }
             let database = try Office(data).database
             guard let user = try database.user(email: email), let id = user.id else { throw ValidationError("no account \(email)") }
             if let site, try database.site(id: site) == nil { throw ValidationError("no site \(site)") }

@@ -161,7 +161,8 @@ public struct Scrubber: Sendable {
         case .truncated:
             ["checkpointed_and_truncated_at": .string(ISO.string(truncation.at)), "bytes_after": 0,
              "frames_copied": JSON(truncation.framesBefore), "attempts": JSON(truncation.attempts),
-             "free_space": ["pages_read": JSON(truncation.pagesRead), "pages_zeroed": JSON(truncation.pagesZeroed)]]
+             "free_space": ["pages_read": JSON(truncation.pagesRead), "pages_zeroed": JSON(truncation.pagesZeroed),
+                            "truncated_after": .bool(truncation.truncatedAfterPass)]]
         case .noWAL:
             ["none": "in-memory database without a write-ahead log"]
         }
@@ -189,9 +190,12 @@ public struct Scrubber: Sendable {
                 + "The rollups of the days they touched were recomputed. "
                 + (truncation.outcome == .truncated
                     ? "After that, the write-ahead log was checkpointed into the database file and truncated, and its size read back "
-                        + "as 0 bytes; then, with no write possible, the free space of every table and index page of the file was "
-                        + "overwritten with zeros where it was not (SQLite can leave copies of moved rows there that secure_delete "
-                        + "does not reach), and the log truncated again, before this receipt was written."
+                        + "as 0 bytes; then, with no write possible, the free space of every table and index page of the file (but "
+                        + "gaps of 1 to 3 bytes between rows) was overwritten with zeros where it was not (SQLite can leave copies of "
+                        + "moved rows there that secure_delete does not reach)"
+                        + (truncation.truncatedAfterPass ? ", and the log truncated again" : "")
+                        + ", before this receipt was written. The overwriting happens in the file: storage that keeps old blocks "
+                        + "(copy-on-write file systems, snapshots, backups, flash wear levelling) is not reached."
                     : "The database has no write-ahead log (in memory).")),
         ]
     }

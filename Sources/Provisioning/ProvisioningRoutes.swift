@@ -9,8 +9,9 @@ import Store
 
 /// The provisioning API (`openapi/candor-v1.yaml`): sites, goals, accounts and per-site API
 /// keys as JSON, for installs with many sites. A key of scope `admin:provision` (install-wide,
-/// issued by an owner or the operator: `candor keys add --scope admin:provision`) acts as an
-/// admin: every change goes through the same actions as the dashboard and the command line
+/// issued by an owner or the operator: `candor keys add --scope admin:provision`) may do what
+/// ``Actions/Actor/Standing/provisioningKey`` allows (sites, goals, statistics keys, managers and
+/// viewers): every change goes through the same actions as the dashboard and the command line
 /// (``Actions/Administration``), with their checks and their audit entries ("api-key:ID").
 /// Deleting a site is not offered here (the dashboard and `candor sites delete` do it, with a
 /// typed confirmation).
@@ -28,7 +29,10 @@ public struct ProvisioningRoutes<Context: RequestContext>: Sendable {
     var database: AppDatabase { administration.database }
 
     public func add(to router: Router<Context>) {
-        router.get("/api/v1/sites") { request, _ in await self.answer(request) { _ in (.ok, .object([("sites", .array(try self.database.sites().map(Self.site)))])) } }
+        router.get("/api/v1/sites") { request, _ in
+            // Sites being deleted are gone for the API (as for GET /api/v1/sites/ID).
+            await self.answer(request) { _ in (.ok, .object([("sites", .array(try self.database.sites().filter { $0.deletingAt == nil }.map(Self.site)))])) }
+        }
         router.post("/api/v1/sites") { request, _ in
             await self.answer(request, body: NewSite.self) { actor, new in
                 let site = try self.administration.addSite(name: new.name, domains: new.domains, policy: new.policy ?? "default",
@@ -79,7 +83,7 @@ public struct ProvisioningRoutes<Context: RequestContext>: Sendable {
         router.post("/api/v1/sites/:site/keys") { request, context in
             await self.answer(request, body: NewKey.self) { actor, new in
                 guard let scope = APIKeyScope(rawValue: new.scope ?? APIKeyScope.statsRead.rawValue), scope.perSite else {
-                    throw ActionError.invalid("scope is stats:read or privacy:officer")
+                    throw ActionError.invalid("scope is stats:read")
                 }
                 let issued = try self.administration.issueKey(site: try self.site(context).id, label: new.label ?? "api", scope: scope, by: actor)
                 return (.created, Self.key(issued.record, token: issued.key))
@@ -99,7 +103,7 @@ public struct ProvisioningRoutes<Context: RequestContext>: Sendable {
         }
         router.post("/api/v1/users") { request, _ in
             await self.answer(request, body: NewUser.self) { actor, new in
-                guard let role = Role(rawValue: new.role) else { throw ActionError.invalid("role is owner, admin, manager or viewer") }
+                guard let role = Role(rawValue: new.role) else { throw ActionError.invalid("role is manager or viewer") }
                 let added = try self.administration.addUser(email: new.email, role: role, sites: new.sites ?? [], by: actor)
                 guard case .object(var fields) = try self.user(added.user) else { return (.created, nil) }
                 fields.append(("password", .string(added.password)))
@@ -110,7 +114,7 @@ public struct ProvisioningRoutes<Context: RequestContext>: Sendable {
             await self.answer(request, body: UserChange.self) { actor, change in
                 let email = context.parameters.get("email")?.removingPercentEncoding ?? ""
                 guard let current = try self.database.user(email: email) else { throw ActionError.notFound("no account \(email.prefix(80))") }
-                guard let role = Role(rawValue: change.role ?? current.role.rawValue) else { throw ActionError.invalid("role is owner, admin, manager or viewer") }
+                guard let role = Role(rawValue: change.role ?? current.role.rawValue) else { throw ActionError.invalid("role is manager or viewer") }
                 let sites = try change.sites ?? self.database.siteIDs(user: current.id ?? -1)
                 return (.ok, try self.user(try self.administration.changeUser(email: current.email, role: role, sites: sites, by: actor)))
             }

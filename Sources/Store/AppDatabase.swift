@@ -34,6 +34,14 @@ public final class AppDatabase: Sendable {
         self.path = path
         self.facts = FactStore(writer: pool)
         if let target { try Self.migrator.migrate(pool, upTo: target) } else { try Self.migrator.migrate(pool) }
+        // Deletions are verified with SQLite's dbstat table (see FreeSpace): without it no erasure
+        // could complete, so the file is not opened at all.
+        try pool.read { db in
+            do { _ = try db.makeStatement(sql: "SELECT pageno FROM dbstat LIMIT 0") } catch {
+                throw DatabaseError(resultCode: .SQLITE_ERROR, message: "this SQLite has no dbstat table (SQLITE_ENABLE_DBSTAT_VTAB), which "
+                                    + "Candor needs to verify erasures; use a build that has it (Debian's libsqlite3 does)")
+            }
+        }
     }
 
     /// An in-memory database for unit tests.

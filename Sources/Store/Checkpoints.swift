@@ -49,6 +49,9 @@ public struct WALTruncation: Sendable, Equatable {
     /// cells were found and overwritten with zeros (see `FreeSpace`); 0 and 0 without a WAL.
     public var pagesRead = 0
     public var pagesZeroed = 0
+    /// Whether the WAL was truncated again after the pass's own commit (a reader can hold that up;
+    /// the WAL then holds only what was written after the pass).
+    public var truncatedAfterPass = false
 }
 
 /// The WAL could not be truncated within the attempts allowed; whatever waits for it stays pending.
@@ -101,9 +104,9 @@ extension AppDatabase {
         var pause = Duration.milliseconds(5)
         for attempt in 1...max(1, attempts) {
             switch try truncationAttempt(path: path, timeout: attemptTimeout) {
-            case .done(let frames, let pass):
+            case .done(let frames, let pass, let again):
                 return WALTruncation(outcome: .truncated, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: frames,
-                                     attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed)
+                                     attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed, truncatedAfterPass: again)
             case .busy(let why):
                 lastError = why
             }
@@ -115,7 +118,7 @@ extension AppDatabase {
         throw WALTruncationFailed(attempts: attempts, lastError: lastError)
     }
 
-    private enum TruncationAttempt { case done(frames: Int, FreeSpace.Pass), busy(String) }
+    private enum TruncationAttempt { case done(frames: Int, FreeSpace.Pass, truncatedAgain: Bool), busy(String) }
 
     private func truncationAttempt(path: String, timeout: Duration) throws -> TruncationAttempt {
         let walPath = path + "-wal"
@@ -136,11 +139,14 @@ extension AppDatabase {
                 }
                 if let busy = try truncate() { return .busy(busy) }
                 guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout) else {
-                    return .busy("another process wrote between the checkpoint and the free-space pass")
+                    return .busy("the free-space pass did not get the write lock within \(timeout.milliseconds) ms, or another process wrote after the checkpoint")
                 }
-                if let busy = try truncate() { return .busy("after the free-space pass: " + busy) }
+                // What the WAL holds now was written after the pass, from pages read back from the
+                // file: truncating it again is for a clean 0 bytes, not for the deleted bytes; a
+                // reader holding it up does not undo the pass.
+                let again = try truncate() == nil
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                return .done(frames: max(0, (max(before, 0) - 32) / (pageSize + 24)), pass)
+                return .done(frames: max(0, (max(before, 0) - 32) / (pageSize + 24)), pass, truncatedAgain: again)
             }
         }
     }

@@ -51,12 +51,15 @@ enum FreeSpace {
             var pass = Pass()
             try withFile(db) { file in
                 var page = [UInt8](repeating: 0, count: pageSize)
+                // Bytes reserved at the end of each page (the file header's byte 20) are never touched.
+                try io(page.withUnsafeMutableBytes { file.pointee.pMethods.pointee.xRead(file, $0.baseAddress, Int32(pageSize), 0) })
+                let usable = pageSize - Int(page[20])
                 var zeroed = false
                 for number in pages {
                     let offset = Int64(number - 1) * Int64(pageSize)
                     try io(page.withUnsafeMutableBytes { file.pointee.pMethods.pointee.xRead(file, $0.baseAddress, Int32(pageSize), offset) })
                     pass.pagesRead += 1
-                    let regions = freeRegions(page, headerAt: number == 1 ? 100 : 0)
+                    let regions = freeRegions(page, headerAt: number == 1 ? 100 : 0, usable: usable)
                     var touched = false
                     for region in regions where page[region].contains(where: { $0 != 0 }) {
                         let zeros = [UInt8](repeating: 0, count: region.count)
@@ -70,6 +73,9 @@ enum FreeSpace {
                 }
                 if zeroed { try io(file.pointee.pMethods.pointee.xSync(file, SQLITE_SYNC_NORMAL)) }
             }
+            // This connection's cache still holds the pages as dbstat read them, before the pass:
+            // dropped, so the row below is written into a page read back from the file.
+            sqlite3_db_release_memory(db.sqliteConnection)
             try db.execute(sql: """
                 INSERT INTO free_space_scrubs (id, at, pages_read, pages_zeroed) VALUES (1, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET at = excluded.at, pages_read = excluded.pages_read, pages_zeroed = excluded.pages_zeroed
@@ -83,8 +89,9 @@ enum FreeSpace {
     /// The byte ranges of a b-tree page that hold nothing: the unallocated area between the cell
     /// pointer array and the cell content area, and each freeblock after its 4-byte header.
     /// Empty when the header does not read as a b-tree page (nothing is then written).
-    static func freeRegions(_ page: [UInt8], headerAt h: Int) -> [Range<Int>] {
-        guard page.count >= h + 12 else { return [] }
+    static func freeRegions(_ page: [UInt8], headerAt h: Int, usable: Int? = nil) -> [Range<Int>] {
+        let end = min(usable ?? page.count, page.count)
+        guard end >= h + 12 else { return [] }
         func u16(_ at: Int) -> Int { Int(page[at]) << 8 | Int(page[at + 1]) }
         let headerSize: Int
         switch page[h] {
@@ -95,16 +102,16 @@ enum FreeSpace {
         let cells = u16(h + 3)
         let contentStart = u16(h + 5) == 0 ? 65536 : u16(h + 5)
         let pointersEnd = h + headerSize + 2 * cells
-        guard pointersEnd <= contentStart, contentStart <= page.count else { return [] }
+        guard pointersEnd <= contentStart, contentStart <= end else { return [] }
         var regions: [Range<Int>] = []
         if pointersEnd < contentStart { regions.append(pointersEnd..<contentStart) }
         // Freeblocks lie in the content area in increasing order; a chain that does not is not followed.
         var block = u16(h + 1)
         var floor = contentStart
         while block != 0 {
-            guard block >= floor, block + 4 <= page.count else { return [] }
+            guard block >= floor, block + 4 <= end else { return [] }
             let size = u16(block + 2)
-            guard size >= 4, block + size <= page.count else { return [] }
+            guard size >= 4, block + size <= end else { return [] }
             if size > 4 { regions.append((block + 4)..<(block + size)) }
             floor = block + size
             block = u16(block)

@@ -667,27 +667,6 @@ extension AppDatabase {
                 CREATE INDEX report_subscriptions_by_site ON report_subscriptions(site_id);
                 """)
         }
-        migrator.registerMigration("v31-provisioning-keys") { db in
-            // Provisioning keys (scope admin:provision) belong to no site; every other key to one.
-            try db.execute(sql: """
-                CREATE TABLE api_keys_new (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
-                    secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
-                    label TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    last_used_at INTEGER,
-                    scope TEXT NOT NULL DEFAULT 'stats:read' CHECK (scope IN ('stats:read', 'privacy:officer', 'admin:provision')),
-                    issued_by TEXT NOT NULL DEFAULT 'unknown',
-                    CHECK ((site_id IS NULL) = (scope = 'admin:provision'))
-                );
-                INSERT INTO api_keys_new (id, site_id, secret_hash, label, created_at, last_used_at, scope, issued_by)
-                    SELECT id, site_id, secret_hash, label, created_at, last_used_at, scope, issued_by FROM api_keys;
-                DROP TABLE api_keys;
-                ALTER TABLE api_keys_new RENAME TO api_keys;
-                CREATE INDEX api_keys_by_site ON api_keys(site_id);
-                """)
-        }
         migrator.registerMigration("v27-two-factor-lock") { db in
             // Wrong authenticator codes of an account within a day (stored: a restart does not reset them).
             try db.execute(sql: """
@@ -735,6 +714,27 @@ extension AppDatabase {
                 DROP TABLE report_subscriptions;
                 ALTER TABLE report_subscriptions_new RENAME TO report_subscriptions;
                 CREATE INDEX report_subscriptions_by_site ON report_subscriptions(site_id);
+                """)
+        }
+        migrator.registerMigration("v31-provisioning-keys") { db in
+            // Provisioning keys (scope admin:provision) belong to no site; every other key to one.
+            try db.execute(sql: """
+                CREATE TABLE api_keys_new (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    site_id TEXT REFERENCES sites(id) ON DELETE CASCADE,
+                    secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+                    label TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    last_used_at INTEGER,
+                    scope TEXT NOT NULL DEFAULT 'stats:read' CHECK (scope IN ('stats:read', 'privacy:officer', 'admin:provision')),
+                    issued_by TEXT NOT NULL DEFAULT 'unknown',
+                    CHECK ((site_id IS NULL) = (scope = 'admin:provision'))
+                );
+                INSERT INTO api_keys_new (id, site_id, secret_hash, label, created_at, last_used_at, scope, issued_by)
+                    SELECT id, site_id, secret_hash, label, created_at, last_used_at, scope, issued_by FROM api_keys;
+                DROP TABLE api_keys;
+                ALTER TABLE api_keys_new RENAME TO api_keys;
+                CREATE INDEX api_keys_by_site ON api_keys(site_id);
                 """)
         }
         return migrator

@@ -3,6 +3,7 @@ import Consent
 import Notify
 import Collector
 import Foundation
+import Integrations
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -76,5 +77,36 @@ import Testing
         let restricted = try maker.makeConsolidated(period: .day, reader: viewer)
         #expect(restricted.text.contains("Visitors: –\n") && restricted.text.contains("  Test: < 5 visitors\n") && restricted.text.contains("A total is shown only when"),
                 "\(restricted.text)")
+    }
+
+    /// The monthly report carries the month's commission section for readers of the commission
+    /// page (an owner), not for a viewer nor an address without an account; other periods have none.
+    @Test func theMonthlyReportHasTheCommissionForItsReaders() async throws {
+        let f = try await DashboardFixture()
+        try f.t.database.setClientTerms(ClientTerms(siteID: f.t.site.id, percent: 10, currency: "USD"), at: 0)
+        let maker = ReportMaker(database: f.t.database, policies: f.t.collector.policies, now: f.t.clock.closure)
+        let site = try #require(try f.t.database.site(id: f.t.site.id))
+        let owner = try #require(try f.t.database.user(email: "owner@example.org"))
+        let viewer = try #require(try f.t.database.user(email: "viewer@example.org"))
+        #expect(try maker.make(site: site, period: .month, reader: owner).text.contains("goals and funnels, and the month's commission."))
+        #expect(try maker.make(site: site, period: .month, reader: viewer).text.contains("goals and funnels.\n"))
+        #expect(try maker.make(site: site, period: .month, reader: nil).text.contains("goals and funnels.\n"))
+        #expect(try maker.make(site: site, period: .week, reader: owner).text.contains("goals and funnels.\n"))
+    }
+
+    /// v30 rebuilds the subscriptions' table so that a subscription may name no site (the
+    /// consolidated report): the rows from before are kept as they were.
+    @Test func subscriptionsFromBeforeTheUpgradeAreKept() throws {
+        let (dir, path) = try databaseBefore(upgrade: "v29-free-space-scrubs")
+        #expect(try sqlite3(path, "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (1, 'o@example.org', 'x', 'owner', 1)").status == 0)
+        #expect(try sqlite3(path, """
+            INSERT INTO report_subscriptions (id, user_id, site_id, period, csv, last_first_day, created_at) VALUES ('s1', 1, 'oldsite', 'week', 1, 20000, 5)
+            """).status == 0)
+        let upgraded = try AppDatabase(path: path)
+        #expect(try upgraded.reportSubscriptions() == [ReportSubscription(id: "s1", userID: 1, siteID: "oldsite", period: "week", csv: true,
+                                                                          lastFirstDay: 20000, createdAt: 5)])
+        try upgraded.insertReportSubscription(ReportSubscription(id: "s2", userID: 1, siteID: nil, period: "day", csv: false, createdAt: 6))
+        #expect(try upgraded.reportSubscriptions().map(\.siteID) == ["oldsite", nil])
+        _ = dir
     }
 }

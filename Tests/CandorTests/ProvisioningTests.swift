@@ -7,7 +7,7 @@ import Testing
 /// Who may issue and use provisioning keys, and the upgrade that lets a key belong to no site.
 /// (What the API answers is proven against the running binary in Tests/browser/test_provisioning.py.)
 @Suite struct ProvisioningTests {
-    @Test func onlyOwnersAndTheOperatorIssueProvisioningKeysWhichActAsAnAdmin() throws {
+    @Test func onlyOwnersAndTheOperatorIssueProvisioningKeysWhichReachNoPersonalData() throws {
         let t = try TestCollector()
         let admin = t.administration
         let owner = try t.database.addUser(User(email: "o@example.org", passwordHash: "x", role: .owner, createdAt: noon))
@@ -27,11 +27,20 @@ import Testing
         #expect(try APIKeys.authenticate(database: t.database, token: issued.key)?.scope == .provision)
         _ = try admin.issueKey(site: nil, label: "ops", scope: .provision, by: .cli)
 
-        // The key acts as an admin: sites and accounts, no owners, no provisioning keys.
+        // The key: sites, goals, statistics keys, managers and viewers; nothing that reaches personal
+        // data or every site's exact figures.
         let key = Actor.provisioningKey(id: issued.record.id)
-        #expect(key.may(.addSites) && key.may(.configure(site: "any")) && key.may(.manageUser(current: .viewer, new: .manager)))
-        #expect(!key.may(.manageUser(current: nil, new: .owner)) && !key.may(.manageUser(current: .owner, new: .admin)))
-        #expect(!key.may(.issueKey(site: nil, scope: .provision)) && !key.may(.requireTwoFactor))
+        #expect(key.may(.addSites) && key.may(.removeSites) && key.may(.configure(site: "any")) && key.may(.manageUser(current: .viewer, new: .manager)))
+        #expect(key.may(.manageUser(current: nil, new: .viewer)) && key.may(.manageUser(current: .manager, new: nil)))
+        #expect(key.may(.issueKey(site: "any", scope: .statsRead)) && !key.isStaffAdmin)
+        for role in [Role.owner, .admin] {
+            #expect(!key.may(.manageUser(current: nil, new: role)) && !key.may(.manageUser(current: role, new: .viewer)) && !key.may(.manageUser(current: role, new: nil)))
+        }
+        for denied in [Permission.issueKey(site: nil, scope: .provision), .issueKey(site: "any", scope: .privacyOfficer), .changePolicy,
+                       .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests, .viewPrivacyCenter,
+                       .installAlerts, .installAnnotations, .requireTwoFactor] {
+            #expect(!key.may(denied), "\(denied)")
+        }
         #expect(throws: ActionError.self) { try admin.revokeKey(id: issued.record.id, by: key) }
         try admin.revokeKey(id: issued.record.id, by: asOwner)
         #expect(try APIKeys.authenticate(database: t.database, token: issued.key) == nil)

@@ -93,8 +93,11 @@ def test_the_provisioning_api_does_what_its_openapi_file_says(tmp_path):
         status, body, _ = c.call("PATCH", "/api/v1/sites/" + sid, {"archived": False}, key=key)
         assert status == 200 and body["archived_at"] is None
         assert c.call("GET", "/api/v1/sites/nosuchsite", key=key)[0] == 404
-        status, body, _ = c.call("PATCH", "/api/v1/sites/" + sid, {"policy": "no-such-policy"}, key=key, validate_request=True)
+        status, body, _ = c.call("PATCH", "/api/v1/sites/" + sid, {"policy": "no-such-policy"}, key=key)
         assert status == 400 and "No policy named" in body["error"]
+        other = [p[:-5] for p in os.listdir(os.path.join(ROOT, "policies")) if p.endswith(".toml") and p != "default.toml"][0]
+        status, body, _ = c.call("PATCH", "/api/v1/sites/" + sid, {"policy": other}, key=key)
+        assert status == 403, "a site's policy is for owners and admins"
 
         # Goals.
         status, goal, _ = c.call("POST", f"/api/v1/sites/{sid}/goals", {"name": "Signup", "kind": "page", "match": "/signup"}, key=key)
@@ -115,6 +118,8 @@ def test_the_provisioning_api_does_what_its_openapi_file_says(tmp_path):
         assert [k["id"] for k in body["keys"]] == [issued["id"]] and "token" not in body["keys"][0]
         status, body, _ = c.call("POST", f"/api/v1/sites/{sid}/keys", {"scope": "admin:provision"}, key=key, validate_request=False)
         assert status == 400
+        status, body, _ = c.call("POST", f"/api/v1/sites/{sid}/keys", {"scope": "privacy:officer"}, key=key, validate_request=False)
+        assert status == 403, "no key that reaches personal data"
         assert c.call("DELETE", f"/api/v1/keys/{issued['id']}", key=key)[0] == 204
         try:
             urllib.request.urlopen(stats)
@@ -137,7 +142,12 @@ def test_the_provisioning_api_does_what_its_openapi_file_says(tmp_path):
             assert False, "no redirect after sign-in"
         except urllib.error.HTTPError as e:
             assert e.code == 303 and "candor_session=" in e.headers.get("Set-Cookie", "")
-        status, body, _ = c.call("POST", "/api/v1/users", {"email": "boss@a.example", "role": "owner"}, key=key, validate_request=False)
+        for role in ["owner", "admin"]:
+            status, body, _ = c.call("POST", "/api/v1/users", {"email": "boss@a.example", "role": role}, key=key, validate_request=False)
+            assert status == 403, role
+        # The install's admin (made by candor init) is out of the key's reach.
+        assert c.call("DELETE", f"/api/v1/users/{srv.admin[0]}", key=key)[0] == 403
+        status, body, _ = c.call("PATCH", f"/api/v1/users/{srv.admin[0]}", {"role": "viewer"}, key=key)
         assert status == 403
         status, body, _ = c.call("PATCH", "/api/v1/users/client@a.example", {"role": "manager"}, key=key)
         assert status == 200 and body["role"] == "manager" and body["sites"] == [sid]
@@ -152,6 +162,6 @@ def test_the_provisioning_api_does_what_its_openapi_file_says(tmp_path):
                        "user_added", "user_role_changed", "user_removed"]:
             assert any(action in line and f"api-key:{key_id}" in line for line in audit.splitlines()), (action, audit)
         assert cli(srv, "audit", "verify").startswith("ok: ")
-        assert c.calls == 30
+        assert c.calls == 35
     finally:
         srv.stop()

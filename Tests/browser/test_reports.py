@@ -51,6 +51,13 @@ def test_send_now_and_a_scheduled_report(tmp_path):
         def send(to, *extra):
             return subprocess.run([BIN, "reports", "send-now", "--data", srv.data, "--policies", POLICIES, "--site", srv.site, "--to", to,
                                    "--period", "day", *mail, *extra], check=True, capture_output=True, text=True).stdout
+        # A funnel /a then /b: 3 visits reach /a, 2 of them /b after it.
+        db = sqlite3.connect(os.path.join(srv.data, "candor.sqlite"))
+        a = db.execute("INSERT INTO goals (site_id, name, kind, match) VALUES (?, 'Saw A', 'page', '/a')", (srv.site,)).lastrowid
+        b = db.execute("INSERT INTO goals (site_id, name, kind, match) VALUES (?, 'Saw B', 'page', '/b')", (srv.site,)).lastrowid
+        db.execute("INSERT INTO funnels (site_id, name, steps) VALUES (?, 'A then B', ?)", (srv.site, f"{a},{b}"))
+        db.commit()
+        db.close()
         out = send(srv.admin[0], "--csv")
         assert out.startswith(f"sent\t{srv.admin[0]}\t"), out
         assert wait(lambda: len(mailbox.messages) == 1)
@@ -64,6 +71,7 @@ def test_send_now_and_a_scheduled_report(tmp_path):
         lines = {" ".join(l.split()) for l in text.splitlines()}
         assert any(l.startswith("Visitors 3") for l in lines) and any("Pageviews 5" in l for l in lines), text
         assert any(l.startswith("/a 3 3") for l in lines) and any(l.startswith("/b 2 2") for l in lines), text
+        assert "Funnel: A then B" in text and "Saw A 3 100.0 % –" in lines and "Saw B 2 66.7 % 33.3 %" in lines, text
         kinds = {p.get_content_type(): p for p in message.iter_attachments()}
         assert kinds["image/png"].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
         assert kinds["text/csv"].get_content().replace("\r\n", "\n") == "page,visitors,pageviews\n/a,3,3\n/b,2,2\n"
