@@ -31,7 +31,7 @@ struct Bench: ParsableCommand {
                 let started = ContinuousClock.now
                 let t = try await database.truncateWAL()
                 let elapsed = ContinuousClock.now - started
-                print("RESULT run=\(run) deleted=\(run == 1 ? deleted : 0) pages_read=\(t.pagesRead) pages_zeroed=\(t.pagesZeroed) "
+                print("RESULT run=\(run) deleted=\(run == 1 ? deleted : 0) pages_read=\(t.pagesRead) pages_zeroed=\(t.pagesZeroed) pass_locked_ms=\(String(format: "%.1f", t.passLockedMs)) "
                       + "truncation_ms=\(String(format: "%.1f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))")
             }
         }

@@ -52,6 +52,8 @@ public struct WALTruncation: Sendable, Equatable {
     /// Whether the WAL was truncated again after the pass's own commit (a reader can hold that up;
     /// the WAL then holds only what was written after the pass).
     public var truncatedAfterPass = false
+    /// How long the free-space pass held the write lock (ms): writes of every process waited that long.
+    public var passLockedMs = 0.0
 }
 
 /// The WAL could not be truncated within the attempts allowed; whatever waits for it stays pending.
@@ -102,11 +104,14 @@ extension AppDatabase {
         }
         var lastError = "not attempted"
         var pause = Duration.milliseconds(5)
+        // The free-space pass's pages, listed while writes go on (see FreeSpace.list).
+        let listed = try await writer.read { db in try FreeSpace.list(db) }
         for attempt in 1...max(1, attempts) {
-            switch try truncationAttempt(path: path, timeout: attemptTimeout) {
+            switch try truncationAttempt(path: path, timeout: attemptTimeout, listed: listed) {
             case .done(let frames, let pass, let again):
                 return WALTruncation(outcome: .truncated, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: frames,
-                                     attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed, truncatedAfterPass: again)
+                                     attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed, truncatedAfterPass: again,
+                                     passLockedMs: pass.lockedMs)
             case .busy(let why):
                 lastError = why
             }
@@ -120,7 +125,7 @@ extension AppDatabase {
 
     private enum TruncationAttempt { case done(frames: Int, FreeSpace.Pass, truncatedAgain: Bool), busy(String) }
 
-    private func truncationAttempt(path: String, timeout: Duration) throws -> TruncationAttempt {
+    private func truncationAttempt(path: String, timeout: Duration, listed: [Int]) throws -> TruncationAttempt {
         let walPath = path + "-wal"
         return try writer.writeWithoutTransaction { db -> TruncationAttempt in
             try checkpointTurn.withLock { _ -> TruncationAttempt in
@@ -138,7 +143,7 @@ extension AppDatabase {
                     return after == 0 ? nil : after < 0 ? "the WAL's size could not be read" : "the WAL still holds \(after) bytes after the checkpoint"
                 }
                 if let busy = try truncate() { return .busy(busy) }
-                guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout) else {
+                guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout, listed: listed) else {
                     return .busy("the free-space pass did not get the write lock within \(timeout.milliseconds) ms, or another process wrote after the checkpoint")
                 }
                 // What the WAL holds now was written after the pass, from pages read back from the

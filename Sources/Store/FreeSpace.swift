@@ -12,10 +12,10 @@ import GRDBSQLite
 /// truncated WAL, and the deleted paths still in the file several times, in pages most of whose
 /// unallocated areas held old bytes.
 ///
-/// One pass, on a connection of its own, holds the write lock (no process can write), checks
-/// that the WAL is still empty (so the file is the database), lists the b-tree pages with
-/// `dbstat`, and overwrites with zeros each page's unallocated area and the body of each of its
-/// freeblocks where they are not zero already: bytes that no cell, header or pointer uses, so
+/// The b-tree pages are listed with `dbstat` first, while writes go on (``list(_:)``). Then one
+/// pass, on a connection of its own, holds the write lock (no process can write), checks that the
+/// WAL is still empty (so the file is the database), reads each listed page and overwrites with
+/// zeros its unallocated area and the body of each of its freeblocks where they are not zero already: bytes that no cell, header or pointer uses, so
 /// the database's content is unchanged. It writes through SQLite's own file handle (a second
 /// descriptor of this process on the file would drop SQLite's POSIX locks when closed), syncs,
 /// and commits one row of `free_space_scrubs`: that commit changes the WAL's header, so every
@@ -27,17 +27,34 @@ enum FreeSpace {
         var pagesRead = 0
         var pagesZeroed = 0
         var bytesZeroed = 0
+        /// How long the write lock was held, in milliseconds.
+        var lockedMs = 0.0
     }
 
-    /// Runs one pass; nil when the write lock was not had within `busyTimeout`, or the WAL was no
-    /// longer empty once it was (another process wrote after the checkpoint: retry after the next one).
-    static func zero(path: String, walPath: String, busyTimeout: Duration) throws -> Pass? {
+    /// The b-tree pages, listed by `dbstat` on a reader (writes go on meanwhile: at 10M events the
+    /// walk takes about 3 s, which the write lock then need not be held for).
+    ///
+    /// Listed before the deletions' truncation, they cover every page that can hold old bytes of
+    /// rows deleted before the listing: such bytes stay in the page whose gap holds them (SQLite
+    /// moves cells, never gaps) until that page is rewritten or freed, and a freed page is zeroed.
+    /// A page that became a b-tree page after the listing was zeroed when it was freed before, and
+    /// holds only rows alive after it. One that stopped being a b-tree page is recognised by its
+    /// header when the pass reads it (see ``zero(path:walPath:busyTimeout:listed:)``).
+    static func list(_ db: Database) throws -> [Int] {
+        try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE pagetype IN ('internal', 'leaf') ORDER BY pageno")
+    }
+
+    /// Runs one pass over `listed` (or, when nil, pages listed under the lock); nil when the write
+    /// lock was not had within `busyTimeout`, or the WAL was no longer empty once it was (another
+    /// process wrote after the checkpoint: retry after the next one).
+    static func zero(path: String, walPath: String, busyTimeout: Duration, listed: [Int]? = nil) throws -> Pass? {
         var config = Configuration()
         config.prepareDatabase(AppDatabase.prepare)
         config.busyMode = .timeout(Double(max(1, busyTimeout.milliseconds)) / 1000)
         let queue = try DatabaseQueue(path: path, configuration: config)
         defer { try? queue.close() }
         return try queue.inDatabase { db -> Pass? in
+            let started = ContinuousClock.now
             do {
                 try db.execute(sql: "BEGIN IMMEDIATE")
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
@@ -47,7 +64,12 @@ enum FreeSpace {
             defer { if !committed { try? db.execute(sql: "ROLLBACK") } }
             guard AppDatabase.fileSize(walPath) == 0 else { return nil }
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            let pages = try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE pagetype IN ('internal', 'leaf') ORDER BY pageno")
+            // A page listed earlier that is now an overflow or freelist page starts with the high byte
+            // of a page number: 0 below 2^24 pages, so it never reads as a b-tree header. Past that,
+            // or with pointer-map pages (auto-vacuum), the pages are listed again under the lock.
+            let pageCount = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let autoVacuum = try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0
+            let pages = try listed.flatMap { pageCount < 1 << 24 && autoVacuum == 0 ? $0 : nil } ?? list(db)
             var pass = Pass()
             try withFile(db) { file in
                 var page = [UInt8](repeating: 0, count: pageSize)
@@ -55,7 +77,7 @@ enum FreeSpace {
                 try io(page.withUnsafeMutableBytes { file.pointee.pMethods.pointee.xRead(file, $0.baseAddress, Int32(pageSize), 0) })
                 let usable = pageSize - Int(page[20])
                 var zeroed = false
-                for number in pages {
+                for number in pages where number <= pageCount {
                     let offset = Int64(number - 1) * Int64(pageSize)
                     try io(page.withUnsafeMutableBytes { file.pointee.pMethods.pointee.xRead(file, $0.baseAddress, Int32(pageSize), offset) })
                     pass.pagesRead += 1
@@ -82,6 +104,8 @@ enum FreeSpace {
                 """, arguments: [Int64(Date().timeIntervalSince1970 * 1000), pass.pagesRead, pass.pagesZeroed])
             try db.execute(sql: "COMMIT")
             committed = true
+            let held = ContinuousClock.now - started
+            pass.lockedMs = Double(held.components.seconds) * 1000 + Double(held.components.attoseconds) / 1e15
             return pass
         }
     }

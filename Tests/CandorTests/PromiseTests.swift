@@ -39,6 +39,10 @@ extension LiveServerTests {
             let verified = receipt["verified"] as? [String: Any]
             #expect(verified?["rows_linked_after_deletion"] as? Int == 0, sourceLocation: sourceLocation)
             #expect((verified?["write_ahead_log"] as? [String: Any])?["bytes_after"] as? Int == 0, sourceLocation: sourceLocation)
+            // The free-space pass read every table and index page of the file (a few hundred here).
+            let pass = (verified?["write_ahead_log"] as? [String: Any])?["free_space"] as? [String: Any]
+            #expect((pass?["pages_read"] as? Int ?? 0) > 10 && (pass?["pages_zeroed"] as? Int ?? -1) >= 0, "\(pass ?? [:])", sourceLocation: sourceLocation)
+            #expect(receipt["receipt_version"] as? Int == 4, sourceLocation: sourceLocation)
         }
 
         /// Issue 12, finding 1: 20 erasures through each path (CLI, officer API, self-service,
