@@ -12,9 +12,9 @@ public struct Actor: Sendable, Equatable {
         case operator_
         case user(id: Int64, role: Role, sites: Set<String>)
         /// A provisioning key (scope `admin:provision`): sites, goals, statistics keys, and the
-        /// accounts of managers and viewers; nothing that reaches personal data or exact figures
-        /// of every site (no admins or owners, no officer keys, no policies, webhooks, destinations,
-        /// terms, alerts or privacy office).
+        /// accounts of managers and viewers (no admins or owners, no officer keys, no policies,
+        /// webhooks, destinations, terms, alerts or privacy office). As strong as a manager of
+        /// every site: the keys and accounts it makes read what those read (commission included).
         case provisioningKey
     }
 

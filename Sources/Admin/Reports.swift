@@ -94,7 +94,7 @@ public struct ReportMaker: Sendable {
                                                rows: Format.funnelSteps(steps).map { [$0.name, $0.visits, $0.ofFirst, $0.dropOff] }))
         }
         // The month's commission, for the readers of the commission page (accounts other than viewers), when the site has terms.
-        if period == .month, let reader, readsCommission(reader.role),
+        if period == .month, let reader, readsCommission(reader.role), try database.hasClientTerms(site: site.id),
            let commission = try Commission.report(database: database, site: site, month: SiteCalendar.dateText(first).prefix(7).description) {
             tables.append(ReportDocument.Table(title: "Commission \(commission.month)", headers: ["", ""],
                                                rows: Format.commissionFigures(commission).map { [$0.label, $0.value] }))

@@ -51,7 +51,10 @@ struct ReportsCommand: AsyncParsableCommand {
             let made: ReportMaker.Made
             if let site {
                 guard let s = try office.database.site(id: site) else { throw ValidationError("no site \(site)") }
-                made = try maker.make(site: s, period: p, reader: try office.database.user(email: to), csv: csv)
+                // An account that may not read the site reads as an address without an account (a client viewer).
+                let account = try office.database.user(email: to)
+                let reader = try account.flatMap { try office.database.visibleSiteIDs(user: $0).contains(s.id) ? $0 : nil }
+                made = try maker.make(site: s, period: p, reader: reader, csv: csv)
             } else {
                 guard let reader = try office.database.user(email: to) else {
                     throw ValidationError("the consolidated report goes to an account (it lists the sites the account may read); no account \(to)")

@@ -17,6 +17,7 @@ import Provisioning
 import Retention
 import ServiceLifecycle
 import Store
+import Synchronization
 import Traffic
 
 struct Serve: AsyncParsableCommand {
@@ -232,6 +233,8 @@ struct Serve: AsyncParsableCommand {
         let mailer = try mail.mailer()
         if mailer == nil { logger.notice("no --smtp-url: alerts and reports are not sent by e-mail") }
         guard alertsEvery >= 0.5, alertsEvery <= 86_400 else { throw UsageError(description: "--alerts-every is 0.5 to 86400 seconds") }
+        // The jobs this process runs (filled in once the list is complete), for the `jobs` alert.
+        let scheduledJobs = Mutex<Set<String>>([])
         let alerts = AlertEngine(database: database, dataDirectory: data.data, notifier: Notifier(database: database, mailer: mailer, box: box, logger: logger,
                                                                                                    readsExactFigures: { user, site in
             readsExactFigures(user.role, policy: policies[site.policy] ?? .default)
@@ -239,7 +242,8 @@ struct Serve: AsyncParsableCommand {
             let m = collector.metrics, geo = collector.pipeline.deps.geo.status
             return AlertSignals(badSignatures: m.webhookCounts.filter { $0.outcome == "bad_signature" }.reduce(0) { $0 + $1.count },
                                 writeErrors: m.writeErrors.value,
-                                geoDatabases: geo.buildEpoch.map { [(name: "City database (\(geo.city))", built: $0)] } ?? [])
+                                geoDatabases: geo.buildEpoch.map { [(name: "City database (\(geo.city))", built: $0)] } ?? [],
+                                scheduledJobs: scheduledJobs.withLock { $0 })
         })
         jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000))) {
             let changed = try await alerts.tick()
@@ -254,6 +258,7 @@ struct Serve: AsyncParsableCommand {
                 return summary
             })
         }
+        scheduledJobs.withLock { $0 = Set(jobs.map(\.name) + ["salt_rotation"]) }
         let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
         guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
             throw UsageError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")

@@ -61,25 +61,31 @@ public struct AlertSignals: Sendable {
     public var writeErrors: Int
     /// Each loaded GeoIP database's name and build time.
     public var geoDatabases: [(name: String, built: Date)]
+    /// The jobs this process schedules (nil: every job with a recorded run): a job that failed
+    /// once and is no longer scheduled does not keep the `jobs` rule firing.
+    public var scheduledJobs: Set<String>?
 
-    public init(badSignatures: Int = 0, writeErrors: Int = 0, geoDatabases: [(name: String, built: Date)] = []) {
-        self.badSignatures = badSignatures; self.writeErrors = writeErrors; self.geoDatabases = geoDatabases
+    public init(badSignatures: Int = 0, writeErrors: Int = 0, geoDatabases: [(name: String, built: Date)] = [], scheduledJobs: Set<String>? = nil) {
+        self.badSignatures = badSignatures; self.writeErrors = writeErrors; self.geoDatabases = geoDatabases; self.scheduledJobs = scheduledJobs
     }
 }
 
-/// A counter's samples over the last hour, to tell how much it grew within it.
+/// A counter of this process (0 when it started) sampled at most once a minute, to tell how much
+/// it grew over the last hour.
 final class CounterWindow: Sendable {
-    private let samples = Mutex<[(at: Int64, value: Int)]>([])
+    private let samples: Mutex<[(at: Int64, value: Int)]>
 
-    /// Records `value` at `t` and returns its growth since the oldest sample at most an hour old
-    /// (the first sample counts from 0 only when taken within the hour the counter started).
-    func growth(_ value: Int, at t: Int64) -> Int {
+    /// `started`: when the process started, with the counter at 0.
+    init(started: Int64) { samples = Mutex([(started, 0)]) }
+
+    /// Records `value` at `t`; returns its growth since the baseline: the latest sample at least an
+    /// hour old, or the oldest one (the process's start) when there is none; and that sample's time.
+    func growth(_ value: Int, at t: Int64) -> (count: Int, since: Int64) {
         samples.withLock { s in
-            s.append((t, value))
-            // Keep the last sample older than the hour as the baseline; drop the rest (bounded).
+            // One sample a minute (the last one moves forward within its minute): about 62 kept.
+            if s.count > 1, let last = s.last, last.at > t - 60_000 { s[s.count - 1] = (t, value) } else { s.append((t, value)) }
             while s.count > 1 && s[1].at <= t - 3_600_000 { s.removeFirst() }
-            if s.count > 4096 { s.removeFirst(s.count - 4096) }
-            return max(0, value - s[0].value)
+            return (max(0, value - s[0].value), s[0].at)
         }
     }
 }
@@ -92,12 +98,15 @@ public struct AlertEngine: Sendable {
     let now: @Sendable () -> Date
     let notifier: Notifier
     let signals: @Sendable () -> AlertSignals
-    let badSignatures = CounterWindow()
-    let writeErrors = CounterWindow()
+    let badSignatures: CounterWindow
+    let writeErrors: CounterWindow
 
     public init(database: AppDatabase, dataDirectory: String, notifier: Notifier, now: @escaping @Sendable () -> Date = { Date() },
                 signals: @escaping @Sendable () -> AlertSignals = { AlertSignals() }) {
         self.database = database; self.dataDirectory = dataDirectory; self.notifier = notifier; self.now = now; self.signals = signals
+        let started = Int64(now().timeIntervalSince1970 * 1000)
+        badSignatures = CounterWindow(started: started)
+        writeErrors = CounterWindow(started: started)
     }
 
     /// The condition's message when it holds, nil when it does not.
@@ -146,13 +155,13 @@ public struct AlertEngine: Sendable {
             guard !purges.isEmpty || salts > 0 else { return nil }
             return "Erasures not verified after \(Int(rule.threshold)) hours: \(purges.count) purge run(s), \(salts) deleted salt(s) whose bytes may still be in the write-ahead log (a long read holds it?)."
         case .webhooks:
-            let n = badSignatures.growth(signals().badSignatures, at: t)
+            let (n, since) = badSignatures.growth(signals().badSignatures, at: t)
             guard Double(n) >= rule.threshold else { return nil }
-            return "\(n) webhook request(s) refused for a bad signature within the last hour (a rotated secret not updated here, or someone forging). /health lists them by provider."
+            return "\(n) webhook request(s) refused for a bad signature since \(ISO.string(since)) (a rotated secret not updated here, or someone forging). /health lists them by provider."
         case .writes:
-            let n = writeErrors.growth(signals().writeErrors, at: t)
+            let (n, since) = writeErrors.growth(signals().writeErrors, at: t)
             guard Double(n) >= rule.threshold else { return nil }
-            return "\(n) event(s) could not be written within the last hour (their senders got an error). Is the disk full or the database locked by another process?"
+            return "\(n) event(s) could not be written since \(ISO.string(since)) (their senders got an error). Is the disk full or the database locked by another process?"
         case .destinations:
             let dead = try database.deadDeliveries(since: t - 3_600_000)
             let n = dead.reduce(0) { $0 + $1.count }
@@ -165,7 +174,8 @@ public struct AlertEngine: Sendable {
             return "GeoIP database(s) older than \(Int(rule.threshold)) days: "
                 + old.map { "\($0.name) built \(ISO.string(Int64($0.built.timeIntervalSince1970 * 1000)))" }.joined(separator: ", ") + ". Update them (geoipupdate) and restart."
         case .jobs:
-            let failing = try database.jobRuns().filter { $0.detail?.hasPrefix("failed") == true }
+            let scheduled = signals().scheduledJobs
+            let failing = try database.jobRuns().filter { run in run.detail?.hasPrefix("failed") == true && (scheduled?.contains(run.name) ?? true) }
             guard !failing.isEmpty, Double(failing.count) >= rule.threshold else { return nil }
             return "Scheduled job(s) failing: " + failing.map { "\($0.name) (\($0.detail?.prefix(200) ?? ""))" }.joined(separator: "; ") + "."
         }

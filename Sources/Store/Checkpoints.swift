@@ -104,10 +104,8 @@ extension AppDatabase {
         }
         var lastError = "not attempted"
         var pause = Duration.milliseconds(5)
-        // The free-space pass's pages, listed while writes go on (see FreeSpace.list).
-        let listed = try await writer.read { db in try FreeSpace.list(db) }
         for attempt in 1...max(1, attempts) {
-            switch try truncationAttempt(path: path, timeout: attemptTimeout, listed: listed) {
+            switch try truncationAttempt(path: path, timeout: attemptTimeout) {
             case .done(let frames, let pass, let again):
                 return WALTruncation(outcome: .truncated, at: Int64(Date().timeIntervalSince1970 * 1000), framesBefore: frames,
                                      attempts: attempt, pagesRead: pass.pagesRead, pagesZeroed: pass.pagesZeroed, truncatedAfterPass: again,
@@ -125,7 +123,7 @@ extension AppDatabase {
 
     private enum TruncationAttempt { case done(frames: Int, FreeSpace.Pass, truncatedAgain: Bool), busy(String) }
 
-    private func truncationAttempt(path: String, timeout: Duration, listed: [Int]) throws -> TruncationAttempt {
+    private func truncationAttempt(path: String, timeout: Duration) throws -> TruncationAttempt {
         let walPath = path + "-wal"
         return try writer.writeWithoutTransaction { db -> TruncationAttempt in
             try checkpointTurn.withLock { _ -> TruncationAttempt in
@@ -143,7 +141,7 @@ extension AppDatabase {
                     return after == 0 ? nil : after < 0 ? "the WAL's size could not be read" : "the WAL still holds \(after) bytes after the checkpoint"
                 }
                 if let busy = try truncate() { return .busy(busy) }
-                guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout, listed: listed) else {
+                guard let pass = try FreeSpace.zero(path: path, walPath: walPath, busyTimeout: timeout) else {
                     return .busy("the free-space pass did not get the write lock within \(timeout.milliseconds) ms, or another process wrote after the checkpoint")
                 }
                 // What the WAL holds now was written after the pass, from pages read back from the

@@ -212,6 +212,11 @@ extension AppDatabase {
         try transaction { tx in try tx.setClientTerms(t, at: at) }
     }
 
+    /// Whether the site has terms of its own (set on its commission page or with the CLI).
+    public func hasClientTerms(site: String) throws -> Bool {
+        try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM client_terms WHERE site_id = ?)", arguments: [site]) ?? false }
+    }
+
     /// The site's terms, or the defaults (30-day lookback, last touch, no commission).
     public func clientTerms(site: String) throws -> ClientTerms {
         try writer.read { db in

@@ -12,11 +12,11 @@ import GRDBSQLite
 /// truncated WAL, and the deleted paths still in the file several times, in pages most of whose
 /// unallocated areas held old bytes.
 ///
-/// The b-tree pages are listed with `dbstat` first, while writes go on (``list(_:)``). Then one
-/// pass, on a connection of its own, holds the write lock (no process can write), checks that the
-/// WAL is still empty (so the file is the database), reads each listed page and overwrites with
-/// zeros its unallocated area and the body of each of its freeblocks where they are not zero already: bytes that no cell, header or pointer uses, so
-/// the database's content is unchanged. It writes through SQLite's own file handle (a second
+/// One pass, on a connection of its own, holds the write lock (no process can write), checks that
+/// the WAL is still empty (so the file is the database), reads every page of the file and, on each
+/// b-tree page, overwrites with zeros its unallocated area and the body of each of its freeblocks
+/// where they are not zero already: bytes that no cell, header or pointer uses, so the database's
+/// content is unchanged. It writes through SQLite's own file handle (a second
 /// descriptor of this process on the file would drop SQLite's POSIX locks when closed), syncs,
 /// and commits one row of `free_space_scrubs`: that commit changes the WAL's header, so every
 /// connection of every process drops its cached pages (which may hold the old bytes) before
@@ -31,23 +31,14 @@ enum FreeSpace {
         var lockedMs = 0.0
     }
 
-    /// The b-tree pages, listed by `dbstat` on a reader (writes go on meanwhile: at 10M events the
-    /// walk takes about 3 s, which the write lock then need not be held for).
-    ///
-    /// Listed before the deletions' truncation, they cover every page that can hold old bytes of
-    /// rows deleted before the listing: such bytes stay in the page whose gap holds them (SQLite
-    /// moves cells, never gaps) until that page is rewritten or freed, and a freed page is zeroed.
-    /// A page that became a b-tree page after the listing was zeroed when it was freed before, and
-    /// holds only rows alive after it. One that stopped being a b-tree page is recognised by its
-    /// header when the pass reads it (see ``zero(path:walPath:busyTimeout:listed:)``).
+    /// The b-tree pages as `dbstat` lists them (files of 2^24 pages or more, or with auto-vacuum).
     static func list(_ db: Database) throws -> [Int] {
         try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE pagetype IN ('internal', 'leaf') ORDER BY pageno")
     }
 
-    /// Runs one pass over `listed` (or, when nil, pages listed under the lock); nil when the write
-    /// lock was not had within `busyTimeout`, or the WAL was no longer empty once it was (another
-    /// process wrote after the checkpoint: retry after the next one).
-    static func zero(path: String, walPath: String, busyTimeout: Duration, listed: [Int]? = nil) throws -> Pass? {
+    /// Runs one pass; nil when the write lock was not had within `busyTimeout`, or the WAL was no
+    /// longer empty once it was (another process wrote after the checkpoint: retry after the next one).
+    static func zero(path: String, walPath: String, busyTimeout: Duration) throws -> Pass? {
         var config = Configuration()
         config.prepareDatabase(AppDatabase.prepare)
         config.busyMode = .timeout(Double(max(1, busyTimeout.milliseconds)) / 1000)
@@ -64,12 +55,16 @@ enum FreeSpace {
             defer { if !committed { try? db.execute(sql: "ROLLBACK") } }
             guard AppDatabase.fileSize(walPath) == 0 else { return nil }
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            // A page listed earlier that is now an overflow or freelist page starts with the high byte
-            // of a page number: 0 below 2^24 pages, so it never reads as a b-tree header. Past that,
-            // or with pointer-map pages (auto-vacuum), the pages are listed again under the lock.
+            // Every page of the file is read, and only those whose header reads as a b-tree page's
+            // are touched: below 2^24 pages an overflow or freelist-trunk page starts with the high
+            // byte of a page number, 0, and a freelist leaf was zeroed when freed (secure_delete).
+            // Past that, or with pointer-map pages (auto-vacuum), dbstat lists the b-tree pages.
+            // (Listing them before taking the lock is not enough: when SQLite rebalances siblings it
+            // renumbers whole page images, so old bytes can move to a page that was free then.)
             let pageCount = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
             let autoVacuum = try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0
-            let pages = try listed.flatMap { pageCount < 1 << 24 && autoVacuum == 0 ? $0 : nil } ?? list(db)
+            let lockBytePage = 0x4000_0000 / pageSize + 1
+            let pages = pageCount < 1 << 24 && autoVacuum == 0 ? Array((1...max(1, pageCount)).filter { $0 != lockBytePage }) : try list(db)
             var pass = Pass()
             try withFile(db) { file in
                 var page = [UInt8](repeating: 0, count: pageSize)
@@ -95,8 +90,9 @@ enum FreeSpace {
                 }
                 if zeroed { try io(file.pointee.pMethods.pointee.xSync(file, SQLITE_SYNC_NORMAL)) }
             }
-            // This connection's cache still holds the pages as dbstat read them, before the pass:
-            // dropped, so the row below is written into a page read back from the file.
+            // This connection's cache may hold pages read before the pass (page 1, pinned by the
+            // transaction, stays; the row below does not change it): the others are dropped, so the
+            // row is written into a page read back from the file.
             sqlite3_db_release_memory(db.sqliteConnection)
             try db.execute(sql: """
                 INSERT INTO free_space_scrubs (id, at, pages_read, pages_zeroed) VALUES (1, ?, ?, ?)

@@ -7,7 +7,7 @@ import Testing
 /// Who may issue and use provisioning keys, and the upgrade that lets a key belong to no site.
 /// (What the API answers is proven against the running binary in Tests/browser/test_provisioning.py.)
 @Suite struct ProvisioningTests {
-    @Test func onlyOwnersAndTheOperatorIssueProvisioningKeysWhichReachNoPersonalData() throws {
+    @Test func onlyOwnersAndTheOperatorIssueProvisioningKeysWhichManageSitesAndTheirReaders() throws {
         let t = try TestCollector()
         let admin = t.administration
         let owner = try t.database.addUser(User(email: "o@example.org", passwordHash: "x", role: .owner, createdAt: noon))
