@@ -82,8 +82,8 @@ final class CounterWindow: Sendable {
     /// hour old, or the oldest one (the process's start) when there is none; and that sample's time.
     func growth(_ value: Int, at t: Int64) -> (count: Int, since: Int64) {
         samples.withLock { s in
-            // One sample a minute (the last one moves forward within its minute): about 62 kept.
-            if s.count > 1, let last = s.last, last.at > t - 60_000 { s[s.count - 1] = (t, value) } else { s.append((t, value)) }
+            // At most one sample a minute is kept (about 61 over the hour); `value` itself is always the count now.
+            if let last = s.last, last.at <= t - 60_000 { s.append((t, value)) }
             while s.count > 1 && s[1].at <= t - 3_600_000 { s.removeFirst() }
             return (max(0, value - s[0].value), s[0].at)
         }

@@ -66,6 +66,15 @@ import Testing
         #expect(Set(try await alerts.tick().resolved) == [destinations, jobs])
     }
 
+    /// Evaluations every 30 s for two hours: the growth is over the last hour, not since the start.
+    @Test func aCounterWindowLooksBackOneHourWhateverTheEvaluationInterval() {
+        let window = CounterWindow(started: 0)
+        var last = (count: 0, since: Int64(0))
+        for i in 1...240 { last = window.growth(i, at: Int64(i) * 30_000) }   // one more every 30 s
+        // At 7,200 s the baseline is the latest sample at least an hour old: at 3,600 s (value 120).
+        #expect(last.count == 120 && last.since == 3_600_000, "\(last)")
+    }
+
     @Test func aSilentSiteFiresOnceResolvesAndWaitsItsCooldown() async throws {
         let t = try TestCollector()
         let alerts = engine(t)
