@@ -70,16 +70,16 @@ struct Consolidated {
 
     /// "+12 %", "new", "±0 %", or "" when either figure is not shown.
     static func change(_ now: Shown<Int>, _ before: Shown<Int>) -> String {
-        guard let n = now.value, let b = before.value else { return "" }
-        return Format.delta(Double(n), Double(b))
+        Format.change(now.value.map(Double.init), before.value.map(Double.init)) ?? ""
     }
 }
 
 extension Consolidated {
     /// The lines of `sites` (in their order), each disclosed by `disclosure` over `range` (the
-    /// site's days); archived sites are set apart without figures.
+    /// site's days); archived sites are set apart without figures. `sparklines`: read each site's
+    /// last 30 days for its sparkline (the overview draws them, reports do not).
     static func make(database: AppDatabase, sites: [Site], at t: Int64, disclosure: (Site) -> Disclosure,
-                     range: (Site) throws -> ViewRange) throws -> Consolidated {
+                     range: (Site) throws -> ViewRange, sparklines: Bool = true) throws -> Consolidated {
         var lines: [Line] = [], archived: [Site] = []
         for site in sites {
             if site.archivedAt != nil { archived.append(site); continue }
@@ -87,10 +87,14 @@ extension Consolidated {
             let r = try range(site)
             let view = Figures(database: database, site: site.id, from: r.from, to: r.to, filters: Filters(), wholeDays: r.wholeDays, calendar: r.calendar)
             let s = try view.summary()
-            let today = site.calendar.day(of: t)
-            let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today)
+            var spark: [Disclosure.Point] = []
+            if sparklines {
+                let today = site.calendar.day(of: t)
+                let series = try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today)
+                spark = rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)
+            }
             lines.append(Line(site: site, cards: rule.cards(s), before: rule.cards(try view.previous().summary()), restricted: rule.restricted,
-                              lastEvent: s.lastEvent, spark: rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)))
+                              lastEvent: s.lastEvent, spark: spark))
         }
         return Consolidated(lines: lines, archived: archived)
     }

@@ -350,7 +350,7 @@ extension DashboardRoutes {
     /// The k-anonymity rule for this reader on this site (``Analytics/Disclosure``): viewers, and
     /// managers unless the site's policy says otherwise.
     func disclosure(_ v: Viewer, _ policy: Policy) -> Disclosure {
-        Disclosure(k: policy.kThreshold, restricted: !readsExactFigures(v.user.role, policy: policy))
+        Disclosure.reading(as: v.user.role, policy)
     }
 
     /// A report of the view the request asks for, or the answer refusing it.
@@ -440,7 +440,7 @@ extension DashboardRoutes {
         }
         c["summary"] = Format.cards(cards).enumerated().map { i, card -> [String: Any] in
             var m: [String: Any] = ["label": card.label, "value": card.text]
-            if let previous, let now = card.number, let before = Format.cards(previous)[i].number { m["delta"] = Format.delta(now, before) }
+            if let previous, let change = Format.change(card.number, Format.cards(previous)[i].number) { m["delta"] = change }
             return m
         }
         c["empty"] = summaries[0].pageviews == 0 && summaries[0].visits == 0

@@ -100,6 +100,12 @@ enum Format {
 
     // MARK: Figures as the pages and reports write them
 
+    /// The change between two figures as ``delta(_:_:)`` writes it, nil when either is not shown.
+    static func change(_ now: Double?, _ before: Double?) -> String? {
+        guard let now, let before else { return nil }
+        return delta(now, before)
+    }
+
     static func delta(_ now: Double, _ before: Double) -> String {
         guard before != 0 else { return now == 0 ? "±0\u{00A0}%" : "new" }
         let ratio = ((now - before) / before * 100).rounded()

@@ -1,3 +1,4 @@
+import Actions
 public import Analytics
 import Consent
 import Foundation
@@ -56,6 +57,14 @@ enum TableKind: Sendable, Equatable {
         case .events(let d): [.country, .region, .city, .asnOrg, .browser, .os, .device].contains(d)
         case .sessions: false
         }
+    }
+}
+
+extension Disclosure {
+    /// The rule for a reader of `role` on a site of `policy` (nil: an address without an account,
+    /// read as a client viewer): exact for who ``Actions/readsExactFigures(_:policy:)`` says, k-anonymised otherwise.
+    static func reading(as role: Role?, _ policy: Policy) -> Disclosure {
+        Disclosure(k: policy.kThreshold, restricted: !(role.map { readsExactFigures($0, policy: policy) } ?? false))
     }
 }
 

@@ -52,22 +52,37 @@ public struct ReportMaker: Sendable {
     }
 
     /// The report of `site` for the last whole `period`, as `reader` may read it (nil: as a client viewer).
+    /// The last whole `period` before `t` in `calendar`'s days as a view range, with its first and last day.
+    static func periodRange(_ period: Period, calendar: SiteCalendar, at t: Int64) -> (range: ViewRange, first: Int64, last: Int64) {
+        let (first, last) = lastPeriod(period, calendar: calendar, at: t)
+        let label = first == last ? SiteCalendar.dateText(first) : "\(SiteCalendar.dateText(first)) – \(SiteCalendar.dateText(last))"
+        return (ViewRange(key: "custom", from: calendar.start(of: first), to: calendar.end(of: last), label: label, calendar: calendar), first, last)
+    }
+
+    /// The document's cards: each card of `now` with its change against `before`.
+    static func documentCards(_ now: Disclosure.Cards, _ before: Disclosure.Cards) -> [ReportDocument.Card] {
+        zip(Format.cards(now), Format.cards(before)).map { now, then in
+            ReportDocument.Card(label: now.label, value: now.text, change: Format.change(now.number, then.number))
+        }
+    }
+
+    /// The cards as the e-mail's text lists them: "Visitors: 3 (+50 %)".
+    static func text(_ cards: [ReportDocument.Card]) -> String {
+        cards.map { "\($0.label): \($0.value)\($0.change.map { " (\($0))" } ?? "")\n" }.joined()
+    }
+
     public func make(site: Site, period: Period, reader: User?, csv: Bool = false) throws -> Made {
         let policy = policies[site.policy] ?? .default
-        let restricted = reader.map { !readsExactFigures($0.role, policy: policy) } ?? true
-        let disclosure = Disclosure(k: policy.kThreshold, restricted: restricted)
+        let disclosure = Disclosure.reading(as: reader?.role, policy)
+        let restricted = disclosure.restricted
         let calendar = site.calendar
-        let (first, last) = Self.lastPeriod(period, calendar: calendar, at: Int64(now().timeIntervalSince1970 * 1000))
-        let label = first == last ? SiteCalendar.dateText(first) : "\(SiteCalendar.dateText(first)) – \(SiteCalendar.dateText(last))"
-        let range = ViewRange(key: "custom", from: calendar.start(of: first), to: calendar.end(of: last), label: label, calendar: calendar)
+        let (range, first, last) = Self.periodRange(period, calendar: calendar, at: Int64(now().timeIntervalSince1970 * 1000))
+        let label = range.label
         let report = SiteReport(database: database, site: site.id, range: range, filters: Filters(), disclosure: disclosure)
         let previous = report.previous()
         let summaries = try report.summaries(), before = try previous.summaries()
-        let cards = Format.cards(report.cards(summaries)), earlier = Format.cards(previous.cards(before))
         let totals = report.totals(summaries)
-        let docCards = zip(cards, earlier).map { now, then in
-            ReportDocument.Card(label: now.label, value: now.text, change: now.number.flatMap { n in then.number.map { Format.delta(n, $0) } })
-        }
+        let docCards = Self.documentCards(report.cards(summaries), previous.cards(before))
         let points = try report.chart(totals: totals, hourly: first == last)
         let bars = points.map { p in
             ReportDocument.Bar(label: first == last ? calendar.clock(p.start) : SiteCalendar.dateText(calendar.day(of: p.start)), value: p.visitors.value.map(Double.init))
@@ -106,8 +121,7 @@ public struct ReportMaker: Sendable {
         let title = "\(site.name): \(period.adjective) report"
         let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per \(first == last ? "hour" : "day")",
                                  bars: bars, tables: tables, notes: notes)
-        var text = "\(title), \(label)\n\n"
-        for c in docCards { text += "\(c.label): \(c.value)\(c.change.map { " (\($0))" } ?? "")\n" }
+        var text = "\(title), \(label)\n\n" + Self.text(docCards)
         text += "\nTop pages:\n" + tables[0].rows.prefix(5).map { "  \($0[0]): \($0[1]) visitors" }.joined(separator: "\n")
         text += "\n\nThe PDF attached has the chart, sources, countries, goals and funnels\(tables.contains { $0.title.hasPrefix("Commission") } ? ", and the month's commission" : "").\n"
             + notes.joined(separator: "\n") + "\n"
@@ -130,20 +144,14 @@ extension ReportMaker {
         let t = Int64(now().timeIntervalSince1970 * 1000)
         let visible = try database.visibleSiteIDs(user: reader)
         let sites = try database.sites().filter { visible.contains($0.id) && $0.deletingAt == nil }
-        let all = try Consolidated.make(database: database, sites: sites, at: t, disclosure: { site in
-            let policy = policies[site.policy] ?? .default
-            return Disclosure(k: policy.kThreshold, restricted: !readsExactFigures(reader.role, policy: policy))
-        }, range: { site in
-            let (first, last) = Self.lastPeriod(period, calendar: site.calendar, at: t)
-            return ViewRange(key: "custom", from: site.calendar.start(of: first), to: site.calendar.end(of: last), label: "", calendar: site.calendar)
-        })
-        let (first, last) = Self.lastPeriod(period, calendar: .utc, at: t)
-        let label = first == last ? SiteCalendar.dateText(first) : "\(SiteCalendar.dateText(first)) – \(SiteCalendar.dateText(last))"
+        let all = try Consolidated.make(database: database, sites: sites, at: t,
+                                        disclosure: { Disclosure.reading(as: reader.role, policies[$0.policy] ?? .default) },
+                                        range: { Self.periodRange(period, calendar: $0.calendar, at: t).range }, sparklines: false)
+        let (whole, first, last) = Self.periodRange(period, calendar: .utc, at: t)
+        let label = whole.label
         let totals = all.totals, before = all.totalsBefore
-        let cards = Format.cards(totals.cards), earlier = Format.cards(before.cards)
-        let docCards = zip(cards, earlier).filter { ["Visitors", "Pageviews", "Conversions", "Revenue"].contains($0.0.label) }.map { now, then in
-            ReportDocument.Card(label: now.label, value: now.text, change: now.number.flatMap { n in then.number.map { Format.delta(n, $0) } })
-        }
+        // A sum of sites has no visits, rates or durations: their cards are left out.
+        let docCards = Self.documentCards(totals.cards, before.cards).filter { ["Visitors", "Pageviews", "Conversions", "Revenue"].contains($0.label) }
         func row(_ name: String, _ c: Disclosure.Cards, _ b: Disclosure.Cards) -> [String] {
             [name, c.visitors.text(Format.grouped), Consolidated.change(c.visitors, b.visitors), c.pageviews.text(Format.grouped),
              c.conversions.text(Format.grouped), c.revenue.text { Format.money($0) }]
@@ -162,8 +170,7 @@ extension ReportMaker {
         }
         let title = "All sites: \(period.adjective) report"
         let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per site", bars: bars, tables: [table], notes: notes)
-        var text = "\(title), \(label)\n\n"
-        for c in docCards { text += "\(c.label): \(c.value)\(c.change.map { " (\($0))" } ?? "")\n" }
+        var text = "\(title), \(label)\n\n" + Self.text(docCards)
         text += "\nSites:\n" + rows.map { "  \($0[0]): \($0[1]) visitor\($0[1] == "1" ? "" : "s")\($0[2].isEmpty ? "" : " (\($0[2]))")" }.joined(separator: "\n")
         text += "\n\n" + notes.joined(separator: "\n") + "\n"
         let stem = "candor-all-sites-\(SiteCalendar.dateText(first))-\(period.rawValue)"

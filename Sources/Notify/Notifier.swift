@@ -28,9 +28,10 @@ public final class Notifier: Sendable {
     public func recipients(site: String?) throws -> [String] {
         let watched = try site.flatMap { try database.site(id: $0) }
         return try database.alertEmailUsers().filter { u in
+            // Owners and admins get every rule's alerts, the install's included.
             if u.role == .owner || u.role == .admin { return true }
-            guard let watched, let id = u.id, readsExactFigures(u, watched) else { return false }
-            return try database.siteIDs(user: id).contains(watched.id)
+            guard let watched, readsExactFigures(u, watched) else { return false }
+            return try database.visibleSiteIDs(user: u).contains(watched.id)
         }.map(\.email)
     }
 

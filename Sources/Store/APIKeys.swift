@@ -7,8 +7,9 @@ public enum APIKeyScope: String, Sendable, CaseIterable {
     case statsRead = "stats:read"
     /// The privacy officer API: file deletion requests, read their receipts, export a subject.
     case privacyOfficer = "privacy:officer"
-    /// The provisioning API (sites, goals, accounts, keys), acting as an admin. Install-wide: a
-    /// key of this scope belongs to no site.
+    /// The provisioning API (sites, goals, statistics keys, managers' and viewers' accounts; what
+    /// it may do is Actions.Actor's standing `provisioningKey`). Install-wide: a key of this scope
+    /// belongs to no site.
     case provision = "admin:provision"
 
     /// Whether a key of this scope belongs to one site (all but `provision`).
