@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify", "ReportRender", "Provisioning"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify", "ReportRender", "Provisioning", "Imports"]
 
 let package = Package(
     name: "Candor",
@@ -135,6 +135,11 @@ let package = Package(
         .target(
             name: "Actions",
             dependencies: ["Store", "Privacy", "Consent", "Integrations"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Imports",
+            dependencies: ["Store", "Privacy", "Traffic", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -64,7 +64,7 @@ public struct Actor: Sendable, Equatable {
         }
         switch permission {
         case .addSites, .removeSites, .changePolicy, .configureWebhooks, .configureDestinations, .setTerms, .fileRequests, .exportSubjects, .runRequests,
-             .viewPrivacyCenter, .installAlerts, .installAnnotations:
+             .viewPrivacyCenter, .installAlerts, .installAnnotations, .importData:
             return isStaffAdmin
         case .configure(let site):
             switch standing {
@@ -128,6 +128,9 @@ public enum Permission: Sendable, Equatable {
     case setTerms
     /// Alert rules and channels of the whole install: owners and admins only.
     case installAlerts
+    /// Importing another tool's history into a site, and removing an import: owners and admins
+    /// only (imported days become figures every reader of the site is shown).
+    case importData
     /// Chart notes on every site at once: owners and admins only (a site's own: who configures it).
     case installAnnotations
     /// Which roles must sign in with a second factor: owners only.

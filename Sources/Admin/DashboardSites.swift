@@ -203,7 +203,7 @@ extension DashboardRoutes {
         let summaries = try report.summaries()
         var members: [(String, JSON)] = [("site", .string(id)), ("timezone", .string(calendar.identifier)),
                                          ("from", .string(calendar.iso(r.from))), ("to", .string(calendar.iso(r.to))),
-                                         ("k", JSON(policy.kThreshold))]
+                                         ("k", JSON(policy.kThreshold)), ("imported", Self.json(try report.figures.importedTotals()))]
         if let name = params.get("dimension") {
             guard let kind = TableKind(key: name) else { return Self.apiError(400, "unknown dimension \(name.prefix(40))") }
             let table = try report.table(kind, totals: report.totals(summaries))
@@ -435,6 +435,11 @@ extension DashboardRoutes {
         c["backfilling"] = report.figures.backfilling
         let late = report.figures.lateDays
         if late > 0 { c["lateDays"] = late == 1 ? "one day" : "\(late) days" }
+        let imported = try report.figures.importedTotals()
+        if imported.days > 0 {
+            c["imported"] = ["days": imported.days == 1 ? "One day" : "\(imported.days) days", "verb": imported.days == 1 ? "is" : "are",
+                             "sources": imported.sources.map(\.label).joined(separator: " and ")]
+        }
         c["zoneNotes"] = try database.rollupZones(site: id, fromDay: report.figures.fromDay, toDay: report.figures.toDay).map {
             ["zone": $0.zone, "last": SiteCalendar.dateText($0.lastDay), "current": r.calendar.identifier]
         }
@@ -478,18 +483,14 @@ extension DashboardRoutes {
                         "rows": t.rows.prefix(10).map { rowContext($0, kind, request, base: shared?.path ?? "/sites/\(site.id)", total: cards.visitors.value) }])
         }
         var groups: [[String: Any]] = []
-        var shownPages: Set<String> = []
-        var pageCounts: [Int] = []
+        var pageTable: Disclosure.Table?
         for (label, kinds) in Self.tableGroups {
             var tables: [[String: Any]] = []
             for kind in kinds {
                 var (t, context) = try table(kind)
                 if kind == .events(.country), let map = countryMap(t) { context["map"] = map }
                 tables.append(context)
-                if kind == .events(.page) {
-                    shownPages = Set(t.rows.filter { !$0.isOther && $0.visitors.value != nil }.compactMap(\.value))
-                    pageCounts = t.rows.compactMap(\.visitors.value)
-                }
+                if kind == .events(.page) { pageTable = t }
             }
             groups.append(["label": label, "tables": tables])
         }
@@ -510,7 +511,9 @@ extension DashboardRoutes {
             for key in ["user", "csrf", "staff", "manageUsers", "viewerOnly"] { c[key] = nil }
             c["shared"] = ["label": shared.link.label]
         }
-        let goals = try report.goals(summaries: summaries, pageRows: pageCounts)
+        // Goals, funnels and engagement count collected data only (see SiteReport.collected).
+        let basis = try report.collected(summaries: summaries, pageTable: pageTable ?? report.table(.events(.page), totals: totals))
+        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
             ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text(Format.grouped),
              "completions": shown.completions.text(Format.grouped), "rate": shown.rate.text { Format.percent($0) }]
@@ -518,7 +521,7 @@ extension DashboardRoutes {
         c["hasGoals"] = !goals.isEmpty
         // The unfiltered view comes first among the ancestors (the empty subset of the filters).
         // Funnels count the whole site's visits, whatever the filters: not through a link limited to some.
-        let funnels = shared.map { !$0.link.filters.isEmpty } == true ? [] : try report.funnels(unfiltered: summaries[summaries.count > 1 ? 1 : 0])
+        let funnels = shared.map { !$0.link.filters.isEmpty } == true ? [] : try basis.report.funnels(unfiltered: basis.summaries[basis.summaries.count > 1 ? 1 : 0])
         c["funnels"] = funnels.map { funnel, steps -> [String: Any] in
             let first = steps.first?.1.value
             // The step chart: a bar per step, its length the step's share of step 1's visits.
@@ -531,8 +534,8 @@ extension DashboardRoutes {
             }]
         }
         // Engagement per page: only for pages the reader sees in the pages table.
-        c["engagement"] = try report.figures.engagement()
-            .filter { !rule.restricted || shownPages.contains($0.path) }.prefix(15).map {
+        c["engagement"] = try basis.report.figures.engagement()
+            .filter { !rule.restricted || basis.shownPages.contains($0.path) }.prefix(15).map {
                 ["path": $0.path, "pageviews": Format.grouped($0.pageviews), "engaged": Format.duration($0.averageEngagedMs), "scroll": "\($0.averageScroll)\u{00A0}%"]
             }
         return html("site", c)
@@ -592,6 +595,7 @@ extension DashboardRoutes {
             hourly ? "\(day(start)) \(Format.hour(start, r.calendar)) (UTC\(r.calendar.iso(start).suffix(6)))" : day(start)
         }
         let every = max(1, Int((Double(slots.count) / 6).rounded(.up)))
+        let imported = hourly ? [] : try report.figures.importedDayNumbers()
         let partial = { (i: Int) -> Bool in
             i == points.count - 1 && nowMs >= points[i].start && nowMs < (hourly ? points[i].start + 3_600_000 : r.calendar.end(of: r.calendar.day(of: points[i].start)))
         }
@@ -599,11 +603,12 @@ extension DashboardRoutes {
         func barContext(_ i: Int, _ p: Disclosure.Point) -> [String: Any] {
             let v = figure(p).value ?? 0
             let h = max(figure(p).value == nil ? 1 : (v > 0 ? 1 : 0), plotHeight * v / top)
-            let soFar = partial(i) ? " (so far)" : ""
+            let soFar = partial(i) ? " (so far)" : imported.contains(r.calendar.day(of: p.start)) ? " (imported)" : ""
             // Every metric of the point, as the title and the values table write them.
             let counts = ChartMetric.counts.map { $0.figure(p).text($0.text) }, revenue = p.revenue.text(Format.money)
             return ["x": String(format: "%.1f", left + Double(i) * w), "y": String(format: "%.1f", above + plotHeight - h),
                     "w": String(format: "%.1f", max(w - 1, 0.5)), "h": String(format: "%.1f", h), "partial": partial(i), "start": p.start,
+                    "imported": imported.contains(r.calendar.day(of: p.start)),
                     "title": "\(when(p.start))\(soFar): " + zip(counts, ChartMetric.counts).map { "\($0) \($1.word)" }.joined(separator: ", ")
                         + ", revenue \(revenue)",
                     "when": when(p.start) + soFar, "values": (counts + [revenue]).map { ["text": $0] },
@@ -724,6 +729,7 @@ extension DashboardRoutes {
         let name = "\(site.id)-\(kind.key)-\(r.key)"
         if request.uri.queryParameters.get("format") == "json" {
             let body = JSON.object([("site", .string(site.id)), ("dimension", .string(kind.key)), ("range", .string(r.key)),
+                                    ("imported", Self.json(try report.figures.importedTotals())),
                                     ("folded", JSON(table.folded)), ("rows", Self.json(table, count: kind.countColumn))])
             return Response(status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(name).json\""],
                             body: .init(byteBuffer: ByteBuffer(string: body.text)))
@@ -733,6 +739,11 @@ extension DashboardRoutes {
         })
         return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\""],
                         body: .init(byteBuffer: ByteBuffer(string: try CSVRendering.text(csv))))
+    }
+
+    /// Which imported days a view includes: `{"days": N, "sources": [...]}` (0 and [] without any).
+    static func json(_ imported: ImportedTotals) -> JSON {
+        .object([("days", JSON(imported.days)), ("sources", .array(imported.sources.map { .string($0.rawValue) }))])
     }
 
     /// A shown count in a CSV cell: the number, "< k" or "–".

@@ -10,6 +10,12 @@ import Synchronization
 /// rebuilds them) is read from the raw events, never summed from the days that are ready. Late
 /// events (queued by an offline browser) wait for their day's rebuild, within a minute, when the
 /// engine answers; the page says so (``lateDays``).
+///
+/// Days imported from another tool (``ImportedAggregates``; never a day with collected data)
+/// add their totals, breakdowns and daily points to an unfiltered view's, for the whole days of
+/// the range (``importedDays``). Goals, funnels, event properties, engagement and conversions
+/// count collected data only; a filtered view, and the views a filtered one is compared with,
+/// count collected data only.
 struct Figures {
     let database: AppDatabase
     let site: String
@@ -36,6 +42,10 @@ struct Figures {
     /// Whether every day of the range is rolled up (checked once per range, see ``narrowed(to:)``).
     private let ready: Bool
 
+    /// The whole days of the range whose imported aggregates the figures include; nil when none
+    /// is imported, under filters, and for a view narrowed from a filtered one.
+    let importedDays: ClosedRange<Int64>?
+
     /// The engine's figures of the view, computed on first use (nil when it does not hold the range).
     private let engine = EngineFigures()
 
@@ -44,24 +54,68 @@ struct Figures {
         // A failed check counts as not ready: the raw events give the right figures, only slower.
         let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: calendar.day(of: from), toDay: calendar.day(of: to - 1),
                                                                   limit: 1).isEmpty) ?? false)
+        // Whole days only: an imported day is a total, it cannot be cut.
+        var imported: ClosedRange<Int64>?
+        if filters.isEmpty && to > from {
+            let first = calendar.day(of: from) + (calendar.isDayStart(from) ? 0 : 1)
+            let last = calendar.day(of: to - 1) - (calendar.end(of: calendar.day(of: to - 1)) == to ? 0 : 1)
+            // A failed check shows collected data only (the page cannot say it is complete then; see ``importedTotals()``).
+            if first <= last, (try? database.hasImportedDays(site: site, fromDay: first, toDay: last)) == true { imported = first...last }
+        }
         self.init(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
-                  aligned: aligned, ready: ready)
+                  aligned: aligned, ready: ready, imported: imported)
     }
 
     private init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar,
-                 aligned: Bool, ready: Bool) {
+                 aligned: Bool, ready: Bool, imported: ClosedRange<Int64>?) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         self.wholeDays = wholeDays
         self.calendar = calendar
         self.aligned = aligned
         self.ready = ready
+        importedDays = filters.isEmpty ? imported : nil
         rollups = ready && filters.isEmpty
     }
 
-    /// The same range under other filters (the rollups' readiness is the range's, not looked up again).
+    /// The same range under other filters (the rollups' readiness is the range's, not looked up
+    /// again). Imported days stay only when neither view has filters.
     func narrowed(to filters: Filters) -> Figures {
         Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
-                aligned: aligned, ready: ready)
+                aligned: aligned, ready: ready, imported: importedDays)
+    }
+
+    /// The same view counting collected data only.
+    func collectedOnly() -> Figures {
+        Figures(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
+                aligned: aligned, ready: ready, imported: nil)
+    }
+
+    /// Totals of the imported days the figures include (zero without any).
+    func importedTotals() throws -> ImportedTotals {
+        guard let days = importedDays else { return ImportedTotals() }
+        return try database.importedTotals(site: site, fromDay: days.lowerBound, toDay: days.upperBound)
+    }
+
+    /// The imported days the figures include.
+    func importedDayNumbers() throws -> Set<Int64> {
+        guard let days = importedDays else { return [] }
+        return Set(try database.importedDaily(site: site, fromDay: days.lowerBound, toDay: days.upperBound).keys)
+    }
+
+    /// Collected rows and imported rows of one breakdown added up by value, in the order of the rollups' breakdowns.
+    private func withImported(_ rows: [BreakdownRow], key: String) throws -> [BreakdownRow] {
+        guard let days = importedDays else { return rows }
+        let imported = try database.importedBreakdown(site: site, fromDay: days.lowerBound, toDay: days.upperBound, key: key)
+        guard !imported.isEmpty else { return rows }
+        var sums: [String?: (Int, Int)] = [:]
+        for r in rows + imported {
+            let old = sums[r.value] ?? (0, 0)
+            sums[r.value] = (old.0 + r.visitors, old.1 + r.pageviews)
+        }
+        return sums.map { BreakdownRow(value: $0.key, visitors: $0.value.0, pageviews: $0.value.1) }.sorted {
+            ($0.visitors, $0.pageviews) != ($1.visitors, $1.pageviews) ? ($0.visitors, $0.pageviews) > ($1.visitors, $1.pageviews)
+                : ($0.value ?? "") < ($1.value ?? "")
+        }.prefix(AppDatabase.tableRowLimit).map { $0 }
     }
 
     var fromDay: Int64 { calendar.day(of: from) }
@@ -74,6 +128,14 @@ struct Figures {
     }
 
     func summary() throws -> SiteSummary {
+        var s = try collectedSummary()
+        let i = try importedTotals()
+        s.visitors += i.visitors; s.pageviews += i.pageviews; s.visits += i.visits; s.bounces += i.bounces; s.durationMs += i.durationMs
+        return s
+    }
+
+    /// The summary of collected data only (what goals and funnels are measured against).
+    func collectedSummary() throws -> SiteSummary {
         if let f = try facts() { return f.summary }
         return rollups ? try database.rollupSiteSummary(site: site, fromDay: fromDay, toDay: toDay)
             : try database.summary(site: site, from: from, to: to, filters: filters)
@@ -112,21 +174,39 @@ struct Figures {
     }
 
     func breakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
+        try withImported(try collectedBreakdown(d), key: d.rawValue)
+    }
+
+    private func collectedBreakdown(_ d: Store.Dimension) throws -> [BreakdownRow] {
         if let f = try facts() { return f.breakdowns[d] ?? [] }
         if rollups { return try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d.rawValue) }
         return try database.breakdown(site: site, from: from, to: to, dimension: d, filters: filters)
     }
 
     func sessionBreakdown(_ d: SessionDimension) throws -> [BreakdownRow] {
-        if let f = try facts() { return d == .entry ? f.entry : f.exit }
-        return rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: d == .entry ? RollupKey.entry : RollupKey.exit)
-            : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters)
+        let key = d == .entry ? RollupKey.entry : RollupKey.exit
+        if let f = try facts() { return try withImported(d == .entry ? f.entry : f.exit, key: key) }
+        return try withImported(rollups ? try database.rollupBreakdown(site: site, fromDay: fromDay, toDay: toDay, key: key)
+            : try database.sessionBreakdown(site: site, from: from, to: to, dimension: d, filters: filters), key: key)
     }
 
-    /// The chart has a bar per hour for ranges within two local days, per day beyond.
-    var hourlyChart: Bool { toDay - fromDay < 2 }
+    /// The chart has a bar per hour for ranges within two local days, per day beyond, and per
+    /// day whenever imported days (daily totals) are part of it.
+    var hourlyChart: Bool { toDay - fromDay < 2 && importedDays == nil }
 
+    /// Points of the chart; imported days add to the daily points (an hourly chart has none).
     func series(hourly: Bool) throws -> [SeriesPoint] {
+        var points = try collectedSeries(hourly: hourly)
+        guard !hourly, let days = importedDays else { return points }
+        let imported = try database.importedDaily(site: site, fromDay: days.lowerBound, toDay: days.upperBound)
+        for i in points.indices {
+            guard let add = imported[calendar.day(of: points[i].start)] else { continue }
+            points[i].visitors += add.visitors; points[i].pageviews += add.pageviews; points[i].visits += add.visits
+        }
+        return points
+    }
+
+    private func collectedSeries(hourly: Bool) throws -> [SeriesPoint] {
         if let f = try facts(), let points = hourly ? f.hourly : f.daily { return points }
         return rollups && !hourly ? try database.withConversions(database.rollupSeries(site: site, fromDay: fromDay, toDay: toDay), site: site)
             : try database.series(site: site, from: from, to: to, hourly: hourly, filters: filters)

@@ -111,6 +111,33 @@ struct SiteReport {
         views = subsets.map(view.narrowed)
     }
 
+    private init(views: [Figures], disclosure: Disclosure) {
+        self.views = views; self.disclosure = disclosure
+    }
+
+    /// What goals, funnels and engagement (collected data only) are measured and disclosed
+    /// against: the view's summaries and its shown page rows, or, when the view includes
+    /// imported days, the same counted from collected data only (compared with totals that
+    /// include imported days, a small group of collected visitors could show by difference).
+    struct CollectedBasis {
+        let report: SiteReport
+        let summaries: [SiteSummary]
+        /// Visitors of the page rows shown ("Other" included), and the paths of those shown.
+        let pageRows: [Int]
+        let shownPages: Set<String>
+    }
+
+    func collected(summaries: [SiteSummary], pageTable: Disclosure.Table) throws -> CollectedBasis {
+        func basis(_ r: SiteReport, _ s: [SiteSummary], _ t: Disclosure.Table) -> CollectedBasis {
+            let shown = t.rows.filter { !$0.isOther && $0.visitors.value != nil }
+            return CollectedBasis(report: r, summaries: s, pageRows: t.rows.compactMap(\.visitors.value), shownPages: Set(shown.compactMap(\.value)))
+        }
+        guard views.contains(where: { $0.importedDays != nil }) else { return basis(self, summaries, pageTable) }
+        let own = SiteReport(views: views.map { $0.collectedOnly() }, disclosure: disclosure)
+        let s = try own.summaries()
+        return basis(own, s, try own.table(.events(.page), totals: own.totals(s)))
+    }
+
     func summaries() throws -> [SiteSummary] { try views.map { try $0.summary() } }
 
     func cards(_ summaries: [SiteSummary]) -> Disclosure.Cards {

@@ -83,9 +83,11 @@ public struct ReportMaker: Sendable {
         let summaries = try report.summaries(), before = try previous.summaries()
         let totals = report.totals(summaries)
         let docCards = Self.documentCards(report.cards(summaries), previous.cards(before))
-        let points = try report.chart(totals: totals, hourly: first == last)
+        // Hourly for one day, unless the day is imported (a daily total).
+        let hourly = first == last && report.figures.importedDays == nil
+        let points = try report.chart(totals: totals, hourly: hourly)
         let bars = points.map { p in
-            ReportDocument.Bar(label: first == last ? calendar.clock(p.start) : SiteCalendar.dateText(calendar.day(of: p.start)), value: p.visitors.value.map(Double.init))
+            ReportDocument.Bar(label: hourly ? calendar.clock(p.start) : SiteCalendar.dateText(calendar.day(of: p.start)), value: p.visitors.value.map(Double.init))
         }
         func table(_ kind: TableKind, _ title: String) throws -> ReportDocument.Table {
             let t = try report.table(kind, totals: totals)
@@ -95,16 +97,17 @@ public struct ReportMaker: Sendable {
             })
         }
         var tables = [try table(.events(.page), "Top pages"), try table(.events(.sourceName), "Top sources"), try table(.events(.country), "Countries")]
-        // Page goals are compared with the page rows the report shows (as on the site page).
-        let pageRows = try report.table(.events(.page), totals: totals).rows.filter { !$0.isOther }.compactMap(\.visitors.value)
-        let goals = try report.goals(summaries: summaries, pageRows: pageRows)
+        // Page goals are compared with the page rows the report shows (as on the site page);
+        // goals and funnels count collected data only (see SiteReport.collected).
+        let basis = try report.collected(summaries: summaries, pageTable: report.table(.events(.page), totals: totals))
+        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows)
         if !goals.isEmpty {
             tables.append(ReportDocument.Table(title: "Goals", headers: ["Goal", "Visitors", "Completions"], rows: goals.map { goal, shown in
                 [goal.name, shown.visitors.text(Format.grouped), shown.completions.text(Format.grouped)]
             }))
         }
         // Funnels, disclosed as on the site page (they count the whole site's visits of the period).
-        for (funnel, steps) in try report.funnels(unfiltered: summaries[0]) {
+        for (funnel, steps) in try basis.report.funnels(unfiltered: basis.summaries[0]) {
             tables.append(ReportDocument.Table(title: "Funnel: \(funnel.name)", headers: ["Step", "Visits", "Of step 1", "Drop-off"],
                                                rows: Format.funnelSteps(steps).map { [$0.name, $0.visits, $0.ofFirst, $0.dropOff] }))
         }
@@ -119,7 +122,7 @@ public struct ReportMaker: Sendable {
             notes.append("Figures from fewer than \(policy.kThreshold) visitors show as “< \(policy.kThreshold)”, a figure that would reveal such a group by difference as “–”; small rows are folded into “Other (suppressed)”.")
         }
         let title = "\(site.name): \(period.adjective) report"
-        let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per \(first == last ? "hour" : "day")",
+        let doc = ReportDocument(title: title, subtitle: label, cards: docCards, chartTitle: "Visitors per \(hourly ? "hour" : "day")",
                                  bars: bars, tables: tables, notes: notes)
         var text = "\(title), \(label)\n\n" + Self.text(docCards)
         text += "\nTop pages:\n" + tables[0].rows.prefix(5).map { "  \($0[0]): \($0[1]) visitors" }.joined(separator: "\n")

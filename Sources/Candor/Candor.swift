@@ -9,7 +9,7 @@ struct Candor: AsyncParsableCommand {
         abstract: "Self-hosted, privacy-first, consent-aware web analytics.",
         subcommands: [Serve.self, Initialize.self, Sites.self, RotateSalt.self, Forget.self, Requests.self, Export.self,
                       Purge.self, Audit.self, Keys.self, ProcessingRecord.self, Hooks.self, Conversions.self,
-                      CommissionCommand.self, DestinationsCommand.self, AlertsCommand.self, ReportsCommand.self, Users.self, Classify.self, Bench.self])
+                      CommissionCommand.self, DestinationsCommand.self, AlertsCommand.self, ReportsCommand.self, Users.self, Classify.self, ImportCommand.self, Bench.self])
 }
 
 /// Options shared by every command that opens the data directory.

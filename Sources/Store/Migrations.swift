@@ -737,6 +737,49 @@ extension AppDatabase {
                 CREATE INDEX api_keys_by_site ON api_keys(site_id);
                 """)
         }
+        migrator.registerMigration("v32-imports") { db in
+            // Daily aggregates imported from another analytics tool (Plausible, Umami): one import
+            // per file set; each site day is held by at most one import (a later import of the
+            // same day replaces it), and only days without collected data are imported.
+            try db.execute(sql: """
+                CREATE TABLE imports (
+                    id INTEGER PRIMARY KEY,
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    source TEXT NOT NULL CHECK (source IN ('plausible', 'umami')),
+                    files TEXT NOT NULL,
+                    first_day INTEGER NOT NULL,
+                    last_day INTEGER NOT NULL,
+                    days INTEGER NOT NULL,
+                    skipped_days INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    created_by TEXT NOT NULL
+                );
+                CREATE INDEX imports_by_site ON imports(site_id);
+                CREATE TABLE imported_days (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    import_id INTEGER NOT NULL REFERENCES imports(id) ON DELETE CASCADE,
+                    visitors INTEGER NOT NULL CHECK (visitors >= 0),
+                    pageviews INTEGER NOT NULL CHECK (pageviews >= 0),
+                    visits INTEGER NOT NULL CHECK (visits >= 0),
+                    bounces INTEGER NOT NULL CHECK (bounces >= 0),
+                    duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+                    PRIMARY KEY (site_id, day)
+                );
+                CREATE INDEX imported_days_by_import ON imported_days(import_id);
+                CREATE TABLE imported_values (
+                    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                    day INTEGER NOT NULL,
+                    dimension TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    import_id INTEGER NOT NULL REFERENCES imports(id) ON DELETE CASCADE,
+                    visitors INTEGER NOT NULL CHECK (visitors >= 0),
+                    count INTEGER NOT NULL CHECK (count >= 0),
+                    PRIMARY KEY (site_id, dimension, day, value)
+                );
+                CREATE INDEX imported_values_by_import ON imported_values(import_id);
+                """)
+        }
         return migrator
     }
 }

@@ -145,7 +145,8 @@ extension AppDatabase {
     /// chunk by chunk before the site's row goes (``WriteTransaction/deleteSiteRows(_:site:limit:)``).
     /// (Conversions go before sessions: a session's deletion would first clear their link to it.)
     public static let siteDataTables = ["events", "conversions", "sessions", "rollup_values", "consent_records",
-                                        "deliveries", "consent_counts", "fact_changes", "rollup_days", "rollup_stale"]
+                                        "deliveries", "consent_counts", "fact_changes", "rollup_days", "rollup_stale",
+                                        "imported_values", "imported_days"]
 
     public func addSite(_ site: Site) throws {
         try transaction { tx in try tx.addSite(site) }

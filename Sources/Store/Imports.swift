@@ -1,0 +1,214 @@
+import Foundation
+import GRDB
+
+/// Where imported aggregates come from.
+public enum ImportSource: String, Sendable, CaseIterable {
+    case plausible, umami
+
+    public var label: String { self == .plausible ? "Plausible" : "Umami" }
+}
+
+/// Daily aggregates of one site as another tool counted them, in the site's days: per day the
+/// totals, and per day and breakdown the visitors and count of each value (the meaning of
+/// `rollup_values`: visitors of the day with that value; pageviews for pages and event fields,
+/// visits for entry and exit pages, events for event names).
+public struct ImportedAggregates: Sendable, Equatable {
+    public struct Totals: Sendable, Equatable {
+        public var visitors = 0, pageviews = 0, visits = 0, bounces = 0
+        public var durationMs: Int64 = 0
+        public init(visitors: Int = 0, pageviews: Int = 0, visits: Int = 0, bounces: Int = 0, durationMs: Int64 = 0) {
+            self.visitors = visitors; self.pageviews = pageviews; self.visits = visits; self.bounces = bounces; self.durationMs = durationMs
+        }
+    }
+
+    public struct Key: Hashable, Sendable, Comparable {
+        public let dimension: String, value: String
+        public init(dimension: String, value: String) { self.dimension = dimension; self.value = value }
+        public static func < (a: Key, b: Key) -> Bool { (a.dimension, a.value) < (b.dimension, b.value) }
+    }
+
+    public private(set) var days: [Int64: Totals] = [:]
+    public private(set) var values: [Int64: [Key: (visitors: Int, count: Int)]] = [:]
+
+    public init() {}
+
+    /// Adds to a day's totals.
+    public mutating func add(day: Int64, _ t: Totals) {
+        var d = days[day] ?? Totals()
+        d.visitors += t.visitors; d.pageviews += t.pageviews; d.visits += t.visits; d.bounces += t.bounces; d.durationMs += t.durationMs
+        days[day] = d
+    }
+
+    /// Adds to one value of a breakdown on a day (`dimension`: a ``Dimension`` raw value or a
+    /// ``RollupKey``); a missing value (nil) is stored as '' like the rollups'.
+    public mutating func add(day: Int64, _ dimension: String, _ value: String?, visitors: Int, count: Int) {
+        let key = Key(dimension: dimension, value: value ?? "")
+        let old = values[day]?[key] ?? (0, 0)
+        values[day, default: [:]][key] = (old.visitors + visitors, old.count + count)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.days == b.days && a.values.keys == b.values.keys && a.values.allSatisfy { day, v in
+            guard let o = b.values[day], o.count == v.count else { return false }
+            return v.allSatisfy { k, n in o[k].map { $0 == n } ?? false }
+        }
+    }
+}
+
+/// One import of a site, with the days it still holds (a later import of the same days takes them).
+public struct ImportRecord: Sendable, Equatable {
+    public let id: Int64
+    public let site: String
+    public let source: ImportSource
+    public let files: [String]
+    public let firstDay: Int64, lastDay: Int64
+    /// Days the import brought in, and days of the files it left out (collected data, today, the future).
+    public let days: Int, skippedDays: Int
+    /// Days it still holds.
+    public let heldDays: Int
+    public let createdAt: Int64
+    public let createdBy: String
+}
+
+/// Imported totals over a range of days.
+public struct ImportedTotals: Sendable, Equatable {
+    public var visitors = 0, pageviews = 0, visits = 0, bounces = 0
+    public var durationMs: Int64 = 0
+    /// Days of the range holding imported data.
+    public var days = 0
+    /// Sources of those days.
+    public var sources: [ImportSource] = []
+
+    public init(visitors: Int = 0, pageviews: Int = 0, visits: Int = 0, bounces: Int = 0, durationMs: Int64 = 0, days: Int = 0) {
+        self.visitors = visitors; self.pageviews = pageviews; self.visits = visits; self.bounces = bounces; self.durationMs = durationMs
+        self.days = days
+    }
+}
+
+extension WriteTransaction {
+    /// Stores an import of `data` for a site: only days before the site's first collected day and
+    /// before `today` are taken (the figures add imported and collected days, so no day may have
+    /// both); each taken day replaces what an earlier import held for it, so importing the same
+    /// files again changes nothing. Returns the import, or nil when no day could be taken.
+    public func storeImport(site: String, source: ImportSource, files: [String], data: ImportedAggregates, today: Int64,
+                            now: Int64, by actor: String) throws -> ImportRecord? {
+        let calendar = try AppDatabase.calendar(db, site: site)
+        var collectedFrom = today
+        if let (first, _) = try AppDatabase.eventSpan(db, site: site) { collectedFrom = min(collectedFrom, calendar.day(of: first)) }
+        if let rolled = try Int64.fetchOne(db, sql: "SELECT min(day) FROM rollup_days WHERE site_id = ?", arguments: [site]) {
+            collectedFrom = min(collectedFrom, rolled)
+        }
+        let taken = data.days.keys.filter { $0 < collectedFrom }.sorted()
+        guard let first = taken.first, let last = taken.last else { return nil }
+        try db.execute(sql: """
+            INSERT INTO imports (site_id, source, files, first_day, last_day, days, skipped_days, created_at, created_by)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [site, source.rawValue, files.joined(separator: "\n"), first, last, taken.count, data.days.count - taken.count,
+                             now, actor])
+        let id = db.lastInsertedRowID
+        let clearDay = try db.cachedStatement(sql: "DELETE FROM imported_days WHERE site_id = ? AND day = ?")
+        let clearValues = try db.cachedStatement(sql: "DELETE FROM imported_values WHERE site_id = ? AND day = ?")
+        let day = try db.cachedStatement(sql: """
+            INSERT INTO imported_days (site_id, day, import_id, visitors, pageviews, visits, bounces, duration_ms) VALUES (?,?,?,?,?,?,?,?)
+            """)
+        let value = try db.cachedStatement(sql: """
+            INSERT INTO imported_values (site_id, day, dimension, value, import_id, visitors, count) VALUES (?,?,?,?,?,?,?)
+            """)
+        for d in taken {
+            try clearDay.execute(arguments: [site, d])
+            try clearValues.execute(arguments: [site, d])
+            let t = data.days[d]!
+            try day.execute(arguments: [site, d, id, t.visitors, t.pageviews, t.visits, t.bounces, t.durationMs])
+            for (k, n) in (data.values[d] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                try value.execute(arguments: [site, d, k.dimension, k.value, id, n.visitors, n.count])
+            }
+        }
+        // Imports left without a day are gone.
+        try db.execute(sql: """
+            DELETE FROM imports WHERE site_id = ? AND id != ? AND NOT EXISTS (SELECT 1 FROM imported_days WHERE import_id = imports.id)
+            """, arguments: [site, id])
+        return try AppDatabase.imports(db, site: site).first { $0.id == id }
+    }
+
+    /// Removes an import and every day it holds; false when the site has no such import.
+    public func deleteImport(site: String, id: Int64) throws -> Bool {
+        try db.execute(sql: "DELETE FROM imports WHERE site_id = ? AND id = ?", arguments: [site, id])
+        return db.changesCount == 1
+    }
+
+    public func imports(site: String) throws -> [ImportRecord] { try AppDatabase.imports(db, site: site) }
+}
+
+extension AppDatabase {
+    static func imports(_ db: Database, site: String) throws -> [ImportRecord] {
+        try Row.fetchAll(db, sql: """
+            SELECT i.id, i.site_id, i.source, i.files, i.first_day, i.last_day, i.days, i.skipped_days, i.created_at, i.created_by,
+              (SELECT count(*) FROM imported_days d WHERE d.import_id = i.id)
+            FROM imports i WHERE i.site_id = ? ORDER BY i.id
+            """, arguments: [site]).map { r in
+            let files: String = r[3]
+            return ImportRecord(id: r[0], site: r[1], source: ImportSource(rawValue: r[2]) ?? .plausible,
+                                files: files.split(separator: "\n").map(String.init), firstDay: r[4], lastDay: r[5], days: r[6],
+                                skippedDays: r[7], heldDays: r[10], createdAt: r[8], createdBy: r[9])
+        }
+    }
+
+    /// A site's imports, oldest first.
+    public func imports(site: String) throws -> [ImportRecord] {
+        try writer.read { db in try Self.imports(db, site: site) }
+    }
+
+    /// Imported totals of the days `fromDay...toDay`.
+    public func importedTotals(site: String, fromDay: Int64, toDay: Int64) throws -> ImportedTotals {
+        guard fromDay <= toDay else { return ImportedTotals() }
+        return try writer.read { db in
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0), coalesce(sum(visits), 0), coalesce(sum(bounces), 0),
+                  coalesce(sum(duration_ms), 0), count(*) FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?
+                """, arguments: [site, fromDay, toDay]) else { return ImportedTotals() }
+            var t = ImportedTotals(visitors: r[0], pageviews: r[1], visits: r[2], bounces: r[3], durationMs: r[4], days: r[5])
+            if t.days > 0 {
+                t.sources = try String.fetchAll(db, sql: """
+                    SELECT DISTINCT i.source FROM imported_days d JOIN imports i ON i.id = d.import_id
+                    WHERE d.site_id = ? AND d.day BETWEEN ? AND ? ORDER BY 1
+                    """, arguments: [site, fromDay, toDay]).compactMap(ImportSource.init(rawValue:))
+            }
+            return t
+        }
+    }
+
+    /// An imported breakdown over `fromDay...toDay` (`key`: a ``Dimension`` raw value or a
+    /// ``RollupKey``), most visitors first, like ``rollupBreakdown(site:fromDay:toDay:key:limit:)``.
+    public func importedBreakdown(site: String, fromDay: Int64, toDay: Int64, key: String,
+                                  limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
+        guard fromDay <= toDay else { return [] }
+        return try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT value, sum(visitors), sum(count) FROM imported_values
+                WHERE site_id = ? AND dimension = ? AND day BETWEEN ? AND ?
+                GROUP BY value ORDER BY 2 DESC, 3 DESC, value LIMIT ?
+                """, arguments: [site, key, fromDay, toDay, limit]).map {
+                let value: String = $0[0]
+                return BreakdownRow(value: value.isEmpty ? nil : value, visitors: $0[1], pageviews: $0[2])
+            }
+        }
+    }
+
+    /// Imported visitors, pageviews and visits by day of `fromDay...toDay` (days without imported data left out).
+    public func importedDaily(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (visitors: Int, pageviews: Int, visits: Int)] {
+        guard fromDay <= toDay else { return [:] }
+        return try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                             arguments: [site, fromDay, toDay]).reduce(into: [:]) { $0[$1[0]] = ($1[1], $1[2], $1[3]) }
+        }
+    }
+
+    /// Whether a site holds imported days within `fromDay...toDay`.
+    public func hasImportedDays(site: String, fromDay: Int64, toDay: Int64) throws -> Bool {
+        guard fromDay <= toDay else { return false }
+        return try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ? LIMIT 1",
+                             arguments: [site, fromDay, toDay]) != nil
+        }
+    }
+}
