@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -114,7 +115,8 @@ let package = Package(
         ),
         .target(
             name: "Integrations",
-            dependencies: ["Store", "Privacy", "JSONOutput", "Traffic", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Store", "Privacy", "JSONOutput", "Traffic", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "MultipartKit", package: "multipart-kit")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -151,6 +153,7 @@ let package = Package(
             name: "Admin",
             dependencies: [
                 "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo", "TwoFactor", "Notify", "ReportRender",
+                "Imports", "Traffic",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

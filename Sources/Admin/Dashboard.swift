@@ -12,6 +12,7 @@ public import Notify
 import NIOCore
 public import Privacy
 public import Store
+public import Traffic
 import Synchronization
 
 /// What the pipeline-health page shows, read from the running collector when the page is asked for.
@@ -100,16 +101,19 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
     let secretBox: SecretBox?
     /// Sends alert e-mail (nil: no SMTP server configured).
     let mailer: Mailer?
+    /// The collector's referrer list: imported sources are classified as collected ones.
+    let referrers: ReferrerList?
 
     public init(database: AppDatabase, policies: PolicyBook, auth: Authenticator, office: PrivacyOffice, pages: Pages,
                 secureCookies: Bool = false, health: @escaping @Sendable () -> PipelineHealth? = { nil },
                 liveDuration: Duration = .seconds(30 * 60), now: @escaping @Sendable () -> Date = { Date() },
                 clientAddress: @escaping @Sendable (_ peer: String?, _ forwardedFor: String?) -> String? = { peer, _ in peer },
-                destinations: DestinationSetup? = nil, secretBox: SecretBox? = nil, mailer: Mailer? = nil, mapCountries: Set<String> = []) {
+                destinations: DestinationSetup? = nil, secretBox: SecretBox? = nil, mailer: Mailer? = nil, mapCountries: Set<String> = [],
+                referrers: ReferrerList? = nil) {
         self.database = database; self.policies = policies; self.auth = auth; self.office = office; self.pages = pages
         self.secureCookies = secureCookies; self.health = health; self.liveDuration = liveDuration; self.now = now
         self.clientAddress = clientAddress; self.destinationSetup = destinations; self.mapCountries = mapCountries
-        self.secretBox = secretBox; self.mailer = mailer
+        self.secretBox = secretBox; self.mailer = mailer; self.referrers = referrers
     }
 
     var administration: Administration { Administration(database: database, policies: policies, now: now) }
@@ -158,6 +162,9 @@ public struct DashboardRoutes<Context: RemoteAddressRequestContext>: Sendable {
         router.get("/export/overview") { request, _ in try await self.withViewer(request) { v in try self.exportOverview(request, v) } }
         router.get("/sites/:site/settings") { request, context in
             try await self.withViewer(request) { v in try self.settings(request, v, context.parameters.get("site") ?? "", message: nil) }
+        }
+        router.post("/sites/:site/imports") { request, context in
+            try await self.withViewer(request) { v in try await self.importUpload(request, v, context.parameters.get("site") ?? "") }
         }
         router.post("/sites/:site/settings/:action") { request, context in
             try await self.withViewer(request) { v in

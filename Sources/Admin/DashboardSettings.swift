@@ -9,6 +9,8 @@ import JSONOutput
 import NIOCore
 import Privacy
 import Store
+import Imports
+import Traffic
 
 /// Site settings (goals, funnels, snippet, API keys) and the account page.
 extension DashboardRoutes {
@@ -64,6 +66,15 @@ extension DashboardRoutes {
         }
         c["scopes"] = APIKeyScope.allCases.filter { v.actor.may(.issueKey(site: id, scope: $0)) }.map { ["name": $0.rawValue] }
         if v.actor.may(.removeSites) { c["removal"] = removal(site, newestEvent: last, v) }
+        if v.actor.may(.importData) {
+            c["imports"] = ["limit": "\(Self.importUploadLimit / 1_048_576) MiB", "list": try database.imports(site: id).map { r -> [String: Any] in
+                var row: [String: Any] = ["id": r.id, "source": r.source.label, "first": SiteCalendar.dateText(r.firstDay),
+                                          "last": SiteCalendar.dateText(r.lastDay), "held": r.heldDays, "files": r.files.joined(separator: ", "),
+                                          "created": when(r.createdAt, v), "by": r.createdBy]
+                if r.skippedDays > 0 { row["skipped"] = r.skippedDays }
+                return row
+            }]
+        }
         return html("settings", c, status: status)
     }
 
@@ -96,6 +107,8 @@ extension DashboardRoutes {
         case "link-revoked"?: "Shared link revoked: it answers 404 from now on."
         case "archived"?: "Site archived: within \(Int(Site.collectorRefresh)) seconds nothing more is collected. Its data stays until retention removes it."
         case "restored"?: "Site brought back: it collects again within \(Int(Site.collectorRefresh)) seconds."
+        case "import-removed"?: "Import removed: its days no longer count."
+        case "imported"?: "Imported: the list below says which days (each day with collected data, today and later ones are skipped)."
         default: nil
         }
     }
@@ -211,6 +224,10 @@ extension DashboardRoutes {
                 }
             } catch let error as ActionError { return try refuse(error.description) }
             return Response(status: .seeOther, headers: [.location: "/sites/\(id)?range=\(f["range"].flatMap { ["today", "7d", "30d", "90d", "month"].contains($0) ? $0 : nil } ?? "30d")#notes"])
+        case "remove-import":
+            guard let i = f["import"].flatMap(Int64.init) else { return try refuse("No import given.") }
+            do { try administration.removeImport(site: id, id: i, by: v.actor) } catch let error as ActionError { return try refuse(error.description) }
+            return done("import-removed")
         case "share", "unshare":
             return try changeSharedLinks(request, v, site, f, revoke: action == "unshare")
         case "archive", "restore":
@@ -226,6 +243,51 @@ extension DashboardRoutes {
         default:
             return notFound()
         }
+    }
+
+    /// Most bytes one upload of export files may have (larger exports: `candor import` on the server).
+    static var importUploadLimit: Int { 64 * 1_048_576 }
+
+    /// `POST /sites/:site/imports`: another tool's export files (multipart/form-data: `csrf`,
+    /// `source`, `files`), imported by owners and admins. The body is read only after the
+    /// permission check, up to ``importUploadLimit``.
+    func importUpload(_ request: Request, _ v: Viewer, _ id: String) async throws -> Response {
+        guard mayConfigure(v, id), let site = try database.site(id: id) else { return notFound() }
+        func refuse(_ why: String, _ status: HTTPResponse.Status = .badRequest) throws -> Response {
+            try settings(request, v, id, message: why, status: status)
+        }
+        guard v.actor.may(.importData) else { return try refuse("Only owners and admins import data.", .forbidden) }
+        guard let boundary = MultipartForm.boundary(contentType: request.headers[.contentType]) else {
+            return try refuse("Send the files as multipart/form-data.", .unsupportedMediaType)
+        }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: Self.importUploadLimit) } catch {
+            return try refuse("The files are larger than \(Self.importUploadLimit / 1_048_576) MiB in all: import them with candor import on the server.",
+                              .contentTooLarge)
+        }
+        let parts: [MultipartForm.Part]
+        do { parts = try MultipartForm.parts(Array(body.readableBytesView), boundary: boundary) } catch {
+            return try refuse("The upload could not be read (\(error)).")
+        }
+        func field(_ name: String) -> String? {
+            parts.last { $0.name == name && $0.filename == nil }.map { String(decoding: $0.body, as: UTF8.self) }
+        }
+        guard Sodium.equal(Array((field("csrf") ?? "").utf8), Array(v.csrf.utf8)) else { return invalidForm() }
+        guard let source = field("source").flatMap(ImportSource.init(rawValue:)) else { return try refuse("Choose Plausible or Umami.") }
+        let files = parts.filter { $0.name == "files" && !$0.body.isEmpty }.compactMap { part -> ImportFile? in
+            guard let name = part.filename.map({ ($0 as NSString).lastPathComponent }), (1...200).contains(name.count) else { return nil }
+            return ImportFile(name: name, data: Data(part.body))
+        }
+        guard !files.isEmpty else { return try refuse("Choose the export's CSV files.") }
+        do {
+            let data = try Importer(referrers: referrers ?? ReferrerList(json: nil), calendar: site.calendar).read(source, files)
+            _ = try administration.importAggregates(site: id, source: source, files: files.map(\.name), data: data, by: v.actor)
+        } catch let error as ImportError {
+            return try refuse(error.description)
+        } catch let error as ActionError {
+            return try refuse(error.description)
+        }
+        return Response(status: .seeOther, headers: [.location: "/sites/\(id)/settings?done=imported#imports"])
     }
 
     // MARK: Account

@@ -196,9 +196,17 @@ struct Figures {
 
     /// Points of the chart; imported days add to the daily points (an hourly chart has none).
     func series(hourly: Bool) throws -> [SeriesPoint] {
-        var points = try collectedSeries(hourly: hourly)
+        let points = try collectedSeries(hourly: hourly)
         guard !hourly, let days = importedDays else { return points }
+        return try Self.withImported(points, database: database, site: site, calendar: calendar, days: days)
+    }
+
+    /// Daily points with the imported days of `days` added.
+    static func withImported(_ points: [SeriesPoint], database: AppDatabase, site: String, calendar: SiteCalendar,
+                             days: ClosedRange<Int64>) throws -> [SeriesPoint] {
         let imported = try database.importedDaily(site: site, fromDay: days.lowerBound, toDay: days.upperBound)
+        guard !imported.isEmpty else { return points }
+        var points = points
         for i in points.indices {
             guard let add = imported[calendar.day(of: points[i].start)] else { continue }
             points[i].visitors += add.visitors; points[i].pageviews += add.pageviews; points[i].visits += add.visits

@@ -300,7 +300,8 @@ struct Serve: AsyncParsableCommand {
                                                   },
                                                   destinations: DestinationSetup(database: database, box: box, audit: office.audit),
                                                   secretBox: box, mailer: mailer,
-                                                  mapCountries: assets != nil ? worldMap?.countries ?? [] : [])
+                                                  mapCountries: assets != nil ? worldMap?.countries ?? [] : [],
+                                                  referrers: traffic.referrers)
                 .add(to: router)
         } catch {
             logger.warning("dashboard templates not found: the dashboard is not served", metadata: ["public-dir": "\(publicDir)"])

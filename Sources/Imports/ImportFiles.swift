@@ -66,8 +66,12 @@ struct CSVTable {
             switch file.content {
             case .data(let d): reader = try CSVReader(stream: InputStream(data: d), hasHeaderRow: true)
             case .path(let p):
-                guard let stream = InputStream(fileAtPath: p) else { throw ImportError("\(file.name): cannot be opened") }
-                reader = try CSVReader(stream: stream, hasHeaderRow: true)
+                // Mapped, not read into memory (CSV.swift's file streams report an error at their end on Linux).
+                let d: Data
+                do { d = try Data(contentsOf: URL(fileURLWithPath: p), options: .alwaysMapped) } catch {
+                    throw ImportError("\(file.name): cannot be read (\(error.localizedDescription))")
+                }
+                reader = try CSVReader(stream: InputStream(data: d), hasHeaderRow: true)
             }
         } catch let e as ImportError {
             throw e

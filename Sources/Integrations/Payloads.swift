@@ -229,52 +229,15 @@ extension Webhooks {
 
     /// application/x-www-form-urlencoded or multipart/form-data fields (JotForm posts the latter).
     static func form(_ body: [UInt8], contentType: String?) throws(WebhookError) -> [String: String] {
-        let type = contentType?.lowercased() ?? ""
-        if type.hasPrefix("multipart/form-data") {
-            guard let b = contentType?.components(separatedBy: "boundary=").last?.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")),
-                  !b.isEmpty, b.utf8.count <= 200 else { throw .malformed("multipart body without boundary") }
-            return multipart(body, boundary: Array(b.utf8))
+        guard contentType?.lowercased().hasPrefix("multipart/form-data") == true else { return FormFields.urlencoded(body) }
+        guard let boundary = MultipartForm.boundary(contentType: contentType) else { throw .malformed("multipart body without boundary") }
+        do {
+            // A repeated name keeps its last value.
+            return Dictionary(try MultipartForm.parts(body, boundary: boundary).map { ($0.name, String(decoding: $0.body, as: UTF8.self)) },
+                              uniquingKeysWith: { $1 })
+        } catch {
+            throw .malformed("\(error)")
         }
-        return FormFields.urlencoded(body)
-    }
-
-    /// The fields of a multipart/form-data body (RFC 7578), read on bytes: each part runs from
-    /// the CRLF after its delimiter line to the CRLF before the next delimiter.
-    static func multipart(_ body: [UInt8], boundary: [UInt8]) -> [String: String] {
-        let delimiter = Array("--".utf8) + boundary
-        let separator = Array("\r\n\r\n".utf8)
-        var fields: [String: String] = [:]
-        var starts: [Int] = []
-        var i = 0
-        while let at = find(delimiter, in: body, from: i) {
-            starts.append(at)
-            i = at + delimiter.count
-        }
-        for (n, start) in starts.enumerated() where n + 1 < starts.count {
-            var partStart = start + delimiter.count
-            // The delimiter line ends with CRLF; the closing delimiter has "--" instead.
-            guard partStart + 2 <= body.count, body[partStart] == 13, body[partStart + 1] == 10 else { continue }
-            partStart += 2
-            var partEnd = starts[n + 1]
-            if partEnd - 2 >= partStart, body[partEnd - 2] == 13, body[partEnd - 1] == 10 { partEnd -= 2 }
-            let part = Array(body[partStart..<partEnd])
-            guard let split = find(separator, in: part, from: 0) else { continue }
-            let head = String(decoding: part[..<split], as: UTF8.self)
-            guard let nameStart = head.range(of: "name=\"") else { continue }
-            let name = head[nameStart.upperBound...].prefix { $0 != "\"" }
-            fields[String(name)] = String(decoding: part[(split + separator.count)...], as: UTF8.self)
-        }
-        return fields
-    }
-
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
-        var i = from
-        while i <= haystack.count - needle.count {
-            if haystack[i] == needle[0] && haystack[i..<i + needle.count].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
     }
 }
 

@@ -226,6 +226,9 @@ extension LiveServerTests {
                 (.post, "/sites/\(a)/settings/share", { "label=m&filters=" }, [303, 404, 200, 200, 200]),
                 (.post, "/sites/\(b)/settings/share", { "label=m&filters=" }, [303, 404, 404, 200, 200]),
                 (.get, "/share/" + String(repeating: "ab", count: 32), nil, [404, 404, 404, 404, 404]),
+                // Imports: owners and admins (a form that is not multipart is a 415 to them; no such import a 400).
+                (.post, "/sites/\(a)/imports", { "source=plausible" }, [303, 404, 403, 415, 415]),
+                (.post, "/sites/\(a)/settings/remove-import", { "import=999" }, [303, 404, 400, 400, 400]),
                 // Alerts: a site's rules by those who configure it, the install's by owners and admins.
                 (.get, "/alerts", nil, [303, 404, 200, 200, 200]),
                 (.post, "/alerts/add-rule", { "site=\(a)&kind=silent&threshold=24&cooldown=60" }, [303, 404, 303, 303, 303]),

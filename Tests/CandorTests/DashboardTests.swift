@@ -12,6 +12,7 @@ import Privacy
 import Retention
 import Store
 import Testing
+import Traffic
 import TwoFactor
 
 let templatesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -61,7 +62,7 @@ struct DashboardFixture {
                                                   }, liveDuration: .milliseconds(300), now: t.clock.closure,
                                                   // Tests name the client in X-Forwarded-For (as from a trusted proxy).
                                                   clientAddress: { peer, forwarded in forwarded ?? peer },
-                                                  mapCountries: mapCountries).add(to: router)
+                                                  mapCountries: mapCountries, referrers: TrafficClassifier.installed.referrers).add(to: router)
             return Application(router: router)
         }
     }

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Imports
 import NIOCore
+import Privacy
 import Store
 import Testing
 import Traffic
@@ -150,6 +151,59 @@ import Traffic
         }
         let audit = try f.t.database.auditEntries().map(\.action)
         #expect(audit.filter { $0 == "data_imported" }.count == 2 && audit.contains("import_removed"))
+    }
+
+    /// The settings page's upload: owners and admins only, the CSRF token inside the multipart
+    /// body, a bad file answered 400 with its reason, the list and its removal.
+    @Test func uploadThroughTheSettingsPage() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        try f.t.database.addUser(User(email: "manager@example.org", passwordHash: PasswordHasher.hash("manager-password-123"), role: .manager, createdAt: noon))
+        let managerID = try #require(try f.t.database.users().first { $0.email == "manager@example.org" }?.id)
+        try f.t.database.setUserSites(user: managerID, sites: [id])
+        let b = "candorboundary7"
+        @Sendable func body(csrf: String, source: String = "plausible", files: [ImportFile]) -> ByteBuffer {
+            var text = "--\(b)\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n\(csrf)\r\n"
+            text += "--\(b)\r\nContent-Disposition: form-data; name=\"source\"\r\n\r\n\(source)\r\n"
+            for file in files {
+                guard case .data(let d) = file.content else { continue }
+                text += "--\(b)\r\nContent-Disposition: form-data; name=\"files\"; filename=\"\(file.name)\"\r\nContent-Type: text/csv\r\n\r\n"
+                text += String(decoding: d, as: UTF8.self) + "\r\n"
+            }
+            return ByteBuffer(string: text + "--\(b)--\r\n")
+        }
+        try await f.app.test(.router) { client in
+            func upload(_ cookie: String, _ payload: ByteBuffer) async throws -> (HTTPResponse.Status, String, HTTPFields) {
+                let r = try await client.execute(uri: "/sites/\(id)/imports", method: .post,
+                                                 headers: [.cookie: cookie, .contentType: "multipart/form-data; boundary=\(b)"], body: payload)
+                return (r.status, String(buffer: r.body), r.headers)
+            }
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let csrf = try await client.csrf(owner)
+            let manager = try #require(try await client.login("manager@example.org", "manager-password-123").1)
+            let managerCSRF = try await client.csrf(manager)
+            let byManager = try await upload(manager, body(csrf: managerCSRF, files: Self.plausibleFiles()))
+            #expect(byManager.0 == .forbidden)
+            let managerSettings = try await client.page("/sites/\(id)/settings", manager).1
+            #expect(!managerSettings.contains("Imported data"))
+            let forged = try await upload(owner, body(csrf: "wrong", files: Self.plausibleFiles()))
+            #expect(forged.0 == .forbidden)
+            let bad = try await upload(owner, body(csrf: csrf, files: [ImportFile(name: "imported_visitors_20260101_20260102.csv",
+                                                                                   data: Data("date,visitors\n2026-01-01,1\n".utf8))]))
+            #expect(bad.0 == .badRequest && bad.1.contains("missing column(s) pageviews, bounces, visits, visit_duration"), "\(bad.1)")
+            let done = try await upload(owner, body(csrf: csrf, files: Self.plausibleFiles()))
+            #expect(done.0 == .seeOther && done.2[.location] == "/sites/\(id)/settings?done=imported#imports")
+            let settings = try await client.page("/sites/\(id)/settings?done=imported", owner).1
+            #expect(settings.contains("<td>Plausible</td><td>\(Self.date(6)) – \(Self.date(4))</td><td>3</td>"), "\(settings)")
+            let importID = try #require(try f.t.database.imports(site: id).first?.id)
+            let page = try await client.page("/sites/\(id)?range=custom&from=\(Self.date(6))&to=\(Self.date(4))", owner).1
+            #expect(page.contains(#"<div class="card"><span>Visitors</span><strong>23</strong>"#) && page.contains("3 days of this period are imported"))
+            let removed = try await client.execute(uri: "/sites/\(id)/settings/remove-import", method: .post,
+                                                   headers: [.cookie: owner, .contentType: "application/x-www-form-urlencoded"],
+                                                   body: ByteBuffer(string: "csrf=\(csrf)&import=\(importID)"))
+            let left = try f.t.database.imports(site: id)
+            #expect(removed.status == .seeOther && left.isEmpty)
+        }
     }
 
     /// Umami's events, hand-counted. D-6: session s1 visit v1 views / and /a and sends "cta"

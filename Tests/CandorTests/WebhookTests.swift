@@ -295,8 +295,14 @@ struct HookFixture {
         let lead = try #require(try f.t.database.conversions(site: f.t.site.id).first)
         let expected = try SubjectHasher(database: f.t.database).hash("lead@example.org", kind: .email)
         #expect(lead.externalID == "5512345" && lead.emailHash == expected)
-        #expect(Webhooks.multipart(Array(body.utf8), boundary: Array(b.utf8)) == ["submissionID": "5512345", "formID": "2211", "q5_phone": "",
-                                                                                "q3_email": "lead@example.org"])
+        let parts = try MultipartForm.parts(Array(body.utf8), boundary: b)
+        #expect(Dictionary(uniqueKeysWithValues: parts.map { ($0.name, String(decoding: $0.body, as: UTF8.self)) })
+                    == ["submissionID": "5512345", "formID": "2211", "q5_phone": "", "q3_email": "lead@example.org"])
+        #expect(parts.allSatisfy { $0.filename == nil })
+        // A file part names its file; a body cut before its closing delimiter is refused.
+        let file = "--\(b)\r\nContent-Disposition: form-data; name=\"files\"; filename=\"imported_visitors.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\n1,2\r\n--\(b)--\r\n"
+        #expect(try MultipartForm.parts(Array(file.utf8), boundary: b) == [.init(name: "files", filename: "imported_visitors.csv", body: Array("a,b\r\n1,2".utf8))])
+        #expect(MultipartForm.boundary(contentType: "multipart/form-data; boundary=\"\(b)\"") == b && MultipartForm.boundary(contentType: "text/plain") == nil)
     }
 }
 
