@@ -1,4 +1,5 @@
 public import Store
+import Consent
 import Privacy
 
 extension Administration {
@@ -12,10 +13,13 @@ extension Administration {
         return try database.transaction { tx in
             guard let s = try tx.site(id: site) else { throw ActionError.notFound("no site \(site.prefix(64))") }
             let today = s.calendar.day(of: nowMs)
-            guard let record = try tx.storeImport(site: site, source: source, files: files, data: data, today: today, now: nowMs,
-                                                  by: actor.label) else {
-                throw ActionError.invalid("None of the \(data.days.count) day(s) in the files can be imported: only days before today "
-                    + "and before the site's first collected day are (a day counted by Candor and by \(source.label) would count twice).")
+            // Days the retention job would remove at once (imported days are kept as long as the rollups).
+            let kept = (policies[s.policy] ?? .default).retentionDays[.rollups].map { s.calendar.day(of: nowMs - Int64($0) * 86_400_000) }
+            guard let record = try tx.storeImport(site: site, source: source, files: files, data: data, today: today, oldest: kept ?? .min,
+                                                  now: nowMs, by: actor.label) else {
+                throw ActionError.invalid("None of the \(data.days.count) day(s) in the files can be imported: only days before today, "
+                    + "before the site's first collected day (a day counted by Candor and by \(source.label) would count twice) "
+                    + "and within the policy's retention of daily aggregates are.")
             }
             try audit.record(in: tx, actor: actor.label, action: "data_imported", site: site, detail: [
                 "import": .int(record.id), "source": .string(source.rawValue), "files": .string(files.joined(separator: ", ")),

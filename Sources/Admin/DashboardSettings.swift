@@ -11,6 +11,7 @@ import Privacy
 import Store
 import Imports
 import Traffic
+import Synchronization
 
 /// Site settings (goals, funnels, snippet, API keys) and the account page.
 extension DashboardRoutes {
@@ -279,9 +280,20 @@ extension DashboardRoutes {
             return ImportFile(name: name, data: Data(part.body))
         }
         guard !files.isEmpty else { return try refuse("Choose the export's CSV files.") }
+        // One import at a time, read and stored on a thread of its own (not the server's event loops).
+        guard ImportGate.enter() else { return try refuse("Another import is running: try again when it is done.", .tooManyRequests) }
+        defer { ImportGate.leave() }
+        let importer = Importer(referrers: try referrers ?? ReferrerList(json: nil), calendar: site.calendar, maxCells: Self.importCellLimit)
+        let administration = administration, actor = v.actor
         do {
-            let data = try Importer(referrers: referrers ?? ReferrerList(json: nil), calendar: site.calendar).read(source, files)
-            _ = try administration.importAggregates(site: id, source: source, files: files.map(\.name), data: data, by: v.actor)
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                Thread.detachNewThread {
+                    done.resume(with: Result {
+                        let data = try importer.read(source, files)
+                        _ = try administration.importAggregates(site: id, source: source, files: files.map(\.name), data: data, by: actor)
+                    })
+                }
+            }
         } catch let error as ImportError {
             return try refuse(error.description)
         } catch let error as ActionError {
@@ -289,6 +301,10 @@ extension DashboardRoutes {
         }
         return Response(status: .seeOther, headers: [.location: "/sites/\(id)/settings?done=imported#imports"])
     }
+
+    /// Most distinct (day, value, session) triples an uploaded Umami export may hold while counted
+    /// (about 32 bytes each: some 130 MB at most).
+    static var importCellLimit: Int { 4_000_000 }
 
     // MARK: Account
 
@@ -401,4 +417,11 @@ extension DashboardRoutes {
             return try users(v, message: error.description, status: status)
         }
     }
+}
+
+/// Whether an upload is being imported (one at a time per process).
+enum ImportGate {
+    private static let busy = Mutex(false)
+    static func enter() -> Bool { busy.withLock { b in if b { return false }; b = true; return true } }
+    static func leave() { busy.withLock { $0 = false } }
 }

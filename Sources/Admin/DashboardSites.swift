@@ -513,7 +513,7 @@ extension DashboardRoutes {
         }
         // Goals, funnels and engagement count collected data only (see SiteReport.collected).
         let basis = try report.collected(summaries: summaries, pageTable: pageTable ?? report.table(.events(.page), totals: totals))
-        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows)
+        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows, alsoCompare: basis.alsoCompare)
         c["goals"] = goals.map { goal, shown -> [String: Any] in
             ["name": goal.name, "kind": goal.kind.rawValue, "match": goal.match, "visitors": shown.visitors.text(Format.grouped),
              "completions": shown.completions.text(Format.grouped), "rate": shown.rate.text { Format.percent($0) }]
@@ -521,7 +521,7 @@ extension DashboardRoutes {
         c["hasGoals"] = !goals.isEmpty
         // The unfiltered view comes first among the ancestors (the empty subset of the filters).
         // Funnels count the whole site's visits, whatever the filters: not through a link limited to some.
-        let funnels = shared.map { !$0.link.filters.isEmpty } == true ? [] : try basis.report.funnels(unfiltered: basis.summaries[basis.summaries.count > 1 ? 1 : 0])
+        let funnels = shared.map { !$0.link.filters.isEmpty } == true ? [] : try basis.report.funnels(unfiltered: basis.summaries[basis.summaries.count > 1 ? 1 : 0], alsoCompare: basis.alsoCompare)
         c["funnels"] = funnels.map { funnel, steps -> [String: Any] in
             let first = steps.first?.1.value
             // The step chart: a bar per step, its length the step's share of step 1's visits.

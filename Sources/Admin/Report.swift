@@ -125,6 +125,9 @@ struct SiteReport {
         /// Visitors of the page rows shown ("Other" included), and the paths of those shown.
         let pageRows: [Int]
         let shownPages: Set<String>
+        /// With imported days: the visitor counts the reader is shown that include them (the
+        /// cards, the page and event rows), which every goal and funnel step is also compared with.
+        var alsoCompare: [Int] = []
     }
 
     func collected(summaries: [SiteSummary], pageTable: Disclosure.Table) throws -> CollectedBasis {
@@ -135,7 +138,10 @@ struct SiteReport {
         guard views.contains(where: { $0.importedDays != nil }) else { return basis(self, summaries, pageTable) }
         let own = SiteReport(views: views.map { $0.collectedOnly() }, disclosure: disclosure)
         let s = try own.summaries()
-        return basis(own, s, try own.table(.events(.page), totals: own.totals(s)))
+        var b = basis(own, s, try own.table(.events(.page), totals: own.totals(s)))
+        let events = try table(.events(.event), totals: totals(summaries))
+        b.alsoCompare = summaries.map(\.visitors) + (pageTable.rows + events.rows).compactMap(\.visitors.value)
+        return b
     }
 
     func summaries() throws -> [SiteSummary] { try views.map { try $0.summary() } }
@@ -204,7 +210,7 @@ struct SiteReport {
 
     /// Goals, compared with the view's total, the same goal and the totals of views with fewer
     /// filters, one another, and (page goals) the shown page rows they may overlap.
-    func goals(summaries: [SiteSummary], pageRows: [Int]) throws -> [(Goal, Disclosure.GoalFigures)] {
+    func goals(summaries: [SiteSummary], pageRows: [Int], alsoCompare: [Int] = []) throws -> [(Goal, Disclosure.GoalFigures)] {
         let results = try views.map { try $0.goals() }
         // Conversion goals count conversions (a webhook conversion may carry no visitor).
         func support(_ g: GoalResult) -> Int { g.goal.kind == .conversion ? g.completions : g.visitors }
@@ -212,17 +218,18 @@ struct SiteReport {
             let same = results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil }
             let totals = g.goal.kind == .conversion ? summaries.map(\.conversions) : summaries.map(\.visitors)
             return Disclosure.GoalInput(visitors: g.visitors, completions: g.completions, support: support(g),
-                                        wholes: totals + same + (g.goal.kind == .page ? pageRows : []))
+                                        wholes: totals + same + (g.goal.kind == .page ? pageRows : []) + alsoCompare)
         }
         return zip(results[0].map(\.goal), disclosure.goals(inputs, total: summaries[0].visitors)).map { ($0, $1) }
     }
 
     /// Funnels (they count whole visits of the range, whatever the filters), each compared with
     /// the range's visits and visitors (`unfiltered`).
-    func funnels(unfiltered: SiteSummary) throws -> [(Funnel, [(Goal, Shown<Int>)])] {
+    func funnels(unfiltered: SiteSummary, alsoCompare: [Int] = []) throws -> [(Funnel, [(Goal, Shown<Int>)])] {
         try database.funnels(site: site).map { funnel in
             let result = try figures.funnel(funnel)
-            let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) }, whole: (unfiltered.visits, unfiltered.visitors))
+            let shown = disclosure.funnel(result.steps.map { ($0.visits, $0.visitors) }, whole: (unfiltered.visits, unfiltered.visitors),
+                                          alsoCompare: alsoCompare)
             return (funnel, zip(result.steps, shown).map { ($0.goal, $1) })
         }
     }

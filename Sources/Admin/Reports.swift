@@ -100,14 +100,14 @@ public struct ReportMaker: Sendable {
         // Page goals are compared with the page rows the report shows (as on the site page);
         // goals and funnels count collected data only (see SiteReport.collected).
         let basis = try report.collected(summaries: summaries, pageTable: report.table(.events(.page), totals: totals))
-        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows)
+        let goals = try basis.report.goals(summaries: basis.summaries, pageRows: basis.pageRows, alsoCompare: basis.alsoCompare)
         if !goals.isEmpty {
             tables.append(ReportDocument.Table(title: "Goals", headers: ["Goal", "Visitors", "Completions"], rows: goals.map { goal, shown in
                 [goal.name, shown.visitors.text(Format.grouped), shown.completions.text(Format.grouped)]
             }))
         }
         // Funnels, disclosed as on the site page (they count the whole site's visits of the period).
-        for (funnel, steps) in try basis.report.funnels(unfiltered: basis.summaries[0]) {
+        for (funnel, steps) in try basis.report.funnels(unfiltered: basis.summaries[0], alsoCompare: basis.alsoCompare) {
             tables.append(ReportDocument.Table(title: "Funnel: \(funnel.name)", headers: ["Step", "Visits", "Of step 1", "Drop-off"],
                                                rows: Format.funnelSteps(steps).map { [$0.name, $0.visits, $0.ofFirst, $0.dropOff] }))
         }

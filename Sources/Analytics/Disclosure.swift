@@ -327,11 +327,14 @@ public struct Disclosure: Sendable {
     /// Funnel steps (visits reaching each one, and their distinct visitors): a step is shown when
     /// it has k visitors and leaves 0 or at least k behind every earlier step shown and the range.
     /// `whole`: the visits and visitors of the range the funnel's first step is part of.
-    public func funnel(_ steps: [(visits: Int, visitors: Int)], whole: (visits: Int, visitors: Int)? = nil) -> [Shown<Int>] {
+    /// `alsoCompare`: other visitor counts shown beside it that a step's visitors may be part of.
+    public func funnel(_ steps: [(visits: Int, visitors: Int)], whole: (visits: Int, visitors: Int)? = nil,
+                       alsoCompare: [Int] = []) -> [Shown<Int>] {
         guard restricted else { return steps.map { .value($0.visits) } }
         var shown: [(visits: Int, visitors: Int)] = whole.map { [$0] } ?? []
         return steps.map { step in
             if isSmall(step.visitors) { return .belowK(k) }
+            if alsoCompare.contains(where: { isSmall($0 - step.visitors) }) { return .withheld }
             // Neither the visitors nor the visits that stopped between two shown steps may be a small group.
             if shown.contains(where: { isSmall($0.visitors - step.visitors) || isSmall($0.visits - step.visits) }) { return .withheld }
             shown.append(step)

@@ -38,16 +38,25 @@ public struct Importer: Sendable {
     let referrers: ReferrerList
     let calendar: SiteCalendar
 
-    public init(referrers: ReferrerList, calendar: SiteCalendar) {
-        self.referrers = referrers; self.calendar = calendar
+    /// Most distinct (day, value, session) triples an Umami import may hold while counting (its
+    /// memory; the dashboard's uploads set it, the command line does not).
+    let maxCells: Int
+
+    public init(referrers: ReferrerList, calendar: SiteCalendar, maxCells: Int = Int(Int32.max)) {
+        self.referrers = referrers; self.calendar = calendar; self.maxCells = maxCells
     }
 
     public func read(_ source: ImportSource, _ files: [ImportFile]) throws -> ImportedAggregates {
         guard !files.isEmpty else { throw ImportError("no file given") }
-        switch source {
-        case .plausible: return try plausible(files)
-        case .umami: return try umami(files)
+        let data = switch source {
+        case .plausible: try plausible(files)
+        case .umami: try umami(files)
         }
+        guard !data.implausible else {
+            throw ImportError("a day's figures go past \(ImportedAggregates.maxFigure) (or its visit durations past "
+                              + "\(ImportedAggregates.maxDurationMs / 1000) s): not an export of one site")
+        }
+        return data
     }
 }
 
@@ -85,7 +94,7 @@ struct CSVTable {
         columns = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let missing = required.filter { columns[$0] == nil }
         guard missing.isEmpty else {
-            throw ImportError("\(file.name): missing column(s) \(missing.joined(separator: ", ")) (found: \(header.prefix(20).joined(separator: ", ")))")
+            throw ImportError("\(file.name): missing column(s) \(missing.joined(separator: ", ")) (found: \(header.prefix(20).map { String($0.prefix(40)) }.joined(separator: ", ")))")
         }
     }
 
@@ -112,7 +121,7 @@ struct CSVTable {
     /// A count (a whole number ≥ 0; empty is 0).
     func count(_ column: String) throws -> Int {
         guard let t = text(column) else { return 0 }
-        guard let n = Int(t), n >= 0, n < 1 << 40 else { throw fail("\(column) is not a count: \(t.prefix(40))") }
+        guard let n = Int(t), n >= 0, n <= 1_000_000_000 else { throw fail("\(column) is not a count (0 to 1,000,000,000): \(t.prefix(40))") }
         return n
     }
 

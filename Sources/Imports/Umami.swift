@@ -16,64 +16,86 @@ extension Importer {
         var session: Int32
         var first: Int64, last: Int64
         var pageviews = 0, events = 0
-        var entry: (ts: Int64, path: String)?, exit: (ts: Int64, path: String)?
-        var acquisition: [(Store.Dimension, String?)]?
+        var entry: (ts: Int64, path: Int32)?, exit: (ts: Int64, path: Int32)?
+        var acquisition: [Int32] = []
         var acquisitionTs: Int64 = .max
     }
 
-    private struct Seen: Hashable { let day: Int64, key: String, value: String?, session: Int32 }
-    private struct Cell: Hashable { let day: Int64, key: String, value: String? }
+    /// A value of a breakdown, interned: (dimension, value) → code.
+    private struct CellKey: Hashable { let key: String, value: String? }
+    /// A session seen with a value on a day (16 bytes: what the memory of an import grows with).
+    private struct Seen: Hashable { let day: Int64, cell: Int32, session: Int32 }
+    private struct DaySession: Hashable { let day: Int64, session: Int32 }
+    private struct DayCell: Hashable { let day: Int64, cell: Int32 }
+
+    /// Longest a visit may last (a visit spanning days in Umami's export is not one visit).
+    static let maxVisitMs: Int64 = 86_400_000
 
     func umami(_ files: [ImportFile]) throws -> ImportedAggregates {
         var sessions: [String: Int32] = [:]
         var visits: [String: Visit] = [:]
+        var cells: [CellKey: Int32] = [:], cellKeys: [CellKey] = []
         // Distinct sessions per day and value, and the count each value adds up.
         var seen = Set<Seen>()
-        var counts: [Cell: Int] = [:]
+        var counts: [DayCell: Int] = [:]
         var pageviews: [Int64: Int] = [:]
-        var daySessions = Set<[Int64]>()
-        func note(_ day: Int64, _ key: String, _ value: String?, _ session: Int32, count: Int) {
-            seen.insert(Seen(day: day, key: key, value: value, session: session))
-            counts[Cell(day: day, key: key, value: value), default: 0] += count
+        var daySessions = Set<DaySession>()
+        func cell(_ key: String, _ value: String?) -> Int32 {
+            let k = CellKey(key: key, value: value)
+            if let c = cells[k] { return c }
+            let c = Int32(clamping: cellKeys.count)
+            cells[k] = c
+            cellKeys.append(k)
+            return c
+        }
+        func note(_ day: Int64, _ cell: Int32, _ session: Int32, count: Int) {
+            seen.insert(Seen(day: day, cell: cell, session: session))
+            counts[DayCell(day: day, cell: cell), default: 0] += count
         }
         for file in files {
             var csv = try CSVTable(file, required: Self.umamiRequired)
             while try csv.next() {
                 guard let rawSession = csv.text("session_id") else { throw csv.fail("session_id is empty") }
+                guard seen.count < maxCells, visits.count < maxCells, cellKeys.count < maxCells, sessions.count < maxCells else {
+                    throw csv.fail("more distinct sessions, visits and values than one upload may count (\(maxCells)): import it with candor import on the server")
+                }
                 let ts = try Self.instant(csv)
                 let day = calendar.day(of: ts)
-                let session = sessions[rawSession] ?? {
+                let sessionKey = String(rawSession.prefix(200))
+                let session = sessions[sessionKey] ?? {
                     let s = Int32(clamping: sessions.count)
-                    sessions[rawSession] = s
+                    sessions[sessionKey] = s
                     return s
                 }()
-                guard sessions.count < Int32.max else { throw csv.fail("too many sessions") }
-                daySessions.insert([day, Int64(session)])
+                daySessions.insert(DaySession(day: day, session: session))
                 let type = try csv.count("event_type")
-                let key = csv.text("visit_id").map { "v" + $0 } ?? "s\(session)-\(day)"
+                let key = csv.text("visit_id").map { "v" + $0.prefix(200) } ?? "s\(session)-\(day)"
                 var visit = visits[key] ?? Visit(day: day, session: session, first: ts, last: ts)
                 if ts < visit.first { visit.first = ts; visit.day = day }
                 visit.last = max(visit.last, ts)
+                guard visit.last - visit.first <= Self.maxVisitMs else { throw csv.fail("visit \(key.dropFirst().prefix(40)) lasts more than a day") }
                 // The session's fields (the same on every row of it).
-                let fields: [(Store.Dimension, String?)] = [
-                    (.country, Self.country(csv.text("country"))),
-                    (.region, Self.value(csv.text("subdivision1") ?? csv.text("region"))),
-                    (.city, Self.value(csv.text("city"))),
-                    (.browser, Self.browser(csv.text("browser"))), (.os, Self.os(csv.text("os"))), (.device, Self.device(csv.text("device"))),
+                let fields: [Int32] = [
+                    cell(Store.Dimension.country.rawValue, Self.country(csv.text("country"))),
+                    cell(Store.Dimension.region.rawValue, Self.value(csv.text("subdivision1") ?? csv.text("region"))),
+                    cell(Store.Dimension.city.rawValue, Self.value(csv.text("city"))),
+                    cell(Store.Dimension.browser.rawValue, Self.browser(csv.text("browser"))),
+                    cell(Store.Dimension.os.rawValue, Self.os(csv.text("os"))),
+                    cell(Store.Dimension.device.rawValue, Self.device(csv.text("device"))),
                 ]
                 switch type {
                 case 1:
                     let path = Self.path(csv.text("url_path")) ?? "/"
                     visit.pageviews += 1
                     pageviews[day, default: 0] += 1
-                    note(day, Store.Dimension.page.rawValue, path, session, count: 1)
-                    for (d, v) in fields { note(day, d.rawValue, v, session, count: 1) }
-                    if visit.entry.map({ ts < $0.ts }) ?? true { visit.entry = (ts, path) }
-                    if visit.exit.map({ ts >= $0.ts }) ?? true { visit.exit = (ts, path) }
+                    note(day, cell(Store.Dimension.page.rawValue, path), session, count: 1)
+                    for f in fields { note(day, f, session, count: 1) }
+                    if visit.entry.map({ ts < $0.ts }) ?? true { visit.entry = (ts, cell(RollupKey.entry, path)) }
+                    if visit.exit.map({ ts >= $0.ts }) ?? true { visit.exit = (ts, cell(RollupKey.exit, path)) }
                 case 2:
                     visit.events += 1
-                    for (d, v) in fields { note(day, d.rawValue, v, session, count: 0) }
-                    if let name = Self.value(csv.text("event_name")) { note(day, Store.Dimension.event.rawValue, name, session, count: 1) }
+                    for f in fields { note(day, f, session, count: 0) }
+                    if let name = Self.value(csv.text("event_name")) { note(day, cell(Store.Dimension.event.rawValue, name), session, count: 1) }
                 default:
                     // Other kinds (Umami's later additions) count as activity of the visit only.
                     break
@@ -87,14 +109,14 @@ extension Importer {
                                                     utmMedium: csv.text("utm_medium") ?? query["utm_medium"],
                                                     utmCampaign: csv.text("utm_campaign") ?? query["utm_campaign"],
                                                     utmTerm: csv.text("utm_term") ?? query["utm_term"],
-                                                    utmContent: csv.text("utm_content") ?? query["utm_content"])
+                                                    utmContent: csv.text("utm_content") ?? query["utm_content"]).map { cell($0.0.rawValue, $0.1) }
                 }
                 visits[key] = visit
             }
         }
         var out = ImportedAggregates()
         var visitors: [Int64: Int] = [:]
-        for ds in daySessions { visitors[ds[0], default: 0] += 1 }
+        for ds in daySessions { visitors[ds.day, default: 0] += 1 }
         var totals: [Int64: ImportedAggregates.Totals] = [:]
         for (d, n) in visitors { totals[d] = ImportedAggregates.Totals(visitors: n, pageviews: pageviews[d] ?? 0) }
         for v in visits.values {
@@ -104,14 +126,17 @@ extension Importer {
             if v.pageviews == 1 && v.events == 0 { t.bounces += 1 }
             t.durationMs += v.last - v.first
             totals[v.day] = t
-            if let e = v.entry { note(v.day, RollupKey.entry, e.path, v.session, count: 1) }
-            if let e = v.exit { note(v.day, RollupKey.exit, e.path, v.session, count: 1) }
-            for (d, value) in v.acquisition ?? [] { note(v.day, d.rawValue, value, v.session, count: v.pageviews) }
+            if let e = v.entry { note(v.day, e.path, v.session, count: 1) }
+            if let e = v.exit { note(v.day, e.path, v.session, count: 1) }
+            for c in v.acquisition { note(v.day, c, v.session, count: v.pageviews) }
         }
         for (d, t) in totals { out.add(day: d, t) }
-        var distinct: [Cell: Int] = [:]
-        for s in seen { distinct[Cell(day: s.day, key: s.key, value: s.value), default: 0] += 1 }
-        for (cell, n) in distinct { out.add(day: cell.day, cell.key, cell.value, visitors: n, count: counts[cell] ?? 0) }
+        var distinct: [DayCell: Int] = [:]
+        for s in seen { distinct[DayCell(day: s.day, cell: s.cell), default: 0] += 1 }
+        for (c, n) in distinct {
+            let k = cellKeys[Int(c.cell)]
+            out.add(day: c.day, k.key, k.value, visitors: n, count: counts[c] ?? 0)
+        }
         return out
     }
 

@@ -23,14 +23,22 @@ public enum MultipartForm {
             let kv = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             if kv.count == 2, kv[0].lowercased() == "boundary" {
                 let b = kv[1].trimmingCharacters(in: .init(charactersIn: "\""))
-                return (1...70).contains(b.utf8.count) ? b : nil
+                // RFC 2046 allows 70 characters; longer ones (up to 200) were accepted before and are still read.
+                return (1...200).contains(b.utf8.count) ? b : nil
             }
         }
         return nil
     }
 
-    /// Every part, in order; at most `maxParts` (more is refused).
+    /// Every part, in order; at most `maxParts` (more is refused). A body without its closing
+    /// delimiter is refused (MultipartKit would drop its last part silently).
     public static func parts(_ body: [UInt8], boundary: String, maxParts: Int = 100) throws -> [Part] {
+        let closing = Array("--\(boundary)--".utf8)
+        var end = body.count
+        while end > 0, [9, 10, 13, 32].contains(body[end - 1]) { end -= 1 }
+        guard end >= closing.count, body[(end - closing.count)..<end].elementsEqual(closing) else {
+            throw Unreadable(description: "multipart body without its closing delimiter")
+        }
         let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
         var current = Part(name: "", filename: nil, body: [])
@@ -38,7 +46,8 @@ public enum MultipartForm {
         parser.onHeader = { name, value in
             guard name.lowercased() == "content-disposition" else { return }
             current.name = parameter("name", of: value) ?? ""
-            current.filename = parameter("filename", of: value)
+            // A file name is one line of at most 200 characters.
+            current.filename = parameter("filename", of: value).map { String($0.filter { !$0.isNewline && $0 != "\u{0}" }.prefix(200)) }
         }
         parser.onBody = { buffer in current.body += buffer.readableBytesView }
         parser.onPartComplete = {

@@ -29,13 +29,32 @@ public struct ImportedAggregates: Sendable, Equatable {
 
     public private(set) var days: [Int64: Totals] = [:]
     public private(set) var values: [Int64: [Key: (visitors: Int, count: Int)]] = [:]
+    /// Set when a day's figure went past ``maxFigure`` (or its duration past ``maxDurationMs``):
+    /// such data is refused, and sums of stored days cannot overflow.
+    public private(set) var implausible = false
+
+    /// Most a day's count may reach (visitors, visits, pageviews, a value's count).
+    public static let maxFigure = 1_000_000_000_000
+    /// Most a day's summed visit duration may reach (ms).
+    public static let maxDurationMs: Int64 = 10_000_000_000_000
 
     public init() {}
+
+    /// A sum held at the cap plus one (each term is at most the cap plus one, so it cannot overflow).
+    private mutating func sum<T: FixedWidthInteger>(_ a: T, _ b: T, cap: T) -> T {
+        guard b >= 0, b <= cap else { implausible = true; return cap + 1 }
+        let s = a + b
+        if s > cap { implausible = true; return cap + 1 }
+        return s
+    }
 
     /// Adds to a day's totals.
     public mutating func add(day: Int64, _ t: Totals) {
         var d = days[day] ?? Totals()
-        d.visitors += t.visitors; d.pageviews += t.pageviews; d.visits += t.visits; d.bounces += t.bounces; d.durationMs += t.durationMs
+        let cap = Self.maxFigure
+        d.visitors = sum(d.visitors, t.visitors, cap: cap); d.pageviews = sum(d.pageviews, t.pageviews, cap: cap)
+        d.visits = sum(d.visits, t.visits, cap: cap); d.bounces = sum(d.bounces, t.bounces, cap: cap)
+        d.durationMs = sum(d.durationMs, t.durationMs, cap: Self.maxDurationMs)
         days[day] = d
     }
 
@@ -44,7 +63,7 @@ public struct ImportedAggregates: Sendable, Equatable {
     public mutating func add(day: Int64, _ dimension: String, _ value: String?, visitors: Int, count: Int) {
         let key = Key(dimension: dimension, value: value ?? "")
         let old = values[day]?[key] ?? (0, 0)
-        values[day, default: [:]][key] = (old.visitors + visitors, old.count + count)
+        values[day, default: [:]][key] = (sum(old.visitors, visitors, cap: Self.maxFigure), sum(old.count, count, cap: Self.maxFigure))
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -86,24 +105,25 @@ public struct ImportedTotals: Sendable, Equatable {
 }
 
 extension WriteTransaction {
-    /// Stores an import of `data` for a site: only days before the site's first collected day and
-    /// before `today` are taken (the figures add imported and collected days, so no day may have
-    /// both); each taken day replaces what an earlier import held for it, so importing the same
-    /// files again changes nothing. Returns the import, or nil when no day could be taken.
+    /// Stores an import of `data` for a site: only days from `oldest` on (the retention of daily
+    /// aggregates), before the site's first collected day and before `today` are taken (the
+    /// figures add imported and collected days, so no day may have both); each taken day replaces
+    /// what an earlier import held for it, so importing the same files again changes nothing.
+    /// Returns the import, or nil when no day could be taken.
     public func storeImport(site: String, source: ImportSource, files: [String], data: ImportedAggregates, today: Int64,
-                            now: Int64, by actor: String) throws -> ImportRecord? {
+                            oldest: Int64 = .min, now: Int64, by actor: String) throws -> ImportRecord? {
         let calendar = try AppDatabase.calendar(db, site: site)
         var collectedFrom = today
         if let (first, _) = try AppDatabase.eventSpan(db, site: site) { collectedFrom = min(collectedFrom, calendar.day(of: first)) }
         if let rolled = try Int64.fetchOne(db, sql: "SELECT min(day) FROM rollup_days WHERE site_id = ?", arguments: [site]) {
             collectedFrom = min(collectedFrom, rolled)
         }
-        let taken = data.days.keys.filter { $0 < collectedFrom }.sorted()
+        let taken = data.days.keys.filter { $0 < collectedFrom && $0 >= oldest }.sorted()
         guard let first = taken.first, let last = taken.last else { return nil }
         try db.execute(sql: """
             INSERT INTO imports (site_id, source, files, first_day, last_day, days, skipped_days, created_at, created_by)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [site, source.rawValue, files.joined(separator: "\n"), first, last, taken.count, data.days.count - taken.count,
+            """, arguments: [site, source.rawValue, files.map { String($0.filter { !$0.isNewline }.prefix(200)) }.joined(separator: "\n"), first, last, taken.count, data.days.count - taken.count,
                              now, actor])
         let id = db.lastInsertedRowID
         let clearDay = try db.cachedStatement(sql: "DELETE FROM imported_days WHERE site_id = ? AND day = ?")
@@ -140,6 +160,17 @@ extension WriteTransaction {
 }
 
 extension AppDatabase {
+    /// The imported days of `fromDay...toDay` that count: none on or after the site's first
+    /// collected day (in its current zone), none with a rollup. The import takes no such day, but
+    /// a move to another time zone, or events a browser held back, can give collected data to an
+    /// imported day afterwards: the collected data wins. The condition applies to a table aliased `i`.
+    static func countedImported(_ db: Database, site: String, fromDay: Int64, toDay: Int64) throws -> (sql: String, arguments: StatementArguments) {
+        var last = toDay
+        if let (first, _) = try eventSpan(db, site: site) { last = min(last, try calendar(db, site: site).day(of: first) - 1) }
+        return ("i.site_id = ? AND i.day BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM rollup_days r WHERE r.site_id = i.site_id AND r.day = i.day)",
+                [site, fromDay, last])
+    }
+
     static func imports(_ db: Database, site: String) throws -> [ImportRecord] {
         try Row.fetchAll(db, sql: """
             SELECT i.id, i.site_id, i.source, i.files, i.first_day, i.last_day, i.days, i.skipped_days, i.created_at, i.created_by,
@@ -162,16 +193,16 @@ extension AppDatabase {
     public func importedTotals(site: String, fromDay: Int64, toDay: Int64) throws -> ImportedTotals {
         guard fromDay <= toDay else { return ImportedTotals() }
         return try writer.read { db in
+            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
             guard let r = try Row.fetchOne(db, sql: """
                 SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0), coalesce(sum(visits), 0), coalesce(sum(bounces), 0),
-                  coalesce(sum(duration_ms), 0), count(*) FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?
-                """, arguments: [site, fromDay, toDay]) else { return ImportedTotals() }
+                  coalesce(sum(duration_ms), 0), count(*) FROM imported_days i WHERE \(counted.sql)
+                """, arguments: counted.arguments) else { return ImportedTotals() }
             var t = ImportedTotals(visitors: r[0], pageviews: r[1], visits: r[2], bounces: r[3], durationMs: r[4], days: r[5])
             if t.days > 0 {
                 t.sources = try String.fetchAll(db, sql: """
-                    SELECT DISTINCT i.source FROM imported_days d JOIN imports i ON i.id = d.import_id
-                    WHERE d.site_id = ? AND d.day BETWEEN ? AND ? ORDER BY 1
-                    """, arguments: [site, fromDay, toDay]).compactMap(ImportSource.init(rawValue:))
+                    SELECT DISTINCT s.source FROM imported_days i JOIN imports s ON s.id = i.import_id WHERE \(counted.sql) ORDER BY 1
+                    """, arguments: counted.arguments).compactMap(ImportSource.init(rawValue:))
             }
             return t
         }
@@ -183,11 +214,12 @@ extension AppDatabase {
                                   limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
         guard fromDay <= toDay else { return [] }
         return try writer.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT value, sum(visitors), sum(count) FROM imported_values
-                WHERE site_id = ? AND dimension = ? AND day BETWEEN ? AND ?
+            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+            return try Row.fetchAll(db, sql: """
+                SELECT value, sum(visitors), sum(count) FROM imported_values i
+                WHERE i.dimension = ? AND \(counted.sql)
                 GROUP BY value ORDER BY 2 DESC, 3 DESC, value LIMIT ?
-                """, arguments: [site, key, fromDay, toDay, limit]).map {
+                """, arguments: [key] + counted.arguments + [limit]).map {
                 let value: String = $0[0]
                 return BreakdownRow(value: value.isEmpty ? nil : value, visitors: $0[1], pageviews: $0[2])
             }
@@ -198,8 +230,9 @@ extension AppDatabase {
     public func importedDaily(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (visitors: Int, pageviews: Int, visits: Int)] {
         guard fromDay <= toDay else { return [:] }
         return try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                             arguments: [site, fromDay, toDay]).reduce(into: [:]) { $0[$1[0]] = ($1[1], $1[2], $1[3]) }
+            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+            return try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM imported_days i WHERE \(counted.sql)",
+                                    arguments: counted.arguments).reduce(into: [:]) { $0[$1[0]] = ($1[1], $1[2], $1[3]) }
         }
     }
 
@@ -207,8 +240,8 @@ extension AppDatabase {
     public func hasImportedDays(site: String, fromDay: Int64, toDay: Int64) throws -> Bool {
         guard fromDay <= toDay else { return false }
         return try writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT 1 FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ? LIMIT 1",
-                             arguments: [site, fromDay, toDay]) != nil
+            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+            return try Int.fetchOne(db, sql: "SELECT 1 FROM imported_days i WHERE \(counted.sql) LIMIT 1", arguments: counted.arguments) != nil
         }
     }
 }

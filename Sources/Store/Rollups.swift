@@ -182,33 +182,32 @@ extension AppDatabase {
     public func countRollupDaysOlder(site: String, cutoff: Int64) throws -> Int {
         try writer.read { db in
             let day = try Self.calendar(db, site: site).day(of: cutoff)
-            return try ["rollup_days", "imported_days"].reduce(0) { n, table in
-                n + (try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE site_id = ? AND day < ?", arguments: [site, day]) ?? 0)
-            }
+            return try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM (SELECT day FROM rollup_days WHERE site_id = ? AND day < ? UNION SELECT day FROM imported_days WHERE site_id = ? AND day < ?)
+                """, arguments: [site, day, site, day]) ?? 0
         }
     }
 
 }
 
 extension WriteTransaction {
-    /// Deletes the oldest rolled-up day that ended before `cutoff` (both rollup tables); returns
-    /// false when none is left.
-    /// The site's consent counts and imported days of those days go with them (imported
-    /// aggregates are kept as long as the rollups).
+    /// Deletes the oldest rolled-up or imported day that ended before `cutoff` (the rollup and
+    /// import tables; imported aggregates are kept as long as the rollups); returns false when
+    /// none is left. The site's consent counts of those days go with them, and an import left
+    /// without days.
     public func deleteOldestRollupDay(site: String, cutoff: Int64) throws -> Bool {
         let cutoffDay = try AppDatabase.calendar(db, site: site).day(of: cutoff)
         try db.execute(sql: "DELETE FROM consent_counts WHERE site_id = ? AND day < ?", arguments: [site, cutoffDay])
-        for table in ["imported_values", "imported_days"] {
-            try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day < ?", arguments: [site, cutoffDay])
+        guard let day = try Int64.fetchOne(db, sql: """
+            SELECT min(day) FROM (SELECT min(day) AS day FROM rollup_days WHERE site_id = ? AND day < ?
+                                  UNION ALL SELECT min(day) FROM imported_days WHERE site_id = ? AND day < ?)
+            """, arguments: [site, cutoffDay, site, cutoffDay]) else { return false }
+        for table in ["rollup_values", "rollup_days", "imported_values", "imported_days"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
         }
         try db.execute(sql: """
             DELETE FROM imports WHERE site_id = ? AND NOT EXISTS (SELECT 1 FROM imported_days WHERE import_id = imports.id)
             """, arguments: [site])
-        guard let day = try Int64.fetchOne(db, sql: "SELECT min(day) FROM rollup_days WHERE site_id = ? AND day < ?",
-                                           arguments: [site, cutoffDay]) else { return false }
-        for table in ["rollup_values", "rollup_days"] {
-            try db.execute(sql: "DELETE FROM \(table) WHERE site_id = ? AND day = ?", arguments: [site, day])
-        }
         return true
     }
 }

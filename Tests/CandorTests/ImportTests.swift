@@ -79,7 +79,7 @@ import Traffic
                     .contains("imported_visitors file is required"))
         #expect(refusal([ImportFile(name: "notes.csv", data: Data())]).contains("not a file of Plausible's export"))
         let badCount = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors,pageviews,bounces,visits,visit_duration\n2026-01-01,ten,1,0,1,0\n".utf8))
-        #expect(refusal([badCount]) == "imported_visitors.csv, line 2: visitors is not a count: ten")
+        #expect(refusal([badCount]) == "imported_visitors.csv, line 2: visitors is not a count (0 to 1,000,000,000): ten")
         let badDate = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors,pageviews,bounces,visits,visit_duration\n01/02/2026,1,1,0,1,0\n".utf8))
         #expect(refusal([badDate]).hasPrefix("imported_visitors.csv, line 2: date is not a date YYYY-MM-DD"))
         let missing = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors\n2026-01-01,1\n".utf8))
@@ -87,7 +87,13 @@ import Traffic
         let bounces = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors,pageviews,bounces,visits,visit_duration\n2026-01-01,1,1,3,1,0\n".utf8))
         #expect(refusal([bounces]).contains("more bounces (3) than visits (1)"))
         let unclosed = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors,pageviews,bounces,visits,visit_duration\n\"2026-01-01,1,1,0,1,0\n".utf8))
-        #expect(refusal([unclosed]) != "accepted")
+        #expect(refusal([unclosed]).hasPrefix("imported_visitors.csv, line "), "\(refusal([unclosed]))")
+        // Rows of one day whose sums would overflow are refused, not summed (each count is at most 10^9).
+        let huge = (0..<1_100).map { _ in "2026-01-01,1000000000,1000000000,0,1000000000,1000000000" }.joined(separator: "\n")
+        let many = ImportFile(name: "imported_visitors.csv", data: Data(("date,visitors,pageviews,bounces,visits,visit_duration\n" + huge + "\n").utf8))
+        #expect(refusal([many]).contains("a day's figures go past 1000000000000"), "\(refusal([many]))")
+        let tooBig = ImportFile(name: "imported_visitors.csv", data: Data("date,visitors,pageviews,bounces,visits,visit_duration\n2026-01-01,1000000001,1,0,1,0\n".utf8))
+        #expect(refusal([tooBig]).contains("visitors is not a count (0 to 1,000,000,000)"))
     }
 
     /// Hand-counted: the import brings D-6 and D-5 (D-4 has a collected visit, so it is skipped):
@@ -151,6 +157,57 @@ import Traffic
         }
         let audit = try f.t.database.auditEntries().map(\.action)
         #expect(audit.filter { $0 == "data_imported" }.count == 2 && audit.contains("import_removed"))
+    }
+
+    /// Goals count collected data only, so beside imported rows a restricted reader could read a
+    /// small group of imported visitors by difference: /pricing has 4 imported visitors (D-6) and
+    /// 10 collected ones (D-3); the page row shows 14, so the goal's 10 is withheld ("–") from a
+    /// viewer under k = 5, and shown to the owner (with the same data and no import, the viewer reads 10).
+    @Test func goalsBesideImportedRowsKeepTheKRule() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        f.t.clock.set(noon.addingTimeInterval(-3 * 86_400))
+        for i in 0..<10 { _ = try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/pricing")], ip: "81.2.69.\(60 + i)") }
+        // /blog/hello gets 3 + 5 visitors, so no page row is folded and /pricing's 14 shows.
+        for i in 0..<5 { _ = try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/blog/hello")], ip: "81.2.69.\(80 + i)") }
+        f.t.clock.set(noon)
+        try f.rollUp()
+        let admin = Administration(database: f.t.database, policies: f.t.collector.policies, now: f.t.clock.closure)
+        try admin.addGoal(site: id, name: "Pricing", kind: .page, match: "/pricing", by: .cli)
+        let data = try Importer(referrers: Self.referrers, calendar: .utc).read(.plausible, Self.plausibleFiles())
+        _ = try admin.importAggregates(site: id, source: .plausible, files: ["a.csv"], data: data, by: .cli)
+        let range = "range=custom&from=\(Self.date(6))&to=\(Self.date(3))"
+        try await f.app.test(.router) { client in
+            let owner = try #require(try await client.login("owner@example.org", f.ownerPassword).1)
+            let exact = try await client.page("/sites/\(id)?\(range)", owner).1
+            #expect(exact.contains(#"<td>Pricing <small>page /pricing</small></td><td>10</td><td>10</td>"#))
+            let viewer = try #require(try await client.login("viewer@example.org", f.viewerPassword).1)
+            let seen = try await client.page("/sites/\(id)?\(range)", viewer).1
+            #expect(seen.contains(#"<td>Pricing <small>page /pricing</small></td><td>–</td><td>–</td><td>–</td>"#),
+                    "\(seen.firstMatch(of: /<td>Pricing.*/)?.output ?? "no goal row")")
+        }
+    }
+
+    /// A day that gets collected data after it was imported counts the collected data only: the
+    /// site moves from UTC to New York, and its first event (D-3 00:30 UTC) falls on D-4, an
+    /// imported day. D-6..D-3: 10 + 8 imported and 1 collected visitor, not 10 + 8 + 5 + 1.
+    @Test func collectedDataWinsADayItReachesAfterTheImport() async throws {
+        let f = try await DashboardFixture()
+        let id = f.t.site.id
+        f.t.clock.set(noon.addingTimeInterval(-3 * 86_400 - 11.5 * 3600))
+        _ = try await f.t.ingest([IncomingEvent(site: id, url: "https://example.com/")], ip: "81.2.69.70")
+        f.t.clock.set(noon)
+        let admin = Administration(database: f.t.database, policies: f.t.collector.policies, now: f.t.clock.closure)
+        let data = try Importer(referrers: Self.referrers, calendar: .utc).read(.plausible, Self.plausibleFiles())
+        #expect(try admin.importAggregates(site: id, source: .plausible, files: ["a.csv"], data: data, by: .cli).days == 3)
+        try f.t.database.transaction { tx in try tx.setTimeZone(site: id, to: SiteCalendar(identifier: "America/New_York")!) }
+        try f.rollUp()
+        let key = try f.t.issueKey()
+        try await f.app.test(.router) { client in
+            let api = String(buffer: try await client.execute(uri: "/api/v1/sites/\(id)/stats?from=\(Self.date(6))&to=\(Self.date(3))", method: .get,
+                                                              headers: [.authorization: "Bearer \(key)"]).body)
+            #expect(api.contains(#""visitors":19,"#) && api.contains(#""imported":{"days":2,"sources":["plausible"]}"#), "\(api)")
+        }
     }
 
     /// The settings page's upload: owners and admins only, the CSRF token inside the multipart
@@ -236,6 +293,14 @@ import Traffic
         #expect(value(d, "browser", "Chrome")! == (1, 2) && value(d, "os", "Mac OS X")! == (1, 2) && value(d, "os", "Windows")! == (1, 1))
         #expect(value(d, "device", "desktop")! == (1, 2) && value(d, "device", "mobile")! == (1, 1) && value(d, "city", "Paris")! == (1, 1))
         #expect(value(d, "country", "DE")! == (1, 2) && value(d + 1, "country", "DE")! == (1, 2))
+        // An upload counts at most so many (day, value, session) triples; a visit may not last days.
+        #expect(throws: ImportError.self) {
+            try Importer(referrers: Self.referrers, calendar: .utc, maxCells: 10).read(.umami, [ImportFile(name: "events.csv", data: Data(csv.utf8))])
+        }
+        let long = "session_id,visit_id,created_at,url_path,event_type\ns1,v1,1970-01-02 00:00:00,/,1\ns1,v1,2026-01-01 00:00:00,/,1\n"
+        #expect(throws: ImportError("events.csv, line 3: visit v1 lasts more than a day")) {
+            try Importer(referrers: Self.referrers, calendar: .utc).read(.umami, [ImportFile(name: "events.csv", data: Data(long.utf8))])
+        }
         let bad = "session_id,created_at,url_path,event_type\ns1,yesterday,/,1\n"
         #expect(throws: ImportError("events.csv, line 2: created_at is not a time YYYY-MM-DD HH:MM:SS: yesterday")) {
             try Importer(referrers: Self.referrers, calendar: .utc).read(.umami, [ImportFile(name: "events.csv", data: Data(bad.utf8))])
@@ -250,8 +315,14 @@ import Traffic
         _ = try admin.importAggregates(site: t.site.id, source: .plausible, files: ["a.csv"], data: data, by: .cli)
         let cutoff = SiteCalendar.utc.start(of: Self.today - 5)
         #expect(try t.database.countRollupDaysOlder(site: t.site.id, cutoff: cutoff) == 1)
-        _ = try t.database.transaction { tx in try tx.deleteOldestRollupDay(site: t.site.id, cutoff: cutoff) }
+        #expect(try t.database.transaction { tx in try tx.deleteOldestRollupDay(site: t.site.id, cutoff: cutoff) })
+        #expect(try !t.database.transaction { tx in try tx.deleteOldestRollupDay(site: t.site.id, cutoff: cutoff) })
         #expect(try t.database.importedTotals(site: t.site.id, fromDay: Self.today - 10, toDay: Self.today).days == 2)
+        // Past every day: the import goes with its last day.
+        let all = SiteCalendar.utc.start(of: Self.today)
+        while try t.database.transaction({ tx in try tx.deleteOldestRollupDay(site: t.site.id, cutoff: all) }) {}
+        #expect(try t.database.imports(site: t.site.id).isEmpty)
+        _ = try admin.importAggregates(site: t.site.id, source: .plausible, files: ["a.csv"], data: data, by: .cli)
         for table in AppDatabase.siteDataTables {
             while try t.database.transaction({ tx in try tx.deleteSiteRows(table, site: t.site.id, limit: 100) }) > 0 {}
         }

@@ -303,6 +303,8 @@ struct HookFixture {
         let file = "--\(b)\r\nContent-Disposition: form-data; name=\"files\"; filename=\"imported_visitors.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\n1,2\r\n--\(b)--\r\n"
         #expect(try MultipartForm.parts(Array(file.utf8), boundary: b) == [.init(name: "files", filename: "imported_visitors.csv", body: Array("a,b\r\n1,2".utf8))])
         #expect(MultipartForm.boundary(contentType: "multipart/form-data; boundary=\"\(b)\"") == b && MultipartForm.boundary(contentType: "text/plain") == nil)
+        let cut = Array(file.utf8.dropLast(8))
+        #expect(throws: MultipartForm.Unreadable.self) { try MultipartForm.parts(cut, boundary: b) }
     }
 }
 
