@@ -218,7 +218,8 @@ struct SiteReport {
             let same = results.dropFirst().compactMap { $0.indices.contains(i) ? support($0[i]) : nil }
             let totals = g.goal.kind == .conversion ? summaries.map(\.conversions) : summaries.map(\.visitors)
             return Disclosure.GoalInput(visitors: g.visitors, completions: g.completions, support: support(g),
-                                        wholes: totals + same + (g.goal.kind == .page ? pageRows : []) + alsoCompare)
+                                        wholes: totals + same + (g.goal.kind == .page ? pageRows : [])
+                                            + (g.goal.kind == .conversion ? [] : alsoCompare))
         }
         return zip(results[0].map(\.goal), disclosure.goals(inputs, total: summaries[0].visitors)).map { ($0, $1) }
     }

@@ -137,6 +137,7 @@ struct Serve: AsyncParsableCommand {
         c.mailer = try mail.mailer()
         let app: any ApplicationProtocol
         do { app = try await buildApplication(c, logger: Logger(label: "candor")) } catch let error as ServerConfigurationError {
+            if error.invalidOption { throw ValidationError(error.description) }
             throw UsageError(description: error.description)
         }
         try await app.runService()

@@ -130,6 +130,9 @@ extension Importer {
             if let e = v.exit { note(v.day, e.path, v.session, count: 1) }
             for c in v.acquisition { note(v.day, c, v.session, count: v.pageviews) }
         }
+        guard seen.count <= maxCells else {
+            throw ImportError("more distinct sessions, visits and values than one upload may count (\(maxCells)): import it with candor import on the server")
+        }
         for (d, t) in totals { out.add(day: d, t) }
         var distinct: [DayCell: Int] = [:]
         for s in seen { distinct[DayCell(day: s.day, cell: s.cell), default: 0] += 1 }

@@ -33,12 +33,11 @@ public enum MultipartForm {
     /// Every part, in order; at most `maxParts` (more is refused). A body without its closing
     /// delimiter is refused (MultipartKit would drop its last part silently).
     public static func parts(_ body: [UInt8], boundary: String, maxParts: Int = 100) throws -> [Part] {
+        // The closing delimiter, wherever it is (an epilogue may follow it).
         let closing = Array("--\(boundary)--".utf8)
-        var end = body.count
-        while end > 0, [9, 10, 13, 32].contains(body[end - 1]) { end -= 1 }
-        guard end >= closing.count, body[(end - closing.count)..<end].elementsEqual(closing) else {
-            throw Unreadable(description: "multipart body without its closing delimiter")
-        }
+        var at = body.count - closing.count
+        while at >= 0, !body[at..<(at + closing.count)].elementsEqual(closing) { at -= 1 }
+        guard at >= 0 else { throw Unreadable(description: "multipart body without its closing delimiter") }
         let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
         var current = Part(name: "", filename: nil, body: [])

@@ -64,6 +64,8 @@ public struct ServerConfiguration: Sendable {
 /// A configuration that cannot be served; the description says what to change.
 public struct ServerConfigurationError: Error, CustomStringConvertible {
     public let description: String
+    /// A value given on the command line is wrong (`candor serve` answers with its usage then).
+    public var invalidOption = false
 }
 
 /// The whole server `candor serve` runs: the collector, the dashboard, the APIs and every
@@ -110,7 +112,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             addresses: ClientAddressResolver(trustedProxies: c.trustedProxies), logger: logger, traffic: traffic, contactBox: box)
         let worldMap: WorldMap?
         do { worldMap = worldMapPath == "none" ? nil : try WorldMap.load(path: worldMapPath) } catch {
-            throw ServerConfigurationError(description: "--world-map \(worldMapPath): \(error)")
+            throw ServerConfigurationError(description: "--world-map \(worldMapPath): \(error)", invalidOption: true)
         }
         if worldMap == nil && worldMapPath != "none" {
             logger.warning("no world map: the dashboard shows countries as a table only (make deps-run installs pygal_maps_world)",
@@ -124,7 +126,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         } catch let error as PublicAssets.NotBuilt {
             // The sources are there but not their build: serving without the pixel would look
             // like a working install that counts nothing.
-            throw ServerConfigurationError(description: error.description)
+            throw ServerConfigurationError(description: error.description, invalidOption: true)
         } catch {
             assets = nil
             logger.warning("pixel.js not found: /pixel.js and /demo are not served", metadata: ["public-dir": "\(publicDir)"])

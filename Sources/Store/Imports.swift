@@ -165,10 +165,24 @@ extension AppDatabase {
     /// a move to another time zone, or events a browser held back, can give collected data to an
     /// imported day afterwards: the collected data wins. The condition applies to a table aliased `i`.
     static func countedImported(_ db: Database, site: String, fromDay: Int64, toDay: Int64) throws -> (sql: String, arguments: StatementArguments) {
-        var last = toDay
-        if let (first, _) = try eventSpan(db, site: site) { last = min(last, try calendar(db, site: site).day(of: first) - 1) }
-        return ("i.site_id = ? AND i.day BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM rollup_days r WHERE r.site_id = i.site_id AND r.day = i.day)",
-                [site, fromDay, last])
+        // Imported days from the first event's day on (none, unless the site moved or events came
+        // late) that hold events in the site's current days.
+        var collected: [Int64] = []
+        if let (first, _) = try eventSpan(db, site: site) {
+            let calendar = try calendar(db, site: site)
+            let firstDay = calendar.day(of: first)
+            if firstDay <= toDay {
+                for day in try Int64.fetchAll(db, sql: "SELECT day FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                                              arguments: [site, max(fromDay, firstDay), toDay])
+                where try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
+                                       arguments: [site, calendar.start(of: day), calendar.end(of: day)]) != nil {
+                    collected.append(day)
+                }
+            }
+        }
+        let without = collected.isEmpty ? "" : " AND i.day NOT IN (\(collected.map(String.init).joined(separator: ",")))"
+        return ("i.site_id = ? AND i.day BETWEEN ? AND ?\(without) AND NOT EXISTS (SELECT 1 FROM rollup_days r WHERE r.site_id = i.site_id AND r.day = i.day)",
+                [site, fromDay, toDay])
     }
 
     static func imports(_ db: Database, site: String) throws -> [ImportRecord] {

@@ -305,6 +305,8 @@ struct HookFixture {
         #expect(MultipartForm.boundary(contentType: "multipart/form-data; boundary=\"\(b)\"") == b && MultipartForm.boundary(contentType: "text/plain") == nil)
         let cut = Array(file.utf8.dropLast(8))
         #expect(throws: MultipartForm.Unreadable.self) { try MultipartForm.parts(cut, boundary: b) }
+        // An epilogue after the closing delimiter is allowed (RFC 2046).
+        #expect(try MultipartForm.parts(Array((file + "epilogue\r\n").utf8), boundary: b).count == 1)
     }
 }
 
