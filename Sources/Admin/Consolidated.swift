@@ -91,7 +91,8 @@ extension Consolidated {
             if sparklines {
                 let today = site.calendar.day(of: t)
                 let series = try Figures.withImported(try database.rollupSeries(site: site.id, fromDay: today - 29, toDay: today),
-                                                      database: database, site: site.id, calendar: site.calendar, days: today - 29...today)
+                                                      database: database, calendar: site.calendar,
+                                                      span: try database.importedSpan(site: site.id, fromDay: today - 29, toDay: today))
                 spark = rule.series(series, total: series.reduce(0) { $0 + $1.visitors }, days: true)
             }
             lines.append(Line(site: site, cards: rule.cards(s), before: rule.cards(try view.previous().summary()), restricted: rule.restricted,

@@ -42,9 +42,9 @@ struct Figures {
     /// Whether every day of the range is rolled up (checked once per range, see ``narrowed(to:)``).
     private let ready: Bool
 
-    /// The whole days of the range whose imported aggregates the figures include; nil when none
-    /// is imported, under filters, and for a view narrowed from a filtered one.
-    let importedDays: ClosedRange<Int64>?
+    /// The whole days of the range whose imported aggregates the figures include (looked up once
+    /// per view); nil when none is imported, under filters, and for a view narrowed from a filtered one.
+    let importedDays: ImportedSpan?
 
     /// The engine's figures of the view, computed on first use (nil when it does not hold the range).
     private let engine = EngineFigures()
@@ -55,19 +55,19 @@ struct Figures {
         let ready = aligned && ((try? database.daysWithoutRollup(site: site, fromDay: calendar.day(of: from), toDay: calendar.day(of: to - 1),
                                                                   limit: 1).isEmpty) ?? false)
         // Whole days only: an imported day is a total, it cannot be cut.
-        var imported: ClosedRange<Int64>?
+        var imported: ImportedSpan?
         if filters.isEmpty && to > from {
             let first = calendar.day(of: from) + (calendar.isDayStart(from) ? 0 : 1)
             let last = calendar.day(of: to - 1) - (calendar.end(of: calendar.day(of: to - 1)) == to ? 0 : 1)
-            // A failed check shows collected data only (the page cannot say it is complete then; see ``importedTotals()``).
-            if first <= last, (try? database.hasImportedDays(site: site, fromDay: first, toDay: last)) == true { imported = first...last }
+            // A failed lookup shows collected data only (the page cannot say it is complete then; see ``importedTotals()``).
+            imported = (try? database.importedSpan(site: site, fromDay: first, toDay: last)) ?? nil
         }
         self.init(database: database, site: site, from: from, to: to, filters: filters, wholeDays: wholeDays, calendar: calendar,
                   aligned: aligned, ready: ready, imported: imported)
     }
 
     private init(database: AppDatabase, site: String, from: Int64, to: Int64, filters: Filters, wholeDays: Bool, calendar: SiteCalendar,
-                 aligned: Bool, ready: Bool, imported: ClosedRange<Int64>?) {
+                 aligned: Bool, ready: Bool, imported: ImportedSpan?) {
         self.database = database; self.site = site; self.from = from; self.to = to; self.filters = filters
         self.wholeDays = wholeDays
         self.calendar = calendar
@@ -92,20 +92,20 @@ struct Figures {
 
     /// Totals of the imported days the figures include (zero without any).
     func importedTotals() throws -> ImportedTotals {
-        guard let days = importedDays else { return ImportedTotals() }
-        return try database.importedTotals(site: site, fromDay: days.lowerBound, toDay: days.upperBound)
+        guard let span = importedDays else { return ImportedTotals() }
+        return try database.importedTotals(span)
     }
 
     /// The imported days the figures include.
     func importedDayNumbers() throws -> Set<Int64> {
-        guard let days = importedDays else { return [] }
-        return Set(try database.importedDaily(site: site, fromDay: days.lowerBound, toDay: days.upperBound).keys)
+        guard let span = importedDays else { return [] }
+        return Set(try database.importedDaily(span).keys)
     }
 
     /// Collected rows and imported rows of one breakdown added up by value, in the order of the rollups' breakdowns.
     private func withImported(_ rows: [BreakdownRow], key: String) throws -> [BreakdownRow] {
-        guard let days = importedDays else { return rows }
-        let imported = try database.importedBreakdown(site: site, fromDay: days.lowerBound, toDay: days.upperBound, key: key)
+        guard let span = importedDays else { return rows }
+        let imported = try database.importedBreakdown(span, key: key)
         guard !imported.isEmpty else { return rows }
         var sums: [String?: (Int, Int)] = [:]
         for r in rows + imported {
@@ -197,14 +197,14 @@ struct Figures {
     /// Points of the chart; imported days add to the daily points (an hourly chart has none).
     func series(hourly: Bool) throws -> [SeriesPoint] {
         let points = try collectedSeries(hourly: hourly)
-        guard !hourly, let days = importedDays else { return points }
-        return try Self.withImported(points, database: database, site: site, calendar: calendar, days: days)
+        guard !hourly, let span = importedDays else { return points }
+        return try Self.withImported(points, database: database, calendar: calendar, span: span)
     }
 
-    /// Daily points with the imported days of `days` added.
-    static func withImported(_ points: [SeriesPoint], database: AppDatabase, site: String, calendar: SiteCalendar,
-                             days: ClosedRange<Int64>) throws -> [SeriesPoint] {
-        let imported = try database.importedDaily(site: site, fromDay: days.lowerBound, toDay: days.upperBound)
+    /// Daily points with the imported days of `span` added (none: the points as they are).
+    static func withImported(_ points: [SeriesPoint], database: AppDatabase, calendar: SiteCalendar, span: ImportedSpan?) throws -> [SeriesPoint] {
+        guard let span else { return points }
+        let imported = try database.importedDaily(span)
         guard !imported.isEmpty else { return points }
         var points = points
         for i in points.indices {

@@ -100,15 +100,15 @@ enum Classifier {
                             referrers: ReferrerList, audienceOnly: Bool = false) -> Attribution {
         var a = Attribution()
         if let page, !audienceOnly {
-            a.utmSource = bounded(page.queryValue("utm_source") ?? page.queryValue("ref") ?? page.queryValue("source"))
-            a.utmMedium = bounded(page.queryValue("utm_medium"))?.lowercased()
-            a.utmCampaign = bounded(page.queryValue("utm_campaign"))
-            a.utmTerm = bounded(page.queryValue("utm_term"))
-            a.utmContent = bounded(page.queryValue("utm_content"))
+            a.utmSource = Minimize.bounded(page.queryValue("utm_source") ?? page.queryValue("ref") ?? page.queryValue("source"))
+            a.utmMedium = Minimize.bounded(page.queryValue("utm_medium"))?.lowercased()
+            a.utmCampaign = Minimize.bounded(page.queryValue("utm_campaign"))
+            a.utmTerm = Minimize.bounded(page.queryValue("utm_term"))
+            a.utmContent = Minimize.bounded(page.queryValue("utm_content"))
             for key in Policy.clickIDKeys {
                 if let v = page.queryValue(key) {
                     a.clickIDKind = key
-                    if keepClickID { a.clickID = bounded(v) }
+                    if keepClickID { a.clickID = Minimize.bounded(v) }
                     break
                 }
             }
@@ -125,11 +125,6 @@ enum Classifier {
             a.referrerPath = Minimize.path(referrerPath)
         }
         return a
-    }
-
-    static func bounded(_ s: String?) -> String? {
-        guard let s, !s.isEmpty else { return nil }
-        return Minimize.value(s.utf8.count <= 200 ? s : String(s.prefix(200)))
     }
 
     /// Screen width to a bucket.

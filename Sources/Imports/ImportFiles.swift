@@ -145,12 +145,6 @@ extension Importer {
         return Minimize.path(p)
     }
 
-    /// A free value (a campaign field, a name) as the collector stores it.
-    static func value(_ raw: String?) -> String? {
-        guard let raw, !raw.isEmpty else { return nil }
-        return Minimize.value(raw.utf8.count <= 200 ? raw : String(raw.prefix(200)))
-    }
-
     /// The host of a referrer given as a host, a host and path, or a URL (without `www.`).
     static func referrerHost(_ raw: String?) -> (host: String, path: Substring)? {
         guard var s = raw.map { Substring($0) }, !s.isEmpty else { return nil }
@@ -168,13 +162,13 @@ extension Importer {
     func acquisition(referrer: String?, utmSource: String?, utmMedium: String?, utmCampaign: String?, utmTerm: String?,
                      utmContent: String?, sourceName: String? = nil) -> [(Store.Dimension, String?)] {
         let ref = Self.referrerHost(referrer)
-        let source = Self.value(utmSource), medium = Self.value(utmMedium)?.lowercased()
+        let source = Minimize.bounded(utmSource), medium = Minimize.bounded(utmMedium)?.lowercased()
         // A source named by the other tool (no referrer kept) decides as a campaign source would.
         let a = referrers.acquisition(referrerHost: ref?.host, referrerPath: ref?.path ?? "/", utmSource: source ?? (ref == nil ? sourceName : nil),
                                       utmMedium: medium, clickIDKind: nil)
         return [(.channel, a.channel.rawValue), (.source, a.sourceType), (.sourceName, a.source?.name), (.referrer, ref?.host),
-                (.utmSource, source), (.utmMedium, medium), (.utmCampaign, Self.value(utmCampaign)), (.utmTerm, Self.value(utmTerm)),
-                (.utmContent, Self.value(utmContent))]
+                (.utmSource, source), (.utmMedium, medium), (.utmCampaign, Minimize.bounded(utmCampaign)), (.utmTerm, Minimize.bounded(utmTerm)),
+                (.utmContent, Minimize.bounded(utmContent))]
     }
 
     /// A device class as the collector names it.
@@ -199,7 +193,7 @@ extension Importer {
                      "samsung": "Samsung Internet", "samsung browser": "Samsung Internet", "yandexbrowser": "Yandex Browser",
                      "facebook": "Facebook", "instagram": "Instagram", "android": "Android", "silk": "Amazon Silk", "ie": "IE",
                      "internet explorer": "IE", "brave": "Brave", "vivaldi": "Vivaldi", "duckduckgo": "DuckDuckGo Mobile"]
-        return names[raw.lowercased()] ?? value(raw)
+        return names[raw.lowercased()] ?? Minimize.bounded(raw)
     }
 
     /// An operating system family under uap-core's name, where the other tool names it differently.
@@ -209,7 +203,7 @@ extension Importer {
         if lower.hasPrefix("windows") && !lower.contains("phone") && !lower.contains("mobile") { return "Windows" }
         let names = ["mac": "Mac OS X", "mac os": "Mac OS X", "macos": "Mac OS X", "gnu/linux": "Linux", "linux": "Linux",
                      "android os": "Android", "android": "Android", "ios": "iOS", "chrome os": "Chrome OS", "chromeos": "Chrome OS"]
-        return names[lower] ?? value(raw)
+        return names[lower] ?? Minimize.bounded(raw)
     }
 
     /// A country as an ISO 3166-1 alpha-2 code (unknown: nil).

@@ -1,4 +1,5 @@
 import Foundation
+import Privacy
 import Store
 
 /// Plausible's CSV export (Site settings → Imports & exports → Export to CSV): a zip of
@@ -72,14 +73,14 @@ extension Importer {
                 case "locations":
                     add(Store.Dimension.country.rawValue, Self.country(csv.text("country")), pageviews)
                     // Regions are ISO 3166-2 codes; cities are GeoNames ids, which Candor cannot name: "Unknown".
-                    add(Store.Dimension.region.rawValue, Self.value(csv.text("region")), pageviews)
+                    add(Store.Dimension.region.rawValue, Minimize.bounded(csv.text("region")), pageviews)
                     add(Store.Dimension.city.rawValue, nil, pageviews)
                 case "devices": add(Store.Dimension.device.rawValue, Self.device(csv.text("device")), pageviews)
                 case "browsers": add(Store.Dimension.browser.rawValue, Self.browser(csv.text("browser")), pageviews)
                 case "operating_systems": add(Store.Dimension.os.rawValue, Self.os(csv.text("operating_system")), pageviews)
                 case "custom_events":
                     // Pageviews and engagement are not custom events.
-                    guard let name = Self.value(csv.text("name")), !["pageview", "engagement"].contains(name) else { continue }
+                    guard let name = Minimize.bounded(csv.text("name")), !["pageview", "engagement"].contains(name) else { continue }
                     add(Store.Dimension.event.rawValue, name, try csv.count("events"))
                 default: break
                 }

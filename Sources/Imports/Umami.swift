@@ -1,4 +1,5 @@
 import Foundation
+import Privacy
 import Store
 
 /// Umami's event export (Website → Settings → Data → Export, or the `website_event` table joined
@@ -77,8 +78,8 @@ extension Importer {
                 // The session's fields (the same on every row of it).
                 let fields: [Int32] = [
                     cell(Store.Dimension.country.rawValue, Self.country(csv.text("country"))),
-                    cell(Store.Dimension.region.rawValue, Self.value(csv.text("subdivision1") ?? csv.text("region"))),
-                    cell(Store.Dimension.city.rawValue, Self.value(csv.text("city"))),
+                    cell(Store.Dimension.region.rawValue, Minimize.bounded(csv.text("subdivision1") ?? csv.text("region"))),
+                    cell(Store.Dimension.city.rawValue, Minimize.bounded(csv.text("city"))),
                     cell(Store.Dimension.browser.rawValue, Self.browser(csv.text("browser"))),
                     cell(Store.Dimension.os.rawValue, Self.os(csv.text("os"))),
                     cell(Store.Dimension.device.rawValue, Self.device(csv.text("device"))),
@@ -95,7 +96,7 @@ extension Importer {
                 case 2:
                     visit.events += 1
                     for f in fields { note(day, f, session, count: 0) }
-                    if let name = Self.value(csv.text("event_name")) { note(day, cell(Store.Dimension.event.rawValue, name), session, count: 1) }
+                    if let name = Minimize.bounded(csv.text("event_name")) { note(day, cell(Store.Dimension.event.rawValue, name), session, count: 1) }
                 default:
                     // Other kinds (Umami's later additions) count as activity of the visit only.
                     break

@@ -43,6 +43,13 @@ public enum Minimize {
         return words.joined(separator: " ")
     }
 
+    /// A campaign field, click id or name as stored: nil when missing or empty, else its first
+    /// 200 characters, redacted like ``value(_:)``.
+    public static func bounded(_ s: String?) -> String? {
+        guard let s, !s.isEmpty else { return nil }
+        return value(s.utf8.count <= 200 ? s : String(s.prefix(200)))
+    }
+
     /// Lowercase hex SHA-256 of a phone number in international form (`+` and country code; spaces,
     /// dots, dashes and brackets ignored) as its digits only, the way Meta's `ph` wants it; nil for
     /// a number without a `+` (its country cannot be known).

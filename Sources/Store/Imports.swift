@@ -159,32 +159,24 @@ extension WriteTransaction {
     public func imports(site: String) throws -> [ImportRecord] { try AppDatabase.imports(db, site: site) }
 }
 
-extension AppDatabase {
-    /// The imported days of `fromDay...toDay` that count: none on or after the site's first
-    /// collected day (in its current zone), none with a rollup. The import takes no such day, but
-    /// a move to another time zone, or events a browser held back, can give collected data to an
-    /// imported day afterwards: the collected data wins. The condition applies to a table aliased `i`.
-    static func countedImported(_ db: Database, site: String, fromDay: Int64, toDay: Int64) throws -> (sql: String, arguments: StatementArguments) {
-        // Imported days from the first event's day on (none, unless the site moved or events came
-        // late) that hold events in the site's current days.
-        var collected: [Int64] = []
-        if let (first, _) = try eventSpan(db, site: site) {
-            let calendar = try calendar(db, site: site)
-            let firstDay = calendar.day(of: first)
-            if firstDay <= toDay {
-                for day in try Int64.fetchAll(db, sql: "SELECT day FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?",
-                                              arguments: [site, max(fromDay, firstDay), toDay])
-                where try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
-                                       arguments: [site, calendar.start(of: day), calendar.end(of: day)]) != nil {
-                    collected.append(day)
-                }
-            }
-        }
+/// The imported days of one site that count within a range of days, looked up once per view
+/// (``AppDatabase/importedSpan(site:fromDay:toDay:)``) and read by every imported query of it.
+public struct ImportedSpan: Sendable, Equatable {
+    public let site: String
+    public let fromDay: Int64, toDay: Int64
+    /// Imported days of the range that hold collected events: they count the events only.
+    let collected: [Int64]
+
+    /// The condition on a table of imported days aliased `i`: within the range, none of
+    /// ``collected``, none with a rollup.
+    var condition: (sql: String, arguments: StatementArguments) {
         let without = collected.isEmpty ? "" : " AND i.day NOT IN (\(collected.map(String.init).joined(separator: ",")))"
         return ("i.site_id = ? AND i.day BETWEEN ? AND ?\(without) AND NOT EXISTS (SELECT 1 FROM rollup_days r WHERE r.site_id = i.site_id AND r.day = i.day)",
                 [site, fromDay, toDay])
     }
+}
 
+extension AppDatabase {
     static func imports(_ db: Database, site: String) throws -> [ImportRecord] {
         try Row.fetchAll(db, sql: """
             SELECT i.id, i.site_id, i.source, i.files, i.first_day, i.last_day, i.days, i.skipped_days, i.created_at, i.created_by,
@@ -203,11 +195,39 @@ extension AppDatabase {
         try writer.read { db in try Self.imports(db, site: site) }
     }
 
-    /// Imported totals of the days `fromDay...toDay`.
-    public func importedTotals(site: String, fromDay: Int64, toDay: Int64) throws -> ImportedTotals {
-        guard fromDay <= toDay else { return ImportedTotals() }
+    /// The imported days of `fromDay...toDay` that count, nil when none does: none on a day that
+    /// holds collected events (in the site's current zone), none with a rollup. The import takes
+    /// no such day, but a move to another time zone, or events a browser held back, can give
+    /// collected data to an imported day afterwards: the collected data wins.
+    public func importedSpan(site: String, fromDay: Int64, toDay: Int64) throws -> ImportedSpan? {
+        guard fromDay <= toDay else { return nil }
         return try writer.read { db in
-            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+            // Imported days from the first event's day on (none, unless the site moved or events
+            // came late) that hold events.
+            var collected: [Int64] = []
+            if let (first, _) = try Self.eventSpan(db, site: site) {
+                let calendar = try Self.calendar(db, site: site)
+                let firstDay = calendar.day(of: first)
+                if firstDay <= toDay {
+                    for day in try Int64.fetchAll(db, sql: "SELECT day FROM imported_days WHERE site_id = ? AND day BETWEEN ? AND ?",
+                                                  arguments: [site, max(fromDay, firstDay), toDay])
+                    where try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE site_id = ? AND ts >= ? AND ts < ? LIMIT 1",
+                                           arguments: [site, calendar.start(of: day), calendar.end(of: day)]) != nil {
+                        collected.append(day)
+                    }
+                }
+            }
+            let span = ImportedSpan(site: site, fromDay: fromDay, toDay: toDay, collected: collected)
+            let condition = span.condition
+            return try Int.fetchOne(db, sql: "SELECT 1 FROM imported_days i WHERE \(condition.sql) LIMIT 1", arguments: condition.arguments) != nil
+                ? span : nil
+        }
+    }
+
+    /// Imported totals of a span.
+    public func importedTotals(_ span: ImportedSpan) throws -> ImportedTotals {
+        try writer.read { db in
+            let counted = span.condition
             guard let r = try Row.fetchOne(db, sql: """
                 SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0), coalesce(sum(visits), 0), coalesce(sum(bounces), 0),
                   coalesce(sum(duration_ms), 0), count(*) FROM imported_days i WHERE \(counted.sql)
@@ -222,13 +242,11 @@ extension AppDatabase {
         }
     }
 
-    /// An imported breakdown over `fromDay...toDay` (`key`: a ``Dimension`` raw value or a
-    /// ``RollupKey``), most visitors first, like ``rollupBreakdown(site:fromDay:toDay:key:limit:)``.
-    public func importedBreakdown(site: String, fromDay: Int64, toDay: Int64, key: String,
-                                  limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
-        guard fromDay <= toDay else { return [] }
-        return try writer.read { db in
-            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+    /// An imported breakdown of a span (`key`: a ``Dimension`` raw value or a ``RollupKey``),
+    /// most visitors first, like ``rollupBreakdown(site:fromDay:toDay:key:limit:)``.
+    public func importedBreakdown(_ span: ImportedSpan, key: String, limit: Int = AppDatabase.tableRowLimit) throws -> [BreakdownRow] {
+        try writer.read { db in
+            let counted = span.condition
             return try Row.fetchAll(db, sql: """
                 SELECT value, sum(visitors), sum(count) FROM imported_values i
                 WHERE i.dimension = ? AND \(counted.sql)
@@ -240,22 +258,12 @@ extension AppDatabase {
         }
     }
 
-    /// Imported visitors, pageviews and visits by day of `fromDay...toDay` (days without imported data left out).
-    public func importedDaily(site: String, fromDay: Int64, toDay: Int64) throws -> [Int64: (visitors: Int, pageviews: Int, visits: Int)] {
-        guard fromDay <= toDay else { return [:] }
-        return try writer.read { db in
-            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
+    /// Imported visitors, pageviews and visits by day of a span (days without imported data left out).
+    public func importedDaily(_ span: ImportedSpan) throws -> [Int64: (visitors: Int, pageviews: Int, visits: Int)] {
+        try writer.read { db in
+            let counted = span.condition
             return try Row.fetchAll(db, sql: "SELECT day, visitors, pageviews, visits FROM imported_days i WHERE \(counted.sql)",
                                     arguments: counted.arguments).reduce(into: [:]) { $0[$1[0]] = ($1[1], $1[2], $1[3]) }
-        }
-    }
-
-    /// Whether a site holds imported days within `fromDay...toDay`.
-    public func hasImportedDays(site: String, fromDay: Int64, toDay: Int64) throws -> Bool {
-        guard fromDay <= toDay else { return false }
-        return try writer.read { db in
-            let counted = try Self.countedImported(db, site: site, fromDay: fromDay, toDay: toDay)
-            return try Int.fetchOne(db, sql: "SELECT 1 FROM imported_days i WHERE \(counted.sql) LIMIT 1", arguments: counted.arguments) != nil
         }
     }
 }
