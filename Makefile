@@ -5,7 +5,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpcre2-dev libqrencode-dev libcurl4-openssl-dev libcairo2-dev fonts-dejavu-core sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
+RUN_PACKAGES := libsqlite3-dev libsodium-dev libmaxminddb-dev libpq-dev libpcre2-dev libqrencode-dev libcurl4-openssl-dev libcairo2-dev fonts-dejavu-core sqlite3 pkg-config tzdata uap-core ruby-referer-parser iso-codes zlib1g-dev libbrotli-dev python3-pip esbuild
 # The crawler pattern list (MIT, https://github.com/monperrus/crawler-user-agents), from PyPI,
 # installed where candor serve reads it by default (--crawler-list to change).
 CRAWLERS_VERSION := 1.67.0
@@ -14,7 +14,7 @@ CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
 # candor serve at start-up (--world-map to change).
 MAPS_VERSION := 1.0.2
 MAPS_DIR := /usr/local/share/candor/pygal-maps-world
-TEST_PACKAGES := $(RUN_PACKAGES) libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx zbar-tools poppler-utils
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx zbar-tools poppler-utils
 BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
 
 .PHONY: run test bench bench-classify bench-dashboard build release assets deps-run deps-test deps-bench fixtures clean
@@ -75,10 +75,16 @@ run: release
 	@echo "Dashboard: http://$(HOST):$(PORT)/  (sign in with the admin login above)  Demo page: http://$(HOST):$(PORT)/demo"
 	.build/release/candor serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-# Swift Testing suites, then the headless-Chromium tests of pixel.js and the banner.
+# Swift Testing suites, then the headless-Chromium tests of pixel.js and the banner. The storage
+# suites run against SQLite and against a throwaway PostgreSQL server started here (initdb in a
+# temporary directory, a free loopback port), stopped and removed when the tests end.
 test: deps-test assets
 	swift build --build-tests
-	swift test
+	@pg=$$(mktemp -d /tmp/candor-pg.XXXXXX); \
+	trap 'scripts/pg-test-server stop '"$$pg"'; rm -rf '"$$pg" EXIT; \
+	url=$$(scripts/pg-test-server start $$pg) || exit 1; \
+	echo "PostgreSQL for the tests: $$url"; \
+	CANDOR_TEST_DATABASE_URL=$$url swift test
 	python3 -m pytest -q -p no:cacheprovider Tests/browser -s
 
 # Collector vs nginx, then the privacy office on a 10M-event database (BENCH_EVENTS to change),

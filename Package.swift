@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The library modules the executable and the tests build on.
-let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify", "ReportRender", "Provisioning", "Imports", "Server"]
+let candorModules: [Target.Dependency] = ["Collector", "Retention", "Admin", "Actions", "Analytics", "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "Destinations", "TwoFactor", "Notify", "ReportRender", "Provisioning", "Imports", "Server", "Storage", "PostgresStore"]
 
 let package = Package(
     name: "Candor",
@@ -41,6 +41,16 @@ let package = Package(
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(
+            name: "Storage",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresStore",
+            dependencies: ["CLibPQ", "Storage"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ReportRender",
             dependencies: ["CCairo"],
@@ -49,7 +59,7 @@ let package = Package(
         .target(
             name: "Notify",
             dependencies: [
-                "CCurl", "Store", "Privacy", "JSONOutput",
+                "CCurl", "Store", "Storage", "Privacy", "JSONOutput",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -73,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "Store",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -107,7 +117,7 @@ let package = Package(
         .target(
             name: "Retention",
             dependencies: [
-                "Store", "Privacy", "Consent",
+                "Store", "Storage", "Privacy", "Consent",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -153,7 +163,7 @@ let package = Package(
             name: "Admin",
             dependencies: [
                 "Store", "Privacy", "Consent", "Integrations", "JSONOutput", "Actions", "Analytics", "Destinations", "Geo", "TwoFactor", "Notify", "ReportRender",
-                "Imports", "Traffic",
+                "Imports", "Traffic", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -164,7 +174,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "Collector", "Admin", "Actions", "Consent", "Destinations", "Geo", "Integrations", "JSONOutput", "Notify", "Privacy",
-                "Provisioning", "Retention", "Store", "Traffic",
+                "Provisioning", "Retention", "Store", "Storage", "Traffic",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

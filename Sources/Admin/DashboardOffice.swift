@@ -7,6 +7,7 @@ import Integrations
 import JSONOutput
 import NIOCore
 import Privacy
+import Storage
 import Store
 
 /// The privacy center, pipeline health and the clients (commission) pages.

@@ -1,5 +1,6 @@
 public import Foundation
 public import Store
+import Storage
 import Privacy
 import Synchronization
 

@@ -15,6 +15,7 @@ import Privacy
 import Provisioning
 import Retention
 import ServiceLifecycle
+import Storage
 import Store
 import Synchronization
 public import Traffic
@@ -199,7 +200,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             })
         }
         scheduledJobs.withLock { $0 = Set(jobs.map(\.name) + ["salt_rotation"]) }
-        let scheduler = JobScheduler(database: database, jobs: jobs, logger: logger)
+        let scheduler = JobScheduler(ledger: database, jobs: jobs, logger: logger)
         guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
             throw ServerConfigurationError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")
         }

@@ -780,6 +780,18 @@ extension AppDatabase {
                 CREATE INDEX imported_values_by_import ON imported_values(import_id);
                 """)
         }
+        migrator.registerMigration("v33-job-claims") { db in
+            // A scheduled job's run is claimed before it starts, so that processes sharing the
+            // store run it once per period (Storage.JobLedger); a claim ends with the run's record
+            // or when its lease (`until`, ms) expires.
+            try db.execute(sql: """
+                CREATE TABLE job_claims (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    node TEXT NOT NULL,
+                    until INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

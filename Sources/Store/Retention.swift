@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+public import Storage
 
 /// Tables that retention deletes from, each aged by one time column (milliseconds since 1970).
 public enum RetainedTable: String, Sendable, CaseIterable {
@@ -229,20 +230,43 @@ extension AppDatabase {
 
     // MARK: Scheduled jobs
 
-    /// When the job last completed (ms), or nil if never.
+    /// When a job ran, outside a job's own transaction.
+    public func recordRun(job: String, at: Int64, detail: String?) throws {
+        try transaction { tx in try tx.recordRun(job: job, at: at, detail: detail) }
+    }
+}
+
+extension AppDatabase: JobLedger {
     public func lastRun(job: String) throws -> Int64? {
         try writer.read { db in try Int64.fetchOne(db, sql: "SELECT last_run_at FROM job_runs WHERE name = ?", arguments: [job]) }
     }
 
-    public func recordRun(job: String, at: Int64, detail: String?) throws {
-        try transaction { tx in try tx.recordRun(job: job, at: at, detail: detail) }
+    /// The check and the claim run in one write transaction, which SQLite serializes across
+    /// every process that opens the file.
+    public func claimRun(job: String, node: String, lastRunAtMost: Int64, now: Int64, lease: Int64) throws -> Bool {
+        try writer.write { db in
+            if let last = try Int64.fetchOne(db, sql: "SELECT last_run_at FROM job_runs WHERE name = ?", arguments: [job]),
+               last > lastRunAtMost { return false }
+            try db.execute(sql: """
+                INSERT INTO job_claims (name, node, until) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET node = excluded.node, until = excluded.until
+                WHERE job_claims.node = excluded.node OR job_claims.until <= ?
+                """, arguments: [job, node, now + lease, now])
+            return db.changesCount == 1
+        }
     }
 
-    /// Every job's last run (ms) and detail.
-    public func jobRuns() throws -> [(name: String, lastRunAt: Int64, detail: String?)] {
+    public func finishRun(job: String, node: String, at: Int64, detail: String?) throws {
+        try writer.write { db in
+            try WriteTransaction(db: db).recordRun(job: job, at: at, detail: detail)
+            try db.execute(sql: "DELETE FROM job_claims WHERE name = ? AND node = ?", arguments: [job, node])
+        }
+    }
+
+    public func jobRuns() throws -> [JobRun] {
         try writer.read { db in
             try Row.fetchAll(db, sql: "SELECT name, last_run_at, detail FROM job_runs ORDER BY name").map {
-                ($0["name"], $0["last_run_at"], $0["detail"])
+                JobRun(name: $0["name"], lastRunAt: $0["last_run_at"], detail: $0["detail"])
             }
         }
     }

@@ -214,7 +214,7 @@ extension LiveServerTests {
         try database.recordRun(job: "purge", at: t - 10_000, detail: nil)
         let rollups = ScheduledJob(name: "rollups", interval: .seconds(60), atStart: true) { "" }
         let purge = ScheduledJob(name: "purge", interval: .seconds(60)) { "" }
-        let scheduler = JobScheduler(database: database, jobs: [rollups, purge], logger: Logger(label: "test"), now: { start })
+        let scheduler = JobScheduler(ledger: database, jobs: [rollups, purge], logger: Logger(label: "test"), now: { start })
         #expect(try scheduler.nextDue(rollups, at: t) == t)
         #expect(try scheduler.nextDue(purge, at: t) == t + 50_000)
         try database.recordRun(job: "rollups", at: t + 1, detail: nil)

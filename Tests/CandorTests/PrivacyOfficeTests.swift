@@ -405,7 +405,7 @@ func policyWith(_ edit: (inout Policy) -> Void) -> Policy {
         let t = try TestCollector()
         let runs = Counter()
         func scheduler() -> JobScheduler {
-            JobScheduler(database: t.database, jobs: [ScheduledJob(name: "purge", interval: .seconds(6 * 3600)) {
+            JobScheduler(ledger: t.database, jobs: [ScheduledJob(name: "purge", interval: .seconds(6 * 3600)) {
                 runs.add(); return "ran"
             }], logger: Logger(label: "test"), now: t.clock.closure)
         }

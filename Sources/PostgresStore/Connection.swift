@@ -1,0 +1,139 @@
+import CLibPQ
+import Foundation
+
+/// An error PostgreSQL or libpq reported: the server's message, and its SQLSTATE when it came from
+/// the server (nil when the connection failed).
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let sqlState: String?
+    public var description: String { sqlState.map { "PostgreSQL \($0): \(message)" } ?? "PostgreSQL: \(message)" }
+
+    /// The connection is gone (server stopped, failed over, network): the statement may or may
+    /// not have run.
+    public var connectionLost: Bool { sqlState == nil || sqlState!.hasPrefix("08") || sqlState == "57P01" }
+}
+
+/// A statement parameter, sent in PostgreSQL's text format.
+public enum PostgresValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case text(String)
+    case bytes([UInt8])
+
+    var text: String? {
+        switch self {
+        case .null: nil
+        case .int(let v): String(v)
+        case .text(let s): s
+        case .bytes(let b): "\\x" + b.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+}
+
+extension PostgresValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(stringLiteral value: String) { self = .text(value) }
+}
+
+/// The rows a statement returned, as text (PostgreSQL's text output format).
+public struct PostgresRows: Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+    /// Rows the statement changed (INSERT, UPDATE, DELETE), 0 for others.
+    public let changes: Int
+
+    public func int(_ row: Int, _ column: Int) -> Int64? { rows[row][column].flatMap { Int64($0) } }
+    public func text(_ row: Int, _ column: Int) -> String? { rows[row][column] }
+    /// A bytea column (hex output: `\x…`).
+    public func bytes(_ row: Int, _ column: Int) -> [UInt8]? {
+        guard let s = rows[row][column], s.hasPrefix("\\x") else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity((s.utf8.count - 2) / 2)
+        var high: UInt8?
+        for c in s.utf8.dropFirst(2) {
+            let v: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
+        }
+        return high == nil ? out : nil
+    }
+}
+
+/// One libpq connection. Used by one caller at a time: ``PostgresDatabase`` hands them out.
+final class PostgresConnection: @unchecked Sendable {
+    private let raw: OpaquePointer
+
+    /// Connects with a libpq connection string or URL (`postgres://user:pass@host:port/db`, several
+    /// hosts with `target_session_attrs=read-write` for a failover pair).
+    init(url: String) throws {
+        guard let c = PQconnectdb(url) else { throw PostgresError(message: "out of memory", sqlState: nil) }
+        guard PQstatus(c) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(c)
+            throw PostgresError(message: message, sqlState: nil)
+        }
+        raw = c
+        // Notices (e.g. "relation already exists, skipping") are not errors; libpq prints them
+        // to stderr by default.
+        PQsetNoticeProcessor(raw, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(raw) }
+
+    /// Whether the connection broke (its statements would all fail).
+    var isBroken: Bool { PQstatus(raw) != CONNECTION_OK }
+
+    /// Runs one statement with `$1`, `$2`, … parameters.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> PostgresRows {
+        let texts = parameters.map(\.text)
+        var pointers: [UnsafeMutablePointer<CChar>?] = texts.map { $0.map { strdup($0) } ?? nil }
+        defer { for p in pointers { free(p) } }
+        let result = pointers.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(buffer.count, 1)) { values in
+                PQexecParams(raw, sql, Int32(texts.count), nil, texts.isEmpty ? nil : values, nil, nil, 0)
+            }
+        }
+        guard let result else { throw failure(nil) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            let columnCount = PQnfields(result)
+            let rowCount = PQntuples(result)
+            let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+            var rows: [[String?]] = []
+            rows.reserveCapacity(Int(rowCount))
+            for r in 0..<rowCount {
+                rows.append((0..<columnCount).map { c in
+                    PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c))
+                })
+            }
+            let changes = Int(String(cString: PQcmdTuples(result))) ?? 0
+            return PostgresRows(columns: columns, rows: rows, changes: changes)
+        default:
+            throw failure(result)
+        }
+    }
+
+    /// Runs several statements without parameters (a migration), as PostgreSQL's simple query
+    /// protocol does: in the caller's transaction when there is one.
+    func execute(script sql: String) throws {
+        guard let result = PQexec(raw, sql) else { throw failure(nil) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: return
+        default: throw failure(result)
+        }
+    }
+
+    private func failure(_ result: OpaquePointer?) -> PostgresError {
+        let fieldSQLState = Int32(UInt8(ascii: "C"))
+        let state = result.flatMap { PQresultErrorField($0, fieldSQLState) }.map { String(cString: $0) }
+        let message = result.map { String(cString: PQresultErrorMessage($0)) } ?? String(cString: PQerrorMessage(raw))
+        return PostgresError(message: message.trimmingCharacters(in: .whitespacesAndNewlines), sqlState: state)
+    }
+}

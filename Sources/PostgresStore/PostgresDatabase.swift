@@ -1,0 +1,76 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Candor's tables on a PostgreSQL server (15 or later): the backend for installs that outgrow
+/// one machine. Any number of Candor processes may open the same database; what must happen
+/// once (migrations, a scheduled job's run) is decided in the database, under advisory locks.
+///
+/// Connections come from a small pool (libpq, one per caller at a time). A connection that broke
+/// (the server restarted or failed over) is dropped and the next caller connects again with the
+/// same URL, so a multi-host URL with `target_session_attrs=read-write` finds the new primary.
+public final class PostgresDatabase: Sendable {
+    let url: String
+    private let idle = Mutex<[PostgresConnection]>([])
+    private let slots: DispatchSemaphore
+
+    /// Connects to `url` (libpq syntax: `postgres://user:password@host:port/database?…`) and brings
+    /// the schema up to date, under a lock so that nodes starting together migrate it once.
+    public init(url: String, maxConnections: Int = 8) throws {
+        self.url = url
+        self.slots = DispatchSemaphore(value: max(1, maxConnections))
+        try PostgresSchema.migrate(self)
+    }
+
+    /// Runs `body` with a connection of the pool.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        slots.wait()
+        defer { slots.signal() }
+        let connection = try idle.withLock { $0.popLast() } ?? PostgresConnection(url: url)
+        do {
+            let result = try body(connection)
+            idle.withLock { $0.append(connection) }
+            return result
+        } catch {
+            if !connection.isBroken { idle.withLock { $0.append(connection) } }
+            throw error
+        }
+    }
+
+    /// Runs `body` in one transaction: it commits when `body` returns and rolls back when it
+    /// throws. A COMMIT that fails with a lost connection leaves the outcome unknown; the error
+    /// says so (``PostgresError/connectionLost``).
+    func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try withConnection { connection in
+            try connection.query("BEGIN")
+            let result: T
+            do {
+                result = try body(connection)
+            } catch {
+                _ = try? connection.query("ROLLBACK")
+                throw error
+            }
+            try connection.query("COMMIT")
+            return result
+        }
+    }
+
+    /// One statement outside a transaction of the caller's.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> PostgresRows {
+        try withConnection { try $0.query(sql, parameters) }
+    }
+
+    /// The server's version (`SHOW server_version`).
+    public func serverVersion() throws -> String {
+        try query("SHOW server_version").text(0, 0) ?? "unknown"
+    }
+}
+
+/// The advisory-lock classes Candor takes (the first key of `pg_advisory_xact_lock(int, int)`).
+enum AdvisoryLock: Int32 {
+    /// Schema migrations (second key 0).
+    case migrations = 0x4341_0001
+    /// One scheduled job (second key: `hashtext(name)`).
+    case job = 0x4341_0002
+}

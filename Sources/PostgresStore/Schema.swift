@@ -1,0 +1,40 @@
+/// Candor's PostgreSQL schema, as named migrations applied in order, each once.
+///
+/// Times are milliseconds since 1970 in `bigint`, as in the SQLite schema, so values and queries
+/// carry over unchanged (`candor migrate --to-postgres` copies them as they are).
+enum PostgresSchema {
+    static let migrations: [(name: String, sql: String)] = [
+        ("v1-job-ledger", """
+            CREATE TABLE job_runs (
+                name text PRIMARY KEY,
+                last_run_at bigint NOT NULL,
+                detail text
+            );
+            CREATE TABLE job_claims (
+                name text PRIMARY KEY,
+                node text NOT NULL,
+                until bigint NOT NULL
+            );
+            """),
+    ]
+
+    /// Applies the migrations this database lacks, in one transaction under an advisory lock:
+    /// processes starting together wait for the first, then find nothing left to do. PostgreSQL's
+    /// DDL is transactional, so a failed migration leaves the schema as it was.
+    static func migrate(_ database: PostgresDatabase) throws {
+        try database.transaction { c in
+            try c.query("SELECT pg_advisory_xact_lock($1, 0)", [.int(Int64(AdvisoryLock.migrations.rawValue))])
+            try c.query("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    name text PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """)
+            let applied = Set(try c.query("SELECT name FROM schema_migrations").rows.compactMap { $0[0] })
+            for migration in migrations where !applied.contains(migration.name) {
+                try c.execute(script: migration.sql)
+                try c.query("INSERT INTO schema_migrations (name) VALUES ($1)", [.text(migration.name)])
+            }
+        }
+    }
+}

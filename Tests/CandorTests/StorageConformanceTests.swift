@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+@testable import PostgresStore
+import Retention
+import Storage
+import Store
+import Synchronization
+import Testing
+
+/// The storage backends, each behaviour of ``StorageConformanceTests`` runs against both.
+/// PostgreSQL is the throwaway server `make test` starts (scripts/pg-test-server), named by
+/// CANDOR_TEST_DATABASE_URL; without it the PostgreSQL cases fail and say so, unless
+/// CANDOR_TEST_SKIP_POSTGRES=1 leaves them out on purpose.
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+
+    static var tested: [Backend] {
+        ProcessInfo.processInfo.environment["CANDOR_TEST_SKIP_POSTGRES"] == "1" ? [.sqlite] : allCases
+    }
+
+    var testDescription: String { rawValue }
+
+    /// A new, empty store: a SQLite file in a temporary directory, or a new PostgreSQL database.
+    func makeStore() throws -> TestStore {
+        switch self {
+        case .sqlite: try SQLiteTestStore()
+        case .postgres: try PostgresTestStore()
+        }
+    }
+}
+
+/// One test's store; `open()` opens it again, as another process (a node) would.
+protocol TestStore: AnyObject, Sendable {
+    func open() throws -> any JobLedger
+}
+
+final class SQLiteTestStore: TestStore {
+    let dir = TempDir()
+    var path: String { dir.path + "/candor.sqlite" }
+    init() throws { _ = try AppDatabase(path: path) }
+    func open() throws -> any JobLedger { try AppDatabase(path: path) }
+}
+
+/// A database of its own on the test server, dropped at deinit.
+final class PostgresTestStore: TestStore {
+    let url: String
+    let name: String
+    private let serverURL: String
+
+    init() throws {
+        guard let server = ProcessInfo.processInfo.environment["CANDOR_TEST_DATABASE_URL"], !server.isEmpty else {
+            throw PostgresError(message: "CANDOR_TEST_DATABASE_URL is not set: run the tests with `make test`, which starts a throwaway "
+                                + "PostgreSQL server (or set CANDOR_TEST_SKIP_POSTGRES=1 to leave the PostgreSQL cases out)", sqlState: nil)
+        }
+        guard var parts = URLComponents(string: server) else { throw PostgresError(message: "bad CANDOR_TEST_DATABASE_URL", sqlState: nil) }
+        serverURL = server
+        name = "candor_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try PostgresConnection(url: server).query("CREATE DATABASE \(name)")
+        parts.path = "/" + name
+        url = parts.string!
+    }
+
+    deinit { _ = try? PostgresConnection(url: serverURL).query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+
+    func open() throws -> any JobLedger { try PostgresDatabase(url: url) }
+}
+
+@Suite struct StorageConformanceTests {
+    // MARK: Job ledger
+
+    @Test(arguments: Backend.tested)
+    func aClaimGoesToOneNodeUntilTheRunIsRecorded(_ backend: Backend) throws {
+        let store = try backend.makeStore()
+        let a = try store.open(), b = try store.open()
+        #expect(try a.lastRun(job: "purge") == nil)
+        #expect(try a.claimRun(job: "purge", node: "a", lastRunAtMost: 1_000, now: 1_000, lease: 60_000))
+        #expect(try !b.claimRun(job: "purge", node: "b", lastRunAtMost: 1_000, now: 1_500, lease: 60_000))
+        // A node may claim again what it holds.
+        #expect(try a.claimRun(job: "purge", node: "a", lastRunAtMost: 1_000, now: 2_000, lease: 60_000))
+        try a.finishRun(job: "purge", node: "a", at: 1_000, detail: "3 row(s) deleted")
+        #expect(try b.lastRun(job: "purge") == 1_000)
+        // b saw the job due before a recorded its run: its claim, with the cutoff it computed then, is refused.
+        #expect(try !b.claimRun(job: "purge", node: "b", lastRunAtMost: 999, now: 2_500, lease: 60_000))
+        // One period later it is b's.
+        #expect(try b.claimRun(job: "purge", node: "b", lastRunAtMost: 1_000, now: 3_601_000, lease: 60_000))
+        #expect(try !a.claimRun(job: "purge", node: "a", lastRunAtMost: 1_000, now: 3_601_000, lease: 60_000))
+        try b.finishRun(job: "purge", node: "b", at: 3_601_000, detail: "failed: disk full")
+        #expect(try a.jobRuns() == [JobRun(name: "purge", lastRunAt: 3_601_000, detail: "failed: disk full")])
+    }
+
+    @Test(arguments: Backend.tested)
+    func aDeadNodesClaimLapsesWithItsLease(_ backend: Backend) throws {
+        let store = try backend.makeStore()
+        let a = try store.open(), b = try store.open()
+        #expect(try a.claimRun(job: "rollups", node: "a", lastRunAtMost: 0, now: 10_000, lease: 5_000))
+        #expect(try !b.claimRun(job: "rollups", node: "b", lastRunAtMost: 0, now: 14_999, lease: 5_000))
+        #expect(try b.claimRun(job: "rollups", node: "b", lastRunAtMost: 0, now: 15_000, lease: 5_000))
+        // a comes back and renews: b holds it now.
+        #expect(try !a.claimRun(job: "rollups", node: "a", lastRunAtMost: 0, now: 15_001, lease: 5_000))
+        // Claims of one job leave other jobs alone.
+        #expect(try a.claimRun(job: "purge", node: "a", lastRunAtMost: 0, now: 15_001, lease: 5_000))
+        #expect(try a.jobRuns().isEmpty)
+    }
+
+    @Test(arguments: Backend.tested)
+    func nodesRacingForOneRunGetOneClaim(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let nodes = try (0..<6).map { _ in try store.open() }
+        for round in 0..<20 {
+            let t = Int64(round) * 60_000 + 60_000
+            let granted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for (i, ledger) in nodes.enumerated() {
+                    group.addTask {
+                        guard try ledger.claimRun(job: "requests", node: "n\(i)", lastRunAtMost: t - 60_000, now: t, lease: 30_000) else { return false }
+                        try ledger.finishRun(job: "requests", node: "n\(i)", at: t, detail: "ok")
+                        return true
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(granted == 1, "round \(round)")
+        }
+        #expect(try nodes[0].lastRun(job: "requests") == 20 * 60_000)
+    }
+
+    /// Two schedulers (two nodes) on one store for an hour of injected clock, ticking at the same
+    /// moments: every job runs once per period, by one node or the other, never by both.
+    @Test(arguments: Backend.tested)
+    func twoSchedulersRunEachJobOncePerPeriod(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let start = Date(timeIntervalSince1970: 1_780_000_000)
+        let clock = TestClock(start)
+        let runs = Mutex<[String: [Int64]]>([:])
+        func jobs(_ node: String) -> [ScheduledJob] {
+            [("minutely", 60), ("five-minutely", 300), ("hourly", 3600)].map { name, seconds in
+                ScheduledJob(name: name, interval: .seconds(seconds)) {
+                    let t = Int64(clock.now.timeIntervalSince1970 - start.timeIntervalSince1970)
+                    runs.withLock { $0[name, default: []].append(t) }
+                    // Long enough for the other node's tick to look at the same job meanwhile.
+                    try await Task.sleep(for: .milliseconds(2))
+                    return "ran on \(node)"
+                }
+            }
+        }
+        let a = JobScheduler(ledger: try store.open(), jobs: jobs("a"), logger: Logger(label: "a"), now: clock.closure, node: "a")
+        let b = JobScheduler(ledger: try store.open(), jobs: jobs("b"), logger: Logger(label: "b"), now: clock.closure, node: "b")
+        var ranOn: [String: Int] = [:]
+        for step in 0..<360 {
+            clock.set(start.addingTimeInterval(Double(step) * 10))
+            async let ranA = a.tick()
+            async let ranB = b.tick()
+            let (x, y) = await (ranA, ranB)
+            ranOn["a", default: 0] += x.count
+            ranOn["b", default: 0] += y.count
+        }
+        let seen = runs.withLock { $0 }
+        #expect(seen["minutely"] == Array(stride(from: 0, to: 3600, by: 60)))
+        #expect(seen["five-minutely"] == Array(stride(from: 0, to: 3600, by: 300)))
+        #expect(seen["hourly"] == [0])
+        #expect((ranOn["a"] ?? 0) + (ranOn["b"] ?? 0) == 60 + 12 + 1)
+    }
+}
+
+/// What only the PostgreSQL backend has to prove: nodes starting together migrate once, and a
+/// broken connection is replaced.
+@Suite struct PostgresBackendTests {
+    @Test func nodesStartingTogetherMigrateOnce() async throws {
+        guard Backend.tested.contains(.postgres) else { return }
+        let store = try PostgresTestStore()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { _ = try PostgresDatabase(url: store.url) } }
+            try await group.waitForAll()
+        }
+        let database = try PostgresDatabase(url: store.url)
+        let applied = try database.query("SELECT name, count(*) FROM schema_migrations GROUP BY name ORDER BY name")
+        #expect(applied.rows.map { $0[0] ?? "" } == PostgresSchema.migrations.map(\.name).sorted())
+        #expect(applied.rows.allSatisfy { $0[1] == "1" })
+        #expect(try database.serverVersion().hasPrefix("15") || database.serverVersion().hasPrefix("16") || database.serverVersion().hasPrefix("17"))
+    }
+
+    @Test func aConnectionTheServerEndedIsReplaced() throws {
+        guard Backend.tested.contains(.postgres) else { return }
+        let store = try PostgresTestStore()
+        let database = try PostgresDatabase(url: store.url, maxConnections: 1)
+        try database.finishRun(job: "purge", node: "a", at: 5, detail: nil)
+        let admin = try PostgresConnection(url: store.url)
+        let ended = try admin.query("""
+            SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()) t
+            """)
+        #expect(ended.int(0, 0) == 1)
+        // The pool's one connection is gone: the next statement fails, saying so, and the one
+        // after it runs on a new connection.
+        #expect {
+            _ = try database.lastRun(job: "purge")
+        } throws: { ($0 as? PostgresError)?.connectionLost == true }
+        #expect(try database.lastRun(job: "purge") == 5)
+    }
+}
