@@ -88,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "Privacy",
-            dependencies: ["CSodium", "Store", "Consent", "JSONOutput", .product(name: "CSV", package: "CSV.swift")],
+            dependencies: ["CSodium", "Store", "Storage", "Consent", "JSONOutput", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -6,6 +6,7 @@ import JSONOutput
 import Privacy
 import Retention
 import Store
+import Storage
 
 /// Opens the data directory for the privacy-office commands.
 struct Office {

@@ -73,4 +73,6 @@ enum AdvisoryLock: Int32 {
     case migrations = 0x4341_0001
     /// One scheduled job (second key: `hashtext(name)`).
     case job = 0x4341_0002
+    /// The audit chain's head (second key 0).
+    case audit = 0x4341_0003
 }

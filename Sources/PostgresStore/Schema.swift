@@ -16,6 +16,23 @@ enum PostgresSchema {
                 until bigint NOT NULL
             );
             """),
+        ("v2-audit-log", """
+            CREATE TABLE audit_log (
+                seq bigint PRIMARY KEY,
+                ts bigint NOT NULL,
+                actor text NOT NULL,
+                action text NOT NULL,
+                site_id text,
+                detail text NOT NULL,
+                prev_hash bytea NOT NULL CHECK (length(prev_hash) = 32),
+                hash bytea NOT NULL CHECK (length(hash) = 32)
+            );
+            CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+            CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
+              $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
+            CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+              FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+            """),
     ]
 
     /// Applies the migrations this database lacks, in one transaction under an advisory lock:

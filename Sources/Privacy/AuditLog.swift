@@ -1,5 +1,6 @@
 public import Foundation
 import JSONOutput
+public import Storage
 public import Store
 
 /// The tamper-evident audit log of privacy-relevant actions.
@@ -10,12 +11,17 @@ public import Store
 /// any entry breaks the link after it; only rewriting every later entry hides an edit, so the head
 /// hash that `verify()` prints is worth writing down elsewhere (a ticket, an e-mail).
 public struct AuditLog: Sendable {
-    public let database: AppDatabase
+    /// Where the chain is kept (the SQLite file, or PostgreSQL).
+    public let chain: any AuditChain
     let now: @Sendable () -> Date
 
-    public init(database: AppDatabase, now: @escaping @Sendable () -> Date = { Date() }) {
-        self.database = database
+    public init(chain: any AuditChain, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.chain = chain
         self.now = now
+    }
+
+    public init(database: AppDatabase, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.init(chain: database, now: now)
     }
 
     /// Appends an entry in a transaction of its own: for actions that change nothing else (an
@@ -24,12 +30,12 @@ public struct AuditLog: Sendable {
     /// visitor identifier here.
     @discardableResult
     public func record(actor: String, action: String, site: String? = nil, detail: [String: AuditValue] = [:]) throws -> AuditEntry {
-        try database.transaction { tx in try record(in: tx, actor: actor, action: action, site: site, detail: detail) }
+        try chain.appendingAudit { tx in try record(in: tx, actor: actor, action: action, site: site, detail: detail) }
     }
 
     /// Appends an entry inside `tx`, so it commits or rolls back with the change it records.
     @discardableResult
-    public func record(in tx: WriteTransaction, actor: String, action: String, site: String? = nil,
+    public func record(in tx: any AuditAppender, actor: String, action: String, site: String? = nil,
                        detail: [String: AuditValue] = [:]) throws -> AuditEntry {
         try tx.appendAudit(timestamp: Int64(now().timeIntervalSince1970 * 1000), actor: actor, action: action,
                            siteID: site, detail: AuditValue.json(detail), seal: Self.seal)
@@ -52,11 +58,11 @@ public struct AuditLog: Sendable {
         var previous: AuditEntry?
         var after: Int64 = 0
         var anchors: [Int64: [UInt8]] = [:]
-        for e in try database.recentAuditEntries(limit: 10_000, action: "audit_pruned") {
+        for e in try chain.recentAuditEntries(limit: 10_000, action: "audit_pruned") {
             if let first = e.detailInt("first_seq"), let anchor = e.detailString("anchor").flatMap(Hex.decode) { anchors[first] = anchor }
         }
         while true {
-            let page = try database.auditEntries(after: after, limit: 2000)
+            let page = try chain.auditEntries(after: after, limit: 2000)
             if page.isEmpty { break }
             for e in page {
                 result.entries += 1

@@ -2,6 +2,7 @@ public import Consent
 public import Foundation
 public import Privacy
 public import Store
+import Storage
 
 /// One line of a purge plan or report: what goes (or went) for one site and data class, and why.
 public struct PurgeLine: Sendable, Equatable {

@@ -133,7 +133,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             logger.warning("pixel.js not found: /pixel.js and /demo are not served", metadata: ["public-dir": "\(publicDir)"])
         }
         let office = PrivacyOffice(database: database, policies: policies, subjects: try SubjectHasher(database: database))
-        try recordPolicyChanges(policies: policies, audit: office.audit)
+        try recordPolicyChanges(policies: policies, database: database, audit: office.audit)
         let rotation = SaltRotationService(keeper: salts, logger: logger, scrubber: office.scrubber)
         let purger = Purger(database: database, policies: policies, scrubber: office.scrubber)
         var jobs = [
@@ -268,15 +268,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 
 /// Writes a `policy_changed` audit entry for each policy whose settings differ from the last ones
 /// recorded (a fingerprint of the parsed settings, kept in the job log under `policy:NAME`).
-func recordPolicyChanges(policies: PolicyBook, audit: AuditLog) throws {
-    let recorded = Dictionary(try audit.database.jobRuns().map { ($0.name, $0.detail) }, uniquingKeysWith: { a, _ in a })
+func recordPolicyChanges(policies: PolicyBook, database: AppDatabase, audit: AuditLog) throws {
+    let recorded = Dictionary(try database.jobRuns().map { ($0.name, $0.detail) }, uniquingKeysWith: { a, _ in a })
     for name in policies.policies.keys.sorted() {
         let text = policies[name]!.summary.text
         let fingerprint = Hex.encode(Sodium.hash(Array(text.utf8), outputLength: 16))
         let job = "policy:\(name)"
         let known = recorded[job] ?? nil
         guard known != fingerprint else { continue }
-        try audit.database.transaction { tx in
+        try database.transaction { tx in
             try audit.record(in: tx, actor: "serve", action: known == nil ? "policy_loaded" : "policy_changed",
                              detail: ["policy": .string(name), "version": .init(policies[name]!.version), "fingerprint": .string(fingerprint)])
             try tx.recordRun(job: job, at: Int64(Date().timeIntervalSince1970 * 1000), detail: fingerprint)

@@ -1,38 +1,17 @@
 import Foundation
 import GRDB
+public import Storage
 
-/// One entry of the append-only audit log. `hash` seals this entry together with `prevHash`,
-/// the hash of the entry before it (see Privacy.AuditLog for the chain rule).
-public struct AuditEntry: Sendable, Equatable {
-    public var seq: Int64
-    /// Milliseconds since 1970 (UTC).
-    public var timestamp: Int64
-    /// Who or what acted: "cli", "scheduler", "api-key:ID", "self-service", "user:EMAIL".
-    public var actor: String
-    public var action: String
-    public var siteID: String?
-    /// Flat JSON object text; never contains identifiers of visitors.
-    public var detail: String
-    public var prevHash: [UInt8]
-    public var hash: [UInt8]
-
-    public init(seq: Int64, timestamp: Int64, actor: String, action: String, siteID: String?, detail: String,
-                prevHash: [UInt8], hash: [UInt8]) {
-        self.seq = seq; self.timestamp = timestamp; self.actor = actor; self.action = action
-        self.siteID = siteID; self.detail = detail; self.prevHash = prevHash; self.hash = hash
-    }
-
+extension AuditEntry {
     init(row: Row) {
         self.init(seq: row["seq"], timestamp: row["ts"], actor: row["actor"], action: row["action"], siteID: row["site_id"],
                   detail: row["detail"], prevHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data))
     }
 }
 
-extension WriteTransaction {
-    /// Appends an entry in this transaction, so it commits or rolls back with the change it
-    /// records. `seal` receives the entry with `seq` and `prevHash` filled in (the head's hash,
-    /// or 32 zero bytes for the first entry) and returns its hash. Appends are serialized by the
-    /// write lock, so concurrent appends cannot fork the chain.
+extension WriteTransaction: AuditAppender {
+    /// Appends an entry in this transaction (``AuditAppender``). Appends are serialized by
+    /// SQLite's write lock, so concurrent appends cannot fork the chain.
     @discardableResult
     public func appendAudit(timestamp: Int64, actor: String, action: String, siteID: String?, detail: String,
                             seal: (AuditEntry) -> [UInt8]) throws -> AuditEntry {
@@ -56,7 +35,11 @@ extension WriteTransaction {
     }
 }
 
-extension AppDatabase {
+extension AppDatabase: AuditChain {
+    public func appendingAudit<T>(_ body: (any AuditAppender) throws -> T) throws -> T {
+        try transaction { try body($0) }
+    }
+
     /// Entries with `seq > after`, in order, at most `limit`.
     public func auditEntries(after: Int64 = 0, limit: Int = 1000) throws -> [AuditEntry] {
         try writer.read { db in

@@ -11,6 +11,7 @@ import NIOCore
 import Privacy
 import Retention
 import Store
+import Storage
 import Testing
 import Traffic
 import TwoFactor

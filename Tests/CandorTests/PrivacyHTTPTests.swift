@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Testing
 
 @Suite struct PrivacyHTTPTests {

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Testing
 
 extension LiveServerTests {

@@ -5,6 +5,7 @@ import Logging
 import Privacy
 import Retention
 import Store
+import Storage
 import Testing
 
 @Suite struct SaltTests {

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Testing
 
 /// Shared links through the dashboard's routes on an injected clock: the same page a client

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import PostgresStore
+import Privacy
 import Retention
 import Storage
 import Store
@@ -29,16 +30,23 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 }
 
+/// What the conformance suite exercises: every storage protocol.
+typealias StoreUnderTest = JobLedger & AuditChain
+
 /// One test's store; `open()` opens it again, as another process (a node) would.
 protocol TestStore: AnyObject, Sendable {
-    func open() throws -> any JobLedger
+    func open() throws -> any StoreUnderTest
+    /// Runs SQL on the store's tables from outside Candor, as an operator (or an intruder) with
+    /// the database's credentials would.
+    func operatorSQL(_ sql: String) throws -> String
 }
 
 final class SQLiteTestStore: TestStore {
     let dir = TempDir()
     var path: String { dir.path + "/candor.sqlite" }
     init() throws { _ = try AppDatabase(path: path) }
-    func open() throws -> any JobLedger { try AppDatabase(path: path) }
+    func open() throws -> any StoreUnderTest { try AppDatabase(path: path) }
+    func operatorSQL(_ sql: String) throws -> String { try sqlite3(path, sql).output }
 }
 
 /// A database of its own on the test server, dropped at deinit.
@@ -62,7 +70,13 @@ final class PostgresTestStore: TestStore {
 
     deinit { _ = try? PostgresConnection(url: serverURL).query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
 
-    func open() throws -> any JobLedger { try PostgresDatabase(url: url) }
+    func open() throws -> any StoreUnderTest { try PostgresDatabase(url: url) }
+    func operatorSQL(_ sql: String) throws -> String {
+        do {
+            try PostgresConnection(url: url).execute(script: sql)
+            return ""
+        } catch { return "\(error)" }
+    }
 }
 
 @Suite struct StorageConformanceTests {
@@ -158,6 +172,66 @@ final class PostgresTestStore: TestStore {
         #expect(seen["five-minutely"] == Array(stride(from: 0, to: 3600, by: 300)))
         #expect(seen["hourly"] == [0])
         #expect((ranOn["a"] ?? 0) + (ranOn["b"] ?? 0) == 60 + 12 + 1)
+    }
+}
+
+extension StorageConformanceTests {
+    // MARK: Audit chain
+
+    @Test(arguments: Backend.tested)
+    func nodesAppendingTogetherKeepOneChain(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let logs = try (0..<4).map { _ in AuditLog(chain: try store.open()) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, log) in logs.enumerated() {
+                group.addTask {
+                    for i in 0..<40 { try log.record(actor: "node-\(n)", action: "test_append", detail: ["i": .init(i)]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let verification = try logs[0].verify()
+        #expect(verification.isIntact, "\(verification.problem ?? "")")
+        #expect(verification.entries == 160 && verification.headSeq == 160)
+        let entries = try logs[1].chain.auditEntries(after: 0, limit: 1000)
+        #expect(entries.map(\.seq) == Array(1...160))
+        #expect(Set(entries.map(\.actor)) == ["node-0", "node-1", "node-2", "node-3"])
+        #expect(try logs[2].chain.recentAuditEntries(limit: 2, action: "test_append").map(\.seq) == [160, 159])
+        #expect(try logs[2].chain.recentAuditEntries(limit: 1, action: "other").isEmpty)
+    }
+
+    @Test(arguments: Backend.tested)
+    func anAppendThatRollsBackLeavesNoTrace(_ backend: Backend) throws {
+        struct Abandoned: Error {}
+        let store = try backend.makeStore()
+        let log = AuditLog(chain: try store.open())
+        #expect(throws: Abandoned.self) {
+            try log.chain.appendingAudit { tx in
+                try log.record(in: tx, actor: "cli", action: "site_removed", site: "s1")
+                throw Abandoned()
+            }
+        }
+        #expect(try log.chain.auditEntries(after: 0, limit: 10).isEmpty)
+        let first = try log.record(actor: "cli", action: "site_added", site: "s1", detail: ["name": "Shop"])
+        #expect(first.seq == 1 && first.prevHash == [UInt8](repeating: 0, count: 32))
+        #expect(try log.chain.auditEntries(after: 0, limit: 10) == [first])
+    }
+
+    @Test(arguments: Backend.tested)
+    func anEditFromOutsideIsFoundAtItsEntry(_ backend: Backend) throws {
+        let store = try backend.makeStore()
+        let log = AuditLog(chain: try store.open())
+        for i in 1...5 { try log.record(actor: "cli", action: "export", detail: ["n": .init(i)]) }
+        #expect(try log.verify().isIntact)
+        // The table refuses updates.
+        let refused = try store.operatorSQL("UPDATE audit_log SET detail = '{}' WHERE seq = 3")
+        #expect(refused.contains("append-only"), "\(refused)")
+        #expect(try log.verify().isIntact)
+        // Whoever drops that guard first is still found out, at the entry edited.
+        let disable = backend == .sqlite ? "DROP TRIGGER audit_log_append_only;" : "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;"
+        _ = try store.operatorSQL(disable + " UPDATE audit_log SET detail = '{\"n\":33}' WHERE seq = 3")
+        let verification = try log.verify()
+        #expect(verification.firstBroken == 3 && verification.problem == "contents do not match the entry's hash")
     }
 }
 

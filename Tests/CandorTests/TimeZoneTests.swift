@@ -11,6 +11,7 @@ import NIOCore
 import Privacy
 import Retention
 @testable import Store
+import Storage
 import Testing
 
 private func instant(_ iso: String) -> Date { try! Date(iso, strategy: .iso8601) }
