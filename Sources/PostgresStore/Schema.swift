@@ -33,6 +33,19 @@ enum PostgresSchema {
             CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
               FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
             """),
+        // Salts are UNLOGGED: never written to the WAL, so never in a standby, a WAL archive or
+        // a base backup, and gone after a crash (the nodes' cached copies then carry the day).
+        ("v3-salts", """
+            CREATE UNLOGGED TABLE salts (
+                day bigint PRIMARY KEY,
+                salt bytea NOT NULL CHECK (length(salt) = 32)
+            );
+            CREATE TABLE salt_destructions (
+                day bigint PRIMARY KEY,
+                deleted_at bigint NOT NULL,
+                destroyed_at bigint
+            );
+            """),
     ]
 
     /// Applies the migrations this database lacks, in one transaction under an advisory lock:

@@ -1,4 +1,5 @@
 public import Foundation
+public import Storage
 public import Store
 import Synchronization
 
@@ -34,22 +35,34 @@ public final class SaltKeeper: Sendable {
         var deleted: Set<Int64> = []
     }
 
-    private let database: AppDatabase
+    private let vault: any SaltVault
+    /// The zones of the install's sites (UTC when there is none).
+    private let zones: @Sendable () throws -> Set<SiteCalendar>
+    /// Where a rotation pass is recorded as the job run "salt_rotation".
+    private let ledger: any JobLedger
     private let overlap: TimeInterval
 
     /// Records a rotation pass as the job run "salt_rotation" (its detail starts with "failed" when it failed).
     public func recordRun(at t: Int64, detail: String) throws {
-        try database.recordRun(job: "salt_rotation", at: t, detail: detail)
+        try ledger.finishRun(job: "salt_rotation", node: "", at: t, detail: detail)
     }
     private let audit: AuditLog
     private let state = Mutex(State())
 
-    public init(database: AppDatabase, overlap: TimeInterval = SaltKeeper.defaultOverlap, audit: AuditLog? = nil) throws {
-        self.database = database
+    public convenience init(database: AppDatabase, overlap: TimeInterval = SaltKeeper.defaultOverlap, audit: AuditLog? = nil) throws {
+        try self.init(vault: database, ledger: database, zones: { Set(try database.sites().map(\.calendar)) }, overlap: overlap, audit: audit)
+    }
+
+    /// Keeps the salts in `vault`, for sites in the zones `zones` returns; loads the stored ones.
+    public init(vault: any SaltVault, ledger: any JobLedger, zones: @escaping @Sendable () throws -> Set<SiteCalendar>,
+                overlap: TimeInterval = SaltKeeper.defaultOverlap, audit: AuditLog? = nil) throws {
+        self.vault = vault
+        self.ledger = ledger
+        self.zones = zones
         self.overlap = overlap
-        self.audit = audit ?? AuditLog(database: database)
+        self.audit = audit ?? AuditLog(chain: vault)
         var loaded: [Int64: SecretBytes] = [:]
-        try database.withSalts { day, bytes in loaded[day] = SecretBytes(copying: bytes) }
+        try vault.withSalts { day, bytes in loaded[day] = SecretBytes(copying: bytes) }
         state.withLock { $0.salts = loaded }
     }
 
@@ -84,7 +97,7 @@ public final class SaltKeeper: Sendable {
                 let fresh = SecretBytes(random: 32)
                 // The new salt and the audit entry recording it commit together; if another process
                 // stored the day's salt first, that one is used.
-                let made = try database.transaction { tx -> SecretBytes? in
+                let made = try vault.writingSalts { tx -> SecretBytes? in
                     if try tx.saltDeleted(day: day) { return nil }
                     if try fresh.withBytes({ try tx.insertSalt(day: day, bytes: $0) }) {
                         try audit.record(in: tx, actor: "system", action: "salt_rotated", detail: ["day": .int(day)])
@@ -105,7 +118,7 @@ public final class SaltKeeper: Sendable {
 
     /// The sites' calendars (UTC when there is no site).
     private func calendars() throws -> Set<SiteCalendar> {
-        let all = Set(try database.sites().map(\.calendar))
+        let all = try zones()
         return all.isEmpty ? [.utc] : all
     }
 
@@ -131,9 +144,9 @@ public final class SaltKeeper: Sendable {
     @discardableResult
     public func deleteExpired(now: Date) throws -> [Int64] {
         let oldest = try oldestNeeded(now: now)
-        let expired = try database.saltDays().filter { $0 < oldest }
+        let expired = try vault.saltDays().filter { $0 < oldest }
         let at = Int64(now.timeIntervalSince1970 * 1000)
-        let deleted = expired.isEmpty ? [] : try database.transaction { tx in try tx.deleteSalts(days: expired, at: at) }
+        let deleted = expired.isEmpty ? [] : try vault.writingSalts { tx in try tx.deleteSalts(days: expired, at: at) }
         // Dropping the last reference frees the sodium memory, which zeroes it.
         state.withLock { s in for day in s.salts.keys where day < oldest { s.salts[day] = nil } }
         return deleted

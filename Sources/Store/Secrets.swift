@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
+public import Storage
 
-extension WriteTransaction {
+extension WriteTransaction: SaltWriter {
     // MARK: Daily salts (see Privacy.SaltKeeper). Raw bytes in, raw bytes out; nothing else reads them.
 
     /// Stores a day's salt unless another process stored that day's first (a CLI `rotate-salt`
@@ -50,7 +51,11 @@ extension WriteTransaction {
     }
 }
 
-extension AppDatabase {
+extension AppDatabase: SaltVault {
+    public func writingSalts<T>(_ body: (any SaltWriter) throws -> T) throws -> T {
+        try transaction { try body($0) }
+    }
+
     /// Days whose salt row is deleted but whose destruction is not verified yet.
     public func pendingSaltDestructions() throws -> [Int64] {
         try writer.read { db in try Int64.fetchAll(db, sql: "SELECT day FROM salt_destructions WHERE destroyed_at IS NULL ORDER BY day") }

@@ -31,7 +31,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 }
 
 /// What the conformance suite exercises: every storage protocol.
-typealias StoreUnderTest = JobLedger & AuditChain
+typealias StoreUnderTest = JobLedger & AuditChain & SaltVault
 
 /// One test's store; `open()` opens it again, as another process (a node) would.
 protocol TestStore: AnyObject, Sendable {
@@ -156,8 +156,9 @@ final class PostgresTestStore: TestStore {
                 }
             }
         }
-        let a = JobScheduler(ledger: try store.open(), jobs: jobs("a"), logger: Logger(label: "a"), now: clock.closure, node: "a")
-        let b = JobScheduler(ledger: try store.open(), jobs: jobs("b"), logger: Logger(label: "b"), now: clock.closure, node: "b")
+        let quiet = Logger(label: "scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
+        let a = JobScheduler(ledger: try store.open(), jobs: jobs("a"), logger: quiet, now: clock.closure, node: "a")
+        let b = JobScheduler(ledger: try store.open(), jobs: jobs("b"), logger: quiet, now: clock.closure, node: "b")
         var ranOn: [String: Int] = [:]
         for step in 0..<360 {
             clock.set(start.addingTimeInterval(Double(step) * 10))
@@ -235,6 +236,110 @@ extension StorageConformanceTests {
     }
 }
 
+extension StorageConformanceTests {
+    // MARK: Salts
+
+    func keeper(_ store: any StoreUnderTest) throws -> SaltKeeper {
+        try SaltKeeper(vault: store, ledger: store, zones: { [.utc] })
+    }
+
+    @Test(arguments: Backend.tested)
+    func nodesHashWithOneSaltPerDay(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let stores = try (0..<4).map { _ in try store.open() }
+        let keepers = try stores.map(keeper)
+        let hashes = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for k in keepers { group.addTask { try k.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current } }
+            return try await group.reduce(into: Set<Int64>()) { $0.insert($1) }
+        }
+        #expect(hashes.count == 1)
+        let day = utcDay(noon)
+        #expect(try stores[0].saltDays() == [day])
+        let rotated = try stores[1].recentAuditEntries(limit: 10, action: "salt_rotated")
+        #expect(rotated.count == 1 && rotated[0].detail == "{\"day\":\(day)}")
+        // A node started later reads the same salt.
+        let late = try keeper(try store.open())
+        #expect(try late.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current == hashes.first)
+        #expect(try late.visitorHashes(site: "s1", ip: "192.0.2.8", userAgent: chromeUA, now: noon).current != hashes.first)
+    }
+
+    @Test(arguments: Backend.tested)
+    func aDeletedSaltIsGoneFromEveryNodeAndNeverMadeAgain(_ backend: Backend) throws {
+        let store = try backend.makeStore()
+        let a = try store.open(), b = try store.open()
+        let keeperA = try keeper(a), keeperB = try keeper(b)
+        let day = utcDay(noon)
+        let first = try keeperA.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current
+        #expect(try keeperB.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current == first)
+        // Two days later, past the overlap: node a deletes the salt; node b drops its copy on its own pass.
+        let later = noon.addingTimeInterval(2 * 86_400)
+        #expect(try keeperA.deleteExpired(now: later) == [day])
+        #expect(try keeperB.deleteExpired(now: later) == [])
+        #expect(!keeperA.daysInMemory.contains(day) && !keeperB.daysInMemory.contains(day))
+        #expect(try a.pendingSaltDestructions() == [day])
+        #expect(try b.writingSalts { try $0.saltDeleted(day: day) })
+        // A node asking for that day again (a site in a zone still on it) gets the next day's salt, never a new one of that day.
+        let again = try keeper(try store.open())
+        let (current, _) = try again.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon)
+        #expect(current != first)
+        #expect(try !b.saltDays().contains(day))
+    }
+}
+
+/// A PostgreSQL server of one test's own (scripts/pg-test-server), for what a shared server cannot
+/// show: the files at rest after a clean shutdown.
+final class OwnPostgresServer: Sendable {
+    let dir = TempDir()
+    var cluster: String { dir.path + "/pg" }
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/pg-test-server").path
+
+    init() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.script) else {
+            throw PostgresError(message: "\(Self.script) is missing", sqlState: nil)
+        }
+    }
+
+    /// Starts the server (made at the first start) and returns its URL.
+    func start() throws -> String {
+        let (status, output) = try run("start")
+        guard status == 0 else { throw PostgresError(message: "pg-test-server start: \(output)", sqlState: nil) }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A clean shutdown.
+    func stop() { _ = try? run("stop") }
+
+    /// The data directory's files (relative paths) that hold `bytes`.
+    func files(holding bytes: [UInt8]) -> [String] {
+        let root = cluster + "/data"
+        let needle = Data(bytes)
+        var found: [String] = []
+        let walker = FileManager.default.enumerator(atPath: root)
+        while let relative = walker?.nextObject() as? String {
+            let path = root + "/" + relative
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let data = FileManager.default.contents(atPath: path), data.range(of: needle) != nil else { continue }
+            found.append(relative)
+        }
+        return found
+    }
+
+    private func run(_ command: String) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.script)
+        p.arguments = [command, cluster]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, output)
+    }
+}
+
 /// What only the PostgreSQL backend has to prove: nodes starting together migrate once, and a
 /// broken connection is replaced.
 @Suite struct PostgresBackendTests {
@@ -250,6 +355,42 @@ extension StorageConformanceTests {
         #expect(applied.rows.map { $0[0] ?? "" } == PostgresSchema.migrations.map(\.name).sorted())
         #expect(applied.rows.allSatisfy { $0[1] == "1" })
         #expect(try database.serverVersion().hasPrefix("15") || database.serverVersion().hasPrefix("16") || database.serverVersion().hasPrefix("17"))
+    }
+
+    /// The salts table is UNLOGGED: a salt reaches its table's file (at a clean shutdown) but
+    /// never the WAL, where the bytes of a row of a logged table, the control, are found; once
+    /// deleted and destroyed, its bytes are in no file of the data directory. On a server of its
+    /// own, stopped to read its files at rest.
+    @Test func aSaltNeverReachesTheWALAndLeavesNoFileOnceDestroyed() throws {
+        guard Backend.tested.contains(.postgres) else { return }
+        let server = try OwnPostgresServer()
+        defer { server.stop() }
+        let salt = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let control = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let day: Int64 = 20_000
+        do {
+            let database = try PostgresDatabase(url: try server.start())
+            #expect(try database.writingSalts { tx in try salt.withUnsafeBytes { try tx.insertSalt(day: day, bytes: $0) } })
+            try database.query("CREATE TABLE logged_control (b bytea)")
+            try database.query("INSERT INTO logged_control VALUES ($1)", [.bytes(control)])
+        }
+        server.stop()
+        let controlFiles = server.files(holding: control)
+        #expect(controlFiles.contains { $0.hasPrefix("pg_wal/") } && controlFiles.contains { $0.hasPrefix("base/") },
+                "the scan finds a logged row in the WAL and in its table's file: \(controlFiles)")
+        let saltFiles = server.files(holding: salt)
+        #expect(saltFiles.contains { $0.hasPrefix("base/") }, "the salt is in its table's file: \(saltFiles)")
+        #expect(!saltFiles.contains { $0.hasPrefix("pg_wal/") }, "an UNLOGGED table's rows never reach the WAL: \(saltFiles)")
+        do {
+            let database = try PostgresDatabase(url: try server.start())
+            #expect(try database.saltDays() == [day])
+            #expect(try database.writingSalts { try $0.deleteSalts(days: [day], at: 1) } == [day])
+            #expect(try database.pendingSaltDestructions() == [day])
+            #expect(try database.destroyDeletedSalts(at: 2) == [day])
+            #expect(try database.pendingSaltDestructions().isEmpty)
+        }
+        server.stop()
+        #expect(server.files(holding: salt).isEmpty)
     }
 
     @Test func aConnectionTheServerEndedIsReplaced() throws {

@@ -1,7 +1,8 @@
+public import Foundation
 public import Storage
 
-/// A PostgreSQL write transaction that appends to the audit chain.
-struct PostgresAuditAppender: AuditAppender {
+/// One PostgreSQL write transaction, for the storage protocols' writers.
+struct PostgresTransaction: AuditAppender, SaltWriter {
     let connection: PostgresConnection
 
     /// The chain's head is read and extended under a transaction-scoped advisory lock, held until
@@ -23,11 +24,41 @@ struct PostgresAuditAppender: AuditAppender {
                   .bytes(prev), .bytes(entry.hash)])
         return entry
     }
+
+    func insertSalt(day: Int64, bytes: UnsafeRawBufferPointer) throws -> Bool {
+        var copy = [UInt8](bytes)
+        defer { for i in copy.indices { copy[i] = 0 } }
+        return try connection.query("INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+                                    [.int(day), .bytes(copy)]).changes == 1
+    }
+
+    func saltDeleted(day: Int64) throws -> Bool {
+        try !connection.query("SELECT 1 FROM salt_destructions WHERE day = $1", [.int(day)]).rows.isEmpty
+    }
+
+    func withSalt<R>(day: Int64, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let rows = try connection.query("SELECT salt FROM salts WHERE day = $1", [.int(day)])
+        guard !rows.rows.isEmpty, var bytes = rows.bytes(0, 0) else { return nil }
+        defer { for i in bytes.indices { bytes[i] = 0 } }
+        return try bytes.withUnsafeBytes(body)
+    }
+
+    func deleteSalts(days: [Int64], at: Int64) throws -> [Int64] {
+        var deleted: [Int64] = []
+        for day in days where try connection.query("DELETE FROM salts WHERE day = $1", [.int(day)]).changes == 1 {
+            deleted.append(day)
+            try connection.query("""
+                INSERT INTO salt_destructions (day, deleted_at) VALUES ($1, $2)
+                ON CONFLICT (day) DO UPDATE SET deleted_at = excluded.deleted_at, destroyed_at = NULL
+                """, [.int(day), .int(at)])
+        }
+        return deleted
+    }
 }
 
 extension PostgresDatabase: AuditChain {
     public func appendingAudit<T>(_ body: (any AuditAppender) throws -> T) throws -> T {
-        try transaction { try body(PostgresAuditAppender(connection: $0)) }
+        try transaction { try body(PostgresTransaction(connection: $0)) }
     }
 
     public func auditEntries(after: Int64, limit: Int) throws -> [AuditEntry] {
