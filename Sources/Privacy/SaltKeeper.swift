@@ -116,7 +116,36 @@ public final class SaltKeeper: Sendable {
         }
     }
 
-    /// The sites' calendars (UTC when there is no site).
+    /// Stores again the salts this process holds that the store no longer has (and did not
+    /// delete): PostgreSQL empties its UNLOGGED salts table after a crash, and a node started
+    /// afterwards would make a new salt for the day and count every visitor twice. Where another
+    /// node stored its copy first, that one is taken, so every node converges on one salt per
+    /// day (the rotation service calls this at least once a minute). Returns the days this
+    /// process stored again (each with a `salt_restored` audit entry).
+    @discardableResult
+    public func restoreLost() throws -> [Int64] {
+        let held = state.withLock { $0.salts }
+        guard !held.isEmpty else { return [] }
+        let stored = Set(try vault.saltDays())
+        var restored: [Int64] = []
+        for (day, salt) in held.sorted(by: { $0.key < $1.key }) where !stored.contains(day) {
+            let (kept, storedNow) = try vault.writingSalts { tx -> (SecretBytes?, Bool) in
+                if try tx.saltDeleted(day: day) { return (nil, false) }
+                if try salt.withBytes({ try tx.insertSalt(day: day, bytes: $0) }) {
+                    try audit.record(in: tx, actor: "system", action: "salt_restored", detail: ["day": .int(day)])
+                    return (salt, true)
+                }
+                return (try tx.withSalt(day: day, { SecretBytes(copying: $0) }), false)
+            }
+            state.withLock { s in
+                if let kept { s.salts[day] = kept } else { s.salts[day] = nil; s.deleted.insert(day) }
+            }
+            if storedNow { restored.append(day) }
+        }
+        return restored
+    }
+
+
     private func calendars() throws -> Set<SiteCalendar> {
         let all = try zones()
         return all.isEmpty ? [.utc] : all

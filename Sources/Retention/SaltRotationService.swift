@@ -37,11 +37,16 @@ public struct SaltRotationService: Service {
         public var problems: [String]
     }
 
-    /// One pass: make sure today's salt exists (its creation writes `salt_rotated`), delete what
+    /// One pass: store again what the store lost of the salts held (``SaltKeeper/restoreLost()``),
+    /// make sure today's salt exists (its creation writes `salt_rotated`), delete what
     /// has expired, then have the scrubber verify every deletion still waiting (`salt_destroyed`).
     @discardableResult
     public func tick() async throws -> Pass {
         let t = now()
+        let restored = try keeper.restoreLost()
+        if !restored.isEmpty {
+            logger.warning("salts the store had lost were stored again", metadata: ["days": "\(restored.map { String($0) }.joined(separator: ","))"])
+        }
         try keeper.rotate(now: t)
         let deleted = try keeper.deleteExpired(now: t)
         let scrub = await scrubber.run(actor: "scheduler")

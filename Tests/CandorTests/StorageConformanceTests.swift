@@ -284,6 +284,26 @@ extension StorageConformanceTests {
         #expect(current != first)
         #expect(try !b.saltDays().contains(day))
     }
+
+    @Test(arguments: Backend.tested)
+    func aSaltTheStoreLostIsStoredAgainByANodeHoldingIt(_ backend: Backend) throws {
+        let store = try backend.makeStore()
+        let a = try store.open(), b = try store.open()
+        let keeperA = try keeper(a), keeperB = try keeper(b)
+        let first = try keeperA.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current
+        #expect(try keeperB.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current == first)
+        _ = try store.operatorSQL("DELETE FROM salts")
+        #expect(try a.saltDays().isEmpty)
+        // Both nodes hold it; one stores it again, the other finds it stored.
+        let restored = try keeperA.restoreLost() + keeperB.restoreLost()
+        #expect(restored == [utcDay(noon)])
+        #expect(try keeper(try store.open()).visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current == first)
+        #expect(try a.recentAuditEntries(limit: 5, action: "salt_restored").count == 1)
+        // A salt deleted as expired is not brought back.
+        _ = try keeperA.deleteExpired(now: noon.addingTimeInterval(2 * 86_400))
+        #expect(try keeperB.restoreLost() == [])
+        #expect(try a.saltDays().isEmpty && !keeperB.daysInMemory.contains(utcDay(noon)))
+    }
 }
 
 /// A PostgreSQL server of one test's own (scripts/pg-test-server), for what a shared server cannot
@@ -309,6 +329,9 @@ final class OwnPostgresServer: Sendable {
 
     /// A clean shutdown.
     func stop() { _ = try? run("stop") }
+
+    /// Stops the server as a crash would (recovery at the next start).
+    func crash() { _ = try? run("crash") }
 
     /// The data directory's files (relative paths) that hold `bytes`.
     func files(holding bytes: [UInt8]) -> [String] {
@@ -391,6 +414,30 @@ final class OwnPostgresServer: Sendable {
         }
         server.stop()
         #expect(server.files(holding: salt).isEmpty)
+    }
+
+    /// A crash empties the UNLOGGED salts table: a node holding the day's salt stores it again,
+    /// and a node started afterwards counts the same visitors as before the crash.
+    @Test func aCrashLosesNoSaltWhileANodeHoldsIt() throws {
+        guard Backend.tested.contains(.postgres) else { return }
+        let server = try OwnPostgresServer()
+        defer { server.stop() }
+        let url = try server.start()
+        let node = try PostgresDatabase(url: url)
+        let keeper = try SaltKeeper(vault: node, ledger: node, zones: { [.utc] })
+        let before = try keeper.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current
+        server.crash()
+        _ = try server.start()
+        // The node's connection broke with the crash: its next statement says so, the one after reconnects.
+        #expect(throws: PostgresError.self) { try node.saltDays() }
+        #expect(try node.saltDays().isEmpty, "the crash emptied the UNLOGGED table")
+        #expect(try keeper.restoreLost() == [utcDay(noon)])
+        #expect(try keeper.restoreLost() == [])
+        let later = try SaltKeeper(vault: try PostgresDatabase(url: url), ledger: node, zones: { [.utc] })
+        #expect(try later.visitorHashes(site: "s1", ip: "192.0.2.7", userAgent: chromeUA, now: noon).current == before)
+        let restored = try node.recentAuditEntries(limit: 5, action: "salt_restored")
+        #expect(restored.map(\.detail) == ["{\"day\":\(utcDay(noon))}"])
+        #expect(try AuditLog(chain: node).verify().isIntact)
     }
 
     @Test func aConnectionTheServerEndedIsReplaced() throws {
