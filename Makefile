@@ -81,7 +81,7 @@ run: release
 test: deps-test assets
 	swift build --build-tests
 	@pg=$$(mktemp -d /tmp/candor-pg.XXXXXX); \
-	trap 'scripts/pg-test-server stop '"$$pg"'; rm -rf '"$$pg" EXIT; \
+	trap 'scripts/pg-test-server stop '"$$pg"'; rm -rf '"$$pg" EXIT; trap 'exit 130' INT TERM; \
 	url=$$(scripts/pg-test-server start $$pg) || exit 1; \
 	echo "PostgreSQL for the tests: $$url"; \
 	CANDOR_TEST_DATABASE_URL=$$url swift test

@@ -10,7 +10,12 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 
     /// The connection is gone (server stopped, failed over, network): the statement may or may
     /// not have run.
-    public var connectionLost: Bool { sqlState == nil || sqlState!.hasPrefix("08") || sqlState == "57P01" }
+    public var connectionLost: Bool {
+        guard let sqlState else { return true }
+        // 08: connection exceptions; 57P01–57P05: the server ended the session (shutdown, crash of
+        // another backend, idle timeout).
+        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "57P05"].contains(sqlState)
+    }
 }
 
 /// A statement parameter, sent in PostgreSQL's text format.
@@ -41,6 +46,8 @@ public struct PostgresRows: Sendable {
     public let rows: [[String?]]
     /// Rows the statement changed (INSERT, UPDATE, DELETE), 0 for others.
     public let changes: Int
+    /// The command tag's first word ("COMMIT", "ROLLBACK", "INSERT", …).
+    public let command: String
 
     public func int(_ row: Int, _ column: Int) -> Int64? { rows[row][column].flatMap { Int64($0) } }
     public func text(_ row: Int, _ column: Int) -> String? { rows[row][column] }
@@ -63,6 +70,11 @@ public struct PostgresRows: Sendable {
     }
 }
 
+/// The notices of a connection while ``PostgresConnection/collectingNotices(_:)`` runs.
+private final class NoticeBox {
+    var messages: [String] = []
+}
+
 /// One libpq connection. Used by one caller at a time: ``PostgresDatabase`` hands them out.
 final class PostgresConnection: @unchecked Sendable {
     private let raw: OpaquePointer
@@ -80,6 +92,24 @@ final class PostgresConnection: @unchecked Sendable {
         // Notices (e.g. "relation already exists, skipping") are not errors; libpq prints them
         // to stderr by default.
         PQsetNoticeProcessor(raw, { _, _ in }, nil)
+        // bytea comes back as hex, whatever the server's default (``PostgresRows/bytes(_:_:)``).
+        try query("SET bytea_output = 'hex'")
+    }
+
+    /// Whether the connection is idle outside a transaction: fit to hand to the next caller.
+    var isIdle: Bool { PQstatus(raw) == CONNECTION_OK && PQtransactionStatus(raw) == PQTRANS_IDLE }
+
+    /// Runs `body`, returning with its result the notices the server sent meanwhile (INFO,
+    /// NOTICE, WARNING: message and detail lines as libpq formats them).
+    func collectingNotices<T>(_ body: () throws -> T) throws -> (T, [String]) {
+        let box = NoticeBox()
+        PQsetNoticeProcessor(raw, { arg, message in
+            guard let arg, let message else { return }
+            Unmanaged<NoticeBox>.fromOpaque(arg).takeUnretainedValue().messages.append(String(cString: message))
+        }, Unmanaged.passUnretained(box).toOpaque())
+        defer { PQsetNoticeProcessor(raw, { _, _ in }, nil) }
+        let result = try body()
+        return (result, box.messages)
     }
 
     deinit { PQfinish(raw) }
@@ -113,7 +143,8 @@ final class PostgresConnection: @unchecked Sendable {
                 })
             }
             let changes = Int(String(cString: PQcmdTuples(result))) ?? 0
-            return PostgresRows(columns: columns, rows: rows, changes: changes)
+            let command = String(cString: PQcmdStatus(result)).split(separator: " ").first.map(String.init) ?? ""
+            return PostgresRows(columns: columns, rows: rows, changes: changes, command: command)
         default:
             throw failure(result)
         }

@@ -22,15 +22,32 @@ extension PostgresDatabase: JobLedger {
         }
     }
 
-    public func finishRun(job: String, node: String, at: Int64, detail: String?) throws {
+    public func finishRun(job: String, node: String, ranAt: Int64, dueFrom: Int64, detail: String?) throws {
         try transaction { c in
             try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
             try c.query("""
                 INSERT INTO job_runs (name, last_run_at, detail) VALUES ($1, $2, $3)
                 ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail
-                """, [.text(job), .int(at), detail.map(PostgresValue.text) ?? .null])
+                """, [.text(job), .int(dueFrom), detail.map(PostgresValue.text) ?? .null])
+            try c.query("DELETE FROM job_claims WHERE name = $1 AND node = $2", [.text(job), .text(node)])
+            try c.query("INSERT INTO job_run_log (name, node, ran_at, detail) VALUES ($1, $2, $3, $4)",
+                        [.text(job), .text(node), .int(ranAt), detail.map(PostgresValue.text) ?? .null])
+            try c.query("DELETE FROM job_run_log WHERE name = $1 AND ran_at < $2", [.text(job), .int(ranAt - runLogRetentionMilliseconds)])
+        }
+    }
+
+    public func releaseClaim(job: String, node: String) throws {
+        try transaction { c in
+            try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
             try c.query("DELETE FROM job_claims WHERE name = $1 AND node = $2", [.text(job), .text(node)])
         }
+    }
+
+    public func runLog(job: String, limit: Int) throws -> [LoggedRun] {
+        let rows = try query("SELECT name, node, ran_at, detail FROM job_run_log WHERE name = $1 ORDER BY ran_at DESC, id DESC LIMIT $2",
+                             [.text(job), .int(Int64(limit))])
+        return rows.rows.indices.map { LoggedRun(job: rows.text($0, 0) ?? "", node: rows.text($0, 1) ?? "", ranAt: rows.int($0, 2) ?? 0,
+                                                  detail: rows.text($0, 3)) }
     }
 
     public func jobRuns() throws -> [JobRun] {

@@ -27,14 +27,10 @@ public final class PostgresDatabase: Sendable {
         slots.wait()
         defer { slots.signal() }
         let connection = try idle.withLock { $0.popLast() } ?? PostgresConnection(url: url)
-        do {
-            let result = try body(connection)
-            idle.withLock { $0.append(connection) }
-            return result
-        } catch {
-            if !connection.isBroken { idle.withLock { $0.append(connection) } }
-            throw error
-        }
+        // Only a connection idle outside any transaction goes back to the pool (one left inside a
+        // transaction that could not be ended would hand its state to the next caller).
+        defer { if connection.isIdle { idle.withLock { $0.append(connection) } } }
+        return try body(connection)
     }
 
     /// Runs `body` in one transaction: it commits when `body` returns and rolls back when it
@@ -50,7 +46,11 @@ public final class PostgresDatabase: Sendable {
                 _ = try? connection.query("ROLLBACK")
                 throw error
             }
-            try connection.query("COMMIT")
+            // COMMIT of a transaction a failed statement aborted answers "ROLLBACK", not an error.
+            let commit = try connection.query("COMMIT")
+            guard commit.command == "COMMIT" else {
+                throw PostgresError(message: "the transaction was rolled back (a statement in it failed)", sqlState: "25P02")
+            }
             return result
         }
     }

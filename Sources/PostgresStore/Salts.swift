@@ -29,17 +29,37 @@ extension PostgresDatabase: SaltVault {
     ///
     /// PostgreSQL has no secure delete: a deleted row stays in its page until the page is
     /// rewritten. `VACUUM FULL` rewrites the (small) salts table into a new file; the old file is
-    /// truncated when it commits (and unlinked at the next checkpoint). The table being UNLOGGED, the salt
-    /// never reached the WAL, a standby, a WAL archive or a base backup. What stays out of reach
-    /// is the file system's freed blocks (and the server's memory until reused): keep the data
-    /// directory on encrypted storage. Returns the days recorded destroyed now.
+    /// truncated when it commits (and unlinked at the next checkpoint). A transaction whose
+    /// snapshot is older than a deletion (a long report, a `pg_dump` of the database) may still
+    /// read the deleted row, so the rewrite copies it: the server says so ("N dead row versions
+    /// cannot be removed yet"), and then nothing is recorded destroyed and a later pass tries
+    /// again. The table being UNLOGGED, a salt never reached the WAL, a standby, a WAL archive or
+    /// a base backup. What stays out of reach is the file system's freed blocks (and the server's
+    /// memory until reused): keep the data directory on encrypted storage. Returns the days
+    /// recorded destroyed now.
     public func destroyDeletedSalts(at: Int64) throws -> [Int64] {
         let pending = try pendingSaltDestructions()
         guard !pending.isEmpty else { return [] }
-        try query("VACUUM FULL salts")
+        let notices = try withConnection { c in
+            // Waiting for a lock would stall every salt lookup queued behind the rewrite.
+            try c.query("SET lock_timeout = '2s'")
+            defer { _ = try? c.query("RESET lock_timeout") }
+            return try c.collectingNotices { try c.query("VACUUM (FULL, VERBOSE) salts") }.1
+        }
+        guard Self.rewriteLeftNoDeadRows(notices) else { return [] }
         let rows = try query("""
             UPDATE salt_destructions SET destroyed_at = $1 WHERE destroyed_at IS NULL AND day = ANY($2::bigint[]) RETURNING day
             """, [.int(at), .text("{" + pending.map(String.init).joined(separator: ",") + "}")])
         return rows.rows.indices.compactMap { rows.int($0, 0) }.sorted()
+    }
+
+    /// Whether `VACUUM (FULL, VERBOSE)`'s report says it kept no dead row (English messages; any
+    /// other wording counts as not shown).
+    static func rewriteLeftNoDeadRows(_ notices: [String]) -> Bool {
+        let counts = notices.flatMap { $0.split(separator: "\n") }.compactMap { line -> Int? in
+            guard let range = line.range(of: " dead row versions cannot be removed yet") else { return nil }
+            return Int(line[..<range.lowerBound].split(separator: " ").last ?? "")
+        }
+        return !counts.isEmpty && counts.allSatisfy { $0 == 0 }
     }
 }

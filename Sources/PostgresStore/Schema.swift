@@ -15,6 +15,14 @@ enum PostgresSchema {
                 node text NOT NULL,
                 until bigint NOT NULL
             );
+            CREATE TABLE job_run_log (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                name text NOT NULL,
+                node text NOT NULL,
+                ran_at bigint NOT NULL,
+                detail text
+            );
+            CREATE INDEX job_run_log_by_name ON job_run_log (name, ran_at);
             """),
         ("v2-audit-log", """
             CREATE TABLE audit_log (

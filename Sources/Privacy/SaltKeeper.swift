@@ -42,9 +42,10 @@ public final class SaltKeeper: Sendable {
     private let ledger: any JobLedger
     private let overlap: TimeInterval
 
-    /// Records a rotation pass as the job run "salt_rotation" (its detail starts with "failed" when it failed).
-    public func recordRun(at t: Int64, detail: String) throws {
-        try ledger.finishRun(job: "salt_rotation", node: "", at: t, detail: detail)
+    /// Records a rotation pass of process `node` as the job run "salt_rotation" (its detail starts
+    /// with "failed" when it failed). Every process rotates its own copies, so nothing is claimed.
+    public func recordRun(at t: Int64, node: String, detail: String) throws {
+        try ledger.finishRun(job: "salt_rotation", node: node, at: t, detail: detail)
     }
     private let audit: AuditLog
     private let state = Mutex(State())
@@ -119,16 +120,25 @@ public final class SaltKeeper: Sendable {
     /// Stores again the salts this process holds that the store no longer has (and did not
     /// delete): PostgreSQL empties its UNLOGGED salts table after a crash, and a node started
     /// afterwards would make a new salt for the day and count every visitor twice. Where another
-    /// node stored its copy first, that one is taken, so every node converges on one salt per
-    /// day (the rotation service calls this at least once a minute). Returns the days this
+    /// process stored a salt for a day first (its copy, or a new one made before this pass), the
+    /// stored one is taken, so every process converges on one salt per day within a pass (the
+    /// rotation service calls this at least once a minute). Returns the days this
     /// process stored again (each with a `salt_restored` audit entry).
     @discardableResult
     public func restoreLost() throws -> [Int64] {
         let held = state.withLock { $0.salts }
         guard !held.isEmpty else { return [] }
-        let stored = Set(try vault.saltDays())
+        var stored: [Int64: SecretBytes] = [:]
+        try vault.withSalts { day, bytes in if held[day] != nil { stored[day] = SecretBytes(copying: bytes) } }
         var restored: [Int64] = []
-        for (day, salt) in held.sorted(by: { $0.key < $1.key }) where !stored.contains(day) {
+        for (day, salt) in held.sorted(by: { $0.key < $1.key }) {
+            if let copy = stored[day] {
+                // A process that did not hold the day stored a new salt for it before this pass:
+                // the stored one is taken, so every process counts alike from now on.
+                let same = salt.withBytes { a in copy.withBytes { b in a.elementsEqual(b) } }
+                if !same { state.withLock { $0.salts[day] = copy } }
+                continue
+            }
             let (kept, storedNow) = try vault.writingSalts { tx -> (SecretBytes?, Bool) in
                 if try tx.saltDeleted(day: day) { return (nil, false) }
                 if try salt.withBytes({ try tx.insertSalt(day: day, bytes: $0) }) {

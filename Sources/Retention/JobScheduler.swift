@@ -2,6 +2,7 @@ public import Foundation
 public import Logging
 public import ServiceLifecycle
 public import Storage
+import Synchronization
 
 /// A job the scheduler runs every `interval`; `run` returns a short summary for the job log.
 public struct ScheduledJob: Sendable {
@@ -11,11 +12,16 @@ public struct ScheduledJob: Sendable {
     /// Also run as soon as the process starts, whenever it last ran (the rollups, which load the
     /// analytics engine).
     public var atStart: Bool
+    /// Whether every process runs the job for itself (its work is in the process: the rollups
+    /// load its analytics engine, the alerts read its counters) rather than one process per period.
+    public var perProcess: Bool
 
-    public init(name: String, interval: Duration, atStart: Bool = false, run: @escaping @Sendable () async throws -> String) {
+    public init(name: String, interval: Duration, atStart: Bool = false, perProcess: Bool = false,
+                run: @escaping @Sendable () async throws -> String) {
         self.name = name
         self.interval = interval
         self.atStart = atStart
+        self.perProcess = perProcess
         self.run = run
     }
 }
@@ -67,6 +73,13 @@ public struct JobScheduler: Service {
 
     /// When this scheduler was made (ms): jobs run `atStart` are due until they ran after it.
     let started: Int64
+    private let state = State()
+    private final class State: Sendable {
+        /// Jobs whose claim another process held, and when to ask again (ms).
+        let refusedUntil = Mutex<[String: Int64]>([:])
+        /// When each ``ScheduledJob/perProcess`` job's period counts from in this process (ms).
+        let dueFromHere = Mutex<[String: Int64]>([:])
+    }
 
     static func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
 
@@ -76,11 +89,18 @@ public struct JobScheduler: Service {
         return job.atStart ? max(periodic, started - 1) : periodic
     }
 
-    /// When `job` is next due (ms), from its stored last run; now if it never ran.
+    /// When `job` is next due (ms), from its stored last run; now if it never ran. A job whose
+    /// claim another process holds (it is running there, or that process died with it) is asked
+    /// for again after a while, not at once.
     func nextDue(_ job: ScheduledJob, at t: Int64) throws -> Int64 {
-        guard let last = try ledger.lastRun(job: job.name) else { return t }
-        if job.atStart && last < started { return t }
-        return last + Self.ms(job.interval)
+        if job.perProcess {
+            // This process's own runs count, not another's: due at start, then every interval.
+            return state.dueFromHere.withLock { $0[job.name] }.map { $0 + Self.ms(job.interval) } ?? t
+        }
+        let notBefore = state.refusedUntil.withLock { $0[job.name] } ?? 0
+        guard let last = try ledger.lastRun(job: job.name) else { return max(t, notBefore) }
+        if job.atStart && last < started { return max(t, notBefore) }
+        return max(last + Self.ms(job.interval), notBefore)
     }
 
     /// Runs every job that is due and that this process could claim. Returns the names of the
@@ -93,37 +113,72 @@ public struct JobScheduler: Service {
             let t = Int64(now().timeIntervalSince1970 * 1000)
             let cutoff = dueIfLastRunAtMost(job, at: t)
             do {
-                guard try nextDue(job, at: t) <= t,
-                      try ledger.claimRun(job: job.name, node: node, lastRunAtMost: cutoff, now: t, lease: leaseMs)
-                else { continue }
+                guard try nextDue(job, at: t) <= t else { continue }
+                if !job.perProcess,
+                   try !ledger.claimRun(job: job.name, node: node, lastRunAtMost: cutoff, now: t, lease: leaseMs) {
+                    state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
+                    continue
+                }
             } catch {
                 logger.error("job not claimed", metadata: ["job": "\(job.name)", "error": "\(error)"])
                 continue
             }
+            state.refusedUntil.withLock { $0[job.name] = nil }
             // The claim is renewed while the run lasts, so a long run is not taken for a dead one
             // (a renewal after the run was recorded is refused: the last run is past the cutoff).
-            let renewal = Task { [ledger, node, now, lease] in
+            let renewal = job.perProcess ? nil : Task { [ledger, node, now, lease, logger] in
                 while !Task.isCancelled {
                     try await Task.sleep(for: lease / 3)
                     let at = Int64(now().timeIntervalSince1970 * 1000)
-                    _ = try ledger.claimRun(job: job.name, node: node, lastRunAtMost: cutoff, now: at, lease: leaseMs)
+                    do {
+                        if try !ledger.claimRun(job: job.name, node: node, lastRunAtMost: cutoff, now: at, lease: leaseMs) {
+                            logger.warning("job's claim lost while it runs: another process may run it too", metadata: ["job": "\(job.name)"])
+                        }
+                    } catch {
+                        logger.warning("job's claim not renewed; retried", metadata: ["job": "\(job.name)", "error": "\(error)"])
+                    }
                 }
             }
-            defer { renewal.cancel() }
+            let summary: String
             do {
-                let summary = try await job.run()
-                try ledger.finishRun(job: job.name, node: node, at: t, detail: summary)
-                ran.append(job.name)
-                // Jobs that run every minute would flood the log at info level.
-                logger.log(level: job.interval < .seconds(300) ? .debug : .info, "job ran",
-                           metadata: ["job": "\(job.name)", "summary": "\(summary)"])
+                summary = try await job.run()
+                renewal?.cancel()
+                if job.perProcess { state.dueFromHere.withLock { $0[job.name] = t } }
             } catch is CancellationError {
+                renewal?.cancel()
+                // Shutting down: the claim is let go so another process (or this one restarted) need not wait for it to lapse.
+                try? ledger.releaseClaim(job: job.name, node: node)
                 return ran
             } catch {
+                renewal?.cancel()
                 logger.error("job failed", metadata: ["job": "\(job.name)", "error": "\(error)"])
                 // Retry in a minute rather than at once (or only after a whole interval).
-                try? ledger.finishRun(job: job.name, node: node, at: t - Self.ms(job.interval) + 60_000, detail: "failed: \(error)")
+                if job.perProcess { state.dueFromHere.withLock { $0[job.name] = t - Self.ms(job.interval) + 60_000 } }
+                try? ledger.finishRun(job: job.name, node: node, ranAt: t, dueFrom: t - Self.ms(job.interval) + 60_000,
+                                      detail: "failed: \(error)")
+                continue
             }
+            // The run is recorded apart from the job's own failure: a run that did its work is
+            // not run again because its record could not be written at once.
+            var recorded = false
+            for attempt in 1...3 {
+                do {
+                    try ledger.finishRun(job: job.name, node: node, at: t, detail: summary)
+                    recorded = true
+                    break
+                } catch {
+                    logger.warning("job ran; recording its run failed", metadata: ["job": "\(job.name)", "attempt": "\(attempt)", "error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(200 * attempt))
+                }
+            }
+            guard recorded else {
+                logger.error("job ran but its run could not be recorded: it may run again before its period ends", metadata: ["job": "\(job.name)"])
+                continue
+            }
+            ran.append(job.name)
+            // Jobs that run every minute would flood the log at info level.
+            logger.log(level: job.interval < .seconds(300) ? .debug : .info, "job ran",
+                       metadata: ["job": "\(job.name)", "summary": "\(summary)"])
         }
         return ran
     }

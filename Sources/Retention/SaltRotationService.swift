@@ -16,10 +16,13 @@ public struct SaltRotationService: Service {
     let maxSleep: Duration
     /// Marks deleted salts destroyed once a WAL truncation after their deletion is verified.
     let scrubber: Scrubber
+    /// This process in the run log.
+    let node: String
 
-    public init(keeper: SaltKeeper, logger: Logger, scrubber: Scrubber, now: @escaping @Sendable () -> Date = { Date() },
-                maxSleep: Duration = .seconds(60),
+    public init(keeper: SaltKeeper, logger: Logger, scrubber: Scrubber, node: String = JobScheduler.processNode(),
+                now: @escaping @Sendable () -> Date = { Date() }, maxSleep: Duration = .seconds(60),
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) {
+        self.node = node
         self.keeper = keeper
         self.logger = logger
         self.now = now
@@ -68,11 +71,11 @@ public struct SaltRotationService: Service {
                 do {
                     let pass = try await tick()
                     waiting = !pass.problems.isEmpty
-                    try? keeper.recordRun(at: at, detail: waiting ? "destruction not verified yet: " + pass.problems.joined(separator: "; ")
+                    try? keeper.recordRun(at: at, node: node, detail: waiting ? "destruction not verified yet: " + pass.problems.joined(separator: "; ")
                                                                  : "\(pass.deleted.count) salt(s) deleted, \(pass.destroyed.count) destroyed")
                 } catch {
                     logger.error("salt rotation failed", metadata: ["error": "\(error)"])
-                    try? keeper.recordRun(at: at, detail: "failed: \(error)")
+                    try? keeper.recordRun(at: at, node: node, detail: "failed: \(error)")
                 }
                 let t = now()
                 // A destruction that could not be verified is retried within a minute.

@@ -134,7 +134,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         }
         let office = PrivacyOffice(database: database, policies: policies, subjects: try SubjectHasher(database: database))
         try recordPolicyChanges(policies: policies, database: database, audit: office.audit)
-        let rotation = SaltRotationService(keeper: salts, logger: logger, scrubber: office.scrubber)
+        // This process in the job ledger's claims and run log.
+        let node = JobScheduler.processNode()
+        let rotation = SaltRotationService(keeper: salts, logger: logger, scrubber: office.scrubber, node: node)
         let purger = Purger(database: database, policies: policies, scrubber: office.scrubber)
         var jobs = [
             ScheduledJob(name: "deletion_requests", interval: .milliseconds(Int64(max(requestsEvery, 0.1) * 60_000))) {
@@ -155,7 +157,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         })
         // Until the first rollup run has loaded the engine, views it does not hold answer "loading".
         database.facts.expectLoad()
-        jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000)), atStart: true) {
+        // Each process runs the rollups (they load its analytics engine) and the alerts (they read
+        // its counters) for itself; every other job runs once per period across processes.
+        jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000)), atStart: true,
+                                 perProcess: true) {
             try RollupJob.run(database: database, now: Date())
         })
         if purgeEvery > 0 {
@@ -186,7 +191,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                                 geoDatabases: geo.buildEpoch.map { [(name: "City database (\(geo.city))", built: $0)] } ?? [],
                                 scheduledJobs: scheduledJobs.withLock { $0 })
         })
-        jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000))) {
+        jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000)), perProcess: true) {
             let changed = try await alerts.tick()
             return "\(changed.fired.count) fired, \(changed.resolved.count) resolved"
         })
@@ -200,7 +205,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             })
         }
         scheduledJobs.withLock { $0 = Set(jobs.map(\.name) + ["salt_rotation"]) }
-        let scheduler = JobScheduler(ledger: database, jobs: jobs, logger: logger)
+        let scheduler = JobScheduler(ledger: database, jobs: jobs, logger: logger, node: node)
         guard deliveryRetryBase > 0, deliveryRetryBase <= 3600, (1...100).contains(deliveryAttempts) else {
             throw ServerConfigurationError(description: "--delivery-retry-base is 0–3600 seconds and --delivery-attempts 1–100")
         }

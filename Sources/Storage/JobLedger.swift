@@ -35,9 +35,40 @@ public protocol JobLedger: Sendable {
     /// what it holds (a run of its own that ended without being recorded).
     func claimRun(job: String, node: String, lastRunAtMost: Int64, now: Int64, lease: Int64) throws -> Bool
 
-    /// Records the run of `job` at `at` with its summary, and ends `node`'s claim on it.
-    func finishRun(job: String, node: String, at: Int64, detail: String?) throws
+    /// Records the run of `job` that `node` made at `ranAt`, with its summary, in the job's last
+    /// run and in the run log, and ends `node`'s claim on it. The job's next period counts from
+    /// `dueFrom`: `ranAt` for a run that completed, earlier for one that failed (to retry it
+    /// sooner than a whole period later).
+    func finishRun(job: String, node: String, ranAt: Int64, dueFrom: Int64, detail: String?) throws
+
+    /// Ends `node`'s claim on `job` without recording a run (the process is shutting down).
+    func releaseClaim(job: String, node: String) throws
 
     /// Every job's last run, by name.
     func jobRuns() throws -> [JobRun]
+
+    /// The runs of `job` logged, newest first, at most `limit` (the log keeps a week).
+    func runLog(job: String, limit: Int) throws -> [LoggedRun]
 }
+
+extension JobLedger {
+    /// Records a run that completed at `at` (``finishRun(job:node:ranAt:dueFrom:detail:)``).
+    public func finishRun(job: String, node: String, at: Int64, detail: String?) throws {
+        try finishRun(job: job, node: node, ranAt: at, dueFrom: at, detail: detail)
+    }
+}
+
+/// One run in the run log: which process ran the job, when, and what it said.
+public struct LoggedRun: Sendable, Equatable {
+    public var job: String
+    public var node: String
+    public var ranAt: Int64
+    public var detail: String?
+
+    public init(job: String, node: String, ranAt: Int64, detail: String?) {
+        self.job = job; self.node = node; self.ranAt = ranAt; self.detail = detail
+    }
+}
+
+/// How long the run log keeps a run (ms).
+public let runLogRetentionMilliseconds: Int64 = 7 * 86_400_000

@@ -784,12 +784,21 @@ extension AppDatabase {
             // A scheduled job's run is claimed before it starts, so that processes sharing the
             // store run it once per period (Storage.JobLedger); a claim ends with the run's record
             // or when its lease (`until`, ms) expires.
+            // Every run is logged too (a week of them), with the process that made it.
             try db.execute(sql: """
                 CREATE TABLE job_claims (
                     name TEXT PRIMARY KEY NOT NULL,
                     node TEXT NOT NULL,
                     until INTEGER NOT NULL
                 );
+                CREATE TABLE job_run_log (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    node TEXT NOT NULL,
+                    ran_at INTEGER NOT NULL,
+                    detail TEXT
+                );
+                CREATE INDEX job_run_log_by_name ON job_run_log(name, ran_at);
                 """)
         }
         return migrator

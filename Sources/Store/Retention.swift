@@ -256,10 +256,24 @@ extension AppDatabase: JobLedger {
         }
     }
 
-    public func finishRun(job: String, node: String, at: Int64, detail: String?) throws {
+    public func finishRun(job: String, node: String, ranAt: Int64, dueFrom: Int64, detail: String?) throws {
         try writer.write { db in
-            try WriteTransaction(db: db).recordRun(job: job, at: at, detail: detail)
+            try WriteTransaction(db: db).recordRun(job: job, at: dueFrom, detail: detail)
             try db.execute(sql: "DELETE FROM job_claims WHERE name = ? AND node = ?", arguments: [job, node])
+            try db.execute(sql: "INSERT INTO job_run_log (name, node, ran_at, detail) VALUES (?, ?, ?, ?)",
+                           arguments: [job, node, ranAt, detail])
+            try db.execute(sql: "DELETE FROM job_run_log WHERE name = ? AND ran_at < ?", arguments: [job, ranAt - runLogRetentionMilliseconds])
+        }
+    }
+
+    public func releaseClaim(job: String, node: String) throws {
+        try writer.write { db in try db.execute(sql: "DELETE FROM job_claims WHERE name = ? AND node = ?", arguments: [job, node]) }
+    }
+
+    public func runLog(job: String, limit: Int) throws -> [LoggedRun] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, node, ran_at, detail FROM job_run_log WHERE name = ? ORDER BY ran_at DESC, id DESC LIMIT ?",
+                             arguments: [job, limit]).map { LoggedRun(job: $0["name"], node: $0["node"], ranAt: $0["ran_at"], detail: $0["detail"]) }
         }
     }
 
