@@ -507,3 +507,41 @@ final class OwnPostgresServer: Sendable {
         #expect(try database.lastRun(job: "purge") == 5)
     }
 }
+
+extension LiveServerTests {
+    /// Two `candor serve` processes on one data directory (one SQLite file), one of them under
+    /// event load: the shared jobs run once per period across both, the per-process ones in each,
+    /// and every acknowledged event is stored.
+    @Suite struct SharedStoreProcessTests {
+        @Test func twoServersOnOneStoreRunEachSharedJobOncePerPeriod() async throws {
+            let fast = ["--requests-every", "0.1"]
+            let install = try await LiveInstall(serve: fast)
+            let second = ServerProcess(data: install.dir.path, logPath: install.dir.file("server-b.log"))
+            try await second.start(fast)
+            let load = EventLoad(port: install.server.port, site: install.site, clients: 2, eventsPerSecond: 200)
+            try await Task.sleep(for: .seconds(26))
+            let (accepted, failed, _) = await load.stop()
+            second.terminate()
+            install.stop()
+            #expect(accepted > 1000 && failed == 0)
+            #expect(try install.database().eventCount(site: install.site) == accepted)
+            let rows = try sqlite3(install.databasePath, "SELECT name, node, ran_at FROM job_run_log ORDER BY name, ran_at").output
+            var runs: [String: [(node: String, at: Int64)]] = [:]
+            for line in rows.split(separator: "\n") {
+                let f = line.split(separator: "|", omittingEmptySubsequences: false)
+                guard f.count == 3, let at = Int64(f[2]) else { continue }
+                runs[String(f[0]), default: []].append((String(f[1]), at))
+            }
+            // Shared jobs: never two runs closer than the job's period, whichever process ran them.
+            for (job, period) in [("deletion_requests", Int64(6_000)), ("channel_backfill", 10_000), ("scrub", 60_000)] {
+                let times = (runs[job] ?? []).map(\.at)
+                #expect(!times.isEmpty, "\(job) never ran")
+                #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 >= period }, "\(job): \(times)")
+            }
+            #expect((runs["deletion_requests"] ?? []).count >= 3)
+            #expect((runs["scrub"] ?? []).count == 1)
+            // The rollups are each process's own: both processes ran them, each as itself.
+            #expect(Set((runs["rollups"] ?? []).map(\.node)).count == 2, "\(runs["rollups"] ?? [])")
+        }
+    }
+}
