@@ -12,8 +12,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// not have run.
     public var connectionLost: Bool {
         guard let sqlState else { return true }
-        // 08: connection exceptions; 57P01–57P05: the server ended the session (shutdown, crash of
-        // another backend, idle timeout).
+        // 08: connection exceptions; 57P01, 57P02, 57P03, 57P05: the server ended the session
+        // (shutdown, crash of another backend, starting up, idle timeout).
         return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "57P05"].contains(sqlState)
     }
 }
@@ -108,7 +108,7 @@ final class PostgresConnection: @unchecked Sendable {
             Unmanaged<NoticeBox>.fromOpaque(arg).takeUnretainedValue().messages.append(String(cString: message))
         }, Unmanaged.passUnretained(box).toOpaque())
         defer { PQsetNoticeProcessor(raw, { _, _ in }, nil) }
-        let result = try body()
+        let result = try withExtendedLifetime(box) { try body() }
         return (result, box.messages)
     }
 

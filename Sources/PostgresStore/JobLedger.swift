@@ -32,7 +32,7 @@ extension PostgresDatabase: JobLedger {
             try c.query("DELETE FROM job_claims WHERE name = $1 AND node = $2", [.text(job), .text(node)])
             try c.query("INSERT INTO job_run_log (name, node, ran_at, detail) VALUES ($1, $2, $3, $4)",
                         [.text(job), .text(node), .int(ranAt), detail.map(PostgresValue.text) ?? .null])
-            try c.query("DELETE FROM job_run_log WHERE name = $1 AND ran_at < $2", [.text(job), .int(ranAt - runLogRetentionMilliseconds)])
+            try c.query("DELETE FROM job_run_log WHERE ran_at < $1", [.int(ranAt - runLogRetentionMilliseconds)])
         }
     }
 

@@ -46,20 +46,25 @@ extension PostgresDatabase: SaltVault {
             defer { _ = try? c.query("RESET lock_timeout") }
             return try c.collectingNotices { try c.query("VACUUM (FULL, VERBOSE) salts") }.1
         }
-        guard Self.rewriteLeftNoDeadRows(notices) else { return [] }
+        guard let kept = Self.deadRowsKept(notices) else {
+            throw PostgresError(message: "VACUUM's report on the salts table could not be read (Candor reads it in English: a superuser can "
+                                + "set lc_messages = 'C' for Candor's role), so no deleted salt is recorded destroyed", sqlState: nil)
+        }
+        // Kept for a transaction older than the deletion: a later pass tries again.
+        guard kept == 0 else { return [] }
         let rows = try query("""
             UPDATE salt_destructions SET destroyed_at = $1 WHERE destroyed_at IS NULL AND day = ANY($2::bigint[]) RETURNING day
             """, [.int(at), .text("{" + pending.map(String.init).joined(separator: ",") + "}")])
         return rows.rows.indices.compactMap { rows.int($0, 0) }.sorted()
     }
 
-    /// Whether `VACUUM (FULL, VERBOSE)`'s report says it kept no dead row (English messages; any
-    /// other wording counts as not shown).
-    static func rewriteLeftNoDeadRows(_ notices: [String]) -> Bool {
+    /// The dead rows `VACUUM (FULL, VERBOSE)` reports it kept ("N dead row versions cannot be
+    /// removed yet"), or nil when its report holds no such line (messages in another language).
+    static func deadRowsKept(_ notices: [String]) -> Int? {
         let counts = notices.flatMap { $0.split(separator: "\n") }.compactMap { line -> Int? in
             guard let range = line.range(of: " dead row versions cannot be removed yet") else { return nil }
             return Int(line[..<range.lowerBound].split(separator: " ").last ?? "")
         }
-        return !counts.isEmpty && counts.allSatisfy { $0 == 0 }
+        return counts.isEmpty ? nil : counts.reduce(0, +)
     }
 }

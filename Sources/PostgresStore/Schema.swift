@@ -23,6 +23,7 @@ enum PostgresSchema {
                 detail text
             );
             CREATE INDEX job_run_log_by_name ON job_run_log (name, ran_at);
+            CREATE INDEX job_run_log_by_time ON job_run_log (ran_at);
             """),
         ("v2-audit-log", """
             CREATE TABLE audit_log (

@@ -13,7 +13,7 @@ public struct ScheduledJob: Sendable {
     /// analytics engine).
     public var atStart: Bool
     /// Whether every process runs the job for itself (its work is in the process: the rollups
-    /// load its analytics engine, the alerts read its counters) rather than one process per period.
+    /// load its analytics engine) rather than one process per period.
     public var perProcess: Bool
 
     public init(name: String, interval: Duration, atStart: Bool = false, perProcess: Bool = false,
@@ -139,22 +139,31 @@ public struct JobScheduler: Service {
                     }
                 }
             }
+            // The renewal is stopped, and waited for, before the claim is let go or the run
+            // recorded: a renewal still in flight would otherwise take the claim back.
+            func stopRenewal() async {
+                renewal?.cancel()
+                _ = await renewal?.result
+            }
             let summary: String
             do {
                 summary = try await job.run()
-                renewal?.cancel()
+                await stopRenewal()
                 if job.perProcess { state.dueFromHere.withLock { $0[job.name] = t } }
             } catch is CancellationError {
-                renewal?.cancel()
+                await stopRenewal()
                 // Shutting down: the claim is let go so another process (or this one restarted) need not wait for it to lapse.
                 try? ledger.releaseClaim(job: job.name, node: node)
                 return ran
             } catch {
-                renewal?.cancel()
+                await stopRenewal()
                 logger.error("job failed", metadata: ["job": "\(job.name)", "error": "\(error)"])
-                // Retry in a minute rather than at once (or only after a whole interval).
-                if job.perProcess { state.dueFromHere.withLock { $0[job.name] = t - Self.ms(job.interval) + 60_000 } }
-                try? ledger.finishRun(job: job.name, node: node, ranAt: t, dueFrom: t - Self.ms(job.interval) + 60_000,
+                // Retried in a minute (or after its interval, if shorter), not at once nor only a whole interval later;
+                // also when the failure cannot be recorded.
+                let retry = min(60_000, Self.ms(job.interval))
+                if job.perProcess { state.dueFromHere.withLock { $0[job.name] = t - Self.ms(job.interval) + retry } }
+                state.refusedUntil.withLock { $0[job.name] = t + retry }
+                try? ledger.finishRun(job: job.name, node: node, ranAt: t, dueFrom: t - Self.ms(job.interval) + retry,
                                       detail: "failed: \(error)")
                 continue
             }
@@ -172,6 +181,8 @@ public struct JobScheduler: Service {
                 }
             }
             guard recorded else {
+                // Not asked for again before its period or a minute has passed, whichever is shorter.
+                state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
                 logger.error("job ran but its run could not be recorded: it may run again before its period ends", metadata: ["job": "\(job.name)"])
                 continue
             }

@@ -157,8 +157,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         })
         // Until the first rollup run has loaded the engine, views it does not hold answer "loading".
         database.facts.expectLoad()
-        // Each process runs the rollups (they load its analytics engine) and the alerts (they read
-        // its counters) for itself; every other job runs once per period across processes.
+        // Each process runs the rollups for itself (they load its analytics engine); every other
+        // job runs once per period across processes.
         jobs.append(ScheduledJob(name: "rollups", interval: .milliseconds(Int64(max(rollupsEvery, 0.5) * 1000)), atStart: true,
                                  perProcess: true) {
             try RollupJob.run(database: database, now: Date())
@@ -191,7 +191,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                                 geoDatabases: geo.buildEpoch.map { [(name: "City database (\(geo.city))", built: $0)] } ?? [],
                                 scheduledJobs: scheduledJobs.withLock { $0 })
         })
-        jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000)), perProcess: true) {
+        // One process per period checks the alerts (their state is shared): the write-error,
+        // signature and GeoIP signals are that process's own.
+        jobs.append(ScheduledJob(name: "alerts", interval: .milliseconds(Int64(alertsEvery * 1000))) {
             let changed = try await alerts.tick()
             return "\(changed.fired.count) fired, \(changed.resolved.count) resolved"
         })

@@ -799,6 +799,7 @@ extension AppDatabase {
                     detail TEXT
                 );
                 CREATE INDEX job_run_log_by_name ON job_run_log(name, ran_at);
+                CREATE INDEX job_run_log_by_time ON job_run_log(ran_at);
                 """)
         }
         return migrator

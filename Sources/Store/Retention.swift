@@ -262,7 +262,7 @@ extension AppDatabase: JobLedger {
             try db.execute(sql: "DELETE FROM job_claims WHERE name = ? AND node = ?", arguments: [job, node])
             try db.execute(sql: "INSERT INTO job_run_log (name, node, ran_at, detail) VALUES (?, ?, ?, ?)",
                            arguments: [job, node, ranAt, detail])
-            try db.execute(sql: "DELETE FROM job_run_log WHERE name = ? AND ran_at < ?", arguments: [job, ranAt - runLogRetentionMilliseconds])
+            try db.execute(sql: "DELETE FROM job_run_log WHERE ran_at < ?", arguments: [ranAt - runLogRetentionMilliseconds])
         }
     }
 

@@ -377,18 +377,7 @@ final class OwnPostgresServer: Sendable {
         return found
     }
 
-    private func run(_ command: String) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.script)
-        p.arguments = [command, cluster]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, output)
-    }
+    private func run(_ command: String) throws -> (Int32, String) { try runTool(Self.script, [command, cluster]) }
 }
 
 /// What only the PostgreSQL backend has to prove: nodes starting together migrate once, and a
@@ -470,7 +459,7 @@ final class OwnPostgresServer: Sendable {
 
     /// A transaction whose snapshot predates a salt's deletion could still read it, so the table's
     /// rewrite copies it: the salt is not recorded destroyed until that transaction has ended.
-    @Test func aSaltIsNotRecordedDestroyedWhileAnOlderSnapshotCanReadIt() throws {
+    @Test func aSaltIsNotRecordedDestroyedWhileAnOlderSnapshotCanReadIt() async throws {
         guard Backend.tested.contains(.postgres) else { return }
         let store = try PostgresTestStore()
         let database = try PostgresDatabase(url: store.url)
@@ -483,9 +472,18 @@ final class OwnPostgresServer: Sendable {
         #expect(try database.destroyDeletedSalts(at: 2) == [])
         #expect(try database.pendingSaltDestructions() == [7])
         try reader.query("COMMIT")
-        #expect(try database.destroyDeletedSalts(at: 3) == [7])
-        #expect(PostgresDatabase.rewriteLeftNoDeadRows(["INFO:  \"public.salts\": found 1 removable, 0 nonremovable row versions in 1 pages\nDETAIL:  0 dead row versions cannot be removed yet.\n"]))
-        #expect(!PostgresDatabase.rewriteLeftNoDeadRows(["INFO:  vacuuming \"public.salts\"\n"]))
+        // Once it has ended, a later pass records it destroyed. (Other tests' connections to the
+        // same server, not yet attached to a database, can hold the horizon back for a moment: a
+        // pass then keeps the row and a later one takes it, as the rotation service's would.)
+        var destroyed: [Int64] = []
+        for _ in 0..<100 where destroyed.isEmpty {
+            destroyed = try database.destroyDeletedSalts(at: 3)
+            if destroyed.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(destroyed == [7])
+        #expect(PostgresDatabase.deadRowsKept(["INFO:  \"public.salts\": found 1 removable, 0 nonremovable row versions in 1 pages\nDETAIL:  0 dead row versions cannot be removed yet.\n"]) == 0)
+        #expect(PostgresDatabase.deadRowsKept(["DETAIL:  3 dead row versions cannot be removed yet.\n"]) == 3)
+        #expect(PostgresDatabase.deadRowsKept(["INFO:  vacuuming \"public.salts\"\n"]) == nil)
     }
 
     @Test func aConnectionTheServerEndedIsReplaced() throws {
@@ -539,7 +537,7 @@ extension LiveServerTests {
                 #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 >= period }, "\(job): \(times)")
             }
             #expect((runs["deletion_requests"] ?? []).count >= 3)
-            #expect((runs["scrub"] ?? []).count == 1)
+            #expect((runs["scrub"] ?? []).count >= 1)
             // The rollups are each process's own: both processes ran them, each as itself.
             #expect(Set((runs["rollups"] ?? []).map(\.node)).count == 2, "\(runs["rollups"] ?? [])")
         }

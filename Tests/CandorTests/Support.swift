@@ -32,10 +32,15 @@ let operatorHeaders: HTTPFields = [.authorization: "Bearer \(testMetricsToken)"]
 /// Runs the sqlite3 tool on a database file (another connection, as an operator would).
 @discardableResult
 func sqlite3(_ path: String, _ sql: String) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
     // A busy timeout: the server may hold the write lock for a moment.
-    p.arguments = ["-cmd", ".timeout 10000", path, sql]
+    try runTool("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", path, sql])
+}
+
+/// Runs a program to completion; returns its exit status and its output (stdout and stderr).
+func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = pipe
