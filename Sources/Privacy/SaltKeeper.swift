@@ -155,7 +155,6 @@ public final class SaltKeeper: Sendable {
         return restored
     }
 
-
     private func calendars() throws -> Set<SiteCalendar> {
         let all = try zones()
         return all.isEmpty ? [.utc] : all

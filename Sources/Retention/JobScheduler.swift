@@ -120,6 +120,8 @@ public struct JobScheduler: Service {
                     continue
                 }
             } catch {
+                // The store failed (busy, connection lost): asked for again after a while, not at once.
+                state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
                 logger.error("job not claimed", metadata: ["job": "\(job.name)", "error": "\(error)"])
                 continue
             }
