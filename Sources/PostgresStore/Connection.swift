@@ -35,9 +35,9 @@ public enum PostgresValue: Sendable, Equatable {
     }
 }
 
-extension PostgresValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
-    public init(integerLiteral value: Int64) { self = .int(value) }
-    public init(stringLiteral value: String) { self = .text(value) }
+extension PostgresValue {
+    /// Text, or NULL for nil.
+    init(_ text: String?) { self = text.map(PostgresValue.text) ?? .null }
 }
 
 /// The rows a statement returned, as text (PostgreSQL's text output format).
@@ -113,9 +113,6 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     deinit { PQfinish(raw) }
-
-    /// Whether the connection broke (its statements would all fail).
-    var isBroken: Bool { PQstatus(raw) != CONNECTION_OK }
 
     /// Runs one statement with `$1`, `$2`, … parameters.
     @discardableResult

@@ -11,7 +11,7 @@ extension PostgresDatabase: JobLedger {
     /// claim it after another node recorded its run.
     public func claimRun(job: String, node: String, lastRunAtMost: Int64, now: Int64, lease: Int64) throws -> Bool {
         try transaction { c in
-            try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
+            try Self.lock(job: job, c)
             let last = try c.query("SELECT last_run_at FROM job_runs WHERE name = $1", [.text(job)])
             if !last.rows.isEmpty, let at = last.int(0, 0), at > lastRunAtMost { return false }
             return try c.query("""
@@ -24,23 +24,29 @@ extension PostgresDatabase: JobLedger {
 
     public func finishRun(job: String, node: String, ranAt: Int64, dueFrom: Int64, detail: String?) throws {
         try transaction { c in
-            try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
+            try Self.lock(job: job, c)
             try c.query("""
                 INSERT INTO job_runs (name, last_run_at, detail) VALUES ($1, $2, $3)
                 ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, detail = excluded.detail
-                """, [.text(job), .int(dueFrom), detail.map(PostgresValue.text) ?? .null])
+                """, [.text(job), .int(dueFrom), PostgresValue(detail)])
             try c.query("DELETE FROM job_claims WHERE name = $1 AND node = $2", [.text(job), .text(node)])
             try c.query("INSERT INTO job_run_log (name, node, ran_at, detail) VALUES ($1, $2, $3, $4)",
-                        [.text(job), .text(node), .int(ranAt), detail.map(PostgresValue.text) ?? .null])
+                        [.text(job), .text(node), .int(ranAt), PostgresValue(detail)])
             try c.query("DELETE FROM job_run_log WHERE ran_at < $1", [.int(ranAt - runLogRetentionMilliseconds)])
         }
     }
 
     public func releaseClaim(job: String, node: String) throws {
         try transaction { c in
-            try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
+            try Self.lock(job: job, c)
             try c.query("DELETE FROM job_claims WHERE name = $1 AND node = $2", [.text(job), .text(node)])
         }
+    }
+
+    /// Takes the job's transaction-scoped advisory lock: claims, records and releases of one job
+    /// queue there.
+    private static func lock(job: String, _ c: PostgresConnection) throws {
+        try c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int(Int64(AdvisoryLock.job.rawValue)), .text(job)])
     }
 
     public func runLog(job: String, limit: Int) throws -> [LoggedRun] {

@@ -20,7 +20,7 @@ struct PostgresTransaction: AuditAppender, SaltWriter {
         entry.hash = seal(entry)
         try connection.query("""
             INSERT INTO audit_log (seq, ts, actor, action, site_id, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            """, [.int(seq), .int(timestamp), .text(actor), .text(action), siteID.map(PostgresValue.text) ?? .null, .text(detail),
+            """, [.int(seq), .int(timestamp), .text(actor), .text(action), PostgresValue(siteID), .text(detail),
                   .bytes(prev), .bytes(entry.hash)])
         return entry
     }
@@ -71,7 +71,7 @@ extension PostgresDatabase: AuditChain {
         Self.entries(try query("""
             SELECT seq, ts, actor, action, site_id, detail, prev_hash, hash FROM audit_log
             WHERE $1::text IS NULL OR action = $1 ORDER BY seq DESC LIMIT $2
-            """, [action.map(PostgresValue.text) ?? .null, .int(Int64(limit))]))
+            """, [PostgresValue(action), .int(Int64(limit))]))
     }
 
     private static func entries(_ rows: PostgresRows) -> [AuditEntry] {

@@ -103,6 +103,11 @@ public struct JobScheduler: Service {
         return max(last + Self.ms(job.interval), notBefore)
     }
 
+    /// Not to be asked for again before its period or `maxSleep` has passed, whichever is shorter.
+    private func askLater(_ job: ScheduledJob, at t: Int64) {
+        state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
+    }
+
     /// Runs every job that is due and that this process could claim. Returns the names of the
     /// jobs that ran.
     @discardableResult
@@ -116,12 +121,12 @@ public struct JobScheduler: Service {
                 guard try nextDue(job, at: t) <= t else { continue }
                 if !job.perProcess,
                    try !ledger.claimRun(job: job.name, node: node, lastRunAtMost: cutoff, now: t, lease: leaseMs) {
-                    state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
+                    askLater(job, at: t)
                     continue
                 }
             } catch {
                 // The store failed (busy, connection lost): asked for again after a while, not at once.
-                state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
+                askLater(job, at: t)
                 logger.error("job not claimed", metadata: ["job": "\(job.name)", "error": "\(error)"])
                 continue
             }
@@ -184,7 +189,7 @@ public struct JobScheduler: Service {
             }
             guard recorded else {
                 // Not asked for again before its period or a minute has passed, whichever is shorter.
-                state.refusedUntil.withLock { $0[job.name] = t + min(Self.ms(job.interval), Self.ms(maxSleep)) }
+                askLater(job, at: t)
                 logger.error("job ran but its run could not be recorded: it may run again before its period ends", metadata: ["job": "\(job.name)"])
                 continue
             }

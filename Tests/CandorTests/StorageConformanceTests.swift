@@ -364,14 +364,14 @@ final class OwnPostgresServer: Sendable {
     /// The data directory's files (relative paths) that hold `bytes`.
     func files(holding bytes: [UInt8]) -> [String] {
         let root = cluster + "/data"
-        let needle = Data(bytes)
         var found: [String] = []
         let walker = FileManager.default.enumerator(atPath: root)
         while let relative = walker?.nextObject() as? String {
             let path = root + "/" + relative
             var isDirectory: ObjCBool = false
+            // A file that cannot be read (-1) counts as holding them.
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  let data = FileManager.default.contents(atPath: path), data.range(of: needle) != nil else { continue }
+                  occurrences(of: bytes, inFile: path) != 0 else { continue }
             found.append(relative)
         }
         return found
