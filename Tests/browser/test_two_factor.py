@@ -10,12 +10,29 @@ import time
 import urllib.parse
 
 import pyotp
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from test_pixel import ARTIFACTS, BIN, Server, chromium
 from test_dashboard import POLICIES
+
+
+def replaced(page):
+    """A wait condition: true once `page` (the old document's root) has left the browser. Chromium
+    reports an element of a document already navigated away from either as stale or as "Node with
+    given id does not belong to the document", which selenium's staleness_of does not catch."""
+    def gone(_):
+        try:
+            page.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in (e.msg or ""):
+                return True
+            raise
+    return gone
 
 
 def submit_password(d, srv, email, password):
@@ -24,7 +41,7 @@ def submit_password(d, srv, email, password):
     d.find_element(By.NAME, "password").send_keys(password)
     page = d.find_element(By.TAG_NAME, "html")
     d.find_element(By.CSS_SELECTOR, "form.login button").click()
-    WebDriverWait(d, 10).until(staleness_of(page))
+    WebDriverWait(d, 10).until(replaced(page))
 
 
 def submit_code(d, code):
@@ -33,7 +50,7 @@ def submit_code(d, code):
     field.send_keys(code)
     page = d.find_element(By.TAG_NAME, "html")
     field.submit()
-    WebDriverWait(d, 10).until(staleness_of(page))  # the answer page has replaced the form
+    WebDriverWait(d, 10).until(replaced(page))  # the answer page has replaced the form
 
 
 def alert(d):
