@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "Store", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "CCompression",
+                "Store", "Storage", "Privacy", "Consent", "Geo", "JSONOutput", "Integrations", "Traffic", "CCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -125,14 +125,14 @@ let package = Package(
         ),
         .target(
             name: "Integrations",
-            dependencies: ["Store", "Privacy", "JSONOutput", "Traffic", .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["Storage", "Store", "Privacy", "JSONOutput", "Traffic", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "MultipartKit", package: "multipart-kit")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Destinations",
             dependencies: [
-                "Store", "Privacy", "Integrations", "JSONOutput",
+                "Store", "Storage", "Privacy", "Integrations", "JSONOutput",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -146,17 +146,17 @@ let package = Package(
         ),
         .target(
             name: "Actions",
-            dependencies: ["Store", "Privacy", "Consent", "Integrations"],
+            dependencies: ["Storage", "Store", "Privacy", "Consent", "Integrations"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Imports",
-            dependencies: ["Store", "Privacy", "Traffic", .product(name: "CSV", package: "CSV.swift")],
+            dependencies: ["Storage", "Store", "Privacy", "Traffic", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Provisioning",
-            dependencies: ["Actions", "Store", "Privacy", "JSONOutput", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Storage", "Actions", "Store", "Privacy", "JSONOutput", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .target(

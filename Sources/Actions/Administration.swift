@@ -3,6 +3,7 @@ public import Foundation
 public import Integrations
 public import Privacy
 public import Store
+import Storage
 
 /// The staff actions the command line and the dashboard share: sites, accounts, API keys,
 /// webhook sources and client terms. Each checks the actor's permission (``Actor/may(_:)``),

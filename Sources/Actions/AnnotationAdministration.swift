@@ -1,6 +1,7 @@
 import Foundation
 import Privacy
 public import Store
+import Storage
 
 /// Notes on the charts' days: a site's by whoever configures it, every site's by owners and admins.
 extension Administration {

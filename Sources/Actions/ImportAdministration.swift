@@ -1,4 +1,5 @@
 public import Store
+import Storage
 import Consent
 import Privacy
 

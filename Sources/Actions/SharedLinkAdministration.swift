@@ -1,6 +1,7 @@
 public import Foundation
 import Privacy
 public import Store
+import Storage
 
 /// Read-only links to a site's view (always k-anonymised where they are read).
 extension Administration {

@@ -3,6 +3,7 @@ import Consent
 import Foundation
 import Hummingbird
 import Store
+import Storage
 
 /// Every site a reader may see over one range, each in its own days, with the change against
 /// the period before and the totals, each figure disclosed once by the site's rule. The

@@ -12,6 +12,7 @@ public import Notify
 import NIOCore
 public import Privacy
 public import Store
+import Storage
 public import Traffic
 import Synchronization
 

@@ -2,6 +2,7 @@ import Consent
 import Foundation
 import Hummingbird
 import Store
+import Storage
 
 /// Consent analytics (owners and admins): per site over the last N days, what visitors chose
 /// and how consent shaped what was collected, comparable across sites; one site's days below.

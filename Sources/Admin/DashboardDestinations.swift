@@ -6,6 +6,7 @@ import HTTPTypes
 import Actions
 import Privacy
 import Store
+import Storage
 
 /// A site's destinations (issue 17): what is forwarded and to whom, delivery figures, the error
 /// log with retry status, replay of dead letters, and forms to add, pause or remove a

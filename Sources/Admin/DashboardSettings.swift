@@ -9,6 +9,7 @@ import JSONOutput
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Imports
 import Traffic
 import Synchronization

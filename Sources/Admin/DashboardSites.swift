@@ -10,6 +10,7 @@ import JSONOutput
 import NIOCore
 import Privacy
 import Store
+import Storage
 
 /// The overview, a site's figures and exports, adding sites, real time and the stats API.
 extension DashboardRoutes {

@@ -4,6 +4,7 @@ import Hummingbird
 import HTTPTypes
 import Privacy
 import Store
+import Storage
 import TwoFactor
 
 /// The second factor in the dashboard: the code step of a sign-in, enrolment (QR code, recovery

@@ -1,5 +1,6 @@
 public import Foundation
 public import Store
+import Storage
 import Synchronization
 
 /// The figures of one site over a range, from the analytics engine when it holds every day of

@@ -2,6 +2,7 @@ import Foundation
 import Analytics
 import Integrations
 import Store
+import Storage
 
 /// How the dashboard writes numbers, dates and amounts a reader sees (one place for each rule),
 /// in the reader's locale (``locale``, set for each request by `DashboardRoutes.withViewer`).

@@ -2,7 +2,8 @@ import Actions
 public import Analytics
 import Consent
 import Foundation
-public import Store
+import Store
+import Storage
 
 /// A breakdown of the site view: by an event dimension, or entry/exit pages (sessions).
 enum TableKind: Sendable, Equatable {

@@ -7,6 +7,7 @@ import Integrations
 import Privacy
 import ReportRender
 public import Store
+public import Storage
 
 /// Reports of a site's period by e-mail: key figures with their change in the text, the chart as
 /// a PNG, a PDF (executive summary, chart, top pages, sources, countries, goals) and, on request,

@@ -4,6 +4,7 @@ import Foundation
 import Notify
 import Privacy
 import Store
+import Storage
 
 struct AlertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

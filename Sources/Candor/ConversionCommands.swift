@@ -5,6 +5,7 @@ import Integrations
 import JSONOutput
 import Privacy
 import Store
+import Storage
 
 struct Hooks: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Webhook sources per site.", subcommands: [Set.self, List.self])

@@ -4,6 +4,7 @@ import Consent
 import Foundation
 import Imports
 import Store
+import Storage
 import Traffic
 
 /// `candor import plausible|umami|list|remove`.

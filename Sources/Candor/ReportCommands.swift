@@ -5,6 +5,7 @@ import Foundation
 import Notify
 import Privacy
 import Store
+import Storage
 
 /// The SMTP server Candor's e-mail goes through (`candor serve` and `candor reports`).
 struct MailOptions: ParsableArguments {

@@ -6,6 +6,7 @@ import Privacy
 import Retention
 import Logging
 import Store
+import Storage
 
 struct Sites: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ public import Hummingbird
 import NIOCore
 import Privacy
 import Store
+import Storage
 
 /// POST /api/consent (proof of consent from the banner) and the /demo client site.
 public struct ConsentRoutes<Context: RemoteAddressRequestContext>: Sendable {

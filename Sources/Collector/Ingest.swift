@@ -5,6 +5,7 @@ import JSONOutput
 import Logging
 public import NIOCore
 import Store
+import Storage
 
 /// An HTTP answer in transport-neutral form: the Hummingbird routes and the event-loop
 /// handler (``EventIngestHandler``) both send these.

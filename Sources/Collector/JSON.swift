@@ -226,6 +226,8 @@ struct JSONParser {
                 } else if (0xDC00...0xDFFF).contains(scalar) {
                     throw fail("unpaired surrogate")
                 }
+                // U+0000 ends a C string and PostgreSQL's text cannot hold it: refused, as raw control characters are.
+                guard scalar != 0 else { throw fail("NUL character in string") }
                 guard let u = Unicode.Scalar(scalar) else { throw fail("invalid unicode escape") }
                 out.append(contentsOf: Array(String(Character(u)).utf8))
             default:

@@ -6,6 +6,7 @@ import Logging
 public import Hummingbird
 import NIOCore
 import Store
+import Storage
 import Geo
 public import Privacy
 public import Integrations

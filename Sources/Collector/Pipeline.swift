@@ -3,6 +3,7 @@ public import Foundation
 public import Geo
 public import Privacy
 public import Store
+public import Storage
 public import Traffic
 import JSONOutput
 

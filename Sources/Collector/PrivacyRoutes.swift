@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 public import Privacy
 import Store
+import Storage
 
 /// Data-subject endpoints.
 ///

@@ -6,6 +6,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import Store
+import Storage
 
 /// Request context carrying the peer address (needed for the visitor hash and geo; never logged).
 public struct CandorRequestContext: RequestContext, RemoteAddressRequestContext {

@@ -1,9 +1,10 @@
 public import Foundation
 public import Logging
 public import Store
+public import Storage
 import Synchronization
 
-/// Group-commit writer: the only code that writes events to SQLite.
+/// Group-commit writer: the only code that writes events to the store (SQLite or PostgreSQL).
 ///
 /// Request handlers hand it their minimized rows and wait. A dedicated thread takes everything
 /// queued, writes it in one transaction, commits, and only then resumes the waiting handlers, so
@@ -31,7 +32,9 @@ public final class EventWriter: Sendable {
         var writerWaiting = false
     }
 
-    private let database: AppDatabase
+    private let sink: any EventSink
+    /// SQLite's: finishes a WAL checkpoint between two batches (``requestCheckpoint()``).
+    private let checkpoint: (@Sendable () throws -> Void)?
     private let metrics: CollectorMetrics
     private let logger: Logger
     private let maxBatchRows: Int
@@ -52,8 +55,16 @@ public final class EventWriter: Sendable {
 
     public var health: Outcomes { outcomes.withLock { $0 } }
 
-    public init(database: AppDatabase, metrics: CollectorMetrics, logger: Logger, maxBatchRows: Int = 2000) {
-        self.database = database
+    public convenience init(database: AppDatabase, metrics: CollectorMetrics, logger: Logger, maxBatchRows: Int = 2000) {
+        self.init(sink: database, checkpoint: { try database.finishCheckpoint() }, metrics: metrics, logger: logger,
+                  maxBatchRows: maxBatchRows)
+    }
+
+    /// A writer to any store; `checkpoint` runs between two batches when asked for.
+    public init(sink: any EventSink, checkpoint: (@Sendable () throws -> Void)? = nil, metrics: CollectorMetrics,
+                logger: Logger, maxBatchRows: Int = 2000) {
+        self.sink = sink
+        self.checkpoint = checkpoint
         self.metrics = metrics
         self.logger = logger
         self.maxBatchRows = maxBatchRows
@@ -134,9 +145,10 @@ public final class EventWriter: Sendable {
     }
 
     private func finishCheckpoint() {
+        guard let checkpoint else { return }
         let started = ContinuousClock.now
         do {
-            try database.finishCheckpoint()
+            try checkpoint()
             metrics.writerCheckpointSeconds.observe((ContinuousClock.now - started).inSeconds)
         } catch {
             logger.error("WAL checkpoint failed", metadata: ["error": "\(error)"])
@@ -149,7 +161,7 @@ public final class EventWriter: Sendable {
             metrics.queueDepth.add(-rows.count)
             let started = ContinuousClock.now
             do {
-                let outcomes = try database.insertEvents(rows, tallies: batch.compactMap(\.tally))
+                let outcomes = try sink.insertEvents(rows, tallies: batch.compactMap(\.tally))
                 self.outcomes.withLock { $0.lastCommit = Date() }
                 let elapsed = ContinuousClock.now - started
                 metrics.commitSeconds.observe(elapsed.inSeconds)

@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import Storage
 
 /// CRM hand-off: find the person the lead is (never create one, unless a HubSpot destination is
 /// told to), then write the visit's attribution into the fields the destination maps.

@@ -7,6 +7,7 @@ public import Privacy
 import Synchronization
 public import ServiceLifecycle
 public import Store
+import Storage
 
 /// Sends the delivery outbox: every pending delivery that is due, per destination at most
 /// `concurrency` at a time, retried with exponential backoff and jitter (at least what a

@@ -1,5 +1,6 @@
 import Foundation
-public import Store
+import Store
+public import Storage
 
 /// One HTTP request a delivery makes.
 public struct OutboundRequest: Sendable, Equatable {

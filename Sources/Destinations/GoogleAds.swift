@@ -1,6 +1,7 @@
 import Foundation
 import Privacy
 import Store
+import Storage
 
 /// Google Ads offline click conversions (ConversionUploadService.UploadClickConversions): the
 /// visit's gclid, gbraid or wbraid with the conversion action, time, value and currency, and the

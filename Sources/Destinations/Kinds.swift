@@ -1,7 +1,8 @@
 import Foundation
 import Integrations
 import Privacy
-public import Store
+import Store
+public import Storage
 
 /// What a delivery turns into.
 public enum Mapped: Sendable, Equatable {

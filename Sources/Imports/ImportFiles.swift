@@ -2,6 +2,7 @@ import CSV
 public import Foundation
 import Privacy
 public import Store
+public import Storage
 public import Traffic
 
 /// A file of an export: its name (which says what it holds, for Plausible) and its bytes, in

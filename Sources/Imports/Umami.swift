@@ -1,6 +1,7 @@
 import Foundation
 import Privacy
 import Store
+import Storage
 
 /// Umami's event export (Website → Settings → Data → Export, or the `website_event` table joined
 /// with its sessions): one row per event with its session, visit, time and page, and the

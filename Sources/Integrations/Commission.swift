@@ -2,6 +2,7 @@ public import Foundation
 import Privacy
 public import JSONOutput
 public import Store
+public import Storage
 
 /// A client's commission for one calendar month of the site's time zone, computed from the stored conversions and
 /// the site's current terms, so it always reflects refunds and rule changes.

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 public import Privacy
 public import Store
+import Storage
 
 /// Sends alerts: by e-mail to the accounts that asked for them and may see the site (owners and
 /// admins for the install's rules), and to the site's and the install's channels (Slack, Teams,

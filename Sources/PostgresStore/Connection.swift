@@ -38,6 +38,78 @@ public enum PostgresValue: Sendable, Equatable {
 extension PostgresValue {
     /// Text, or NULL for nil.
     init(_ text: String?) { self = text.map(PostgresValue.text) ?? .null }
+
+    /// A `text[]` parameter: each element double-quoted, `"` and `\\` escaped, NULL for nil.
+    static func array(_ items: [String?]) -> PostgresValue {
+        var out = "{"
+        for (i, item) in items.enumerated() {
+            if i > 0 { out += "," }
+            guard let item else { out += "NULL"; continue }
+            out += "\""
+            for c in item.unicodeScalars {
+                if c == "\"" || c == "\\" { out.unicodeScalars.append("\\") }
+                out.unicodeScalars.append(c)
+            }
+            out += "\""
+        }
+        return .text(out + "}")
+    }
+
+    /// A `bigint[]` parameter.
+    static func array(_ items: [Int64?]) -> PostgresValue {
+        .text("{" + items.map { $0.map { String($0) } ?? "NULL" }.joined(separator: ",") + "}")
+    }
+}
+
+/// Rows for `COPY … FROM STDIN` in PostgreSQL's text format, built field by field: tabs between
+/// fields, `\N` for NULL, and backslash, tab, newline and carriage return escaped, so no value
+/// (visitor strings are hostile) can end a field or a row.
+struct CopyRows {
+    private(set) var bytes: [UInt8] = []
+    private var fields = 0
+    private(set) var count = 0
+
+    /// A NUL character, which PostgreSQL's text cannot hold (the collector refuses it).
+    struct NULCharacter: Error, CustomStringConvertible {
+        var description: String { "a value holds a NUL character, which PostgreSQL text cannot store" }
+    }
+
+    private mutating func separate() {
+        if fields > 0 { bytes.append(0x09) }
+        fields += 1
+    }
+
+    mutating func add(_ text: String?) throws {
+        separate()
+        guard let text else { bytes.append(contentsOf: [0x5C, 0x4E]); return }
+        for b in text.utf8 {
+            switch b {
+            case 0x00: throw NULCharacter()
+            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
+            default: bytes.append(b)
+            }
+        }
+    }
+
+    mutating func add(_ value: Int64?) {
+        separate()
+        if let value { bytes.append(contentsOf: String(value).utf8) } else { bytes.append(contentsOf: [0x5C, 0x4E]) }
+    }
+
+    /// A finite double, written with the shortest text that reads back as the same value.
+    mutating func add(_ value: Double?) {
+        separate()
+        if let value { bytes.append(contentsOf: "\(value)".utf8) } else { bytes.append(contentsOf: [0x5C, 0x4E]) }
+    }
+
+    mutating func endRow() {
+        bytes.append(0x0A)
+        fields = 0
+        count += 1
+    }
 }
 
 /// The rows a statement returned, as text (PostgreSQL's text output format).
@@ -82,7 +154,15 @@ final class PostgresConnection: @unchecked Sendable {
     /// Connects with a libpq connection string or URL (`postgres://user:pass@host:port/db`, several
     /// hosts with `target_session_attrs=read-write` for a failover pair).
     init(url: String) throws {
-        guard let c = PQconnectdb(url) else { throw PostgresError(message: "out of memory", sqlState: nil) }
+        // Defaults the URL may override (libpq takes the last value of a keyword, and the URL is
+        // expanded where `dbname` stands): a dead peer or a silent network is noticed within
+        // about a minute, not the system's two hours, so no caller waits on it forever.
+        let defaults = [("connect_timeout", "10"), ("keepalives_idle", "15"), ("keepalives_interval", "5"),
+                        ("keepalives_count", "4"), ("tcp_user_timeout", "60000"), ("dbname", url)]
+        let made = withCStrings(defaults.map(\.0)) { keywords in
+            withCStrings(defaults.map(\.1)) { values in PQconnectdbParams(keywords, values, 1) }
+        }
+        guard let c = made else { throw PostgresError(message: "out of memory", sqlState: nil) }
         guard PQstatus(c) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(c)
@@ -118,6 +198,8 @@ final class PostgresConnection: @unchecked Sendable {
     @discardableResult
     func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> PostgresRows {
         let texts = parameters.map(\.text)
+        // libpq takes parameters as C strings: a NUL would cut one short without a word.
+        if texts.contains(where: { $0?.utf8.contains(0) == true }) { throw CopyRows.NULCharacter() }
         var pointers: [UnsafeMutablePointer<CChar>?] = texts.map { $0.map { strdup($0) } ?? nil }
         defer { for p in pointers { free(p) } }
         let result = pointers.withUnsafeMutableBufferPointer { buffer in
@@ -147,6 +229,36 @@ final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs `COPY table (columns) FROM STDIN` with `rows`; returns the rows copied.
+    @discardableResult
+    func copy(_ sql: String, _ rows: CopyRows) throws -> Int {
+        guard let start = PQexec(raw, sql) else { throw failure(nil) }
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            throw failure(start)
+        }
+        PQclear(start)
+        let sent = rows.bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress.map { base in
+                base.withMemoryRebound(to: CChar.self, capacity: buffer.count) { PQputCopyData(raw, $0, Int32(buffer.count)) }
+            } ?? 1
+        }
+        guard sent == 1, PQputCopyEnd(raw, nil) == 1 else { throw failure(nil) }
+        var error: PostgresError?
+        var copied = 0
+        // The COPY's result, then nil: every result must be read before the next statement.
+        while let result = PQgetResult(raw) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if error == nil {
+                error = failure(result)
+            }
+            PQclear(result)
+        }
+        if let error { throw error }
+        return copied
+    }
+
     /// Runs several statements without parameters (a migration), as PostgreSQL's simple query
     /// protocol does: in the caller's transaction when there is one.
     func execute(script sql: String) throws {
@@ -164,4 +276,11 @@ final class PostgresConnection: @unchecked Sendable {
         let message = result.map { String(cString: PQresultErrorMessage($0)) } ?? String(cString: PQerrorMessage(raw))
         return PostgresError(message: message.trimmingCharacters(in: .whitespacesAndNewlines), sqlState: state)
     }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
+    defer { for p in copies { free(p) } }
+    return copies.map { UnsafePointer($0) }.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

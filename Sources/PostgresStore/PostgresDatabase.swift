@@ -13,6 +13,15 @@ public final class PostgresDatabase: Sendable {
     let url: String
     private let idle = Mutex<[PostgresConnection]>([])
     private let slots: DispatchSemaphore
+    /// This process, as ingest batches record it.
+    let node = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+    /// UTC days whose events partition this process knows to exist.
+    let partitions = Mutex<Set<Int64>>([])
+    /// When this process last kept the ingestion tables (``maintainIngestion(now:)``), ms; the
+    /// queue it does so on, and its last error.
+    let maintainedAt = Mutex<Int64>(0)
+    let maintenance = DispatchQueue(label: "candor.postgres.maintenance")
+    let maintenanceError = Mutex<String?>(nil)
 
     /// Connects to `url` (libpq syntax: `postgres://user:password@host:port/database?…`) and brings
     /// the schema up to date, under a lock so that nodes starting together migrate it once.
@@ -33,12 +42,19 @@ public final class PostgresDatabase: Sendable {
         return try body(connection)
     }
 
-    /// Runs `body` in one transaction: it commits when `body` returns and rolls back when it
-    /// throws. A COMMIT that fails with a lost connection leaves the outcome unknown; the error
-    /// says so (``PostgresError/connectionLost``).
+    /// Lets go of the idle connections: after one was found lost (the server restarted or failed
+    /// over), the others are too, and the next caller should not be handed one.
+    func dropIdleConnections() {
+        idle.withLock { $0.removeAll() }
+    }
+
+    /// Runs `body` in one READ COMMITTED transaction (whatever the server's default: each
+    /// statement sees what committed before it, which locking before reading relies on): it
+    /// commits when `body` returns and rolls back when it throws. A COMMIT that fails with a lost
+    /// connection leaves the outcome unknown; the error says so (``PostgresError/connectionLost``).
     func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            try connection.query("BEGIN")
+            try connection.query("BEGIN ISOLATION LEVEL READ COMMITTED")
             let result: T
             do {
                 result = try body(connection)
@@ -75,4 +91,8 @@ enum AdvisoryLock: Int32 {
     case job = 0x4341_0002
     /// The audit chain's head (second key 0).
     case audit = 0x4341_0003
+    /// One ingest batch (second key: from its id), held by each attempt to store it.
+    case batch = 0x4341_0004
+    // Ingestion locks a visitor with the one-key form, pg_advisory_xact_lock(bigint), whose keys
+    // never meet these two-key ones.
 }

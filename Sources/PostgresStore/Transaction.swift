@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Storage
 
 /// One PostgreSQL write transaction, for the storage protocols' writers.

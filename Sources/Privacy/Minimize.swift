@@ -154,7 +154,8 @@ public enum Minimize {
         var it = Array(s.utf8)[...]
         while let c = it.popFirst() {
             if c == UInt8(ascii: "%"), it.count >= 2, let h = hexValue(it[it.startIndex]), let l = hexValue(it[it.startIndex + 1]) {
-                bytes.append(h << 4 | l)
+                // %00 is dropped: a NUL ends C strings, and PostgreSQL's text cannot hold one.
+                if h << 4 | l != 0 { bytes.append(h << 4 | l) }
                 it = it.dropFirst(2)
             } else if c == UInt8(ascii: "+") {
                 bytes.append(UInt8(ascii: " "))

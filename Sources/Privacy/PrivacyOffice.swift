@@ -2,6 +2,7 @@ public import Consent
 public import Foundation
 public import JSONOutput
 public import Store
+import Storage
 
 /// Data-subject requests: deletion (GDPR Art. 17 / CCPA delete) with deadlines and receipts,
 /// and access / portability exports (Art. 15 / 20). Every action is written to the audit log.

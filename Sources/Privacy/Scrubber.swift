@@ -2,6 +2,7 @@ public import Consent
 public import Foundation
 import JSONOutput
 public import Store
+import Storage
 
 /// Decides when a deletion is done: only once a WAL truncation after it has been verified.
 ///

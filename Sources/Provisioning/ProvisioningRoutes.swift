@@ -6,6 +6,7 @@ import JSONOutput
 import NIOCore
 import Privacy
 import Store
+import Storage
 
 /// The provisioning API (`openapi/candor-v1.yaml`): sites, goals, accounts and per-site API
 /// keys as JSON, for installs with many sites. A key of scope `admin:provision` (install-wide,

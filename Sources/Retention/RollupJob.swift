@@ -1,5 +1,6 @@
 public import Foundation
 public import Store
+import Storage
 
 /// Keeps the daily rollups fresh: today's every run (the scheduler runs it every minute, so the
 /// dashboard is at most a minute behind), yesterday's during the first two hours of a day (late

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Synchronization
 
 /// The days of a site: local calendar dates in the site's IANA time zone (the tz database that
@@ -201,7 +201,7 @@ public struct SiteCalendar: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Calendars by name, for the SQL function (one per zone in use).
-    static func named(_ identifier: String) -> SiteCalendar? {
+    public static func named(_ identifier: String) -> SiteCalendar? {
         if let c = registry.withLock({ $0[identifier] }) { return c }
         guard let c = SiteCalendar(identifier: identifier) else { return nil }
         registry.withLock { $0[identifier] = c }

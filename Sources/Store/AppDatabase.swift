@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 import Synchronization
 
 /// The one owner of Candor's SQLite file. Only this module imports GRDB.

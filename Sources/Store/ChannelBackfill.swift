@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 import Synchronization
 
 /// The stored acquisition fields the channel of a visit is decided from.

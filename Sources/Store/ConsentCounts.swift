@@ -1,38 +1,6 @@
 import Foundation
 import GRDB
-
-/// Per site and day, how consent shaped what was collected: events stored identified and
-/// anonymous, events that came with DNT or GPC, events dropped for consent, banners shown.
-/// Counted in the transaction that stores (or would have stored) the events, so a count is
-/// never ahead of, or lost behind, what was acknowledged.
-public enum ConsentMetric: String, Sendable, CaseIterable {
-    case identified, anonymous, dnt, gpc
-    case droppedDenied = "dropped_consent_denied"
-    case droppedMissing = "dropped_consent_missing"
-    case droppedSignal = "dropped_opt_out_signal"
-    case bannerShown = "banner_shown"
-}
-
-/// Counts to add for one site: day → metric → n. Days are the site's days.
-public struct ConsentTally: Sendable, Equatable {
-    public var site: String
-    public var counts: [Int64: [ConsentMetric: Int]] = [:]
-    /// Visitor hashes (today's and yesterday's salt) whose events refused or objected, stored or
-    /// dropped: their visits stop being forwardable (``Consent/ForwardingGate``).
-    public var withdrawn: Set<Int64> = []
-    public init(site: String) { self.site = site }
-    public var isEmpty: Bool { counts.isEmpty && withdrawn.isEmpty }
-    public mutating func add(_ metric: ConsentMetric, day: Int64, _ n: Int = 1) {
-        guard n > 0 else { return }
-        counts[day, default: [:]][metric, default: 0] += n
-    }
-}
-
-/// One day of a site's consent counts.
-public struct ConsentDay: Sendable, Equatable {
-    public var day: Int64
-    public var counts: [ConsentMetric: Int]
-}
+public import Storage
 
 extension WriteTransaction {
     public func add(_ tally: ConsentTally) throws {

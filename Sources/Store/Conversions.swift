@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import Storage
 
 /// A traffic source as seen at one visit: the start of a session.
 public struct Touch: Sendable, Equatable {
@@ -25,7 +26,7 @@ public struct ConversionRow: Sendable, Equatable {
 
     /// The provider of conversions tracked by the pixel (stored by the ingestion writer, with the
     /// event's client id as their external id).
-    public static let pixelProvider = "pixel"
+    public static let pixelProvider = EventRow.conversionProvider
 
     public var id: Int64?
     public var siteID: String

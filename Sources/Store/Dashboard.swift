@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 
 /// Totals of a site over a time range.
 public struct SiteSummary: Sendable, Equatable {

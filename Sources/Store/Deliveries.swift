@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+public import Storage
 
 /// A destination a site forwards consented conversions to (issue 17). `settings` holds what is
 /// not secret (pixel id, base URL, delay); `credential` a libsodium secretbox of the token,
@@ -24,57 +25,7 @@ public struct DestinationRow: Sendable, Equatable {
     }
 
     /// The settings column's JSON object (an unreadable one: none).
-    static func settings(_ text: String) -> [String: String] {
-        (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
-    }
-}
-
-/// JSON text with sorted keys (settings, outbox facts).
-func sortedJSON(_ value: some Encodable) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .sortedKeys
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
-}
-
-/// What a delivery forwards, minimised, as written to the outbox with its conversion. No IP
-/// address, user agent, visitor or subject hash: a click id and an e-mail's SHA-256 only where the
-/// visit had marketing consent (the only visits whose conversions reach the outbox).
-public struct DeliveryFacts: Codable, Sendable, Equatable {
-    /// sale, lead or call (refunds are not forwarded).
-    public var kind: String
-    /// The pixel event's name, or the webhook provider.
-    public var name: String
-    /// Milliseconds since 1970.
-    public var ts: Int64
-    public var value: Double?
-    public var currency: String?
-    /// Page path of the conversion (pixel) or the visit's landing page (webhook).
-    public var path: String?
-    public var clickKind: String?
-    public var clickID: String?
-    /// When the click id was seen (ms), for Meta's fbc.
-    public var clickTS: Int64?
-    /// The visit's landing page path.
-    public var landing: String?
-    /// The SHA-256 of the trimmed, lowercased e-mail address (lowercase hex), sealed (SecretBox,
-    /// base64): a plain digest of an address is found again by hashing candidate addresses.
-    public var sealedEmailSHA256: String?
-    /// The digest opened, for the mapping (never stored).
-    public var emailSHA256: String?
-    /// The same for a phone number in international form (digits only), sealed; and opened.
-    public var sealedPhoneSHA256: String?
-    public var phoneSHA256: String?
-
-    enum CodingKeys: String, CodingKey {
-        case kind, name, ts, value, currency, path, clickKind, clickID, clickTS, landing, sealedEmailSHA256, sealedPhoneSHA256
-        case sourceType, utmSource, utmMedium, utmCampaign
-    }
-    public var sourceType: String?
-    public var utmSource: String?
-    public var utmMedium: String?
-    public var utmCampaign: String?
-
-    public init(kind: String, name: String, ts: Int64) { self.kind = kind; self.name = name; self.ts = ts }
+    static func settings(_ text: String) -> [String: String] { Outbox.settings(text) }
 }
 
 /// A delivery that is due, with its destination.
@@ -183,7 +134,7 @@ extension AppDatabase {
     public func recordDelivery(id: Int64, _ outcome: DeliveryOutcome, at now: Int64) throws {
         try writer.write { db in
             // SQLite's length() counts code points: cut by them, never by grapheme clusters.
-            let error = { (s: String) in Self.prefix(s, 500) }
+            let error = { (s: String) in s.prefix(codePoints: 500) }
             switch outcome {
             case .sent(let status, let ms), .notFound(let status, let ms):
                 let state = if case .sent = outcome { DeliveryStatus.sent } else { DeliveryStatus.notFound }
@@ -266,25 +217,6 @@ extension AppDatabase {
         }
     }
 
-    /// The id a destination deduplicates by: `provider:external id`, or, past 200 code points, its
-    /// first 150 and a 128-bit digest of the whole (two ids never collide by their end).
-    static func deliveryEventID(_ id: String) -> String {
-        guard id.unicodeScalars.count > 200 else { return id }
-        var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x84222325cbf29ce4
-        for byte in id.utf8 {
-            a = (a ^ UInt64(byte)) &* 0x100000001b3
-            b = (b &+ UInt64(byte)) &* 0x9E3779B97F4A7C15
-            b ^= b >> 29
-        }
-        return prefix(id, 150) + "~" + String(a, radix: 16) + String(b, radix: 16)
-    }
-
-    /// The first `n` Unicode code points of `s` (what SQLite's length() and the CHECKs count).
-    static func prefix(_ s: String, _ n: Int) -> String {
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: s.unicodeScalars.prefix(n))
-        return String(scalars)
-    }
 
     /// Deliveries of a site by status (tests, CLI).
     public func deliveryCounts(site: String) throws -> [String: Int] {
@@ -301,7 +233,7 @@ extension WriteTransaction {
         try db.execute(sql: """
             INSERT INTO destinations (site_id, kind, label, enabled, settings, credential, wants_contact, created_at, updated_at)
             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
-            """, arguments: [site, kind, label, try sortedJSON(settings), credential, wantsContact, at, at])
+            """, arguments: [site, kind, label, try Outbox.json(settings), credential, wantsContact, at, at])
         return db.lastInsertedRowID
     }
 
@@ -340,28 +272,23 @@ extension Database {
         guard let visit, facts.kind != "refund" else { return 0 }
         // Statements from the connection's cache: this runs inside the event writer's transaction.
         let destinations = try Row.fetchAll(cachedStatement(sql: "SELECT id, settings, wants_contact FROM destinations WHERE site_id = ? AND enabled = 1"),
-                                            arguments: [site])
+                                            arguments: [site]).map { OutboxDestination(id: $0[0], settings: $0[1], wantsContact: $0[2]) }
         guard !destinations.isEmpty,
               let session = try Row.fetchOne(cachedStatement(sql: "SELECT forwardable, entry_path FROM sessions WHERE id = ?"), arguments: [visit]),
               session[0] as Bool else { return 0 }
-        var f = facts
-        f.landing = session[1]
-        f.path = f.path ?? f.landing
-        if f.clickID == nil, let click = try Row.fetchOne(cachedStatement(sql: """
+        var click: (kind: String?, id: String, ts: Int64)?
+        if facts.clickID == nil, let row = try Row.fetchOne(cachedStatement(sql: """
             SELECT click_id_kind, click_id, ts FROM events WHERE session_id = ? AND click_id IS NOT NULL ORDER BY ts DESC LIMIT 1
             """), arguments: [visit]) {
-            f.clickKind = click[0]; f.clickID = click[1]; f.clickTS = click[2]
+            click = (row[0], row[1], row[2])
         }
-        let text = try sortedJSON(f)
         var written = 0
-        for d in destinations {
-            let settings = DestinationRow.settings(d["settings"])
-            let delay = settings["delay_seconds"].flatMap(Int64.init).map { max(0, min($0, 86_400)) } ?? 0
+        for r in try Outbox.rows(facts: facts, eventID: eventID, landing: session[1], click: click, contact: contact,
+                                 destinations: destinations, now: now) {
             try execute(sql: """
                 INSERT INTO deliveries (destination_id, site_id, conversion_id, event_id, facts, contact, status, due_at, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(destination_id, event_id) DO NOTHING
-                """, arguments: [d["id"], site, conversionID, AppDatabase.deliveryEventID(eventID), text, d["wants_contact"] as Bool ? contact : nil,
-                                 now + delay * 1000, now])
+                """, arguments: [r.destinationID, site, conversionID, r.eventID, r.facts, r.contact, r.dueAt, now])
             written += changesCount
         }
         return written

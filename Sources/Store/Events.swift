@@ -1,147 +1,15 @@
-public import Foundation
+import Foundation
 import GRDB
+public import Storage
 import Synchronization
 
-/// A minimized event, ready to store. Every field here has already passed the pipeline's
-/// consent decision and minimization: nothing in it identifies a device or a person except
-/// `subject`, a keyed hash present only under the `identified` decision.
-public struct EventRow: Sendable, Equatable {
-    public enum Decision: String, Sendable { case anonymous, identified }
-
-    public var siteID: String
-    public var clientID: String?
-    /// Server receive time, milliseconds since 1970 (UTC).
-    public var timestamp: Int64
-    public var name: String
-    public var path: String
-    public var decision: Decision
-    /// Daily visitor hash under today's salt.
-    public var visitor: Int64
-    /// The same visitor under yesterday's salt, during the overlap window after midnight,
-    /// so a session that spans midnight continues.
-    public var previousVisitor: Int64?
-    public var subject: Int64?
-    /// Keyed hash of an e-mail address a visitor entered in an allowlisted form field under
-    /// marketing consent (the address itself is not stored).
-    public var emailHash: Int64?
-    public var country: String?
-    public var region: String?
-    public var city: String?
-    public var asn: Int64?
-    public var asnOrg: String?
-    public var browser: String?
-    public var browserVersion: String?
-    public var os: String?
-    public var device: String?
-    public var screen: String?
-    public var sourceType: String
-    /// The channel group (Direct, Organic Search, Email, …) and the known source's name.
-    public var channel: String?
-    public var sourceName: String?
-    public var referrerHost: String?
-    public var referrerPath: String?
-    public var utmSource: String?
-    public var utmMedium: String?
-    public var utmCampaign: String?
-    public var utmTerm: String?
-    public var utmContent: String?
-    public var clickIDKind: String?
-    public var clickID: String?
-    /// Flat JSON object text.
-    public var props: String?
-    public var value: Double?
-    public var currency: String?
-    public var engagedMs: Int64?
-    public var scroll: Int64?
-    /// Set when read back.
-    public var sessionID: Int64?
-    /// Dated (by the browser) on an earlier day than it arrived: that day's rollup is marked
-    /// stale, and its visit's (in the site's days as stored when the batch commits).
-    public var late = false
-
-    public init(siteID: String, clientID: String?, timestamp: Int64, name: String, path: String,
-                decision: Decision, visitor: Int64, sourceType: String) {
-        self.siteID = siteID
-        self.clientID = clientID
-        self.timestamp = timestamp
-        self.name = name
-        self.path = path
-        self.decision = decision
-        self.visitor = visitor
-        self.sourceType = sourceType
-    }
-
-    /// The request came with DNT: 1 / Sec-GPC: 1 (counted in consent_counts, not stored on the row).
-    public var doNotTrack = false
-    public var globalPrivacyControl = false
-
-    /// Whether a conversion tracked by this event becomes an attributed conversion row (not
-    /// under the cnil-exempt mode, whose measurement attributes nothing).
-    public var attributable = true
-
-    /// The ForwardingGate's answer for this event (kept on its visit, not on the row): its
-    /// visit's conversions may be forwarded to the site's destinations.
-    public var forwardable = false
-    /// The SHA-256 of an e-mail address the visitor entered, sealed (SecretBox, base64), only when
-    /// forwardable (for the outbox; not stored on the row).
-    public var forwardEmailSHA256: String?
-    /// The e-mail address and name entered, sealed (SecretBox), only when forwardable: for CRM
-    /// destinations, which find the person by them. Not stored on the row.
-    public var forwardContact: Data?
-    /// The SHA-256 of a phone number entered in international form, sealed (base64), only when
-    /// forwardable (for the outbox; not stored on the row).
-    public var forwardPhoneSHA256: String?
-
-    public var isPageview: Bool { name == "pageview" }
-    /// A conversion tracked by the pixel: an event named `conversion`, or any event with a value.
-    public var isConversion: Bool { name == "conversion" || value != nil }
-    /// Events that mean the visitor interacted (so the visit is not a bounce).
-    public var isInteraction: Bool { !isPageview && name != "engagement" }
-}
-
-/// How a visit arrived: its landing event's source, referrer, campaign and click-id kind. Every
-/// event of the visit carries it (``AppDatabase/insertEvents(_:)``), so that sources, referrers and
-/// campaigns count visits and visitors, internal navigation is never "direct", and a filter on a
-/// source keeps every page of those visits. A campaign or referrer seen later in the visit does
-/// not change it (as in Plausible and GA4: the visit belongs to how it began). The click id
-/// itself stays on the event that carried it: it identifies, and is kept only under that
-/// event's consent.
-struct VisitAcquisition: Equatable {
-    var sourceType: String
-    var channel: String?
-    var sourceName: String?
-    var referrerHost: String?
-    var referrerPath: String?
-    var utmSource: String?
-    var utmMedium: String?
-    var utmCampaign: String?
-    var utmTerm: String?
-    var utmContent: String?
-    var clickIDKind: String?
-
-    init(_ e: EventRow) {
-        sourceType = e.sourceType; channel = e.channel; sourceName = e.sourceName
-        referrerHost = e.referrerHost; referrerPath = e.referrerPath
-        utmSource = e.utmSource; utmMedium = e.utmMedium; utmCampaign = e.utmCampaign; utmTerm = e.utmTerm; utmContent = e.utmContent
-        clickIDKind = e.clickIDKind
-    }
-
+extension VisitAcquisition {
     /// Read from `column`, `column + 1`, … of a row in the order of ``AppDatabase/acquisitionColumns``.
     init(_ row: borrowing RawStatement, from column: Int32) {
-        sourceType = row.text(column) ?? "direct"
-        referrerHost = row.text(column + 1); referrerPath = row.text(column + 2)
-        utmSource = row.text(column + 3); utmMedium = row.text(column + 4); utmCampaign = row.text(column + 5)
-        utmTerm = row.text(column + 6); utmContent = row.text(column + 7); clickIDKind = row.text(column + 8)
-        channel = row.text(column + 9); sourceName = row.text(column + 10)
-    }
-
-    /// Gives the event the visit's acquisition. An event that carries a click id of its own (an
-    /// ad clicked again during the visit) keeps it and its kind, for forwarding that conversion.
-    func apply(to e: inout EventRow) {
-        e.sourceType = sourceType; e.referrerHost = referrerHost; e.referrerPath = referrerPath
-        e.utmSource = utmSource; e.utmMedium = utmMedium; e.utmCampaign = utmCampaign; e.utmTerm = utmTerm; e.utmContent = utmContent
-        e.channel = channel; e.sourceName = sourceName
-        if e.clickID == nil { e.clickIDKind = clickIDKind }
+        self.init(sourceType: row.text(column) ?? "direct", referrerHost: row.text(column + 1), referrerPath: row.text(column + 2),
+                  utmSource: row.text(column + 3), utmMedium: row.text(column + 4), utmCampaign: row.text(column + 5),
+                  utmTerm: row.text(column + 6), utmContent: row.text(column + 7), clickIDKind: row.text(column + 8),
+                  channel: row.text(column + 9), sourceName: row.text(column + 10))
     }
 
     func bind(to statement: inout RawStatement) {
@@ -156,36 +24,6 @@ extension AppDatabase {
     static let acquisitionColumns = "source_type, referrer_host, referrer_path, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_kind, channel, source_name"
 }
 
-/// What happened to each event of a batch.
-public enum InsertOutcome: Sendable, Equatable {
-    case stored
-    /// An event with the same client id was stored before.
-    case duplicate
-}
-
-/// A session as stored.
-public struct SessionRow: Sendable, Equatable {
-    public var id: Int64
-    public var siteID: String
-    public var visitor: Int64
-    public var subject: Int64?
-    public var decision: String
-    public var startedAt: Int64
-    public var lastSeen: Int64
-    public var entryPath: String?
-    public var exitPath: String?
-    public var pageviews: Int64
-    public var interactions: Int64
-    public var engagedMs: Int64
-    public var durationMs: Int64
-    public var bounce: Bool
-}
-
-/// Sessions end after this much inactivity. An event belongs to a session of its visitor whose
-/// span, widened by this gap on both sides, holds the event's time (events dated by the browser
-/// may arrive after later ones).
-public let sessionGapMilliseconds: Int64 = 30 * 60 * 1000
-
 extension AppDatabase {
     /// Stores a batch in one transaction and keeps sessions current. Either the whole batch
     /// commits or nothing does.
@@ -198,23 +36,16 @@ extension AppDatabase {
                 var statements = try IngestStatements(db)
                 var outcomes: [InsertOutcome] = []
                 outcomes.reserveCapacity(batch.count)
-                var counted: [String: ConsentTally] = [:]
-                for t in tallies {
-                    for (day, metrics) in t.counts { for (m, n) in metrics { counted[t.site, default: .init(site: t.site)].add(m, day: day, n) } }
-                    counted[t.site, default: .init(site: t.site)].withdrawn.formUnion(t.withdrawn)
-                }
+                var stored: [EventRow] = []
+                stored.reserveCapacity(batch.count)
                 for event in batch {
                     let outcome = try insert(event, &statements)
                     outcomes.append(outcome)
-                    guard outcome == .stored else { continue }
-                    let day = try statements.calendar(site: event.siteID).day(of: event.timestamp)
-                    var t = counted[event.siteID] ?? .init(site: event.siteID)
-                    t.add(event.decision == .identified ? .identified : .anonymous, day: day)
-                    if event.doNotTrack { t.add(.dnt, day: day) }
-                    if event.globalPrivacyControl { t.add(.gpc, day: day) }
-                    counted[event.siteID] = t
+                    if outcome == .stored { stored.append(event) }
                 }
-                for t in counted.values { try Self.add(t, db) }
+                for t in try ConsentTally.merging(tallies, stored: stored, day: { try statements.calendar(site: $0.siteID).day(of: $0.timestamp) }) {
+                    try Self.add(t, db)
+                }
                 return outcomes
             }
         } catch {
@@ -255,9 +86,9 @@ extension AppDatabase {
         try st.insert.run()
         if e.isConversion && e.attributable {
             // The same conversion model as webhooks: a sale (with a value) or a lead, attributed to its visit.
-            let eventID = st.insert.lastInsertedRowID
+            let externalID = e.conversionExternalID(storedID: st.insert.lastInsertedRowID)
             st.conversion.start()
-            st.conversion.bind(e.siteID); st.conversion.bind(e.clientID ?? "event-\(eventID)-\(e.timestamp)")
+            st.conversion.bind(e.siteID); st.conversion.bind(externalID)
             st.conversion.bind(e.value == nil ? "lead" : "sale"); st.conversion.bind(e.timestamp); st.conversion.bind(e.value ?? 0)
             st.conversion.bind(e.currency); st.conversion.bind(e.subject)
             for _ in 0..<2 {
@@ -266,15 +97,9 @@ extension AppDatabase {
             }
             st.conversion.bind(sessionID)
             if try st.conversion.runCountingChanges() == 1 {
-                var facts = DeliveryFacts(kind: e.value == nil ? "lead" : "sale", name: e.name, ts: e.timestamp)
-                facts.value = e.value; facts.currency = e.currency; facts.path = e.path
-                if let id = e.clickID { facts.clickKind = e.clickIDKind; facts.clickID = id; facts.clickTS = e.timestamp }
-                facts.sealedEmailSHA256 = e.forwardEmailSHA256
-                facts.sealedPhoneSHA256 = e.forwardPhoneSHA256
-                facts.sourceType = e.sourceType; facts.utmSource = e.utmSource; facts.utmMedium = e.utmMedium; facts.utmCampaign = e.utmCampaign
                 try st.db.enqueueDeliveries(site: e.siteID, conversionID: st.conversion.lastInsertedRowID,
-                                            eventID: "\(ConversionRow.pixelProvider):\(e.clientID ?? "event-\(eventID)-\(e.timestamp)")",
-                                            visit: sessionID, facts: facts, contact: e.forwardContact,
+                                            eventID: "\(EventRow.conversionProvider):\(externalID)",
+                                            visit: sessionID, facts: DeliveryFacts(pixel: e), contact: e.forwardContact,
                                             now: Int64(Date().timeIntervalSince1970 * 1000))
             }
         }
@@ -423,7 +248,7 @@ struct IngestStatements {
             INSERT INTO conversions (site_id, provider, external_id, kind, ts, value, currency, subject, attributed_via,
               first_source_type, first_referrer_host, first_utm_source, first_utm_medium, first_utm_campaign, first_ts,
               last_source_type, last_referrer_host, last_utm_source, last_utm_medium, last_utm_campaign, last_ts, session_id)
-            VALUES (?, '\(ConversionRow.pixelProvider)', ?, ?, ?, ?, ?, ?, 'visit', ?,?,?,?,?,?, ?,?,?,?,?,?, ?)
+            VALUES (?, '\(EventRow.conversionProvider)', ?, ?, ?, ?, ?, ?, 'visit', ?,?,?,?,?,?, ?,?,?,?,?,?, ?)
             ON CONFLICT(site_id, provider, external_id) DO NOTHING
             """)
     }
@@ -482,3 +307,5 @@ extension AppDatabase {
         }
     }
 }
+
+extension AppDatabase: EventSink, EventReader {}

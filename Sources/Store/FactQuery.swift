@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 import Synchronization
 
 /// Loaded days covering one range (see ``FactStore/view(site:from:to:)``).

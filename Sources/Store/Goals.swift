@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 
 /// A goal: a page (path, `*` at the end matches a prefix), a custom event name, or a webhook
 /// conversion kind (sale, lead, call).

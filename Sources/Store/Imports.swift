@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 
 /// Where imported aggregates come from.
 public enum ImportSource: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import GRDB
+import Storage
 
 extension AppDatabase {
     /// Migrations are never edited once shipped; add a new one instead.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 
 /// A data-subject deletion request (GDPR Art. 17, CCPA delete).
 public struct PrivacyRequest: Sendable, Equatable {

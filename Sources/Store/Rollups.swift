@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 
 /// Daily rollups: per site and local day (the site's time zone, see ``SiteCalendar``), the totals and, per dimension value, the distinct visitors
 /// and pageviews. Visitor hashes change every day, so a day's distinct count is exact and sums over

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+public import Storage
 
 /// A client site that may send events.
 public struct Site: Sendable, Equatable {

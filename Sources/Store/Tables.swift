@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import Storage
 
 /// A value of a result cell, independent of the database library.
 public enum Cell: Sendable, Equatable {

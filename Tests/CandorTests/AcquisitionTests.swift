@@ -6,6 +6,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 @testable import Store
+import Storage
 import Testing
 
 /// A database file as a version before an upgrade left it: migrated up to `upgrade` only, with

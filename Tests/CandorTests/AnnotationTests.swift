@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Store
+import Storage
 import Testing
 
 /// Notes on the charts' days: a marker over the day's bar with the note as its title, the note

@@ -5,6 +5,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import Store
+import Storage
 import Testing
 
 /// Issue 16, the cnil-exempt mode: the loader refuses every setting that contradicts the CNIL's

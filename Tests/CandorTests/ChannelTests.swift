@@ -5,6 +5,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 @testable import Store
+import Storage
 import Testing
 import Traffic
 

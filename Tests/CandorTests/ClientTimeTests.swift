@@ -6,6 +6,7 @@ import HummingbirdTesting
 import NIOCore
 import Retention
 @testable import Store
+import Storage
 import Testing
 
 /// Issue 13: events keep the time the browser gave them (`ts`) when the pixel held them back,

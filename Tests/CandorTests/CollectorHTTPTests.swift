@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Store
+import Storage
 import Testing
 
 @Suite struct CollectorHTTPTests {

@@ -3,6 +3,7 @@ import Consent
 import Foundation
 import Geo
 import Store
+import Storage
 import Testing
 
 @Suite struct ConsentTests {

@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Store
+import Storage
 import Testing
 
 /// The overview as a consolidated view: every site's figures with their change and the totals,

@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import Privacy
 @testable import Store
+import Storage
 import Synchronization
 import Testing
 
@@ -176,11 +177,11 @@ final class Receiver: @unchecked Sendable {
 
     @Test func longEventIDsStayDistinct() {
         let a = "generic:" + String(repeating: "x", count: 300) + "A", b = "generic:" + String(repeating: "x", count: 300) + "B"
-        #expect(AppDatabase.deliveryEventID(a) != AppDatabase.deliveryEventID(b))
-        #expect(AppDatabase.deliveryEventID(a).unicodeScalars.count <= 200)
-        #expect(AppDatabase.deliveryEventID("pixel:abc") == "pixel:abc")
+        #expect(Outbox.eventID(a) != Outbox.eventID(b))
+        #expect(Outbox.eventID(a).unicodeScalars.count <= 200)
+        #expect(Outbox.eventID("pixel:abc") == "pixel:abc")
         let flags = String(repeating: "🇫🇷", count: 150)
-        #expect(AppDatabase.prefix(flags, 200).unicodeScalars.count == 200)
+        #expect(flags.prefix(codePoints: 200).unicodeScalars.count == 200)
     }
 
     @Test func retryAfterReadsSecondsAndDates() {

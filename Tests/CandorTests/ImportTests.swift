@@ -9,6 +9,7 @@ import Imports
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Testing
 import Traffic
 

@@ -20,6 +20,12 @@ import Traffic
         #expect(Minimize.path(Substring(input)) == expected)
     }
 
+    /// A percent-encoded NUL (in a campaign, a referrer) is dropped: no store gets one.
+    @Test func percentEncodedNULIsDropped() {
+        #expect(Minimize.percentDecoded("news%00letter%2500+x") == "newsletter%00 x")
+        #expect(!Minimize.percentDecoded("%00%00").utf8.contains(0))
+    }
+
     @Test func longPathsAreTruncated() {
         let p = Minimize.path(Substring("/" + String(repeating: "a/", count: 600)))
         #expect(p.utf8.count == Minimize.maxPathLength)

@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import Store
+import Storage
 import Synchronization
 import Testing
 

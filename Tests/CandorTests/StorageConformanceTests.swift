@@ -22,7 +22,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     var testDescription: String { rawValue }
 
     /// A new, empty store: a SQLite file in a temporary directory, or a new PostgreSQL database.
-    func makeStore() throws -> TestStore {
+    func makeStore() throws -> any TestStore {
         switch self {
         case .sqlite: try SQLiteTestStore()
         case .postgres: try PostgresTestStore()
@@ -31,7 +31,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 }
 
 /// What the conformance suite exercises: every storage protocol.
-typealias StoreUnderTest = JobLedger & AuditChain & SaltVault
+typealias StoreUnderTest = JobLedger & AuditChain & SaltVault & EventSink & EventReader
 
 /// One test's store; `open()` opens it again, as another process (a node) would.
 protocol TestStore: AnyObject, Sendable {
@@ -39,6 +39,8 @@ protocol TestStore: AnyObject, Sendable {
     /// Runs SQL on the store's tables from outside Candor, as an operator (or an intruder) with
     /// the database's credentials would.
     func operatorSQL(_ sql: String) throws -> String
+    /// The rows of a query, each as its columns joined by "|" (NULL as ""), as an operator reads them.
+    func select(_ sql: String) throws -> [String]
 }
 
 final class SQLiteTestStore: TestStore {
@@ -47,6 +49,11 @@ final class SQLiteTestStore: TestStore {
     init() throws { _ = try AppDatabase(path: path) }
     func open() throws -> any StoreUnderTest { try AppDatabase(path: path) }
     func operatorSQL(_ sql: String) throws -> String { try sqlite3(path, sql).output }
+    func select(_ sql: String) throws -> [String] {
+        let (status, output) = try sqlite3(path, sql)
+        guard status == 0 else { throw PostgresError(message: output, sqlState: nil) }
+        return output.split(separator: "\n").map(String.init)
+    }
 }
 
 /// A database of its own on the test server, dropped at deinit.
@@ -76,6 +83,9 @@ final class PostgresTestStore: TestStore {
             try PostgresConnection(url: url).execute(script: sql)
             return ""
         } catch { return "\(error)" }
+    }
+    func select(_ sql: String) throws -> [String] {
+        try PostgresConnection(url: url).query(sql).rows.map { $0.map { $0 ?? "" }.joined(separator: "|") }
     }
 }
 

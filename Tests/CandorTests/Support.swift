@@ -7,6 +7,7 @@ import HTTPTypes
 import Logging
 import Privacy
 import Store
+import Storage
 import Synchronization
 import Testing
 

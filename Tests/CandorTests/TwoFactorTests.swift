@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Privacy
 import Store
+import Storage
 import Testing
 import TwoFactor
 

@@ -66,7 +66,7 @@ import Testing
         #expect(v["b"] == .array([.number(1), .number(-2500), .bool(true), .null]))
         for bad in ["", "{", "{\"a\":}", "{\"a\":1,}", "[01]", "\"\\ud800\"", "{\"a\":1}x", "{'a':1}", "nul",
                     "{\"a\":1,\"a\":2}", String(repeating: "[", count: 10) + String(repeating: "]", count: 10),
-                    "\"\u{01}\"", "1e999"] {
+                    "\"\u{01}\"", "1e999", #""a\u0000b""#] {
             #expect(throws: JSONError.self) { try JSONParser.parse(Array(bad.utf8)) }
         }
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Logging
 @testable import Store
+import Storage
 import Testing
 
 /// The writer remembers each visitor's open session and updates it without a lookup; a
