@@ -15,9 +15,9 @@ CRAWLERS_DIR := /usr/local/share/candor/crawler-user-agents
 MAPS_VERSION := 1.0.2
 MAPS_DIR := /usr/local/share/candor/pygal-maps-world
 TEST_PACKAGES := $(RUN_PACKAGES) postgresql libmaxmind-db-writer-perl mmdb-bin chromium chromium-driver python3 python3-pip nginx zbar-tools poppler-utils
-BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl
+BENCH_PACKAGES := $(RUN_PACKAGES) nginx wrk curl postgresql
 
-.PHONY: run test bench bench-classify bench-dashboard build release assets deps-run deps-test deps-bench fixtures clean
+.PHONY: run test bench bench-classify bench-dashboard bench-pg build release assets deps-run deps-test deps-bench fixtures clean
 
 # Installs the Debian packages in $(1) that are missing (apt-get update only when needed).
 define ensure_packages
@@ -111,6 +111,10 @@ bench-classify: deps-bench release
 # 10M events over 30 days, rollups, the site view's query timings (BENCH_EVENTS to change).
 bench-dashboard: deps-bench release
 	./bench/dashboard.sh
+
+# The write stage on SQLite and on PostgreSQL (a throwaway server), the same rows, in one run.
+bench-pg: deps-bench release
+	./bench/postgres.sh
 
 # Regenerates the GeoIP test fixtures (committed; needs libmaxmind-db-writer-perl).
 fixtures: deps-test

@@ -6,8 +6,10 @@ import Geo
 import Logging
 import Foundation
 import Admin
+import PostgresStore
 import Privacy
 import Retention
+import Storage
 import Store
 import Traffic
 
@@ -140,6 +142,9 @@ struct Bench: ParsableCommand {
         @Option var batch = 8
         @Option(name: .customLong("geoip-city")) var geoipCity: String?
         @Option(name: .customLong("geoip-asn")) var geoipASN: String?
+        @Option(name: .customLong("database-url"),
+                help: "Also write the same rows to this PostgreSQL database (an empty one: its schema is created), timed apart.")
+        var databaseURL: String?
 
         func run() throws {
             try data.ensureDirectory()
@@ -154,8 +159,19 @@ struct Bench: ParsableCommand {
                 limiter: RateLimiter(limits: .init(perSite: (1e9, 1e9), perClient: (1e9, 1e9))),
                 addresses: ClientAddressResolver(trustedProxies: []), logger: Logger(label: "bench"),
                 traffic: try TrafficClassifier(paths: DatasetPaths()))
-            let r = try PipelineTiming.run(collector: collector, site: site.id, count: events, batch: batch)
-            print(String(format: "RESULT parse_ns=%.0f pipeline_ns=%.0f write_ns=%.0f stored=%d", r.parseNs, r.pipelineNs, r.writeNs, r.stored))
+            var sinks: [any EventSink] = [database]
+            if let databaseURL {
+                let postgres = try PostgresDatabase(url: databaseURL)
+                try postgres.copySite(id: site.id, name: site.name, domains: site.domains, policy: site.policy, calendar: site.calendar,
+                                      createdAt: Int64(site.createdAt.timeIntervalSince1970 * 1000))
+                sinks.append(postgres)
+            }
+            let r = try PipelineTiming.run(collector: collector, site: site.id, count: events, batch: batch, sinks: sinks)
+            var line = String(format: "RESULT parse_ns=%.0f pipeline_ns=%.0f write_ns=%.0f stored=%d", r.parseNs, r.pipelineNs, r.writeNs[0], r.stored)
+            if r.writeNs.count > 1 {
+                line += String(format: " postgres_write_ns=%.0f postgres_to_sqlite=%.2f", r.writeNs[1], r.writeNs[1] / r.writeNs[0])
+            }
+            print(line)
         }
     }
 

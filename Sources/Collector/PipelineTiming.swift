@@ -1,6 +1,7 @@
 import Consent
 import Foundation
 import Store
+public import Storage
 
 /// Times the stages of ingestion without HTTP (`candor bench pipeline`): body parsing, the
 /// pipeline steps and the writer's transaction, over the same kind of varied events that
@@ -9,7 +10,8 @@ public enum PipelineTiming {
     public struct Result: Sendable {
         public var parseNs: Double
         public var pipelineNs: Double
-        public var writeNs: Double
+        /// Per sink, in the order given.
+        public var writeNs: [Double]
         public var stored: Int
     }
 
@@ -40,8 +42,9 @@ public enum PipelineTiming {
     }
 
     /// Runs `count` single-event requests through parsing and the pipeline, then writes the
-    /// rows in batches of `batch` (one transaction each).
-    public static func run(collector: Collector, site: String, count: Int, batch: Int) throws -> Result {
+    /// rows in batches of `batch` (one transaction each) to `sinks` (the collector's store when
+    /// none): the same rows to each, timed apart (`writeNs`, one figure per sink).
+    public static func run(collector: Collector, site: String, count: Int, batch: Int, sinks: [any EventSink] = []) throws -> Result {
         let inputs = requests(site: site, count: count)
         guard let (siteRecord, policy) = collector.site(site) else { throw WireError("unknown site \(site)") }
         let clock = ContinuousClock()
@@ -60,16 +63,20 @@ public enum PipelineTiming {
             rows.append(contentsOf: collector.pipeline.run(events, site: siteRecord, policy: policy, facts: facts).rows)
         }
         let t2 = clock.now
-        var stored = 0
-        var start = 0
-        while start < rows.count {
-            let end = min(rows.count, start + batch)
-            stored += try collector.database.insertEvents(Array(rows[start..<end])).filter { $0 == .stored }.count
-            start = end
-        }
-        let t3 = clock.now
         let ns = { (d: Duration) in d.inSeconds * 1e9 }
-        return Result(parseNs: ns(t1 - t0) / Double(count), pipelineNs: ns(t2 - t1) / Double(count),
-                      writeNs: ns(t3 - t2) / Double(max(rows.count, 1)), stored: stored)
+        var stored = 0
+        var writeNs: [Double] = []
+        for sink in sinks.isEmpty ? [collector.database] : sinks {
+            let started = clock.now
+            stored = 0
+            var start = 0
+            while start < rows.count {
+                let end = min(rows.count, start + batch)
+                stored += try sink.insertEvents(Array(rows[start..<end]), tallies: []).filter { $0 == .stored }.count
+                start = end
+            }
+            writeNs.append(ns(clock.now - started) / Double(max(rows.count, 1)))
+        }
+        return Result(parseNs: ns(t1 - t0) / Double(count), pipelineNs: ns(t2 - t1) / Double(count), writeNs: writeNs, stored: stored)
     }
 }
