@@ -10,12 +10,12 @@ cd "$(dirname "$0")/.."
 BIN=${CANDOR_BIN:-.build/release/candor}
 EVENTS=${BENCH_EVENTS:-50000}
 WORK=$(mktemp -d /tmp/candor-bench-pg.XXXXXX)
-cleanup() { scripts/pg-test-server stop "$WORK/pg" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+PG=$(mktemp -d /tmp/candor-bench-pg-server.XXXXXX)
+cleanup() { scripts/pg-test-server stop "$PG" >/dev/null 2>&1 || true; rm -rf "$WORK" "$PG"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$WORK/pg"
-URL=$(scripts/pg-test-server start "$WORK/pg")
+URL=$(scripts/pg-test-server start "$PG")
 echo "== machine: $(nproc) cores; PostgreSQL $(psql "$URL" -Atc 'SHOW server_version'), fsync $(psql "$URL" -Atc 'SHOW fsync'), synchronous_commit $(psql "$URL" -Atc 'SHOW synchronous_commit'); $EVENTS events per run"
 for batch in 8 64 512; do
   db="bench_$batch"

@@ -219,6 +219,7 @@ struct IngestStatements {
               AND started_at <= ?
             ORDER BY last_seen DESC LIMIT 1
             """)
+        // Storage.VisitState.add, as one statement (every SET reads the row as it was).
         let update = { (subject: String) in """
             UPDATE sessions SET last_seen = max(last_seen, ?), duration_ms = max(duration_ms, ? - started_at),
               exit_path = CASE WHEN ? AND ? >= last_seen THEN ? ELSE exit_path END,

@@ -217,9 +217,9 @@ import Testing
     /// lost), or before. Either way the node answers for the batch as stored once: it looks the
     /// batch up on a new connection and sends it again only when it did not commit. Half the
     /// events carry no client id, so a blind resend would store them twice.
-    @Test(arguments: ["after-commit", "before-commit"])
+    @Test(.enabled(if: Backend.tested.contains(.postgres), "PostgreSQL left out (CANDOR_TEST_SKIP_POSTGRES=1)"),
+          arguments: ["after-commit", "before-commit"])
     func aCommitWhoseAnswerIsLostIsLookedUpNotStoredTwice(_ mode: String) throws {
-        guard Backend.tested.contains(.postgres) else { return }
         let store = try PostgresTestStore()
         try Self.prepare(store)
         let proxy = try CommitFaultProxy(target: store.url, mode: mode)
